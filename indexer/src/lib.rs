@@ -1,0 +1,15 @@
+//! paytrace-indexer: the chain-agnostic model, the fjall store, chain sources and the sync loop.
+//!
+//! Data flows one way: a source (EVM JSON-RPC, Bitcoin) fetches blocks and decodes them into
+//! [`model::Transfer`]s; the sync loop writes each range atomically into the [`store::Store`]
+//! with its checkpoint; the tracer reads the store.
+
+pub mod evm;
+pub mod model;
+pub mod store;
+
+pub use model::{
+    Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
+    TransferKind, TxHash,
+};
+pub use store::{ChainInfo, ChainKind, Direction, Store, StoreError};

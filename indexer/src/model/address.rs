@@ -1,0 +1,218 @@
+//! Addresses of every chain paytrace indexes, in one compact `Copy` type.
+
+use alloy_primitives::hex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use std::{fmt, str::FromStr};
+
+/// An address on some chain.
+///
+/// EVM addresses are the 20 account bytes. Bitcoin outputs are identified by the SHA-256 of their
+/// output script (`Script`), so that every script type, standard or not, has a fixed-size identity
+/// that is cheap to index; the readable form lives beside it in the store.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Address {
+    /// A 20-byte EVM account (also Tron, whose base58 form maps onto the same bytes).
+    Evm([u8; 20]),
+    /// The SHA-256 of a Bitcoin-style output script.
+    Script([u8; 32]),
+}
+
+/// Tag bytes used in store keys; part of the on-disk format.
+const TAG_EVM: u8 = 0x01;
+const TAG_SCRIPT: u8 = 0x02;
+
+impl Address {
+    /// The zero EVM address (mints and burns of tokens).
+    pub const ZERO_EVM: Self = Self::Evm([0; 20]);
+
+    /// Builds an EVM address from alloy's type.
+    pub const fn evm(addr: alloy_primitives::Address) -> Self {
+        Self::Evm(addr.into_array())
+    }
+
+    /// The EVM address, if this is one.
+    pub fn as_evm(&self) -> Option<alloy_primitives::Address> {
+        match self {
+            Self::Evm(b) => Some(alloy_primitives::Address::from(*b)),
+            Self::Script(_) => None,
+        }
+    }
+
+    /// Appends the key encoding (tag byte, then the bytes) to `out`.
+    pub fn write_key(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Evm(b) => {
+                out.push(TAG_EVM);
+                out.extend_from_slice(b);
+            }
+            Self::Script(b) => {
+                out.push(TAG_SCRIPT);
+                out.extend_from_slice(b);
+            }
+        }
+    }
+
+    /// Length of the key encoding.
+    pub const fn key_len(&self) -> usize {
+        match self {
+            Self::Evm(_) => 21,
+            Self::Script(_) => 33,
+        }
+    }
+
+    /// Reads an address from the front of a key; returns it and the bytes consumed.
+    pub fn read_key(key: &[u8]) -> Option<(Self, usize)> {
+        match key.first()? {
+            &TAG_EVM => Some((Self::Evm(key.get(1..21)?.try_into().ok()?), 21)),
+            &TAG_SCRIPT => Some((Self::Script(key.get(1..33)?.try_into().ok()?), 33)),
+            _ => None,
+        }
+    }
+}
+
+/// Why a string is not an address.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AddressParseError {
+    /// Not `0x` followed by 40 hex digits (or 64 for a script id).
+    #[error("invalid address {input:?}: expected 0x followed by 40 hex digits")]
+    Invalid {
+        /// What was given.
+        input: String,
+    },
+    /// Mixed case that is not a valid EIP-55 checksum.
+    #[error("invalid address {input:?}: mixed-case address with a wrong EIP-55 checksum")]
+    BadChecksum {
+        /// What was given.
+        input: String,
+    },
+}
+
+impl FromStr for Address {
+    type Err = AddressParseError;
+
+    /// Parses `0x` + 40 hex digits (EVM; mixed case must be a valid EIP-55 checksum) or
+    /// `script:` + 64 hex digits (a script id).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || AddressParseError::Invalid {
+            input: s.to_owned(),
+        };
+        if let Some(rest) = s.strip_prefix("script:") {
+            let mut b = [0u8; 32];
+            hex::decode_to_slice(rest, &mut b).map_err(|_| invalid())?;
+            return Ok(Self::Script(b));
+        }
+        let hexpart = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .ok_or_else(invalid)?;
+        if hexpart.len() != 40 {
+            return Err(invalid());
+        }
+        let mut b = [0u8; 20];
+        hex::decode_to_slice(hexpart, &mut b).map_err(|_| invalid())?;
+        let has_upper = hexpart.bytes().any(|c| c.is_ascii_uppercase());
+        let has_lower = hexpart.bytes().any(|c| c.is_ascii_lowercase());
+        if has_upper && has_lower {
+            let checked = alloy_primitives::Address::from(b).to_checksum(None);
+            if checked[2..] != *hexpart {
+                return Err(AddressParseError::BadChecksum {
+                    input: s.to_owned(),
+                });
+            }
+        }
+        Ok(Self::Evm(b))
+    }
+}
+
+impl fmt::Display for Address {
+    /// EVM addresses print in EIP-55 checksum form; script ids as `script:` + hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Evm(b) => f.write_str(&alloy_primitives::Address::from(*b).to_checksum(None)),
+            Self::Script(b) => write!(f, "script:{}", hex::encode(b)),
+        }
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Address {
+    /// JSON: the display string; binary formats: the key encoding.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            let mut k = Vec::with_capacity(self.key_len());
+            self.write_key(&mut k);
+            s.serialize_bytes(&k)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            s.parse().map_err(de::Error::custom)
+        } else {
+            let b = <std::borrow::Cow<'de, [u8]>>::deserialize(d)?;
+            match Self::read_key(&b) {
+                Some((a, n)) if n == b.len() => Ok(a),
+                _ => Err(de::Error::custom("invalid address key bytes")),
+            }
+        }
+    }
+}
+
+impl From<alloy_primitives::Address> for Address {
+    fn from(a: alloy_primitives::Address) -> Self {
+        Self::evm(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lower_and_checksummed() {
+        let a: Address = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"
+            .parse()
+            .unwrap();
+        assert_eq!(a.to_string(), "0x098B716B8Aaf21512996dC57EB0615e2383E2f96");
+        let b: Address = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+            .parse()
+            .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn rejects_bad_checksum_and_length() {
+        assert!(matches!(
+            "0x098B716B8Aaf21512996dC57EB0615e2383E2F96".parse::<Address>(),
+            Err(AddressParseError::BadChecksum { .. })
+        ));
+        assert!(
+            "0x098b716b8aaf21512996dc57eb0615e2383e2f9"
+                .parse::<Address>()
+                .is_err()
+        );
+        assert!("hello".parse::<Address>().is_err());
+    }
+
+    #[test]
+    fn key_roundtrip() {
+        for a in [Address::Evm([7; 20]), Address::Script([9; 32])] {
+            let mut k = Vec::new();
+            a.write_key(&mut k);
+            assert_eq!(k.len(), a.key_len());
+            assert_eq!(Address::read_key(&k), Some((a, k.len())));
+        }
+        assert_eq!(Address::read_key(&[3, 1, 2]), None);
+        assert_eq!(Address::read_key(&[1, 1, 2]), None);
+    }
+}

@@ -1,0 +1,586 @@
+//! The fjall-backed store: transfers, per-address indexes, checkpoints and recent block hashes.
+//!
+//! Layout (all integers big-endian so that byte order is numeric order):
+//!
+//! | keyspace      | key                                             | value                      |
+//! |---------------|-------------------------------------------------|----------------------------|
+//! | `meta`        | `schema_version`                                | u32                        |
+//! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
+//! | `transfers`   | [`TransferKey`] bytes                           | postcard [`Transfer`]      |
+//! | `addr_out`    | address key + [`TransferKey`] bytes             | empty                      |
+//! | `addr_in`     | address key + [`TransferKey`] bytes             | empty                      |
+//! | `blocks`      | chain u16 + block u64                           | postcard [`BlockRef`]      |
+//! | `checkpoints` | chain u16                                       | postcard [`BlockRef`]      |
+//! | `counters`    | chain u16 + kind u8                             | u64                        |
+//!
+//! Every block range is written by [`Store::write_range`] in one atomic batch together with its
+//! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
+
+mod error;
+
+pub use error::StoreError;
+
+use crate::model::{Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+/// The on-disk schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How many recent block hashes per chain are kept for reorg detection.
+pub const REORG_WINDOW: u64 = 2048;
+
+/// What kind of chain a [`ChainId`] names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainKind {
+    /// An EVM chain read over JSON-RPC.
+    Evm,
+    /// A Bitcoin-style UTXO chain.
+    Bitcoin,
+}
+
+/// A chain registered in the store.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// Dense id used in keys.
+    pub id: ChainId,
+    /// Configured name (e.g. `ethereum`).
+    pub name: String,
+    /// Kind.
+    pub kind: ChainKind,
+}
+
+/// Direction of a transfer relative to an address.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    /// Transfers the address received.
+    Incoming,
+    /// Transfers the address sent.
+    Outgoing,
+}
+
+/// What [`Store::unwind`] removed.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct UnwindStats {
+    /// Blocks removed.
+    pub blocks: u64,
+    /// Transfers removed.
+    pub transfers: u64,
+}
+
+/// The paytrace store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: Database,
+    meta: Keyspace,
+    chains: Keyspace,
+    transfers: Keyspace,
+    addr_out: Keyspace,
+    addr_in: Keyspace,
+    blocks: Keyspace,
+    checkpoints: Keyspace,
+    counters: Keyspace,
+}
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+fn opts() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default()
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    ///
+    /// Fails with a clear error when the directory is locked by another process, is not a
+    /// paytrace store, is corrupt, or has another schema version.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::NotADirectory { path });
+        }
+        let db = Database::builder(&path)
+            .open()
+            .map_err(|source| match source {
+                fjall::Error::Locked => StoreError::Locked { path: path.clone() },
+                source => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        let ks = |name: &str| {
+            db.keyspace(name, opts).map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })
+        };
+        let store = Self {
+            meta: ks("meta")?,
+            chains: ks("chains")?,
+            transfers: ks("transfers")?,
+            addr_out: ks("addr_out")?,
+            addr_in: ks("addr_in")?,
+            blocks: ks("blocks")?,
+            checkpoints: ks("checkpoints")?,
+            counters: ks("counters")?,
+            db,
+            path,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        match self
+            .meta
+            .get(SCHEMA_KEY)
+            .map_err(|e| self.io("read schema version", e))?
+        {
+            None => {
+                self.meta
+                    .insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().to_vec())
+                    .map_err(|e| self.io("write schema version", e))?;
+                self.db
+                    .persist(PersistMode::SyncAll)
+                    .map_err(|e| self.io("persist", e))?;
+                Ok(())
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        keyspace: "meta",
+                        key: "schema_version".into(),
+                        reason: format!("expected 4 bytes, found {}", v.len()),
+                    })?;
+                if found == SCHEMA_VERSION {
+                    Ok(())
+                } else {
+                    Err(StoreError::SchemaMismatch {
+                        path: self.path.clone(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    })
+                }
+            }
+        }
+    }
+
+    fn io(&self, op: &'static str, source: fjall::Error) -> StoreError {
+        StoreError::Io { op, source }
+    }
+
+    /// The directory of this store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying database, for modules that keep their own keyspaces (labels, clusters).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Opens (or creates) an extra keyspace owned by another module.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
+        self.db
+            .keyspace(name, opts)
+            .map_err(|e| self.io("open keyspace", e))
+    }
+
+    /// The id of chain `name`, registering it with `kind` on first use.
+    ///
+    /// A chain registered with another kind is an error.
+    pub fn register_chain(&self, name: &str, kind: ChainKind) -> Result<ChainId, StoreError> {
+        if let Some(info) = self.chain_by_name(name)? {
+            if info.kind != kind {
+                return Err(StoreError::ChainKindMismatch {
+                    chain: name.to_owned(),
+                    stored: info.kind,
+                    requested: kind,
+                });
+            }
+            return Ok(info.id);
+        }
+        let next = self
+            .chains()?
+            .iter()
+            .map(|c| c.id.0)
+            .max()
+            .map_or(Some(1), |m| m.checked_add(1));
+        let id = ChainId(next.ok_or(StoreError::TooManyChains)?);
+        let info = ChainInfo {
+            id,
+            name: name.to_owned(),
+            kind,
+        };
+        self.chains
+            .insert(name.as_bytes(), encode(&info)?)
+            .map_err(|e| self.io("register chain", e))?;
+        Ok(id)
+    }
+
+    /// The chain registered under `name`.
+    pub fn chain_by_name(&self, name: &str) -> Result<Option<ChainInfo>, StoreError> {
+        self.chains
+            .get(name.as_bytes())
+            .map_err(|e| self.io("read chain", e))?
+            .map(|v| decode("chains", name, &v))
+            .transpose()
+    }
+
+    /// All registered chains, ordered by id.
+    pub fn chains(&self) -> Result<Vec<ChainInfo>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.chains.iter() {
+            let (k, v) = kv.into_inner().map_err(|e| self.io("list chains", e))?;
+            out.push(decode::<ChainInfo>(
+                "chains",
+                &String::from_utf8_lossy(&k),
+                &v,
+            )?);
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// The chain with id `id`.
+    pub fn chain(&self, id: ChainId) -> Result<Option<ChainInfo>, StoreError> {
+        Ok(self.chains()?.into_iter().find(|c| c.id == id))
+    }
+
+    /// The last indexed block of `chain`.
+    pub fn checkpoint(&self, chain: ChainId) -> Result<Option<BlockRef>, StoreError> {
+        self.checkpoints
+            .get(chain.0.to_be_bytes())
+            .map_err(|e| self.io("read checkpoint", e))?
+            .map(|v| decode("checkpoints", &chain.0.to_string(), &v))
+            .transpose()
+    }
+
+    /// The remembered block `number` of `chain` (kept for the last [`REORG_WINDOW`] blocks).
+    pub fn block(
+        &self,
+        chain: ChainId,
+        number: BlockNumber,
+    ) -> Result<Option<BlockRef>, StoreError> {
+        self.blocks
+            .get(block_key(chain, number))
+            .map_err(|e| self.io("read block", e))?
+            .map(|v| decode("blocks", &number.to_string(), &v))
+            .transpose()
+    }
+
+    /// Writes the transfers of a contiguous run of blocks and moves the checkpoint to the last
+    /// of them, atomically.
+    ///
+    /// `blocks` must be ascending and contiguous and start right after the current checkpoint
+    /// (or anywhere when the chain has none); `transfers` must belong to those blocks.
+    pub fn write_range(
+        &self,
+        chain: ChainId,
+        blocks: &[BlockRef],
+        transfers: &[Transfer],
+    ) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Ok(());
+        };
+        if let Some(cp) = self.checkpoint(chain)? {
+            if cp.number.next() != Some(first.number) {
+                return Err(StoreError::NotContiguous {
+                    chain,
+                    checkpoint: cp.number,
+                    start: first.number,
+                });
+            }
+        }
+        for w in blocks.windows(2) {
+            if w[0].number.next() != Some(w[1].number) {
+                return Err(StoreError::NotContiguous {
+                    chain,
+                    checkpoint: w[0].number,
+                    start: w[1].number,
+                });
+            }
+        }
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        let mut counts = self.counters(chain)?;
+        let mut ikey = Vec::with_capacity(64);
+        for t in transfers {
+            if t.key.chain != chain || t.key.block < first.number || t.key.block > last.number {
+                return Err(StoreError::TransferOutsideRange { key: t.key });
+            }
+            let tk = t.key.to_bytes();
+            batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
+            index_key(&mut ikey, &t.from, &tk);
+            batch.insert(&self.addr_out, ikey.clone(), Vec::new());
+            index_key(&mut ikey, &t.to, &tk);
+            batch.insert(&self.addr_in, ikey.clone(), Vec::new());
+            *counts.entry(t.kind()).or_default() += 1;
+        }
+        for b in blocks {
+            batch.insert(
+                &self.blocks,
+                block_key(chain, b.number).to_vec(),
+                encode(b)?,
+            );
+        }
+        // Forget block hashes that fell out of the reorg window.
+        if let Some(cutoff) = last.number.0.checked_sub(REORG_WINDOW) {
+            let lo = block_key(chain, BlockNumber(0));
+            let hi = block_key(chain, BlockNumber(cutoff));
+            for kv in self.blocks.range(lo..=hi) {
+                let k = kv.key().map_err(|e| self.io("prune blocks", e))?;
+                batch.remove(&self.blocks, k);
+            }
+        }
+        for (kind, n) in counts {
+            batch.insert(
+                &self.counters,
+                counter_key(chain, kind).to_vec(),
+                n.to_be_bytes().to_vec(),
+            );
+        }
+        batch.insert(
+            &self.checkpoints,
+            chain.0.to_be_bytes().to_vec(),
+            encode(last)?,
+        );
+        batch.commit().map_err(|e| self.io("commit range", e))
+    }
+
+    /// Removes every block above `to` with its transfers and index entries, and moves the
+    /// checkpoint back to `to` (or removes it when `to` is below the first remembered block),
+    /// atomically.
+    pub fn unwind(&self, chain: ChainId, to: BlockNumber) -> Result<UnwindStats, StoreError> {
+        let mut stats = UnwindStats::default();
+        let Some(start) = to.next() else {
+            return Ok(stats);
+        };
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        let mut counts = self.counters(chain)?;
+        let mut ikey = Vec::with_capacity(64);
+        let lo = TransferKey {
+            chain,
+            block: start,
+            tx_index: 0,
+            kind: TransferKind::Native,
+            position: 0,
+        };
+        let hi = chain_end_key(chain);
+        for kv in self.transfers.range(lo.to_bytes().to_vec()..hi) {
+            let (k, v) = kv
+                .into_inner()
+                .map_err(|e| self.io("unwind transfers", e))?;
+            let t: Transfer = decode("transfers", &hex(&k), &v)?;
+            let tk = t.key.to_bytes();
+            batch.remove(&self.transfers, k);
+            index_key(&mut ikey, &t.from, &tk);
+            batch.remove(&self.addr_out, ikey.clone());
+            index_key(&mut ikey, &t.to, &tk);
+            batch.remove(&self.addr_in, ikey.clone());
+            let c = counts.entry(t.kind()).or_default();
+            *c = c.saturating_sub(1);
+            stats.transfers += 1;
+        }
+        for kv in self.blocks.range(
+            block_key(chain, start).to_vec()..=block_key(chain, BlockNumber(u64::MAX)).to_vec(),
+        ) {
+            let k = kv.key().map_err(|e| self.io("unwind blocks", e))?;
+            batch.remove(&self.blocks, k);
+            stats.blocks += 1;
+        }
+        for (kind, n) in counts {
+            batch.insert(
+                &self.counters,
+                counter_key(chain, kind).to_vec(),
+                n.to_be_bytes().to_vec(),
+            );
+        }
+        match self.block(chain, to)? {
+            Some(b) => batch.insert(
+                &self.checkpoints,
+                chain.0.to_be_bytes().to_vec(),
+                encode(&b)?,
+            ),
+            None => batch.remove(&self.checkpoints, chain.0.to_be_bytes().to_vec()),
+        }
+        batch.commit().map_err(|e| self.io("commit unwind", e))?;
+        Ok(stats)
+    }
+
+    /// Transfer counts per kind for `chain`.
+    pub fn counters(&self, chain: ChainId) -> Result<BTreeMap<TransferKind, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kv in self.counters.prefix(chain.0.to_be_bytes()) {
+            let (k, v) = kv.into_inner().map_err(|e| self.io("read counters", e))?;
+            let kind = k.get(2).copied().and_then(TransferKind::from_u8);
+            let n = <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes);
+            match (kind, n) {
+                (Some(kind), Some(n)) => {
+                    out.insert(kind, n);
+                }
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        keyspace: "counters",
+                        key: hex(&k),
+                        reason: "bad counter record".into(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One transfer by key.
+    pub fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, StoreError> {
+        self.transfers
+            .get(key.to_bytes())
+            .map_err(|e| self.io("read transfer", e))?
+            .map(|v| decode("transfers", &hex(&key.to_bytes()), &v))
+            .transpose()
+    }
+
+    /// The keys of the transfers into (or out of) `address`, on every chain or one, in
+    /// canonical order per chain.
+    pub fn address_keys(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> impl Iterator<Item = Result<TransferKey, StoreError>> + '_ {
+        let ks = match dir {
+            Direction::Incoming => &self.addr_in,
+            Direction::Outgoing => &self.addr_out,
+        };
+        let mut prefix = Vec::with_capacity(address.key_len() + 2);
+        address.write_key(&mut prefix);
+        if let Some(c) = chain {
+            prefix.extend_from_slice(&c.0.to_be_bytes());
+        }
+        let skip = address.key_len();
+        ks.prefix(prefix).map(move |kv| {
+            let k = kv.key().map_err(|e| StoreError::Io {
+                op: "scan address index",
+                source: e,
+            })?;
+            TransferKey::from_bytes(&k[skip..]).ok_or_else(|| StoreError::Corrupt {
+                keyspace: "address index",
+                key: hex(&k),
+                reason: "bad transfer key".into(),
+            })
+        })
+    }
+
+    /// The transfers into (or out of) `address`, like [`Store::address_keys`] but loaded.
+    pub fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> impl Iterator<Item = Result<Transfer, StoreError>> + '_ {
+        self.address_keys(address, dir, chain).map(move |k| {
+            let k = k?;
+            self.transfer(&k)?.ok_or_else(|| StoreError::Corrupt {
+                keyspace: "transfers",
+                key: hex(&k.to_bytes()),
+                reason: "indexed transfer is missing".into(),
+            })
+        })
+    }
+
+    /// All transfers of `chain` in blocks `from..=to`, in canonical order.
+    pub fn range_transfers(
+        &self,
+        chain: ChainId,
+        from: BlockNumber,
+        to: BlockNumber,
+    ) -> impl Iterator<Item = Result<Transfer, StoreError>> + '_ {
+        let lo = TransferKey {
+            chain,
+            block: from,
+            tx_index: 0,
+            kind: TransferKind::Native,
+            position: 0,
+        };
+        let hi = match to.next() {
+            Some(n) => TransferKey {
+                chain,
+                block: n,
+                tx_index: 0,
+                kind: TransferKind::Native,
+                position: 0,
+            }
+            .to_bytes()
+            .to_vec(),
+            None => chain_end_key(chain),
+        };
+        self.transfers.range(lo.to_bytes().to_vec()..hi).map(|kv| {
+            let (k, v) = kv.into_inner().map_err(|e| StoreError::Io {
+                op: "scan transfers",
+                source: e,
+            })?;
+            decode("transfers", &hex(&k), &v)
+        })
+    }
+
+    /// Flushes everything to disk.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| self.io("persist", e))
+    }
+}
+
+fn block_key(chain: ChainId, n: BlockNumber) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(&chain.0.to_be_bytes());
+    k[2..].copy_from_slice(&n.0.to_be_bytes());
+    k
+}
+
+fn counter_key(chain: ChainId, kind: TransferKind) -> [u8; 3] {
+    let c = chain.0.to_be_bytes();
+    [c[0], c[1], kind as u8]
+}
+
+/// The first key past every transfer key of `chain`.
+fn chain_end_key(chain: ChainId) -> Vec<u8> {
+    match chain.0.checked_add(1) {
+        Some(n) => n.to_be_bytes().to_vec(),
+        None => vec![0xff; TransferKey::LEN + 1],
+    }
+}
+
+fn index_key(buf: &mut Vec<u8>, addr: &Address, tk: &[u8; TransferKey::LEN]) {
+    buf.clear();
+    addr.write_key(buf);
+    buf.extend_from_slice(tk);
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(
+    keyspace: &'static str,
+    key: &str,
+    v: &[u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(v).map_err(|e| StoreError::Corrupt {
+        keyspace,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    alloy_primitives::hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use super::*;
+use crate::model::{Amount, Asset, Timestamp, TxHash};
+use alloy_primitives::B256;
+
+fn block(n: u64, salt: u8) -> BlockRef {
+    BlockRef {
+        number: BlockNumber(n),
+        hash: B256::repeat_byte(salt.wrapping_add(n as u8)),
+        parent: B256::repeat_byte(salt.wrapping_add(n.wrapping_sub(1) as u8)),
+        time: Timestamp(1_000 + n),
+    }
+}
+
+fn transfer(chain: ChainId, n: u64, pos: u32, from: u8, to: u8) -> Transfer {
+    Transfer {
+        key: TransferKey {
+            chain,
+            block: BlockNumber(n),
+            tx_index: 0,
+            kind: TransferKind::Token,
+            position: pos,
+        },
+        time: Timestamp(1_000 + n),
+        tx_hash: TxHash(B256::repeat_byte(n as u8)),
+        from: Address::Evm([from; 20]),
+        to: Address::Evm([to; 20]),
+        asset: Asset::Token(Address::Evm([0xee; 20])),
+        amount: Amount::from_u64(n * 10 + u64::from(pos)),
+        trace_address: vec![],
+    }
+}
+
+#[test]
+fn write_query_unwind() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let c = s.register_chain("dev", ChainKind::Evm).unwrap();
+    assert_eq!(s.register_chain("dev", ChainKind::Evm).unwrap(), c);
+    assert!(s.register_chain("dev", ChainKind::Bitcoin).is_err());
+    let blocks: Vec<_> = (1..=5).map(|n| block(n, 0)).collect();
+    let ts: Vec<_> = (1..=5)
+        .flat_map(|n| [transfer(c, n, 0, 1, 2), transfer(c, n, 1, 2, 3)])
+        .collect();
+    s.write_range(c, &blocks, &ts).unwrap();
+    assert_eq!(s.checkpoint(c).unwrap().unwrap().number, BlockNumber(5));
+    assert_eq!(s.counters(c).unwrap()[&TransferKind::Token], 10);
+    let out: Vec<_> = s
+        .address_transfers(&Address::Evm([2; 20]), Direction::Outgoing, None)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(out.len(), 5);
+    assert!(out.windows(2).all(|w| w[0].key < w[1].key));
+    // Not contiguous.
+    assert!(matches!(
+        s.write_range(c, &[block(7, 0)], &[]),
+        Err(StoreError::NotContiguous { .. })
+    ));
+    let st = s.unwind(c, BlockNumber(3)).unwrap();
+    assert_eq!(
+        st,
+        UnwindStats {
+            blocks: 2,
+            transfers: 4
+        }
+    );
+    assert_eq!(s.checkpoint(c).unwrap().unwrap().number, BlockNumber(3));
+    assert_eq!(s.counters(c).unwrap()[&TransferKind::Token], 6);
+    assert_eq!(
+        s.address_keys(&Address::Evm([3; 20]), Direction::Incoming, Some(c))
+            .count(),
+        3
+    );
+    assert_eq!(
+        s.range_transfers(c, BlockNumber(0), BlockNumber(u64::MAX))
+            .count(),
+        6
+    );
+    // Unwind below everything removes the checkpoint.
+    s.unwind(c, BlockNumber(0)).unwrap();
+    assert_eq!(s.checkpoint(c).unwrap(), None);
+    assert_eq!(
+        s.range_transfers(c, BlockNumber(0), BlockNumber(u64::MAX))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn reopen_and_schema_and_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        let c = s.register_chain("dev", ChainKind::Evm).unwrap();
+        s.write_range(c, &[block(1, 0)], &[transfer(c, 1, 0, 1, 2)])
+            .unwrap();
+        // A second open in the same process while the first is alive is refused.
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        s.meta
+            .insert(SCHEMA_KEY, 99u32.to_be_bytes().to_vec())
+            .unwrap();
+    }
+    match Store::open(dir.path()) {
+        Err(StoreError::SchemaMismatch {
+            found: 99,
+            expected: SCHEMA_VERSION,
+            ..
+        }) => {}
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("opened a store of another schema version"),
+    }
+}
+
+#[test]
+fn file_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x");
+    std::fs::write(&f, b"hello").unwrap();
+    assert!(matches!(
+        Store::open(&f),
+        Err(StoreError::NotADirectory { .. })
+    ));
+}
