@@ -1,1 +1,69 @@
-fn main() {}
+//! The `paytrace` command-line tool.
+
+mod cmd;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// paytrace: index chains, follow payouts, cluster addresses and flag risky flows.
+#[derive(Debug, Parser)]
+#[command(name = "paytrace", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented example config file.
+    Init(cmd::init::InitCmd),
+    /// Index a block range of a chain.
+    #[command(subcommand)]
+    Index(cmd::index::IndexCmd),
+    /// Keep indexing new blocks of a chain, handling reorgs.
+    #[command(subcommand)]
+    Follow(cmd::index::FollowCmd),
+    /// Transfers in and out of an address, with totals per asset.
+    Address(cmd::query::AddressCmd),
+    /// Counts per chain and kind, last indexed block per chain.
+    Stats(cmd::query::StatsCmd),
+    /// Address labels: import, show, list.
+    #[command(subcommand)]
+    Labels(cmd::labels::LabelsCmd),
+    /// Trace value forwards or backwards from an address or a transfer.
+    Trace(cmd::trace::TraceCmd),
+    /// Time-respecting paths between two addresses or to a category.
+    Path(cmd::trace::PathCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::init_tracing(cli.global.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Init(c) = &cli.command {
+        return c.run(&cli.global).map(|()| ExitCode::SUCCESS);
+    }
+    let ctx = cmd::Context::load(&cli.global).context("loading configuration")?;
+    match cli.command {
+        Command::Init(_) => Ok(ExitCode::SUCCESS),
+        Command::Index(c) => c.run(&ctx),
+        Command::Follow(c) => c.run(&ctx),
+        Command::Address(c) => c.run(&ctx),
+        Command::Stats(c) => c.run(&ctx),
+        Command::Labels(c) => c.run(&ctx),
+        Command::Trace(c) => c.run(&ctx),
+        Command::Path(c) => c.run(&ctx),
+    }
+}

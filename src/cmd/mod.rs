@@ -1,0 +1,94 @@
+//! Subcommands. Each area has its own args struct and a `run` that prints text, or JSON with
+//! `--json` (stable keys, documented in docs/cli.md).
+
+pub mod index;
+pub mod init;
+pub mod labels;
+pub mod query;
+pub mod trace;
+
+use anyhow::Context as _;
+use clap::Args;
+use paytrace_config::{Config, DEFAULT_DATA_DIR};
+use paytrace_indexer::Store;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Flags every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Without it, defaults apply and chains can be named with --rpc.
+    #[arg(long, global = true, env = "PAYTRACE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the store [default: from config, else ./paytrace-data].
+    #[arg(long, global = true, env = "PAYTRACE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// What every command gets: the loaded config, the data dir and the output mode.
+pub struct Context {
+    /// Loaded configuration (defaults when no file).
+    pub config: Config,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// `--json` given.
+    pub json: bool,
+}
+
+impl Context {
+    /// Loads the config and resolves the data dir (flag/env > config > default).
+    pub fn load(g: &GlobalArgs) -> anyhow::Result<Self> {
+        let config = match &g.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let data_dir = g
+            .data_dir
+            .clone()
+            .or_else(|| config.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        Ok(Self {
+            config,
+            data_dir,
+            json: g.json,
+        })
+    }
+
+    /// Opens the store in the data dir.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        Store::open(&self.data_dir)
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
+    /// Prints `value` as pretty JSON on stdout.
+    pub fn print_json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+/// Logs go to stderr: human-readable on a terminal, JSON lines otherwise.
+pub fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
