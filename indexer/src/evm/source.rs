@@ -1,0 +1,441 @@
+//! Fetching a block range from an EVM node and decoding it into transfers.
+//!
+//! For a range the source asks, concurrently: full blocks (batched `eth_getBlockByNumber`),
+//! `Transfer` logs (`eth_getLogs`, split adaptively when the node refuses a span) and call
+//! traces (batched parity `trace_block` or geth `debug_traceBlockByNumber`). With traces,
+//! failed transactions show as an errored top-level call, so no receipts are needed; only
+//! without traces are receipts fetched, and only for blocks with value-carrying transactions.
+
+use super::{
+    decode::{self, DecodeError, DecodeStats, TRANSFER_TOPIC},
+    rpc::{Call, RpcClient, RpcError},
+    types::{GethTxTrace, ParityTrace, RpcBlock, RpcHeader, RpcLog, RpcReceipt},
+};
+use crate::model::{BlockNumber, BlockRef, ChainId, Timestamp, Transfer};
+use alloy_primitives::{Address, B256, U64};
+use futures::future::try_join_all;
+use serde_json::json;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// How internal transfers are read, once resolved against the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceMode {
+    /// parity `trace_block`.
+    Parity,
+    /// geth `debug_traceBlockByNumber` with `callTracer`.
+    Geth,
+    /// No traces (no internal transfers; receipts for failures).
+    None,
+}
+
+/// Why fetching a range failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The node call failed.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The node's answer does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The node has no such block (yet).
+    #[error("block {number} not found on the node")]
+    MissingBlock {
+        /// Height.
+        number: u64,
+    },
+    /// Answers of one range disagree (a reorg happened while fetching).
+    #[error("inconsistent answers for block {block}: {reason}")]
+    Inconsistent {
+        /// Height.
+        block: u64,
+        /// What disagreed.
+        reason: String,
+    },
+    /// Trace mode `parity` or `geth` was asked for but the node lacks the method.
+    #[error("the node does not support {method}; set trace_mode to another value")]
+    TracesUnsupported {
+        /// The missing method.
+        method: &'static str,
+    },
+}
+
+impl SourceError {
+    /// Whether fetching the same range again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Rpc(e) => e.is_retryable(),
+            Self::MissingBlock { .. } | Self::Inconsistent { .. } => true,
+            Self::Decode(_) | Self::TracesUnsupported { .. } => false,
+        }
+    }
+}
+
+/// A fetched and decoded range.
+#[derive(Clone, Debug, Default)]
+pub struct FetchedRange {
+    /// The blocks, ascending and linked by parent hash.
+    pub blocks: Vec<BlockRef>,
+    /// Transfers in canonical order.
+    pub transfers: Vec<Transfer>,
+    /// What was skipped.
+    pub stats: DecodeStats,
+}
+
+/// An EVM chain source.
+#[derive(Debug)]
+pub struct EvmSource {
+    rpc: RpcClient,
+    chain: ChainId,
+    trace_mode: TraceMode,
+    tokens: Option<Vec<Address>>,
+    batch_size: usize,
+    logs_range: AtomicU64,
+}
+
+fn hex(n: u64) -> String {
+    format!("{n:#x}")
+}
+
+impl EvmSource {
+    /// Builds a source. `trace` is the configured mode; `auto` probes the node (parity first,
+    /// then geth, else none). `tokens`: `None` reads `Transfer` logs of every contract.
+    pub async fn new(
+        rpc: RpcClient,
+        chain: ChainId,
+        trace: paytrace_config::TraceMode,
+        tokens: Option<Vec<Address>>,
+        batch_size: usize,
+        logs_range: u64,
+    ) -> Result<Self, SourceError> {
+        let trace_mode = match trace {
+            paytrace_config::TraceMode::Parity => TraceMode::Parity,
+            paytrace_config::TraceMode::Geth => TraceMode::Geth,
+            paytrace_config::TraceMode::None => TraceMode::None,
+            paytrace_config::TraceMode::Auto => detect_trace_mode(&rpc).await?,
+        };
+        tracing::info!(node = %rpc.url(), trace_mode = ?trace_mode, "evm source ready");
+        Ok(Self {
+            rpc,
+            chain,
+            trace_mode,
+            tokens,
+            batch_size: batch_size.max(1),
+            logs_range: AtomicU64::new(logs_range.max(1)),
+        })
+    }
+
+    /// The resolved trace mode.
+    pub fn trace_mode(&self) -> TraceMode {
+        self.trace_mode
+    }
+
+    /// The node's latest block number.
+    pub async fn head(&self) -> Result<BlockNumber, SourceError> {
+        let n: U64 = self.rpc.call("eth_blockNumber", json!([]), "head").await?;
+        Ok(BlockNumber(n.to()))
+    }
+
+    /// Header of block `n`.
+    pub async fn header(&self, n: BlockNumber) -> Result<BlockRef, SourceError> {
+        let h: Option<RpcHeader> = self
+            .rpc
+            .call(
+                "eth_getBlockByNumber",
+                json!([hex(n.0), false]),
+                &format!("block {n}"),
+            )
+            .await?;
+        h.map(|h| decode::header_ref(&h))
+            .ok_or(SourceError::MissingBlock { number: n.0 })
+    }
+
+    /// Fetches and decodes blocks `from..=to`.
+    pub async fn fetch_range(
+        &self,
+        from: BlockNumber,
+        to: BlockNumber,
+    ) -> Result<FetchedRange, SourceError> {
+        let numbers: Vec<u64> = (from.0..=to.0).collect();
+        let (blocks, logs, traces) = tokio::try_join!(
+            self.blocks(&numbers),
+            self.logs(from.0, to.0),
+            self.traces(&numbers)
+        )?;
+
+        // Consistency: contiguous, linked, and logs/traces from the same blocks.
+        let mut by_number: HashMap<u64, (B256, Timestamp)> = HashMap::with_capacity(blocks.len());
+        for (i, b) in blocks.iter().enumerate() {
+            let n: u64 = b.number.to();
+            if n != numbers[i] {
+                return Err(SourceError::Inconsistent {
+                    block: numbers[i],
+                    reason: format!("node returned block {n}"),
+                });
+            }
+            if i > 0 && b.parent_hash != blocks[i - 1].hash {
+                return Err(SourceError::Inconsistent {
+                    block: n,
+                    reason: "parent hash does not link to the previous block".into(),
+                });
+            }
+            by_number.insert(n, (b.hash, Timestamp(b.timestamp.to())));
+        }
+        for l in &logs {
+            if let (Some(n), Some(h)) = (l.block_number, l.block_hash) {
+                let n: u64 = n.to();
+                if by_number.get(&n).is_some_and(|(bh, _)| *bh != h) {
+                    return Err(SourceError::Inconsistent {
+                        block: n,
+                        reason: "log from another block hash".into(),
+                    });
+                }
+            }
+        }
+
+        let chain = self.chain;
+        let mut stats = DecodeStats::default();
+        let mut transfers = Vec::new();
+        let mut failed: HashSet<B256> = HashSet::new();
+        match traces {
+            Traces::Parity(per_block) => {
+                for (b, t) in blocks.iter().zip(&per_block) {
+                    if let Some(h) = t.iter().find_map(|t| t.block_hash.filter(|h| *h != b.hash)) {
+                        return Err(SourceError::Inconsistent {
+                            block: b.number.to(),
+                            reason: format!("trace from block hash {h:#x}"),
+                        });
+                    }
+                    failed.extend(decode::parity_internal_transfers(
+                        chain,
+                        decode::block_ref(b),
+                        t,
+                        &mut stats,
+                        &mut transfers,
+                    )?);
+                }
+            }
+            Traces::Geth(per_block) => {
+                for (b, t) in blocks.iter().zip(&per_block) {
+                    failed.extend(decode::geth_internal_transfers(
+                        chain,
+                        b,
+                        t,
+                        &mut stats,
+                        &mut transfers,
+                    )?);
+                }
+            }
+            Traces::None => {
+                failed = self.failed_from_receipts(&blocks).await?;
+                stats.failed_txs += u64::try_from(failed.len()).unwrap_or(u64::MAX);
+            }
+        }
+        for b in &blocks {
+            decode::native_transfers(chain, b, &failed, &mut transfers)?;
+        }
+        decode::token_transfers(
+            chain,
+            &logs,
+            |n| by_number.get(&n).map(|(_, t)| *t),
+            &mut stats,
+            &mut transfers,
+        )?;
+        transfers.sort_unstable_by_key(|t| t.key);
+        let blocks = blocks.iter().map(decode::block_ref).collect();
+        Ok(FetchedRange {
+            blocks,
+            transfers,
+            stats,
+        })
+    }
+
+    async fn blocks(&self, numbers: &[u64]) -> Result<Vec<RpcBlock>, SourceError> {
+        let chunks = numbers.chunks(self.batch_size).map(|chunk| async move {
+            let calls: Vec<Call> = chunk
+                .iter()
+                .map(|n| Call {
+                    method: "eth_getBlockByNumber",
+                    params: json!([hex(*n), true]),
+                })
+                .collect();
+            let what = format!("blocks {}..={}", chunk[0], chunk[chunk.len() - 1]);
+            let got: Vec<Option<RpcBlock>> = self.rpc.batch(&calls, &what).await?;
+            got.into_iter()
+                .zip(chunk)
+                .map(|(b, n)| b.ok_or(SourceError::MissingBlock { number: *n }))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        Ok(try_join_all(chunks).await?.into_iter().flatten().collect())
+    }
+
+    async fn logs(&self, from: u64, to: u64) -> Result<Vec<RpcLog>, SourceError> {
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let span = self.logs_range.load(Ordering::Relaxed).max(1);
+            let end = to.min(start.saturating_add(span - 1));
+            let mut filter =
+                json!({ "fromBlock": hex(start), "toBlock": hex(end), "topics": [TRANSFER_TOPIC] });
+            if let Some(tokens) = &self.tokens {
+                filter["address"] = json!(tokens);
+            }
+            match self
+                .rpc
+                .call::<_, Vec<RpcLog>>(
+                    "eth_getLogs",
+                    json!([filter]),
+                    &format!("blocks {start}..={end}"),
+                )
+                .await
+            {
+                Ok(v) => {
+                    out.extend(v);
+                    start = end + 1;
+                }
+                Err(e) if e.is_range_too_large() && end > start => {
+                    let half = ((end - start + 1) / 2).max(1);
+                    tracing::info!(from = start, to = end, new_span = half, error = %e, "eth_getLogs span refused; splitting");
+                    self.logs_range.store(half, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn traces(&self, numbers: &[u64]) -> Result<Traces, SourceError> {
+        match self.trace_mode {
+            TraceMode::None => Ok(Traces::None),
+            TraceMode::Parity => {
+                let chunks = numbers.chunks(self.batch_size).map(|chunk| async move {
+                    let calls: Vec<Call> = chunk
+                        .iter()
+                        .map(|n| Call {
+                            method: "trace_block",
+                            params: json!([hex(*n)]),
+                        })
+                        .collect();
+                    let what = format!("blocks {}..={}", chunk[0], chunk[chunk.len() - 1]);
+                    let v: Vec<Option<Vec<ParityTrace>>> = self.rpc.batch(&calls, &what).await?;
+                    Ok::<_, SourceError>(
+                        v.into_iter()
+                            .map(Option::unwrap_or_default)
+                            .collect::<Vec<_>>(),
+                    )
+                });
+                Ok(Traces::Parity(
+                    try_join_all(chunks).await?.into_iter().flatten().collect(),
+                ))
+            }
+            TraceMode::Geth => {
+                let chunks = numbers.chunks(self.batch_size).map(|chunk| async move {
+                    let calls: Vec<Call> = chunk
+                        .iter()
+                        .map(|n| Call {
+                            method: "debug_traceBlockByNumber",
+                            params: json!([hex(*n), { "tracer": "callTracer" }]),
+                        })
+                        .collect();
+                    let what = format!("blocks {}..={}", chunk[0], chunk[chunk.len() - 1]);
+                    let v: Vec<Vec<GethTxTrace>> = self.rpc.batch(&calls, &what).await?;
+                    Ok::<_, SourceError>(v)
+                });
+                Ok(Traces::Geth(
+                    try_join_all(chunks).await?.into_iter().flatten().collect(),
+                ))
+            }
+        }
+    }
+
+    /// Failed transactions among value-carrying ones, from receipts.
+    async fn failed_from_receipts(
+        &self,
+        blocks: &[RpcBlock],
+    ) -> Result<HashSet<B256>, SourceError> {
+        let with_value: Vec<&RpcBlock> = blocks
+            .iter()
+            .filter(|b| b.transactions.iter().any(|t| !t.value.is_zero()))
+            .collect();
+        let mut failed = HashSet::new();
+        if with_value.is_empty() {
+            return Ok(failed);
+        }
+        let calls: Vec<Call> = with_value
+            .iter()
+            .map(|b| Call {
+                method: "eth_getBlockReceipts",
+                params: json!([hex(b.number.to())]),
+            })
+            .collect();
+        let what = format!("receipts of {} blocks", calls.len());
+        match self.rpc.batch::<Vec<RpcReceipt>>(&calls, &what).await {
+            Ok(per_block) => {
+                for r in per_block.into_iter().flatten() {
+                    if r.status.is_some_and(|s| s.is_zero()) {
+                        failed.insert(r.transaction_hash);
+                    }
+                }
+            }
+            Err(e) if e.is_method_not_found() => {
+                let calls: Vec<Call> = with_value
+                    .iter()
+                    .flat_map(|b| b.transactions.iter())
+                    .filter(|t| !t.value.is_zero())
+                    .map(|t| Call {
+                        method: "eth_getTransactionReceipt",
+                        params: json!([t.hash]),
+                    })
+                    .collect();
+                for chunk in calls.chunks(self.batch_size) {
+                    let rs: Vec<Option<RpcReceipt>> = self.rpc.batch(chunk, &what).await?;
+                    for r in rs.into_iter().flatten() {
+                        if r.status.is_some_and(|s| s.is_zero()) {
+                            failed.insert(r.transaction_hash);
+                        }
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(failed)
+    }
+}
+
+enum Traces {
+    Parity(Vec<Vec<ParityTrace>>),
+    Geth(Vec<Vec<GethTxTrace>>),
+    None,
+}
+
+/// Probes `trace_block`, then `debug_traceBlockByNumber`, on block 0.
+async fn detect_trace_mode(rpc: &RpcClient) -> Result<TraceMode, SourceError> {
+    match rpc
+        .call::<_, serde_json::Value>("trace_block", json!(["0x0"]), "trace mode probe")
+        .await
+    {
+        Ok(_) => return Ok(TraceMode::Parity),
+        Err(e) if e.is_method_not_found() || matches!(e, RpcError::Node { .. }) => {
+            tracing::debug!(error = %e, "trace_block unavailable");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match rpc
+        .call::<_, serde_json::Value>(
+            "debug_traceBlockByNumber",
+            json!(["0x0", { "tracer": "callTracer" }]),
+            "trace mode probe",
+        )
+        .await
+    {
+        Ok(_) => Ok(TraceMode::Geth),
+        Err(e) if e.is_method_not_found() || matches!(e, RpcError::Node { .. }) => {
+            tracing::warn!(error = %e, "the node has no trace methods: internal transfers will not be indexed and failed transactions come from receipts");
+            Ok(TraceMode::None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
