@@ -5,8 +5,12 @@
 //! with its checkpoint; the tracer reads the store.
 
 pub mod evm;
+pub mod labels;
 pub mod model;
 pub mod store;
+pub mod sync;
+#[cfg(feature = "test-utils")]
+pub mod testutil;
 
 pub use model::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,

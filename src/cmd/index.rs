@@ -1,25 +1,31 @@
 //! `paytrace index` and `paytrace follow`.
 
 use super::Context;
-use clap::Subcommand;
-use std::process::ExitCode;
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use paytrace_config::{ChainConfig, TraceMode, process_env};
+use paytrace_indexer::{
+    BlockNumber, ChainKind,
+    evm::{EvmSource, RpcClient, RpcConfig},
+    sync::{Commit, EvmSync, StopSignal, SyncOptions, SyncSummary},
+};
+use std::{process::ExitCode, time::Duration};
 
 /// Index a block range.
 #[derive(Debug, Subcommand)]
 pub enum IndexCmd {
     /// An EVM chain over JSON-RPC.
     Evm {
-        /// Chain name.
+        /// Chain options.
+        #[command(flatten)]
+        chain: EvmChainArgs,
+        /// First block [default: after the checkpoint, else 0].
         #[arg(long)]
-        chain: String,
+        from: Option<u64>,
+        /// Last block [default: the node's head].
+        #[arg(long)]
+        to: Option<u64>,
     },
-}
-
-impl IndexCmd {
-    /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("index: not implemented yet")
-    }
 }
 
 /// Follow the head of a chain.
@@ -27,15 +33,341 @@ impl IndexCmd {
 pub enum FollowCmd {
     /// An EVM chain over JSON-RPC.
     Evm {
-        /// Chain name.
+        /// Chain options.
+        #[command(flatten)]
+        chain: EvmChainArgs,
+        /// First block when the chain has no checkpoint yet [default: 0].
         #[arg(long)]
-        chain: String,
+        from: Option<u64>,
+        /// Blocks to stay behind the head [default: from config, 12].
+        #[arg(long)]
+        confirmations: Option<u64>,
+        /// Poll interval in milliseconds [default: from config, 1000].
+        #[arg(long)]
+        poll_interval_ms: Option<u64>,
     },
+}
+
+/// The chain and the overrides of its config section.
+#[derive(Debug, Args)]
+pub struct EvmChainArgs {
+    /// Chain name (a section of the config, or any name with --rpc).
+    #[arg(long)]
+    pub chain: String,
+    /// JSON-RPC URL (overrides the config and PAYTRACE_RPC_<NAME>).
+    #[arg(long)]
+    pub rpc: Option<String>,
+    /// Blocks per atomic commit.
+    #[arg(long)]
+    pub blocks_per_commit: Option<u64>,
+    /// HTTP requests in flight.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Calls per JSON-RPC batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Requests per second limit.
+    #[arg(long)]
+    pub rps: Option<u32>,
+    /// How internal transfers are read: auto, parity, geth, none.
+    #[arg(long, value_parser = parse_trace_mode)]
+    pub trace_mode: Option<TraceMode>,
+}
+
+fn parse_trace_mode(s: &str) -> Result<TraceMode, String> {
+    match s {
+        "auto" => Ok(TraceMode::Auto),
+        "parity" => Ok(TraceMode::Parity),
+        "geth" => Ok(TraceMode::Geth),
+        "none" => Ok(TraceMode::None),
+        _ => Err(format!(
+            "unknown trace mode {s:?}: expected auto, parity, geth or none"
+        )),
+    }
+}
+
+impl EvmChainArgs {
+    /// The chain's config section with flags applied.
+    fn resolve(&self, ctx: &Context) -> anyhow::Result<(ChainConfig, String)> {
+        let mut c = ctx.config.chain_or_default(&self.chain);
+        if let Some(v) = self.blocks_per_commit {
+            anyhow::ensure!(v >= 1, "--blocks-per-commit must be at least 1");
+            c.blocks_per_commit = v;
+        }
+        if let Some(v) = self.concurrency {
+            anyhow::ensure!(v >= 1, "--concurrency must be at least 1");
+            c.concurrency = v;
+        }
+        if let Some(v) = self.batch_size {
+            anyhow::ensure!(v >= 1, "--batch-size must be at least 1");
+            c.batch_size = v;
+        }
+        if let Some(v) = self.rps {
+            anyhow::ensure!(v >= 1, "--rps must be at least 1");
+            c.rps = Some(v);
+        }
+        if let Some(v) = self.trace_mode {
+            c.trace_mode = v;
+        }
+        let url = match &self.rpc {
+            Some(u) => u.clone(),
+            None => c.resolved_rpc_url(&self.chain, process_env)?.with_context(|| {
+                format!(
+                    "no RPC URL for chain {:?}: pass --rpc URL, set {}, or add chains.{}.rpc_url to the config",
+                    self.chain,
+                    paytrace_config::rpc_env_var(&self.chain),
+                    self.chain
+                )
+            })?,
+        };
+        Ok((c, url))
+    }
+
+    async fn sync(
+        &self,
+        ctx: &Context,
+        stop: StopSignal,
+    ) -> anyhow::Result<(EvmSync, ChainConfig)> {
+        let (cfg, url) = self.resolve(ctx)?;
+        let store = ctx.open_store()?;
+        let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
+        let rpc = RpcClient::new(RpcConfig {
+            url,
+            concurrency: cfg.concurrency,
+            rps: cfg.rps,
+            timeout: Duration::from_secs(cfg.timeout_secs),
+            max_retries: cfg.max_retries,
+            min_backoff: Duration::from_millis(100),
+        })?;
+        let tokens = if cfg.all_tokens {
+            None
+        } else {
+            Some(
+                cfg.tokens
+                    .iter()
+                    .map(|t| {
+                        t.address
+                            .parse()
+                            .with_context(|| format!("token address {:?}", t.address))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            )
+        };
+        let source = EvmSource::new(
+            rpc,
+            chain,
+            cfg.trace_mode,
+            tokens,
+            cfg.batch_size,
+            cfg.logs_range,
+        )
+        .await
+        .with_context(|| format!("connecting to the node of chain {:?}", self.chain))?;
+        let opts = SyncOptions {
+            blocks_per_commit: cfg.blocks_per_commit,
+            in_flight: cfg.concurrency.max(2),
+            ..SyncOptions::default()
+        };
+        Ok((
+            EvmSync::new(store, source, chain, &self.chain, opts, stop),
+            cfg,
+        ))
+    }
+}
+
+/// Stops `stop` on Ctrl-C or SIGTERM.
+fn install_signal_handler(stop: &StopSignal) {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    stop.stop();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stop requested; finishing the current commit");
+        stop.stop();
+    });
+}
+
+/// Progress: a bar on a terminal, structured log lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    chain: String,
+}
+
+impl Progress {
+    fn new(chain: &str, total: Option<u64>) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = total.map_or_else(
+                indicatif::ProgressBar::new_spinner,
+                indicatif::ProgressBar::new,
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {prefix} [{bar:30}] {pos}/{len} blocks {msg} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(chain.to_owned());
+            bar
+        });
+        Self {
+            bar,
+            chain: chain.to_owned(),
+        }
+    }
+
+    fn on_commit(&self, c: Commit, transfers_total: &std::sync::atomic::AtomicU64) {
+        let n = u64::try_from(c.transfers).unwrap_or(u64::MAX);
+        let total = transfers_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        let blocks = c.last.0.saturating_sub(c.first.0).saturating_add(1);
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(blocks);
+                bar.set_message(format!("{total} transfers"));
+            }
+            None => tracing::info!(
+                chain = %self.chain,
+                first = c.first.0,
+                last = c.last.0,
+                transfers = c.transfers,
+                transfers_total = total,
+                "committed range"
+            ),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn print_summary(ctx: &Context, s: &SyncSummary) -> anyhow::Result<()> {
+    if ctx.json {
+        return ctx.print_json(s);
+    }
+    match (s.from, s.to) {
+        (Some(f), Some(t)) => println!(
+            "{}: indexed blocks {f}..={t} ({} blocks)",
+            s.chain, s.blocks
+        ),
+        _ => println!(
+            "{}: nothing to index (checkpoint {})",
+            s.chain,
+            s.checkpoint.map_or("none".into(), |c| c.to_string())
+        ),
+    }
+    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!(
+        "  transfers {} ({}) in {:.1}s, {} transfers/s",
+        s.transfers,
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        },
+        Duration::from_millis(s.elapsed_ms).as_secs_f64(),
+        s.transfers_per_sec
+    );
+    let k = &s.skipped;
+    println!(
+        "  skipped: {} failed txs, {} reverted value frames, {} ERC-721 logs, {} malformed logs, {} removed logs",
+        k.failed_txs, k.reverted_value_frames, k.erc721_logs, k.malformed_logs, k.removed_logs
+    );
+    if s.reorgs > 0 {
+        println!(
+            "  reorgs handled: {} ({} blocks unwound)",
+            s.reorgs, s.unwound_blocks
+        );
+    }
+    if s.interrupted {
+        println!("  interrupted: stopped cleanly after the last commit; re-run to resume");
+    }
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+impl IndexCmd {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let Self::Evm { chain, from, to } = self;
+        runtime()?.block_on(async {
+            let stop = StopSignal::new();
+            install_signal_handler(&stop);
+            let (sync, _) = chain.sync(ctx, stop).await?;
+            if let (Some(f), Some(t)) = (from, to) {
+                anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
+            }
+            let total = match to {
+                Some(t) => Some(t.saturating_sub(from.unwrap_or(0)).saturating_add(1)),
+                None => None,
+            };
+            let progress = Progress::new(&chain.chain, total);
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            let summary = sync
+                .index(from.map(BlockNumber), to.map(BlockNumber), &|c| {
+                    progress.on_commit(c, &counter)
+                })
+                .await
+                .with_context(|| format!("indexing chain {:?}", chain.chain))?;
+            progress.finish();
+            print_summary(ctx, &summary)?;
+            Ok(ExitCode::SUCCESS)
+        })
+    }
 }
 
 impl FollowCmd {
     /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("follow: not implemented yet")
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let Self::Evm {
+            chain,
+            from,
+            confirmations,
+            poll_interval_ms,
+        } = self;
+        runtime()?.block_on(async {
+            let stop = StopSignal::new();
+            install_signal_handler(&stop);
+            let (sync, cfg) = chain.sync(ctx, stop).await?;
+            let confirmations = confirmations.unwrap_or(cfg.confirmations);
+            let poll = Duration::from_millis(poll_interval_ms.unwrap_or(cfg.poll_interval_ms).max(10));
+            tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");
+            let progress = Progress::new(&chain.chain, None);
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            let summary = sync
+                .follow(from.map(BlockNumber), confirmations, poll, &|c| progress.on_commit(c, &counter))
+                .await
+                .with_context(|| format!("following chain {:?}", chain.chain))?;
+            progress.finish();
+            print_summary(ctx, &summary)?;
+            Ok(ExitCode::SUCCESS)
+        })
     }
 }

@@ -1,23 +1,235 @@
 //! `paytrace address` and `paytrace stats`.
 
 use super::Context;
+use anyhow::Context as _;
 use clap::Args;
-use std::process::ExitCode;
+use paytrace_indexer::{
+    Address, Amount, Asset, ChainId, ChainInfo, Direction, Store, Transfer, TransferKind,
+};
+use serde::Serialize;
+use std::{collections::BTreeMap, process::ExitCode};
 
 /// Transfers in and out of an address.
 #[derive(Debug, Args)]
 pub struct AddressCmd {
-    /// The address.
+    /// The address (0x + 40 hex digits; EIP-55 checksum checked when mixed case).
     pub address: String,
     /// Only this chain.
     #[arg(long)]
     pub chain: Option<String>,
+    /// At most this many transfers per direction (newest dropped first) [default: all].
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// A transfer as printed by the CLI (`--json` keys are stable).
+#[derive(Debug, Serialize)]
+pub struct TransferView {
+    /// Chain name.
+    pub chain: String,
+    /// Block height.
+    pub block: u64,
+    /// Block time (Unix seconds).
+    pub time: u64,
+    /// Transaction hash.
+    pub tx: String,
+    /// Transaction index in the block.
+    pub tx_index: u32,
+    /// `native`, `internal`, `token`, `utxo`.
+    pub kind: TransferKind,
+    /// Log index (token), trace ordinal (internal), 0 (native).
+    pub position: u32,
+    /// Trace address of an internal transfer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_address: Vec<u32>,
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// `native` or the token contract.
+    pub asset: String,
+    /// Asset symbol when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// Raw integer units, as a decimal string.
+    pub amount: Amount,
+}
+
+/// Names chains and assets for display.
+pub struct Namer {
+    chains: BTreeMap<ChainId, ChainInfo>,
+    symbols: BTreeMap<(String, Address), (String, u8)>,
+}
+
+impl Namer {
+    /// Loads chain names from the store and token symbols from the config.
+    pub fn new(ctx: &Context, store: &Store) -> anyhow::Result<Self> {
+        let chains = store.chains()?.into_iter().map(|c| (c.id, c)).collect();
+        let mut symbols = BTreeMap::new();
+        for (name, c) in &ctx.config.chains {
+            for t in &c.tokens {
+                if let Ok(a) = t.address.parse::<Address>() {
+                    symbols.insert((name.clone(), a), (t.symbol.clone(), t.decimals));
+                }
+            }
+        }
+        Ok(Self { chains, symbols })
+    }
+
+    /// The chain's name.
+    pub fn chain(&self, id: ChainId) -> String {
+        self.chains
+            .get(&id)
+            .map_or_else(|| format!("chain-{}", id.0), |c| c.name.clone())
+    }
+
+    /// Symbol and decimals of an asset on a chain, when known.
+    pub fn asset(&self, chain: ChainId, asset: &Asset) -> Option<(String, u8)> {
+        match asset {
+            Asset::Native => Some(("ETH".to_owned(), 18)),
+            Asset::Token(a) => self.symbols.get(&(self.chain(chain), *a)).cloned(),
+        }
+    }
+
+    /// The printable view of a transfer.
+    pub fn view(&self, t: &Transfer) -> TransferView {
+        TransferView {
+            chain: self.chain(t.key.chain),
+            block: t.key.block.0,
+            time: t.time.0,
+            tx: t.tx_hash.to_string(),
+            tx_index: t.key.tx_index,
+            kind: t.key.kind,
+            position: t.key.position,
+            trace_address: t.trace_address.clone(),
+            from: t.from.to_string(),
+            to: t.to.to_string(),
+            asset: t.asset.to_string(),
+            symbol: self.asset(t.key.chain, &t.asset).map(|(s, _)| s),
+            amount: t.amount,
+        }
+    }
+}
+
+/// Totals of one asset for an address.
+#[derive(Debug, Serialize)]
+struct AssetTotal {
+    chain: String,
+    asset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbol: Option<String>,
+    incoming: Amount,
+    outgoing: Amount,
+    incoming_count: u64,
+    outgoing_count: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct AddressOut {
+    address: String,
+    incoming: Vec<TransferView>,
+    outgoing: Vec<TransferView>,
+    totals: Vec<AssetTotal>,
 }
 
 impl AddressCmd {
     /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("address: not implemented yet")
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let address: Address = self.address.parse()?;
+        let store = ctx.open_store()?;
+        let chain = match &self.chain {
+            Some(name) => Some(
+                store
+                    .chain_by_name(name)?
+                    .with_context(|| format!("chain {name:?} is not in the store"))?
+                    .id,
+            ),
+            None => None,
+        };
+        let namer = Namer::new(ctx, &store)?;
+        let mut totals: BTreeMap<(ChainId, Asset), (Amount, Amount, u64, u64)> = BTreeMap::new();
+        let mut load = |dir: Direction| -> anyhow::Result<Vec<TransferView>> {
+            let mut out = Vec::new();
+            for t in store.address_transfers(&address, dir, chain) {
+                let t = t?;
+                let e = totals.entry((t.key.chain, t.asset)).or_insert((
+                    Amount::ZERO,
+                    Amount::ZERO,
+                    0,
+                    0,
+                ));
+                match dir {
+                    Direction::Incoming => {
+                        e.0 = e.0.checked_add(t.amount)?;
+                        e.2 += 1;
+                    }
+                    Direction::Outgoing => {
+                        e.1 = e.1.checked_add(t.amount)?;
+                        e.3 += 1;
+                    }
+                }
+                if self.limit.is_none_or(|l| out.len() < l) {
+                    out.push(namer.view(&t));
+                }
+            }
+            Ok(out)
+        };
+        let incoming = load(Direction::Incoming)?;
+        let outgoing = load(Direction::Outgoing)?;
+        let totals: Vec<AssetTotal> = totals
+            .into_iter()
+            .map(|((c, a), (i, o, ni, no))| AssetTotal {
+                chain: namer.chain(c),
+                asset: a.to_string(),
+                symbol: namer.asset(c, &a).map(|(s, _)| s),
+                incoming: i,
+                outgoing: o,
+                incoming_count: ni,
+                outgoing_count: no,
+            })
+            .collect();
+        let out = AddressOut {
+            address: address.to_string(),
+            incoming,
+            outgoing,
+            totals,
+        };
+        if ctx.json {
+            ctx.print_json(&out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{}", out.address);
+        if out.totals.is_empty() {
+            println!("  no transfers indexed");
+        }
+        for t in &out.totals {
+            let name = t.symbol.clone().unwrap_or_else(|| t.asset.clone());
+            println!(
+                "  {} {}: in {} ({} transfers), out {} ({} transfers)",
+                t.chain, name, t.incoming, t.incoming_count, t.outgoing, t.outgoing_count
+            );
+        }
+        for (title, list) in [("incoming", &out.incoming), ("outgoing", &out.outgoing)] {
+            if list.is_empty() {
+                continue;
+            }
+            println!("{title}:");
+            for t in list {
+                let other = if title == "incoming" { &t.from } else { &t.to };
+                println!(
+                    "  {} block {} {} {} {} {} {}",
+                    t.chain,
+                    t.block,
+                    t.kind,
+                    t.amount,
+                    t.symbol.as_deref().unwrap_or(&t.asset),
+                    if title == "incoming" { "from" } else { "to" },
+                    other
+                );
+                println!("      tx {}", t.tx);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -25,9 +237,63 @@ impl AddressCmd {
 #[derive(Debug, Args)]
 pub struct StatsCmd {}
 
+#[derive(Debug, Serialize)]
+struct ChainStats {
+    chain: String,
+    kind: paytrace_indexer::ChainKind,
+    last_block: Option<u64>,
+    last_block_hash: Option<String>,
+    transfers: u64,
+    by_kind: BTreeMap<TransferKind, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct StatsOut {
+    data_dir: String,
+    schema_version: u32,
+    chains: Vec<ChainStats>,
+}
+
 impl StatsCmd {
     /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("stats: not implemented yet")
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let mut chains = Vec::new();
+        for c in store.chains()? {
+            let by_kind = store.counters(c.id)?;
+            let cp = store.checkpoint(c.id)?;
+            chains.push(ChainStats {
+                chain: c.name,
+                kind: c.kind,
+                last_block: cp.map(|b| b.number.0),
+                last_block_hash: cp.map(|b| format!("{:#x}", b.hash)),
+                transfers: by_kind.values().sum(),
+                by_kind,
+            });
+        }
+        let out = StatsOut {
+            data_dir: store.path().display().to_string(),
+            schema_version: paytrace_indexer::store::SCHEMA_VERSION,
+            chains,
+        };
+        if ctx.json {
+            ctx.print_json(&out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("store {} (schema {})", out.data_dir, out.schema_version);
+        if out.chains.is_empty() {
+            println!("  no chains indexed yet");
+        }
+        for c in &out.chains {
+            let kinds: Vec<String> = c.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!(
+                "  {}: last block {}, {} transfers ({})",
+                c.chain,
+                c.last_block.map_or("none".into(), |b| b.to_string()),
+                c.transfers,
+                kinds.join(", ")
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

@@ -1,0 +1,526 @@
+//! The sync loop: fetch ranges concurrently, write them in order, each atomically with its
+//! checkpoint; detect reorgs by parent hash and unwind (after reth's stages and ord's reorg
+//! handling).
+//!
+//! There is one stage today, "transfers": `execute` moves the checkpoint forward to a target,
+//! `unwind` moves it back to a block, removing everything above it. The checkpoint and the data
+//! it covers are written in one batch, so the store never claims more than it holds.
+
+use crate::{
+    evm::{DecodeStats, EvmSource, FetchedRange, SourceError, TraceMode},
+    model::{BlockNumber, BlockRef, ChainId, TransferKind},
+    store::{Store, StoreError, UnwindStats},
+};
+use futures::StreamExt;
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+use tokio::{sync::Notify, task::JoinHandle};
+
+/// Why syncing stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The requested start would leave unindexed blocks between the checkpoint and it.
+    #[error(
+        "chain {chain} is indexed up to block {checkpoint}; starting at {from} would leave a gap \
+         (run with --from {next}, or use a new --data-dir)"
+    )]
+    Gap {
+        /// Chain name.
+        chain: String,
+        /// Last indexed block.
+        checkpoint: u64,
+        /// Requested start.
+        from: u64,
+        /// The block to start at instead.
+        next: u64,
+    },
+    /// A reorg reaches below the blocks the store remembers.
+    #[error(
+        "reorg deeper than the remembered blocks: block {block} differs and nothing older is known"
+    )]
+    DeepReorg {
+        /// Lowest block checked.
+        block: u64,
+    },
+    /// The node's chain does not share block {block} with the store (another chain?).
+    #[error(
+        "the node's block {block} differs from the stored one and no common ancestor exists: is --rpc the same chain?"
+    )]
+    NoCommonAncestor {
+        /// Block.
+        block: u64,
+    },
+    /// A worker task panicked or was cancelled (a bug).
+    #[error("worker task failed: {0}")]
+    Task(String),
+}
+
+impl SyncError {
+    /// Whether trying again later may succeed (node unreachable, rate limits, transient I/O).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Source(e) => e.is_retryable(),
+            Self::Gap { .. }
+            | Self::DeepReorg { .. }
+            | Self::NoCommonAncestor { .. }
+            | Self::Task(_) => false,
+        }
+    }
+}
+
+/// Tuning of a sync run.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncOptions {
+    /// Blocks per fetch unit and per atomic commit.
+    pub blocks_per_commit: u64,
+    /// Fetch units in flight at once.
+    pub in_flight: usize,
+    /// Re-fetches of a unit whose answers were inconsistent (a reorg while fetching).
+    pub unit_retries: u32,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            blocks_per_commit: 100,
+            in_flight: 8,
+            unit_retries: 5,
+        }
+    }
+}
+
+/// A stop request shared between a signal handler and the sync loop.
+#[derive(Clone, Debug, Default)]
+pub struct StopSignal {
+    flag: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl StopSignal {
+    /// A fresh, unset signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the loop to stop after the current commit.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `d` or until a stop is asked.
+    pub async fn sleep(&self, d: Duration) {
+        if self.is_stopped() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(d) => {}
+            () = self.notify.notified() => {}
+        }
+    }
+}
+
+/// One committed range, for progress display.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit {
+    /// First block.
+    pub first: BlockNumber,
+    /// Last block (the new checkpoint).
+    pub last: BlockNumber,
+    /// Transfers written.
+    pub transfers: usize,
+}
+
+/// What a run did. Serialised as the `--json` summary of `index` and `follow`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncSummary {
+    /// Chain name.
+    pub chain: String,
+    /// First block indexed by this run (absent when nothing was to do).
+    pub from: Option<u64>,
+    /// Last block indexed by this run.
+    pub to: Option<u64>,
+    /// Checkpoint after the run.
+    pub checkpoint: Option<u64>,
+    /// Blocks written.
+    pub blocks: u64,
+    /// Transfers written.
+    pub transfers: u64,
+    /// Transfers written per kind.
+    pub by_kind: BTreeMap<TransferKind, u64>,
+    /// What the decoder skipped.
+    pub skipped: DecodeStats,
+    /// Reorgs handled.
+    pub reorgs: u64,
+    /// Blocks removed by reorgs.
+    pub unwound_blocks: u64,
+    /// Trace mode used.
+    pub trace_mode: Option<TraceMode>,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u64,
+    /// Transfers per second over the run.
+    pub transfers_per_sec: u64,
+    /// Stopped early by a signal.
+    pub interrupted: bool,
+}
+
+impl SyncSummary {
+    fn add(&mut self, r: &FetchedRange) {
+        if let (Some(f), Some(l)) = (r.blocks.first(), r.blocks.last()) {
+            self.from = Some(self.from.map_or(f.number.0, |x| x.min(f.number.0)));
+            self.to = Some(self.to.map_or(l.number.0, |x| x.max(l.number.0)));
+        }
+        self.blocks += u64::try_from(r.blocks.len()).unwrap_or(u64::MAX);
+        self.transfers += u64::try_from(r.transfers.len()).unwrap_or(u64::MAX);
+        for t in &r.transfers {
+            *self.by_kind.entry(t.kind()).or_default() += 1;
+        }
+        self.skipped.merge(&r.stats);
+    }
+
+    fn finish(&mut self, started: Instant, checkpoint: Option<BlockRef>) {
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.elapsed_ms = ms;
+        self.transfers_per_sec = self
+            .transfers
+            .saturating_mul(1000)
+            .checked_div(ms.max(1))
+            .unwrap_or(0);
+        self.checkpoint = checkpoint.map(|c| c.number.0);
+    }
+}
+
+/// Aborts a spawned task when dropped, so an abandoned pipeline stops fetching.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Syncs one EVM chain into the store.
+pub struct EvmSync {
+    store: Store,
+    source: Arc<EvmSource>,
+    chain: ChainId,
+    name: String,
+    opts: SyncOptions,
+    stop: StopSignal,
+}
+
+enum RangeEnd {
+    Done,
+    Reorg,
+}
+
+impl EvmSync {
+    /// A sync of chain `chain` (named `name`) from `source` into `store`.
+    pub fn new(
+        store: Store,
+        source: EvmSource,
+        chain: ChainId,
+        name: &str,
+        opts: SyncOptions,
+        stop: StopSignal,
+    ) -> Self {
+        Self {
+            store,
+            source: Arc::new(source),
+            chain,
+            name: name.to_owned(),
+            opts,
+            stop,
+        }
+    }
+
+    /// The source.
+    pub fn source(&self) -> &EvmSource {
+        &self.source
+    }
+
+    /// Indexes `from..=to` (resuming after the checkpoint). `from` defaults to the block after
+    /// the checkpoint, else 0; `to` to the node's head.
+    pub async fn index(
+        &self,
+        from: Option<BlockNumber>,
+        to: Option<BlockNumber>,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<SyncSummary, SyncError> {
+        let started = Instant::now();
+        let mut summary = SyncSummary {
+            chain: self.name.clone(),
+            trace_mode: Some(self.source.trace_mode()),
+            ..Default::default()
+        };
+        let to = match to {
+            Some(t) => t,
+            None => self.source.head().await?,
+        };
+        loop {
+            let cp = self.store.checkpoint(self.chain)?;
+            let start = self.start_block(cp, from)?;
+            if start > to || self.stop.is_stopped() {
+                break;
+            }
+            match self.execute(start, to, cp, &mut summary, on_commit).await? {
+                RangeEnd::Done => break,
+                RangeEnd::Reorg => {
+                    let st = self.reconcile().await?;
+                    summary.reorgs += 1;
+                    summary.unwound_blocks += st.map_or(0, |(_, s)| s.blocks);
+                }
+            }
+        }
+        summary.interrupted = self.stop.is_stopped();
+        summary.finish(started, self.store.checkpoint(self.chain)?);
+        Ok(summary)
+    }
+
+    /// Follows the head: indexes up to head − `confirmations`, polls every `poll`, handles
+    /// reorgs, until stopped. Retryable failures (node down) are logged and retried.
+    pub async fn follow(
+        &self,
+        from: Option<BlockNumber>,
+        confirmations: u64,
+        poll: Duration,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<SyncSummary, SyncError> {
+        let started = Instant::now();
+        let mut summary = SyncSummary {
+            chain: self.name.clone(),
+            trace_mode: Some(self.source.trace_mode()),
+            ..Default::default()
+        };
+        let mut failures = 0u32;
+        while !self.stop.is_stopped() {
+            match self
+                .follow_step(from, confirmations, &mut summary, on_commit)
+                .await
+            {
+                Ok(()) => {
+                    failures = 0;
+                    self.stop.sleep(poll).await;
+                }
+                Err(e) if e.is_retryable() => {
+                    failures = failures.saturating_add(1);
+                    let wait = poll.saturating_mul(2u32.saturating_pow(failures.min(6)));
+                    tracing::warn!(chain = %self.name, error = %e, retry_in_ms = wait.as_millis(), "follow step failed; retrying");
+                    self.stop.sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        summary.interrupted = true;
+        summary.finish(started, self.store.checkpoint(self.chain)?);
+        Ok(summary)
+    }
+
+    async fn follow_step(
+        &self,
+        from: Option<BlockNumber>,
+        confirmations: u64,
+        summary: &mut SyncSummary,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<(), SyncError> {
+        if let Some((fork, st)) = self.reconcile().await? {
+            summary.reorgs += 1;
+            summary.unwound_blocks += st.blocks;
+            tracing::info!(chain = %self.name, fork = fork.0, unwound_blocks = st.blocks, unwound_transfers = st.transfers, "reorg handled");
+        }
+        let head = self.source.head().await?;
+        let Some(target) = head.0.checked_sub(confirmations).map(BlockNumber) else {
+            return Ok(());
+        };
+        loop {
+            let cp = self.store.checkpoint(self.chain)?;
+            let start = self.start_block(cp, from)?;
+            if start > target || self.stop.is_stopped() {
+                return Ok(());
+            }
+            match self.execute(start, target, cp, summary, on_commit).await? {
+                RangeEnd::Done => return Ok(()),
+                RangeEnd::Reorg => {
+                    if let Some((_, st)) = self.reconcile().await? {
+                        summary.reorgs += 1;
+                        summary.unwound_blocks += st.blocks;
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_block(
+        &self,
+        cp: Option<BlockRef>,
+        from: Option<BlockNumber>,
+    ) -> Result<BlockNumber, SyncError> {
+        match (cp, from) {
+            (None, f) => Ok(f.unwrap_or_default()),
+            (Some(cp), None) => Ok(cp.number.next().unwrap_or(cp.number)),
+            (Some(cp), Some(f)) => {
+                let next = cp.number.0.saturating_add(1);
+                if f.0 > next {
+                    Err(SyncError::Gap {
+                        chain: self.name.clone(),
+                        checkpoint: cp.number.0,
+                        from: f.0,
+                        next,
+                    })
+                } else {
+                    Ok(BlockNumber(next))
+                }
+            }
+        }
+    }
+
+    /// Execute: fetch `start..=to` in units, concurrently, and commit them in order.
+    async fn execute(
+        &self,
+        start: BlockNumber,
+        to: BlockNumber,
+        checkpoint: Option<BlockRef>,
+        summary: &mut SyncSummary,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<RangeEnd, SyncError> {
+        let step = self.opts.blocks_per_commit.max(1);
+        let units = std::iter::successors(Some(start.0), move |s| {
+            s.checked_add(step).filter(|n| *n <= to.0)
+        })
+        .map(move |s| (s, s.saturating_add(step - 1).min(to.0)));
+        let retries = self.opts.unit_retries;
+        let mut fetched = futures::stream::iter(units)
+            .map(|(a, b)| {
+                let src = Arc::clone(&self.source);
+                AbortOnDrop(tokio::spawn(async move {
+                    fetch_unit(&src, a, b, retries).await
+                }))
+            })
+            .buffered(self.opts.in_flight.max(1));
+        let mut prev = checkpoint;
+        while let Some(joined) = fetched.next().await {
+            let range = joined.map_err(|e| SyncError::Task(e.to_string()))??;
+            if let (Some(p), Some(first)) = (prev, range.blocks.first()) {
+                if first.parent != p.hash {
+                    tracing::warn!(chain = %self.name, block = first.number.0, "parent hash mismatch: reorg");
+                    return Ok(RangeEnd::Reorg);
+                }
+            }
+            let (Some(first), Some(last)) =
+                (range.blocks.first().copied(), range.blocks.last().copied())
+            else {
+                continue;
+            };
+            let store = self.store.clone();
+            let chain = self.chain;
+            let range = tokio::task::spawn_blocking(move || {
+                store
+                    .write_range(chain, &range.blocks, &range.transfers)
+                    .map(|()| range)
+            })
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))??;
+            summary.add(&range);
+            tracing::debug!(chain = %self.name, first = first.number.0, last = last.number.0, transfers = range.transfers.len(), "committed range");
+            on_commit(Commit {
+                first: first.number,
+                last: last.number,
+                transfers: range.transfers.len(),
+            });
+            prev = Some(last);
+            if self.stop.is_stopped() {
+                break;
+            }
+        }
+        Ok(RangeEnd::Done)
+    }
+
+    /// Compares the checkpoint block with the node; on a difference walks back to the newest
+    /// common block and unwinds to it. Returns the fork point and what was removed.
+    pub async fn reconcile(&self) -> Result<Option<(BlockNumber, UnwindStats)>, SyncError> {
+        let Some(cp) = self.store.checkpoint(self.chain)? else {
+            return Ok(None);
+        };
+        let mut n = cp.number;
+        loop {
+            let Some(stored) = self.store.block(self.chain, n)? else {
+                return Err(SyncError::DeepReorg { block: n.0 });
+            };
+            let same = match self.source.header(n).await {
+                Ok(remote) => remote.hash == stored.hash,
+                Err(SourceError::MissingBlock { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if same {
+                if n == cp.number {
+                    return Ok(None);
+                }
+                let store = self.store.clone();
+                let chain = self.chain;
+                let st = tokio::task::spawn_blocking(move || store.unwind(chain, n))
+                    .await
+                    .map_err(|e| SyncError::Task(e.to_string()))??;
+                tracing::info!(chain = %self.name, fork = n.0, removed_blocks = st.blocks, removed_transfers = st.transfers, "unwound orphaned blocks");
+                return Ok(Some((n, st)));
+            }
+            n = match n.0.checked_sub(1) {
+                Some(p) => BlockNumber(p),
+                None => return Err(SyncError::NoCommonAncestor { block: 0 }),
+            };
+        }
+    }
+}
+
+async fn fetch_unit(
+    src: &EvmSource,
+    a: u64,
+    b: u64,
+    retries: u32,
+) -> Result<FetchedRange, SyncError> {
+    let mut attempt = 0u32;
+    loop {
+        match src.fetch_range(BlockNumber(a), BlockNumber(b)).await {
+            Ok(r) => return Ok(r),
+            Err(e @ (SourceError::Inconsistent { .. } | SourceError::MissingBlock { .. }))
+                if attempt < retries =>
+            {
+                attempt += 1;
+                tracing::warn!(from = a, to = b, error = %e, attempt, "re-fetching range");
+                tokio::time::sleep(Duration::from_millis(
+                    200u64.saturating_mul(u64::from(attempt)),
+                ))
+                .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
