@@ -1,0 +1,217 @@
+//! CSV with a header row naming the columns (case-insensitive).
+//!
+//! * address: `address`, else the first column whose name ends in `address` (e.g. Forta's
+//!   `banned_address`, `contract_address`); required.
+//! * label text: `label`, `name`, `tag`, `wallet_tag`, `contract_tag`.
+//! * `category` (mapped through the synonyms; an unknown word rejects the row), `entity`,
+//!   `chain`/`currency`, `date_added`/`valid_from`, `valid_to`, `source`/`data_source`,
+//!   `confidence` (0–100), `url`.
+//! * every other non-empty column is kept as a note.
+
+use super::{Input, Sink};
+use crate::labels::{LabelError, model::Category, parse_date, store::Candidate};
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+struct Columns {
+    address: Option<usize>,
+    label: Option<usize>,
+    category: Option<usize>,
+    entity: Option<usize>,
+    chain: Option<usize>,
+    valid_from: Option<usize>,
+    valid_to: Option<usize>,
+    source: Option<usize>,
+    confidence: Option<usize>,
+    url: Option<usize>,
+    names: Vec<String>,
+}
+
+impl Columns {
+    fn from_header(h: &csv::StringRecord) -> Self {
+        let names: Vec<String> = h
+            .iter()
+            .map(|s| s.trim().trim_matches('\u{feff}').to_ascii_lowercase())
+            .collect();
+        let find = |alts: &[&str]| alts.iter().find_map(|a| names.iter().position(|n| n == a));
+        let address =
+            find(&["address"]).or_else(|| names.iter().position(|n| n.ends_with("address")));
+        Self {
+            address,
+            label: find(&["label", "name", "tag", "wallet_tag", "contract_tag"]),
+            category: find(&["category"]),
+            entity: find(&["entity", "actor"]),
+            chain: find(&["chain", "currency", "network"]),
+            valid_from: find(&["date_added", "valid_from", "date"]),
+            valid_to: find(&["valid_to", "date_removed"]),
+            source: find(&["source", "data_source"]),
+            confidence: find(&["confidence"]),
+            url: find(&["url"]),
+            names,
+        }
+    }
+
+    fn used(&self, i: usize) -> bool {
+        [
+            self.address,
+            self.label,
+            self.category,
+            self.entity,
+            self.chain,
+            self.valid_from,
+            self.valid_to,
+            self.source,
+            self.confidence,
+            self.url,
+        ]
+        .contains(&Some(i))
+    }
+}
+
+/// Parses one CSV file and feeds every row to `sink`.
+pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
+    let name = input.name;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(input.reader);
+    let header = rdr.headers().map_err(|e| LabelError::Parse {
+        file: name.clone(),
+        line: 1,
+        reason: format!("cannot read the header row: {e}"),
+    })?;
+    let cols = Columns::from_header(header);
+    let Some(addr_col) = cols.address else {
+        return Err(LabelError::Parse {
+            file: name,
+            line: 1,
+            reason: "no `address` column in the header".into(),
+        });
+    };
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = rec.position().map_or(line, |p| p.line());
+                if rec
+                    .iter()
+                    .all(|f| f.trim().trim_matches('\u{1a}').is_empty())
+                {
+                    continue;
+                }
+                match row(&name, line, &cols, addr_col, &rec) {
+                    Ok(c) => sink.candidate(c)?,
+                    Err(reason) => sink.reject(&name, line, reason),
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(line, |p| p.line());
+                let io = matches!(e.kind(), csv::ErrorKind::Io(_));
+                sink.reject(&name, line, format!("malformed csv row: {e}"));
+                if io {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn row(
+    file: &str,
+    line: u64,
+    cols: &Columns,
+    addr_col: usize,
+    rec: &csv::StringRecord,
+) -> Result<Candidate, String> {
+    let get = |i: Option<usize>| {
+        i.and_then(|i| rec.get(i))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let address = get(Some(addr_col)).ok_or("empty address")?;
+    let category = match get(cols.category) {
+        Some(w) => Some(Category::from_word(&w).ok_or_else(|| format!("unknown category {w:?}"))?),
+        None => None,
+    };
+    let date = |i: Option<usize>, what: &str| -> Result<_, String> {
+        match get(i) {
+            Some(s) => parse_date(&s)
+                .map(Some)
+                .ok_or_else(|| format!("invalid {what} {s:?} (expected YYYY-MM-DD)")),
+            None => Ok(None),
+        }
+    };
+    let valid_from = date(cols.valid_from, "valid_from")?;
+    let valid_to = date(cols.valid_to, "valid_to")?;
+    let confidence = match get(cols.confidence) {
+        Some(s) => Some(
+            s.parse::<u8>()
+                .ok()
+                .filter(|c| *c <= 100)
+                .ok_or_else(|| format!("invalid confidence {s:?} (expected 0-100)"))?,
+        ),
+        None => None,
+    };
+    let mut notes = BTreeMap::new();
+    for (i, v) in rec.iter().enumerate() {
+        let v = v.trim();
+        if !cols.used(i) && !v.is_empty() {
+            let k = cols
+                .names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("column_{}", i + 1));
+            notes.insert(k, v.to_owned());
+        }
+    }
+    if let Some(s) = get(cols.source) {
+        notes.insert("source".to_owned(), s);
+    }
+    Ok(Candidate {
+        file: file.to_owned(),
+        line,
+        address,
+        currency: get(cols.chain),
+        entity: get(cols.entity),
+        name: get(cols.label),
+        category,
+        confidence,
+        valid_from,
+        valid_to,
+        url: get(cols.url),
+        notes,
+        ..Candidate::default()
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // `unwrap` is allowed in tests only (project rule)
+mod tests {
+    use super::*;
+    use crate::labels::import::Collect;
+
+    #[test]
+    fn columns_and_rejects() {
+        let data = "date_added,Address,name,category,extra\n2022-08-08,0xa,\"TORNADO, CASH\",mixing_service,x\n2022-13-01,0xb,n,mixer,\n2022-01-01,0xc,n,weird,\n";
+        let mut s = Collect::default();
+        parse(Input::from_bytes("f.csv", data.as_bytes()), &mut s).unwrap();
+        assert_eq!(s.candidates.len(), 1);
+        let c = &s.candidates[0];
+        assert_eq!(c.name.as_deref(), Some("TORNADO, CASH"));
+        assert_eq!(c.category, Some(Category::Mixer));
+        assert_eq!(c.valid_from, parse_date("2022-08-08"));
+        assert_eq!(c.notes.get("extra").map(String::as_str), Some("x"));
+        assert_eq!(s.rejects.iter().map(|r| r.1).collect::<Vec<_>>(), [3, 4]);
+        assert!(
+            parse(
+                Input::from_bytes("f.csv", b"a,b\n1,2\n"),
+                &mut Collect::default()
+            )
+            .is_err()
+        );
+    }
+}

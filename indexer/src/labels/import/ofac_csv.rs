@@ -1,0 +1,274 @@
+//! OFAC legacy CSV set: `sdn.csv` joined with `sdn_comments.csv`.
+//!
+//! `sdn.csv` has no header and 12 columns (`ent_num, SDN_Name, SDN_Type, Program, Title,
+//! Call_Sign, Vess_type, Tonnage, GRT, Vess_flag, Vess_owner, Remarks`), `-0- ` as null, and
+//! ends with a 0x1A byte. Remarks are cut at 1 000 characters; `sdn_comments.csv`
+//! (`ent_num, remarks continuation`) holds the rest, concatenated with no separator. Every
+//! `Digital Currency Address - CUR address` clause (including `alt.` ones) becomes a label.
+//! A continuation whose entry is not in the given `sdn.csv` is still searched on its own.
+//!
+//! Files are told apart by their column count (2: comments, 12: sdn).
+
+use super::{Input, Sink, field, read_all};
+use crate::labels::{LabelError, store::Candidate};
+use std::collections::{BTreeMap, HashMap};
+
+/// The marker of a digital currency clause in OFAC remarks.
+pub const MARKER: &str = "Digital Currency Address - ";
+
+/// A `Digital Currency Address` clause found in remarks text.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Clause {
+    /// Currency code as written (`XBT`, `ETH`, ...).
+    pub currency: String,
+    /// Address text (may be truncated or malformed: validation comes later).
+    pub address: String,
+}
+
+/// Every `Digital Currency Address - CUR address` clause of `remarks`, in order.
+pub fn clauses(remarks: &str) -> Vec<Clause> {
+    let mut out = Vec::new();
+    let mut rest = remarks;
+    while let Some(i) = rest.find(MARKER) {
+        let after = rest.get(i + MARKER.len()..).unwrap_or_default();
+        let mut words = after.split(|c: char| c.is_whitespace() || c == ';');
+        let currency = words.next().unwrap_or_default().to_owned();
+        let after_code = after.get(currency.len()..).unwrap_or_default();
+        let address: String = after_code
+            .trim_start_matches(|c: char| c.is_whitespace())
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != ';')
+            .collect();
+        let address = address.trim_end_matches(['.', ',']).to_owned();
+        out.push(Clause { currency, address });
+        rest = after;
+    }
+    out
+}
+
+struct Row {
+    line: u64,
+    fields: Vec<String>,
+}
+
+/// Reads a headerless CSV into rows of raw (untrimmed) fields; undecodable rows are rejected.
+fn rows(name: &str, data: &[u8], sink: &mut dyn Sink) -> Vec<Row> {
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data);
+    let mut out = Vec::new();
+    let mut rec = ::csv::ByteRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = rec.position().map_or(line, |p| p.line());
+                if rec
+                    .iter()
+                    .all(|f| field(&String::from_utf8_lossy(f)).is_none())
+                {
+                    continue; // blank line or the trailing 0x1A
+                }
+                let mut fields = Vec::with_capacity(rec.len());
+                let mut bad = false;
+                for f in rec.iter() {
+                    match std::str::from_utf8(f) {
+                        Ok(s) => fields.push(s.to_owned()),
+                        Err(_) => bad = true,
+                    }
+                }
+                if bad {
+                    sink.reject(name, line, "row is not valid utf-8".into());
+                } else {
+                    out.push(Row { line, fields });
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(line, |p| p.line());
+                sink.reject(name, line, format!("malformed csv row: {e}"));
+                if matches!(e.kind(), ::csv::ErrorKind::Io(_)) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn ent_num(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.to_owned())
+}
+
+/// Parses the CSV set and feeds every clause to `sink`.
+pub fn parse(inputs: Vec<Input<'_>>, sink: &mut dyn Sink) -> Result<(), LabelError> {
+    let mut sdn: Vec<(String, Vec<Row>)> = Vec::new();
+    // ent_num -> continuation pieces (file, line, text), in file order
+    let mut comments: HashMap<String, Vec<(String, u64, String)>> = HashMap::new();
+    let mut comment_order: Vec<String> = Vec::new();
+    for mut input in inputs {
+        let data = read_all(&mut input)?;
+        let name = input.name;
+        let rs = rows(&name, &data, sink);
+        let width = rs.first().map_or(0, |r| r.fields.len());
+        match width {
+            0 => {}
+            2 => {
+                for r in rs {
+                    let (Some(num), Some(text)) =
+                        (r.fields.first().and_then(|s| ent_num(s)), r.fields.get(1))
+                    else {
+                        sink.reject(
+                            &name,
+                            r.line,
+                            "expected ent_num and remarks continuation".into(),
+                        );
+                        continue;
+                    };
+                    let text = text.trim_end_matches('\u{1a}').to_owned();
+                    if !comments.contains_key(&num) {
+                        comment_order.push(num.clone());
+                    }
+                    comments
+                        .entry(num)
+                        .or_default()
+                        .push((name.clone(), r.line, text));
+                }
+            }
+            12.. => sdn.push((name, rs)),
+            n => {
+                return Err(LabelError::Parse {
+                    file: name,
+                    line: rs.first().map_or(1, |r| r.line),
+                    reason: format!(
+                        "not an OFAC sdn.csv (12 columns) or sdn_comments.csv (2 columns): {n} columns"
+                    ),
+                });
+            }
+        }
+    }
+    for (name, rs) in sdn {
+        for r in rs {
+            if r.fields.len() < 12 {
+                sink.reject(
+                    &name,
+                    r.line,
+                    format!("expected 12 columns, found {}", r.fields.len()),
+                );
+                continue;
+            }
+            let Some(num) = ent_num(&r.fields[0]) else {
+                sink.reject(&name, r.line, format!("invalid ent_num {:?}", r.fields[0]));
+                continue;
+            };
+            let mut remarks = r.fields[11].clone();
+            if field(&remarks).is_none() {
+                remarks.clear();
+            }
+            if let Some(cont) = comments.remove(&num) {
+                for (_, _, t) in cont {
+                    remarks.push_str(&t);
+                }
+            }
+            let entity = field(&r.fields[1]).unwrap_or_else(|| format!("SDN entry {num}"));
+            let program = field(&r.fields[3]);
+            let mut notes = BTreeMap::from([("ent_num".to_owned(), num.clone())]);
+            if let Some(t) = field(&r.fields[2]) {
+                notes.insert("sdn_type".into(), t);
+            }
+            emit(&name, r.line, &remarks, &entity, program, &notes, sink)?;
+        }
+    }
+    // continuations of entries not in the given sdn.csv
+    for num in comment_order {
+        let Some(cont) = comments.remove(&num) else {
+            continue;
+        };
+        let notes = BTreeMap::from([("ent_num".to_owned(), num.clone())]);
+        for (file, line, text) in cont {
+            emit(
+                &file,
+                line,
+                &text,
+                &format!("SDN entry {num}"),
+                None,
+                &notes,
+                sink,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn emit(
+    file: &str,
+    line: u64,
+    remarks: &str,
+    entity: &str,
+    program: Option<String>,
+    notes: &BTreeMap<String, String>,
+    sink: &mut dyn Sink,
+) -> Result<(), LabelError> {
+    for c in clauses(remarks) {
+        if c.currency.is_empty() || c.address.is_empty() {
+            sink.reject(
+                file,
+                line,
+                format!("truncated digital currency clause for {entity}"),
+            );
+            continue;
+        }
+        sink.candidate(Candidate {
+            file: file.to_owned(),
+            line,
+            address: c.address,
+            currency: Some(c.currency),
+            entity: Some(entity.to_owned()),
+            program: program.clone(),
+            notes: notes.clone(),
+            ..Candidate::default()
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // `unwrap` is allowed in tests only (project rule)
+mod tests {
+    use super::*;
+    use crate::labels::import::Collect;
+
+    #[test]
+    fn finds_clauses() {
+        let c = clauses(
+            "DOB 1977; Digital Currency Address - XBT 12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h; alt. \
+             Digital Currency Address - ETH 0xabc.",
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].currency, "XBT");
+        assert_eq!(c[0].address, "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h");
+        assert_eq!(c[1].address, "0xabc");
+        assert_eq!(clauses("Digital Currency Address - ").len(), 1);
+    }
+
+    #[test]
+    fn joins_continuations() {
+        let sdn = "1,\"A\",\"individual\",\"CYBER\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,\"x; Digital Currency Address - XBT 1Gq\"\r\n\u{1a}";
+        let com = "1,\"ChmWqGtsaLrGbHfgdrV5Nkvahtjjuxr; Digital Currency Address - ETH 0x1.\"\r\n";
+        let mut sink = Collect::default();
+        parse(
+            vec![
+                Input::from_bytes("sdn.csv", sdn.as_bytes()),
+                Input::from_bytes("c.csv", com.as_bytes()),
+            ],
+            &mut sink,
+        )
+        .unwrap();
+        assert!(sink.rejects.is_empty(), "{:?}", sink.rejects);
+        let a: Vec<_> = sink.candidates.iter().map(|c| c.address.as_str()).collect();
+        assert_eq!(a, ["1GqChmWqGtsaLrGbHfgdrV5Nkvahtjjuxr", "0x1"]);
+        assert_eq!(sink.candidates[0].program.as_deref(), Some("CYBER"));
+    }
+}
