@@ -8,8 +8,6 @@ pub mod evm;
 pub mod labels;
 pub mod model;
 pub mod store;
-#[cfg(feature = "test-utils")]
-pub mod testutil;
 pub mod sync;
 #[cfg(feature = "test-utils")]
 pub mod testutil;
