@@ -1,19 +1,311 @@
-//! `paytrace labels ...` (owned by the labels work, issue 6).
+//! `paytrace labels ...`: import label sources, show the labels of an address, list labels
+//! and sources, fetch the OFAC SDN files. JSON keys are documented in docs/cli-labels.md.
 
 use super::Context;
-use clap::Subcommand;
-use std::process::ExitCode;
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use paytrace_indexer::labels::{
+    Category, Defaults, Format, ImportOptions, ImportReport, Input, LabelAddress, LabelStore,
+    import_files, import_inputs, parse_date,
+};
+use serde::Serialize;
+use std::{path::PathBuf, process::ExitCode};
+
+/// Where `labels fetch ofac` downloads `sdn.csv` and `sdn_comments.csv` from by default.
+pub const OFAC_BASE_URL: &str = "https://www.treasury.gov/ofac/downloads";
 
 /// Label commands.
 #[derive(Debug, Subcommand)]
 pub enum LabelsCmd {
-    /// List the imported label sources.
+    /// Import label files as one version of one source.
+    Import(ImportArgs),
+    /// Labels of one address (valid today, or on --as-of).
+    Show(ShowArgs),
+    /// All labels, optionally filtered.
+    List(ListArgs),
+    /// The imported label sources and their versions.
     Sources,
+    /// Download a label source and import it.
+    #[command(subcommand)]
+    Fetch(FetchCmd),
+}
+
+/// `labels import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Input format.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Format,
+    /// Files to import (for ofac-csv: sdn.csv and sdn_comments.csv).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Source name [default: ofac-sdn for OFAC formats, else the file stem].
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Version of the source (a date YYYY-MM-DD dates delistings) [default: from the data, else today].
+    #[arg(long, alias = "source-version")]
+    pub version: Option<String>,
+    /// Category of rows without one (taxonomy name or synonym).
+    #[arg(long, value_parser = parse_category)]
+    pub category: Option<Category>,
+    /// Entity of rows without one.
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// Currency code or chain of rows without one (ETH, XBT, TRX, LTC, ethereum, bitcoin...).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Confidence (0-100) of rows without one [default: 100].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub confidence: Option<u8>,
+}
+
+/// `labels show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The address (EVM, Bitcoin, Tron; others need --chain).
+    pub address: String,
+    /// Date the labels must hold on (YYYY-MM-DD) [default: today].
+    #[arg(long, value_parser = parse_day)]
+    pub as_of: Option<paytrace_indexer::labels::Date>,
+    /// Currency code or chain of the address (needed for LTC, XMR, ...).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Show every label ever recorded, including delisted ones.
+    #[arg(long, conflicts_with = "as_of")]
+    pub history: bool,
+}
+
+/// `labels list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this category.
+    #[arg(long, value_parser = parse_category)]
+    pub category: Option<Category>,
+    /// Only this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Include delisted / expired labels.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `labels fetch`.
+#[derive(Debug, Subcommand)]
+pub enum FetchCmd {
+    /// Download OFAC's sdn.csv and sdn_comments.csv over HTTPS and import them as `ofac-sdn`.
+    Ofac(FetchOfacArgs),
+}
+
+/// `labels fetch ofac`.
+#[derive(Debug, Args)]
+pub struct FetchOfacArgs {
+    /// Base URL holding sdn.csv and sdn_comments.csv.
+    #[arg(long, env = "PAYTRACE_OFAC_URL", default_value = OFAC_BASE_URL)]
+    pub url: String,
+    /// Version to record [default: today].
+    #[arg(long, alias = "source-version")]
+    pub version: Option<String>,
+    /// HTTP timeout in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+fn parse_category(s: &str) -> Result<Category, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+fn parse_day(s: &str) -> Result<paytrace_indexer::labels::Date, String> {
+    parse_date(s).ok_or_else(|| format!("invalid date {s:?} (expected YYYY-MM-DD)"))
+}
+
+#[derive(Serialize)]
+struct ShowOut<'a> {
+    address: String,
+    chain: String,
+    as_of: Option<String>,
+    labels: &'a [paytrace_indexer::labels::Label],
 }
 
 impl LabelsCmd {
     /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("labels: not implemented yet")
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let labels = LabelStore::open(&store).context("opening the label store")?;
+        match self {
+            Self::Import(a) => {
+                let opts = ImportOptions {
+                    source: a.source.clone(),
+                    version: a.version.clone(),
+                    url: None,
+                    defaults: Defaults {
+                        category: a.category,
+                        entity: a.entity.clone(),
+                        currency: a.chain.clone(),
+                        confidence: a.confidence,
+                    },
+                };
+                let report = import_files(&labels, a.format, &a.files, &opts)?;
+                print_report(ctx, &report)?;
+            }
+            Self::Show(a) => {
+                let addr = LabelAddress::parse(&a.address, a.chain.as_deref())?;
+                let list = if a.history {
+                    labels.history_by_key(&addr.key())?
+                } else {
+                    labels.lookup(&addr, a.as_of)?
+                };
+                if ctx.json {
+                    ctx.print_json(&ShowOut {
+                        address: addr.to_string(),
+                        chain: addr.chain().name(),
+                        as_of: if a.history {
+                            None
+                        } else {
+                            Some(
+                                a.as_of
+                                    .unwrap_or_else(paytrace_indexer::labels::today)
+                                    .to_string(),
+                            )
+                        },
+                        labels: &list,
+                    })?;
+                } else {
+                    println!("{} ({})", addr, addr.chain());
+                    if list.is_empty() {
+                        println!("  no labels");
+                    }
+                    for l in &list {
+                        print_label(l);
+                    }
+                }
+            }
+            Self::List(a) => {
+                let today = paytrace_indexer::labels::today();
+                let mut out = Vec::new();
+                for l in labels.iter() {
+                    let l = l?;
+                    if a.category.is_some_and(|c| c != l.category)
+                        || a.source.as_ref().is_some_and(|s| *s != l.source)
+                        || (!a.all && !l.valid_on(today))
+                    {
+                        continue;
+                    }
+                    if ctx.json {
+                        out.push(l);
+                    } else {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            l.address, l.chain, l.category, l.entity, l.source
+                        );
+                    }
+                }
+                if ctx.json {
+                    ctx.print_json(&out)?;
+                }
+            }
+            Self::Sources => {
+                let sources = labels.sources()?;
+                if ctx.json {
+                    ctx.print_json(&sources)?;
+                } else {
+                    for s in &sources {
+                        println!("{} ({})", s.name, s.format);
+                        for v in &s.versions {
+                            println!(
+                                "  {}  active {}  added {}  removed {}  imported {}",
+                                v.version, v.active, v.added, v.removed, v.imported_at
+                            );
+                        }
+                    }
+                }
+            }
+            Self::Fetch(FetchCmd::Ofac(a)) => {
+                let base = a.url.trim_end_matches('/');
+                let urls = [
+                    format!("{base}/sdn.csv"),
+                    format!("{base}/sdn_comments.csv"),
+                ];
+                let bodies = download(&urls, a.timeout)?;
+                let inputs = urls
+                    .iter()
+                    .zip(&bodies)
+                    .map(|(u, b)| Input::from_bytes(u.clone(), b))
+                    .collect();
+                let opts = ImportOptions {
+                    source: Some("ofac-sdn".into()),
+                    version: a.version.clone(),
+                    url: Some(base.to_owned()),
+                    defaults: Defaults::default(),
+                };
+                let report = import_inputs(&labels, Format::OfacCsv, inputs, &opts)?;
+                print_report(ctx, &report)?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     }
+}
+
+fn download(urls: &[String], timeout: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(timeout))
+            .build()
+            .context("building the http client")?;
+        let mut out = Vec::with_capacity(urls.len());
+        for u in urls {
+            let resp = client
+                .get(u)
+                .send()
+                .await
+                .with_context(|| format!("downloading {u}"))?
+                .error_for_status()
+                .with_context(|| format!("downloading {u}"))?;
+            let body = resp
+                .bytes()
+                .await
+                .with_context(|| format!("downloading {u}"))?;
+            out.push(body.to_vec());
+        }
+        Ok(out)
+    })
+}
+
+fn print_report(ctx: &Context, r: &ImportReport) -> anyhow::Result<()> {
+    if ctx.json {
+        return ctx.print_json(r);
+    }
+    for rej in &r.rejects {
+        eprintln!("rejected {rej}");
+    }
+    println!(
+        "source {} version {}: read {}, imported {}, duplicates {}, rejected {}, removed {}",
+        r.source, r.version, r.read, r.imported, r.duplicates, r.rejected, r.removed
+    );
+    Ok(())
+}
+
+fn print_label(l: &paytrace_indexer::labels::Label) {
+    let from = l.valid_from.map_or("-".to_owned(), |d| d.to_string());
+    let to = l.valid_to.map_or("-".to_owned(), |d| d.to_string());
+    println!(
+        "  {:<16} {}  [{} {}]  valid {}..{}  confidence {}{}",
+        l.category,
+        l.entity,
+        l.source,
+        l.source_version,
+        from,
+        to,
+        l.confidence,
+        l.removed_in
+            .as_ref()
+            .map_or(String::new(), |v| format!("  delisted in {v}"))
+    );
 }
