@@ -245,10 +245,15 @@ async fn generator_follows_a_reorg() {
     let _ = d;
 }
 
+/// `PAYTRACE_BULK_TRANSFERS=50000` checks (and times) the benchmark-sized chain.
 #[tokio::test]
 async fn bulk_generator_makes_many_transfers() {
+    let transfers = std::env::var("PAYTRACE_BULK_TRANSFERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000usize);
     let opts = paytrace_indexer::testutil::BulkOptions {
-        transfers: 5_000,
+        transfers,
         ..Default::default()
     };
     let mut b = Anvil::builder().no_mining();
@@ -266,6 +271,6 @@ async fn bulk_generator_makes_many_transfers() {
         g.head().await.unwrap(),
         t.elapsed()
     );
-    assert!(expected.len() >= 5_000);
+    assert!(expected.len() >= transfers);
     assert!(expected.windows(2).all(|w| w[0].key < w[1].key));
 }

@@ -21,7 +21,10 @@ pub use rpc::{Block, BlockTx, Log, Receipt, Rpc, TxRequest};
 use std::path::PathBuf;
 
 /// Failures of the test support code.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the message, so that `unwrap()` in a test shows the advice (e.g. to run
+/// `scripts/install-anvil`).
+#[derive(thiserror::Error)]
 pub enum TestUtilError {
     /// The anvil binary is not installed.
     #[error(
@@ -87,6 +90,12 @@ pub enum TestUtilError {
     /// The chain did not behave as the generator planned.
     #[error("chain generator: {0}")]
     Generator(String),
+}
+
+impl std::fmt::Debug for TestUtilError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result alias of the test support code.
