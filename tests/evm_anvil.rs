@@ -37,6 +37,8 @@ async fn index_matches_generated_chain() {
     assert_eq!(again["transfers"].as_u64(), Some(0), "second run: {again}");
     let (_, stored_again, _) = read_store(dir.path());
     assert_transfers_eq(&stored_again, &expected);
+    let head_hash = format!("{:#x}", g.rpc().block(head).await.unwrap().unwrap().hash);
+    assert_stats(dir.path(), &expected, head, &head_hash);
 
     // `address --json` of a dev account that sends and receives all kinds.
     let who = Address::evm(g.accounts()[7]);
@@ -204,6 +206,12 @@ async fn follow_handles_reorg() {
     assert_eq!(summary["transfers"].as_u64(), Some(0), "{summary}");
     let (_, stored, _) = read_store(dir.path());
     assert_transfers_eq(&stored, &expected);
+    // counters were unwound too, and the checkpoint is the canonical head
+    let head_hash = format!(
+        "{:#x}",
+        g.rpc().block(new_head).await.unwrap().unwrap().hash
+    );
+    assert_stats(dir.path(), &expected, new_head, &head_hash);
     // the reorged-in forward paid the Forwarder itself (an internal self-payment)
     assert!(expected.iter().any(|t| t.kind() == TransferKind::Internal
         && t.key.block.0 + 2 == new_head
@@ -258,6 +266,8 @@ async fn index_survives_kill_9() {
     let (_, stored, checkpoint) = read_store(dir.path());
     assert_transfers_eq(&stored, &expected);
     assert_eq!(checkpoint.map(|b| b.0), Some(head));
+    let head_hash = format!("{:#x}", g.rpc().block(head).await.unwrap().unwrap().hash);
+    assert_stats(dir.path(), &expected, head, &head_hash);
     let rest: Vec<Transfer> = expected
         .iter()
         .filter(|t| t.key.block.0 > cp)

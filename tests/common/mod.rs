@@ -287,3 +287,34 @@ impl Drop for Running {
         }
     }
 }
+
+/// Checks `paytrace --json stats` (with `--json` after the subcommand): the `dev` chain's
+/// counters equal the expected per-kind counts, and its last block is `head` with `head_hash`.
+pub fn assert_stats(data_dir: &Path, expected: &[Transfer], head: u64, head_hash: &str) {
+    let out = run_json(paytrace(data_dir).args(["stats", "--json"]));
+    let chains = out["chains"]
+        .as_array()
+        .unwrap_or_else(|| panic!("stats: {out}"));
+    let dev = chains
+        .iter()
+        .find(|c| c["chain"] == CHAIN)
+        .unwrap_or_else(|| panic!("no chain dev in stats: {out}"));
+    assert_eq!(dev["last_block"].as_u64(), Some(head), "stats: {out}");
+    assert_eq!(
+        dev["last_block_hash"].as_str(),
+        Some(head_hash),
+        "stats: {out}"
+    );
+    assert_eq!(
+        dev["transfers"].as_u64(),
+        u64::try_from(expected.len()).ok(),
+        "stats: {out}"
+    );
+    for (kind, n) in by_kind(expected) {
+        assert_eq!(
+            dev["by_kind"][kind.as_str()].as_u64(),
+            u64::try_from(n).ok(),
+            "stats by_kind.{kind}: {out}"
+        );
+    }
+}
