@@ -275,3 +275,61 @@ async fn index_survives_kill_9() {
         .collect();
     assert_summary(&summary, &rest, head);
 }
+
+/// `follow` stops cleanly (exit 0) on SIGTERM, with everything up to the head committed;
+/// `--json` given after the subcommand's flags prints its summary.
+#[tokio::test]
+async fn follow_stops_on_sigterm() {
+    let anvil = paytrace_indexer::testutil::Anvil::builder()
+        .no_mining()
+        .spawn()
+        .await
+        .unwrap();
+    let mut g = paytrace_indexer::testutil::ChainGenerator::new(anvil.rpc())
+        .await
+        .unwrap();
+    g.deploy().await.unwrap();
+    let a = g.accounts().to_vec();
+    for i in 0..5u64 {
+        let spec = g.native(a[1], a[2], U256::from(1 + i));
+        g.send(spec).await.unwrap();
+        g.mine().await.unwrap();
+    }
+    let head = g.head().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut follow = paytrace(dir.path());
+    follow.args([
+        "follow",
+        "evm",
+        "--chain",
+        CHAIN,
+        "--rpc",
+        anvil.url(),
+        "--confirmations",
+        "0",
+        "--poll-interval-ms",
+        "200",
+        "--json",
+    ]);
+    let mut p = Running::spawn(follow);
+    p.wait_until("follow to reach the head", Duration::from_secs(120), &|p| {
+        p.last_committed().is_some_and(|l| l >= head)
+    });
+    let status = p.signal_and_wait("-TERM", Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        p.lines().join("\n")
+    );
+    let mut stdout = String::new();
+    if let Some(mut s) = p.child.stdout.take() {
+        std::io::Read::read_to_string(&mut s, &mut stdout).unwrap();
+    }
+    let summary: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("follow --json summary is not JSON ({e}): {stdout}"));
+    assert_eq!(summary["chain"], CHAIN, "{summary}");
+    drop(p);
+    let (chain, stored, checkpoint) = read_store(dir.path());
+    assert_eq!(checkpoint.map(|b| b.0), Some(head));
+    assert_transfers_eq(&stored, &g.expected(chain));
+}
