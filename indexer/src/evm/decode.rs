@@ -496,14 +496,34 @@ pub fn geth_internal_transfers(
             .unwrap_or(u64::try_from(i).unwrap_or(u64::MAX));
         let tx_index = u32_of(index, "trace", number, Some(tx), "transactionIndex")?;
         let mut frames = TxFrames::new(chain, bref, tx, tx_index);
-        // Explicit stack: call depth can reach 1024.
-        let mut stack: Vec<(&GethCallFrame, Vec<u32>)> = vec![(root, Vec::new())];
-        while let Some((f, addr)) = stack.pop() {
+        // Explicit stack: call depth can reach 1024. Each entry carries the parent's callee,
+        // the implicit sender of a bare `SELFDESTRUCT` frame.
+        let mut stack: Vec<(&GethCallFrame, Vec<u32>, Option<alloy_primitives::Address>)> =
+            vec![(root, Vec::new(), None)];
+        while let Some((f, addr, parent_to)) = stack.pop() {
             let kind = f.kind.to_ascii_uppercase();
+            let from = f.from.or(if kind == "SELFDESTRUCT" {
+                parent_to
+            } else {
+                None
+            });
             let (movement, is_call) = match kind.as_str() {
-                "CALL" => (Some((f.from, f.to, f.value.unwrap_or_default())), true),
-                "CREATE" | "CREATE2" | "SELFDESTRUCT" => {
-                    (Some((f.from, f.to, f.value.unwrap_or_default())), false)
+                "CALL" | "CREATE" | "CREATE2" | "SELFDESTRUCT" => {
+                    let value = f.value.unwrap_or_default();
+                    let movement = match from {
+                        Some(from) => Some((from, f.to, value)),
+                        // A frame that moves nothing needs no sender.
+                        None if value.is_zero() => None,
+                        None => {
+                            return Err(malformed(
+                                "trace",
+                                number,
+                                Some(tx),
+                                format!("{kind} frame without `from`"),
+                            ));
+                        }
+                    };
+                    (movement, kind == "CALL")
                 }
                 _ => (None, false),
             };
@@ -520,7 +540,7 @@ pub fn geth_internal_transfers(
             for (ci, c) in f.calls.iter().enumerate().rev() {
                 let mut a = addr.clone();
                 a.push(u32::try_from(ci).unwrap_or(u32::MAX));
-                stack.push((c, a));
+                stack.push((c, a, f.to));
             }
         }
     }

@@ -166,8 +166,9 @@ pub struct GethCallFrame {
     /// `CALL`, `CREATE`, `CREATE2`, `DELEGATECALL`, `STATICCALL`, `CALLCODE`, `SELFDESTRUCT`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Caller.
-    pub from: Address,
+    /// Caller. Old geth versions emit bare `SELFDESTRUCT` frames without it (the caller is then
+    /// the parent frame's callee).
+    pub from: Option<Address>,
     /// Callee / created contract / beneficiary.
     pub to: Option<Address>,
     /// Value moved.
