@@ -1,35 +1,428 @@
-//! `paytrace trace` and `paytrace path` (owned by the tracer work, issue 7).
+//! `paytrace trace` and `paytrace path` (issue 7). Output formats are documented in
+//! docs/cli-trace.md.
 
 use super::Context;
-use clap::Args;
-use std::process::ExitCode;
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use paytrace_indexer::{Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, TxHash};
+use paytrace_tracer::{
+    BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
+    TraceParams, TraceResult, export, find_paths, trace_backward, trace_forward,
+};
+use std::{fmt::Write as _, process::ExitCode};
+
+/// Output format of `paytrace trace`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable report.
+    Text,
+    /// The full result as JSON (keys in docs/cli-trace.md).
+    Json,
+    /// The flow graph in Graphviz DOT.
+    Dot,
+    /// The flow graph in GraphML (Gephi, yEd).
+    Graphml,
+}
+
+/// Labels and stop rules given on the command line (until the label store plugs in).
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// Label an address with a category, e.g. `--stop 0xabc...=exchange` (repeatable). Value
+    /// reaching an address whose category is in the stop list exits there.
+    #[arg(long = "stop", value_name = "ADDR=CATEGORY")]
+    pub stop: Vec<String>,
+    /// Categories that stop a trace [default: exchange, exchange_deposit, bridge, mixer,
+    /// sanctioned] (repeatable or comma-separated).
+    #[arg(long = "stop-category", value_delimiter = ',')]
+    pub stop_categories: Vec<String>,
+}
+
+impl LabelArgs {
+    fn labels(&self) -> anyhow::Result<MemoryLabels> {
+        let mut l = MemoryLabels::new();
+        for s in &self.stop {
+            let (a, c) = s
+                .split_once('=')
+                .with_context(|| format!("--stop {s:?}: expected ADDR=CATEGORY"))?;
+            let addr: Address = a.parse().with_context(|| format!("--stop {s:?}"))?;
+            l.insert(addr, c);
+        }
+        l.set_version("cli");
+        Ok(l)
+    }
+
+    fn stop_list(&self) -> StopList {
+        if self.stop_categories.is_empty() {
+            StopList::default()
+        } else {
+            StopList::new(self.stop_categories.iter().map(String::as_str))
+        }
+    }
+}
 
 /// Trace value forwards or backwards.
 #[derive(Debug, Args)]
 pub struct TraceCmd {
-    /// Address or transaction hash (optionally `TX:INDEX`).
+    /// Address (all its outflows in the window; backward: its balance) or transaction hash,
+    /// optionally `TX:INDEX` (the INDEX-th transfer of the transaction in canonical order).
     pub seed: String,
+    /// Source of funds instead of destination of funds.
+    #[arg(long)]
+    pub backward: bool,
+    /// Taint model.
+    #[arg(long, default_value = "haircut", value_parser = parse_model)]
+    pub model: Model,
+    /// Maximum hops after the payee (the seed's receiver is hop 0).
+    #[arg(long, default_value_t = 5)]
+    pub hops: u32,
+    /// Window start, Unix seconds.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Window end, Unix seconds.
+    #[arg(long)]
+    pub until: Option<u64>,
+    /// Do not follow transfers carrying less than this (raw units).
+    #[arg(long, default_value = "0")]
+    pub min_amount: String,
+    /// Follow at most this many addresses.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_nodes: usize,
+    /// At most this many evidence paths.
+    #[arg(long, default_value_t = 20)]
+    pub max_paths: usize,
+    /// Only this chain (by configured name).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Block of the transaction (avoids scanning the chain for a TX seed).
+    #[arg(long)]
+    pub block: Option<u64>,
+    /// Output format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Labels and stop rules.
+    #[command(flatten)]
+    pub labels: LabelArgs,
 }
 
-impl TraceCmd {
-    /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("trace: not implemented yet")
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse()
+        .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
+}
+
+fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
+    match name {
+        None => Ok(None),
+        Some(n) => Ok(Some(
+            store
+                .chain_by_name(n)?
+                .with_context(|| format!("chain {n:?} is not in the store"))?
+                .id,
+        )),
     }
 }
 
-/// Paths between addresses.
+enum SeedArg {
+    Address(Address),
+    Tx(TxHash, Option<usize>),
+}
+
+fn parse_seed(s: &str) -> anyhow::Result<SeedArg> {
+    if let Ok(a) = s.parse::<Address>() {
+        return Ok(SeedArg::Address(a));
+    }
+    let (tx, idx) = match s.rsplit_once(':') {
+        Some((t, i)) if !t.starts_with("script") => (
+            t,
+            Some(
+                i.parse::<usize>()
+                    .with_context(|| format!("{s:?}: INDEX must be a number"))?,
+            ),
+        ),
+        _ => (s, None),
+    };
+    let h: alloy_primitives::B256 = tx
+        .parse()
+        .with_context(|| format!("{s:?} is neither an address nor a transaction hash"))?;
+    Ok(SeedArg::Tx(TxHash(h), idx))
+}
+
+impl TraceCmd {
+    fn params(&self, chain: Option<ChainId>) -> anyhow::Result<TraceParams> {
+        Ok(TraceParams {
+            model: self.model,
+            max_hops: self.hops,
+            since: self.since.map(Timestamp),
+            until: self.until.map(Timestamp),
+            min_amount: self.min_amount.parse::<Amount>().context("--min-amount")?,
+            max_nodes: self.max_nodes,
+            stop: self.labels.stop_list(),
+            max_paths: self.max_paths,
+            chain,
+        })
+    }
+
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let chain = chain_id(&store, self.chain.as_deref())?;
+        let params = self.params(chain)?;
+        let labels = self.labels.labels()?;
+        let result = match parse_seed(&self.seed)? {
+            SeedArg::Address(a) => {
+                if self.backward {
+                    trace_backward(&store, &labels, &BackSeed::Address(a), &params)?
+                } else {
+                    trace_forward(&store, &labels, &Seed::Outflows(a), &params)?
+                }
+            }
+            SeedArg::Tx(tx, idx) => {
+                let ts = store.tx_transfers(&tx, chain, self.block.map(BlockNumber))?;
+                if ts.is_empty() {
+                    bail!("transaction {tx} has no indexed transfer");
+                }
+                let keys: Vec<_> = match idx {
+                    Some(i) => vec![
+                        ts.get(i)
+                            .with_context(|| {
+                                format!("transaction {tx} has {} transfers, no index {i}", ts.len())
+                            })?
+                            .key,
+                    ],
+                    None => ts.iter().map(|t| t.key).collect(),
+                };
+                if self.backward {
+                    let [k] = keys.as_slice() else {
+                        bail!(
+                            "transaction {tx} has {} transfers: pick one with {tx}:INDEX",
+                            keys.len()
+                        );
+                    };
+                    trace_backward(&store, &labels, &BackSeed::Transfer(*k), &params)?
+                } else {
+                    trace_forward(&store, &labels, &Seed::Transfers(keys), &params)?
+                }
+            }
+        };
+        let format = if ctx.json { Format::Json } else { self.format };
+        match format {
+            Format::Json => ctx.print_json(&result)?,
+            Format::Dot => print!("{}", export::to_dot(&result)),
+            Format::Graphml => print!("{}", export::to_graphml(&result)),
+            Format::Text => print!("{}", render_text(&result)),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The text report of a trace.
+pub fn render_text(r: &TraceResult) -> String {
+    let mut s = String::new();
+    let p = &r.parameters;
+    let _ = writeln!(
+        s,
+        "{} trace, model {}, hops {}, seed {} ({} transfer(s))",
+        p.direction,
+        r.model,
+        p.max_hops,
+        r.seed.kind,
+        r.seed.transfers.len()
+    );
+    for (asset, v) in &r.seed.total {
+        let _ = writeln!(s, "  seed value: {v} {}", asset);
+    }
+    if r.incomplete_history {
+        let _ = writeln!(
+            s,
+            "  WARNING: incomplete history (a balance went negative); amounts are bounds"
+        );
+    }
+    let _ = writeln!(s, "\nTotals by category:");
+    for (cat, m) in &r.totals_by_category {
+        for (asset, v) in m {
+            let _ = writeln!(s, "  {cat:<20} {v} {}", asset);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{}:",
+        if p.direction == "backward" {
+            "Sources"
+        } else {
+            "Destinations"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  {:<44} {:<16} {:>4} {:>30}  {:<10} labels",
+        "address", "status", "hops", "amount", "first"
+    );
+    for d in r.destinations.iter().take(50) {
+        let status = serde_json::to_value(d.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<44} {:<16} {:>4} {:>30}  {:<10} {}{}",
+            d.address.to_string(),
+            status,
+            d.hops,
+            format!("{} {}", d.amount, d.asset),
+            d.first_arrival.0,
+            d.labels.join(", "),
+            if d.incomplete_history {
+                " (incomplete)"
+            } else {
+                ""
+            }
+        );
+    }
+    if r.destinations.len() > 50 {
+        let _ = writeln!(
+            s,
+            "  ... {} more (use --format json)",
+            r.destinations.len() - 50
+        );
+    }
+    if !r.paths.is_empty() {
+        let _ = writeln!(s, "\nEvidence paths:");
+        for path in &r.paths {
+            let _ = writeln!(
+                s,
+                "  to {} ({}): {} {}",
+                path.to,
+                path.category.as_ref().map_or("unlabelled", |c| c.as_str()),
+                path.amount,
+                path.asset
+            );
+            for h in &path.hops {
+                let _ = writeln!(
+                    s,
+                    "    {} -> {}  {} of {}  tx {} block {}",
+                    h.from, h.to, h.tainted, h.amount, h.tx_hash, h.block
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{} addresses followed, {} transfers read; checkpoints {:?}",
+        r.stats.expanded_addresses, r.stats.transfers_read, p.checkpoints
+    );
+    s
+}
+
+/// Time-respecting paths between addresses.
 #[derive(Debug, Args)]
 pub struct PathCmd {
     /// Source address.
     pub from: String,
-    /// Target address.
+    /// Target address (or use --to-category).
     pub to: Option<String>,
+    /// Any address of this category (needs labels, e.g. --stop ADDR=sanctioned).
+    #[arg(long)]
+    pub to_category: Option<String>,
+    /// Maximum transfers on a path.
+    #[arg(long, default_value_t = 4)]
+    pub hops: u32,
+    /// How many most valuable paths.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Window start, Unix seconds.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Window end, Unix seconds.
+    #[arg(long)]
+    pub until: Option<u64>,
+    /// Ignore transfers smaller than this (raw units).
+    #[arg(long, default_value = "0")]
+    pub min_amount: String,
+    /// Load at most this many addresses.
+    #[arg(long, default_value_t = 5_000)]
+    pub max_nodes: usize,
+    /// Only this asset (`native` or a token address).
+    #[arg(long)]
+    pub asset: Option<String>,
+    /// Only this chain.
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Labels and stop rules (stop-category addresses are not expanded).
+    #[command(flatten)]
+    pub labels: LabelArgs,
 }
 
 impl PathCmd {
     /// Runs the command.
-    pub fn run(&self, _ctx: &Context) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("path: not implemented yet")
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let from: Address = self.from.parse().context("FROM")?;
+        let target = match (&self.to, &self.to_category) {
+            (Some(t), None) => PathTarget::Address(t.parse().context("TO")?),
+            (None, Some(c)) => PathTarget::Category(paytrace_tracer::Category::new(c)),
+            _ => bail!("give either TO or --to-category"),
+        };
+        let asset = match self.asset.as_deref() {
+            None => None,
+            Some("native") => Some(Asset::Native),
+            Some(a) => Some(Asset::Token(a.parse().context("--asset")?)),
+        };
+        let p = PathParams {
+            max_hops: self.hops,
+            since: self.since.map(Timestamp),
+            until: self.until.map(Timestamp),
+            min_amount: self.min_amount.parse().context("--min-amount")?,
+            max_nodes: self.max_nodes,
+            k: self.k,
+            chain: chain_id(&store, self.chain.as_deref())?,
+            asset,
+            stop: self.labels.stop_list(),
+            ..PathParams::default()
+        };
+        let labels = self.labels.labels()?;
+        let r = find_paths(&store, &labels, &from, &target, &p)?;
+        if ctx.json {
+            ctx.print_json(&r)?;
+        } else {
+            print!("{}", render_paths(&r));
+        }
+        Ok(ExitCode::SUCCESS)
     }
+}
+
+fn render_paths(r: &PathResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "paths {} -> {} (subgraph: {} addresses, {} transfers)",
+        r.from, r.to, r.subgraph_nodes, r.subgraph_edges
+    );
+    let one = |title: &str, p: &paytrace_tracer::FoundPath, s: &mut String| {
+        let _ = writeln!(
+            s,
+            "{title}: {} hops, value {} {}",
+            p.hops.len(),
+            p.value,
+            p.asset
+        );
+        for h in &p.hops {
+            let _ = writeln!(
+                s,
+                "    {} -> {}  {}  t={}  tx {}",
+                h.from, h.to, h.amount, h.time.0, h.tx_hash
+            );
+        }
+    };
+    match &r.shortest {
+        Some(p) => one("shortest", p, &mut s),
+        None => {
+            let _ = writeln!(s, "no time-respecting path within the bounds");
+        }
+    }
+    for (i, p) in r.most_valuable.iter().enumerate() {
+        one(&format!("most valuable #{}", i + 1), p, &mut s);
+    }
+    if !r.exhaustive {
+        let _ = writeln!(s, "(search budget exhausted: the k best may be incomplete)");
+    }
+    s
 }

@@ -1,1 +1,29 @@
-//! placeholder
+//! paytrace-tracer: taint tracing, source-of-funds and path queries over indexed transfers.
+//!
+//! The algorithms are pure over two small read traits: [`FlowSource`] (transfers of an address,
+//! one transfer, the transfers of a transaction) and [`LabelSource`] (an address's category).
+//! [`paytrace_indexer::Store`] implements `FlowSource`; [`MemoryGraph`] does too, so every
+//! algorithm is tested on hand-built in-memory graphs and runs unchanged on the store. Labels
+//! come in through `LabelSource`; [`MemoryLabels`] serves until the label store plugs in.
+//!
+//! Semantics of the taint models are written out in `docs/heuristics.md`.
+
+mod backward;
+mod error;
+pub mod export;
+mod forward;
+pub mod model;
+pub mod paths;
+mod result;
+pub mod source;
+
+pub use backward::{BackSeed, trace_backward};
+pub use error::TraceError;
+pub use forward::trace_forward;
+pub use model::{Model, ModelParseError};
+pub use paths::{FoundPath, PathParams, PathResult, PathTarget, find_paths};
+pub use result::{
+    Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status, TraceParams,
+    TraceResult, TraceStats,
+};
+pub use source::{Category, FlowSource, LabelSource, MemoryGraph, MemoryLabels, StopList};

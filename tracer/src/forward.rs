@@ -1,0 +1,559 @@
+//! The forward taint engine: follows seed value through the store in canonical event order.
+//!
+//! Only the addresses that receive taint are loaded ("expanded"): their whole history (in and
+//! out, up to `until`) is read through [`FlowSource`], the part before the first tainted
+//! arrival is replayed to get the balance, and the rest is merged into one global event queue
+//! ordered by [`TransferKey`]. Each transfer is processed once, debiting its sender (if
+//! followed) and crediting its receiver.
+
+use crate::{
+    Model,
+    error::TraceError,
+    model::{Carry, Holding},
+    result::{
+        Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
+        TraceParams, TraceResult, TraceStats,
+    },
+    source::{Category, FlowSource, LabelSource},
+};
+use paytrace_indexer::{Address, Amount, Asset, Direction, Transfer, TransferKey};
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap, HashSet},
+};
+
+/// How an address takes part in the flow.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    Expanded,
+    Frontier(Status),
+    Stop,
+}
+
+/// A tainted arrival.
+#[derive(Clone, Debug)]
+pub(crate) struct Credit {
+    pub(crate) transfer: Transfer,
+    pub(crate) carry: Carry,
+    pub(crate) hops: u32,
+}
+
+#[derive(Debug)]
+struct Node {
+    address: Address,
+    role: Role,
+    category: Option<Category>,
+    hops: u32,
+    payee: bool,
+    holdings: HashMap<Asset, Holding>,
+    credits: Vec<Credit>,
+    credit_index: HashMap<TransferKey, usize>,
+    /// Taint this address sent while it was not followed (found when it was promoted).
+    leaked: BTreeMap<(Status, Asset), Amount>,
+    incomplete: bool,
+}
+
+/// Runs a forward trace.
+pub fn trace_forward<S: FlowSource, L: LabelSource>(
+    source: &S,
+    labels: &L,
+    seed: &Seed,
+    params: &TraceParams,
+) -> Result<TraceResult, TraceError> {
+    let mut e = Engine {
+        src: source,
+        labels,
+        p: params,
+        nodes: Vec::new(),
+        index: HashMap::new(),
+        arena: Vec::new(),
+        heap: BinaryHeap::new(),
+        seeds: HashSet::new(),
+        stats: TraceStats::default(),
+    };
+    let (seed_info, seeds) = e.resolve_seed(seed)?;
+    for t in seeds {
+        e.seeds.insert(t.key);
+        e.push(t);
+    }
+    e.run()?;
+    e.finish(seed_info)
+}
+
+struct Engine<'a, S, L> {
+    src: &'a S,
+    labels: &'a L,
+    p: &'a TraceParams,
+    nodes: Vec<Node>,
+    index: HashMap<Address, usize>,
+    arena: Vec<Transfer>,
+    heap: BinaryHeap<Reverse<(TransferKey, usize)>>,
+    seeds: HashSet<TransferKey>,
+    stats: TraceStats,
+}
+
+pub(crate) fn edge(t: &Transfer, tainted: Amount) -> FlowEdge {
+    FlowEdge {
+        key: t.key,
+        tx_hash: t.tx_hash,
+        time: t.time,
+        from: t.from,
+        to: t.to,
+        asset: t.asset,
+        amount: t.amount,
+        tainted,
+    }
+}
+
+pub(crate) fn add_to(
+    m: &mut BTreeMap<String, BTreeMap<String, Amount>>,
+    cat: &str,
+    asset: &Asset,
+    v: Amount,
+) -> Result<(), TraceError> {
+    if v.is_zero() {
+        return Ok(());
+    }
+    let e = m
+        .entry(cat.to_owned())
+        .or_default()
+        .entry(asset.to_string())
+        .or_default();
+    *e = e.checked_add(v)?;
+    Ok(())
+}
+
+impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
+    fn in_window(&self, t: &Transfer) -> bool {
+        self.p.until.is_none_or(|u| t.time <= u) && self.p.chain.is_none_or(|c| t.key.chain == c)
+    }
+
+    fn resolve_seed(&mut self, seed: &Seed) -> Result<(SeedInfo, Vec<Transfer>), TraceError> {
+        let (kind, address, mut ts) = match seed {
+            Seed::Transfers(keys) => {
+                let mut ts = Vec::with_capacity(keys.len());
+                for k in keys {
+                    let t = self
+                        .src
+                        .transfer(k)
+                        .map_err(TraceError::source)?
+                        .ok_or(TraceError::SeedNotFound(*k))?;
+                    ts.push(t);
+                }
+                let kind = if ts.len() == 1 { "transfer" } else { "batch" };
+                let addr = ts.first().map(|t| t.from);
+                (kind, addr, ts)
+            }
+            Seed::Outflows(a) => {
+                let ts: Vec<Transfer> = self
+                    .src
+                    .address_transfers(a, Direction::Outgoing, self.p.chain)
+                    .map_err(TraceError::source)?
+                    .into_iter()
+                    .filter(|t| {
+                        self.p.since.is_none_or(|s| t.time >= s)
+                            && self.p.until.is_none_or(|u| t.time <= u)
+                    })
+                    .collect();
+                ("address", Some(*a), ts)
+            }
+        };
+        ts.sort_by_key(|t| t.key);
+        ts.dedup_by_key(|t| t.key);
+        if ts.is_empty() {
+            return Err(TraceError::EmptySeed(format!("{seed:?}")));
+        }
+        let mut total = BTreeMap::new();
+        for t in &ts {
+            let e: &mut Amount = total.entry(t.asset.to_string()).or_default();
+            *e = e.checked_add(t.amount)?;
+        }
+        let info = SeedInfo {
+            kind,
+            address,
+            transfers: ts.iter().map(|t| edge(t, t.amount)).collect(),
+            total,
+        };
+        Ok((info, ts))
+    }
+
+    fn push(&mut self, t: Transfer) {
+        let i = self.arena.len();
+        self.heap.push(Reverse((t.key, i)));
+        self.arena.push(t);
+    }
+
+    fn node(&mut self, a: Address) -> usize {
+        if let Some(&i) = self.index.get(&a) {
+            return i;
+        }
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            address: a,
+            role: Role::Frontier(Status::AtDepthLimit),
+            category: self.labels.category(&a),
+            hops: u32::MAX,
+            payee: false,
+            holdings: HashMap::new(),
+            credits: Vec::new(),
+            credit_index: HashMap::new(),
+            leaked: BTreeMap::new(),
+            incomplete: false,
+        });
+        self.index.insert(a, i);
+        i
+    }
+
+    fn run(&mut self) -> Result<(), TraceError> {
+        let mut last: Option<TransferKey> = None;
+        while let Some(Reverse((key, i))) = self.heap.pop() {
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
+            let t = self.arena[i].clone();
+            self.stats.events += 1;
+            self.process(&t)?;
+        }
+        Ok(())
+    }
+
+    fn holding(model: Model, n: &mut Node, asset: Asset) -> &mut Holding {
+        n.holdings
+            .entry(asset)
+            .or_insert_with(|| Holding::new(model))
+    }
+
+    fn process(&mut self, t: &Transfer) -> Result<(), TraceError> {
+        let is_seed = self.seeds.contains(&t.key);
+        let model = self.p.model;
+        let mut sender_hops = None;
+        let mut carry = Carry::clean();
+        if let Some(&s) = self.index.get(&t.from) {
+            let n = &mut self.nodes[s];
+            if n.role == Role::Expanded {
+                let d = Self::holding(model, n, t.asset).debit(t.amount)?;
+                n.incomplete |= d.clamped;
+                carry = d.carry;
+                sender_hops = Some(n.hops);
+            }
+        }
+        let hops = if is_seed {
+            carry = Carry::full(t.amount);
+            0
+        } else {
+            match sender_hops {
+                Some(h) => h.saturating_add(1),
+                None => return self.credit_clean(t),
+            }
+        };
+        self.receive(t, carry, hops, is_seed)
+    }
+
+    /// Clean value into an address: only matters if it is followed.
+    fn credit_clean(&mut self, t: &Transfer) -> Result<(), TraceError> {
+        if let Some(&r) = self.index.get(&t.to) {
+            let model = self.p.model;
+            let n = &mut self.nodes[r];
+            if n.role == Role::Expanded {
+                Self::holding(model, n, t.asset).credit(t.amount, &Carry::clean())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, r: usize, t: &Transfer, carry: &Carry, hops: u32) {
+        let n = &mut self.nodes[r];
+        n.hops = n.hops.min(hops);
+        n.credit_index.insert(t.key, n.credits.len());
+        n.credits.push(Credit {
+            transfer: t.clone(),
+            carry: carry.clone(),
+            hops,
+        });
+    }
+
+    fn receive(
+        &mut self,
+        t: &Transfer,
+        carry: Carry,
+        hops: u32,
+        is_seed: bool,
+    ) -> Result<(), TraceError> {
+        let model = self.p.model;
+        if let Some(&r) = self.index.get(&t.to)
+            && self.nodes[r].role == Role::Expanded {
+                if !carry.tainted.is_zero() {
+                    self.record(r, t, &carry, hops);
+                }
+                let n = &mut self.nodes[r];
+                n.payee |= is_seed;
+                return Self::holding(model, n, t.asset).credit(t.amount, &carry);
+            }
+        if carry.tainted.is_zero() {
+            return Ok(());
+        }
+        let r = self.node(t.to);
+        self.record(r, t, &carry, hops);
+        let cat = self.nodes[r].category.clone();
+        if cat.as_ref().is_some_and(|c| self.p.stop.contains(c)) {
+            self.nodes[r].role = Role::Stop;
+            return Ok(());
+        }
+        let reason = if hops >= self.p.max_hops && !is_seed {
+            Some(Status::AtDepthLimit)
+        } else if !is_seed && carry.tainted < self.p.min_amount {
+            Some(Status::BelowMinAmount)
+        } else if self.stats.expanded_addresses >= self.p.max_nodes {
+            Some(Status::NodeLimit)
+        } else {
+            None
+        };
+        match reason {
+            Some(st) => {
+                // A frontier keeps the first reason it was stopped for.
+                if self.nodes[r].credits.len() == 1 {
+                    self.nodes[r].role = Role::Frontier(st);
+                }
+                Ok(())
+            }
+            None => {
+                self.nodes[r].payee |= is_seed;
+                self.expand(r, t)
+            }
+        }
+    }
+
+    /// Loads the history of node `r`, replays it up to `t` (exclusive), credits `t` (already
+    /// recorded) and queues the rest.
+    fn expand(&mut self, r: usize, t: &Transfer) -> Result<(), TraceError> {
+        let model = self.p.model;
+        let addr = self.nodes[r].address;
+        let prior = match self.nodes[r].role {
+            Role::Frontier(st) => st,
+            _ => Status::AtDepthLimit,
+        };
+        self.nodes[r].role = Role::Expanded;
+        self.stats.expanded_addresses += 1;
+        let mut hist = self
+            .src
+            .address_transfers(&addr, Direction::Incoming, self.p.chain)
+            .map_err(TraceError::source)?;
+        let out = self
+            .src
+            .address_transfers(&addr, Direction::Outgoing, self.p.chain)
+            .map_err(TraceError::source)?;
+        self.stats.transfers_read += hist.len() + out.len();
+        hist.extend(out);
+        hist.sort_by_key(|x| x.key);
+        hist.dedup_by_key(|x| x.key);
+        for e in hist {
+            if !self.in_window(&e) {
+                continue;
+            }
+            if e.key < t.key {
+                let n = &mut self.nodes[r];
+                let mut sent = Carry::clean();
+                if e.from == addr {
+                    let d = Self::holding(model, n, e.asset).debit(e.amount)?;
+                    n.incomplete |= d.clamped;
+                    if !d.carry.tainted.is_zero() && e.to != addr {
+                        let v = n.leaked.entry((prior, e.asset)).or_default();
+                        *v = v.checked_add(d.carry.tainted)?;
+                    }
+                    sent = d.carry;
+                }
+                if e.to == addr {
+                    let c = if e.from == addr {
+                        sent
+                    } else {
+                        n.credit_index
+                            .get(&e.key)
+                            .map(|&i| n.credits[i].carry.clone())
+                            .unwrap_or_default()
+                    };
+                    Self::holding(model, n, e.asset).credit(e.amount, &c)?;
+                }
+            } else if e.key > t.key {
+                self.push(e);
+            }
+        }
+        // Credit the transfer that brought the node in.
+        let c = self.nodes[r]
+            .credit_index
+            .get(&t.key)
+            .map(|&i| self.nodes[r].credits[i].carry.clone())
+            .unwrap_or_default();
+        let n = &mut self.nodes[r];
+        Self::holding(model, n, t.asset).credit(t.amount, &c)
+    }
+
+    fn status(n: &Node) -> Status {
+        match n.role {
+            Role::Expanded if n.payee => Status::Payee,
+            Role::Expanded => Status::Followed,
+            Role::Stop => Status::Exited,
+            Role::Frontier(s) => s,
+        }
+    }
+
+    fn finish(self, seed: SeedInfo) -> Result<TraceResult, TraceError> {
+        let mut destinations = Vec::new();
+        let mut totals: BTreeMap<String, BTreeMap<String, Amount>> = BTreeMap::new();
+        let mut edges = Vec::new();
+        let mut incomplete = false;
+        for n in &self.nodes {
+            incomplete |= n.incomplete;
+            let status = Self::status(n);
+            let mut per_asset: BTreeMap<Asset, (Amount, u32, &Credit)> = BTreeMap::new();
+            for c in &n.credits {
+                edges.push(edge(&c.transfer, c.carry.tainted));
+                match per_asset.get_mut(&c.transfer.asset) {
+                    Some(e) => {
+                        e.0 = e.0.checked_add(c.carry.tainted)?;
+                        e.1 = e.1.min(c.hops);
+                        if c.transfer.key < e.2.transfer.key {
+                            e.2 = c;
+                        }
+                    }
+                    None => {
+                        per_asset.insert(c.transfer.asset, (c.carry.tainted, c.hops, c));
+                    }
+                }
+            }
+            let labels = self.labels.labels(&n.address);
+            for (asset, (amount, hops, first)) in per_asset {
+                let held = match n.role {
+                    Role::Expanded => n
+                        .holdings
+                        .get(&asset)
+                        .map(Holding::tainted)
+                        .transpose()?
+                        .unwrap_or_default(),
+                    _ => amount,
+                };
+                let cat = match (status, &n.category) {
+                    (Status::Exited, Some(c)) => c.as_str().to_owned(),
+                    (Status::Followed, Some(c)) => c.as_str().to_owned(),
+                    (s, _) => s.category().to_owned(),
+                };
+                add_to(&mut totals, &cat, &asset, held)?;
+                destinations.push(Destination {
+                    address: n.address,
+                    labels: labels.clone(),
+                    category: n.category.clone(),
+                    status,
+                    asset,
+                    amount,
+                    held,
+                    hops,
+                    first_arrival: first.transfer.time,
+                    first_arrival_tx: first.transfer.tx_hash,
+                    incomplete_history: n.incomplete,
+                });
+            }
+            for ((st, asset), v) in &n.leaked {
+                add_to(&mut totals, st.category(), asset, *v)?;
+            }
+        }
+        destinations.sort_by(|a, b| {
+            b.amount
+                .cmp(&a.amount)
+                .then(a.hops.cmp(&b.hops))
+                .then(a.address.cmp(&b.address))
+        });
+        edges.sort_by_key(|e| e.key);
+        let paths = self.evidence(&destinations);
+        let checkpoints = self
+            .src
+            .checkpoints()
+            .map_err(TraceError::source)?
+            .into_iter()
+            .map(|(c, b)| (c.0, b))
+            .collect();
+        Ok(TraceResult {
+            model: self.p.model,
+            seed,
+            parameters: Parameters {
+                direction: "forward",
+                model: self.p.model,
+                max_hops: self.p.max_hops,
+                since: self.p.since,
+                until: self.p.until,
+                min_amount: self.p.min_amount,
+                max_nodes: self.p.max_nodes,
+                stop_categories: self.p.stop.categories().cloned().collect(),
+                chain: self.p.chain,
+                checkpoints,
+                label_set_version: self.labels.version(),
+            },
+            incomplete_history: incomplete,
+            destinations,
+            totals_by_category: totals,
+            paths,
+            edges,
+            stats: self.stats,
+        })
+    }
+
+    /// Evidence paths: for labelled (exited) destinations first, then the largest others that
+    /// were not followed, back-chain through the largest tainted arrival that happened before
+    /// the transfer it fed.
+    fn evidence(&self, dests: &[Destination]) -> Vec<EvidencePath> {
+        let mut cands: Vec<&Destination> = dests
+            .iter()
+            .filter(|d| !matches!(d.status, Status::Payee))
+            .collect();
+        cands.sort_by_key(|d| (d.status != Status::Exited, Reverse(d.amount)));
+        let mut out = Vec::new();
+        for d in cands.into_iter().take(self.p.max_paths) {
+            let Some(&start) = self.index.get(&d.address) else {
+                continue;
+            };
+            let mut hops = Vec::new();
+            let mut at = start;
+            let mut before: Option<TransferKey> = None;
+            // Keys strictly decrease, so this ends; the bound is a guard.
+            for _ in 0..=self.nodes.len() {
+                let best = self.nodes[at]
+                    .credits
+                    .iter()
+                    .filter(|c| c.transfer.asset == d.asset)
+                    .filter(|c| before.is_none_or(|b| c.transfer.key < b))
+                    .max_by_key(|c| (c.carry.tainted, Reverse(c.transfer.key)));
+                let Some(c) = best else { break };
+                let t = &c.transfer;
+                hops.push(PathHop {
+                    tx_hash: t.tx_hash,
+                    chain: t.key.chain,
+                    block: t.key.block,
+                    time: t.time,
+                    from: t.from,
+                    to: t.to,
+                    amount: t.amount,
+                    tainted: c.carry.tainted,
+                });
+                if self.seeds.contains(&t.key) {
+                    break;
+                }
+                match self.index.get(&t.from) {
+                    Some(&p) => {
+                        at = p;
+                        before = Some(t.key);
+                    }
+                    None => break,
+                }
+            }
+            hops.reverse();
+            let amount = hops.last().map(|h| h.tainted).unwrap_or_default();
+            out.push(EvidencePath {
+                to: d.address,
+                category: d.category.clone(),
+                asset: d.asset,
+                amount,
+                hops,
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,276 @@
+//! Trace parameters and results (serialised as the `paytrace trace --format json` output).
+
+use crate::{Model, StopList, source::Category};
+use paytrace_indexer::{
+    Address, Amount, Asset, BlockNumber, ChainId, Timestamp, TransferKey, TxHash,
+};
+use serde::{Serialize, Serializer};
+use std::{collections::BTreeMap, fmt::Display};
+
+/// Serialises with `Display` (assets as `native` or the token address).
+pub(crate) fn ser_display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// The bounds and rules of one trace.
+#[derive(Clone, Debug)]
+pub struct TraceParams {
+    /// Taint model.
+    pub model: Model,
+    /// Maximum hops after the payee (the seed's receiver is hop 0).
+    pub max_hops: u32,
+    /// Seeds before this time are ignored (address seeds).
+    pub since: Option<Timestamp>,
+    /// Transfers after this time are not followed.
+    pub until: Option<Timestamp>,
+    /// Transfers whose tainted part is below this are not followed to new addresses.
+    pub min_amount: Amount,
+    /// At most this many addresses are expanded (their history loaded).
+    pub max_nodes: usize,
+    /// Categories at which value exits.
+    pub stop: StopList,
+    /// At most this many evidence paths.
+    pub max_paths: usize,
+    /// Only this chain.
+    pub chain: Option<ChainId>,
+}
+
+impl Default for TraceParams {
+    fn default() -> Self {
+        Self {
+            model: Model::Haircut,
+            max_hops: 5,
+            since: None,
+            until: None,
+            min_amount: Amount::ZERO,
+            max_nodes: 10_000,
+            stop: StopList::default(),
+            max_paths: 20,
+            chain: None,
+        }
+    }
+}
+
+/// Where a trace starts.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Seed {
+    /// These transfers (one payout, or a payroll batch), fully tainted at their receivers.
+    Transfers(Vec<TransferKey>),
+    /// Every outflow of this address within the parameters' time window.
+    Outflows(Address),
+}
+
+/// Why an address that received taint was not followed.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A seed's receiver, followed.
+    Payee,
+    /// An intermediate address, followed; the value still there is unattributed.
+    Followed,
+    /// A stop-category address: value exited there.
+    Exited,
+    /// At the hop limit: not followed.
+    AtDepthLimit,
+    /// Reached only by transfers below the minimum amount.
+    BelowMinAmount,
+    /// The node limit was reached: not followed.
+    NodeLimit,
+}
+
+impl Status {
+    /// The totals category of value that stopped at an address of this status (for followed
+    /// addresses, of value still held there).
+    pub const fn category(&self) -> &'static str {
+        match self {
+            Self::Payee => "still_at_payee",
+            Self::Followed => "unattributed",
+            Self::Exited => "exited",
+            Self::AtDepthLimit => "at_depth_limit",
+            Self::BelowMinAmount => "below_min_amount",
+            Self::NodeLimit => "node_limit",
+        }
+    }
+}
+
+/// One address (and asset) the traced value reached (forward) or came from (backward).
+#[derive(Clone, Debug, Serialize)]
+pub struct Destination {
+    /// The address.
+    pub address: Address,
+    /// Its labels (empty when unlabelled).
+    pub labels: Vec<String>,
+    /// Its label category.
+    pub category: Option<Category>,
+    /// Followed, exited, or why not followed.
+    pub status: Status,
+    /// The asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Tainted value that reached it (backward: value it contributed), raw units.
+    pub amount: Amount,
+    /// Tainted value still held there at the end of the trace (forward, followed addresses).
+    pub held: Amount,
+    /// Minimum number of hops from the payee (the payee is 0).
+    pub hops: u32,
+    /// Time of the first tainted arrival.
+    pub first_arrival: Timestamp,
+    /// Transaction of the first tainted arrival.
+    pub first_arrival_tx: TxHash,
+    /// Its history before the index is missing (a balance went negative).
+    pub incomplete_history: bool,
+}
+
+/// One transfer on an evidence path.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathHop {
+    /// Transaction hash.
+    pub tx_hash: TxHash,
+    /// Chain.
+    pub chain: ChainId,
+    /// Block.
+    pub block: BlockNumber,
+    /// Block time.
+    pub time: Timestamp,
+    /// Sender.
+    pub from: Address,
+    /// Receiver.
+    pub to: Address,
+    /// Whole transfer amount.
+    pub amount: Amount,
+    /// Its tainted part.
+    pub tainted: Amount,
+}
+
+/// The transfers that carried the most taint to one destination, seed first.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidencePath {
+    /// The destination.
+    pub to: Address,
+    /// Its category.
+    pub category: Option<Category>,
+    /// Asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Tainted amount of the last hop.
+    pub amount: Amount,
+    /// The transfers, in time order.
+    pub hops: Vec<PathHop>,
+}
+
+/// A transfer that carried taint (an edge of the flow graph).
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowEdge {
+    /// Transfer key.
+    #[serde(skip)]
+    pub key: TransferKey,
+    /// Transaction.
+    pub tx_hash: TxHash,
+    /// Block time.
+    pub time: Timestamp,
+    /// Sender.
+    pub from: Address,
+    /// Receiver.
+    pub to: Address,
+    /// Asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Whole amount.
+    pub amount: Amount,
+    /// Tainted part.
+    pub tainted: Amount,
+}
+
+/// What the trace started from.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedInfo {
+    /// `transfer`, `batch`, `address` (forward) or `address`, `transfer` (backward).
+    pub kind: &'static str,
+    /// The seed's address (payer or target).
+    pub address: Option<Address>,
+    /// The seed transfers.
+    pub transfers: Vec<FlowEdge>,
+    /// Seed value per asset.
+    pub total: BTreeMap<String, Amount>,
+}
+
+/// Everything needed to reproduce a trace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Parameters {
+    /// `forward` or `backward`.
+    pub direction: &'static str,
+    /// Model.
+    pub model: Model,
+    /// Hop limit.
+    pub max_hops: u32,
+    /// Window start.
+    pub since: Option<Timestamp>,
+    /// Window end.
+    pub until: Option<Timestamp>,
+    /// Minimum followed amount.
+    pub min_amount: Amount,
+    /// Node limit.
+    pub max_nodes: usize,
+    /// Stop categories.
+    pub stop_categories: Vec<Category>,
+    /// Chain restriction.
+    pub chain: Option<ChainId>,
+    /// Last indexed block per chain when the trace ran.
+    pub checkpoints: BTreeMap<u16, BlockNumber>,
+    /// Label set version.
+    pub label_set_version: Option<String>,
+}
+
+/// Work counters.
+#[derive(Clone, Copy, Default, Debug, Serialize)]
+pub struct TraceStats {
+    /// Addresses whose history was loaded.
+    pub expanded_addresses: usize,
+    /// Transfers read from the source.
+    pub transfers_read: usize,
+    /// Transfer events processed in order.
+    pub events: usize,
+}
+
+/// A complete trace result.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceResult {
+    /// Taint model.
+    pub model: Model,
+    /// The seed.
+    pub seed: SeedInfo,
+    /// Reproduction parameters.
+    pub parameters: Parameters,
+    /// Some balance went negative: history before the index is missing, amounts are bounds.
+    pub incomplete_history: bool,
+    /// Per address and asset, largest amount first.
+    pub destinations: Vec<Destination>,
+    /// Category -> asset -> amount. Categories: stop categories (`exchange`, `sanctioned`, ...),
+    /// `still_at_payee`, `unattributed`, `at_depth_limit`, `below_min_amount`, `node_limit`
+    /// (backward adds `origin` and `before_index`).
+    pub totals_by_category: BTreeMap<String, BTreeMap<String, Amount>>,
+    /// Evidence paths to labelled (then largest) destinations.
+    pub paths: Vec<EvidencePath>,
+    /// Every transfer that carried taint (the flow graph's edges).
+    pub edges: Vec<FlowEdge>,
+    /// Work counters.
+    pub stats: TraceStats,
+}
+
+impl TraceResult {
+    /// The destination entry of `(address, asset)`.
+    pub fn destination(&self, address: &Address, asset: &Asset) -> Option<&Destination> {
+        self.destinations
+            .iter()
+            .find(|d| d.address == *address && d.asset == *asset)
+    }
+
+    /// The total of `category` in `asset` (zero when absent).
+    pub fn total(&self, category: &str, asset: &Asset) -> Amount {
+        self.totals_by_category
+            .get(category)
+            .and_then(|m| m.get(&asset.to_string()))
+            .copied()
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,401 @@
+//! The small read interface the tracer's algorithms use, with an implementation for the fjall
+//! [`Store`] and one for in-memory graphs (tests, benchmarks, fixtures).
+//!
+//! The algorithms never see the store: they read transfers through [`FlowSource`] and label
+//! categories through [`LabelSource`], so the same code runs on a hand-built graph in a unit test
+//! and on a store with billions of rows.
+
+use paytrace_indexer::{
+    Address, BlockNumber, ChainId, Direction, Store, StoreError, Transfer, TransferKey, TxHash,
+};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt,
+};
+
+/// Read access to indexed transfers: everything a trace needs.
+pub trait FlowSource {
+    /// The error of the underlying storage.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The transfers into (`Incoming`) or out of (`Outgoing`) `address`, on every chain or on
+    /// `chain`, in canonical [`TransferKey`] order.
+    fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Transfer>, Self::Error>;
+
+    /// One transfer by key.
+    fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, Self::Error>;
+
+    /// The transfers of transaction `tx`, in canonical order. `chain` and `block` narrow the
+    /// search; without a block an implementation may have to scan.
+    fn tx_transfers(
+        &self,
+        tx: &TxHash,
+        chain: Option<ChainId>,
+        block: Option<BlockNumber>,
+    ) -> Result<Vec<Transfer>, Self::Error>;
+
+    /// The last indexed block of every chain (recorded in results for reproducibility).
+    fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, Self::Error>;
+}
+
+/// The category of a labelled address (`exchange`, `mixer`, `sanctioned`, `swap`, ...), lower
+/// case. Kept as a string so that the label module can add categories without a tracer change.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct Category(String);
+
+impl Category {
+    /// Builds a category; the name is trimmed and lower-cased.
+    pub fn new(name: &str) -> Self {
+        Self(name.trim().to_ascii_lowercase())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The categories where a trace stops by default.
+pub const DEFAULT_STOP_CATEGORIES: [&str; 5] = [
+    "exchange",
+    "exchange_deposit",
+    "bridge",
+    "mixer",
+    "sanctioned",
+];
+
+/// The set of categories at which value is reported as exited and not followed further.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StopList(BTreeSet<Category>);
+
+impl Default for StopList {
+    fn default() -> Self {
+        Self(
+            DEFAULT_STOP_CATEGORIES
+                .iter()
+                .map(|c| Category::new(c))
+                .collect(),
+        )
+    }
+}
+
+impl StopList {
+    /// A stop list of exactly these categories.
+    pub fn new<'a>(cats: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(cats.into_iter().map(Category::new).collect())
+    }
+
+    /// Whether `cat` stops a trace.
+    pub fn contains(&self, cat: &Category) -> bool {
+        self.0.contains(cat)
+    }
+
+    /// The categories, sorted.
+    pub fn categories(&self) -> impl Iterator<Item = &Category> {
+        self.0.iter()
+    }
+}
+
+/// Label look-ups the tracer needs. The label store (`paytrace_indexer::labels`) plugs in here;
+/// until then callers pass a [`MemoryLabels`].
+pub trait LabelSource {
+    /// The category of `address`, if it is labelled.
+    fn category(&self, address: &Address) -> Option<Category>;
+
+    /// Human-readable labels of `address` (entity names, tags); empty when unlabelled.
+    fn labels(&self, address: &Address) -> Vec<String> {
+        self.category(address)
+            .map(|c| vec![c.as_str().to_owned()])
+            .unwrap_or_default()
+    }
+
+    /// The version of the label set, recorded in results so a trace can be reproduced.
+    fn version(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Labels held in memory: a category and optional names per address.
+#[derive(Clone, Default, Debug)]
+pub struct MemoryLabels {
+    map: HashMap<Address, (Category, Vec<String>)>,
+    version: Option<String>,
+}
+
+impl MemoryLabels {
+    /// No labels.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Labels `address` with `category` (and the category name as its label).
+    pub fn insert(&mut self, address: Address, category: &str) {
+        let c = Category::new(category);
+        let names = vec![c.as_str().to_owned()];
+        self.map.insert(address, (c, names));
+    }
+
+    /// Labels `address` with `category` and the given names.
+    pub fn insert_named(&mut self, address: Address, category: &str, names: Vec<String>) {
+        self.map.insert(address, (Category::new(category), names));
+    }
+
+    /// Sets the version string reported in results.
+    pub fn set_version(&mut self, version: impl Into<String>) {
+        self.version = Some(version.into());
+    }
+
+    /// Number of labelled addresses.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no address is labelled.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl LabelSource for MemoryLabels {
+    fn category(&self, address: &Address) -> Option<Category> {
+        self.map.get(address).map(|(c, _)| c.clone())
+    }
+
+    fn labels(&self, address: &Address) -> Vec<String> {
+        self.map
+            .get(address)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default()
+    }
+
+    fn version(&self) -> Option<String> {
+        self.version.clone()
+    }
+}
+
+impl<L: LabelSource + ?Sized> LabelSource for &L {
+    fn category(&self, address: &Address) -> Option<Category> {
+        (**self).category(address)
+    }
+    fn labels(&self, address: &Address) -> Vec<String> {
+        (**self).labels(address)
+    }
+    fn version(&self) -> Option<String> {
+        (**self).version()
+    }
+}
+
+impl FlowSource for Store {
+    type Error = StoreError;
+
+    fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let mut v: Vec<Transfer> =
+            Store::address_transfers(self, address, dir, chain).collect::<Result<_, _>>()?;
+        // The index is ordered per chain; across chains the key (chain first) orders them too.
+        v.sort_by_key(|t| t.key);
+        Ok(v)
+    }
+
+    fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, StoreError> {
+        Store::transfer(self, key)
+    }
+
+    fn tx_transfers(
+        &self,
+        tx: &TxHash,
+        chain: Option<ChainId>,
+        block: Option<BlockNumber>,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let chains: Vec<ChainId> = match chain {
+            Some(c) => vec![c],
+            None => self.chains()?.into_iter().map(|c| c.id).collect(),
+        };
+        let mut out = Vec::new();
+        for c in chains {
+            let (lo, hi) = match block {
+                Some(b) => (b, b),
+                None => (BlockNumber(0), BlockNumber(u64::MAX)),
+            };
+            for t in self.range_transfers(c, lo, hi) {
+                let t = t?;
+                if t.tx_hash == *tx {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, StoreError> {
+        let mut out = BTreeMap::new();
+        for c in self.chains()? {
+            if let Some(cp) = self.checkpoint(c.id)? {
+                out.insert(c.id, cp.number);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<S: FlowSource + ?Sized> FlowSource for &S {
+    type Error = S::Error;
+    fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        (**self).address_transfers(address, dir, chain)
+    }
+    fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, S::Error> {
+        (**self).transfer(key)
+    }
+    fn tx_transfers(
+        &self,
+        tx: &TxHash,
+        chain: Option<ChainId>,
+        block: Option<BlockNumber>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        (**self).tx_transfers(tx, chain, block)
+    }
+    fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, S::Error> {
+        (**self).checkpoints()
+    }
+}
+
+/// An in-memory transfer graph implementing [`FlowSource`] (tests, benchmarks, fixtures).
+#[derive(Clone, Default, Debug)]
+pub struct MemoryGraph {
+    transfers: BTreeMap<TransferKey, Transfer>,
+    out: HashMap<Address, Vec<TransferKey>>,
+    inc: HashMap<Address, Vec<TransferKey>>,
+}
+
+/// In-memory sources never fail.
+#[derive(Debug, thiserror::Error)]
+#[error("in-memory graph error (never happens)")]
+pub struct Infallible;
+
+impl MemoryGraph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a graph from transfers in any order.
+    pub fn from_transfers(ts: impl IntoIterator<Item = Transfer>) -> Self {
+        let mut g = Self::new();
+        for t in ts {
+            g.insert(t);
+        }
+        g
+    }
+
+    /// Adds (or replaces) one transfer.
+    pub fn insert(&mut self, t: Transfer) {
+        let k = t.key;
+        if let Some(old) = self.transfers.insert(k, t.clone()) {
+            if let Some(v) = self.out.get_mut(&old.from) {
+                v.retain(|x| *x != k);
+            }
+            if let Some(v) = self.inc.get_mut(&old.to) {
+                v.retain(|x| *x != k);
+            }
+        }
+        for (map, a) in [(&mut self.out, t.from), (&mut self.inc, t.to)] {
+            let v = map.entry(a).or_default();
+            let pos = v.partition_point(|x| *x < k);
+            v.insert(pos, k);
+        }
+    }
+
+    /// Number of transfers.
+    pub fn len(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Whether the graph has no transfer.
+    pub fn is_empty(&self) -> bool {
+        self.transfers.is_empty()
+    }
+
+    /// All transfers in canonical order.
+    pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
+        self.transfers.values()
+    }
+}
+
+impl FlowSource for MemoryGraph {
+    type Error = Infallible;
+
+    fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Transfer>, Infallible> {
+        let map = match dir {
+            Direction::Incoming => &self.inc,
+            Direction::Outgoing => &self.out,
+        };
+        Ok(map
+            .get(address)
+            .map(|keys| {
+                keys.iter()
+                    .filter(|k| chain.is_none_or(|c| k.chain == c))
+                    .filter_map(|k| self.transfers.get(k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, Infallible> {
+        Ok(self.transfers.get(key).cloned())
+    }
+
+    fn tx_transfers(
+        &self,
+        tx: &TxHash,
+        chain: Option<ChainId>,
+        block: Option<BlockNumber>,
+    ) -> Result<Vec<Transfer>, Infallible> {
+        Ok(self
+            .transfers
+            .values()
+            .filter(|t| {
+                t.tx_hash == *tx
+                    && chain.is_none_or(|c| t.key.chain == c)
+                    && block.is_none_or(|b| t.key.block == b)
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, Infallible> {
+        let mut out = BTreeMap::new();
+        for k in self.transfers.keys() {
+            let e = out.entry(k.chain).or_insert(k.block);
+            if k.block > *e {
+                *e = k.block;
+            }
+        }
+        Ok(out)
+    }
+}
