@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use paytrace_indexer::{Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, TxHash};
 use paytrace_tracer::{
     BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
-    TraceParams, TraceResult, export, find_paths, trace_backward, trace_forward,
+    StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward, trace_forward,
 };
 use std::{fmt::Write as _, process::ExitCode};
 
@@ -27,8 +27,9 @@ pub enum Format {
 /// Labels and stop rules given on the command line (until the label store plugs in).
 #[derive(Debug, Args)]
 pub struct LabelArgs {
-    /// Label an address with a category, e.g. `--stop 0xabc...=exchange` (repeatable). Value
-    /// reaching an address whose category is in the stop list exits there.
+    /// Label an address with a category, e.g. `--stop 0xabc...=exchange` (repeatable); these
+    /// take precedence over the label store. Value reaching an address whose category is in
+    /// the stop list exits there.
     #[arg(long = "stop", value_name = "ADDR=CATEGORY")]
     pub stop: Vec<String>,
     /// Categories that stop a trace [default: exchange, exchange_deposit, bridge, mixer,
@@ -166,7 +167,8 @@ impl TraceCmd {
         let store = ctx.open_store()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
         let params = self.params(chain)?;
-        let labels = self.labels.labels()?;
+        let labels = StoreLabels::open(&store, None, self.labels.labels()?)
+            .context("opening the label store")?;
         let result = match parse_seed(&self.seed)? {
             SeedArg::Address(a) => {
                 if self.backward {
@@ -378,7 +380,8 @@ impl PathCmd {
             stop: self.labels.stop_list(),
             ..PathParams::default()
         };
-        let labels = self.labels.labels()?;
+        let labels = StoreLabels::open(&store, None, self.labels.labels()?)
+            .context("opening the label store")?;
         let r = find_paths(&store, &labels, &from, &target, &p)?;
         if ctx.json {
             ctx.print_json(&r)?;

@@ -282,14 +282,15 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
     ) -> Result<(), TraceError> {
         let model = self.p.model;
         if let Some(&r) = self.index.get(&t.to)
-            && self.nodes[r].role == Role::Expanded {
-                if !carry.tainted.is_zero() {
-                    self.record(r, t, &carry, hops);
-                }
-                let n = &mut self.nodes[r];
-                n.payee |= is_seed;
-                return Self::holding(model, n, t.asset).credit(t.amount, &carry);
+            && self.nodes[r].role == Role::Expanded
+        {
+            if !carry.tainted.is_zero() {
+                self.record(r, t, &carry, hops);
             }
+            let n = &mut self.nodes[r];
+            n.payee |= is_seed;
+            return Self::holding(model, n, t.asset).credit(t.amount, &carry);
+        }
         if carry.tainted.is_zero() {
             return Ok(());
         }

@@ -26,4 +26,6 @@ pub use result::{
     Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status, TraceParams,
     TraceResult, TraceStats,
 };
-pub use source::{Category, FlowSource, LabelSource, MemoryGraph, MemoryLabels, StopList};
+pub use source::{
+    Category, FlowSource, LabelSource, MemoryGraph, MemoryLabels, StopList, StoreLabels,
+};

@@ -176,14 +176,15 @@ fn push_back(segs: &mut VecDeque<Segment>, s: Segment) {
         return;
     }
     if let Some(last) = segs.back_mut()
-        && last.tainted == s.tainted {
-            // Cannot overflow: bounded by the total supply moved, checked elsewhere; fall back
-            // to a separate segment if it would.
-            if let Ok(sum) = last.amount.checked_add(s.amount) {
-                last.amount = sum;
-                return;
-            }
+        && last.tainted == s.tainted
+    {
+        // Cannot overflow: bounded by the total supply moved, checked elsewhere; fall back
+        // to a separate segment if it would.
+        if let Ok(sum) = last.amount.checked_add(s.amount) {
+            last.amount = sum;
+            return;
         }
+    }
     segs.push_back(s);
 }
 
@@ -193,10 +194,11 @@ fn push_front(segs: &mut VecDeque<Segment>, s: Segment) {
     }
     if let Some(first) = segs.front_mut()
         && first.tainted == s.tainted
-            && let Ok(sum) = first.amount.checked_add(s.amount) {
-                first.amount = sum;
-                return;
-            }
+        && let Ok(sum) = first.amount.checked_add(s.amount)
+    {
+        first.amount = sum;
+        return;
+    }
     segs.push_front(s);
 }
 

@@ -246,17 +246,17 @@ fn shortest<L: LabelSource>(
     let mut best: HashMap<NodeIndex, TransferKey> = HashMap::new();
     // Layer 1 from the start node.
     type Frontier = Vec<(NodeIndex, Option<(TransferKey, Asset)>, Option<usize>)>;
-    let mut frontier: Frontier =
-        vec![(start, None, None)];
+    let mut frontier: Frontier = vec![(start, None, None)];
     for _ in 0..p.max_hops {
         let mut next: HashMap<NodeIndex, Entry> = HashMap::new();
         for (u, arr, slot) in &frontier {
             for e in sub.g.edges(*u) {
                 let t = e.weight();
                 if let Some((k, asset)) = arr
-                    && (t.key <= *k || t.asset != *asset) {
-                        continue;
-                    }
+                    && (t.key <= *k || t.asset != *asset)
+                {
+                    continue;
+                }
                 let v = e.target();
                 if best.get(&v).is_some_and(|b| *b <= t.key) {
                     continue;

@@ -399,3 +399,106 @@ impl FlowSource for MemoryGraph {
         Ok(out)
     }
 }
+
+/// A category with its display labels.
+type Labelled = (Category, Vec<String>);
+
+/// The label store ([`paytrace_indexer::labels::LabelStore`]) as a [`LabelSource`], with
+/// caller-given labels (`--stop ADDR=CATEGORY`) taking precedence.
+///
+/// Labels are those valid on `as_of` (today when `None`). When an address has several, the
+/// category reported is the most severe one (sanctioned, mixer, exchange, exchange deposit,
+/// bridge, then the rest by confidence). Look-ups are cached; a read error counts as unlabelled
+/// and is kept in [`StoreLabels::errors`].
+pub struct StoreLabels {
+    store: paytrace_indexer::labels::LabelStore,
+    as_of: Option<paytrace_indexer::labels::Date>,
+    overrides: MemoryLabels,
+    cache: std::cell::RefCell<HashMap<Address, Option<Labelled>>>,
+    errors: std::cell::Cell<u64>,
+    version: Option<String>,
+}
+
+impl StoreLabels {
+    /// Opens the label store of `store`.
+    pub fn open(
+        store: &Store,
+        as_of: Option<paytrace_indexer::labels::Date>,
+        overrides: MemoryLabels,
+    ) -> Result<Self, paytrace_indexer::labels::LabelError> {
+        let ls = paytrace_indexer::labels::LabelStore::open(store)?;
+        let mut versions: Vec<String> = ls
+            .sources()?
+            .iter()
+            .filter_map(|s| s.latest().map(|v| format!("{}@{}", s.name, v.version)))
+            .collect();
+        versions.sort();
+        let mut version = versions.join(",");
+        if let Some(v) = overrides.version().filter(|_| !overrides.is_empty()) {
+            version = format!("{version}+{v}");
+        }
+        Ok(Self {
+            store: ls,
+            as_of,
+            overrides,
+            cache: std::cell::RefCell::new(HashMap::new()),
+            errors: std::cell::Cell::new(0),
+            version: Some(version),
+        })
+    }
+
+    /// Number of label reads that failed (treated as unlabelled).
+    pub fn errors(&self) -> u64 {
+        self.errors.get()
+    }
+
+    fn lookup(&self, address: &Address) -> Option<(Category, Vec<String>)> {
+        if let Some(c) = self.overrides.category(address) {
+            return Some((c, self.overrides.labels(address)));
+        }
+        if let Some(v) = self.cache.borrow().get(address) {
+            return v.clone();
+        }
+        let v = match self.store.labels_for(address, self.as_of) {
+            Ok(mut ls) if !ls.is_empty() => {
+                use paytrace_indexer::labels::Category as C;
+                let rank = |c: C| match c {
+                    C::Sanctioned => 0,
+                    C::Mixer => 1,
+                    C::Exchange => 2,
+                    C::ExchangeDeposit => 3,
+                    C::Bridge => 4,
+                    _ => 5,
+                };
+                ls.sort_by_key(|l| (rank(l.category), std::cmp::Reverse(l.confidence)));
+                let cat = ls.first().map(|l| Category::new(l.category.as_str()));
+                let names = ls
+                    .iter()
+                    .map(|l| format!("{} ({}, {})", l.entity, l.category, l.source))
+                    .collect();
+                cat.map(|c| (c, names))
+            }
+            Ok(_) => None,
+            Err(_) => {
+                self.errors.set(self.errors.get().saturating_add(1));
+                None
+            }
+        };
+        self.cache.borrow_mut().insert(*address, v.clone());
+        v
+    }
+}
+
+impl LabelSource for StoreLabels {
+    fn category(&self, address: &Address) -> Option<Category> {
+        self.lookup(address).map(|(c, _)| c)
+    }
+
+    fn labels(&self, address: &Address) -> Vec<String> {
+        self.lookup(address).map(|(_, n)| n).unwrap_or_default()
+    }
+
+    fn version(&self) -> Option<String> {
+        self.version.clone()
+    }
+}
