@@ -128,7 +128,7 @@ fn io(op: &'static str) -> impl FnOnce(fjall::Error) -> LabelError {
     move |source| LabelError::Io { op, source }
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, LabelError> {
+fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, LabelError> {
     postcard::to_allocvec(v).map_err(|e| LabelError::Encode(e.to_string()))
 }
 
@@ -244,15 +244,18 @@ impl LabelStore {
             });
         }
         let info = self.source(source)?;
+        let first_version = info.as_ref().is_none_or(|i| i.versions.is_empty());
         Ok(ImportSession {
+            info,
             store: self,
             source: source.to_owned(),
             format: format.to_owned(),
             url,
             files,
             defaults,
-            info,
             version: None,
+            frozen: None,
+            first_version,
             pending: HashMap::new(),
             report: ImportReport {
                 source: source.to_owned(),
@@ -263,12 +266,23 @@ impl LabelStore {
 }
 
 /// Labels of one address touched by an import.
-struct Pending {
-    labels: Vec<Label>,
-    /// Per label: seen in this import.
-    seen: Vec<bool>,
-    /// Per label: created by this import.
-    new: Vec<bool>,
+enum Pending {
+    /// The address had no labels before this import: its new labels, already encoded
+    /// (compact, so that imports of millions of addresses stay small in memory).
+    Fresh {
+        /// postcard `Vec<Label>`.
+        bytes: Vec<u8>,
+        /// Number of labels.
+        count: u64,
+    },
+    /// The address had labels: all of them, with what this import did to each.
+    Merged {
+        labels: Vec<Label>,
+        /// Per label: seen in this import.
+        seen: Vec<bool>,
+        /// Per label: created by this import.
+        new: Vec<bool>,
+    },
 }
 
 /// An import in progress: rows are validated and merged in memory, then written in one
@@ -282,6 +296,9 @@ pub struct ImportSession<'a> {
     defaults: Defaults,
     info: Option<SourceInfo>,
     version: Option<String>,
+    /// The version and its date, fixed at the first row.
+    frozen: Option<(String, Option<Date>)>,
+    first_version: bool,
     pending: HashMap<Vec<u8>, Pending>,
     report: ImportReport,
 }
@@ -366,39 +383,80 @@ impl ImportSession<'_> {
             url: c.url,
             notes: c.notes,
         };
+        let mut label = label;
+        let (version, version_date) = self.frozen_version();
+        label.source_version = version;
+        if label.valid_from.is_none() && !self.first_version {
+            label.valid_from = version_date;
+        }
         self.report.read += 1;
         let key = addr.key();
         let p = match self.pending.entry(key) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 let labels = self.store.history_by_key(v.key())?;
+                if labels.is_empty() {
+                    self.report.imported += 1;
+                    v.insert(Pending::Fresh {
+                        bytes: encode(std::slice::from_ref(&label))?,
+                        count: 1,
+                    });
+                    return Ok(());
+                }
                 let n = labels.len();
-                v.insert(Pending {
+                v.insert(Pending::Merged {
                     labels,
                     seen: vec![false; n],
                     new: vec![false; n],
                 })
             }
         };
-        let existing = p
-            .labels
-            .iter()
-            .position(|l| l.removed_in.is_none() && l.same_claim(&label));
-        match existing {
-            Some(i) => {
-                self.report.duplicates += 1;
-                if let Some(s) = p.seen.get_mut(i) {
-                    *s = true;
+        match p {
+            Pending::Fresh { bytes, count } => {
+                let mut labels: Vec<Label> = decode_labels(b"pending", bytes)?;
+                if labels.iter().any(|l| l.same_claim(&label)) {
+                    self.report.duplicates += 1;
+                } else {
+                    self.report.imported += 1;
+                    labels.push(label);
+                    *bytes = encode(&labels)?;
+                    *count += 1;
                 }
             }
-            None => {
-                self.report.imported += 1;
-                p.labels.push(label);
-                p.seen.push(true);
-                p.new.push(true);
+            Pending::Merged { labels, seen, new } => {
+                let existing = labels
+                    .iter()
+                    .position(|l| l.removed_in.is_none() && l.same_claim(&label));
+                match existing {
+                    Some(i) => {
+                        self.report.duplicates += 1;
+                        if let Some(s) = seen.get_mut(i) {
+                            *s = true;
+                        }
+                    }
+                    None => {
+                        self.report.imported += 1;
+                        labels.push(label);
+                        seen.push(true);
+                        new.push(true);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// The version of this import, fixed at the first row: the explicit version or the first
+    /// hint, else today.
+    fn frozen_version(&mut self) -> (String, Option<Date>) {
+        let version = self.version.clone();
+        self.frozen
+            .get_or_insert_with(|| {
+                let v = version.unwrap_or_else(|| today().to_string());
+                let d = parse_date(&v);
+                (v, d)
+            })
+            .clone()
     }
 
     /// Rows read so far.
@@ -410,16 +468,14 @@ impl ImportSession<'_> {
     /// not seen in this version get `valid_to` = the version's date and `removed_in`), and the
     /// source version record. Re-importing the latest version changes nothing.
     pub fn finish(mut self) -> Result<ImportReport, LabelError> {
-        let version = self.version.clone().unwrap_or_else(|| today().to_string());
+        let (version, version_date) = self.frozen_version();
         self.report.version = version.clone();
-        let version_date = parse_date(&version);
         let mut info = self.info.take().unwrap_or_else(|| SourceInfo {
             name: self.source.clone(),
             format: self.format.clone(),
             url: self.url.clone(),
             versions: Vec::new(),
         });
-        let first_version = info.versions.is_empty();
         let same_as_latest = info.latest().is_some_and(|v| v.version == version);
         if !same_as_latest && let Some(latest) = info.latest() {
             let older = info.versions.iter().any(|v| v.version == version)
@@ -464,30 +520,34 @@ impl ImportSession<'_> {
         }
         let mut index_key = Vec::with_capacity(prefix.len() + 40);
         for (key, p) in self.pending.drain() {
-            let Pending {
-                mut labels,
-                seen,
-                new,
-            } = p;
-            for (i, l) in labels.iter_mut().enumerate() {
-                let is_new = new.get(i).copied().unwrap_or(false);
-                let is_seen = seen.get(i).copied().unwrap_or(false);
-                if is_new {
-                    added += 1;
-                    l.source_version = version.clone();
-                    if l.valid_from.is_none() && !first_version {
-                        l.valid_from = version_date;
-                    }
-                } else if !is_seen && l.source == self.source && l.removed_in.is_none() {
-                    close(l, &version, end_day);
-                    removed += 1;
+            let value = match p {
+                Pending::Fresh { bytes, count } => {
+                    added += count;
+                    bytes
                 }
-            }
+                Pending::Merged {
+                    mut labels,
+                    seen,
+                    new,
+                } => {
+                    for (i, l) in labels.iter_mut().enumerate() {
+                        let is_new = new.get(i).copied().unwrap_or(false);
+                        let is_seen = seen.get(i).copied().unwrap_or(false);
+                        if is_new {
+                            added += 1;
+                        } else if !is_seen && l.source == self.source && l.removed_in.is_none() {
+                            close(l, &version, end_day);
+                            removed += 1;
+                        }
+                    }
+                    encode(&labels)?
+                }
+            };
             index_key.clear();
             index_key.extend_from_slice(&prefix);
             index_key.extend_from_slice(&key);
             batch.insert(&self.store.by_source, index_key.clone(), Vec::new());
-            batch.insert(&self.store.labels, key, encode(&labels)?);
+            batch.insert(&self.store.labels, key, value);
         }
         self.report.removed = removed;
         let previously_active = info.latest().map_or(0, |v| v.active);
