@@ -429,11 +429,11 @@ impl EvmSync {
         let mut prev = checkpoint;
         while let Some(joined) = fetched.next().await {
             let range = joined.map_err(|e| SyncError::Task(e.to_string()))??;
-            if let (Some(p), Some(first)) = (prev, range.blocks.first()) {
-                if first.parent != p.hash {
-                    tracing::warn!(chain = %self.name, block = first.number.0, "parent hash mismatch: reorg");
-                    return Ok(RangeEnd::Reorg);
-                }
+            if let (Some(p), Some(first)) = (prev, range.blocks.first())
+                && first.parent != p.hash
+            {
+                tracing::warn!(chain = %self.name, block = first.number.0, "parent hash mismatch: reorg");
+                return Ok(RangeEnd::Reorg);
             }
             let (Some(first), Some(last)) =
                 (range.blocks.first().copied(), range.blocks.last().copied())

@@ -324,10 +324,7 @@ impl IndexCmd {
             if let (Some(f), Some(t)) = (from, to) {
                 anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
             }
-            let total = match to {
-                Some(t) => Some(t.saturating_sub(from.unwrap_or(0)).saturating_add(1)),
-                None => None,
-            };
+            let total = to.map(|t| t.saturating_sub(from.unwrap_or(0)).saturating_add(1));
             let progress = Progress::new(&chain.chain, total);
             let counter = std::sync::atomic::AtomicU64::new(0);
             let summary = sync

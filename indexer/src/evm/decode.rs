@@ -381,15 +381,15 @@ pub fn parity_internal_transfers(
                 format!("{} trace without a transaction", t.kind),
             ));
         };
-        if let Some(bh) = t.block_hash {
-            if bh != block.hash {
-                return Err(malformed(
-                    "trace",
-                    number,
-                    Some(tx),
-                    format!("trace of block hash {bh:#x}, expected {:#x}", block.hash),
-                ));
-            }
+        if let Some(bh) = t.block_hash
+            && bh != block.hash
+        {
+            return Err(malformed(
+                "trace",
+                number,
+                Some(tx),
+                format!("trace of block hash {bh:#x}, expected {:#x}", block.hash),
+            ));
         }
         if cur.as_ref().is_none_or(|c| c.tx != tx) {
             let tx_index = u32_of(pos, "trace", number, Some(tx), "transactionPosition")?;

@@ -400,10 +400,10 @@ impl RpcClient {
         };
         if responses.len() != calls.len() {
             // A single error object for a batch request.
-            if let [r] = responses.as_slice() {
-                if let ResponsePayload::Failure(err) = &r.payload {
-                    return Err(node_error(method, what, err));
-                }
+            if let [r] = responses.as_slice()
+                && let ResponsePayload::Failure(err) = &r.payload
+            {
+                return Err(node_error(method, what, err));
             }
             return Err(malformed(
                 method,

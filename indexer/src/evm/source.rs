@@ -297,7 +297,7 @@ impl EvmSource {
                     start = end + 1;
                 }
                 Err(e) if e.is_range_too_large() && end > start => {
-                    let half = ((end - start + 1) / 2).max(1);
+                    let half = (end - start).div_ceil(2).max(1);
                     tracing::info!(from = start, to = end, new_span = half, error = %e, "eth_getLogs span refused; splitting");
                     self.logs_range.store(half, Ordering::Relaxed);
                 }

@@ -62,9 +62,9 @@ impl Address {
 
     /// Reads an address from the front of a key; returns it and the bytes consumed.
     pub fn read_key(key: &[u8]) -> Option<(Self, usize)> {
-        match key.first()? {
-            &TAG_EVM => Some((Self::Evm(key.get(1..21)?.try_into().ok()?), 21)),
-            &TAG_SCRIPT => Some((Self::Script(key.get(1..33)?.try_into().ok()?), 33)),
+        match *key.first()? {
+            TAG_EVM => Some((Self::Evm(key.get(1..21)?.try_into().ok()?), 21)),
+            TAG_SCRIPT => Some((Self::Script(key.get(1..33)?.try_into().ok()?), 33)),
             _ => None,
         }
     }

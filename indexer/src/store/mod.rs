@@ -289,14 +289,14 @@ impl Store {
         let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
             return Ok(());
         };
-        if let Some(cp) = self.checkpoint(chain)? {
-            if cp.number.next() != Some(first.number) {
-                return Err(StoreError::NotContiguous {
-                    chain,
-                    checkpoint: cp.number,
-                    start: first.number,
-                });
-            }
+        if let Some(cp) = self.checkpoint(chain)?
+            && cp.number.next() != Some(first.number)
+        {
+            return Err(StoreError::NotContiguous {
+                chain,
+                checkpoint: cp.number,
+                start: first.number,
+            });
         }
         for w in blocks.windows(2) {
             if w[0].number.next() != Some(w[1].number) {

@@ -5,8 +5,8 @@ use alloy_primitives::B256;
 fn block(n: u64, salt: u8) -> BlockRef {
     BlockRef {
         number: BlockNumber(n),
-        hash: B256::repeat_byte(salt.wrapping_add(n as u8)),
-        parent: B256::repeat_byte(salt.wrapping_add(n.wrapping_sub(1) as u8)),
+        hash: B256::repeat_byte(salt.wrapping_add(n.to_le_bytes()[0])),
+        parent: B256::repeat_byte(salt.wrapping_add(n.wrapping_sub(1).to_le_bytes()[0])),
         time: Timestamp(1_000 + n),
     }
 }
@@ -21,7 +21,7 @@ fn transfer(chain: ChainId, n: u64, pos: u32, from: u8, to: u8) -> Transfer {
             position: pos,
         },
         time: Timestamp(1_000 + n),
-        tx_hash: TxHash(B256::repeat_byte(n as u8)),
+        tx_hash: TxHash(B256::repeat_byte(n.to_le_bytes()[0])),
         from: Address::Evm([from; 20]),
         to: Address::Evm([to; 20]),
         asset: Asset::Token(Address::Evm([0xee; 20])),
