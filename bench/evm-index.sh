@@ -3,11 +3,12 @@
 # kinds, then measures on the same node
 #   1. the raw fetch rate (examples/rawfetch: blocks + Transfer logs + traces, nothing decoded),
 #   2. paytrace end to end (fetch, decode, write the fjall index), with peak RSS,
-# and prints both as JSON lines. Usage: bench/evm-index.sh [TRANSFERS]
+# and prints both as JSON lines. Usage: bench/evm-index.sh [TRANSFERS] [paytrace index flags...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 n="${1:-50000}"
+shift || true
 port="${PAYTRACE_BENCH_PORT:-18645}"
 anvil_bin="$("$root/scripts/install-anvil")"
 cargo build --release --quiet --bin paytrace --example devchain --example rawfetch
@@ -28,7 +29,7 @@ expected=$(echo "$gen" | python3 -c 'import json,sys; print(json.load(sys.stdin)
 raw="$("$root/target/release/examples/rawfetch" "$url" 0 "$head" 100 8 25)"
 echo "raw fetch: $raw"
 data="$(mktemp -d)"
-/usr/bin/time -v "$root/target/release/paytrace" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" \
+RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v "$root/target/release/paytrace" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
     >"$data.summary.json" 2>"$data.time.txt"
 rss_kb=$(grep 'Maximum resident set size' "$data.time.txt" | awk '{print $NF}')
 python3 - "$raw" "$data.summary.json" "$rss_kb" "$expected" <<'PY'
@@ -43,4 +44,5 @@ print(json.dumps({
   "index_seconds": s["elapsed_ms"] / 1000, "index_transfers_per_sec": round(idx_rate),
   "ratio": round(idx_rate / raw_rate, 3), "peak_rss_mib": round(rss / 1024, 1)}))
 PY
+grep -E "fetched range|committed range" "$data.time.txt" >&2 || true
 rm -rf "$data" "$data.summary.json" "$data.time.txt"

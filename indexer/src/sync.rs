@@ -302,6 +302,7 @@ impl EvmSync {
             }
         }
         summary.interrupted = self.stop.is_stopped();
+        self.store.persist()?;
         summary.finish(started, self.store.checkpoint(self.chain)?);
         Ok(summary)
     }
@@ -329,6 +330,7 @@ impl EvmSync {
             {
                 Ok(()) => {
                     failures = 0;
+                    self.store.persist()?;
                     self.stop.sleep(poll).await;
                 }
                 Err(e) if e.is_retryable() => {
@@ -412,7 +414,10 @@ impl EvmSync {
         summary: &mut SyncSummary,
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<RangeEnd, SyncError> {
-        let step = self.opts.blocks_per_commit.max(1);
+        // Short ranges are cut finer so that every fetch slot works and writes overlap fetches.
+        let len = to.0.saturating_sub(start.0).saturating_add(1);
+        let slots = u64::try_from(self.opts.in_flight.max(1)).unwrap_or(u64::MAX);
+        let step = self.opts.blocks_per_commit.min(len.div_ceil(slots)).max(1);
         let units = std::iter::successors(Some(start.0), move |s| {
             s.checked_add(step).filter(|n| *n <= to.0)
         })
@@ -442,6 +447,7 @@ impl EvmSync {
             };
             let store = self.store.clone();
             let chain = self.chain;
+            let write_started = Instant::now();
             let range = tokio::task::spawn_blocking(move || {
                 store
                     .write_range(chain, &range.blocks, &range.transfers)
@@ -450,7 +456,9 @@ impl EvmSync {
             .await
             .map_err(|e| SyncError::Task(e.to_string()))??;
             summary.add(&range);
-            tracing::debug!(chain = %self.name, first = first.number.0, last = last.number.0, transfers = range.transfers.len(), "committed range");
+            tracing::debug!(
+                write_ms = write_started.elapsed().as_millis(),
+                chain = %self.name, first = first.number.0, last = last.number.0, transfers = range.transfers.len(), "committed range");
             on_commit(Commit {
                 first: first.number,
                 last: last.number,

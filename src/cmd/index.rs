@@ -69,6 +69,9 @@ pub struct EvmChainArgs {
     /// Requests per second limit.
     #[arg(long)]
     pub rps: Option<u32>,
+    /// Retries of a retryable request failure before giving up.
+    #[arg(long)]
+    pub max_retries: Option<u32>,
     /// How internal transfers are read: auto, parity, geth, none.
     #[arg(long, value_parser = parse_trace_mode)]
     pub trace_mode: Option<TraceMode>,
@@ -105,6 +108,9 @@ impl EvmChainArgs {
         if let Some(v) = self.rps {
             anyhow::ensure!(v >= 1, "--rps must be at least 1");
             c.rps = Some(v);
+        }
+        if let Some(v) = self.max_retries {
+            c.max_retries = v;
         }
         if let Some(v) = self.trace_mode {
             c.trace_mode = v;

@@ -548,6 +548,3 @@ pub fn geth_internal_transfers(
     stats.merge(&local);
     Ok(failed)
 }
-
-#[cfg(test)]
-mod tests;

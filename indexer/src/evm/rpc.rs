@@ -8,7 +8,6 @@ use alloy_json_rpc::{ErrorPayload, Id, Request, RequestPacket, ResponsePacket, R
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::value::RawValue;
 use std::{
     num::NonZeroU32,
     sync::{
@@ -382,18 +381,11 @@ impl RpcClient {
             }
             bytes
         };
-        let packet: ResponsePacket = serde_json::from_slice(&bytes).map_err(|e| {
-            // Some nodes answer a whole batch with one error object.
-            match serde_json::from_slice::<alloy_json_rpc::Response>(&bytes) {
-                Ok(r) => match r.payload {
-                    ResponsePayload::Failure(err) => node_error(method, what, &err),
-                    ResponsePayload::Success(_) => {
-                        malformed(method, format!("unexpected single response: {e}"))
-                    }
-                },
-                Err(_) => malformed(method, format!("{e} (response of {} bytes)", bytes.len())),
-            }
-        })?;
+        // One typed pass over the body; only a failure is parsed again, untyped, to say why.
+        let packet: ResponsePacket<T> = match serde_json::from_slice(&bytes) {
+            Ok(p) => p,
+            Err(e) => return Err(diagnose(&bytes, calls, what, e)),
+        };
         let responses = match packet {
             ResponsePacket::Single(r) => vec![r],
             ResponsePacket::Batch(v) => v,
@@ -410,7 +402,7 @@ impl RpcClient {
                 format!("{} responses for {} calls", responses.len(), calls.len()),
             ));
         }
-        let mut slots: Vec<Option<Box<RawValue>>> = (0..calls.len()).map(|_| None).collect();
+        let mut slots: Vec<Option<T>> = (0..calls.len()).map(|_| None).collect();
         for r in responses {
             let Id::Number(id) = r.id else {
                 return Err(malformed(
@@ -433,11 +425,34 @@ impl RpcClient {
         slots
             .into_iter()
             .zip(calls)
-            .map(|(raw, c)| {
-                let raw = raw.ok_or_else(|| malformed(c.method, "missing response".into()))?;
-                serde_json::from_str(raw.get()).map_err(|e| malformed(c.method, e.to_string()))
-            })
+            .map(|(v, c)| v.ok_or_else(|| malformed(c.method, "missing response".into())))
             .collect()
+    }
+}
+
+/// Explains a body that did not parse as the expected typed responses: a node error object
+/// (for the whole batch or one call), or malformed JSON / a result of the wrong shape.
+fn diagnose(bytes: &[u8], calls: &[Call], what: &str, typed: serde_json::Error) -> RpcError {
+    let method = calls.first().map(|c| c.method).unwrap_or("batch");
+    let malformed = |message: String| RpcError::Malformed {
+        method: method.into(),
+        what: what.into(),
+        message,
+    };
+    match serde_json::from_slice::<ResponsePacket>(bytes) {
+        Ok(packet) => {
+            let responses = match packet {
+                ResponsePacket::Single(r) => vec![r],
+                ResponsePacket::Batch(v) => v,
+            };
+            for r in &responses {
+                if let ResponsePayload::Failure(err) = &r.payload {
+                    return node_error(method, what, err);
+                }
+            }
+            malformed(format!("unexpected result: {typed}"))
+        }
+        Err(_) => malformed(format!("{typed} (response of {} bytes)", bytes.len())),
     }
 }
 

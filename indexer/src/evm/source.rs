@@ -160,6 +160,7 @@ impl EvmSource {
         to: BlockNumber,
     ) -> Result<FetchedRange, SourceError> {
         let numbers: Vec<u64> = (from.0..=to.0).collect();
+        let fetch_started = std::time::Instant::now();
         let (blocks, logs, traces) = tokio::try_join!(
             self.blocks(&numbers),
             self.logs(from.0, to.0),
@@ -196,6 +197,8 @@ impl EvmSource {
             }
         }
 
+        let fetch_ms = fetch_started.elapsed().as_millis();
+        let decode_started = std::time::Instant::now();
         let chain = self.chain;
         let mut stats = DecodeStats::default();
         let mut transfers = Vec::new();
@@ -246,6 +249,14 @@ impl EvmSource {
         )?;
         transfers.sort_unstable_by_key(|t| t.key);
         let blocks = blocks.iter().map(decode::block_ref).collect();
+        tracing::debug!(
+            from = from.0,
+            to = to.0,
+            fetch_ms,
+            decode_ms = decode_started.elapsed().as_millis(),
+            transfers = transfers.len(),
+            "fetched range"
+        );
         Ok(FetchedRange {
             blocks,
             transfers,

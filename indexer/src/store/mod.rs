@@ -307,7 +307,9 @@ impl Store {
                 });
             }
         }
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        // The journal write reaches the OS before commit returns (a killed process loses
+        // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut counts = self.counters(chain)?;
         let mut ikey = Vec::with_capacity(64);
         for t in transfers {
@@ -361,7 +363,7 @@ impl Store {
         let Some(start) = to.next() else {
             return Ok(stats);
         };
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         let mut counts = self.counters(chain)?;
         let mut ikey = Vec::with_capacity(64);
         let lo = TransferKey {
