@@ -1,5 +1,5 @@
 //! `paytrace labels ...`: import label sources, show the labels of an address, list labels
-//! and sources, fetch the OFAC SDN files. JSON keys are documented in docs/cli-labels.md.
+//! and sources, fetch the OFAC SDN files. JSON keys are documented in docs/cli.md.
 
 use super::Context;
 use anyhow::Context as _;

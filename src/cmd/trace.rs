@@ -1,5 +1,5 @@
 //! `paytrace trace` and `paytrace path` (issue 7). Output formats are documented in
-//! docs/cli-trace.md.
+//! docs/cli.md.
 
 use super::Context;
 use anyhow::{Context as _, bail};
@@ -16,7 +16,7 @@ use std::{fmt::Write as _, process::ExitCode};
 pub enum Format {
     /// Human-readable report.
     Text,
-    /// The full result as JSON (keys in docs/cli-trace.md).
+    /// The full result as JSON (keys in docs/cli.md).
     Json,
     /// The flow graph in Graphviz DOT.
     Dot,
