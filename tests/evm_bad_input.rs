@@ -6,6 +6,8 @@
 //! corrupting HTTP proxy written here sits between paytrace and anvil: this is the one place a
 //! mock is used, because no real node misbehaves on demand.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use common::{CHAIN, index_cmd, paytrace, read_store, standard_chain};
@@ -78,10 +80,10 @@ async fn proxy(upstream: String, fault: Arc<Mutex<Fault>>) -> String {
                             .await
                             .unwrap();
                         let mut bytes = resp.bytes().await.unwrap().to_vec();
-                        if let Fault::Truncate(m) = f {
-                            if hits(m) {
-                                bytes.truncate(bytes.len() / 2);
-                            }
+                        if let Fault::Truncate(m) = f
+                            && hits(m)
+                        {
+                            bytes.truncate(bytes.len() / 2);
                         }
                         (200, bytes)
                     }
