@@ -7,9 +7,10 @@
 //! it covers are written in one batch, so the store never claims more than it holds.
 
 use crate::{
-    evm::{DecodeStats, EvmSource, FetchedRange, SourceError, TraceMode},
+    evm::FetchedRange,
+    evm::{DecodeStats, EvmSource, SourceError, TraceMode},
     model::{BlockNumber, BlockRef, ChainId, TransferKind},
-    store::{Store, StoreError, UnwindStats},
+    store::{PreparedRange, Store, StoreError, UnwindStats},
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -187,17 +188,17 @@ pub struct SyncSummary {
 }
 
 impl SyncSummary {
-    fn add(&mut self, r: &FetchedRange) {
-        if let (Some(f), Some(l)) = (r.blocks.first(), r.blocks.last()) {
+    fn add(&mut self, r: &PreparedRange, stats: &DecodeStats) {
+        if let (Some(f), Some(l)) = (r.blocks().first(), r.blocks().last()) {
             self.from = Some(self.from.map_or(f.number.0, |x| x.min(f.number.0)));
             self.to = Some(self.to.map_or(l.number.0, |x| x.max(l.number.0)));
         }
-        self.blocks += u64::try_from(r.blocks.len()).unwrap_or(u64::MAX);
-        self.transfers += u64::try_from(r.transfers.len()).unwrap_or(u64::MAX);
-        for t in &r.transfers {
-            *self.by_kind.entry(t.kind()).or_default() += 1;
+        self.blocks += u64::try_from(r.blocks().len()).unwrap_or(u64::MAX);
+        self.transfers += u64::try_from(r.len()).unwrap_or(u64::MAX);
+        for (kind, n) in r.by_kind() {
+            *self.by_kind.entry(*kind).or_default() += n;
         }
-        self.skipped.merge(&r.stats);
+        self.skipped.merge(stats);
     }
 
     fn finish(&mut self, started: Instant, checkpoint: Option<BlockRef>) {
@@ -426,43 +427,44 @@ impl EvmSync {
         let mut fetched = futures::stream::iter(units)
             .map(|(a, b)| {
                 let src = Arc::clone(&self.source);
+                let chain = self.chain;
                 AbortOnDrop(tokio::spawn(async move {
-                    fetch_unit(&src, a, b, retries).await
+                    let r = fetch_unit(&src, a, b, retries).await?;
+                    // Encoding for the store happens here, in parallel; only the commit is serial.
+                    let prepared = PreparedRange::new(chain, r.blocks, &r.transfers)?;
+                    Ok::<_, SyncError>((prepared, r.stats))
                 }))
             })
             .buffered(self.opts.in_flight.max(1));
         let mut prev = checkpoint;
         while let Some(joined) = fetched.next().await {
-            let range = joined.map_err(|e| SyncError::Task(e.to_string()))??;
-            if let (Some(p), Some(first)) = (prev, range.blocks.first())
+            let (range, stats) = joined.map_err(|e| SyncError::Task(e.to_string()))??;
+            if let (Some(p), Some(first)) = (prev, range.blocks().first())
                 && first.parent != p.hash
             {
                 tracing::warn!(chain = %self.name, block = first.number.0, "parent hash mismatch: reorg");
                 return Ok(RangeEnd::Reorg);
             }
-            let (Some(first), Some(last)) =
-                (range.blocks.first().copied(), range.blocks.last().copied())
-            else {
+            let (Some(first), Some(last)) = (
+                range.blocks().first().copied(),
+                range.blocks().last().copied(),
+            ) else {
                 continue;
             };
+            summary.add(&range, &stats);
+            let transfers = range.len();
             let store = self.store.clone();
-            let chain = self.chain;
             let write_started = Instant::now();
-            let range = tokio::task::spawn_blocking(move || {
-                store
-                    .write_range(chain, &range.blocks, &range.transfers)
-                    .map(|()| range)
-            })
-            .await
-            .map_err(|e| SyncError::Task(e.to_string()))??;
-            summary.add(&range);
+            tokio::task::spawn_blocking(move || store.write_prepared(range))
+                .await
+                .map_err(|e| SyncError::Task(e.to_string()))??;
             tracing::debug!(
                 write_ms = write_started.elapsed().as_millis(),
-                chain = %self.name, first = first.number.0, last = last.number.0, transfers = range.transfers.len(), "committed range");
+                chain = %self.name, first = first.number.0, last = last.number.0, transfers, "committed range");
             on_commit(Commit {
                 first: first.number,
                 last: last.number,
-                transfers: range.transfers.len(),
+                transfers,
             });
             prev = Some(last);
             if self.stop.is_stopped() {

@@ -286,7 +286,14 @@ impl Store {
         blocks: &[BlockRef],
         transfers: &[Transfer],
     ) -> Result<(), StoreError> {
-        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+        self.write_prepared(PreparedRange::new(chain, blocks.to_vec(), transfers)?)
+    }
+
+    /// Writes a range encoded beforehand with [`PreparedRange::new`] (which needs no store, so
+    /// the sync loop encodes ranges in parallel and only this commit is serial).
+    pub fn write_prepared(&self, p: PreparedRange) -> Result<(), StoreError> {
+        let chain = p.chain;
+        let (Some(first), Some(last)) = (p.blocks.first(), p.blocks.last()) else {
             return Ok(());
         };
         if let Some(cp) = self.checkpoint(chain)?
@@ -298,42 +305,27 @@ impl Store {
                 start: first.number,
             });
         }
-        for w in blocks.windows(2) {
-            if w[0].number.next() != Some(w[1].number) {
-                return Err(StoreError::NotContiguous {
-                    chain,
-                    checkpoint: w[0].number,
-                    start: w[1].number,
-                });
-            }
-        }
         // The journal write reaches the OS before commit returns (a killed process loses
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut counts = self.counters(chain)?;
-        let mut ikey = Vec::with_capacity(64);
-        for t in transfers {
-            if t.key.chain != chain || t.key.block < first.number || t.key.block > last.number {
-                return Err(StoreError::TransferOutsideRange { key: t.key });
-            }
-            let tk = t.key.to_bytes();
-            batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
-            index_key(&mut ikey, &t.from, &tk);
-            batch.insert(&self.addr_out, ikey.clone(), Vec::new());
-            index_key(&mut ikey, &t.to, &tk);
-            batch.insert(&self.addr_in, ikey.clone(), Vec::new());
-            *counts.entry(t.kind()).or_default() += 1;
+        for r in p.rows {
+            batch.insert(&self.transfers, r.key.to_vec(), r.value);
+            batch.insert(&self.addr_out, r.out_key, Vec::new());
+            batch.insert(&self.addr_in, r.in_key, Vec::new());
         }
-        for b in blocks {
-            batch.insert(
-                &self.blocks,
-                block_key(chain, b.number).to_vec(),
-                encode(b)?,
-            );
+        for (kind, n) in &p.by_kind {
+            *counts.entry(*kind).or_default() += n;
         }
-        // Forget block hashes that fell out of the reorg window.
+        for (b, v) in p.blocks.iter().zip(p.block_values) {
+            batch.insert(&self.blocks, block_key(chain, b.number).to_vec(), v);
+        }
+        // Forget the block hashes that this range pushes out of the reorg window.
         if let Some(cutoff) = last.number.0.checked_sub(REORG_WINDOW) {
-            let lo = block_key(chain, BlockNumber(0));
+            let lo = block_key(
+                chain,
+                BlockNumber(first.number.0.saturating_sub(REORG_WINDOW)),
+            );
             let hi = block_key(chain, BlockNumber(cutoff));
             for kv in self.blocks.range(lo..=hi) {
                 let k = kv.key().map_err(|e| self.io("prune blocks", e))?;
@@ -535,6 +527,94 @@ impl Store {
         self.db
             .persist(PersistMode::SyncAll)
             .map_err(|e| self.io("persist", e))
+    }
+}
+
+/// A block range encoded for the store: keys and values built, nothing written yet.
+#[derive(Debug)]
+pub struct PreparedRange {
+    chain: ChainId,
+    blocks: Vec<BlockRef>,
+    block_values: Vec<Vec<u8>>,
+    rows: Vec<PreparedRow>,
+    by_kind: BTreeMap<TransferKind, u64>,
+}
+
+#[derive(Debug)]
+struct PreparedRow {
+    key: [u8; TransferKey::LEN],
+    value: Vec<u8>,
+    out_key: Vec<u8>,
+    in_key: Vec<u8>,
+}
+
+impl PreparedRange {
+    /// Encodes `transfers` of the contiguous ascending `blocks` of `chain`.
+    pub fn new(
+        chain: ChainId,
+        blocks: Vec<BlockRef>,
+        transfers: &[Transfer],
+    ) -> Result<Self, StoreError> {
+        for w in blocks.windows(2) {
+            if w[0].number.next() != Some(w[1].number) {
+                return Err(StoreError::NotContiguous {
+                    chain,
+                    checkpoint: w[0].number,
+                    start: w[1].number,
+                });
+            }
+        }
+        let (lo, hi) = match (blocks.first(), blocks.last()) {
+            (Some(f), Some(l)) => (f.number, l.number),
+            _ => (BlockNumber(1), BlockNumber(0)),
+        };
+        let mut by_kind = BTreeMap::new();
+        let mut rows = Vec::with_capacity(transfers.len());
+        for t in transfers {
+            if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
+                return Err(StoreError::TransferOutsideRange { key: t.key });
+            }
+            let key = t.key.to_bytes();
+            let mut out_key = Vec::with_capacity(t.from.key_len() + TransferKey::LEN);
+            index_key(&mut out_key, &t.from, &key);
+            let mut in_key = Vec::with_capacity(t.to.key_len() + TransferKey::LEN);
+            index_key(&mut in_key, &t.to, &key);
+            rows.push(PreparedRow {
+                key,
+                value: encode(t)?,
+                out_key,
+                in_key,
+            });
+            *by_kind.entry(t.kind()).or_default() += 1;
+        }
+        let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
+        Ok(Self {
+            chain,
+            blocks,
+            block_values,
+            rows,
+            by_kind,
+        })
+    }
+
+    /// The blocks.
+    pub fn blocks(&self) -> &[BlockRef] {
+        &self.blocks
+    }
+
+    /// Number of transfers.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no transfers.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Transfers per kind.
+    pub fn by_kind(&self) -> &BTreeMap<TransferKind, u64> {
+        &self.by_kind
     }
 }
 
