@@ -287,21 +287,7 @@ impl EvmSync {
             Some(t) => t,
             None => self.source.head().await?,
         };
-        loop {
-            let cp = self.store.checkpoint(self.chain)?;
-            let start = self.start_block(cp, from)?;
-            if start > to || self.stop.is_stopped() {
-                break;
-            }
-            match self.execute(start, to, cp, &mut summary, on_commit).await? {
-                RangeEnd::Done => break,
-                RangeEnd::Reorg => {
-                    let st = self.reconcile().await?;
-                    summary.reorgs += 1;
-                    summary.unwound_blocks += st.map_or(0, |(_, s)| s.blocks);
-                }
-            }
-        }
+        self.run_to(from, to, &mut summary, on_commit).await?;
         summary.interrupted = self.stop.is_stopped();
         self.store.persist()?;
         summary.finish(started, self.store.checkpoint(self.chain)?);
@@ -364,13 +350,25 @@ impl EvmSync {
         let Some(target) = head.0.checked_sub(confirmations).map(BlockNumber) else {
             return Ok(());
         };
+        self.run_to(from, target, summary, on_commit).await
+    }
+
+    /// Indexes from the checkpoint (or `from`) up to `to`, unwinding and going on when a reorg
+    /// shows up on the way.
+    async fn run_to(
+        &self,
+        from: Option<BlockNumber>,
+        to: BlockNumber,
+        summary: &mut SyncSummary,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<(), SyncError> {
         loop {
             let cp = self.store.checkpoint(self.chain)?;
             let start = self.start_block(cp, from)?;
-            if start > target || self.stop.is_stopped() {
+            if start > to || self.stop.is_stopped() {
                 return Ok(());
             }
-            match self.execute(start, target, cp, summary, on_commit).await? {
+            match self.execute(start, to, cp, summary, on_commit).await? {
                 RangeEnd::Done => return Ok(()),
                 RangeEnd::Reorg => {
                     if let Some((_, st)) = self.reconcile().await? {
