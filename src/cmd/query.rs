@@ -118,6 +118,8 @@ struct AssetTotal {
     asset: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     symbol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decimals: Option<u8>,
     incoming: Amount,
     outgoing: Amount,
     incoming_count: u64,
@@ -182,6 +184,7 @@ impl AddressCmd {
                 chain: namer.chain(c),
                 asset: a.to_string(),
                 symbol: namer.asset(c, &a).map(|(s, _)| s),
+                decimals: namer.asset(c, &a).map(|(_, d)| d),
                 incoming: i,
                 outgoing: o,
                 incoming_count: ni,
@@ -204,9 +207,19 @@ impl AddressCmd {
         }
         for t in &out.totals {
             let name = t.symbol.clone().unwrap_or_else(|| t.asset.clone());
+            // Text shows token units when the decimals are known; JSON keeps raw units.
+            let show = |a: &Amount| {
+                t.decimals
+                    .map_or_else(|| a.to_string(), |d| a.to_decimal_string(d))
+            };
             println!(
                 "  {} {}: in {} ({} transfers), out {} ({} transfers)",
-                t.chain, name, t.incoming, t.incoming_count, t.outgoing, t.outgoing_count
+                t.chain,
+                name,
+                show(&t.incoming),
+                t.incoming_count,
+                show(&t.outgoing),
+                t.outgoing_count
             );
         }
         for (title, list) in [("incoming", &out.incoming), ("outgoing", &out.outgoing)] {
