@@ -269,6 +269,14 @@ impl EvmSync {
         &self.source
     }
 
+    fn new_summary(&self) -> SyncSummary {
+        SyncSummary {
+            chain: self.name.clone(),
+            trace_mode: Some(self.source.trace_mode()),
+            ..Default::default()
+        }
+    }
+
     /// Indexes `from..=to` (resuming after the checkpoint). `from` defaults to the block after
     /// the checkpoint, else 0; `to` to the node's head.
     pub async fn index(
@@ -278,11 +286,7 @@ impl EvmSync {
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<SyncSummary, SyncError> {
         let started = Instant::now();
-        let mut summary = SyncSummary {
-            chain: self.name.clone(),
-            trace_mode: Some(self.source.trace_mode()),
-            ..Default::default()
-        };
+        let mut summary = self.new_summary();
         let to = match to {
             Some(t) => t,
             None => self.source.head().await?,
@@ -304,11 +308,7 @@ impl EvmSync {
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<SyncSummary, SyncError> {
         let started = Instant::now();
-        let mut summary = SyncSummary {
-            chain: self.name.clone(),
-            trace_mode: Some(self.source.trace_mode()),
-            ..Default::default()
-        };
+        let mut summary = self.new_summary();
         let mut failures = 0u32;
         while !self.stop.is_stopped() {
             match self
