@@ -270,7 +270,7 @@ fn main() {
 fn index_of(a: &Address) -> u64 {
     match a {
         Address::Evm(b) => u64::from_be_bytes(b[12..].try_into().unwrap()),
-        Address::Script(_) => u64::MAX,
+        Address::Script(_) | Address::Tx(_) => u64::MAX,
     }
 }
 

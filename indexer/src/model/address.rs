@@ -15,11 +15,16 @@ pub enum Address {
     Evm([u8; 20]),
     /// The SHA-256 of a Bitcoin-style output script.
     Script([u8; 32]),
+    /// A Bitcoin-style transaction node (its txid, in internal byte order): value flows
+    /// input address → `Tx` → output address, so the tracer can follow UTXO value exactly.
+    /// See [`crate::model::UTXO_OUTPUT_BASE`] for the positions of the two sides.
+    Tx([u8; 32]),
 }
 
 /// Tag bytes used in store keys; part of the on-disk format.
 const TAG_EVM: u8 = 0x01;
 const TAG_SCRIPT: u8 = 0x02;
+const TAG_TX: u8 = 0x03;
 
 impl Address {
     /// The zero EVM address (mints and burns of tokens).
@@ -34,8 +39,13 @@ impl Address {
     pub fn as_evm(&self) -> Option<alloy_primitives::Address> {
         match self {
             Self::Evm(b) => Some(alloy_primitives::Address::from(*b)),
-            Self::Script(_) => None,
+            Self::Script(_) | Self::Tx(_) => None,
         }
+    }
+
+    /// Whether this is a transaction node rather than a holder of value.
+    pub const fn is_tx(&self) -> bool {
+        matches!(self, Self::Tx(_))
     }
 
     /// Appends the key encoding (tag byte, then the bytes) to `out`.
@@ -49,6 +59,10 @@ impl Address {
                 out.push(TAG_SCRIPT);
                 out.extend_from_slice(b);
             }
+            Self::Tx(b) => {
+                out.push(TAG_TX);
+                out.extend_from_slice(b);
+            }
         }
     }
 
@@ -56,7 +70,7 @@ impl Address {
     pub const fn key_len(&self) -> usize {
         match self {
             Self::Evm(_) => 21,
-            Self::Script(_) => 33,
+            Self::Script(_) | Self::Tx(_) => 33,
         }
     }
 
@@ -65,6 +79,7 @@ impl Address {
         match *key.first()? {
             TAG_EVM => Some((Self::Evm(key.get(1..21)?.try_into().ok()?), 21)),
             TAG_SCRIPT => Some((Self::Script(key.get(1..33)?.try_into().ok()?), 33)),
+            TAG_TX => Some((Self::Tx(key.get(1..33)?.try_into().ok()?), 33)),
             _ => None,
         }
     }
@@ -91,7 +106,8 @@ impl FromStr for Address {
     type Err = AddressParseError;
 
     /// Parses `0x` + 40 hex digits (EVM; mixed case must be a valid EIP-55 checksum) or
-    /// `script:` + 64 hex digits (a script id).
+    /// `script:` + 64 hex digits (a script id) or `tx:` + 64 hex digits (a transaction node, txid
+    /// in the usual display order).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let invalid = || AddressParseError::Invalid {
             input: s.to_owned(),
@@ -100,6 +116,12 @@ impl FromStr for Address {
             let mut b = [0u8; 32];
             hex::decode_to_slice(rest, &mut b).map_err(|_| invalid())?;
             return Ok(Self::Script(b));
+        }
+        if let Some(rest) = s.strip_prefix("tx:") {
+            let mut b = [0u8; 32];
+            hex::decode_to_slice(rest, &mut b).map_err(|_| invalid())?;
+            b.reverse();
+            return Ok(Self::Tx(b));
         }
         let hexpart = s
             .strip_prefix("0x")
@@ -125,11 +147,17 @@ impl FromStr for Address {
 }
 
 impl fmt::Display for Address {
-    /// EVM addresses print in EIP-55 checksum form; script ids as `script:` + hex.
+    /// EVM addresses print in EIP-55 checksum form; script ids as `script:` + hex; transaction
+    /// nodes as `tx:` + the txid in display (reversed) order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Evm(b) => f.write_str(&alloy_primitives::Address::from(*b).to_checksum(None)),
             Self::Script(b) => write!(f, "script:{}", hex::encode(b)),
+            Self::Tx(b) => {
+                let mut r = *b;
+                r.reverse();
+                write!(f, "tx:{}", hex::encode(r))
+            }
         }
     }
 }
@@ -206,13 +234,23 @@ mod tests {
 
     #[test]
     fn key_roundtrip() {
-        for a in [Address::Evm([7; 20]), Address::Script([9; 32])] {
+        let mut txid = [0u8; 32];
+        txid[0] = 1;
+        for a in [
+            Address::Evm([7; 20]),
+            Address::Script([9; 32]),
+            Address::Tx(txid),
+        ] {
             let mut k = Vec::new();
             a.write_key(&mut k);
             assert_eq!(k.len(), a.key_len());
             assert_eq!(Address::read_key(&k), Some((a, k.len())));
         }
         assert_eq!(Address::read_key(&[3, 1, 2]), None);
+        assert_eq!(Address::read_key(&[4; 40]), None);
+        let shown = Address::Tx(txid).to_string();
+        assert!(shown.starts_with("tx:") && shown.ends_with("01"), "{shown}");
+        assert_eq!(shown.parse::<Address>(), Ok(Address::Tx(txid)));
         assert_eq!(Address::read_key(&[1, 1, 2]), None);
     }
 }

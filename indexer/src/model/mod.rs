@@ -8,4 +8,5 @@ pub use address::{Address, AddressParseError};
 pub use amount::{Amount, AmountError};
 pub use transfer::{
     Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey, TransferKind, TxHash,
+    UTXO_OUTPUT_BASE,
 };

@@ -96,7 +96,9 @@ pub enum TransferKind {
     Internal = 1,
     /// An ERC-20 `Transfer` event.
     Token = 2,
-    /// A Bitcoin-style output spend (input address to output address through a transaction).
+    /// A Bitcoin-style value movement through a transaction node: an input (input address →
+    /// [`Address::Tx`](crate::model::Address::Tx), position = input index) or an output
+    /// (`Tx` → output address, position = [`UTXO_OUTPUT_BASE`] + output index).
     Utxo = 3,
 }
 
@@ -132,11 +134,16 @@ impl fmt::Display for TransferKind {
     }
 }
 
+/// Position offset of a transaction's outputs among its UTXO transfers: inputs take positions
+/// `0..n_inputs`, outputs `UTXO_OUTPUT_BASE + vout`, so every input of a transaction is ordered
+/// before every output and a transaction node is always credited before it is debited.
+pub const UTXO_OUTPUT_BASE: u32 = 1 << 31;
+
 /// The unique, canonically ordered identity of a transfer within its chain.
 ///
 /// Order: block, transaction index, kind (native before internal before token), position
 /// (0 for native; the trace ordinal in depth-first call order for internal; the block-level
-/// log index for token; the output index for UTXO). This is the event order the tracer uses.
+/// log index for token; the input index or [`UTXO_OUTPUT_BASE`] + output index for UTXO). This is the event order the tracer uses.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub struct TransferKey {
     /// Chain.
