@@ -247,11 +247,14 @@ impl LabelStore {
         let mut in_batch = 0usize;
         for kv in self.staging.iter() {
             let (key, v) = kv.into_inner().map_err(io("scan label staging"))?;
-            let entry: Pending = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
+            let entry: Staged = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
                 keyspace: KS_STAGING,
                 key: alloy_primitives::hex::encode(&key),
                 reason: e.to_string(),
             })?;
+            let Staged::Changed(entry) = entry else {
+                continue;
+            };
             let value = match entry {
                 Pending::Fresh { bytes, .. } => bytes,
                 Pending::Merged {
@@ -320,7 +323,7 @@ impl LabelStore {
     }
 
     /// The staged entry of an address key during an import, if any.
-    fn staged(&self, key: &[u8]) -> Result<Option<Pending>, LabelError> {
+    fn staged(&self, key: &[u8]) -> Result<Option<Staged>, LabelError> {
         match self.staging.get(key).map_err(io("read label staging"))? {
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
@@ -439,6 +442,16 @@ impl LabelStore {
             },
         })
     }
+}
+
+/// A staged entry of `label_staging`.
+#[derive(Serialize, Deserialize)]
+enum Staged {
+    /// The address had labels of this source, the import saw every active one of them and
+    /// added none: the apply has nothing to write (so re-imports stay cheap).
+    Touched,
+    /// What the import does to the address's labels.
+    Changed(Pending),
 }
 
 /// Labels of one address touched by an import (held in memory for the current chunk, then
@@ -582,7 +595,18 @@ impl ImportSession<'_> {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 if let Some(staged) = self.store.staged(v.key())? {
-                    v.insert(staged)
+                    match staged {
+                        Staged::Changed(p) => v.insert(p),
+                        Staged::Touched => {
+                            let labels = self.store.history_by_key(v.key())?;
+                            let n = labels.len();
+                            v.insert(Pending::Merged {
+                                labels,
+                                seen: vec![true; n],
+                                new: vec![false; n],
+                            })
+                        }
+                    }
                 } else {
                     let labels = self.store.history_by_key(v.key())?;
                     if labels.is_empty() {
@@ -647,7 +671,22 @@ impl ImportSession<'_> {
         }
         let mut batch = self.store.db.batch();
         for (key, p) in self.pending.drain() {
-            batch.insert(&self.store.staging, key, encode(&p)?);
+            let unchanged = match &p {
+                Pending::Merged { labels, seen, new } => {
+                    !new.iter().any(|n| *n)
+                        && labels
+                            .iter()
+                            .zip(seen)
+                            .all(|(l, s)| *s || l.source != self.source || l.removed_in.is_some())
+                }
+                Pending::Fresh { .. } => false,
+            };
+            let staged = if unchanged {
+                Staged::Touched
+            } else {
+                Staged::Changed(p)
+            };
+            batch.insert(&self.store.staging, key, encode(&staged)?);
         }
         batch.commit().map_err(io("stage label import"))
     }
