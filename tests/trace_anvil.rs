@@ -3,6 +3,7 @@
 //! amounts computed by hand (haircut, exact integer arithmetic).
 //!
 //! Needs the anvil binary (`scripts/install-anvil`).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -538,13 +538,7 @@ fn evidence_back(dests: &[Destination], edges: &[FlowEdge], max: usize) -> Vec<E
             after = Some(e.key);
         }
         let amount = hops.first().map(|h| h.tainted).unwrap_or_default();
-        out.push(EvidencePath {
-            to: d.address,
-            category: d.category.clone(),
-            asset: d.asset,
-            amount,
-            hops,
-        });
+        out.push(EvidencePath::to(d, amount, hops));
     }
     out
 }

@@ -642,13 +642,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             }
             hops.reverse();
             let amount = hops.last().map(|h| h.tainted).unwrap_or_default();
-            out.push(EvidencePath {
-                to: d.address,
-                category: d.category.clone(),
-                asset: d.asset,
-                amount,
-                hops,
-            });
+            out.push(EvidencePath::to(d, amount, hops));
         }
         out
     }

@@ -242,6 +242,20 @@ pub struct EvidencePath {
     pub hops: Vec<PathHop>,
 }
 
+impl EvidencePath {
+    /// The evidence path `hops` to destination `d`, `amount` being the tainted part of its
+    /// hop nearest `d`.
+    pub(crate) fn to(d: &Destination, amount: Amount, hops: Vec<PathHop>) -> Self {
+        Self {
+            to: d.address,
+            category: d.category.clone(),
+            asset: d.asset,
+            amount,
+            hops,
+        }
+    }
+}
+
 /// A transfer that carried taint (an edge of the flow graph).
 #[derive(Clone, Debug, Serialize)]
 pub struct FlowEdge {
