@@ -64,6 +64,36 @@ pub enum Direction {
     Outgoing,
 }
 
+/// One write to a keyspace owned by another module (the Bitcoin UTXO set, undo data), carried
+/// in the same atomic batch as a range or an unwind.
+#[derive(Clone)]
+pub struct KeyspaceOp {
+    /// The keyspace (from [`Store::keyspace`]).
+    pub keyspace: Keyspace,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The new value, or `None` to remove the key.
+    pub value: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for KeyspaceOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyspaceOp")
+            .field("key", &hex(&self.key))
+            .field("remove", &self.value.is_none())
+            .finish()
+    }
+}
+
+fn apply_ops(batch: &mut fjall::OwnedWriteBatch, ops: Vec<KeyspaceOp>) {
+    for op in ops {
+        match op.value {
+            Some(v) => batch.insert(&op.keyspace, op.key, v),
+            None => batch.remove(&op.keyspace, op.key),
+        }
+    }
+}
+
 /// What [`Store::unwind`] removed.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct UnwindStats {
@@ -344,13 +374,72 @@ impl Store {
             chain.0.to_be_bytes().to_vec(),
             encode(last)?,
         );
+        apply_ops(&mut batch, p.extra);
         batch.commit().map_err(|e| self.io("commit range", e))
+    }
+
+    /// Writes transfers of scattered blocks without moving any checkpoint (address-centric
+    /// sources such as Esplora), with `extra` writes, atomically. Transfers already stored are
+    /// skipped, so writing the same transaction twice counts it once. Returns how many were new.
+    pub fn write_sparse(
+        &self,
+        chain: ChainId,
+        transfers: &[Transfer],
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<usize, StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        let mut counts = self.counters(chain)?;
+        let mut ikey = Vec::with_capacity(64);
+        let mut new = 0usize;
+        let mut seen = std::collections::HashSet::new();
+        for t in transfers {
+            if t.key.chain != chain {
+                return Err(StoreError::TransferOutsideRange { key: t.key });
+            }
+            let tk = t.key.to_bytes();
+            if !seen.insert(tk)
+                || self
+                    .transfers
+                    .contains_key(tk)
+                    .map_err(|e| self.io("read transfer", e))?
+            {
+                continue;
+            }
+            batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
+            index_key(&mut ikey, &t.from, &tk);
+            batch.insert(&self.addr_out, ikey.clone(), Vec::new());
+            index_key(&mut ikey, &t.to, &tk);
+            batch.insert(&self.addr_in, ikey.clone(), Vec::new());
+            *counts.entry(t.kind()).or_default() += 1;
+            new += 1;
+        }
+        for (kind, n) in counts {
+            batch.insert(
+                &self.counters,
+                counter_key(chain, kind).to_vec(),
+                n.to_be_bytes().to_vec(),
+            );
+        }
+        apply_ops(&mut batch, extra);
+        batch.commit().map_err(|e| self.io("commit sparse", e))?;
+        Ok(new)
     }
 
     /// Removes every block above `to` with its transfers and index entries, and moves the
     /// checkpoint back to `to` (or removes it when `to` is below the first remembered block),
     /// atomically.
     pub fn unwind(&self, chain: ChainId, to: BlockNumber) -> Result<UnwindStats, StoreError> {
+        self.unwind_with(chain, to, Vec::new())
+    }
+
+    /// [`Store::unwind`] plus `extra` writes to other keyspaces (e.g. the Bitcoin UTXO set
+    /// restored from undo data), in the same atomic batch.
+    pub fn unwind_with(
+        &self,
+        chain: ChainId,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, StoreError> {
         let mut stats = UnwindStats::default();
         let Some(start) = to.next() else {
             return Ok(stats);
@@ -403,6 +492,7 @@ impl Store {
             ),
             None => batch.remove(&self.checkpoints, chain.0.to_be_bytes().to_vec()),
         }
+        apply_ops(&mut batch, extra);
         batch.commit().map_err(|e| self.io("commit unwind", e))?;
         Ok(stats)
     }
@@ -538,6 +628,7 @@ pub struct PreparedRange {
     block_values: Vec<Vec<u8>>,
     rows: Vec<PreparedRow>,
     by_kind: BTreeMap<TransferKind, u64>,
+    extra: Vec<KeyspaceOp>,
 }
 
 #[derive(Debug)]
@@ -594,7 +685,14 @@ impl PreparedRange {
             block_values,
             rows,
             by_kind,
+            extra: Vec::new(),
         })
+    }
+
+    /// Adds writes to other keyspaces that commit in the same batch as the range.
+    pub fn with_extra(mut self, ops: Vec<KeyspaceOp>) -> Self {
+        self.extra.extend(ops);
+        self
     }
 
     /// The blocks.
