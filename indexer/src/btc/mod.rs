@@ -11,6 +11,7 @@
 pub mod blk;
 pub mod decode;
 pub mod esplora;
+pub mod generate;
 pub mod rpc;
 pub mod script;
 pub mod sync;
@@ -144,3 +145,6 @@ impl BtcError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,7 @@ pub struct TxMeta {
 /// Undo data of one block.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockUndo {
-    /// Outputs this block spent that existed before it (restored on unwind).
+    /// Outputs this block spent (restored on unwind, before its own creations are removed).
     pub spent: Vec<(OutPoint, Prevout)>,
     /// Outputs this block created (removed on unwind).
     pub created: Vec<OutPoint>,
@@ -235,6 +235,30 @@ impl UtxoStore {
         Ok((n, sum))
     }
 
+    /// Every unspent output of `chain`, in key order (a full scan; for tests and audits).
+    pub fn utxo_set(&self, chain: ChainId) -> Result<Vec<(OutPoint, Prevout)>, BtcError> {
+        let mut out = Vec::new();
+        for kv in self.utxo.prefix(chain.0.to_be_bytes()) {
+            let (k, v) = kv.into_inner().map_err(|e| io("scan utxo", e))?;
+            let txid: Option<[u8; 32]> = k.get(2..34).and_then(|b| b.try_into().ok());
+            let vout = k
+                .get(34..38)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
+            match (txid, vout, parse_utxo_value(&v)) {
+                (Some(t), Some(o), Some(p)) => out.push(((t, o), p)),
+                _ => {
+                    return Err(BtcError::Store(StoreError::Corrupt {
+                        keyspace: "btc_utxo",
+                        key: alloy_primitives::hex::encode(&k),
+                        reason: "bad utxo record".into(),
+                    }));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The metadata of transaction `txid` (internal byte order).
     pub fn tx_meta(&self, chain: ChainId, txid: &[u8; 32]) -> Result<Option<TxMeta>, BtcError> {
         let k = tx_key(chain, txid);
@@ -353,6 +377,7 @@ impl UtxoStore {
                     let position = u32::try_from(ii).unwrap_or(u32::MAX);
                     let prev = if let Some(p) = overlay.remove(inp) {
                         stats.resolved_inputs += 1;
+                        undo.spent.push((*inp, p));
                         Some(p)
                     } else if let Some(p) = self.utxo(chain, inp)? {
                         stats.resolved_inputs += 1;
