@@ -12,6 +12,8 @@ pub mod blk;
 pub mod decode;
 pub mod esplora;
 pub mod generate;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod mock;
 pub mod rpc;
 pub mod script;
 pub mod sync;
@@ -148,3 +150,5 @@ impl BtcError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rpc;
