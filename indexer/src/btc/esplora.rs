@@ -82,6 +82,7 @@ pub struct EsploraSource {
     base: String,
     http: reqwest::Client,
     max_retries: u32,
+    page: usize,
 }
 
 impl EsploraSource {
@@ -99,7 +100,15 @@ impl EsploraSource {
             base: base.trim_end_matches('/').to_owned(),
             http,
             max_retries,
+            page: 25,
         })
+    }
+
+    /// The server's page size of `/address/:a/txs/chain/:last` (25 for Esplora); a shorter
+    /// page ends the history.
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page = n.max(1);
+        self
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, BtcError> {
@@ -159,7 +168,7 @@ impl EsploraSource {
         let mut out: Vec<EsploraTx> = self.get(&format!("/address/{address}/txs")).await?;
         out.retain(|t| t.status.confirmed);
         let mut page_len = out.len();
-        while page_len >= 25 && out.len() < max {
+        while page_len >= self.page && out.len() < max {
             let Some(last) = out.last().map(|t| t.txid.clone()) else {
                 break;
             };
@@ -335,20 +344,21 @@ impl EsploraCrawl {
             chain: name,
             ..Default::default()
         };
-        let mut queue: VecDeque<(String, u32)> = VecDeque::new();
+        let mut queue: VecDeque<(String, [u8; 32], u32)> = VecDeque::new();
         let mut visited = HashSet::new();
         for s in seeds {
             let a = LabelAddress::parse(s, Some("btc")).map_err(|e| BtcError::Malformed {
                 what: format!("seed {s:?}"),
                 message: e.to_string(),
             })?;
-            let text = a.to_string();
-            if visited.insert(text.clone()) {
-                queue.push_back((text, 0));
+            if let Some(crate::model::Address::Script(id)) = a.indexed()
+                && visited.insert(id)
+            {
+                queue.push_back((a.to_string(), id, 0));
             }
         }
         let mut written = HashSet::new();
-        while let Some((addr, depth)) = queue.pop_front() {
+        while let Some((addr, id, depth)) = queue.pop_front() {
             if stop.is_stopped() || report.txs >= max_txs {
                 report.truncated = true;
                 break;
@@ -364,22 +374,25 @@ impl EsploraCrawl {
                     continue;
                 }
                 let idx = self.tx_index(t).await?;
-                loose.push(loose_tx(t, idx)?);
-                let spends_from_addr = t.vin.iter().any(|i| {
-                    i.prevout
-                        .as_ref()
-                        .and_then(|p| p.scriptpubkey_address.as_deref())
-                        == Some(addr.as_str())
-                });
-                if spends_from_addr && depth < hops {
-                    for o in &t.vout {
-                        if let Some(next) = &o.scriptpubkey_address
-                            && visited.insert(next.clone())
+                let lt = loose_tx(t, idx)?;
+                // Follow value forward: the outputs of transactions spending from `addr`.
+                let spends = lt
+                    .inputs
+                    .iter()
+                    .any(|(_, p)| p.as_ref().is_some_and(|p| p.id == id));
+                if spends && depth < hops {
+                    for o in &lt.outputs {
+                        if let Some(oid) = o.id
+                            && visited.insert(oid)
                         {
-                            queue.push_back((next.clone(), depth + 1));
+                            let text = super::script::display(o.script.as_bytes());
+                            if !text.starts_with("script:") {
+                                queue.push_back((text, oid, depth + 1));
+                            }
                         }
                     }
                 }
+                loose.push(lt);
             }
             report.txs += loose.len();
             let (u, c) = (self.utxo.clone(), self.chain);

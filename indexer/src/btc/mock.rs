@@ -49,6 +49,8 @@ pub struct MockState {
     pub fault: Option<Fault>,
     /// Requests served.
     pub requests: u64,
+    /// `GET` paths asked, in order.
+    pub gets: Vec<String>,
 }
 
 impl MockState {
@@ -210,7 +212,9 @@ async fn serve(mut sock: TcpStream, st: Arc<Mutex<MockState>>) -> std::io::Resul
             ("401 Unauthorized", String::new())
         } else if head.starts_with("GET ") {
             let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-            match st.lock().unwrap().rest.get(&path) {
+            let mut s = st.lock().unwrap();
+            s.gets.push(path.clone());
+            match s.rest.get(&path) {
                 Some(b) => ("200 OK", b.clone()),
                 None => ("404 Not Found", format!("no mock answer for {path}")),
             }

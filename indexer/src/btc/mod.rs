@@ -151,4 +151,6 @@ impl BtcError {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_esplora;
+#[cfg(test)]
 mod tests_rpc;
