@@ -6,7 +6,7 @@ use super::{
     BtcError,
     blk::{BestChain, BlkIndex},
     decode::{DecodedBlock, decode_bytes},
-    utxo::{FetchedPrevout, OutPoint, RangeStats, UtxoStore, display_b256},
+    utxo::{FetchedPrevout, OutPoint, Prevout, RangeStats, UtxoStore, display_b256},
 };
 use crate::{
     model::{BlockNumber, BlockRef, ChainId},
@@ -86,6 +86,13 @@ pub struct BtcSync<S> {
     name: String,
     opts: SyncOptions,
     stop: StopSignal,
+}
+
+struct Committed {
+    first: u64,
+    last: u64,
+    stats: RangeStats,
+    transfers: usize,
 }
 
 enum RangeEnd {
@@ -201,6 +208,11 @@ impl<S: BtcSource> BtcSync<S> {
             })
             .buffered(self.opts.in_flight.max(1));
         let mut prev = checkpoint.map(|c| c.hash);
+        // Range N+1 is prepared (inputs resolved, encoded) while range N commits: `pending`
+        // holds the outputs N creates, which the store does not show until its commit.
+        let mut pending: Arc<HashMap<OutPoint, Prevout>> = Arc::new(HashMap::new());
+        let mut inflight: Option<tokio::task::JoinHandle<Result<Committed, BtcError>>> = None;
+        let mut end = RangeEnd::Done;
         while let Some(joined) = fetched.next().await {
             let blocks = joined.map_err(task_err)??;
             let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
@@ -210,13 +222,14 @@ impl<S: BtcSource> BtcSync<S> {
                 && display_b256(&first.prev) != p
             {
                 tracing::warn!(chain = %self.name, block = first.height, "parent hash mismatch: reorg");
-                return Ok(RangeEnd::Reorg);
+                end = RangeEnd::Reorg;
+                break;
             }
             let (first_h, last_h, last_hash) = (first.height, last.height, last.hash);
-            let extra = if self.source.fetches_prevouts() {
-                let (u, c, b) = (self.utxo.clone(), self.chain, blocks);
+            let fetched_prevouts = if self.source.fetches_prevouts() {
+                let (u, c, b, p) = (self.utxo.clone(), self.chain, blocks, Arc::clone(&pending));
                 let (missing, blocks) =
-                    tokio::task::spawn_blocking(move || u.missing(c, &b).map(|m| (m, b)))
+                    tokio::task::spawn_blocking(move || u.missing(c, &b, &p).map(|m| (m, b)))
                         .await
                         .map_err(task_err)??;
                 let extra = if missing.is_empty() {
@@ -228,30 +241,49 @@ impl<S: BtcSource> BtcSync<S> {
             } else {
                 (HashMap::new(), blocks)
             };
-            let (u, c) = (self.utxo.clone(), self.chain);
-            let (stats, transfers) = tokio::task::spawn_blocking(move || {
-                let p = u.prepare(c, &extra.1, &extra.0)?;
-                let n = p.range.len();
-                u.commit(p).map(|st| (st, n))
+            let (u, c, p) = (self.utxo.clone(), self.chain, Arc::clone(&pending));
+            let mut prepared = tokio::task::spawn_blocking(move || {
+                u.prepare_after(c, &fetched_prevouts.1, &fetched_prevouts.0, &p)
             })
             .await
             .map_err(task_err)??;
-            s.from = Some(s.from.map_or(first_h, |x| x.min(first_h)));
-            s.to = Some(s.to.map_or(last_h, |x| x.max(last_h)));
-            s.stats.merge(&stats);
-            s.transfers += u64::try_from(transfers).unwrap_or(u64::MAX);
-            tracing::debug!(chain = %self.name, first = first_h, last = last_h, txs = stats.txs, "committed range");
-            on_commit(Commit {
-                first: BlockNumber(first_h),
-                last: BlockNumber(last_h),
-                transfers,
-            });
+            // The previous range must be in the store before this one is written.
+            if let Some(h) = inflight.take() {
+                self.committed(h.await.map_err(task_err)??, s, on_commit);
+            }
+            pending = Arc::new(std::mem::take(&mut prepared.created));
+            let u = self.utxo.clone();
+            inflight = Some(tokio::task::spawn_blocking(move || {
+                let n = prepared.range.len();
+                u.commit(prepared).map(|stats| Committed {
+                    first: first_h,
+                    last: last_h,
+                    stats,
+                    transfers: n,
+                })
+            }));
             prev = Some(display_b256(&last_hash));
             if self.stop.is_stopped() {
                 break;
             }
         }
-        Ok(RangeEnd::Done)
+        if let Some(h) = inflight.take() {
+            self.committed(h.await.map_err(task_err)??, s, on_commit);
+        }
+        Ok(end)
+    }
+
+    fn committed(&self, c: Committed, s: &mut BtcSummary, on_commit: &(dyn Fn(Commit) + Sync)) {
+        s.from = Some(s.from.map_or(c.first, |x| x.min(c.first)));
+        s.to = Some(s.to.map_or(c.last, |x| x.max(c.last)));
+        s.stats.merge(&c.stats);
+        s.transfers += u64::try_from(c.transfers).unwrap_or(u64::MAX);
+        tracing::debug!(chain = %self.name, first = c.first, last = c.last, txs = c.stats.txs, "committed range");
+        on_commit(Commit {
+            first: BlockNumber(c.first),
+            last: BlockNumber(c.last),
+            transfers: c.transfers,
+        });
     }
 
     /// Compares the checkpoint with the source; on a difference walks back to the newest common

@@ -188,6 +188,9 @@ pub struct PreparedBtcRange {
     pub range: PreparedRange,
     /// Counts.
     pub stats: RangeStats,
+    /// Outputs the range creates that are still unspent at its end: the `pending` of the next
+    /// range, prepared while this one commits.
+    pub created: HashMap<OutPoint, Prevout>,
 }
 
 impl UtxoStore {
@@ -294,13 +297,17 @@ impl UtxoStore {
         &self,
         chain: ChainId,
         blocks: &[DecodedBlock],
+        pending: &HashMap<OutPoint, Prevout>,
     ) -> Result<Vec<OutPoint>, BtcError> {
         let mut created = HashSet::new();
         let mut out = Vec::new();
         for b in blocks {
             for t in &b.txs {
                 for i in &t.inputs {
-                    if !created.contains(i) && self.utxo(chain, i)?.is_none() {
+                    if !created.contains(i)
+                        && !pending.contains_key(i)
+                        && self.utxo(chain, i)?.is_none()
+                    {
                         out.push(*i);
                     }
                 }
@@ -319,6 +326,19 @@ impl UtxoStore {
         chain: ChainId,
         blocks: &[DecodedBlock],
         fetched: &HashMap<OutPoint, FetchedPrevout>,
+    ) -> Result<PreparedBtcRange, BtcError> {
+        self.prepare_after(chain, blocks, fetched, &HashMap::new())
+    }
+
+    /// [`UtxoStore::prepare`] for the range after one that is still being committed:
+    /// `pending` holds the unspent outputs that range creates ([`PreparedBtcRange::created`]);
+    /// spending one of them removes it after the previous commit has added it.
+    pub fn prepare_after(
+        &self,
+        chain: ChainId,
+        blocks: &[DecodedBlock],
+        fetched: &HashMap<OutPoint, FetchedPrevout>,
+        pending: &HashMap<OutPoint, Prevout>,
     ) -> Result<PreparedBtcRange, BtcError> {
         let mut stats = RangeStats::default();
         let mut overlay: HashMap<OutPoint, Prevout> = HashMap::new();
@@ -379,7 +399,10 @@ impl UtxoStore {
                         stats.resolved_inputs += 1;
                         undo.spent.push((*inp, p));
                         Some(p)
-                    } else if let Some(p) = self.utxo(chain, inp)? {
+                    } else if let Some(p) = match pending.get(inp) {
+                        Some(p) => Some(*p),
+                        None => self.utxo(chain, inp)?,
+                    } {
                         stats.resolved_inputs += 1;
                         utxo_removes.push(utxo_key(chain, inp));
                         undo.spent.push((*inp, p));
@@ -496,7 +519,11 @@ impl UtxoStore {
             ops.push(op(&self.utxo, utxo_key(chain, o), Some(utxo_value(p))));
         }
         let range = PreparedRange::new(chain, refs, &transfers)?.with_extra(ops);
-        Ok(PreparedBtcRange { range, stats })
+        Ok(PreparedBtcRange {
+            range,
+            stats,
+            created: overlay,
+        })
     }
 
     /// Writes a prepared range (atomically with its checkpoint).
