@@ -1,5 +1,6 @@
 //! A generator of realistic synthetic Bitcoin chains (for tests and benchmarks): coinbases,
-//! payments with 1–3 inputs and a payment plus change output, a mix of P2PKH, P2WPKH, P2SH,
+//! payments with 1–3 inputs (mostly spending old outputs, so the UTXO set grows) and a payment
+//! plus change output, a mix of P2PKH, P2WPKH, P2SH,
 //! P2WSH, P2TR and P2PK outputs, some OP_RETURN outputs, and in-block spend chains. Proof of
 //! work is not valid (paytrace does not check it); merkle roots are.
 //!
@@ -157,10 +158,14 @@ impl ChainGen {
             if self.pool.is_empty() {
                 break;
             }
-            let n_in = 1 + self
-                .rng
-                .below(3)
-                .min(self.pool.len().saturating_sub(1) as u64);
+            // 1, 2 or 3 inputs (60/30/10 %), so the UTXO set grows by about half an output
+            // per transaction and most inputs spend old outputs, as on the real chain.
+            let want = match self.rng.below(10) {
+                0..=5 => 1,
+                6..=8 => 2,
+                _ => 3,
+            };
+            let n_in = want.min(self.pool.len() as u64);
             let mut input = Vec::new();
             let mut total = 0u64;
             for _ in 0..n_in {
