@@ -68,7 +68,7 @@ fn esplora_answers(blocks: &[(u64, Block)], page: usize) -> HashMap<String, Stri
         }
     }
     for (a, mut txs) in by_addr {
-        txs.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1))); // newest first
+        txs.sort_by_key(|t| std::cmp::Reverse((t.0, t.1))); // newest first
         let list: Vec<Value> = txs.into_iter().map(|t| t.2).collect();
         let mut chunks = list.chunks(page);
         let first = chunks.next().unwrap_or(&[]);
