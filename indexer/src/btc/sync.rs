@@ -298,8 +298,21 @@ impl<S: BtcSource> BtcSync<S> {
             let Some(stored) = store.block(self.chain, BlockNumber(n))? else {
                 return Err(BtcError::NoUndo { block: n });
             };
-            let remote = self.source.hash_at(n).await?;
-            if remote.map(|h| display_b256(&h)) == Some(stored.hash) {
+            let remote = match self.source.hash_at(n).await? {
+                // The source does not reach the checkpoint (fewer blk files, a node still
+                // syncing): nothing to compare and nothing to index; never unwind for that.
+                None if n == cp.number.0 => return Ok(None),
+                None => {
+                    return Err(BtcError::Malformed {
+                        what: format!("block {n}"),
+                        message:
+                            "the source has no block at this height below a fork with the store"
+                                .into(),
+                    });
+                }
+                Some(h) => h,
+            };
+            if display_b256(&remote) == stored.hash {
                 if n == cp.number.0 {
                     return Ok(None);
                 }

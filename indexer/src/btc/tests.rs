@@ -262,6 +262,12 @@ async fn unwind_restores_spent_outputs_and_resume_continues() {
     assert_eq!(utxo.utxo_set(c).unwrap(), u2.utxo_set(c).unwrap());
     assert_eq!(all_transfers(&store, c), all_transfers(&store2, c));
     assert!(utxo.tx_meta(c, &last_tx).unwrap().is_some());
+    // Fewer blocks in the files than in the store: nothing is unwound.
+    let short = tempfile::tempdir().unwrap();
+    let sf = write_blk_files(short.path(), &blocks[..20], None, u64::MAX).unwrap();
+    let s = index_files(&store, sf, None, None, 3).await.unwrap();
+    assert_eq!((s.reorgs, s.checkpoint), (0, Some(29)));
+    assert_eq!(all_transfers(&store, c), all_transfers(&store2, c));
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
