@@ -238,12 +238,12 @@ fn unknown_top_level_key_names_it_and_the_allowed_ones() {
     assert_eq!(key.as_deref(), Some("datadir"));
     assert_eq!(
         message,
-        "unknown field `datadir`, expected `data_dir` or `chains`"
+        "unknown field `datadir`, expected one of `data_dir`, `chains`, `labels`"
     );
     assert_eq!(
         shown,
         "config file test.toml, line 2, column 1: key `datadir`: unknown field `datadir`, \
-         expected `data_dir` or `chains`"
+         expected one of `data_dir`, `chains`, `labels`"
     );
 }
 
@@ -976,4 +976,25 @@ fn bitcoin_chain_section() {
         Some("https://blockstream.info/api")
     );
     assert!(Config::parse("[chains.btc]\nkind = \"dogecoin\"\n", origin()).is_err());
+}
+
+#[test]
+fn labels_section() {
+    let c = Config::parse(
+        "[labels]\nofac_url = \"http://127.0.0.1:8080/ofac\"\n",
+        Path::new("c.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.labels.ofac_url.as_deref(),
+        Some("http://127.0.0.1:8080/ofac")
+    );
+    let e = Config::parse("[labels]\nofac_url = \"ftp://x\"\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("labels.ofac_url"), "{e}");
+    let e = Config::parse("[labels]\nofac = 1\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ofac"), "{e}");
 }
