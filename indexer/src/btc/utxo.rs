@@ -512,11 +512,18 @@ impl UtxoStore {
                 ops.push(op(&self.undo, undo_key(chain, old), None));
             }
         }
-        for k in utxo_removes {
-            ops.push(op(&self.utxo, k, None));
-        }
-        for (o, p) in &overlay {
-            ops.push(op(&self.utxo, utxo_key(chain, o), Some(utxo_value(p))));
+        // One sorted run per keyspace: consecutive memtable inserts land next to each other.
+        let mut utxo_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            utxo_removes.into_iter().map(|k| (k, None)).collect();
+        utxo_ops.extend(
+            overlay
+                .iter()
+                .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
+        );
+        utxo_ops.sort_by(|a, b| a.0.cmp(&b.0));
+        ops.sort_by_cached_key(|o| (keyspace_rank(&o.keyspace, self), o.key.clone()));
+        for (k, v) in utxo_ops {
+            ops.push(op(&self.utxo, k, v));
         }
         let range = PreparedRange::new(chain, refs, &transfers)?.with_extra(ops);
         Ok(PreparedBtcRange {
@@ -583,6 +590,17 @@ impl UtxoStore {
             });
         }
         Ok(self.store.unwind_with(chain, to, ops)?)
+    }
+}
+
+/// Groups the extra writes of a range by keyspace (the order inside a keyspace is by key).
+fn keyspace_rank(ks: &Keyspace, u: &UtxoStore) -> u8 {
+    if ks.name() == u.tx.name() {
+        0
+    } else if ks.name() == u.scripts.name() {
+        1
+    } else {
+        2
     }
 }
 

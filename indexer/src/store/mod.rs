@@ -339,10 +339,16 @@ impl Store {
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut counts = self.counters(chain)?;
+        // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
+        // consecutive memtable inserts land next to each other.
         for r in p.rows {
             batch.insert(&self.transfers, r.key.to_vec(), r.value);
-            batch.insert(&self.addr_out, r.out_key, Vec::new());
-            batch.insert(&self.addr_in, r.in_key, Vec::new());
+        }
+        for k in p.out_keys {
+            batch.insert(&self.addr_out, k, Vec::new());
+        }
+        for k in p.in_keys {
+            batch.insert(&self.addr_in, k, Vec::new());
         }
         for (kind, n) in &p.by_kind {
             *counts.entry(*kind).or_default() += n;
@@ -627,6 +633,8 @@ pub struct PreparedRange {
     blocks: Vec<BlockRef>,
     block_values: Vec<Vec<u8>>,
     rows: Vec<PreparedRow>,
+    out_keys: Vec<Vec<u8>>,
+    in_keys: Vec<Vec<u8>>,
     by_kind: BTreeMap<TransferKind, u64>,
     extra: Vec<KeyspaceOp>,
 }
@@ -635,8 +643,6 @@ pub struct PreparedRange {
 struct PreparedRow {
     key: [u8; TransferKey::LEN],
     value: Vec<u8>,
-    out_key: Vec<u8>,
-    in_key: Vec<u8>,
 }
 
 impl PreparedRange {
@@ -661,6 +667,8 @@ impl PreparedRange {
         };
         let mut by_kind = BTreeMap::new();
         let mut rows = Vec::with_capacity(transfers.len());
+        let mut out_keys = Vec::with_capacity(transfers.len());
+        let mut in_keys = Vec::with_capacity(transfers.len());
         for t in transfers {
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
@@ -673,17 +681,22 @@ impl PreparedRange {
             rows.push(PreparedRow {
                 key,
                 value: encode(t)?,
-                out_key,
-                in_key,
             });
+            out_keys.push(out_key);
+            in_keys.push(in_key);
             *by_kind.entry(t.kind()).or_default() += 1;
         }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
+        rows.sort_unstable_by_key(|r| r.key);
+        out_keys.sort_unstable();
+        in_keys.sort_unstable();
         Ok(Self {
             chain,
             blocks,
             block_values,
             rows,
+            out_keys,
+            in_keys,
             by_kind,
             extra: Vec::new(),
         })
