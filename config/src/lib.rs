@@ -86,6 +86,8 @@ pub enum ChainKind {
     /// An EVM chain over JSON-RPC.
     #[default]
     Evm,
+    /// A Bitcoin chain (blk files, Bitcoin Core RPC or Esplora; see docs/bitcoin.md).
+    Bitcoin,
 }
 
 /// How internal transfers are read from an EVM node.
@@ -107,7 +109,7 @@ pub enum TraceMode {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
-    /// Chain kind (`evm`).
+    /// Chain kind (`evm` or `bitcoin`).
     #[serde(default)]
     pub kind: ChainKind,
     /// JSON-RPC URL. `${VAR}` is replaced by the environment variable `VAR`, so API keys
@@ -150,6 +152,15 @@ pub struct ChainConfig {
     /// Follow-mode poll interval in milliseconds.
     #[serde(default = "defaults::poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Bitcoin: a Bitcoin Core `blocks/` directory (blk*.dat, xor.dat) to index from.
+    #[serde(default)]
+    pub blocks_dir: Option<PathBuf>,
+    /// Bitcoin: the `.cookie` file of the node at `rpc_url` (else user:password in the URL).
+    #[serde(default)]
+    pub rpc_cookie: Option<PathBuf>,
+    /// Bitcoin: an Esplora REST base URL (e.g. `https://blockstream.info/api`).
+    #[serde(default)]
+    pub esplora_url: Option<String>,
 }
 
 /// A token the user names.
@@ -251,6 +262,9 @@ impl Default for ChainConfig {
             timeout_secs: defaults::timeout_secs(),
             max_retries: defaults::max_retries(),
             poll_interval_ms: defaults::poll_interval_ms(),
+            blocks_dir: None,
+            rpc_cookie: None,
+            esplora_url: None,
         }
     }
 }
@@ -272,6 +286,9 @@ impl std::fmt::Debug for ChainConfig {
             .field("timeout_secs", &self.timeout_secs)
             .field("max_retries", &self.max_retries)
             .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("blocks_dir", &self.blocks_dir)
+            .field("rpc_cookie", &self.rpc_cookie)
+            .field("esplora_url", &self.esplora_url.as_deref().map(redact_url))
             .finish()
     }
 }

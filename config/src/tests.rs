@@ -368,9 +368,12 @@ fn unknown_enum_values_list_the_allowed_ones() {
         message,
         "unknown variant `debug`, expected one of `auto`, `parity`, `geth`, `none`"
     );
-    let (_, _, key, message, _) = parse_err("[chains.btc]\nkind = \"bitcoin\"\n");
+    let (_, _, key, message, _) = parse_err("[chains.btc]\nkind = \"dogecoin\"\n");
     assert_eq!(key.as_deref(), Some("chains.btc.kind"));
-    assert_eq!(message, "unknown variant `bitcoin`, expected `evm`");
+    assert_eq!(
+        message,
+        "unknown variant `dogecoin`, expected `evm` or `bitcoin`"
+    );
 }
 
 #[test]
@@ -958,6 +961,21 @@ fn debug_output_redacts_the_rpc_url() {
         "{shown}"
     );
     assert!(shown.contains("confirmations: 12"), "{shown}");
+}
+
+#[test]
+fn bitcoin_chain_section() {
+    let text = "[chains.btc]\nkind = \"bitcoin\"\nblocks_dir = \"/data/blocks\"\nrpc_cookie = \"/data/.cookie\"\nesplora_url = \"https://blockstream.info/api\"\n";
+    let cfg = Config::parse(text, origin()).unwrap();
+    let c = cfg.chain("btc").unwrap();
+    assert_eq!(c.kind, ChainKind::Bitcoin);
+    assert_eq!(c.blocks_dir.as_deref(), Some(Path::new("/data/blocks")));
+    assert_eq!(c.rpc_cookie.as_deref(), Some(Path::new("/data/.cookie")));
+    assert_eq!(
+        c.esplora_url.as_deref(),
+        Some("https://blockstream.info/api")
+    );
+    assert!(Config::parse("[chains.btc]\nkind = \"dogecoin\"\n", origin()).is_err());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! [`model::Transfer`]s; the sync loop writes each range atomically into the [`store::Store`]
 //! with its checkpoint; the tracer reads the store.
 
+pub mod btc;
 pub mod evm;
 pub mod labels;
 pub mod model;
@@ -16,4 +17,4 @@ pub use model::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
     TransferKind, TxHash,
 };
-pub use store::{ChainInfo, ChainKind, Direction, Store, StoreError};
+pub use store::{ChainInfo, ChainKind, Direction, KeyspaceOp, Store, StoreError};

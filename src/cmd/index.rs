@@ -26,6 +26,8 @@ pub enum IndexCmd {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// A Bitcoin chain from blk*.dat files, Bitcoin Core RPC or Esplora (docs/bitcoin.md).
+    Btc(super::btc::BtcIndexArgs),
 }
 
 /// Follow the head of a chain.
@@ -182,7 +184,7 @@ impl EvmChainArgs {
 }
 
 /// Stops `stop` on Ctrl-C or SIGTERM.
-fn install_signal_handler(stop: &StopSignal) {
+pub(crate) fn install_signal_handler(stop: &StopSignal) {
     let stop = stop.clone();
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -212,13 +214,13 @@ fn install_signal_handler(stop: &StopSignal) {
 }
 
 /// Progress: a bar on a terminal, structured log lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     chain: String,
 }
 
 impl Progress {
-    fn new(chain: &str, total: Option<u64>) -> Self {
+    pub(crate) fn new(chain: &str, total: Option<u64>) -> Self {
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = total.map_or_else(
@@ -241,7 +243,7 @@ impl Progress {
         }
     }
 
-    fn on_commit(&self, c: Commit, transfers_total: &std::sync::atomic::AtomicU64) {
+    pub(crate) fn on_commit(&self, c: Commit, transfers_total: &std::sync::atomic::AtomicU64) {
         let n = u64::try_from(c.transfers).unwrap_or(u64::MAX);
         let total = transfers_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
         let blocks = c.last.0.saturating_sub(c.first.0).saturating_add(1);
@@ -261,7 +263,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -312,7 +314,7 @@ fn print_summary(ctx: &Context, s: &SyncSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -322,7 +324,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 impl IndexCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let Self::Evm { chain, from, to } = self;
+        let (chain, from, to) = match self {
+            Self::Evm { chain, from, to } => (chain, from, to),
+            Self::Btc(args) => return args.run(ctx),
+        };
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);

@@ -12,7 +12,8 @@ use std::{collections::BTreeMap, process::ExitCode};
 /// Transfers in and out of an address.
 #[derive(Debug, Args)]
 pub struct AddressCmd {
-    /// The address (0x + 40 hex digits; EIP-55 checksum checked when mixed case).
+    /// The address (0x + 40 hex digits, EIP-55 checksum checked when mixed case; a Bitcoin
+    /// address; `script:<id>` or `tx:<txid>`).
     pub address: String,
     /// Only this chain.
     #[arg(long)]
@@ -59,12 +60,26 @@ pub struct TransferView {
 pub struct Namer {
     chains: BTreeMap<ChainId, ChainInfo>,
     symbols: BTreeMap<(String, Address), (String, u8)>,
+    btc: Option<paytrace_indexer::btc::UtxoStore>,
+}
+
+/// Parses an address argument: `0x...` (EVM), `script:`/`tx:` ids, or a Bitcoin address
+/// (`1...`, `3...`, `bc1...`), which maps to its script id.
+pub fn parse_address(s: &str) -> anyhow::Result<Address> {
+    match s.parse::<Address>() {
+        Ok(a) => Ok(a),
+        Err(e) => match paytrace_indexer::labels::LabelAddress::parse(s, Some("btc")) {
+            Ok(l) => l.indexed().context("not an indexed address"),
+            Err(_) => Err(e.into()),
+        },
+    }
 }
 
 impl Namer {
     /// Loads chain names from the store and token symbols from the config.
     pub fn new(ctx: &Context, store: &Store) -> anyhow::Result<Self> {
-        let chains = store.chains()?.into_iter().map(|c| (c.id, c)).collect();
+        let chains: BTreeMap<ChainId, ChainInfo> =
+            store.chains()?.into_iter().map(|c| (c.id, c)).collect();
         let mut symbols = BTreeMap::new();
         for (name, c) in &ctx.config.chains {
             for t in &c.tokens {
@@ -73,7 +88,33 @@ impl Namer {
                 }
             }
         }
-        Ok(Self { chains, symbols })
+        let has_btc = chains
+            .values()
+            .any(|c: &ChainInfo| c.kind == paytrace_indexer::ChainKind::Bitcoin);
+        let btc = if has_btc {
+            Some(paytrace_indexer::btc::UtxoStore::open(store)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            chains,
+            symbols,
+            btc,
+        })
+    }
+
+    fn is_bitcoin(&self, chain: ChainId) -> bool {
+        self.chains
+            .get(&chain)
+            .is_some_and(|c| c.kind == paytrace_indexer::ChainKind::Bitcoin)
+    }
+
+    /// The readable form of an address (Bitcoin script ids as base58/bech32 addresses).
+    pub fn address(&self, a: &Address) -> String {
+        match (&self.btc, a) {
+            (Some(b), Address::Script(_)) => b.display(a),
+            _ => a.to_string(),
+        }
     }
 
     /// The chain's name.
@@ -86,6 +127,7 @@ impl Namer {
     /// Symbol and decimals of an asset on a chain, when known.
     pub fn asset(&self, chain: ChainId, asset: &Asset) -> Option<(String, u8)> {
         match asset {
+            Asset::Native if self.is_bitcoin(chain) => Some(("BTC".to_owned(), 8)),
             Asset::Native => Some(("ETH".to_owned(), 18)),
             Asset::Token(a) => self.symbols.get(&(self.chain(chain), *a)).cloned(),
         }
@@ -97,13 +139,17 @@ impl Namer {
             chain: self.chain(t.key.chain),
             block: t.key.block.0,
             time: t.time.0,
-            tx: t.tx_hash.to_string(),
+            tx: if self.is_bitcoin(t.key.chain) {
+                format!("{:x}", t.tx_hash.0)
+            } else {
+                t.tx_hash.to_string()
+            },
             tx_index: t.key.tx_index,
             kind: t.key.kind,
             position: t.key.position,
             trace_address: t.trace_address.clone(),
-            from: t.from.to_string(),
-            to: t.to.to_string(),
+            from: self.address(&t.from),
+            to: self.address(&t.to),
             asset: t.asset.to_string(),
             symbol: self.asset(t.key.chain, &t.asset).map(|(s, _)| s),
             amount: t.amount,
@@ -137,7 +183,7 @@ struct AddressOut {
 impl AddressCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let address: Address = self.address.parse()?;
+        let address = parse_address(&self.address)?;
         let store = ctx.open_store()?;
         let chain = match &self.chain {
             Some(name) => Some(
@@ -192,7 +238,7 @@ impl AddressCmd {
             })
             .collect();
         let out = AddressOut {
-            address: address.to_string(),
+            address: namer.address(&address),
             incoming,
             outgoing,
             totals,

@@ -75,6 +75,36 @@ pub enum Direction {
     Outgoing,
 }
 
+/// One write to a keyspace owned by another module (the Bitcoin UTXO set, undo data), carried
+/// in the same atomic batch as a range or an unwind.
+#[derive(Clone)]
+pub struct KeyspaceOp {
+    /// The keyspace (from [`Store::keyspace`]).
+    pub keyspace: Keyspace,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The new value, or `None` to remove the key.
+    pub value: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for KeyspaceOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyspaceOp")
+            .field("key", &hex(&self.key))
+            .field("remove", &self.value.is_none())
+            .finish()
+    }
+}
+
+fn apply_ops(batch: &mut fjall::OwnedWriteBatch, ops: Vec<KeyspaceOp>) {
+    for op in ops {
+        match op.value {
+            Some(v) => batch.insert(&op.keyspace, op.key, v),
+            None => batch.remove(&op.keyspace, op.key),
+        }
+    }
+}
+
 /// What [`Store::unwind`] removed.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct UnwindStats {
@@ -322,10 +352,16 @@ impl Store {
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut counts = self.counters(chain)?;
+        // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
+        // consecutive memtable inserts land next to each other.
         for r in p.rows {
             batch.insert(&self.transfers, r.key.to_vec(), r.value);
-            batch.insert(&self.addr_out, r.out_key, r.out_value);
-            batch.insert(&self.addr_in, r.in_key, r.in_value);
+        }
+        for (k, v) in p.outs {
+            batch.insert(&self.addr_out, k, v);
+        }
+        for (k, v) in p.ins {
+            batch.insert(&self.addr_in, k, v);
         }
         for (k, v) in p.txs {
             batch.insert(&self.tx_index, k.to_vec(), v.to_vec());
@@ -360,13 +396,80 @@ impl Store {
             chain.0.to_be_bytes().to_vec(),
             encode(last)?,
         );
+        apply_ops(&mut batch, p.extra);
         batch.commit().map_err(|e| self.io("commit range", e))
+    }
+
+    /// Writes transfers of scattered blocks without moving any checkpoint (address-centric
+    /// sources such as Esplora), with `extra` writes, atomically. Transfers already stored are
+    /// skipped, so writing the same transaction twice counts it once. Returns how many were new.
+    pub fn write_sparse(
+        &self,
+        chain: ChainId,
+        transfers: &[Transfer],
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<usize, StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        let mut counts = self.counters(chain)?;
+        let mut ikey = Vec::with_capacity(64);
+        let mut new = 0usize;
+        let mut seen = std::collections::HashSet::new();
+        for t in transfers {
+            if t.key.chain != chain {
+                return Err(StoreError::TransferOutsideRange { key: t.key });
+            }
+            let tk = t.key.to_bytes();
+            if !seen.insert(tk)
+                || self
+                    .transfers
+                    .contains_key(tk)
+                    .map_err(|e| self.io("read transfer", e))?
+            {
+                continue;
+            }
+            batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
+            let mut value = Vec::with_capacity(96);
+            index_key(&mut ikey, &t.from, &tk);
+            flow::encode(&mut value, t, true);
+            batch.insert(&self.addr_out, ikey.clone(), std::mem::take(&mut value));
+            index_key(&mut ikey, &t.to, &tk);
+            flow::encode(&mut value, t, false);
+            batch.insert(&self.addr_in, ikey.clone(), value);
+            batch.insert(
+                &self.tx_index,
+                tx_key(chain, &t.tx_hash).to_vec(),
+                tx_location_value(&t.key).to_vec(),
+            );
+            *counts.entry(t.kind()).or_default() += 1;
+            new += 1;
+        }
+        for (kind, n) in counts {
+            batch.insert(
+                &self.counters,
+                counter_key(chain, kind).to_vec(),
+                n.to_be_bytes().to_vec(),
+            );
+        }
+        apply_ops(&mut batch, extra);
+        batch.commit().map_err(|e| self.io("commit sparse", e))?;
+        Ok(new)
     }
 
     /// Removes every block above `to` with its transfers and index entries, and moves the
     /// checkpoint back to `to` (or removes it when `to` is below the first remembered block),
     /// atomically.
     pub fn unwind(&self, chain: ChainId, to: BlockNumber) -> Result<UnwindStats, StoreError> {
+        self.unwind_with(chain, to, Vec::new())
+    }
+
+    /// [`Store::unwind`] plus `extra` writes to other keyspaces (e.g. the Bitcoin UTXO set
+    /// restored from undo data), in the same atomic batch.
+    pub fn unwind_with(
+        &self,
+        chain: ChainId,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, StoreError> {
         let mut stats = UnwindStats::default();
         let Some(start) = to.next() else {
             return Ok(stats);
@@ -420,6 +523,7 @@ impl Store {
             ),
             None => batch.remove(&self.checkpoints, chain.0.to_be_bytes().to_vec()),
         }
+        apply_ops(&mut batch, extra);
         batch.commit().map_err(|e| self.io("commit unwind", e))?;
         Ok(stats)
     }
@@ -632,17 +736,17 @@ pub struct PreparedRange {
     block_values: Vec<Vec<u8>>,
     rows: Vec<PreparedRow>,
     txs: BTreeMap<[u8; 34], [u8; 12]>,
+    /// Address index entries (key, covering value), sorted by key.
+    outs: Vec<(Vec<u8>, Vec<u8>)>,
+    ins: Vec<(Vec<u8>, Vec<u8>)>,
     by_kind: BTreeMap<TransferKind, u64>,
+    extra: Vec<KeyspaceOp>,
 }
 
 #[derive(Debug)]
 struct PreparedRow {
     key: [u8; TransferKey::LEN],
     value: Vec<u8>,
-    out_key: Vec<u8>,
-    out_value: Vec<u8>,
-    in_key: Vec<u8>,
-    in_value: Vec<u8>,
 }
 
 impl PreparedRange {
@@ -669,6 +773,8 @@ impl PreparedRange {
         let mut txs = BTreeMap::new();
         let mut last_tx: Option<(TxHash, BlockNumber, u32)> = None;
         let mut rows = Vec::with_capacity(transfers.len());
+        let mut outs = Vec::with_capacity(transfers.len());
+        let mut ins = Vec::with_capacity(transfers.len());
         for t in transfers {
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
@@ -685,30 +791,37 @@ impl PreparedRange {
             rows.push(PreparedRow {
                 key,
                 value: encode(t)?,
-                out_key,
-                out_value,
-                in_key,
-                in_value,
             });
+            outs.push((out_key, out_value));
+            ins.push((in_key, in_value));
             *by_kind.entry(t.kind()).or_default() += 1;
             let here = (t.tx_hash, t.key.block, t.key.tx_index);
             if last_tx != Some(here) {
                 last_tx = Some(here);
-                let mut v = [0u8; 12];
-                v[..8].copy_from_slice(&t.key.block.0.to_be_bytes());
-                v[8..].copy_from_slice(&t.key.tx_index.to_be_bytes());
-                txs.insert(tx_key(chain, &t.tx_hash), v);
+                txs.insert(tx_key(chain, &t.tx_hash), tx_location_value(&t.key));
             }
         }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
+        rows.sort_unstable_by_key(|r| r.key);
+        outs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        ins.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(Self {
             chain,
             blocks,
             block_values,
             rows,
             txs,
+            outs,
+            ins,
             by_kind,
+            extra: Vec::new(),
         })
+    }
+
+    /// Adds writes to other keyspaces that commit in the same batch as the range.
+    pub fn with_extra(mut self, ops: Vec<KeyspaceOp>) -> Self {
+        self.extra.extend(ops);
+        self
     }
 
     /// The blocks.
@@ -757,6 +870,14 @@ fn chain_end_key(chain: ChainId) -> Vec<u8> {
         Some(n) => n.to_be_bytes().to_vec(),
         None => vec![0xff; TransferKey::LEN + 1],
     }
+}
+
+/// The `tx_index` value of a transaction: its block and index in the block.
+fn tx_location_value(key: &TransferKey) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..8].copy_from_slice(&key.block.0.to_be_bytes());
+    v[8..].copy_from_slice(&key.tx_index.to_be_bytes());
+    v
 }
 
 fn index_key(buf: &mut Vec<u8>, addr: &Address, tk: &[u8; TransferKey::LEN]) {

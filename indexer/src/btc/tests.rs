@@ -1,0 +1,348 @@
+//! Indexing tests on real blocks 1–255 and on generated blk directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests only
+
+use super::{
+    BtcError, BtcSync, UtxoStore,
+    blk::{BlkIndex, list_blk_files, read_xor_key},
+    generate::{ChainGen, write_blk_files},
+    sync::BlkSource,
+};
+use crate::{
+    Address, Amount, ChainKind, Direction, Store, Transfer,
+    model::{BlockNumber, ChainId, TransferKind},
+    sync::{StopSignal, SyncOptions},
+};
+use bitcoin::hashes::Hash as _;
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+const BLOCKS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/btc/blocks1-256.dat"
+);
+
+fn opts(per_commit: u64) -> SyncOptions {
+    SyncOptions {
+        blocks_per_commit: per_commit,
+        in_flight: 4,
+        unit_retries: 0,
+    }
+}
+
+async fn index_files(
+    store: &Store,
+    files: Vec<PathBuf>,
+    xor: Option<[u8; 8]>,
+    to: Option<u64>,
+    per_commit: u64,
+) -> Result<super::BtcSummary, BtcError> {
+    let chain = store.register_chain("btc", ChainKind::Bitcoin)?;
+    let utxo = UtxoStore::open(store)?;
+    let idx = BlkIndex::scan(files, xor)?;
+    let known = store.checkpoint(chain)?.map(|c| {
+        let mut h = c.hash.0;
+        h.reverse();
+        (h, c.number.0)
+    });
+    let best = idx.best_chain(known, None)?;
+    let sync = BtcSync::new(
+        utxo,
+        BlkSource::new(idx, best),
+        chain,
+        "btc",
+        opts(per_commit),
+        StopSignal::new(),
+    );
+    sync.index(None, to, &|_| {}).await
+}
+
+fn all_transfers(store: &Store, chain: ChainId) -> Vec<Transfer> {
+    store
+        .range_transfers(chain, BlockNumber(0), BlockNumber(u64::MAX))
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn btc_addr(s: &str) -> Address {
+    crate::labels::LabelAddress::parse(s, Some("btc"))
+        .unwrap()
+        .indexed()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_1_to_255_resolve_every_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = index_files(&store, vec![BLOCKS.into()], None, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.from, s.to, s.checkpoint),
+        (Some(1), Some(255), Some(255))
+    );
+    assert_eq!(
+        (s.stats.txs, s.stats.inputs, s.stats.outputs),
+        (262, 7, 267)
+    );
+    assert_eq!((s.stats.resolved_inputs, s.stats.unresolved_inputs), (7, 0));
+    let chain = store.chain_by_name("btc").unwrap().unwrap().id;
+    let utxo = UtxoStore::open(&store).unwrap();
+    let (n, sum) = utxo.utxo_totals(chain).unwrap();
+    assert_eq!((n, sum), (260, 1_275_000_000_000));
+    let distinct: std::collections::HashSet<_> = utxo
+        .utxo_set(chain)
+        .unwrap()
+        .into_iter()
+        .map(|(_, (id, _))| id)
+        .collect();
+    assert_eq!(distinct.len(), 260);
+
+    // Block 170: 12cbQ... → tx f4184fc5... → 10 BTC to 1Q2TWHE3..., 40 BTC back.
+    let txid = bitcoin::Txid::from_slice(
+        &alloy_primitives::hex::decode(
+            "169e1e83e930853391bc6f35f605c6754cfead57cf8387639d3b4096c54f18f4",
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .to_byte_array();
+    let meta = utxo.tx_meta(chain, &txid).unwrap().unwrap();
+    assert_eq!(
+        (meta.block, meta.tx_index, meta.inputs, meta.outputs),
+        (170, 1, 1, 2)
+    );
+    assert_eq!((meta.input_value, meta.fee), (5_000_000_000, Some(0)));
+    let from = btc_addr("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S");
+    let to = btc_addr("1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3");
+    let node = Address::Tx(txid);
+    let out: Vec<Transfer> = store
+        .address_transfers(&from, Direction::Outgoing, None)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out[0].to, node);
+    assert_eq!(out[0].amount, Amount::from_u64(5_000_000_000));
+    assert_eq!(out[0].key.kind, TransferKind::Utxo);
+    let inc: Vec<Transfer> = store
+        .address_transfers(&to, Direction::Incoming, None)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(inc.len(), 1);
+    assert_eq!(
+        (inc[0].from, inc[0].amount),
+        (node, Amount::from_u64(1_000_000_000))
+    );
+    assert_eq!(utxo.display(&to), "1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3");
+    assert_eq!(utxo.display(&super::script::coinbase_source()), "coinbase");
+
+    // Every tx node balances: inputs (or the coinbase source) = outputs (no fees here).
+    let mut bal: std::collections::HashMap<Address, i128> = Default::default();
+    for t in all_transfers(&store, chain) {
+        let v = i128::try_from(t.amount.raw().to::<u128>()).unwrap();
+        if t.to.is_tx() {
+            *bal.entry(t.to).or_default() += v;
+        }
+        if t.from.is_tx() {
+            *bal.entry(t.from).or_default() -= v;
+        }
+    }
+    assert_eq!(bal.len(), 262);
+    assert!(bal.values().all(|v| *v == 0));
+}
+
+/// Main chain of 40 blocks, a 3-block side branch forking at height 30; blocks shuffled and
+/// spread over three XOR-obfuscated files.
+fn generated_dir(dir: &Path) -> (Vec<bitcoin::Block>, usize) {
+    let mut g = ChainGen::new(7, 12);
+    let mut main = g.blocks(31);
+    let mut side_gen = g.clone();
+    side_gen.txs_per_block = 5;
+    let side = side_gen.blocks(3);
+    main.extend(g.blocks(9));
+    let mut all: Vec<bitcoin::Block> = main.iter().chain(side.iter()).cloned().collect();
+    // Deterministic shuffle.
+    let mut r = super::generate::Rng::new(99);
+    for i in (1..all.len()).rev() {
+        let j = usize::try_from(r.below(u64::try_from(i + 1).unwrap())).unwrap();
+        all.swap(i, j);
+    }
+    let total: usize = all
+        .iter()
+        .map(|b| super::generate::block_bytes(b).len() + 8)
+        .sum();
+    write_blk_files(
+        dir,
+        &all,
+        Some([0x5a, 0x11, 0x03, 0xc4, 0x9e, 0x00, 0x7b, 0xe2]),
+        (total / 3 + 1) as u64,
+    )
+    .unwrap();
+    (main, side.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_dir_with_xor_out_of_order_and_side_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = dir.path().join("blocks");
+    let (main, side) = generated_dir(&blocks);
+    let files = list_blk_files(&blocks).unwrap();
+    assert!(files.len() >= 3, "{files:?}");
+    let xor = read_xor_key(&blocks).unwrap();
+    assert!(xor.is_some());
+    // Without the key the first record has a wrong magic.
+    let err = BlkIndex::scan(files.clone(), None).unwrap_err().to_string();
+    assert!(err.contains("blk00000.dat offset 0: wrong magic"), "{err}");
+
+    let idx = BlkIndex::scan(files.clone(), xor).unwrap();
+    let best = idx.best_chain(None, None).unwrap();
+    assert_eq!(
+        (best.first_height, best.tip(), best.skipped),
+        (0, Some(39), side)
+    );
+    for (h, b) in main.iter().enumerate() {
+        assert_eq!(
+            best.at(u64::try_from(h).unwrap()).unwrap().hash,
+            b.block_hash().to_byte_array()
+        );
+    }
+
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let s = index_files(&store, files, xor, None, 7).await.unwrap();
+    let want_txs: usize = main.iter().map(|b| b.txdata.len()).sum();
+    assert_eq!(s.stats.txs, u64::try_from(want_txs).unwrap());
+    assert_eq!(s.stats.unresolved_inputs, 0);
+    assert!(s.stats.inputs > 300, "{}", s.stats.inputs);
+
+    // Same result as the blocks in order, in one plain file.
+    let plain = tempfile::tempdir().unwrap();
+    let pf = write_blk_files(plain.path(), &main, None, u64::MAX).unwrap();
+    let store2_dir = tempfile::tempdir().unwrap();
+    let store2 = Store::open(store2_dir.path()).unwrap();
+    index_files(&store2, pf, None, None, 100).await.unwrap();
+    let c = store.chain_by_name("btc").unwrap().unwrap().id;
+    assert_eq!(all_transfers(&store, c), all_transfers(&store2, c));
+    let (u1, u2) = (
+        UtxoStore::open(&store).unwrap(),
+        UtxoStore::open(&store2).unwrap(),
+    );
+    assert_eq!(u1.utxo_set(c).unwrap(), u2.utxo_set(c).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwind_restores_spent_outputs_and_resume_continues() {
+    let mut g = ChainGen::new(3, 15);
+    let blocks = g.blocks(30);
+    let d = tempfile::tempdir().unwrap();
+    let f = write_blk_files(d.path(), &blocks, None, u64::MAX).unwrap();
+    let s1 = tempfile::tempdir().unwrap();
+    let store = Store::open(s1.path()).unwrap();
+    index_files(&store, f.clone(), None, Some(29), 4)
+        .await
+        .unwrap();
+    let c = store.chain_by_name("btc").unwrap().unwrap().id;
+    let utxo = UtxoStore::open(&store).unwrap();
+    let st = utxo.unwind(c, BlockNumber(17)).unwrap();
+    assert_eq!(st.blocks, 12);
+    // Reference: index only up to 17.
+    let s2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(s2.path()).unwrap();
+    index_files(&store2, f.clone(), None, Some(17), 5)
+        .await
+        .unwrap();
+    let u2 = UtxoStore::open(&store2).unwrap();
+    assert_eq!(utxo.utxo_set(c).unwrap(), u2.utxo_set(c).unwrap());
+    assert_eq!(all_transfers(&store, c), all_transfers(&store2, c));
+    assert_eq!(store.counters(c).unwrap(), store2.counters(c).unwrap());
+    let last_tx = blocks[20].txdata[1].compute_txid().to_byte_array();
+    assert!(utxo.tx_meta(c, &last_tx).unwrap().is_none());
+    // Resume both to the end: identical.
+    index_files(&store, f.clone(), None, None, 3).await.unwrap();
+    index_files(&store2, f, None, None, 6).await.unwrap();
+    assert_eq!(utxo.utxo_set(c).unwrap(), u2.utxo_set(c).unwrap());
+    assert_eq!(all_transfers(&store, c), all_transfers(&store2, c));
+    assert!(utxo.tx_meta(c, &last_tx).unwrap().is_some());
+    // Fewer blocks in the files than in the store: nothing is unwound.
+    let short = tempfile::tempdir().unwrap();
+    let sf = write_blk_files(short.path(), &blocks[..20], None, u64::MAX).unwrap();
+    let s = index_files(&store, sf, None, None, 3).await.unwrap();
+    assert_eq!((s.reorgs, s.checkpoint), (0, Some(29)));
+    assert_eq!(all_transfers(&store, c), all_transfers(&store2, c));
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn bad_blk_files_name_file_and_offset() {
+    let d = tempfile::tempdir().unwrap();
+    let good = std::fs::read(BLOCKS).unwrap();
+    // Truncated inside the third record.
+    let rec = |at: usize| {
+        8 + usize::try_from(u32::from_le_bytes(good[at + 4..at + 8].try_into().unwrap())).unwrap()
+    };
+    let first_len = rec(0);
+    let third = first_len + rec(first_len);
+    let p = write(d.path(), "trunc.dat", &good[..third + 100]);
+    let e = BlkIndex::scan(vec![p], None).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("trunc.dat offset {third}: truncated record")),
+        "{e}"
+    );
+    // Garbage after one good record.
+    let mut g = good[..first_len].to_vec();
+    g.extend_from_slice(b"this is not a block at all");
+    let p = write(d.path(), "garbage.dat", &g);
+    let e = BlkIndex::scan(vec![p], None).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("garbage.dat offset {first_len}: wrong magic")),
+        "{e}"
+    );
+    // Testnet magic.
+    let mut t = good[..first_len].to_vec();
+    t[..4].copy_from_slice(&[0x0b, 0x11, 0x09, 0x07]);
+    let p = write(d.path(), "testnet.dat", &t);
+    let e = BlkIndex::scan(vec![p], None).unwrap_err().to_string();
+    assert!(
+        e.contains("testnet.dat offset 0: wrong magic 0b110907"),
+        "{e}"
+    );
+    // A record whose block does not decode: found when reading, named by file and offset.
+    let mut bad = good[..first_len].to_vec();
+    bad[8 + 80] ^= 0xff; // tx count varint
+    let p = write(d.path(), "bad.dat", &bad);
+    let idx = BlkIndex::scan(vec![p], None).unwrap();
+    let chain = idx.best_chain(None, None).unwrap();
+    let e = BlkSource::read_blocks(&idx, &chain, 1, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad.dat offset 8: cannot decode"), "{e}");
+    // Zero padding (Bitcoin Core pre-allocation) ends a file cleanly.
+    let mut z = good[..first_len].to_vec();
+    z.extend_from_slice(&[0; 1000]);
+    let p = write(d.path(), "padded.dat", &z);
+    assert_eq!(BlkIndex::scan(vec![p], None).unwrap().len(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), magic in any::<bool>()) {
+        let d = tempfile::tempdir().unwrap();
+        let mut b = bytes.clone();
+        if magic && b.len() >= 8 {
+            b[..4].copy_from_slice(&super::blk::MAINNET_MAGIC);
+        }
+        let p = write(d.path(), "blk00000.dat", &b);
+        if let Ok(idx) = BlkIndex::scan(vec![p], None)
+            && let Ok(chain) = idx.best_chain(None, Some(0))
+            && let Some(tip) = chain.tip()
+        {
+            let _ = BlkSource::read_blocks(&idx, &chain, chain.first_height, tip);
+        }
+        let _ = super::decode::decode_bytes(&bytes, 0, &|| "x".into());
+    }
+}

@@ -1,0 +1,741 @@
+//! The UTXO set and per-transaction metadata in the store, and the conversion of decoded blocks
+//! into transfers with every input resolved.
+//!
+//! Keyspaces (integers big-endian, `chain` = u16 [`ChainId`], txids in internal byte order):
+//!
+//! | keyspace      | key                              | value                                  |
+//! |---------------|----------------------------------|----------------------------------------|
+//! | `btc_utxo`    | chain + txid + vout u32          | script id (32) + value u64             |
+//! | `btc_undo`    | chain + height u64               | postcard [`BlockUndo`]                 |
+//! | `btc_tx`      | chain + txid                     | postcard [`TxMeta`]                    |
+//! | `btc_scripts` | script id                        | canonical script bytes (for display)   |
+//!
+//! A range is written with [`Store::write_prepared`] in one batch with its transfers and its
+//! checkpoint; outputs created and spent inside the range never touch `btc_utxo`. Undo data is
+//! kept for the last [`REORG_WINDOW`] blocks, like Bitcoin Core's rev files, so
+//! [`UtxoStore::unwind`] restores spent outputs atomically with the removal of the blocks.
+
+use super::{
+    BtcError,
+    decode::DecodedBlock,
+    script::{ScriptKind, burn_sink, coinbase_source, display, synthetic_name},
+};
+use crate::{
+    model::{
+        Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
+        TransferKind, TxHash, UTXO_OUTPUT_BASE,
+    },
+    store::{KeyspaceOp, PreparedRange, REORG_WINDOW, Store, StoreError, UnwindStats},
+};
+use alloy_primitives::B256;
+use fjall::Keyspace;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// An outpoint: txid (internal byte order) and output index.
+pub type OutPoint = ([u8; 32], u32);
+
+/// A resolved prevout: script id and value in satoshis.
+pub type Prevout = ([u8; 32], u64);
+
+/// A prevout a source fetched (the store did not hold it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedPrevout {
+    /// Script id.
+    pub id: [u8; 32],
+    /// Value in satoshis.
+    pub value: u64,
+    /// Canonical script (kept for display).
+    pub script: Vec<u8>,
+}
+
+/// What the store remembers of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxMeta {
+    /// Block height.
+    pub block: u64,
+    /// Index in the block.
+    pub tx_index: u32,
+    /// Block time.
+    pub time: u64,
+    /// Whether it is the coinbase.
+    pub coinbase: bool,
+    /// Number of inputs (0 for the coinbase).
+    pub inputs: u32,
+    /// Number of outputs.
+    pub outputs: u32,
+    /// Sum of resolved input values.
+    pub input_value: u64,
+    /// Sum of output values.
+    pub output_value: u64,
+    /// Fee: inputs − outputs, when every input resolved (none for the coinbase).
+    pub fee: Option<u64>,
+    /// Inputs whose prevout is not indexed: (input index, spent txid, vout).
+    pub unresolved: Vec<(u32, [u8; 32], u32)>,
+    /// OP_RETURN outputs: (output index, value burnt, data script bytes).
+    pub op_returns: Vec<(u32, u64, Vec<u8>)>,
+}
+
+/// Undo data of one block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockUndo {
+    /// Outputs this block spent (restored on unwind, before its own creations are removed).
+    pub spent: Vec<(OutPoint, Prevout)>,
+    /// Outputs this block created (removed on unwind).
+    pub created: Vec<OutPoint>,
+    /// Txids of the block (their metadata is removed on unwind).
+    pub txids: Vec<[u8; 32]>,
+}
+
+/// Counts of one prepared range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeStats {
+    /// Blocks.
+    pub blocks: u64,
+    /// Transactions.
+    pub txs: u64,
+    /// Non-coinbase inputs.
+    pub inputs: u64,
+    /// Inputs resolved from the store or the range itself.
+    pub resolved_inputs: u64,
+    /// Inputs resolved by asking the source for the spent transaction.
+    pub fetched_inputs: u64,
+    /// Inputs whose prevout is not known (explicit, see [`TxMeta::unresolved`]).
+    pub unresolved_inputs: u64,
+    /// Outputs.
+    pub outputs: u64,
+    /// OP_RETURN outputs.
+    pub op_returns: u64,
+    /// Serialized block bytes.
+    pub bytes: u64,
+}
+
+impl RangeStats {
+    /// Adds `o`.
+    pub fn merge(&mut self, o: &Self) {
+        self.blocks += o.blocks;
+        self.txs += o.txs;
+        self.inputs += o.inputs;
+        self.resolved_inputs += o.resolved_inputs;
+        self.fetched_inputs += o.fetched_inputs;
+        self.unresolved_inputs += o.unresolved_inputs;
+        self.outputs += o.outputs;
+        self.op_returns += o.op_returns;
+        self.bytes += o.bytes;
+    }
+}
+
+/// The Bitcoin keyspaces of a store.
+#[derive(Clone)]
+pub struct UtxoStore {
+    store: Store,
+    utxo: Keyspace,
+    undo: Keyspace,
+    tx: Keyspace,
+    scripts: Keyspace,
+}
+
+fn utxo_key(chain: ChainId, op: &OutPoint) -> Vec<u8> {
+    let mut k = Vec::with_capacity(38);
+    k.extend_from_slice(&chain.0.to_be_bytes());
+    k.extend_from_slice(&op.0);
+    k.extend_from_slice(&op.1.to_be_bytes());
+    k
+}
+
+fn utxo_value(p: &Prevout) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&p.0);
+    v.extend_from_slice(&p.1.to_be_bytes());
+    v
+}
+
+fn parse_utxo_value(v: &[u8]) -> Option<Prevout> {
+    let id: [u8; 32] = v.get(..32)?.try_into().ok()?;
+    let value = u64::from_be_bytes(v.get(32..40)?.try_into().ok()?);
+    Some((id, value))
+}
+
+fn tx_key(chain: ChainId, txid: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(34);
+    k.extend_from_slice(&chain.0.to_be_bytes());
+    k.extend_from_slice(txid);
+    k
+}
+
+fn undo_key(chain: ChainId, height: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10);
+    k.extend_from_slice(&chain.0.to_be_bytes());
+    k.extend_from_slice(&height.to_be_bytes());
+    k
+}
+
+/// A hash in internal byte order as the usual display-order [`B256`].
+pub fn display_b256(internal: &[u8; 32]) -> B256 {
+    let mut r = *internal;
+    r.reverse();
+    B256::from(r)
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, BtcError> {
+    postcard::to_allocvec(v).map_err(|e| BtcError::Store(StoreError::Encode(e.to_string())))
+}
+
+/// A range converted to transfers and store writes, ready for [`UtxoStore::commit`].
+#[derive(Debug)]
+pub struct PreparedBtcRange {
+    /// The store range (transfers, blocks, checkpoint and the extra keyspace writes).
+    pub range: PreparedRange,
+    /// Counts.
+    pub stats: RangeStats,
+    /// Outputs the range creates that are still unspent at its end: the `pending` of the next
+    /// range, prepared while this one commits.
+    pub created: HashMap<OutPoint, Prevout>,
+}
+
+impl UtxoStore {
+    /// Opens the Bitcoin keyspaces of `store`.
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            utxo: store.keyspace("btc_utxo")?,
+            undo: store.keyspace("btc_undo")?,
+            tx: store.keyspace("btc_tx")?,
+            scripts: store.keyspace("btc_scripts")?,
+            store: store.clone(),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// An unspent output, if indexed.
+    pub fn utxo(&self, chain: ChainId, op: &OutPoint) -> Result<Option<Prevout>, BtcError> {
+        let k = utxo_key(chain, op);
+        match self.utxo.get(&k).map_err(|e| io("read utxo", e))? {
+            None => Ok(None),
+            Some(v) => parse_utxo_value(&v).map(Some).ok_or_else(|| {
+                BtcError::Store(StoreError::Corrupt {
+                    keyspace: "btc_utxo",
+                    key: alloy_primitives::hex::encode(&k),
+                    reason: "bad utxo record".into(),
+                })
+            }),
+        }
+    }
+
+    /// Number of unspent outputs of `chain` and their total value (a full scan).
+    pub fn utxo_totals(&self, chain: ChainId) -> Result<(u64, u128), BtcError> {
+        let (mut n, mut sum) = (0u64, 0u128);
+        for kv in self.utxo.prefix(chain.0.to_be_bytes()) {
+            let v = kv.value().map_err(|e| io("scan utxo", e))?;
+            if let Some((_, value)) = parse_utxo_value(&v) {
+                n += 1;
+                sum += u128::from(value);
+            }
+        }
+        Ok((n, sum))
+    }
+
+    /// Every unspent output of `chain`, in key order (a full scan; for tests and audits).
+    pub fn utxo_set(&self, chain: ChainId) -> Result<Vec<(OutPoint, Prevout)>, BtcError> {
+        let mut out = Vec::new();
+        for kv in self.utxo.prefix(chain.0.to_be_bytes()) {
+            let (k, v) = kv.into_inner().map_err(|e| io("scan utxo", e))?;
+            let txid: Option<[u8; 32]> = k.get(2..34).and_then(|b| b.try_into().ok());
+            let vout = k
+                .get(34..38)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
+            match (txid, vout, parse_utxo_value(&v)) {
+                (Some(t), Some(o), Some(p)) => out.push(((t, o), p)),
+                _ => {
+                    return Err(BtcError::Store(StoreError::Corrupt {
+                        keyspace: "btc_utxo",
+                        key: alloy_primitives::hex::encode(&k),
+                        reason: "bad utxo record".into(),
+                    }));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The metadata of transaction `txid` (internal byte order).
+    pub fn tx_meta(&self, chain: ChainId, txid: &[u8; 32]) -> Result<Option<TxMeta>, BtcError> {
+        let k = tx_key(chain, txid);
+        match self.tx.get(&k).map_err(|e| io("read tx meta", e))? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| {
+                BtcError::Store(StoreError::Corrupt {
+                    keyspace: "btc_tx",
+                    key: alloy_primitives::hex::encode(&k),
+                    reason: e.to_string(),
+                })
+            }),
+        }
+    }
+
+    /// The readable form of an address: the base58/bech32 address of a script id, `coinbase`
+    /// or `op_return` for the synthetic ids, else the default (`script:<id>`, `tx:<txid>`, EVM).
+    pub fn display(&self, a: &Address) -> String {
+        if let Some(n) = synthetic_name(a) {
+            return n.to_owned();
+        }
+        if let Address::Script(id) = a
+            && let Ok(Some(s)) = self.scripts.get(id)
+        {
+            return display(&s);
+        }
+        a.to_string()
+    }
+
+    /// Prevouts of `blocks` that neither the store nor the blocks themselves hold (for a
+    /// source that can fetch them).
+    pub fn missing(
+        &self,
+        chain: ChainId,
+        blocks: &[DecodedBlock],
+        pending: &HashMap<OutPoint, Prevout>,
+    ) -> Result<Vec<OutPoint>, BtcError> {
+        let mut created = HashSet::new();
+        let mut out = Vec::new();
+        for b in blocks {
+            for t in &b.txs {
+                for i in &t.inputs {
+                    if !created.contains(i)
+                        && !pending.contains_key(i)
+                        && self.utxo(chain, i)?.is_none()
+                    {
+                        out.push(*i);
+                    }
+                }
+                for v in 0..t.outputs.len() {
+                    created.insert((t.txid, u32::try_from(v).unwrap_or(u32::MAX)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Converts `blocks` (ascending, contiguous) into transfers and store writes. `fetched`
+    /// holds prevouts the source fetched for inputs the store cannot resolve.
+    pub fn prepare(
+        &self,
+        chain: ChainId,
+        blocks: &[DecodedBlock],
+        fetched: &HashMap<OutPoint, FetchedPrevout>,
+    ) -> Result<PreparedBtcRange, BtcError> {
+        self.prepare_after(chain, blocks, fetched, &HashMap::new())
+    }
+
+    /// [`UtxoStore::prepare`] for the range after one that is still being committed:
+    /// `pending` holds the unspent outputs that range creates ([`PreparedBtcRange::created`]);
+    /// spending one of them removes it after the previous commit has added it.
+    pub fn prepare_after(
+        &self,
+        chain: ChainId,
+        blocks: &[DecodedBlock],
+        fetched: &HashMap<OutPoint, FetchedPrevout>,
+        pending: &HashMap<OutPoint, Prevout>,
+    ) -> Result<PreparedBtcRange, BtcError> {
+        let mut stats = RangeStats::default();
+        let mut overlay: HashMap<OutPoint, Prevout> = HashMap::new();
+        let mut ops: Vec<KeyspaceOp> = Vec::new();
+        let mut utxo_removes: Vec<Vec<u8>> = Vec::new();
+        let mut scripts_seen: HashSet<[u8; 32]> = HashSet::new();
+        let mut transfers = Vec::new();
+        let mut refs = Vec::with_capacity(blocks.len());
+        let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
+            keyspace: ks.clone(),
+            key,
+            value,
+        };
+        for b in blocks {
+            stats.blocks += 1;
+            stats.bytes += u64::try_from(b.size).unwrap_or(u64::MAX);
+            let number = BlockNumber(b.height);
+            let time = Timestamp(u64::from(b.time));
+            refs.push(BlockRef {
+                number,
+                hash: display_b256(&b.hash),
+                parent: display_b256(&b.prev),
+                time,
+            });
+            let mut undo = BlockUndo::default();
+            for (ti, t) in b.txs.iter().enumerate() {
+                stats.txs += 1;
+                let tx_index = u32::try_from(ti).map_err(|_| BtcError::TooLarge {
+                    what: format!("block {}", b.height),
+                })?;
+                let node = Address::Tx(t.txid);
+                let tx_hash = TxHash(display_b256(&t.txid));
+                let key = |position: u32| TransferKey {
+                    chain,
+                    block: number,
+                    tx_index,
+                    kind: TransferKind::Utxo,
+                    position,
+                };
+                let mut meta = TxMeta {
+                    block: b.height,
+                    tx_index,
+                    time: time.0,
+                    coinbase: t.coinbase,
+                    inputs: u32::try_from(t.inputs.len()).unwrap_or(u32::MAX),
+                    outputs: u32::try_from(t.outputs.len()).unwrap_or(u32::MAX),
+                    input_value: 0,
+                    output_value: 0,
+                    fee: None,
+                    unresolved: Vec::new(),
+                    op_returns: Vec::new(),
+                };
+                let mut input_sum: u128 = 0;
+                for (ii, inp) in t.inputs.iter().enumerate() {
+                    stats.inputs += 1;
+                    let position = u32::try_from(ii).unwrap_or(u32::MAX);
+                    let prev = if let Some(p) = overlay.remove(inp) {
+                        stats.resolved_inputs += 1;
+                        undo.spent.push((*inp, p));
+                        Some(p)
+                    } else if let Some(p) = match pending.get(inp) {
+                        Some(p) => Some(*p),
+                        None => self.utxo(chain, inp)?,
+                    } {
+                        stats.resolved_inputs += 1;
+                        utxo_removes.push(utxo_key(chain, inp));
+                        undo.spent.push((*inp, p));
+                        Some(p)
+                    } else if let Some(f) = fetched.get(inp) {
+                        stats.fetched_inputs += 1;
+                        if scripts_seen.insert(f.id) {
+                            ops.push(op(&self.scripts, f.id.to_vec(), Some(f.script.clone())));
+                        }
+                        Some((f.id, f.value))
+                    } else {
+                        None
+                    };
+                    match prev {
+                        Some((id, value)) => {
+                            input_sum += u128::from(value);
+                            transfers.push(Transfer {
+                                key: key(position),
+                                time,
+                                tx_hash,
+                                from: Address::Script(id),
+                                to: node,
+                                asset: Asset::Native,
+                                amount: Amount::from_u64(value),
+                                trace_address: Vec::new(),
+                            });
+                        }
+                        None => {
+                            stats.unresolved_inputs += 1;
+                            meta.unresolved.push((position, inp.0, inp.1));
+                        }
+                    }
+                }
+                let output_sum: u128 = t.outputs.iter().map(|o| u128::from(o.value)).sum();
+                if t.coinbase && output_sum > 0 {
+                    // New coins (subsidy + fees) enter through the synthetic coinbase source,
+                    // so the transaction node balances like any other.
+                    transfers.push(Transfer {
+                        key: key(0),
+                        time,
+                        tx_hash,
+                        from: coinbase_source(),
+                        to: node,
+                        asset: Asset::Native,
+                        amount: Amount::from_raw(alloy_primitives::U256::from(output_sum)),
+                        trace_address: Vec::new(),
+                    });
+                }
+                for (vi, o) in t.outputs.iter().enumerate() {
+                    stats.outputs += 1;
+                    let vout = u32::try_from(vi).map_err(|_| BtcError::TooLarge {
+                        what: format!("tx {}", tx_hash),
+                    })?;
+                    let position =
+                        UTXO_OUTPUT_BASE
+                            .checked_add(vout)
+                            .ok_or_else(|| BtcError::TooLarge {
+                                what: format!("tx {}", tx_hash),
+                            })?;
+                    let to = match (o.kind, o.id) {
+                        (ScriptKind::OpReturn, _) | (_, None) => {
+                            stats.op_returns += 1;
+                            meta.op_returns
+                                .push((vout, o.value, o.script.as_bytes().to_vec()));
+                            burn_sink()
+                        }
+                        (_, Some(id)) => {
+                            overlay.insert((t.txid, vout), (id, o.value));
+                            undo.created.push((t.txid, vout));
+                            if scripts_seen.insert(id) {
+                                ops.push(op(
+                                    &self.scripts,
+                                    id.to_vec(),
+                                    Some(o.script.as_bytes().to_vec()),
+                                ));
+                            }
+                            Address::Script(id)
+                        }
+                    };
+                    if o.value > 0 {
+                        transfers.push(Transfer {
+                            key: key(position),
+                            time,
+                            tx_hash,
+                            from: node,
+                            to,
+                            asset: Asset::Native,
+                            amount: Amount::from_u64(o.value),
+                            trace_address: Vec::new(),
+                        });
+                    }
+                }
+                meta.input_value = u64::try_from(input_sum).unwrap_or(u64::MAX);
+                meta.output_value = u64::try_from(output_sum).unwrap_or(u64::MAX);
+                if !t.coinbase && meta.unresolved.is_empty() {
+                    meta.fee = u64::try_from(input_sum.saturating_sub(output_sum)).ok();
+                }
+                undo.txids.push(t.txid);
+                ops.push(op(&self.tx, tx_key(chain, &t.txid), Some(encode(&meta)?)));
+            }
+            ops.push(op(
+                &self.undo,
+                undo_key(chain, b.height),
+                Some(encode(&undo)?),
+            ));
+            if let Some(old) = b.height.checked_sub(REORG_WINDOW) {
+                ops.push(op(&self.undo, undo_key(chain, old), None));
+            }
+        }
+        // One sorted run per keyspace: consecutive memtable inserts land next to each other.
+        let mut utxo_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            utxo_removes.into_iter().map(|k| (k, None)).collect();
+        utxo_ops.extend(
+            overlay
+                .iter()
+                .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
+        );
+        utxo_ops.sort_by(|a, b| a.0.cmp(&b.0));
+        ops.sort_by_cached_key(|o| (keyspace_rank(&o.keyspace, self), o.key.clone()));
+        for (k, v) in utxo_ops {
+            ops.push(op(&self.utxo, k, v));
+        }
+        let range = PreparedRange::new(chain, refs, &transfers)?.with_extra(ops);
+        Ok(PreparedBtcRange {
+            range,
+            stats,
+            created: overlay,
+        })
+    }
+
+    /// Writes a prepared range (atomically with its checkpoint).
+    pub fn commit(&self, p: PreparedBtcRange) -> Result<RangeStats, BtcError> {
+        self.store.write_prepared(p.range)?;
+        Ok(p.stats)
+    }
+
+    /// Removes every block above `to`, restoring the outputs they spent, atomically.
+    pub fn unwind(&self, chain: ChainId, to: BlockNumber) -> Result<UnwindStats, BtcError> {
+        let Some(cp) = self.store.checkpoint(chain)? else {
+            return Ok(UnwindStats::default());
+        };
+        let mut net: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut ops = Vec::new();
+        let mut h = cp.number.0;
+        while h > to.0 {
+            let k = undo_key(chain, h);
+            let v = self
+                .undo
+                .get(&k)
+                .map_err(|e| io("read undo", e))?
+                .ok_or(BtcError::NoUndo { block: h })?;
+            let undo: BlockUndo = postcard::from_bytes(&v).map_err(|e| {
+                BtcError::Store(StoreError::Corrupt {
+                    keyspace: "btc_undo",
+                    key: h.to_string(),
+                    reason: e.to_string(),
+                })
+            })?;
+            // Newest block first; inside a block, restore spends before removing creations.
+            for (o, p) in &undo.spent {
+                net.insert(utxo_key(chain, o), Some(utxo_value(p)));
+            }
+            for o in &undo.created {
+                net.insert(utxo_key(chain, o), None);
+            }
+            for t in &undo.txids {
+                ops.push(KeyspaceOp {
+                    keyspace: self.tx.clone(),
+                    key: tx_key(chain, t),
+                    value: None,
+                });
+            }
+            ops.push(KeyspaceOp {
+                keyspace: self.undo.clone(),
+                key: k,
+                value: None,
+            });
+            h -= 1;
+        }
+        for (key, value) in net {
+            ops.push(KeyspaceOp {
+                keyspace: self.utxo.clone(),
+                key,
+                value,
+            });
+        }
+        Ok(self.store.unwind_with(chain, to, ops)?)
+    }
+}
+
+/// Groups the extra writes of a range by keyspace (the order inside a keyspace is by key).
+fn keyspace_rank(ks: &Keyspace, u: &UtxoStore) -> u8 {
+    if ks.name() == u.tx.name() {
+        0
+    } else if ks.name() == u.scripts.name() {
+        1
+    } else {
+        2
+    }
+}
+
+fn io(op: &'static str, source: fjall::Error) -> BtcError {
+    BtcError::Store(StoreError::Io { op, source })
+}
+
+/// A transaction from an address-centric source (Esplora) that comes with its prevouts.
+#[derive(Clone, Debug)]
+pub struct LooseTx {
+    /// Txid, internal byte order.
+    pub txid: [u8; 32],
+    /// Block height.
+    pub block: u64,
+    /// Index in the block.
+    pub tx_index: u32,
+    /// Block time.
+    pub time: u64,
+    /// Whether it is the coinbase.
+    pub coinbase: bool,
+    /// Inputs: the spent outpoint and, when the source gave it, the prevout.
+    pub inputs: Vec<(OutPoint, Option<FetchedPrevout>)>,
+    /// Outputs.
+    pub outputs: Vec<super::decode::DecodedOutput>,
+}
+
+impl UtxoStore {
+    /// Writes transactions of scattered blocks (no checkpoint, no UTXO set: the source gives the
+    /// prevouts) with their metadata and scripts. Returns the number of new transfers.
+    pub fn write_loose(&self, chain: ChainId, txs: &[LooseTx]) -> Result<usize, BtcError> {
+        let mut transfers = Vec::new();
+        let mut ops = Vec::new();
+        let mut seen = HashSet::new();
+        let mut script_op = |id: [u8; 32], script: &[u8], ops: &mut Vec<KeyspaceOp>| {
+            if seen.insert(id) {
+                ops.push(KeyspaceOp {
+                    keyspace: self.scripts.clone(),
+                    key: id.to_vec(),
+                    value: Some(script.to_vec()),
+                });
+            }
+        };
+        for t in txs {
+            let node = Address::Tx(t.txid);
+            let tx_hash = TxHash(display_b256(&t.txid));
+            let time = Timestamp(t.time);
+            let key = |position: u32| TransferKey {
+                chain,
+                block: BlockNumber(t.block),
+                tx_index: t.tx_index,
+                kind: TransferKind::Utxo,
+                position,
+            };
+            let mk = |position, from, to, amount: Amount| Transfer {
+                key: key(position),
+                time,
+                tx_hash,
+                from,
+                to,
+                asset: Asset::Native,
+                amount,
+                trace_address: Vec::new(),
+            };
+            let mut meta = TxMeta {
+                block: t.block,
+                tx_index: t.tx_index,
+                time: t.time,
+                coinbase: t.coinbase,
+                inputs: u32::try_from(t.inputs.len()).unwrap_or(u32::MAX),
+                outputs: u32::try_from(t.outputs.len()).unwrap_or(u32::MAX),
+                input_value: 0,
+                output_value: 0,
+                fee: None,
+                unresolved: Vec::new(),
+                op_returns: Vec::new(),
+            };
+            let mut input_sum = 0u128;
+            for (i, (op, prev)) in t.inputs.iter().enumerate() {
+                let position = u32::try_from(i).unwrap_or(u32::MAX);
+                match prev {
+                    Some(p) => {
+                        script_op(p.id, &p.script, &mut ops);
+                        input_sum += u128::from(p.value);
+                        transfers.push(mk(
+                            position,
+                            Address::Script(p.id),
+                            node,
+                            Amount::from_u64(p.value),
+                        ));
+                    }
+                    None => meta.unresolved.push((position, op.0, op.1)),
+                }
+            }
+            let output_sum: u128 = t.outputs.iter().map(|o| u128::from(o.value)).sum();
+            if t.coinbase && output_sum > 0 {
+                transfers.push(mk(
+                    0,
+                    coinbase_source(),
+                    node,
+                    Amount::from_raw(alloy_primitives::U256::from(output_sum)),
+                ));
+            }
+            for (v, o) in t.outputs.iter().enumerate() {
+                let vout = u32::try_from(v).unwrap_or(u32::MAX);
+                let to = match o.id {
+                    Some(id) if o.kind != ScriptKind::OpReturn => {
+                        script_op(id, o.script.as_bytes(), &mut ops);
+                        Address::Script(id)
+                    }
+                    _ => {
+                        meta.op_returns
+                            .push((vout, o.value, o.script.as_bytes().to_vec()));
+                        burn_sink()
+                    }
+                };
+                if o.value > 0 {
+                    transfers.push(mk(
+                        UTXO_OUTPUT_BASE.saturating_add(vout),
+                        node,
+                        to,
+                        Amount::from_u64(o.value),
+                    ));
+                }
+            }
+            meta.input_value = u64::try_from(input_sum).unwrap_or(u64::MAX);
+            meta.output_value = u64::try_from(output_sum).unwrap_or(u64::MAX);
+            if !t.coinbase && meta.unresolved.is_empty() {
+                meta.fee = u64::try_from(input_sum.saturating_sub(output_sum)).ok();
+            }
+            ops.push(KeyspaceOp {
+                keyspace: self.tx.clone(),
+                key: tx_key(chain, &t.txid),
+                value: Some(encode(&meta)?),
+            });
+        }
+        Ok(self.store.write_sparse(chain, &transfers, ops)?)
+    }
+}
