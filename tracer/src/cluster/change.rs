@@ -172,7 +172,11 @@ mod tests {
             self.0.contains(a)
         }
         fn script_type(&self, a: &Address) -> Option<ScriptType> {
-            Some(if a.to_string().ends_with("0909") { ScriptType::P2sh } else { ScriptType::P2wpkh })
+            Some(if a.to_string().ends_with("0909") {
+                ScriptType::P2sh
+            } else {
+                ScriptType::P2wpkh
+            })
         }
     }
 
@@ -180,19 +184,54 @@ mod tests {
     fn each_heuristic() {
         let ins = [(a(1), 60_000), (a(2), 50_000)];
         let outs = [(a(3), 100_000), (a(4), 9_000)];
-        let tx = TxShape { block: 5, tx_index: 1, inputs: &ins, outputs: &outs };
+        let tx = TxShape {
+            block: 5,
+            tx_index: 1,
+            inputs: &ins,
+            outputs: &outs,
+        };
         let ctx = Seen(vec![a(3)]);
-        assert_eq!(change_output(ChangeHeuristic::Fresh, &tx, &ctx, 100_000), Some(1));
-        assert_eq!(change_output(ChangeHeuristic::RoundPayment, &tx, &ctx, 100_000), Some(1));
-        assert_eq!(change_output(ChangeHeuristic::OptimalChange, &tx, &ctx, 100_000), Some(1));
-        assert_eq!(change_output(ChangeHeuristic::AddressReuse, &tx, &ctx, 100_000), None);
-        assert_eq!(change_output(ChangeHeuristic::SameScriptType, &tx, &ctx, 100_000), None);
+        assert_eq!(
+            change_output(ChangeHeuristic::Fresh, &tx, &ctx, 100_000),
+            Some(1)
+        );
+        assert_eq!(
+            change_output(ChangeHeuristic::RoundPayment, &tx, &ctx, 100_000),
+            Some(1)
+        );
+        assert_eq!(
+            change_output(ChangeHeuristic::OptimalChange, &tx, &ctx, 100_000),
+            Some(1)
+        );
+        assert_eq!(
+            change_output(ChangeHeuristic::AddressReuse, &tx, &ctx, 100_000),
+            None
+        );
+        assert_eq!(
+            change_output(ChangeHeuristic::SameScriptType, &tx, &ctx, 100_000),
+            None
+        );
         let outs = [(a(9), 100_000), (a(4), 9_000)];
-        let tx = TxShape { outputs: &outs, ..tx };
-        assert_eq!(change_output(ChangeHeuristic::SameScriptType, &tx, &ctx, 100_000), Some(1));
+        let tx = TxShape {
+            outputs: &outs,
+            ..tx
+        };
+        assert_eq!(
+            change_output(ChangeHeuristic::SameScriptType, &tx, &ctx, 100_000),
+            Some(1)
+        );
         let outs = [(a(9), 100_000), (a(2), 9_000)];
-        let tx = TxShape { outputs: &outs, ..tx };
-        assert_eq!(change_output(ChangeHeuristic::AddressReuse, &tx, &ctx, 100_000), Some(1));
-        assert_eq!(change_output(ChangeHeuristic::Fresh, &tx, &NoContext, 1), Some(0));
+        let tx = TxShape {
+            outputs: &outs,
+            ..tx
+        };
+        assert_eq!(
+            change_output(ChangeHeuristic::AddressReuse, &tx, &ctx, 100_000),
+            Some(1)
+        );
+        assert_eq!(
+            change_output(ChangeHeuristic::Fresh, &tx, &NoContext, 1),
+            Some(0)
+        );
     }
 }

@@ -138,7 +138,10 @@ pub fn detect(
         return mk(CoinJoinKind::Wasabi1);
     }
     // JoinMarket: n equal outputs to distinct addresses, the rest (change) at most n outputs.
-    let change_outputs = outputs.iter().filter(|(_, v)| *v != denom && *v > 0).count();
+    let change_outputs = outputs
+        .iter()
+        .filter(|(_, v)| *v != denom && *v > 0)
+        .count();
     let eq_addrs: BTreeSet<&Address> = outputs
         .iter()
         .filter(|(_, v)| *v == denom)
@@ -181,7 +184,9 @@ mod tests {
         let ins: Vec<_> = (0..5).map(|i| (a(i), 1_000_170)).collect();
         let outs: Vec<_> = (10..15).map(|i| (a(i), 1_000_000)).collect();
         assert_eq!(
-            detect(&ins, &outs, &CoinJoinParams::default()).unwrap().kind,
+            detect(&ins, &outs, &CoinJoinParams::default())
+                .unwrap()
+                .kind,
             CoinJoinKind::Whirlpool
         );
         // not a pool denomination: still a CoinJoin, but not Whirlpool

@@ -116,7 +116,13 @@ pub fn run_range<S: ClusterSource + ?Sized>(
             }
             ChainKind::Evm => evm::process(state, p, src, params, exchanges, chain, &transfers)?,
         }
-        tracing::debug!(chain = chain.0, from = lo.0, to = hi.0, merges = state.stats.merges, "clustered batch");
+        tracing::debug!(
+            chain = chain.0,
+            from = lo.0,
+            to = hi.0,
+            merges = state.stats.merges,
+            "clustered batch"
+        );
         match hi.next() {
             Some(n) => lo = n,
             None => break,

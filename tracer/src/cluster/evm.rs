@@ -95,12 +95,13 @@ fn sweep<S: ClusterSource + ?Sized>(
         .collect();
     let mut received = U256::ZERO;
     for i in &swept {
-        received = received
-            .checked_add(i.amount.raw())
-            .ok_or_else(|| ClusterError::Arithmetic {
-                tx: i.tx_hash.to_string(),
-                reason: "deposit sum overflows".into(),
-            })?;
+        received =
+            received
+                .checked_add(i.amount.raw())
+                .ok_or_else(|| ClusterError::Arithmetic {
+                    tx: i.tx_hash.to_string(),
+                    reason: "deposit sum overflows".into(),
+                })?;
     }
     let sent = t.amount.raw();
     if received.is_zero() || sent > received {

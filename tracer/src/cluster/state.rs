@@ -126,7 +126,11 @@ impl ClusterState {
     }
 
     /// The id of `address` if it has one (stored or new), without assigning.
-    pub fn lookup(&self, address: &Address, p: &dyn Persisted) -> Result<Option<u32>, ClusterError> {
+    pub fn lookup(
+        &self,
+        address: &Address,
+        p: &dyn Persisted,
+    ) -> Result<Option<u32>, ClusterError> {
         match self.new_ids.get(address) {
             Some(&id) => Ok(Some(id)),
             None => p.id(address),
@@ -135,7 +139,11 @@ impl ClusterState {
 
     /// Merges the clusters of `r.a` and `r.b` unless the collapse guard refuses; records the
     /// evidence of a merge that joined two clusters, and of a refused one.
-    pub fn merge(&mut self, r: MergeRecord, p: &dyn Persisted) -> Result<MergeOutcome, ClusterError> {
+    pub fn merge(
+        &mut self,
+        r: MergeRecord,
+        p: &dyn Persisted,
+    ) -> Result<MergeOutcome, ClusterError> {
         if r.a == r.b {
             return Ok(MergeOutcome::AlreadyJoined);
         }

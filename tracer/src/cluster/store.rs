@@ -19,15 +19,15 @@
 //! [`ClusterStore::cluster_of`] is two point reads. A run is committed in one atomic batch.
 
 use super::{
-    AirdropForward, AirdropHit, ClusterError, ClusterId, ClusterParams, ClusterState,
-    CoinJoinFlag, DepositRecord, MergeRecord, Persisted, RefusedMerge, RunStats, UnionFind,
+    AirdropForward, AirdropHit, ClusterError, ClusterId, ClusterParams, ClusterState, CoinJoinFlag,
+    DepositRecord, MergeRecord, Persisted, RefusedMerge, RunStats, UnionFind,
     engine::{Exchanges, run_range},
 };
+use fjall::{Database, Keyspace, PersistMode};
 use paytrace_indexer::{
     Address, BlockNumber, BlockRef, ChainId, Store, TxHash,
     labels::{Category, LabelAddress, LabelStore, today},
 };
-use fjall::{Database, Keyspace, PersistMode};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -432,16 +432,11 @@ impl ClusterStore {
         let mut refused = Vec::new();
         if !joined {
             for r in self.refused_merges()? {
-                let (x, y) = (
-                    self.cluster_of(&r.record.a)?,
-                    self.cluster_of(&r.record.b)?,
-                );
-                let hits_a = |c: Option<ClusterId>, addr: &Address| {
-                    addr == a || (ca.is_some() && c == ca)
-                };
-                let hits_b = |c: Option<ClusterId>, addr: &Address| {
-                    addr == b || (cb.is_some() && c == cb)
-                };
+                let (x, y) = (self.cluster_of(&r.record.a)?, self.cluster_of(&r.record.b)?);
+                let hits_a =
+                    |c: Option<ClusterId>, addr: &Address| addr == a || (ca.is_some() && c == ca);
+                let hits_b =
+                    |c: Option<ClusterId>, addr: &Address| addr == b || (cb.is_some() && c == cb);
                 if (hits_a(x, &r.record.a) && hits_b(y, &r.record.b))
                     || (hits_b(x, &r.record.a) && hits_a(y, &r.record.b))
                 {
@@ -577,7 +572,8 @@ impl ClusterStore {
                     chain: chain_name.to_owned(),
                     block: cp.number.0,
                     clustered: format!("{:#x}", cp.hash),
-                    stored: stored.map_or_else(|| "no such block".into(), |b| format!("{:#x}", b.hash)),
+                    stored: stored
+                        .map_or_else(|| "no such block".into(), |b| format!("{:#x}", b.hash)),
                 });
             }
         }
@@ -608,7 +604,16 @@ impl ClusterStore {
         report.to = Some(head.number.0);
         report.stats = state.stats;
         self.commit(state)?;
-        tracing::info!(chain = chain_name, from = from.0, to = head.number.0, merges = report.stats.merges, refused = report.stats.refused, coinjoins = report.stats.coinjoins, deposits = report.stats.deposits, "clustered");
+        tracing::info!(
+            chain = chain_name,
+            from = from.0,
+            to = head.number.0,
+            merges = report.stats.merges,
+            refused = report.stats.refused,
+            coinjoins = report.stats.coinjoins,
+            deposits = report.stats.deposits,
+            "clustered"
+        );
         Ok(report)
     }
 
@@ -653,7 +658,11 @@ impl ClusterStore {
         let chunks = n.div_ceil(CHUNK);
         let mut batch = self.db.batch();
         for c in 0..chunks {
-            batch.insert(&self.uf, c.to_be_bytes().to_vec(), chunk_bytes(uf.parents(), uf.sizes(), c));
+            batch.insert(
+                &self.uf,
+                c.to_be_bytes().to_vec(),
+                chunk_bytes(uf.parents(), uf.sizes(), c),
+            );
             if (c as usize + 1).is_multiple_of(chunks_per_batch.max(1)) {
                 batch.commit().map_err(io("save union-find"))?;
                 batch = self.db.batch();
@@ -694,7 +703,11 @@ impl ClusterStore {
             }
         }
         for c in dirty {
-            batch.insert(&self.uf, c.to_be_bytes().to_vec(), chunk_bytes(parent, size, c));
+            batch.insert(
+                &self.uf,
+                c.to_be_bytes().to_vec(),
+                chunk_bytes(parent, size, c),
+            );
         }
         let mut seq = self.meta_u64(b"merge_seq")?;
         for r in &state.merges {
@@ -707,13 +720,21 @@ impl ClusterStore {
             }
             seq += 1;
         }
-        batch.insert(&self.meta, b"merge_seq".to_vec(), seq.to_be_bytes().to_vec());
+        batch.insert(
+            &self.meta,
+            b"merge_seq".to_vec(),
+            seq.to_be_bytes().to_vec(),
+        );
         let mut rseq = self.meta_u64(b"refused_seq")?;
         for r in &state.refused {
             batch.insert(&self.refused, rseq.to_be_bytes().to_vec(), encode(r)?);
             rseq += 1;
         }
-        batch.insert(&self.meta, b"refused_seq".to_vec(), rseq.to_be_bytes().to_vec());
+        batch.insert(
+            &self.meta,
+            b"refused_seq".to_vec(),
+            rseq.to_be_bytes().to_vec(),
+        );
         for f in &state.coinjoins {
             batch.insert(&self.coinjoins, f.tx.0.to_vec(), encode(f)?);
         }

@@ -49,7 +49,9 @@ impl UnionFind {
 
     /// Adds a singleton set and returns its id, or `None` when the `u32` id space is full.
     pub fn push(&mut self) -> Option<u32> {
-        let id = u32::try_from(self.parent.len()).ok().filter(|&i| i < u32::MAX)?;
+        let id = u32::try_from(self.parent.len())
+            .ok()
+            .filter(|&i| i < u32::MAX)?;
         self.parent.push(id);
         self.size.push(1);
         Some(id)
@@ -149,7 +151,12 @@ mod tests {
         assert_eq!(uf.set_size(6), 5);
         uf.compress_all();
         let r = uf.find_const(0);
-        assert!(uf.parents().iter().enumerate().all(|(i, &p)| i == 3 || i == 4 || p == r));
+        assert!(
+            uf.parents()
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| i == 3 || i == 4 || p == r)
+        );
     }
 
     proptest! {
