@@ -25,6 +25,19 @@ pub fn process<S: ClusterSource + ?Sized>(
     chain: ChainId,
     transfers: &[Transfer],
 ) -> Result<(), ClusterError> {
+    // Airdrops first: a sweep must know which of its deposits were airdrops.
+    if params.airdrop.enabled {
+        let mut start = 0;
+        while start < transfers.len() {
+            let k = transfers[start].key;
+            let end = transfers[start..]
+                .iter()
+                .position(|t| t.key.block != k.block || t.key.tx_index != k.tx_index)
+                .map_or(transfers.len(), |n| start + n);
+            airdrop_tx(state, p, params, exchanges, &transfers[start..end])?;
+            start = end;
+        }
+    }
     if params.deposit.enabled && !exchanges.is_empty() {
         for t in transfers {
             if t.kind() != TransferKind::Utxo
@@ -36,18 +49,6 @@ pub fn process<S: ClusterSource + ?Sized>(
             {
                 sweep(state, p, src, params, exchanges, chain, t)?;
             }
-        }
-    }
-    if params.airdrop.enabled {
-        let mut start = 0;
-        while start < transfers.len() {
-            let k = transfers[start].key;
-            let end = transfers[start..]
-                .iter()
-                .position(|t| t.key.block != k.block || t.key.tx_index != k.tx_index)
-                .map_or(transfers.len(), |n| start + n);
-            airdrop_tx(state, p, params, exchanges, &transfers[start..end])?;
-            start = end;
         }
     }
     Ok(())
@@ -140,6 +141,16 @@ fn sweep<S: ClusterSource + ?Sized>(
         let s = i.from;
         if s == d || s == Address::ZERO_EVM || s.is_tx() || exchanges.skips(&s) {
             continue;
+        }
+        // An airdrop is not a deposit by its distributor.
+        if let Asset::Token(tok) = i.asset {
+            let hit = match state.airdrop_hits.get(&(tok, d)) {
+                Some(h) => Some(h.tx),
+                None => p.airdrop_hit(&tok, &d)?.map(|h| h.tx),
+            };
+            if hit == Some(i.tx_hash) {
+                continue;
+            }
         }
         state.merge(
             MergeRecord {

@@ -29,7 +29,7 @@ use paytrace_indexer::{
     labels::{Category, LabelAddress, LabelStore, today},
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 const CHUNK: u32 = 4096;
 const KEYSPACES: [&str; 12] = [
@@ -841,7 +841,6 @@ impl ClusterStore {
 pub fn exchanges_from_labels(labels: &LabelStore) -> Result<Exchanges, ClusterError> {
     let day = today();
     let mut ex = Exchanges::new();
-    let mut seen: BTreeMap<Address, ()> = BTreeMap::new();
     for l in labels.iter() {
         let l = l?;
         if !l.valid_on(day) {
@@ -858,7 +857,6 @@ pub fn exchanges_from_labels(labels: &LabelStore) -> Result<Exchanges, ClusterEr
         } else if SERVICE_CATEGORIES.contains(&l.category) {
             ex.insert_service(addr);
         }
-        seen.insert(addr, ());
     }
     Ok(ex)
 }
