@@ -1,6 +1,7 @@
 //! Subcommands. Each area has its own args struct and a `run` that prints text, or JSON with
 //! `--json` (stable keys, documented in docs/cli.md).
 
+pub mod cluster;
 pub mod index;
 pub mod init;
 pub mod labels;
