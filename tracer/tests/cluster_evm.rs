@@ -1,7 +1,7 @@
 //! Ethereum clustering on hand-built transfers: deposit addresses sweeping to labelled
 //! exchange hot wallets, users sharing a deposit address, an airdrop forwarded to one
 //! aggregation address; inherited labels and conflicts; incremental runs.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)] // tests
 
 mod cluster_util;
 

@@ -78,6 +78,7 @@ pub fn utxo_tx(
 }
 
 /// An EVM transfer.
+#[allow(clippy::too_many_arguments)]
 pub fn evm(
     block: u64,
     tx: u32,
