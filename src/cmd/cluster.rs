@@ -113,6 +113,7 @@ pub fn params(c: &ClusterConfig) -> anyhow::Result<ClusterParams> {
             confidence: c.airdrop.confidence,
         },
         batch_blocks: c.batch_blocks,
+        ..ClusterParams::default()
     })
 }
 

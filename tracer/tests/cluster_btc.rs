@@ -505,14 +505,18 @@ fn random_chain(chain: ChainId, blocks: u64) -> Vec<Transfer> {
     ts
 }
 
-fn cluster_in_steps(ts: &[Transfer], cuts: &[u64], last: u64) -> (tempfile::TempDir, Store) {
+fn cluster_in_steps(
+    ts: &[Transfer],
+    cuts: &[u64],
+    last: u64,
+    params: &ClusterParams,
+) -> (tempfile::TempDir, Store) {
     let (dir, store, chain) = new_store("btc", ChainKind::Bitcoin);
     let cs = ClusterStore::open(&store).unwrap();
     let mut lo = 1;
     for &hi in cuts.iter().chain([&last]) {
         write_blocks(&store, chain, ts, lo, hi);
-        cs.run(&store, "btc", &ClusterParams::default(), &Exchanges::new())
-            .unwrap();
+        cs.run(&store, "btc", params, &Exchanges::new()).unwrap();
         lo = hi + 1;
     }
     (dir, store)
@@ -527,16 +531,27 @@ fn incremental_runs_equal_one_run() {
         .flat_map(|t| [t.from, t.to])
         .filter(|a| !a.is_tx())
         .collect();
-    let (_d1, once) = cluster_in_steps(&ts, &[], 60);
-    let (_d2, steps) = cluster_in_steps(&ts, &[1, 17, 18, 40], 60);
+    let defaults = ClusterParams::default();
+    let (_d1, once) = cluster_in_steps(&ts, &[], 60, &defaults);
+    let (_d2, steps) = cluster_in_steps(&ts, &[1, 17, 18, 40], 60, &defaults);
+    // a commit after every 3-block batch inside each run
+    let small = ClusterParams {
+        batch_blocks: 3,
+        commit_pending: 1,
+        ..ClusterParams::default()
+    };
+    let (_d3, commits) = cluster_in_steps(&ts, &[20], 60, &small);
     let (c1, c2) = (
         ClusterStore::open(&once).unwrap(),
         ClusterStore::open(&steps).unwrap(),
     );
+    let c3 = ClusterStore::open(&commits).unwrap();
     let p1 = partition(&c1, addrs.iter().copied());
     assert!(p1.len() >= 2 && p1.iter().any(|c| c.len() >= 10), "{p1:?}");
     assert_eq!(p1, partition(&c2, addrs.iter().copied()));
+    assert_eq!(p1, partition(&c3, addrs.iter().copied()));
     assert_eq!(c1.coinjoins().unwrap(), c2.coinjoins().unwrap());
+    assert_eq!(c1.coinjoins().unwrap(), c3.coinjoins().unwrap());
     assert_eq!(c1.coinjoins().unwrap().len(), 12);
     for c in &p1 {
         let id = c1.cluster_of(&c[0]).unwrap().unwrap();

@@ -227,6 +227,10 @@ pub struct ClusterParams {
     pub airdrop: AirdropParams,
     /// Blocks read per batch.
     pub batch_blocks: u64,
+    /// A run on the store commits after a batch once this many records (ids, merges,
+    /// flags, ...) are pending, and at the end (bounds memory; an interrupted run resumes
+    /// from the last commit).
+    pub commit_pending: usize,
 }
 
 impl Default for ClusterParams {
@@ -241,6 +245,7 @@ impl Default for ClusterParams {
             deposit: DepositParams::default(),
             airdrop: AirdropParams::default(),
             batch_blocks: 1_000,
+            commit_pending: 2_000_000,
         }
     }
 }
@@ -318,4 +323,17 @@ pub struct RunStats {
     pub deposits: u64,
     /// Airdrop recipients recorded.
     pub airdrop_recipients: u64,
+}
+
+impl RunStats {
+    /// Adds `o`'s counts to these.
+    pub fn add(&mut self, o: &Self) {
+        self.transfers += o.transfers;
+        self.utxo_txs += o.utxo_txs;
+        self.merges += o.merges;
+        self.refused += o.refused;
+        self.coinjoins += o.coinjoins;
+        self.deposits += o.deposits;
+        self.airdrop_recipients += o.airdrop_recipients;
+    }
 }

@@ -232,6 +232,17 @@ impl ClusterState {
         self.deposits.values()
     }
 
+    /// Records waiting to be committed.
+    pub(crate) fn pending(&self) -> usize {
+        self.new_addrs.len()
+            + self.merges.len()
+            + self.refused.len()
+            + self.coinjoins.len()
+            + self.deposits.len()
+            + self.airdrop_hits.len()
+            + self.airdrop_forwards.len()
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> RunStats {
         self.stats

@@ -587,23 +587,44 @@ impl ClusterStore {
         if from > head.number {
             return Ok(report);
         }
+        // Commit every `commit_pending` pending records (bounded memory; an interrupted run
+        // resumes from the last commit) and at the end.
         let mut state = ClusterState::resume(self.load_uf()?, params.guard)?;
-        run_range(
-            store,
-            &mut state,
-            self,
-            params,
-            exchanges,
-            info.id,
-            info.kind,
-            from,
-            head.number,
-        )?;
-        state.checkpoints.insert(info.id, head);
+        let step = params.batch_blocks.max(1);
+        let mut lo = from;
+        loop {
+            let hi = BlockNumber(lo.0.saturating_add(step - 1).min(head.number.0));
+            run_range(
+                store, &mut state, self, params, exchanges, info.id, info.kind, lo, hi,
+            )?;
+            let last = hi >= head.number;
+            if last || state.pending() >= params.commit_pending {
+                let cp = if last {
+                    head
+                } else {
+                    store.block(info.id, hi)?.unwrap_or(BlockRef {
+                        number: hi,
+                        hash: Default::default(),
+                        parent: Default::default(),
+                        time: Default::default(),
+                    })
+                };
+                state.checkpoints.insert(info.id, cp);
+                report.stats.add(&state.stats);
+                let uf = self.commit(state)?;
+                tracing::debug!(chain = chain_name, to = hi.0, "cluster commit");
+                if last {
+                    break;
+                }
+                state = ClusterState::resume(uf, params.guard)?;
+            }
+            match hi.next() {
+                Some(n) => lo = n,
+                None => break,
+            }
+        }
         report.from = Some(from.0);
         report.to = Some(head.number.0);
-        report.stats = state.stats;
-        self.commit(state)?;
         tracing::info!(
             chain = chain_name,
             from = from.0,
@@ -675,7 +696,7 @@ impl ClusterStore {
 
     /// Commits a run: new ids, changed union-find chunks and member entries, evidence, flags,
     /// heuristic state and checkpoints, in one atomic batch.
-    fn commit(&self, mut state: ClusterState) -> Result<(), ClusterError> {
+    fn commit(&self, mut state: ClusterState) -> Result<UnionFind, ClusterError> {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         let base = state.base_len;
         for (i, a) in state.new_addrs.iter().enumerate() {
@@ -759,7 +780,8 @@ impl ClusterStore {
         }
         let n = u32::try_from(state.uf.len()).map_err(|_| ClusterError::IdSpaceFull)?;
         batch.insert(&self.meta, b"n_ids".to_vec(), n.to_be_bytes().to_vec());
-        batch.commit().map_err(io("commit cluster run"))
+        batch.commit().map_err(io("commit cluster run"))?;
+        Ok(state.uf)
     }
 }
 
