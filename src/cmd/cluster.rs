@@ -104,6 +104,7 @@ pub fn params(c: &ClusterConfig) -> anyhow::Result<ClusterParams> {
             gas_tolerance_wei: u128::from(c.deposit.gas_tolerance_wei),
             max_residual_bps: c.deposit.max_residual_bps,
             confidence: c.deposit.confidence,
+            ..Default::default()
         },
         airdrop: paytrace_tracer::cluster::AirdropParams {
             enabled: c.airdrop.enabled,

@@ -75,7 +75,10 @@ struct SourceContext<'a, S: ?Sized> {
 
 impl<S: ClusterSource + ?Sized> ChangeContext for SourceContext<'_, S> {
     fn seen_before(&self, address: &Address, block: u64, tx_index: u32) -> bool {
-        match self.src.history(address, Direction::Incoming, self.chain) {
+        match self
+            .src
+            .history(address, Direction::Incoming, self.chain, 1)
+        {
             Ok(h) => h
                 .first()
                 .is_some_and(|t| (t.key.block.0, t.key.tx_index) < (block, tx_index)),

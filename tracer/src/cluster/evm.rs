@@ -66,9 +66,15 @@ fn sweep<S: ClusterSource + ?Sized>(
     t: &Transfer,
 ) -> Result<(), ClusterError> {
     let d = t.from;
+    // Deposit addresses are small: a busy address (more history than the limit) is not one,
+    // and reading its whole history for every transfer would be quadratic.
+    let limit = params.deposit.max_history;
     let outgoing = src
-        .history(&d, Direction::Outgoing, chain)
+        .history(&d, Direction::Outgoing, chain, limit.saturating_add(1))
         .map_err(ClusterError::source)?;
+    if outgoing.len() > limit {
+        return Ok(());
+    }
     // A deposit address sends only to exchange hot wallets.
     if outgoing
         .iter()
@@ -83,8 +89,11 @@ fn sweep<S: ClusterSource + ?Sized>(
         .max();
     let lo = t.key.block.0.saturating_sub(params.deposit.window_blocks);
     let incoming = src
-        .history(&d, Direction::Incoming, chain)
+        .history(&d, Direction::Incoming, chain, limit.saturating_add(1))
         .map_err(ClusterError::source)?;
+    if incoming.len() > limit {
+        return Ok(());
+    }
     let swept: Vec<&Transfer> = incoming
         .iter()
         .filter(|i| {
@@ -190,7 +199,8 @@ fn airdrop_tx(
         }
     }
     for ((token, distributor), recipients) in fanout {
-        if recipients.len() < params.airdrop.min_recipients {
+        // Batched payouts of exchanges and labelled services are not airdrops.
+        if recipients.len() < params.airdrop.min_recipients || exchanges.skips(&distributor) {
             continue;
         }
         let Some(first) = tx.first() else { continue };

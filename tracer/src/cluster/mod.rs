@@ -165,6 +165,9 @@ pub struct DepositParams {
     pub max_residual_bps: u32,
     /// Confidence of the merges.
     pub confidence: u8,
+    /// An address with more incoming or outgoing transfers than this is not examined as a
+    /// deposit address (bounds the work per sweep).
+    pub max_history: usize,
 }
 
 impl Default for DepositParams {
@@ -175,6 +178,7 @@ impl Default for DepositParams {
             gas_tolerance_wei: 10_000_000_000_000_000,
             max_residual_bps: 100,
             confidence: 80,
+            max_history: 10_000,
         }
     }
 }

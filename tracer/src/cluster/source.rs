@@ -17,12 +17,13 @@ pub trait ClusterSource {
         to: BlockNumber,
     ) -> Result<Vec<Transfer>, Self::Error>;
 
-    /// The transfers into (or out of) `address` on `chain`, in canonical order.
+    /// The first `limit` transfers into (or out of) `address` on `chain`, in canonical order.
     fn history(
         &self,
         address: &Address,
         dir: Direction,
         chain: ChainId,
+        limit: usize,
     ) -> Result<Vec<Transfer>, Self::Error>;
 }
 
@@ -43,8 +44,11 @@ impl ClusterSource for Store {
         address: &Address,
         dir: Direction,
         chain: ChainId,
+        limit: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
-        self.address_transfers(address, dir, Some(chain)).collect()
+        self.address_transfers(address, dir, Some(chain))
+            .take(limit)
+            .collect()
     }
 }
 
@@ -99,6 +103,7 @@ impl ClusterSource for MemoryTransfers {
         address: &Address,
         dir: Direction,
         chain: ChainId,
+        limit: usize,
     ) -> Result<Vec<Transfer>, Infallible> {
         Ok(self
             .transfers
@@ -110,6 +115,7 @@ impl ClusterSource for MemoryTransfers {
                         Direction::Outgoing => t.from == *address,
                     }
             })
+            .take(limit)
             .cloned()
             .collect())
     }
@@ -132,7 +138,8 @@ impl<S: ClusterSource + ?Sized> ClusterSource for &S {
         address: &Address,
         dir: Direction,
         chain: ChainId,
+        limit: usize,
     ) -> Result<Vec<Transfer>, S::Error> {
-        (**self).history(address, dir, chain)
+        (**self).history(address, dir, chain, limit)
     }
 }
