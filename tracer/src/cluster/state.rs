@@ -80,9 +80,8 @@ pub struct ClusterState {
     pub(crate) checkpoints: BTreeMap<ChainId, BlockRef>,
     pub(crate) guard: CollapseGuard,
     pub(crate) stats: RunStats,
-    /// The stored parent and size arrays as loaded (to find what changed at commit).
-    pub(crate) orig_parent: Vec<u32>,
-    pub(crate) orig_size: Vec<u32>,
+    /// The stored `[parent, size]` entries as loaded (to find what changed at commit).
+    pub(crate) orig: Vec<[u32; 2]>,
 }
 
 impl ClusterState {
@@ -98,8 +97,7 @@ impl ClusterState {
     pub(crate) fn resume(uf: UnionFind, guard: CollapseGuard) -> Result<Self, ClusterError> {
         let base_len = u32::try_from(uf.len()).map_err(|_| ClusterError::IdSpaceFull)?;
         Ok(Self {
-            orig_parent: uf.parents().to_vec(),
-            orig_size: uf.sizes().to_vec(),
+            orig: uf.nodes().to_vec(),
             uf,
             base_len,
             guard,

@@ -189,13 +189,13 @@ fn cp_key(chain: ChainId) -> Vec<u8> {
 }
 
 /// Encodes the union-find entries of chunk `c` (ids `c*CHUNK..`).
-fn chunk_bytes(parent: &[u32], size: &[u32], c: u32) -> Vec<u8> {
-    let lo = (c as usize) * (CHUNK as usize);
-    let hi = (lo + CHUNK as usize).min(parent.len());
+fn chunk_bytes(nodes: &[[u32; 2]], c: u32) -> Vec<u8> {
+    let lo = ((c as usize) * (CHUNK as usize)).min(nodes.len());
+    let hi = (lo + CHUNK as usize).min(nodes.len());
     let mut v = Vec::with_capacity((hi - lo) * 8);
-    for (i, p) in parent.iter().enumerate().take(hi).skip(lo) {
+    for [p, s] in &nodes[lo..hi] {
         v.extend_from_slice(&p.to_be_bytes());
-        v.extend_from_slice(&size.get(i).copied().unwrap_or(1).to_be_bytes());
+        v.extend_from_slice(&s.to_be_bytes());
     }
     v
 }
@@ -641,13 +641,12 @@ impl ClusterStore {
     /// Loads the stored union-find.
     pub fn load_uf(&self) -> Result<UnionFind, ClusterError> {
         let n = self.len()?;
-        let mut parent = Vec::with_capacity(n as usize);
-        let mut size = Vec::with_capacity(n as usize);
+        let mut nodes: Vec<[u32; 2]> = Vec::with_capacity(n as usize);
         for kv in self.uf.iter() {
             let (k, v) = kv.into_inner().map_err(io("load union-find"))?;
             let c = u32_of("cluster_uf", &k, &k)?;
             let lo = (c as usize) * (CHUNK as usize);
-            if lo != parent.len() || v.len() % 8 != 0 {
+            if lo != nodes.len() || v.len() % 8 != 0 {
                 return Err(ClusterError::Corrupt {
                     keyspace: "cluster_uf",
                     key: alloy_primitives::hex::encode(&k),
@@ -655,20 +654,21 @@ impl ClusterStore {
                 });
             }
             for e in v.chunks_exact(8) {
-                parent.push(u32_of("cluster_uf", &k, &e[..4])?);
-                size.push(u32_of("cluster_uf", &k, &e[4..])?);
+                nodes.push([
+                    u32_of("cluster_uf", &k, &e[..4])?,
+                    u32_of("cluster_uf", &k, &e[4..])?,
+                ]);
             }
         }
-        parent.truncate(n as usize);
-        size.truncate(n as usize);
-        if parent.len() != n as usize {
+        nodes.truncate(n as usize);
+        if nodes.len() != n as usize {
             return Err(ClusterError::Corrupt {
                 keyspace: "cluster_uf",
                 key: String::new(),
-                reason: format!("{} union-find entries for {n} ids", parent.len()),
+                reason: format!("{} union-find entries for {n} ids", nodes.len()),
             });
         }
-        Ok(UnionFind::from_parts(parent, size))
+        Ok(UnionFind::from_nodes(nodes))
     }
 
     /// Writes a union-find (fully compressed first) as chunks, `chunks_per_batch` per commit;
@@ -682,7 +682,7 @@ impl ClusterStore {
             batch.insert(
                 &self.uf,
                 c.to_be_bytes().to_vec(),
-                chunk_bytes(uf.parents(), uf.sizes(), c),
+                chunk_bytes(uf.nodes(), c),
             );
             if (c as usize + 1).is_multiple_of(chunks_per_batch.max(1)) {
                 batch.commit().map_err(io("save union-find"))?;
@@ -707,28 +707,23 @@ impl ClusterStore {
             batch.insert(&self.addrs, id.to_be_bytes().to_vec(), akey(a));
         }
         state.uf.compress_all();
-        let parent = state.uf.parents();
-        let size = state.uf.sizes();
+        let nodes = state.uf.nodes();
         let mut dirty: BTreeSet<u32> = BTreeSet::new();
-        for (i, &p) in parent.iter().enumerate() {
+        for (i, &[p, size]) in nodes.iter().enumerate() {
             let id = u32::try_from(i).map_err(|_| ClusterError::IdSpaceFull)?;
-            let old = state.orig_parent.get(i).copied();
-            if old != Some(p) {
-                if let Some(o) = old {
+            let old = state.orig.get(i).copied();
+            if old.map(|o| o[0]) != Some(p) {
+                if let Some([o, _]) = old {
                     batch.remove(&self.members, pair(o, id.to_be_bytes()));
                 }
                 batch.insert(&self.members, pair(p, id.to_be_bytes()), Vec::new());
                 dirty.insert(id / CHUNK);
-            } else if state.orig_size.get(i) != size.get(i) {
+            } else if old.map(|o| o[1]) != Some(size) {
                 dirty.insert(id / CHUNK);
             }
         }
         for c in dirty {
-            batch.insert(
-                &self.uf,
-                c.to_be_bytes().to_vec(),
-                chunk_bytes(parent, size, c),
-            );
+            batch.insert(&self.uf, c.to_be_bytes().to_vec(), chunk_bytes(nodes, c));
         }
         let mut seq = self.meta_u64(b"merge_seq")?;
         for r in &state.merges {

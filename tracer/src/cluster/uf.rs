@@ -3,11 +3,12 @@
 /// Disjoint sets over the ids `0..len()`.
 ///
 /// `find` uses path halving (a form of path compression) and `union` links the smaller set
-/// under the larger, so a sequence of `m` operations on `n` ids costs `O(m α(n))`.
+/// under the larger, so a sequence of `m` operations on `n` ids costs `O(m α(n))`. Each id's
+/// parent and set size sit next to each other (`[parent, size]`, size meaningful at roots), so
+/// a union touches one cache line per root.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnionFind {
-    parent: Vec<u32>,
-    size: Vec<u32>,
+    nodes: Vec<[u32; 2]>,
 }
 
 impl UnionFind {
@@ -19,41 +20,38 @@ impl UnionFind {
     /// `n` singleton sets.
     pub fn with_len(n: u32) -> Self {
         Self {
-            parent: (0..n).collect(),
-            size: vec![1; n as usize],
+            nodes: (0..n).map(|i| [i, 1]).collect(),
         }
     }
 
-    /// Rebuilds the structure from stored parent and size arrays (of equal length). Ids whose
-    /// parent is out of range are made their own roots, so a damaged array cannot loop.
-    pub fn from_parts(mut parent: Vec<u32>, mut size: Vec<u32>) -> Self {
-        size.resize(parent.len(), 1);
-        let n = parent.len();
-        for (i, p) in parent.iter_mut().enumerate() {
-            if (*p as usize) >= n {
-                *p = u32::try_from(i).unwrap_or(u32::MAX);
+    /// Rebuilds the structure from stored `[parent, size]` entries. Ids whose parent is out of
+    /// range are made their own roots, so a damaged array cannot loop.
+    pub fn from_nodes(mut nodes: Vec<[u32; 2]>) -> Self {
+        let n = nodes.len();
+        for (i, e) in nodes.iter_mut().enumerate() {
+            if (e[0] as usize) >= n {
+                e[0] = u32::try_from(i).unwrap_or(u32::MAX);
             }
         }
-        Self { parent, size }
+        Self { nodes }
     }
 
     /// Number of ids.
     pub fn len(&self) -> usize {
-        self.parent.len()
+        self.nodes.len()
     }
 
     /// Whether there are no ids.
     pub fn is_empty(&self) -> bool {
-        self.parent.is_empty()
+        self.nodes.is_empty()
     }
 
     /// Adds a singleton set and returns its id, or `None` when the `u32` id space is full.
     pub fn push(&mut self) -> Option<u32> {
-        let id = u32::try_from(self.parent.len())
+        let id = u32::try_from(self.nodes.len())
             .ok()
             .filter(|&i| i < u32::MAX)?;
-        self.parent.push(id);
-        self.size.push(1);
+        self.nodes.push([id, 1]);
         Some(id)
     }
 
@@ -62,21 +60,21 @@ impl UnionFind {
     /// `x` must be `< len()`; an out-of-range id is its own representative.
     pub fn find(&mut self, mut x: u32) -> u32 {
         loop {
-            let Some(&p) = self.parent.get(x as usize) else {
+            let Some(&[p, _]) = self.nodes.get(x as usize) else {
                 return x;
             };
             if p == x {
                 return x;
             }
-            let gp = self.parent[p as usize];
-            self.parent[x as usize] = gp;
+            let gp = self.nodes[p as usize][0];
+            self.nodes[x as usize][0] = gp;
             x = gp;
         }
     }
 
     /// The representative of `x`'s set without modifying the structure.
     pub fn find_const(&self, mut x: u32) -> u32 {
-        while let Some(&p) = self.parent.get(x as usize) {
+        while let Some(&[p, _]) = self.nodes.get(x as usize) {
             if p == x {
                 break;
             }
@@ -88,7 +86,7 @@ impl UnionFind {
     /// Size of the set of `x`.
     pub fn set_size(&mut self, x: u32) -> u32 {
         let r = self.find(x);
-        self.size.get(r as usize).copied().unwrap_or(1)
+        self.nodes.get(r as usize).map_or(1, |e| e[1])
     }
 
     /// Joins the sets of `a` and `b`. Returns `(root, absorbed_root)` when they were apart, or
@@ -98,36 +96,26 @@ impl UnionFind {
         if ra == rb || ra as usize >= self.len() || rb as usize >= self.len() {
             return None;
         }
-        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
-            (ra, rb)
-        } else {
-            (rb, ra)
-        };
-        self.parent[small as usize] = big;
-        self.size[big as usize] = self.size[big as usize].saturating_add(self.size[small as usize]);
+        let (sa, sb) = (self.nodes[ra as usize][1], self.nodes[rb as usize][1]);
+        let (big, small) = if sa >= sb { (ra, rb) } else { (rb, ra) };
+        self.nodes[small as usize][0] = big;
+        self.nodes[big as usize][1] = sa.saturating_add(sb);
         Some((big, small))
     }
 
     /// Points every id directly at its representative (so that the stored array answers
     /// `cluster_of` with one read).
     pub fn compress_all(&mut self) {
-        for i in 0..self.parent.len() {
-            let p = self.parent[i];
-            // Parents always have lower or higher ids; two passes are not needed because
-            // `find` returns the final root.
+        for i in 0..self.nodes.len() {
+            let p = self.nodes[i][0];
             let r = self.find(p);
-            self.parent[i] = r;
+            self.nodes[i][0] = r;
         }
     }
 
-    /// The parent array.
-    pub fn parents(&self) -> &[u32] {
-        &self.parent
-    }
-
-    /// The size array (meaningful at roots).
-    pub fn sizes(&self) -> &[u32] {
-        &self.size
+    /// The `[parent, size]` entries, by id.
+    pub fn nodes(&self) -> &[[u32; 2]] {
+        &self.nodes
     }
 }
 
@@ -152,10 +140,10 @@ mod tests {
         uf.compress_all();
         let r = uf.find_const(0);
         assert!(
-            uf.parents()
+            uf.nodes()
                 .iter()
                 .enumerate()
-                .all(|(i, &p)| i == 3 || i == 4 || p == r)
+                .all(|(i, &[p, _])| i == 3 || i == 4 || p == r)
         );
     }
 
