@@ -598,3 +598,39 @@ fn incremental_runs_equal_one_run() {
     assert_eq!(naive_clusters(&groups), p1);
     assert_eq!(state.clusters().into_iter().collect::<BTreeSet<_>>(), p1);
 }
+
+#[test]
+fn a_reorg_below_the_clustered_height_is_refused_until_rebuilt() {
+    let (_dir, store, chain) = new_store("btc", ChainKind::Bitcoin);
+    let ts = utxo_tx(
+        chain,
+        2,
+        0,
+        txid(2, 0),
+        &[(s(1), 5), (s(2), 5)],
+        &[(s(3), 9)],
+    );
+    write_blocks(&store, chain, &ts, 1, 3);
+    let cs = ClusterStore::open(&store).unwrap();
+    let params = ClusterParams::default();
+    cs.run(&store, "btc", &params, &Exchanges::new()).unwrap();
+    assert!(cs.cluster_of(&s(1)).unwrap().is_some());
+    // replace block 3 by another block 3
+    store.unwind(chain, BlockNumber(2)).unwrap();
+    let mut other = blocks(3, 3);
+    other[0].hash = alloy_primitives::B256::repeat_byte(0xee);
+    store.write_range(chain, &other, &[]).unwrap();
+    let e = cs
+        .run(&store, "btc", &params, &Exchanges::new())
+        .unwrap_err();
+    assert!(e.to_string().contains("--rebuild"), "{e}");
+    // a rebuild starts over from the indexed data
+    cs.reset().unwrap();
+    assert_eq!(cs.cluster_of(&s(1)).unwrap(), None);
+    let r = cs.run(&store, "btc", &params, &Exchanges::new()).unwrap();
+    assert_eq!((r.from, r.to), (Some(0), Some(3)));
+    assert_eq!(
+        partition(&cs, [s(1), s(2), s(3)]),
+        BTreeSet::from([vec![s(1), s(2)]])
+    );
+}
