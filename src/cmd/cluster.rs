@@ -264,10 +264,18 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
     let labels = LabelStore::open(store).context("opening the label store")?;
     let cluster = cs.cluster_of(&address)?;
     let (members, size, merges) = match cluster {
-        Some(c) => (cs.members(c)?, cs.size(c)?, cs.merges_of(c)?),
+        Some(c) => (
+            cs.members_limit(c, a.limit)?,
+            cs.size(c)?,
+            cs.merges_of_limit(c, a.limit)?,
+        ),
         None => (vec![address], 1, Vec::new()),
     };
-    let inherited = cs.labels_of_members(&members, &labels)?;
+    // Labels of every member (not only the listed ones).
+    let inherited = match cluster {
+        Some(c) => cs.labels(c, &labels)?,
+        None => cs.labels_of_members(&members, &labels)?,
+    };
     let deposit = cs.deposit(&address)?.map(|d: DepositRecord| DepositView {
         exchange: d.exchange,
         entity: d.entity,
@@ -282,16 +290,12 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
         address,
         cluster: cluster.map(|c| c.0),
         size,
-        members: members.into_iter().take(a.limit).collect(),
+        members,
         labels: inherited.labels,
         conflicts: inherited.conflicts,
         deposit,
-        merges_total: merges.len(),
-        merges: merges
-            .iter()
-            .take(a.limit)
-            .map(|m| view(m, &names))
-            .collect(),
+        merges_total: usize::try_from(size.saturating_sub(1)).unwrap_or(usize::MAX),
+        merges: merges.iter().map(|m| view(m, &names)).collect(),
     };
     if ctx.json {
         ctx.print_json(&out)?;

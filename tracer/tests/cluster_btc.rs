@@ -561,6 +561,13 @@ fn incremental_runs_equal_one_run() {
             c.len() - 1,
             "spanning forest"
         );
+        let few = c1.members_limit(id, 3).unwrap();
+        assert_eq!(few.len(), c.len().min(3));
+        assert!(few.iter().all(|a| c.contains(a)));
+        assert_eq!(
+            c1.merges_of_limit(id, 2).unwrap().len(),
+            (c.len() - 1).min(2)
+        );
         let id2 = c2.cluster_of(&c[0]).unwrap().unwrap();
         assert_eq!(c2.members(id2).unwrap(), *c);
         assert_eq!(c2.size(id2).unwrap() as usize, c.len());

@@ -338,8 +338,14 @@ impl ClusterStore {
 
     /// The members of cluster `c`, sorted.
     pub fn members(&self, c: ClusterId) -> Result<Vec<Address>, ClusterError> {
+        self.members_limit(c, usize::MAX)
+    }
+
+    /// At most `limit` members of cluster `c` (those with the lowest ids: the first seen),
+    /// sorted; for showing a part of a large cluster without reading all of it.
+    pub fn members_limit(&self, c: ClusterId, limit: usize) -> Result<Vec<Address>, ClusterError> {
         let mut out = Vec::new();
-        for kv in self.members.prefix(c.0.to_be_bytes()) {
+        for kv in self.members.prefix(c.0.to_be_bytes()).take(limit) {
             let k = kv.key().map_err(io("scan cluster members"))?;
             let id = u32_of("cluster_members", &k, k.get(4..).unwrap_or_default())?;
             if let Some(a) = self.address_of(id)? {
@@ -374,12 +380,27 @@ impl ClusterStore {
 
     /// The evidence of every merge inside cluster `c`, in the order they happened.
     pub fn merges_of(&self, c: ClusterId) -> Result<Vec<MergeRecord>, ClusterError> {
+        self.merges_of_limit(c, usize::MAX)
+    }
+
+    /// The merges touching the first members of cluster `c` (by id), at most `limit` records
+    /// (the cluster has `size - 1` merges in all: only merges that joined two clusters are
+    /// recorded).
+    pub fn merges_of_limit(
+        &self,
+        c: ClusterId,
+        limit: usize,
+    ) -> Result<Vec<MergeRecord>, ClusterError> {
         let mut seqs = BTreeSet::new();
-        for m in self.members(c)? {
-            if let Some(id) = Persisted::id(self, &m)? {
-                seqs.extend(self.merge_seqs(id)?);
+        for kv in self.members.prefix(c.0.to_be_bytes()) {
+            if seqs.len() >= limit {
+                break;
             }
+            let k = kv.key().map_err(io("scan cluster members"))?;
+            let id = u32_of("cluster_members", &k, k.get(4..).unwrap_or_default())?;
+            seqs.extend(self.merge_seqs(id)?);
         }
+        let seqs: Vec<u64> = seqs.into_iter().take(limit).collect();
         let mut out = Vec::with_capacity(seqs.len());
         for s in seqs {
             if let Some(r) = self.merge_record(s)? {
