@@ -641,3 +641,60 @@ fn a_reorg_below_the_clustered_height_is_refused_until_rebuilt() {
         BTreeSet::from([vec![s(1), s(2)]])
     );
 }
+
+#[test]
+fn synthetic_coinbase_and_burn_addresses_are_never_merged() {
+    let chain = ChainId(1);
+    let [coinbase, burn] = paytrace_tracer::cluster::utxo::synthetic_addresses();
+    let mut ts = Vec::new();
+    // coinbases as the Bitcoin indexer writes them: one input from the synthetic source
+    ts.extend(utxo_tx(
+        chain,
+        1,
+        0,
+        txid(1, 0),
+        &[(coinbase, 5_000_000_000)],
+        &[(s(1), 4_999_000_000), (s(2), 1_000_000)],
+    ));
+    ts.extend(utxo_tx(
+        chain,
+        2,
+        0,
+        txid(2, 0),
+        &[(coinbase, 5_000_000_000)],
+        &[(s(3), 4_999_999_000), (s(4), 1_000)],
+    ));
+    // a spend whose smallest output is a burn
+    ts.extend(utxo_tx(
+        chain,
+        2,
+        1,
+        txid(2, 1),
+        &[(s(1), 4_999_000_000), (s(5), 1_000_000)],
+        &[(s(6), 5_000_000_000), (burn, 10)],
+    ));
+    let params = ClusterParams {
+        change: vec![ChangeRule {
+            heuristic: ChangeHeuristic::OptimalChange,
+            confidence: 99,
+        }],
+        ..ClusterParams::default()
+    };
+    let src = MemoryTransfers::new(ts);
+    let mut state = ClusterState::new(params.guard);
+    run_range(
+        &src,
+        &mut state,
+        &NoPersisted,
+        &params,
+        &Exchanges::new(),
+        chain,
+        ChainKind::Bitcoin,
+        BlockNumber(0),
+        BlockNumber(2),
+    )
+    .unwrap();
+    let mut expected = vec![s(1), s(5)];
+    expected.sort();
+    assert_eq!(state.clusters(), vec![expected]);
+}

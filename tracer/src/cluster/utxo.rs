@@ -31,6 +31,17 @@ pub struct UtxoTx {
     pub outputs: Vec<(Address, u64)>,
 }
 
+/// The synthetic addresses of the Bitcoin indexer (`docs/bitcoin.md`): the source of newly
+/// mined coins (`coinbase`, the input side of every coinbase) and the sink of burns
+/// (`op_return`). They belong to nobody and are never merged.
+pub fn synthetic_addresses() -> [Address; 2] {
+    use bitcoin::hashes::{Hash, sha256};
+    [
+        Address::Script(sha256::Hash::hash(b"paytrace:bitcoin:coinbase").to_byte_array()),
+        Address::Script(sha256::Hash::hash(b"paytrace:bitcoin:op_return").to_byte_array()),
+    ]
+}
+
 /// Groups the UTXO transfers of `transfers` (canonical order) into transactions; other kinds
 /// are skipped.
 pub fn group(transfers: &[Transfer]) -> Result<Vec<UtxoTx>, ClusterError> {
@@ -72,14 +83,16 @@ pub fn process_tx(
     ctx: &dyn ChangeContext,
 ) -> Result<(), ClusterError> {
     state.stats.utxo_txs += 1;
+    // A coinbase's only input is the synthetic `coinbase` source: no spender to cluster.
+    let synthetic = synthetic_addresses();
     let mut distinct: Vec<Address> = Vec::with_capacity(tx.inputs.len());
     for (a, _) in &tx.inputs {
-        if !distinct.contains(a) {
+        if !distinct.contains(a) && !synthetic.contains(a) {
             distinct.push(*a);
         }
     }
     let Some(&first) = distinct.first() else {
-        return Ok(()); // coinbase
+        return Ok(()); // coinbase: no input, or only the synthetic source
     };
     if distinct.len() >= 2
         && let Some(m) = coinjoin::detect(&tx.inputs, &tx.outputs, &params.coinjoin)
@@ -122,6 +135,7 @@ pub fn process_tx(
         for rule in &params.change {
             if let Some(i) = change_output(rule.heuristic, &shape, ctx, params.round_unit_sat)
                 && let Some((addr, _)) = tx.outputs.get(i)
+                && !synthetic.contains(addr)
             {
                 state.merge(
                     record(*addr, Heuristic::Change(rule.heuristic), rule.confidence),
