@@ -37,6 +37,9 @@ enum Command {
     Trace(cmd::trace::TraceCmd),
     /// Time-respecting paths between two addresses or to a category.
     Path(cmd::trace::PathCmd),
+    /// Address clustering: run the heuristics, show a cluster, explain a merge.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCmd),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +68,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Labels(c) => c.run(&ctx),
         Command::Trace(c) => c.run(&ctx),
         Command::Path(c) => c.run(&ctx),
+        Command::Cluster(c) => c.run(&ctx),
     }
 }

@@ -42,11 +42,16 @@ use std::{
     path::{Path, PathBuf},
 };
 
+mod cluster;
 mod env;
 mod error;
 #[cfg(test)]
 mod tests;
 
+pub use cluster::{
+    AirdropConfig, CHANGE_HEURISTICS, ChangeConfig, ClusterConfig, CoinJoinConfig, DepositConfig,
+    ExchangeWallet,
+};
 pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
 pub use error::ConfigError;
 
@@ -63,6 +68,9 @@ pub struct Config {
     /// Chains by name.
     #[serde(default)]
     pub chains: BTreeMap<String, ChainConfig>,
+    /// Address clustering (`[cluster]`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Label sources (`[labels]`).
     #[serde(default)]
     pub labels: LabelsConfig,
@@ -418,6 +426,7 @@ impl Config {
             }
             c.validate(name, origin)?;
         }
+        self.cluster.validate(origin)?;
         Ok(())
     }
 

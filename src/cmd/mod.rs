@@ -2,6 +2,7 @@
 //! `--json` (stable keys, documented in docs/cli.md).
 
 pub mod btc;
+pub mod cluster;
 pub mod index;
 pub mod init;
 pub mod labels;

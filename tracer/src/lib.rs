@@ -9,6 +9,7 @@
 //! Semantics of the taint models are written out in `docs/heuristics.md`.
 
 mod backward;
+pub mod cluster;
 mod error;
 pub mod export;
 mod forward;

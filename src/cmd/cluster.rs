@@ -1,0 +1,416 @@
+//! `paytrace cluster ...`: cluster addresses (incrementally), show a cluster, explain why two
+//! addresses are (not) together. JSON keys are documented in docs/cli.md.
+
+use super::Context;
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use paytrace_config::ClusterConfig;
+use paytrace_indexer::{
+    Address, ChainId, Store,
+    labels::{LabelAddress, LabelStore},
+};
+use paytrace_tracer::cluster::{
+    ChangeHeuristic, ChangeRule, ClusterLabel, ClusterParams, ClusterStore, CoinJoinParams,
+    CollapseGuard, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge, RunReport,
+    exchanges_from_labels,
+};
+use serde::Serialize;
+use std::{collections::BTreeMap, process::ExitCode};
+
+/// Cluster commands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Cluster the blocks indexed since the last run (every chain, or one).
+    Run(RunArgs),
+    /// The cluster of an address: members, size, labels, the evidence of each merge.
+    Show(ShowArgs),
+    /// The chain of merges joining two addresses, or why they are not joined.
+    Explain(ExplainArgs),
+}
+
+/// `cluster run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only this chain [default: every indexed chain].
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Delete all cluster data first and cluster everything again.
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
+/// `cluster show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The address (0x..., script:..., or a Bitcoin address).
+    pub address: String,
+    /// At most this many members and merges are listed (the counts are always exact).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+/// `cluster explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// First address.
+    pub a: String,
+    /// Second address.
+    pub b: String,
+}
+
+impl ClusterCmd {
+    /// Runs the command.
+    pub fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let cs = ClusterStore::open(&store).context("opening the cluster keyspaces")?;
+        match self {
+            Self::Run(a) => run(ctx, &store, &cs, a),
+            Self::Show(a) => show(ctx, &store, &cs, a),
+            Self::Explain(a) => explain(ctx, &store, &cs, a),
+        }
+    }
+}
+
+/// Clustering parameters from the `[cluster]` config section.
+pub fn params(c: &ClusterConfig) -> anyhow::Result<ClusterParams> {
+    let mut change = Vec::new();
+    for name in &c.change.merge {
+        let heuristic = ChangeHeuristic::from_name(name)
+            .with_context(|| format!("cluster.change.merge: unknown heuristic `{name}`"))?;
+        let confidence = c.change.confidence(name).unwrap_or(50);
+        change.push(ChangeRule {
+            heuristic,
+            confidence,
+        });
+    }
+    let usize_of = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+    Ok(ClusterParams {
+        multi_input: c.multi_input,
+        multi_input_confidence: c.multi_input_confidence,
+        coinjoin: CoinJoinParams {
+            generic_min_equal_outputs: usize_of(c.coinjoin.generic_min_equal_outputs),
+            wasabi1_min_equal_outputs: usize_of(c.coinjoin.wasabi1_min_equal_outputs),
+            wasabi2_min_inputs: usize_of(c.coinjoin.wasabi2_min_inputs),
+        },
+        change,
+        round_unit_sat: c.change.round_unit_sat,
+        guard: CollapseGuard {
+            min_confidence: c.collapse_min_confidence,
+            size_threshold: c.collapse_size_threshold,
+        },
+        deposit: paytrace_tracer::cluster::DepositParams {
+            enabled: c.deposit.enabled,
+            window_blocks: c.deposit.window_blocks,
+            gas_tolerance_wei: u128::from(c.deposit.gas_tolerance_wei),
+            max_residual_bps: c.deposit.max_residual_bps,
+            confidence: c.deposit.confidence,
+            ..Default::default()
+        },
+        airdrop: paytrace_tracer::cluster::AirdropParams {
+            enabled: c.airdrop.enabled,
+            min_recipients: usize_of(c.airdrop.min_recipients),
+            min_forwarders: usize_of(c.airdrop.min_forwarders),
+            window_blocks: c.airdrop.window_blocks,
+            confidence: c.airdrop.confidence,
+        },
+        batch_blocks: c.batch_blocks,
+        ..ClusterParams::default()
+    })
+}
+
+/// Hot wallets from the label store (category `exchange`) and the config.
+fn exchanges(store: &Store, c: &ClusterConfig) -> anyhow::Result<Exchanges> {
+    let labels = LabelStore::open(store).context("opening the label store")?;
+    let mut ex = exchanges_from_labels(&labels)?;
+    for (i, w) in c.exchanges.iter().enumerate() {
+        let a: Address = w
+            .address
+            .parse()
+            .with_context(|| format!("cluster.exchanges[{i}].address"))?;
+        ex.insert(a, Some(w.entity.clone()));
+    }
+    Ok(ex)
+}
+
+fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::Result<ExitCode> {
+    let params = params(&ctx.config.cluster)?;
+    let ex = exchanges(store, &ctx.config.cluster)?;
+    if a.rebuild {
+        cs.reset().context("deleting cluster data")?;
+    }
+    let chains: Vec<String> = match a.chain {
+        Some(c) => vec![c],
+        None => store.chains()?.into_iter().map(|c| c.name).collect(),
+    };
+    let mut runs: Vec<RunReport> = Vec::new();
+    for name in chains {
+        let r = cs
+            .run(store, &name, &params, &ex)
+            .with_context(|| format!("clustering chain {name}"))?;
+        runs.push(r);
+    }
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "hot_wallets": ex.len(), "runs": runs }))?;
+    } else {
+        for r in &runs {
+            match (r.from, r.to) {
+                (Some(f), Some(t)) => println!(
+                    "{}: blocks {f}..={t}: {} transfers, {} merges, {} refused, {} coinjoins, {} deposit addresses, {} airdrop recipients",
+                    r.chain,
+                    r.stats.transfers,
+                    r.stats.merges,
+                    r.stats.refused,
+                    r.stats.coinjoins,
+                    r.stats.deposits,
+                    r.stats.airdrop_recipients
+                ),
+                _ => println!("{}: nothing new to cluster", r.chain),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_address(s: &str) -> anyhow::Result<Address> {
+    if let Ok(a) = s.parse::<Address>() {
+        return Ok(a);
+    }
+    LabelAddress::parse(s, None)
+        .ok()
+        .and_then(|a| a.indexed())
+        .with_context(|| {
+            format!("{s:?} is not an address (0x + 40 hex digits, script:<64 hex>, or a Bitcoin address)")
+        })
+}
+
+/// One merge as shown in JSON.
+#[derive(Serialize)]
+struct MergeView {
+    a: Address,
+    b: Address,
+    heuristic: String,
+    confidence: u8,
+    chain: String,
+    block: u64,
+    tx: String,
+    related_tx: Option<String>,
+}
+
+fn chain_names(store: &Store) -> anyhow::Result<BTreeMap<ChainId, String>> {
+    Ok(store
+        .chains()?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect())
+}
+
+fn view(m: &MergeRecord, names: &BTreeMap<ChainId, String>) -> MergeView {
+    MergeView {
+        a: m.a,
+        b: m.b,
+        heuristic: m.heuristic.name(),
+        confidence: m.confidence,
+        chain: names
+            .get(&m.chain)
+            .cloned()
+            .unwrap_or_else(|| m.chain.0.to_string()),
+        block: m.block.0,
+        tx: m.tx.to_string(),
+        related_tx: m.related_tx.map(|t| t.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+struct RefusedView {
+    #[serde(flatten)]
+    merge: MergeView,
+    size_a: u32,
+    size_b: u32,
+}
+
+fn refused_view(r: &RefusedMerge, names: &BTreeMap<ChainId, String>) -> RefusedView {
+    RefusedView {
+        merge: view(&r.record, names),
+        size_a: r.size_a,
+        size_b: r.size_b,
+    }
+}
+
+#[derive(Serialize)]
+struct DepositView {
+    exchange: Address,
+    entity: Option<String>,
+    chain: String,
+    block: u64,
+    sweep_tx: String,
+}
+
+#[derive(Serialize)]
+struct ShowView {
+    address: Address,
+    cluster: Option<u32>,
+    size: u32,
+    members: Vec<Address>,
+    labels: Vec<ClusterLabel>,
+    conflicts: Vec<LabelConflict>,
+    deposit: Option<DepositView>,
+    merges_total: usize,
+    merges: Vec<MergeView>,
+}
+
+fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow::Result<ExitCode> {
+    let address = parse_address(&a.address)?;
+    let names = chain_names(store)?;
+    let labels = LabelStore::open(store).context("opening the label store")?;
+    let cluster = cs.cluster_of(&address)?;
+    let (members, size, merges) = match cluster {
+        Some(c) => (
+            cs.members_limit(c, a.limit)?,
+            cs.size(c)?,
+            cs.merges_of_limit(c, a.limit)?,
+        ),
+        None => (vec![address], 1, Vec::new()),
+    };
+    // Labels of every member (not only the listed ones).
+    let inherited = match cluster {
+        Some(c) => cs.labels(c, &labels)?,
+        None => cs.labels_of_members(&members, &labels)?,
+    };
+    let deposit = cs.deposit(&address)?.map(|d: DepositRecord| DepositView {
+        exchange: d.exchange,
+        entity: d.entity,
+        chain: names
+            .get(&d.chain)
+            .cloned()
+            .unwrap_or_else(|| d.chain.0.to_string()),
+        block: d.block.0,
+        sweep_tx: d.sweep_tx.to_string(),
+    });
+    let out = ShowView {
+        address,
+        cluster: cluster.map(|c| c.0),
+        size,
+        members,
+        labels: inherited.labels,
+        conflicts: inherited.conflicts,
+        deposit,
+        merges_total: usize::try_from(size.saturating_sub(1)).unwrap_or(usize::MAX),
+        merges: merges.iter().map(|m| view(m, &names)).collect(),
+    };
+    if ctx.json {
+        ctx.print_json(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match out.cluster {
+        Some(c) => println!(
+            "{} is in cluster {c} of {} addresses",
+            out.address, out.size
+        ),
+        None => println!("{} is in no cluster (no heuristic merged it)", out.address),
+    }
+    if let Some(d) = &out.deposit {
+        println!(
+            "deposit address of {} ({}), first sweep {} in block {}",
+            d.entity.as_deref().unwrap_or("an exchange"),
+            d.exchange,
+            d.sweep_tx,
+            d.block
+        );
+    }
+    println!("members:");
+    for m in &out.members {
+        println!("  {m}");
+    }
+    if out.members.len() < usize::try_from(out.size).unwrap_or(usize::MAX) {
+        println!("  ... ({} more)", out.size as usize - out.members.len());
+    }
+    if !out.labels.is_empty() {
+        println!("labels:");
+        for l in &out.labels {
+            println!(
+                "  {} {} ({}, confidence {}) via {}",
+                l.category, l.entity, l.source, l.confidence, l.member
+            );
+        }
+    }
+    for c in &out.conflicts {
+        println!("conflict: entities {}", c.entities.join(", "));
+    }
+    if !out.merges.is_empty() {
+        println!("merges ({}):", out.merges_total);
+        for m in &out.merges {
+            println!(
+                "  {} + {}: {} (confidence {}) tx {} block {} on {}",
+                m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ExplainView {
+    a: Address,
+    b: Address,
+    cluster_a: Option<u32>,
+    cluster_b: Option<u32>,
+    joined: bool,
+    path: Vec<MergeView>,
+    refused: Vec<RefusedView>,
+}
+
+fn explain(
+    ctx: &Context,
+    store: &Store,
+    cs: &ClusterStore,
+    a: ExplainArgs,
+) -> anyhow::Result<ExitCode> {
+    let (x, y) = (parse_address(&a.a)?, parse_address(&a.b)?);
+    let names = chain_names(store)?;
+    let e = cs.explain(&x, &y)?;
+    let out = ExplainView {
+        a: e.a,
+        b: e.b,
+        cluster_a: e.cluster_a.map(|c| c.0),
+        cluster_b: e.cluster_b.map(|c| c.0),
+        joined: e.joined,
+        path: e.path.iter().map(|m| view(m, &names)).collect(),
+        refused: e.refused.iter().map(|r| refused_view(r, &names)).collect(),
+    };
+    if ctx.json {
+        ctx.print_json(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if out.joined {
+        println!("{} and {} are in one cluster:", out.a, out.b);
+        for m in &out.path {
+            println!(
+                "  {} + {}: {} (confidence {}) tx {} block {} on {}",
+                m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
+            );
+        }
+    } else {
+        let show =
+            |c: Option<u32>| c.map_or_else(|| "no cluster".to_owned(), |c| format!("cluster {c}"));
+        println!(
+            "{} ({}) and {} ({}) are not joined",
+            out.a,
+            show(out.cluster_a),
+            out.b,
+            show(out.cluster_b)
+        );
+        for r in &out.refused {
+            println!(
+                "  refused by the collapse guard: {} + {}: {} (confidence {}) tx {}, cluster sizes {} and {}",
+                r.merge.a,
+                r.merge.b,
+                r.merge.heuristic,
+                r.merge.confidence,
+                r.merge.tx,
+                r.size_a,
+                r.size_b
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
