@@ -10,10 +10,12 @@
 
 mod backward;
 mod error;
+pub mod demo;
 pub mod export;
 mod forward;
 pub mod model;
 pub mod paths;
+pub mod report;
 mod result;
 pub mod source;
 
