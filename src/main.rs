@@ -37,6 +37,11 @@ enum Command {
     Trace(cmd::trace::TraceCmd),
     /// Time-respecting paths between two addresses or to a category.
     Path(cmd::trace::PathCmd),
+    /// Reports for finance teams: where payroll payouts went, convergence across payees.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCmd),
+    /// Offline demo: a payroll scenario with fake payees, indexed, traced and reported.
+    Demo(cmd::demo::DemoCmd),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Labels(c) => c.run(&ctx),
         Command::Trace(c) => c.run(&ctx),
         Command::Path(c) => c.run(&ctx),
+        Command::Report(c) => c.run(&ctx),
+        Command::Demo(c) => c.run(&ctx),
     }
 }

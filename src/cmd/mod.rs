@@ -1,10 +1,13 @@
 //! Subcommands. Each area has its own args struct and a `run` that prints text, or JSON with
 //! `--json` (stable keys, documented in docs/cli.md).
 
+pub mod demo;
+mod demo_rpc;
 pub mod index;
 pub mod init;
 pub mod labels;
 pub mod query;
+pub mod report;
 pub mod trace;
 
 use anyhow::Context as _;
