@@ -51,9 +51,16 @@ impl Node {
             tx["to"] = json!(t.to_string());
         }
         let hash = self.call("eth_sendTransaction", json!([tx])).await?;
-        let receipt = self
-            .call("eth_getTransactionReceipt", json!([hash]))
-            .await?;
+        let mut receipt = Value::Null;
+        for _ in 0..200 {
+            receipt = self
+                .call("eth_getTransactionReceipt", json!([hash]))
+                .await?;
+            if !receipt.is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if receipt.get("status").and_then(Value::as_str) != Some("0x1") {
             bail!("transaction {hash} from {from} failed: {receipt}");
         }
