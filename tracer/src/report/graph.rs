@@ -386,7 +386,8 @@ impl FlowGraph {
         );
         s.push_str(
             "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
-             markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\">\
+             markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" \
+             orient=\"auto-start-reverse\">\
              <path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/></marker></defs>",
         );
         for e in &self.edges {

@@ -13,6 +13,33 @@ pub fn datetime(t: Timestamp) -> String {
         .unwrap_or_else(|| t.0.to_string())
 }
 
+/// The first reasons, most severe first (sanctioned, mixer, convergence, exits), then a count.
+fn short_reasons(reasons: &[String]) -> String {
+    let rank = |r: &String| {
+        if r.contains("(sanctioned") {
+            0
+        } else if r.contains("sanctioned after") || r.contains("mixer") {
+            1
+        } else if r.contains("cluster") || r.contains("converges") {
+            2
+        } else {
+            3
+        }
+    };
+    let mut v: Vec<&String> = reasons.iter().collect();
+    v.sort_by_key(|r| rank(r));
+    let mut s = v
+        .iter()
+        .take(3)
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if v.len() > 3 {
+        s.push_str(&format!("; and {} more (JSON report)", v.len() - 3));
+    }
+    s
+}
+
 fn risk_class(l: RiskLevel) -> &'static str {
     l.as_str()
 }
@@ -160,7 +187,7 @@ pub fn to_html(r: &Report) -> String {
             went,
             risk_class(p.risk.level),
             p.risk.level.as_str(),
-            xml(&p.risk.reasons.join("; "))
+            xml(&short_reasons(&p.risk.reasons))
         );
     }
     s.push_str("</tbody></table>");
