@@ -19,6 +19,8 @@ pub mod batch;
 pub mod convergence;
 pub mod graph;
 pub mod render;
+#[cfg(test)]
+mod tests;
 
 use crate::{
     FlowSource, LabelSource, PathHop, Seed, Status, TraceError, TraceParams, TraceResult,
