@@ -139,7 +139,11 @@ fn demo_offline_finds_the_ground_truth() {
     // The HTML is self-contained: no scripts, no external references.
     let html = std::fs::read_to_string(out.join("payout-report.html")).unwrap();
     assert!(!html.contains("<script"), "no scripts");
-    assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count());
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count()
+                == html.matches("http://www.w3.org/2000/svg").count()
+    );
     assert!(!html.contains("https://"));
     assert!(html.contains("<svg"));
     // A second run replaces the demo's store.
@@ -241,7 +245,12 @@ fn batch_csv_bad_rows_are_reported_by_line() {
         "{:#}",
         r["issues"]
     );
-    assert!(r["issues"][0]["message"].as_str().unwrap().contains("duplicate of line 4"));
+    assert!(
+        r["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate of line 4")
+    );
     // The rest of the report is produced: every good row matched its payout.
     assert_eq!(r["summary"]["payouts"], u64::try_from(good_rows).unwrap());
     assert_eq!(r["payouts"][0]["line"], 2);

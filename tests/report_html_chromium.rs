@@ -85,10 +85,7 @@ impl Driver {
             .json()
             .await
             .unwrap();
-        assert!(
-            v["value"].get("error").is_none(),
-            "webdriver {path}: {v:#}"
-        );
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v:#}");
         v["value"].clone()
     }
 
@@ -102,10 +99,7 @@ impl Driver {
             .json()
             .await
             .unwrap();
-        assert!(
-            v["value"].get("error").is_none(),
-            "webdriver {path}: {v:#}"
-        );
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v:#}");
         v["value"].clone()
     }
 
@@ -246,7 +240,10 @@ async fn html_report_renders_in_headless_chromium() {
             "const r = document.getElementById('flow-graph').getBoundingClientRect(); return [r.width, r.height]",
         )
         .await;
-    assert!(bbox[0].as_f64().unwrap() > 400.0 && bbox[1].as_f64().unwrap() > 200.0, "{bbox}");
+    assert!(
+        bbox[0].as_f64().unwrap() > 400.0 && bbox[1].as_f64().unwrap() > 200.0,
+        "{bbox}"
+    );
     let title = driver.script(&sid, "return document.title").await;
     assert_eq!(title, json!("Payout report: Acme Payroll"));
     let errs = console_errors(&driver.log(&sid, "browser").await);
@@ -257,7 +254,12 @@ async fn html_report_renders_in_headless_chromium() {
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
         .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
-        .map(|m| m["message"]["params"]["request"]["url"].as_str().unwrap_or("").to_owned())
+        .map(|m| {
+            m["message"]["params"]["request"]["url"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert!(
         requests.iter().all(|u| u.starts_with("file://")),
@@ -278,7 +280,15 @@ async fn html_report_renders_in_headless_chromium() {
             json!({"using": "css selector", "value": "#flow-graph"}),
         )
         .await;
-    let id = el.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_owned();
+    let id = el
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
     let png = driver
         .get(&format!("/session/{sid}/element/{id}/screenshot"))
         .await;

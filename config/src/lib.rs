@@ -437,7 +437,10 @@ impl Config {
                 ));
             }
             if p.addresses.is_empty() {
-                return Err(bad("addresses", "at least one hot-wallet address".to_owned()));
+                return Err(bad(
+                    "addresses",
+                    "at least one hot-wallet address".to_owned(),
+                ));
             }
             for (j, a) in p.addresses.iter().enumerate() {
                 if !is_hex_address(a) {

@@ -33,7 +33,9 @@ fn providers_parse_and_are_found_by_name() {
 
 #[test]
 fn bad_providers_name_the_key() {
-    let dup = format!("{GOOD}\n[[providers]]\nname = \"Acme Payroll\"\nchain = \"eth\"\naddresses = [\"0x1111111111111111111111111111111111111111\"]\n");
+    let dup = format!(
+        "{GOOD}\n[[providers]]\nname = \"Acme Payroll\"\nchain = \"eth\"\naddresses = [\"0x1111111111111111111111111111111111111111\"]\n"
+    );
     assert_eq!(invalid_key(&dup), "providers[1].name");
     let bad_addr = GOOD.replace("0x1111111111111111111111111111111111111111", "0x12");
     assert_eq!(invalid_key(&bad_addr), "providers[0].addresses[0]");

@@ -9,11 +9,11 @@ use super::{
 };
 use anyhow::{Context as _, bail};
 use clap::Args;
+use paytrace_indexer::store::PreparedRange;
 use paytrace_indexer::{
     Address, ChainKind, Store,
     labels::{Format as LabelFormat, ImportOptions, Input, LabelStore, import_inputs},
 };
-use paytrace_indexer::store::PreparedRange;
 use paytrace_tracer::{
     demo::{DEFAULT_BASE, Scenario, check},
     report::{ReportParams, discover_payouts},
@@ -79,7 +79,10 @@ fn fresh_store(dir: &Path) -> anyhow::Result<Store> {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), "created by paytrace demo; removed by the next run\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        "created by paytrace demo; removed by the next run\n",
+    )?;
     Store::open(dir).with_context(|| format!("opening the store in {}", dir.display()))
 }
 
@@ -202,7 +205,11 @@ impl DemoCmd {
                 payees: report.summary.payees,
                 flagged_payees: &report.summary.flagged_payees,
                 convergence: report.convergence.iter().map(|f| f.key.clone()).collect(),
-                shared_deposits: report.shared_deposits.iter().map(|f| f.key.clone()).collect(),
+                shared_deposits: report
+                    .shared_deposits
+                    .iter()
+                    .map(|f| f.key.clone())
+                    .collect(),
                 files: &written,
                 ground_truth: truth_path.clone(),
                 truth_mismatches: &mismatches,

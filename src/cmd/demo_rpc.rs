@@ -44,8 +44,15 @@ impl Node {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    async fn send(&self, from: Address, to: Option<Address>, data: String, time: u64) -> anyhow::Result<Value> {
-        self.call("evm_setNextBlockTimestamp", json!([time])).await?;
+    async fn send(
+        &self,
+        from: Address,
+        to: Option<Address>,
+        data: String,
+        time: u64,
+    ) -> anyhow::Result<Value> {
+        self.call("evm_setNextBlockTimestamp", json!([time]))
+            .await?;
         let mut tx = json!({"from": from.to_string(), "data": data, "gas": "0x2dc6c0"});
         if let Some(t) = to {
             tx["to"] = json!(t.to_string());
@@ -149,8 +156,11 @@ pub async fn deploy_and_index(url: &str, store: &Store) -> anyhow::Result<(Scena
     for a in &senders {
         node.call("anvil_impersonateAccount", json!([a.to_string()]))
             .await?;
-        node.call("anvil_setBalance", json!([a.to_string(), "0x56bc75e2d63100000"]))
-            .await?;
+        node.call(
+            "anvil_setBalance",
+            json!([a.to_string(), "0x56bc75e2d63100000"]),
+        )
+        .await?;
     }
     let start = s.steps.first().map_or(base, |st| st.time.0);
     let mut t = start - 3_600;

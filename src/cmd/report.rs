@@ -303,7 +303,9 @@ impl PayoutsArgs {
                 }
                 (None, true) => match &self.batch {
                     Some(b) => (b.display().to_string(), Vec::new(), None),
-                    None => bail!("give --provider NAME, --provider-address ADDR or --batch FILE.csv"),
+                    None => {
+                        bail!("give --provider NAME, --provider-address ADDR or --batch FILE.csv")
+                    }
                 },
             };
         let chain = chain_id(&store, chain_name.as_deref())?;
@@ -465,7 +467,10 @@ pub fn print_summary(ctx: &Context, r: &Report, w: &Written) -> anyhow::Result<(
         );
     }
     if !r.issues.is_empty() {
-        println!("{} batch row(s) not traced (listed in the report).", r.issues.len());
+        println!(
+            "{} batch row(s) not traced (listed in the report).",
+            r.issues.len()
+        );
     }
     for p in [&w.html, &w.json, &w.csv].into_iter().flatten() {
         println!("Report: {}", p.display());

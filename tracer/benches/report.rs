@@ -41,8 +41,8 @@ fn main() {
     while payees.len() < want {
         let a = address(k);
         providers.push(a);
-        for t in FlowSource::address_transfers(&store, &a, Direction::Outgoing, Some(chain))
-            .unwrap()
+        for t in
+            FlowSource::address_transfers(&store, &a, Direction::Outgoing, Some(chain)).unwrap()
         {
             payees.insert(t.to);
         }

@@ -121,4 +121,3 @@ fn main() {
     });
     c.final_summary();
 }
-

@@ -30,8 +30,8 @@ const DAY: u64 = 86_400;
 pub const MONTHS: u64 = 6;
 /// The deployer of the tokens: anvil's first dev account (it holds the whole supply).
 pub const DEPLOYER: [u8; 20] = [
-    0xf3, 0x9f, 0xd6, 0xe5, 0x1a, 0xad, 0x88, 0xf6, 0xf4, 0xce, 0x6a, 0xb8, 0x82, 0x72, 0x79,
-    0xcf, 0xff, 0xb9, 0x22, 0x66,
+    0xf3, 0x9f, 0xd6, 0xe5, 0x1a, 0xad, 0x88, 0xf6, 0xf4, 0xce, 0x6a, 0xb8, 0x82, 0x72, 0x79, 0xcf,
+    0xff, 0xb9, 0x22, 0x66,
 ];
 
 /// One of the scenario's tokens.
@@ -198,7 +198,15 @@ struct Plan {
 }
 
 impl Plan {
-    fn send(&mut self, time: u64, from: Address, to: Address, token: usize, amount: u64, note: &str) {
+    fn send(
+        &mut self,
+        time: u64,
+        from: Address,
+        to: Address,
+        token: usize,
+        amount: u64,
+        note: &str,
+    ) {
         if amount == 0 {
             return;
         }
@@ -246,8 +254,10 @@ impl Scenario {
                 symbol: "WETH".into(),
                 decimals: 18,
                 address: Address::evm(dep.create(1)),
-                supply: Amount::from_raw(alloy_primitives::U256::from(10_000u64)
-                    * alloy_primitives::U256::from(1_000_000_000_000_000_000u64)),
+                supply: Amount::from_raw(
+                    alloy_primitives::U256::from(10_000u64)
+                        * alloy_primitives::U256::from(1_000_000_000_000_000_000u64),
+                ),
             },
         ];
         let a = demo_address;
@@ -342,14 +352,16 @@ impl Scenario {
         ]
         .into_iter()
         .chain(
-            [d_bob, d_carol, d_heidi, d_shared, d_f4, d_op[0], d_op[1], d_op[2], d_noise]
-                .into_iter()
-                .map(|d| DemoLabel {
-                    address: d,
-                    category: "exchange_deposit".into(),
-                    entity: "ExampleX Exchange".into(),
-                    valid_from: None,
-                }),
+            [
+                d_bob, d_carol, d_heidi, d_shared, d_f4, d_op[0], d_op[1], d_op[2], d_noise,
+            ]
+            .into_iter()
+            .map(|d| DemoLabel {
+                address: d,
+                category: "exchange_deposit".into(),
+                entity: "ExampleX Exchange".into(),
+                valid_from: None,
+            }),
         )
         .collect();
 
@@ -382,12 +394,40 @@ impl Scenario {
         let payroll_total: u64 = (0..MONTHS)
             .map(|m| salaries.iter().map(|s| s + m * 1_000).sum::<u64>())
             .sum();
-        plan.send(f, deployer, provider, 0, payroll_total + usdc(1_000, 0), "fund provider");
+        plan.send(
+            f,
+            deployer,
+            provider,
+            0,
+            payroll_total + usdc(1_000, 0),
+            "fund provider",
+        );
         for (i, n) in noise.iter().enumerate() {
-            plan.send(f + 60 * (i as u64 + 1), deployer, *n, 0, usdc(10_000, 0), "fund noise");
+            plan.send(
+                f + 60 * (i as u64 + 1),
+                deployer,
+                *n,
+                0,
+                usdc(10_000, 0),
+                "fund noise",
+            );
         }
-        plan.send(f + 3_600, deployer, swap, 1, weth(1_500), "fund swap liquidity");
-        plan.send(f + 3_700, deployer, hot, 0, usdc(50_000, 0), "fund exchange");
+        plan.send(
+            f + 3_600,
+            deployer,
+            swap,
+            1,
+            weth(1_500),
+            "fund swap liquidity",
+        );
+        plan.send(
+            f + 3_700,
+            deployer,
+            hot,
+            0,
+            usdc(50_000, 0),
+            "fund exchange",
+        );
         let mut rng = Rng(7);
         let mut sanctioned_payouts: BTreeMap<String, usize> = BTreeMap::new();
         let mut received: BTreeMap<Address, u64> = BTreeMap::new();
@@ -395,10 +435,20 @@ impl Scenario {
             let payday = base + m * 30 * DAY + 9 * 3_600;
             for (k, p) in payees.iter().enumerate() {
                 let amount = salaries[k] + m * 1_000;
-                plan.send(payday + 120 * k as u64, provider, p.address, 0, amount, "salary");
+                plan.send(
+                    payday + 120 * k as u64,
+                    provider,
+                    p.address,
+                    0,
+                    amount,
+                    "salary",
+                );
                 let tp = &mut truth_payees[k];
                 tp.payouts += 1;
-                tp.paid = tp.paid.checked_add(Amount::from_u64(amount)).unwrap_or(tp.paid);
+                tp.paid = tp
+                    .paid
+                    .checked_add(Amount::from_u64(amount))
+                    .unwrap_or(tp.paid);
                 let t1 = payday + 3_600 + 60 * k as u64;
                 let t_day = payday + DAY + 60 * k as u64;
                 match k {
@@ -428,7 +478,14 @@ impl Scenario {
                     5 => {
                         let x = pct(amount, 30);
                         plan.send(t_day, p.address, hot, 0, x, "direct exchange deposit");
-                        plan.send(t_day + 30, p.address, frank_cold, 0, amount - x, "cold storage");
+                        plan.send(
+                            t_day + 30,
+                            p.address,
+                            frank_cold,
+                            0,
+                            amount - x,
+                            "cold storage",
+                        );
                         exact(&mut truth_payees, k, "exchange", x);
                         exact(&mut truth_payees, k, "unattributed", amount - x);
                     }
@@ -485,9 +542,11 @@ impl Scenario {
             }
             // Deposit addresses sweep to the hot wallet on day 10.
             let sweep = payday + 10 * DAY;
-            for (i, d) in [d_bob, d_carol, d_heidi, d_shared, d_f4, d_op[0], d_op[1], d_op[2], d_noise]
-                .into_iter()
-                .enumerate()
+            for (i, d) in [
+                d_bob, d_carol, d_heidi, d_shared, d_f4, d_op[0], d_op[1], d_op[2], d_noise,
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let b = plan.bal(d, 0);
                 plan.send(sweep + 60 * i as u64, d, hot, 0, b, "sweep");
@@ -502,10 +561,38 @@ impl Scenario {
                     plan.send(t, from, to, 0, amt, "noise");
                 }
             }
-            plan.send(payday + 12 * DAY, noise[0], d_noise, 0, usdc(700, 0), "noise cash out");
-            plan.send(payday + 13 * DAY, hot, noise[2], 0, usdc(650, 0), "exchange withdrawal");
-            plan.send(payday + 14 * DAY, noise[3], swap, 0, usdc(300, 0), "noise swap");
-            plan.send(payday + 14 * DAY + 60, swap, noise[3], 1, weth(9), "noise swap output");
+            plan.send(
+                payday + 12 * DAY,
+                noise[0],
+                d_noise,
+                0,
+                usdc(700, 0),
+                "noise cash out",
+            );
+            plan.send(
+                payday + 13 * DAY,
+                hot,
+                noise[2],
+                0,
+                usdc(650, 0),
+                "exchange withdrawal",
+            );
+            plan.send(
+                payday + 14 * DAY,
+                noise[3],
+                swap,
+                0,
+                usdc(300, 0),
+                "noise swap",
+            );
+            plan.send(
+                payday + 14 * DAY + 60,
+                swap,
+                noise[3],
+                1,
+                weth(9),
+                "noise swap output",
+            );
         }
         // Time order, then strictly increasing times (one block per step).
         let mut steps = std::mem::take(&mut plan.steps);
@@ -577,7 +664,10 @@ impl Scenario {
         let mut shared_deposits = BTreeMap::new();
         shared_deposits.insert(
             d_shared,
-            [names[8].0, names[9].0].iter().map(|s| (*s).to_owned()).collect(),
+            [names[8].0, names[9].0]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         );
         for d in d_op {
             shared_deposits.insert(d, fakes.clone());
@@ -621,7 +711,11 @@ impl Scenario {
     pub fn blocks(&self, chain: ChainId) -> (Vec<BlockRef>, Vec<Transfer>) {
         let start = self.steps.first().map_or(self.base.0, |s| s.time.0);
         let hash = |n: u64| alloy_primitives::keccak256(format!("demo block {n}").as_bytes());
-        let txh = |n: u64| TxHash(alloy_primitives::keccak256(format!("demo tx {n}").as_bytes()));
+        let txh = |n: u64| {
+            TxHash(alloy_primitives::keccak256(
+                format!("demo tx {n}").as_bytes(),
+            ))
+        };
         let mut blocks = Vec::new();
         let mut transfers = Vec::new();
         let mut push = |n: u64, time: u64, from: Address, to: Address, token: Asset, amount| {
@@ -692,7 +786,11 @@ impl Scenario {
     /// (`payee,address,chain,asset,amount,tx_hash,date`; no hashes).
     pub fn batch_csv(&self, chain: &str) -> String {
         let mut s = String::from("payee,address,chain,asset,amount,tx_hash,date\n");
-        for st in self.steps.iter().filter(|s| s.from == self.provider && s.note == "salary") {
+        for st in self
+            .steps
+            .iter()
+            .filter(|s| s.from == self.provider && s.note == "salary")
+        {
             let name = self
                 .payees
                 .iter()
@@ -849,7 +947,11 @@ pub fn check(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
     // As-of sanctions: payouts whose value reached the facilitator before / after listing.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for p in &report.payouts {
-        for d in p.destinations.iter().filter(|d| d.address == truth.sanctioned) {
+        for d in p
+            .destinations
+            .iter()
+            .filter(|d| d.address == truth.sanctioned)
+        {
             if matches!(d.kind, DestKind::Sanctioned | DestKind::SanctionedLater) {
                 *counts.entry(d.kind.as_str().to_owned()).or_default() += 1;
             }
@@ -911,7 +1013,10 @@ mod tests {
             None,
             None,
             None,
-            &s.payees.iter().map(|p| (p.address, p.name.clone())).collect(),
+            &s.payees
+                .iter()
+                .map(|p| (p.address, p.name.clone()))
+                .collect(),
         )
         .unwrap();
         let mut params = ReportParams::default();
@@ -945,7 +1050,9 @@ mod tests {
         }
         for s in &a.steps {
             let f = bal.entry((s.from, s.token)).or_default();
-            *f = f.checked_sub(s.amount).unwrap_or_else(|_| panic!("overdraft: {s:?}"));
+            *f = f
+                .checked_sub(s.amount)
+                .unwrap_or_else(|_| panic!("overdraft: {s:?}"));
             let t = bal.entry((s.to, s.token)).or_default();
             *t = t.checked_add(s.amount).unwrap();
         }

@@ -9,8 +9,8 @@
 //! Semantics of the taint models are written out in `docs/heuristics.md`.
 
 mod backward;
-mod error;
 pub mod demo;
+mod error;
 pub mod export;
 mod forward;
 pub mod model;

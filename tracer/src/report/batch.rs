@@ -85,7 +85,9 @@ pub struct BatchRow {
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     /// The header lacks a required column.
-    #[error("{file}:1: the header has no `{column}` column (expected payee,address,chain,asset,amount[,tx_hash,date])")]
+    #[error(
+        "{file}:1: the header has no `{column}` column (expected payee,address,chain,asset,amount[,tx_hash,date])"
+    )]
     MissingColumn {
         /// File.
         file: String,
@@ -118,9 +120,11 @@ pub fn parse(
         reason: e.to_string(),
     })?;
     let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim().trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+        header.iter().position(|h| {
+            h.trim()
+                .trim_start_matches('\u{feff}')
+                .eq_ignore_ascii_case(name)
+        })
     };
     let need = |name: &'static str| {
         col(name).ok_or(BatchError::MissingColumn {
@@ -128,8 +132,12 @@ pub fn parse(
             column: name,
         })
     };
-    let (c_payee, c_addr, c_asset, c_amount) =
-        (need("payee")?, need("address")?, need("asset")?, need("amount")?);
+    let (c_payee, c_addr, c_asset, c_amount) = (
+        need("payee")?,
+        need("address")?,
+        need("asset")?,
+        need("amount")?,
+    );
     let (c_chain, c_tx, c_date) = (col("chain"), col("tx_hash"), col("date"));
     let mut rows = Vec::new();
     let mut issues = Vec::new();
@@ -171,9 +179,9 @@ pub fn parse(
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `payee`".into()))?;
             let addr_text = get(Some(c_addr))
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `address`".into()))?;
-            let address: Address = addr_text.parse().map_err(|e| {
-                issue(IssueKind::BadAddress, format!("field `address`: {e}"))
-            })?;
+            let address: Address = addr_text
+                .parse()
+                .map_err(|e| issue(IssueKind::BadAddress, format!("field `address`: {e}")))?;
             let asset_text = get(Some(c_asset))
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `asset`".into()))?;
             let info = assets.resolve(asset_text).ok_or_else(|| {

@@ -202,7 +202,13 @@ fn best_window<'a>(
     let mut best = (0usize, 0usize, 0usize); // (payees, start, end)
     let mut start = 0;
     for end in 0..hits.len() {
-        while hits[end].arrival.time.0.saturating_sub(hits[start].arrival.time.0) > w {
+        while hits[end]
+            .arrival
+            .time
+            .0
+            .saturating_sub(hits[start].arrival.time.0)
+            > w
+        {
             start += 1;
         }
         let n = hits[start..=end]
@@ -267,9 +273,21 @@ fn finding<'d>(
                 .or_insert(hop);
         }
     }
-    let first = hits.iter().map(|h| h.arrival.time).min().unwrap_or_default();
-    let last = hits.iter().map(|h| h.arrival.time).max().unwrap_or_default();
-    let hops = hits.iter().map(|h| h.arrival.hops).min().unwrap_or_default();
+    let first = hits
+        .iter()
+        .map(|h| h.arrival.time)
+        .min()
+        .unwrap_or_default();
+    let last = hits
+        .iter()
+        .map(|h| h.arrival.time)
+        .max()
+        .unwrap_or_default();
+    let hops = hits
+        .iter()
+        .map(|h| h.arrival.hops)
+        .min()
+        .unwrap_or_default();
     let (category, labels) = hits
         .first()
         .map(|h| (h.arrival.category.clone(), h.arrival.labels.clone()))
@@ -286,7 +304,11 @@ fn finding<'d>(
         cluster,
         addresses: addresses.into_iter().collect(),
         category: if address.is_some() { category } else { None },
-        labels: if address.is_some() { labels } else { Vec::new() },
+        labels: if address.is_some() {
+            labels
+        } else {
+            Vec::new()
+        },
         payees: payees.into_values().collect(),
         asset,
         amount,
@@ -318,7 +340,11 @@ pub fn detect<C: ClusterLookup>(
     clusters: &C,
     p: &ConvergenceParams,
 ) -> Result<Convergence, TraceError> {
-    let ignore: BTreeSet<Category> = p.ignore_categories.iter().map(|c| Category::new(c)).collect();
+    let ignore: BTreeSet<Category> = p
+        .ignore_categories
+        .iter()
+        .map(|c| Category::new(c))
+        .collect();
     // (address, asset) -> arrivals
     let mut by_addr: BTreeMap<(Address, Asset), Vec<Hit<'_>>> = BTreeMap::new();
     for (i, d) in digests.iter().enumerate() {
@@ -329,13 +355,10 @@ pub fn detect<C: ClusterLookup>(
             {
                 continue;
             }
-            by_addr
-                .entry((a.address, d.asset))
-                .or_default()
-                .push(Hit {
-                    digest: i,
-                    arrival: a,
-                });
+            by_addr.entry((a.address, d.asset)).or_default().push(Hit {
+                digest: i,
+                arrival: a,
+            });
         }
     }
     let mut incoming = HashMap::new();
@@ -346,12 +369,13 @@ pub fn detect<C: ClusterLookup>(
     for ((addr, asset), hits) in by_addr {
         let cluster = clusters.cluster_of(&addr);
         if let Some(c) = &cluster {
-            by_cluster.entry((c.clone(), asset)).or_default().extend(
-                hits.iter().map(|h| Hit {
+            by_cluster
+                .entry((c.clone(), asset))
+                .or_default()
+                .extend(hits.iter().map(|h| Hit {
                     digest: h.digest,
                     arrival: h.arrival,
-                }),
-            );
+                }));
         }
         let distinct: BTreeSet<Address> = hits
             .iter()
@@ -440,4 +464,3 @@ pub fn detect<C: ClusterLookup>(
         payee_clusters,
     })
 }
-

@@ -400,7 +400,10 @@ impl FlowGraph {
             let width = if max.is_zero() {
                 1
             } else {
-                let w = e.amount.raw().saturating_mul(alloy_primitives::U256::from(8u8))
+                let w = e
+                    .amount
+                    .raw()
+                    .saturating_mul(alloy_primitives::U256::from(8u8))
                     / max.raw();
                 1 + usize::try_from(w).unwrap_or(8).min(8)
             };

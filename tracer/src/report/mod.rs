@@ -590,10 +590,7 @@ fn add2(
 }
 
 /// Classifies a destination of a payout trace.
-fn classify<A: AsOfLabels>(
-    d: &crate::Destination,
-    asof: &A,
-) -> (DestKind, Option<String>, Amount) {
+fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Option<String>, Amount) {
     let cat = d.category.as_ref().map(Category::as_str);
     match d.status {
         Status::Payee => (DestKind::StillHeld, None, d.held),
@@ -848,4 +845,3 @@ pub fn build_report<S: FlowSource, L: LabelSource, A: AsOfLabels, C: ClusterLook
         graph,
     })
 }
-

@@ -76,13 +76,12 @@ pub fn to_html(r: &Report) -> String {
          Checkpoints: {}.</p>",
         p.model,
         p.hops,
-        xml(
-            &p.stop_categories
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        xml(&p
+            .stop_categories
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")),
         p.convergence.min_payees,
         p.convergence.max_hops,
         p.convergence
@@ -197,8 +196,14 @@ pub fn to_html(r: &Report) -> String {
         s.push_str("<p>No address or cluster received value from several payees.</p>");
     }
     for (title, list) in [
-        ("Addresses and clusters receiving from several payees", &r.convergence),
-        ("Exchange deposit addresses shared by payees", &r.shared_deposits),
+        (
+            "Addresses and clusters receiving from several payees",
+            &r.convergence,
+        ),
+        (
+            "Exchange deposit addresses shared by payees",
+            &r.shared_deposits,
+        ),
     ] {
         if list.is_empty() {
             continue;

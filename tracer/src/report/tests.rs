@@ -43,7 +43,10 @@ fn book() -> AssetBook {
 
 #[test]
 fn parse_units_is_exact_and_strict() {
-    assert_eq!(parse_units("5178.15", 6).unwrap(), Amount::from_u64(5_178_150_000));
+    assert_eq!(
+        parse_units("5178.15", 6).unwrap(),
+        Amount::from_u64(5_178_150_000)
+    );
     assert_eq!(parse_units("0.000001", 6).unwrap(), Amount::from_u64(1));
     assert_eq!(parse_units("7", 0).unwrap(), Amount::from_u64(7));
     assert_eq!(parse_units(".5", 1).unwrap(), Amount::from_u64(5));
@@ -159,27 +162,55 @@ fn convergence_finds_shared_addresses_in_the_window() {
     // Payee 12 kept its salary; A's and B's risk is medium (convergence + deposit exit).
     let c = r.payees.iter().find(|p| p.address == addr(12)).unwrap();
     assert_eq!(c.risk.level, RiskLevel::None);
-    assert_eq!(c.totals["still_held"][&Asset::Token(addr(TOKEN)).to_string()], Amount::from_u64(300));
-    assert!(r.payees.iter().filter(|p| p.risk.level == RiskLevel::Medium).count() == 2);
+    assert_eq!(
+        c.totals["still_held"][&Asset::Token(addr(TOKEN)).to_string()],
+        Amount::from_u64(300)
+    );
+    assert!(
+        r.payees
+            .iter()
+            .filter(|p| p.risk.level == RiskLevel::Medium)
+            .count()
+            == 2
+    );
 
     // A one-hour window separates the arrivals at 20 (hours 4 and 5 are 1 h apart: kept);
     // with min 3 payees nothing converges.
     let mut p = ReportParams::default();
     p.convergence.min_payees = 3;
     let r = build_report(
-        &g, &labels, &CurrentLabelsOnly, &NoClusters, "t", &[addr(1)], &payouts, Vec::new(),
-        book(), &p,
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &p,
     )
     .unwrap();
     assert!(r.convergence.is_empty());
     let mut p = ReportParams::default();
     p.convergence.window_secs = Some(1_000);
     let r = build_report(
-        &g, &labels, &CurrentLabelsOnly, &NoClusters, "t", &[addr(1)], &payouts, Vec::new(),
-        book(), &p,
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &p,
     )
     .unwrap();
-    assert!(r.convergence.is_empty(), "arrivals 1 h apart are outside a 1000 s window");
+    assert!(
+        r.convergence.is_empty(),
+        "arrivals 1 h apart are outside a 1000 s window"
+    );
 }
 
 #[test]
@@ -196,14 +227,26 @@ fn clusters_join_payees_and_addresses() {
     .into_iter()
     .collect();
     let r = build_report(
-        &g, &labels, &CurrentLabelsOnly, &clusters, "t", &[addr(1)], &payouts, Vec::new(),
-        book(), &ReportParams::default(),
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &clusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
     )
     .unwrap();
     assert_eq!(r.payee_clusters.len(), 1);
     assert_eq!(r.payee_clusters[0].payees.len(), 2);
     // The cluster c2 joins no more payees than address 20 alone: not repeated.
-    assert!(r.convergence.iter().all(|f| f.cluster.is_none() || f.address.is_some()));
+    assert!(
+        r.convergence
+            .iter()
+            .all(|f| f.cluster.is_none() || f.address.is_some())
+    );
     assert_eq!(r.convergence[0].cluster.as_deref(), Some("c2"));
 }
 
@@ -225,7 +268,15 @@ fn sanctioned_is_judged_as_of_the_arrival() {
                 .collect(),
         );
         let r = build_report(
-            &g, &labels, &listings, &NoClusters, "t", &[addr(1)], &payouts, Vec::new(), book(),
+            &g,
+            &labels,
+            &listings,
+            &NoClusters,
+            "t",
+            &[addr(1)],
+            &payouts,
+            Vec::new(),
+            book(),
             &ReportParams::default(),
         )
         .unwrap();
@@ -244,18 +295,39 @@ fn html_and_svg_are_self_contained() {
     let mut labels = MemoryLabels::new();
     labels.insert_named(addr(30), "exchange_deposit", vec!["<Ex> & \"Co\"".into()]);
     let r = build_report(
-        &g, &labels, &CurrentLabelsOnly, &NoClusters, "a <b>", &[addr(1)], &payouts, Vec::new(),
-        book(), &ReportParams::default(),
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "a <b>",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
     )
     .unwrap();
     let html = render::to_html(&r);
     assert!(!html.contains("<script") && !html.contains("https://"));
     assert!(html.contains("a &lt;b&gt;") && html.contains("&lt;Ex&gt; &amp; &quot;Co&quot;"));
-    assert_eq!(html.matches("<g class=\"node\"").count(), r.graph.nodes.len());
+    assert_eq!(
+        html.matches("<g class=\"node\"").count(),
+        r.graph.nodes.len()
+    );
     assert_eq!(r.graph.nodes.len(), 6);
-    assert_eq!(html.matches("<path class=\"edge\"").count(), r.graph.edges.len());
+    assert_eq!(
+        html.matches("<path class=\"edge\"").count(),
+        r.graph.edges.len()
+    );
     // Layers follow the flow: provider 0, payees 1, 20 at 2, 30 at 3.
-    let layer = |a: u8| r.graph.nodes.iter().find(|n| n.address == addr(a)).unwrap().layer;
+    let layer = |a: u8| {
+        r.graph
+            .nodes
+            .iter()
+            .find(|n| n.address == addr(a))
+            .unwrap()
+            .layer
+    };
     assert_eq!([layer(1), layer(10), layer(20), layer(30)], [0, 1, 2, 3]);
     let csv = render::to_csv(&r);
     // A: the deposit; B: the deposit and what it still holds; C: what it holds.
@@ -268,8 +340,16 @@ fn graph_is_capped() {
     let mut p = ReportParams::default();
     p.max_graph_nodes = 3;
     let r = build_report(
-        &g, &MemoryLabels::new(), &CurrentLabelsOnly, &NoClusters, "t", &[addr(1)], &payouts,
-        Vec::new(), book(), &p,
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &p,
     )
     .unwrap();
     assert_eq!(r.graph.nodes.len(), 3);
