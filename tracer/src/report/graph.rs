@@ -138,6 +138,11 @@ pub fn short(a: &Address) -> String {
     }
 }
 
+/// Sender, receiver, asset.
+type EdgeKey = (Address, Address, Asset);
+/// Tainted sum and the distinct transactions (block, hash) of an aggregated edge.
+type EdgeSum = (Amount, BTreeSet<(u64, [u8; 32])>);
+
 fn entity(labels: &[String]) -> Option<String> {
     labels.first().map(|l| match l.split_once(" (") {
         Some((e, _)) => e.to_owned(),
@@ -157,8 +162,7 @@ impl FlowGraph {
         max_nodes: usize,
     ) -> Result<Self, TraceError> {
         // Aggregate edges by (from, to, asset).
-        let mut agg: BTreeMap<(Address, Address, Asset), (Amount, BTreeSet<(u64, [u8; 32])>)> =
-            BTreeMap::new();
+        let mut agg: BTreeMap<EdgeKey, EdgeSum> = BTreeMap::new();
         let mut inflow: HashMap<Address, Amount> = HashMap::new();
         for d in digests {
             for e in &d.edges {

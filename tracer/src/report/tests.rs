@@ -337,8 +337,10 @@ fn html_and_svg_are_self_contained() {
 #[test]
 fn graph_is_capped() {
     let (g, payouts) = converging();
-    let mut p = ReportParams::default();
-    p.max_graph_nodes = 3;
+    let p = ReportParams {
+        max_graph_nodes: 3,
+        ..ReportParams::default()
+    };
     let r = build_report(
         &g,
         &MemoryLabels::new(),
