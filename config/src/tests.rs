@@ -238,12 +238,12 @@ fn unknown_top_level_key_names_it_and_the_allowed_ones() {
     assert_eq!(key.as_deref(), Some("datadir"));
     assert_eq!(
         message,
-        "unknown field `datadir`, expected `data_dir` or `chains`"
+        "unknown field `datadir`, expected one of `data_dir`, `chains`, `providers`, `labels`"
     );
     assert_eq!(
         shown,
         "config file test.toml, line 2, column 1: key `datadir`: unknown field `datadir`, \
-         expected `data_dir` or `chains`"
+         expected one of `data_dir`, `chains`, `providers`, `labels`"
     );
 }
 
