@@ -173,3 +173,14 @@ pub fn open_or_generate(csv: Option<&mut std::fs::File>) -> (Store, ChainId, u64
     };
     (store, chain, n_addr, n_tr)
 }
+
+/// CPU time (user + system) of this process so far, in seconds (Linux `/proc/self/stat`,
+/// 100 ticks per second).
+pub fn cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let u: u64 = f.get(11)?.parse().ok()?;
+    let k: u64 = f.get(12)?.parse().ok()?;
+    Some((u + k) as f64 / 100.0)
+}

@@ -16,6 +16,7 @@
 //! unchanged.
 
 pub mod batch;
+pub mod cache;
 pub mod convergence;
 pub mod graph;
 pub mod render;
@@ -471,6 +472,8 @@ pub struct ReportParams {
     pub convergence: ConvergenceParams,
     /// At most this many nodes in the flow graph.
     pub max_graph_nodes: usize,
+    /// Address histories cached across the payouts' traces, in transfers (0: no cache).
+    pub cache_transfers: usize,
 }
 
 impl Default for ReportParams {
@@ -482,6 +485,7 @@ impl Default for ReportParams {
             },
             convergence: ConvergenceParams::default(),
             max_graph_nodes: 120,
+            cache_transfers: 1_000_000,
         }
     }
 }
@@ -727,8 +731,14 @@ pub fn build_report<S: FlowSource, L: LabelSource, A: AsOfLabels, C: ClusterLook
     let mut reports = Vec::with_capacity(payouts.len());
     let mut traces = Vec::with_capacity(payouts.len());
     let mut checkpoints = BTreeMap::new();
+    let cached = cache::CachedSource::new(source, params.cache_transfers);
     for p in payouts {
-        let r = trace_forward(source, labels, &Seed::Transfers(vec![p.key]), &params.trace)?;
+        let r = trace_forward(
+            &cached,
+            labels,
+            &Seed::Transfers(vec![p.key]),
+            &params.trace,
+        )?;
         checkpoints.clone_from(&r.parameters.checkpoints);
         reports.push(summarise(p, &r, asof)?);
         // Only what convergence and the graph need is kept per trace.
