@@ -33,7 +33,10 @@ use crate::{model::Address, store::Store};
 use fjall::{Database, Keyspace, PersistMode};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, hash_map::Entry};
+use std::{
+    collections::{BTreeMap, HashMap, hash_map::Entry},
+    ops::Bound,
+};
 
 const KS_LABELS: &str = "labels";
 const KS_SOURCES: &str = "label_sources";
@@ -220,20 +223,10 @@ impl LabelStore {
 
     /// Deletes every staged entry (left by an import that failed or crashed while staging).
     fn clear_staging(&self) -> Result<(), LabelError> {
-        loop {
-            let mut keys = Vec::new();
-            for kv in self.staging.iter().take(self.stage_chunk) {
-                keys.push(kv.key().map_err(io("scan label staging"))?);
-            }
-            if keys.is_empty() {
-                return Ok(());
-            }
-            let mut batch = self.db.batch();
-            for k in keys {
-                batch.remove(&self.staging, k);
-            }
-            batch.commit().map_err(io("clear label staging"))?;
+        if self.staging.first_key_value().is_none() {
+            return Ok(());
         }
+        self.staging.clear().map_err(io("clear label staging"))
     }
 
     /// The apply phase: copies the staged entries to `labels` (closing the labels this version
@@ -243,50 +236,65 @@ impl LabelStore {
         prefix.push(0);
         let mut removed = 0u64;
         let mut index_key = Vec::with_capacity(prefix.len() + 40);
-        let mut batch = self.db.batch();
-        let mut in_batch = 0usize;
-        for kv in self.staging.iter() {
-            let (key, v) = kv.into_inner().map_err(io("scan label staging"))?;
-            let entry: Staged = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
-                keyspace: KS_STAGING,
-                key: alloy_primitives::hex::encode(&key),
-                reason: e.to_string(),
-            })?;
-            let Staged::Changed(entry) = entry else {
-                continue;
-            };
-            let value = match entry {
-                Pending::Fresh { bytes, .. } => bytes,
-                Pending::Merged {
-                    mut labels,
-                    seen,
-                    new,
-                } => {
-                    for (i, l) in labels.iter_mut().enumerate() {
-                        let is_new = new.get(i).copied().unwrap_or(false);
-                        let is_seen = seen.get(i).copied().unwrap_or(false);
-                        if !is_new && !is_seen && l.source == plan.source && l.removed_in.is_none()
-                        {
-                            close(l, &plan.version, plan.end_day);
-                            removed += 1;
+        // Chunk by chunk, each with a fresh iterator, so that no long-lived snapshot pins the
+        // staging's memtables in memory.
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let start = after.take().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut batch = self.db.batch();
+            let mut seen_entries = 0usize;
+            let mut last = None;
+            for kv in self
+                .staging
+                .range::<Vec<u8>, _>((start, Bound::Unbounded))
+                .take(self.stage_chunk)
+            {
+                seen_entries += 1;
+                let (key, v) = kv.into_inner().map_err(io("scan label staging"))?;
+                last = Some(key.to_vec());
+                let entry: Staged = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
+                    keyspace: KS_STAGING,
+                    key: alloy_primitives::hex::encode(&key),
+                    reason: e.to_string(),
+                })?;
+                let Staged::Changed(entry) = entry else {
+                    continue;
+                };
+                let value = match entry {
+                    Pending::Fresh { bytes, .. } => bytes,
+                    Pending::Merged {
+                        mut labels,
+                        seen,
+                        new,
+                    } => {
+                        for (i, l) in labels.iter_mut().enumerate() {
+                            let is_new = new.get(i).copied().unwrap_or(false);
+                            let is_seen = seen.get(i).copied().unwrap_or(false);
+                            if !is_new
+                                && !is_seen
+                                && l.source == plan.source
+                                && l.removed_in.is_none()
+                            {
+                                close(l, &plan.version, plan.end_day);
+                                removed += 1;
+                            }
                         }
+                        encode(&labels)?
                     }
-                    encode(&labels)?
-                }
-            };
-            index_key.clear();
-            index_key.extend_from_slice(&prefix);
-            index_key.extend_from_slice(&key);
-            batch.insert(&self.by_source, index_key.clone(), Vec::new());
-            batch.insert(&self.labels, key.to_vec(), value);
-            in_batch += 1;
-            if in_batch >= self.stage_chunk {
-                std::mem::replace(&mut batch, self.db.batch())
-                    .commit()
-                    .map_err(io("apply label import"))?;
-                in_batch = 0;
+                };
+                index_key.clear();
+                index_key.extend_from_slice(&prefix);
+                index_key.extend_from_slice(&key);
+                batch.insert(&self.by_source, index_key.clone(), Vec::new());
+                batch.insert(&self.labels, key.to_vec(), value);
             }
+            batch.commit().map_err(io("apply label import"))?;
+            if seen_entries < self.stage_chunk {
+                break;
+            }
+            after = last;
         }
+        let mut batch = self.db.batch();
         let mut info = plan.info;
         let active = (plan.previously_active + plan.added).saturating_sub(removed);
         if plan.same_as_latest && plan.added == 0 && removed == 0 {
