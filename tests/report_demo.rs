@@ -256,3 +256,54 @@ fn batch_csv_bad_rows_are_reported_by_line() {
     assert_eq!(r["payouts"][0]["line"], 2);
     assert_eq!(r["convergence"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn provider_from_the_config_with_a_date_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    demo(&out, None);
+    let truth = read_json(&out.join("ground-truth.json"));
+    let usdc = truth["tokens"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let provider = truth["provider"].as_str().unwrap().to_lowercase();
+    let cfg = dir.path().join("paytrace.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[chains.demo]\n[[chains.demo.tokens]]\naddress = \"{usdc}\"\nsymbol = \"USDC\"\ndecimals = 6\n\n\
+             [[providers]]\nname = \"Acme Payroll\"\nchain = \"demo\"\naddresses = [\"{provider}\"]\nassets = [\"USDC\"]\n"
+        ),
+    )
+    .unwrap();
+    let files = dir.path().join("may");
+    let s = run_json(
+        paytrace(&out.join("store"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--json")
+            .arg("report")
+            .arg("payouts")
+            .arg("--provider")
+            .arg("Acme Payroll")
+            .arg("--since")
+            .arg("2025-05-01")
+            .arg("--until")
+            .arg("2025-05-31")
+            .arg("--out")
+            .arg(&files),
+    );
+    // Paydays 2025-05-01 and 2025-05-31: two payouts to each of the twelve payees.
+    assert_eq!(s["payouts"], 24, "{s:#}");
+    assert_eq!(s["payees"], 12);
+    assert_eq!(s["flagged_payees"].as_array().unwrap().len(), 4);
+    for f in ["html", "json", "csv"] {
+        assert!(std::path::Path::new(s["files"][f].as_str().unwrap()).is_file());
+    }
+    let r = read_json(&files.join("payout-report.json"));
+    assert_eq!(
+        r["assets"]["assets"][&truth["tokens"][0]["address"].as_str().unwrap().to_string()]["symbol"],
+        "USDC"
+    );
+}
