@@ -222,6 +222,30 @@ pub fn run_on_store(
     Ok(r)
 }
 
+/// Names payees found on chain after the entity of their label, when the label store has one.
+fn name_payees(store: &Store, payouts: &mut [Payout]) -> anyhow::Result<()> {
+    let ls = paytrace_indexer::labels::LabelStore::open(store)?;
+    let mut names: HashMap<Address, Option<String>> = HashMap::new();
+    for p in payouts.iter_mut() {
+        let name = match names.get(&p.address) {
+            Some(n) => n.clone(),
+            None => {
+                let n = ls
+                    .labels_for(&p.address, None)?
+                    .into_iter()
+                    .next()
+                    .map(|l| l.entity);
+                names.insert(p.address, n.clone());
+                n
+            }
+        };
+        if let Some(n) = name {
+            p.payee = n;
+        }
+    }
+    Ok(())
+}
+
 fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
     match name {
         None => Ok(None),
@@ -320,8 +344,8 @@ impl PayoutsArgs {
                 issues.sort_by_key(|i| i.line);
                 (payouts, issues)
             }
-            None => (
-                discover_payouts(
+            None => {
+                let mut payouts = discover_payouts(
                     &store,
                     &providers,
                     asset_filter.as_deref(),
@@ -329,9 +353,10 @@ impl PayoutsArgs {
                     until,
                     chain,
                     &HashMap::new(),
-                )?,
-                Vec::new(),
-            ),
+                )?;
+                name_payees(&store, &mut payouts)?;
+                (payouts, Vec::new())
+            }
         };
         let mut params = ReportParams::default();
         params.trace.model = self.model;
