@@ -36,6 +36,10 @@ pub struct LabelArgs {
     /// sanctioned] (repeatable or comma-separated).
     #[arg(long = "stop-category", value_delimiter = ',')]
     pub stop_categories: Vec<String>,
+    /// Categories of swap/DEX addresses through which taint crosses assets [default: defi,
+    /// swap] (repeatable or comma-separated).
+    #[arg(long = "swap-category", value_delimiter = ',')]
+    pub swap_categories: Vec<String>,
 }
 
 impl LabelArgs {
@@ -50,6 +54,14 @@ impl LabelArgs {
         }
         l.set_version("cli");
         Ok(l)
+    }
+
+    fn swap_list(&self) -> StopList {
+        if self.swap_categories.is_empty() {
+            StopList::new(paytrace_tracer::source::DEFAULT_SWAP_CATEGORIES)
+        } else {
+            StopList::new(self.swap_categories.iter().map(String::as_str))
+        }
     }
 
     fn stop_list(&self) -> StopList {
@@ -94,7 +106,7 @@ pub struct TraceCmd {
     /// Only this chain (by configured name).
     #[arg(long)]
     pub chain: Option<String>,
-    /// Block of the transaction (avoids scanning the chain for a TX seed).
+    /// Block of the transaction (optional: the transaction index finds it).
     #[arg(long)]
     pub block: Option<u64>,
     /// Output format (`--json` is the same as `--format json`).
@@ -157,6 +169,7 @@ impl TraceCmd {
             min_amount: self.min_amount.parse::<Amount>().context("--min-amount")?,
             max_nodes: self.max_nodes,
             stop: self.labels.stop_list(),
+            swap: self.labels.swap_list(),
             max_paths: self.max_paths,
             chain,
         })

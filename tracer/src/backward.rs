@@ -13,7 +13,7 @@ use crate::{
     model::{mul_div_floor, mul_div_rem},
     result::{
         Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
-        TraceResult, TraceStats,
+        TraceResult, TraceStats, sort_destinations,
     },
     source::{Category, FlowSource, LabelSource},
 };
@@ -58,7 +58,8 @@ struct Composition {
 impl Prov {
     fn new(model: Model) -> Self {
         match model {
-            Model::Haircut => Self::Haircut {
+            // TIHO is a forward rule of transaction nodes; backward it apportions like haircut.
+            Model::Haircut | Model::Tiho => Self::Haircut {
                 balance: Amount::ZERO,
                 parts: Vec::new(),
             },
@@ -494,38 +495,14 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
                 });
             }
         }
-        destinations.sort_by(|a, b| {
-            b.amount
-                .cmp(&a.amount)
-                .then(a.hops.cmp(&b.hops))
-                .then(a.address.cmp(&b.address))
-        });
+        sort_destinations(&mut destinations);
         let mut edges = self.edges;
         edges.sort_by_key(|e| Reverse(e.key));
         let paths = evidence_back(&destinations, &edges, self.p.max_paths);
-        let checkpoints = self
-            .src
-            .checkpoints()
-            .map_err(TraceError::source)?
-            .into_iter()
-            .map(|(c, b)| (c.0, b))
-            .collect();
         Ok(TraceResult {
             model: self.p.model,
             seed,
-            parameters: Parameters {
-                direction: "backward",
-                model: self.p.model,
-                max_hops: self.p.max_hops,
-                since: self.p.since,
-                until: self.p.until,
-                min_amount: self.p.min_amount,
-                max_nodes: self.p.max_nodes,
-                stop_categories: self.p.stop.categories().cloned().collect(),
-                chain: self.p.chain,
-                checkpoints,
-                label_set_version: self.labels.version(),
-            },
+            parameters: Parameters::record("backward", self.p, self.src, self.labels)?,
             incomplete_history: self.incomplete,
             destinations,
             totals_by_category: self.totals,
@@ -556,27 +533,12 @@ fn evidence_back(dests: &[Destination], edges: &[FlowEdge], max: usize) -> Vec<E
                 .filter(|e| after.is_none_or(|a| e.key > a))
                 .max_by_key(|e| (e.tainted, Reverse(e.key)));
             let Some(e) = best else { break };
-            hops.push(PathHop {
-                tx_hash: e.tx_hash,
-                chain: e.key.chain,
-                block: e.key.block,
-                time: e.time,
-                from: e.from,
-                to: e.to,
-                amount: e.amount,
-                tainted: e.tainted,
-            });
+            hops.push(PathHop::from(e));
             at = e.to;
             after = Some(e.key);
         }
         let amount = hops.first().map(|h| h.tainted).unwrap_or_default();
-        out.push(EvidencePath {
-            to: d.address,
-            category: d.category.clone(),
-            asset: d.asset,
-            amount,
-            hops,
-        });
+        out.push(EvidencePath::to(d, amount, hops));
     }
     out
 }

@@ -91,6 +91,7 @@ fn status_name(s: Option<Status>) -> &'static str {
         Some(Status::AtDepthLimit) => "at_depth_limit",
         Some(Status::BelowMinAmount) => "below_min_amount",
         Some(Status::NodeLimit) => "node_limit",
+        Some(Status::Swapped) => "swapped",
         None => "seed_sender",
     }
 }

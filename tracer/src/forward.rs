@@ -9,10 +9,10 @@
 use crate::{
     Model,
     error::TraceError,
-    model::{Carry, Holding},
+    model::{Carry, Holding, mul_div_floor},
     result::{
         Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
-        TraceParams, TraceResult, TraceStats,
+        TraceParams, TraceResult, TraceStats, sort_destinations,
     },
     source::{Category, FlowSource, LabelSource},
 };
@@ -28,6 +28,8 @@ enum Role {
     Expanded,
     Frontier(Status),
     Stop,
+    /// A swap/DEX address: converts tainted value across assets within a transaction.
+    Swap,
 }
 
 /// A tainted arrival.
@@ -51,6 +53,11 @@ struct Node {
     /// Taint this address sent while it was not followed (found when it was promoted).
     leaked: BTreeMap<(Status, Asset), Amount>,
     incomplete: bool,
+    /// TIHO at a transaction node: the outputs (key, asset, amount) from its history.
+    outputs: Vec<(TransferKey, Asset, Amount)>,
+    /// TIHO at a transaction node: the tainted part decided for each output (per asset, on
+    /// the first output of that asset).
+    tiho: HashMap<TransferKey, Amount>,
 }
 
 /// Runs a forward trace.
@@ -70,6 +77,9 @@ pub fn trace_forward<S: FlowSource, L: LabelSource>(
         heap: BinaryHeap::new(),
         seeds: HashSet::new(),
         stats: TraceStats::default(),
+        swap_carry: HashMap::new(),
+        swap_pushed: HashSet::new(),
+        cursor: None,
     };
     let (seed_info, seeds) = e.resolve_seed(seed)?;
     for t in seeds {
@@ -90,6 +100,12 @@ struct Engine<'a, S, L> {
     heap: BinaryHeap<Reverse<(TransferKey, usize)>>,
     seeds: HashSet<TransferKey>,
     stats: TraceStats,
+    /// Tainted value a swap address's cross-asset payout carries (accumulated per payout).
+    swap_carry: HashMap<TransferKey, Amount>,
+    /// Swap payouts already queued.
+    swap_pushed: HashSet<TransferKey>,
+    /// The event being processed.
+    cursor: Option<TransferKey>,
 }
 
 pub(crate) fn edge(t: &Transfer, tainted: Amount) -> FlowEdge {
@@ -199,6 +215,8 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             credit_index: HashMap::new(),
             leaked: BTreeMap::new(),
             incomplete: false,
+            outputs: Vec::new(),
+            tiho: HashMap::new(),
         });
         self.index.insert(a, i);
         i
@@ -211,6 +229,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                 continue;
             }
             last = Some(key);
+            self.cursor = Some(key);
             let t = self.arena[i].clone();
             self.stats.events += 1;
             self.process(&t)?;
@@ -230,12 +249,28 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         let mut sender_hops = None;
         let mut carry = Carry::clean();
         if let Some(&s) = self.index.get(&t.from) {
-            let n = &mut self.nodes[s];
-            if n.role == Role::Expanded {
-                let d = Self::holding(model, n, t.asset).debit(t.amount)?;
-                n.incomplete |= d.clamped;
-                carry = d.carry;
-                sender_hops = Some(n.hops);
+            match self.nodes[s].role {
+                Role::Expanded => {
+                    let d = if model == Model::Tiho && t.from.is_tx() {
+                        let tainted = self.tiho_share(s, t)?;
+                        let n = &mut self.nodes[s];
+                        Self::holding(model, n, t.asset).debit_exact(t.amount, tainted)?
+                    } else {
+                        let n = &mut self.nodes[s];
+                        Self::holding(model, n, t.asset).debit(t.amount)?
+                    };
+                    let n = &mut self.nodes[s];
+                    n.incomplete |= d.clamped;
+                    carry = d.carry;
+                    sender_hops = Some(n.hops);
+                }
+                Role::Swap => {
+                    if let Some(v) = self.swap_carry.remove(&t.key) {
+                        carry = Carry::full(v.min(t.amount));
+                        sender_hops = Some(self.nodes[s].hops);
+                    }
+                }
+                Role::Frontier(_) | Role::Stop => {}
             }
         }
         let hops = if is_seed {
@@ -243,6 +278,8 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             0
         } else {
             match sender_hops {
+                // Entering a transaction node is not a hop: a Bitcoin hop is one transaction.
+                Some(h) if t.to.is_tx() => h,
                 Some(h) => h.saturating_add(1),
                 None => return self.credit_clean(t),
             }
@@ -296,10 +333,20 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         }
         let r = self.node(t.to);
         self.record(r, t, &carry, hops);
+        if self.nodes[r].role == Role::Swap {
+            return self.swap(r, t, &carry);
+        }
         let cat = self.nodes[r].category.clone();
         if cat.as_ref().is_some_and(|c| self.p.stop.contains(c)) {
             self.nodes[r].role = Role::Stop;
             return Ok(());
+        }
+        if cat.as_ref().is_some_and(|c| self.p.swap.contains(c))
+            && matches!(self.nodes[r].role, Role::Frontier(_))
+            && self.nodes[r].credits.len() == 1
+        {
+            self.nodes[r].role = Role::Swap;
+            return self.swap(r, t, &carry);
         }
         let reason = if hops >= self.p.max_hops && !is_seed {
             Some(Status::AtDepthLimit)
@@ -348,9 +395,13 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         hist.extend(out);
         hist.sort_by_key(|x| x.key);
         hist.dedup_by_key(|x| x.key);
+        let keep_outputs = model == Model::Tiho && addr.is_tx();
         for e in hist {
             if !self.in_window(&e) {
                 continue;
+            }
+            if keep_outputs && e.from == addr && e.to != addr {
+                self.nodes[r].outputs.push((e.key, e.asset, e.amount));
             }
             if e.key < t.key {
                 let n = &mut self.nodes[r];
@@ -389,11 +440,88 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         Self::holding(model, n, t.asset).credit(t.amount, &c)
     }
 
+    /// TIHO: the tainted part of output `t` of transaction node `s`. On the first output of an
+    /// asset, the node's tainted value (every input precedes every output) is dealt to the
+    /// outputs of that asset from the highest value down (ties: lower output index first).
+    fn tiho_share(&mut self, s: usize, t: &Transfer) -> Result<Amount, TraceError> {
+        let model = self.p.model;
+        let n = &mut self.nodes[s];
+        if let Some(v) = n.tiho.get(&t.key) {
+            return Ok(*v);
+        }
+        let mut left = Self::holding(model, n, t.asset).tainted()?;
+        let mut outs: Vec<(TransferKey, Amount)> = n
+            .outputs
+            .iter()
+            .filter(|(_, a, _)| *a == t.asset)
+            .map(|(k, _, v)| (*k, *v))
+            .collect();
+        if !outs.iter().any(|(k, _)| *k == t.key) {
+            // Not in the loaded history (cannot happen on a consistent source): alone.
+            outs.push((t.key, t.amount));
+        }
+        outs.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        for (k, v) in outs {
+            let share = v.min(left);
+            left = left.checked_sub(share)?;
+            n.tiho.insert(k, share);
+        }
+        Ok(n.tiho.get(&t.key).copied().unwrap_or_default())
+    }
+
+    /// A tainted arrival `t` at swap address `r`: the payouts of `r` in other assets within
+    /// the same transaction carry the arrival's tainted fraction of everything `r` received
+    /// in `t`'s asset in that transaction.
+    fn swap(&mut self, r: usize, t: &Transfer, carry: &Carry) -> Result<(), TraceError> {
+        let addr = self.nodes[r].address;
+        let tx = self
+            .src
+            .tx_transfers(&t.tx_hash, Some(t.key.chain), Some(t.key.block))
+            .map_err(TraceError::source)?;
+        self.stats.transfers_read += tx.len();
+        let mut received = Amount::ZERO;
+        for x in tx.iter().filter(|x| x.to == addr && x.asset == t.asset) {
+            received = received.checked_add(x.amount)?;
+        }
+        let received = received.max(t.amount);
+        for o in tx {
+            if o.from != addr || o.to == addr || o.asset == t.asset {
+                continue;
+            }
+            let share = mul_div_floor(o.amount, carry.tainted, received)?;
+            if share.is_zero() {
+                continue;
+            }
+            let late = self.cursor.is_some_and(|c| o.key < c);
+            if late
+                && let Some(&q) = self.index.get(&o.to)
+                && self.nodes[q].role == Role::Expanded
+            {
+                // The payout preceded the arrival in the transaction (e.g. a pool that pays out
+                // before it is paid) and its receiver already took it in as clean: re-colour.
+                let model = self.p.model;
+                let c = Carry::full(share.min(o.amount));
+                let hops = self.nodes[r].hops.saturating_add(1);
+                self.record(q, &o, &c, hops);
+                let n = &mut self.nodes[q];
+                Self::holding(model, n, o.asset).retaint(c.tainted)?;
+                continue;
+            }
+            let v = self.swap_carry.entry(o.key).or_default();
+            *v = v.checked_add(share)?;
+            if self.swap_pushed.insert(o.key) {
+                self.push(o);
+            }
+        }
+        Ok(())
+    }
+
     fn status(n: &Node) -> Status {
         match n.role {
             Role::Expanded if n.payee => Status::Payee,
             Role::Expanded => Status::Followed,
             Role::Stop => Status::Exited,
+            Role::Swap => Status::Swapped,
             Role::Frontier(s) => s,
         }
     }
@@ -457,37 +585,13 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                 add_to(&mut totals, st.category(), asset, *v)?;
             }
         }
-        destinations.sort_by(|a, b| {
-            b.amount
-                .cmp(&a.amount)
-                .then(a.hops.cmp(&b.hops))
-                .then(a.address.cmp(&b.address))
-        });
+        sort_destinations(&mut destinations);
         edges.sort_by_key(|e| e.key);
         let paths = self.evidence(&destinations);
-        let checkpoints = self
-            .src
-            .checkpoints()
-            .map_err(TraceError::source)?
-            .into_iter()
-            .map(|(c, b)| (c.0, b))
-            .collect();
         Ok(TraceResult {
             model: self.p.model,
             seed,
-            parameters: Parameters {
-                direction: "forward",
-                model: self.p.model,
-                max_hops: self.p.max_hops,
-                since: self.p.since,
-                until: self.p.until,
-                min_amount: self.p.min_amount,
-                max_nodes: self.p.max_nodes,
-                stop_categories: self.p.stop.categories().cloned().collect(),
-                chain: self.p.chain,
-                checkpoints,
-                label_set_version: self.labels.version(),
-            },
+            parameters: Parameters::record("forward", self.p, self.src, self.labels)?,
             incomplete_history: incomplete,
             destinations,
             totals_by_category: totals,
@@ -524,16 +628,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                     .max_by_key(|c| (c.carry.tainted, Reverse(c.transfer.key)));
                 let Some(c) = best else { break };
                 let t = &c.transfer;
-                hops.push(PathHop {
-                    tx_hash: t.tx_hash,
-                    chain: t.key.chain,
-                    block: t.key.block,
-                    time: t.time,
-                    from: t.from,
-                    to: t.to,
-                    amount: t.amount,
-                    tainted: c.carry.tainted,
-                });
+                hops.push(PathHop::of(t, c.carry.tainted));
                 if self.seeds.contains(&t.key) {
                     break;
                 }
@@ -547,13 +642,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             }
             hops.reverse();
             let amount = hops.last().map(|h| h.tainted).unwrap_or_default();
-            out.push(EvidencePath {
-                to: d.address,
-                category: d.category.clone(),
-                asset: d.asset,
-                amount,
-                hops,
-            });
+            out.push(EvidencePath::to(d, amount, hops));
         }
         out
     }

@@ -21,6 +21,11 @@ pub enum Model {
     Fifo,
     /// Value leaves newest first.
     Lifo,
+    /// Bitcoin "taint in, highest out": at a transaction node ([`Address::Tx`]) the tainted
+    /// input value goes to the highest-value outputs first; elsewhere it behaves as haircut.
+    ///
+    /// [`Address::Tx`]: paytrace_indexer::Address::Tx
+    Tiho,
 }
 
 impl Model {
@@ -31,6 +36,7 @@ impl Model {
             Self::Haircut => "haircut",
             Self::Fifo => "fifo",
             Self::Lifo => "lifo",
+            Self::Tiho => "tiho",
         }
     }
 
@@ -48,7 +54,7 @@ impl fmt::Display for Model {
 
 /// An unknown model name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown taint model {0:?}: expected poison, haircut, fifo or lifo")]
+#[error("unknown taint model {0:?}: expected poison, haircut, fifo, lifo or tiho")]
 pub struct ModelParseError(pub String);
 
 impl FromStr for Model {
@@ -59,6 +65,7 @@ impl FromStr for Model {
             "haircut" => Ok(Self::Haircut),
             "fifo" => Ok(Self::Fifo),
             "lifo" => Ok(Self::Lifo),
+            "tiho" => Ok(Self::Tiho),
             _ => Err(ModelParseError(s.to_owned())),
         }
     }
@@ -147,6 +154,25 @@ pub fn mul_div_floor(a: Amount, b: Amount, c: Amount) -> Result<Amount, TraceErr
     if c.is_zero() {
         return Err(TraceError::Arithmetic("division by zero".into()));
     }
+    if a.is_zero() || b.is_zero() {
+        return Ok(Amount::ZERO);
+    }
+    if b == c {
+        return Ok(a);
+    }
+    if a == c {
+        return Ok(b);
+    }
+    // Fast path: both factors fit 64 bits, so the product fits 128 (the usual case: amounts
+    // below 1.8e19 raw units).
+    if let (Ok(x), Ok(y), Ok(z)) = (
+        u64::try_from(a.raw()),
+        u64::try_from(b.raw()),
+        u128::try_from(c.raw()),
+    ) {
+        let q = (u128::from(x) * u128::from(y)) / z;
+        return Ok(Amount::from_raw(U256::from(q)));
+    }
     let p: U512 = a.raw().widening_mul(b.raw());
     let q = p / U512::from(c.raw());
     let limbs = q.as_limbs();
@@ -217,7 +243,7 @@ impl Holding {
                 balance: Amount::ZERO,
                 poisoned: false,
             },
-            Model::Haircut => Self::Haircut {
+            Model::Haircut | Model::Tiho => Self::Haircut {
                 balance: Amount::ZERO,
                 tainted: Amount::ZERO,
             },
@@ -299,6 +325,65 @@ impl Holding {
             },
         }
         Ok(())
+    }
+
+    /// Marks up to `amount` of value already credited as clean as tainted (a swap payout found
+    /// tainted after it was processed): haircut raises the tainted part (capped at the balance),
+    /// poison poisons, lots re-colour the newest clean units.
+    pub fn retaint(&mut self, amount: Amount) -> Result<(), TraceError> {
+        match self {
+            Self::Poison { poisoned, .. } => *poisoned |= !amount.is_zero(),
+            Self::Haircut { balance, tainted } => {
+                *tainted = add(*tainted, amount)?.min(*balance);
+            }
+            Self::Lots { segments, .. } => {
+                let mut need = amount;
+                let mut out: VecDeque<Segment> = VecDeque::new();
+                while let Some(mut seg) = segments.pop_back() {
+                    if !need.is_zero() && !seg.tainted {
+                        let take = seg.amount.min(need);
+                        need = sub(need, take)?;
+                        seg.amount = sub(seg.amount, take)?;
+                        push_front(
+                            &mut out,
+                            Segment {
+                                amount: take,
+                                tainted: true,
+                            },
+                        );
+                    }
+                    push_front(&mut out, seg);
+                }
+                *segments = out;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `amount` of which `tainted` is decided by the caller (TIHO at a transaction node);
+    /// the tainted part is capped at what is held. Only for the haircut state (TIHO's state
+    /// everywhere); other states fall back to [`Holding::debit`].
+    pub fn debit_exact(&mut self, amount: Amount, tainted: Amount) -> Result<Debit, TraceError> {
+        match self {
+            Self::Haircut {
+                balance,
+                tainted: held,
+            } => {
+                let clamped = amount > *balance;
+                let t = tainted.min(*held).min(amount);
+                *balance = balance.saturating_sub(amount);
+                *held = sub(*held, t)?;
+                if *held > *balance {
+                    // Never hold more taint than balance (only on clamped histories).
+                    *held = *balance;
+                }
+                Ok(Debit {
+                    carry: Carry::full(t),
+                    clamped,
+                })
+            }
+            _ => self.debit(amount),
+        }
     }
 
     /// Sends `amount`; returns what it carries. A debit beyond the known balance empties the

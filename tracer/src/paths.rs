@@ -119,16 +119,7 @@ impl<L: LabelSource> Sub<'_, L> {
 }
 
 fn hop(t: &Transfer) -> PathHop {
-    PathHop {
-        tx_hash: t.tx_hash,
-        chain: t.key.chain,
-        block: t.key.block,
-        time: t.time,
-        from: t.from,
-        to: t.to,
-        amount: t.amount,
-        tainted: t.amount,
-    }
+    PathHop::of(t, t.amount)
 }
 
 /// Finds the shortest and the k most valuable time-respecting paths from `from` to `target`.

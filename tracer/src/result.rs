@@ -1,6 +1,9 @@
 //! Trace parameters and results (serialised as the `paytrace trace --format json` output).
 
-use crate::{Model, StopList, source::Category};
+use crate::{
+    Model, StopList, TraceError,
+    source::{Category, FlowSource, LabelSource},
+};
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Timestamp, TransferKey, TxHash,
 };
@@ -29,6 +32,9 @@ pub struct TraceParams {
     pub max_nodes: usize,
     /// Categories at which value exits.
     pub stop: StopList,
+    /// Categories of swap/DEX addresses through which value crosses assets (default: `defi`,
+    /// `swap`); see docs/heuristics.md.
+    pub swap: StopList,
     /// At most this many evidence paths.
     pub max_paths: usize,
     /// Only this chain.
@@ -45,6 +51,7 @@ impl Default for TraceParams {
             min_amount: Amount::ZERO,
             max_nodes: 10_000,
             stop: StopList::default(),
+            swap: StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES),
             max_paths: 20,
             chain: None,
         }
@@ -76,6 +83,9 @@ pub enum Status {
     BelowMinAmount,
     /// The node limit was reached: not followed.
     NodeLimit,
+    /// A swap/DEX address: tainted value in one asset was converted to the other assets it
+    /// paid out in the same transaction (followed from there); the value in is not followed.
+    Swapped,
 }
 
 impl Status {
@@ -89,6 +99,7 @@ impl Status {
             Self::AtDepthLimit => "at_depth_limit",
             Self::BelowMinAmount => "below_min_amount",
             Self::NodeLimit => "node_limit",
+            Self::Swapped => "swapped",
         }
     }
 }
@@ -121,6 +132,48 @@ pub struct Destination {
     pub incomplete_history: bool,
 }
 
+/// Sorts destinations: largest amount first, then fewer hops, then by address.
+pub(crate) fn sort_destinations(d: &mut [Destination]) {
+    d.sort_by(|a, b| {
+        b.amount
+            .cmp(&a.amount)
+            .then(a.hops.cmp(&b.hops))
+            .then(a.address.cmp(&b.address))
+    });
+}
+
+impl Parameters {
+    /// The reproduction parameters of a trace in `direction` with `p`, recording the store
+    /// checkpoints of `src` and the label set version of `labels` now.
+    pub(crate) fn record<S: FlowSource, L: LabelSource>(
+        direction: &'static str,
+        p: &TraceParams,
+        src: &S,
+        labels: &L,
+    ) -> Result<Self, TraceError> {
+        let checkpoints = src
+            .checkpoints()
+            .map_err(TraceError::source)?
+            .into_iter()
+            .map(|(c, b)| (c.0, b))
+            .collect();
+        Ok(Self {
+            direction,
+            model: p.model,
+            max_hops: p.max_hops,
+            since: p.since,
+            until: p.until,
+            min_amount: p.min_amount,
+            max_nodes: p.max_nodes,
+            stop_categories: p.stop.categories().cloned().collect(),
+            swap_categories: p.swap.categories().cloned().collect(),
+            chain: p.chain,
+            checkpoints,
+            label_set_version: labels.version(),
+        })
+    }
+}
+
 /// One transfer on an evidence path.
 #[derive(Clone, Debug, Serialize)]
 pub struct PathHop {
@@ -142,6 +195,37 @@ pub struct PathHop {
     pub tainted: Amount,
 }
 
+impl PathHop {
+    /// The hop of transfer `t`, `tainted` of it traced.
+    pub(crate) fn of(t: &paytrace_indexer::Transfer, tainted: Amount) -> Self {
+        Self {
+            tx_hash: t.tx_hash,
+            chain: t.key.chain,
+            block: t.key.block,
+            time: t.time,
+            from: t.from,
+            to: t.to,
+            amount: t.amount,
+            tainted,
+        }
+    }
+}
+
+impl From<&FlowEdge> for PathHop {
+    fn from(e: &FlowEdge) -> Self {
+        Self {
+            tx_hash: e.tx_hash,
+            chain: e.key.chain,
+            block: e.key.block,
+            time: e.time,
+            from: e.from,
+            to: e.to,
+            amount: e.amount,
+            tainted: e.tainted,
+        }
+    }
+}
+
 /// The transfers that carried the most taint to one destination, seed first.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvidencePath {
@@ -156,6 +240,20 @@ pub struct EvidencePath {
     pub amount: Amount,
     /// The transfers, in time order.
     pub hops: Vec<PathHop>,
+}
+
+impl EvidencePath {
+    /// The evidence path `hops` to destination `d`, `amount` being the tainted part of its
+    /// hop nearest `d`.
+    pub(crate) fn to(d: &Destination, amount: Amount, hops: Vec<PathHop>) -> Self {
+        Self {
+            to: d.address,
+            category: d.category.clone(),
+            asset: d.asset,
+            amount,
+            hops,
+        }
+    }
 }
 
 /// A transfer that carried taint (an edge of the flow graph).
@@ -213,6 +311,8 @@ pub struct Parameters {
     pub max_nodes: usize,
     /// Stop categories.
     pub stop_categories: Vec<Category>,
+    /// Swap categories (value crosses assets only there).
+    pub swap_categories: Vec<Category>,
     /// Chain restriction.
     pub chain: Option<ChainId>,
     /// Last indexed block per chain when the trace ran.
@@ -246,8 +346,8 @@ pub struct TraceResult {
     /// Per address and asset, largest amount first.
     pub destinations: Vec<Destination>,
     /// Category -> asset -> amount. Categories: stop categories (`exchange`, `sanctioned`, ...),
-    /// `still_at_payee`, `unattributed`, `at_depth_limit`, `below_min_amount`, `node_limit`
-    /// (backward adds `origin` and `before_index`).
+    /// `still_at_payee`, `unattributed`, `at_depth_limit`, `below_min_amount`, `node_limit`,
+    /// `swapped` (backward adds `origin` and `before_index`).
     pub totals_by_category: BTreeMap<String, BTreeMap<String, Amount>>,
     /// Evidence paths to labelled (then largest) destinations.
     pub paths: Vec<EvidencePath>,

@@ -76,6 +76,9 @@ pub const DEFAULT_STOP_CATEGORIES: [&str; 5] = [
     "sanctioned",
 ];
 
+/// The categories of swap/DEX addresses through which value crosses assets by default.
+pub const DEFAULT_SWAP_CATEGORIES: [&str; 2] = ["defi", "swap"];
+
 /// The set of categories at which value is reported as exited and not followed further.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct StopList(BTreeSet<Category>);
@@ -229,16 +232,13 @@ impl FlowSource for Store {
         };
         let mut out = Vec::new();
         for c in chains {
-            let (lo, hi) = match block {
-                Some(b) => (b, b),
-                None => (BlockNumber(0), BlockNumber(u64::MAX)),
-            };
-            for t in self.range_transfers(c, lo, hi) {
-                let t = t?;
-                if t.tx_hash == *tx {
-                    out.push(t);
-                }
-            }
+            // The tx index gives the block and transaction index: one point read and a scan of
+            // that transaction's key range, never a chain scan.
+            out.extend(
+                Store::transaction_transfers(self, c, tx)?
+                    .into_iter()
+                    .filter(|t| block.is_none_or(|b| t.key.block == b)),
+            );
         }
         Ok(out)
     }

@@ -7,20 +7,28 @@
 //! | `meta`        | `schema_version`                                | u32                        |
 //! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
 //! | `transfers`   | [`TransferKey`] bytes                           | postcard [`Transfer`]      |
-//! | `addr_out`    | address key + [`TransferKey`] bytes             | empty                      |
-//! | `addr_in`     | address key + [`TransferKey`] bytes             | empty                      |
+//! | `addr_out`    | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
+//! | `addr_in`     | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
+//! | `tx_index`    | chain u16 + tx hash (32)                        | block u64 + tx index u32   |
 //! | `blocks`      | chain u16 + block u64                           | postcard [`BlockRef`]      |
 //! | `checkpoints` | chain u16                                       | postcard [`BlockRef`]      |
 //! | `counters`    | chain u16 + kind u8                             | u64                        |
+//!
+//! The address indexes are covering (since schema version 2): their values hold the rest of
+//! the transfer (counterparty, time, tx hash, asset, amount), so an address's history is one
+//! range scan without a point read per transfer.
 //!
 //! Every block range is written by [`Store::write_range`] in one atomic batch together with its
 //! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
 
 mod error;
+mod flow;
 
 pub use error::StoreError;
 
-use crate::model::{Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind};
+use crate::model::{
+    Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind, TxHash,
+};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use std::{
@@ -29,7 +37,10 @@ use std::{
 };
 
 /// The on-disk schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// History: 1 = empty address-index values; 2 = covering address-index values (`flow.rs`) and
+/// the `tx_index` keyspace (transaction hash → block and index).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How many recent block hashes per chain are kept for reorg detection.
 pub const REORG_WINDOW: u64 = 2048;
@@ -83,6 +94,7 @@ pub struct Store {
     transfers: Keyspace,
     addr_out: Keyspace,
     addr_in: Keyspace,
+    tx_index: Keyspace,
     blocks: Keyspace,
     checkpoints: Keyspace,
     counters: Keyspace,
@@ -125,6 +137,7 @@ impl Store {
             transfers: ks("transfers")?,
             addr_out: ks("addr_out")?,
             addr_in: ks("addr_in")?,
+            tx_index: ks("tx_index")?,
             blocks: ks("blocks")?,
             checkpoints: ks("checkpoints")?,
             counters: ks("counters")?,
@@ -311,8 +324,11 @@ impl Store {
         let mut counts = self.counters(chain)?;
         for r in p.rows {
             batch.insert(&self.transfers, r.key.to_vec(), r.value);
-            batch.insert(&self.addr_out, r.out_key, Vec::new());
-            batch.insert(&self.addr_in, r.in_key, Vec::new());
+            batch.insert(&self.addr_out, r.out_key, r.out_value);
+            batch.insert(&self.addr_in, r.in_key, r.in_value);
+        }
+        for (k, v) in p.txs {
+            batch.insert(&self.tx_index, k.to_vec(), v.to_vec());
         }
         for (kind, n) in &p.by_kind {
             *counts.entry(*kind).or_default() += n;
@@ -377,6 +393,7 @@ impl Store {
             batch.remove(&self.addr_out, ikey.clone());
             index_key(&mut ikey, &t.to, &tk);
             batch.remove(&self.addr_in, ikey.clone());
+            batch.remove(&self.tx_index, tx_key(chain, &t.tx_hash).to_vec());
             let c = counts.entry(t.kind()).or_default();
             *c = c.saturating_sub(1);
             stats.transfers += 1;
@@ -405,6 +422,65 @@ impl Store {
         }
         batch.commit().map_err(|e| self.io("commit unwind", e))?;
         Ok(stats)
+    }
+
+    /// Where transaction `tx` of `chain` is: its block and index in the block (`None` when it
+    /// moved nothing indexed). One point read of the `tx_index` keyspace.
+    pub fn tx_location(
+        &self,
+        chain: ChainId,
+        tx: &TxHash,
+    ) -> Result<Option<(BlockNumber, u32)>, StoreError> {
+        let Some(v) = self
+            .tx_index
+            .get(tx_key(chain, tx))
+            .map_err(|e| self.io("read tx index", e))?
+        else {
+            return Ok(None);
+        };
+        let block = v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok());
+        let idx = v.get(8..12).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        match (block, idx, v.len()) {
+            (Some(b), Some(i), 12) => Ok(Some((
+                BlockNumber(u64::from_be_bytes(b)),
+                u32::from_be_bytes(i),
+            ))),
+            _ => Err(StoreError::Corrupt {
+                keyspace: "tx_index",
+                key: tx.to_string(),
+                reason: format!("expected 12 bytes, found {}", v.len()),
+            }),
+        }
+    }
+
+    /// The transfers of transaction `tx` of `chain`, in canonical order: a `tx_index` look-up
+    /// and a scan of that one transaction's key range.
+    pub fn transaction_transfers(
+        &self,
+        chain: ChainId,
+        tx: &TxHash,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let Some((block, idx)) = self.tx_location(chain, tx)? else {
+            return Ok(Vec::new());
+        };
+        let lo = TransferKey {
+            chain,
+            block,
+            tx_index: idx,
+            kind: TransferKind::Native,
+            position: 0,
+        };
+        let mut out = Vec::new();
+        for kv in self.transfers.prefix(&lo.to_bytes()[..14]) {
+            let (k, v) = kv
+                .into_inner()
+                .map_err(|e| self.io("scan transaction", e))?;
+            let t: Transfer = decode("transfers", &hex(&k), &v)?;
+            if t.tx_hash == *tx {
+                out.push(t);
+            }
+        }
+        Ok(out)
     }
 
     /// Transfer counts per kind for `chain`.
@@ -470,20 +546,38 @@ impl Store {
         })
     }
 
-    /// The transfers into (or out of) `address`, like [`Store::address_keys`] but loaded.
+    /// The transfers into (or out of) `address`, like [`Store::address_keys`] but loaded: one
+    /// range scan of the covering address index, no point read per transfer.
     pub fn address_transfers(
         &self,
         address: &Address,
         dir: Direction,
         chain: Option<ChainId>,
     ) -> impl Iterator<Item = Result<Transfer, StoreError>> + '_ {
-        self.address_keys(address, dir, chain).map(move |k| {
-            let k = k?;
-            self.transfer(&k)?.ok_or_else(|| StoreError::Corrupt {
-                keyspace: "transfers",
-                key: hex(&k.to_bytes()),
-                reason: "indexed transfer is missing".into(),
-            })
+        let (ks, outgoing) = match dir {
+            Direction::Incoming => (&self.addr_in, false),
+            Direction::Outgoing => (&self.addr_out, true),
+        };
+        let mut prefix = Vec::with_capacity(address.key_len() + 2);
+        address.write_key(&mut prefix);
+        if let Some(c) = chain {
+            prefix.extend_from_slice(&c.0.to_be_bytes());
+        }
+        let skip = address.key_len();
+        let own = *address;
+        ks.prefix(prefix).map(move |kv| {
+            let (k, v) = kv.into_inner().map_err(|e| StoreError::Io {
+                op: "scan address index",
+                source: e,
+            })?;
+            k.get(skip..)
+                .and_then(TransferKey::from_bytes)
+                .and_then(|key| flow::decode(own, key, outgoing, &v))
+                .ok_or_else(|| StoreError::Corrupt {
+                    keyspace: "address index",
+                    key: hex(&k),
+                    reason: "bad transfer key or covering value".into(),
+                })
         })
     }
 
@@ -537,6 +631,7 @@ pub struct PreparedRange {
     blocks: Vec<BlockRef>,
     block_values: Vec<Vec<u8>>,
     rows: Vec<PreparedRow>,
+    txs: BTreeMap<[u8; 34], [u8; 12]>,
     by_kind: BTreeMap<TransferKind, u64>,
 }
 
@@ -545,7 +640,9 @@ struct PreparedRow {
     key: [u8; TransferKey::LEN],
     value: Vec<u8>,
     out_key: Vec<u8>,
+    out_value: Vec<u8>,
     in_key: Vec<u8>,
+    in_value: Vec<u8>,
 }
 
 impl PreparedRange {
@@ -569,6 +666,8 @@ impl PreparedRange {
             _ => (BlockNumber(1), BlockNumber(0)),
         };
         let mut by_kind = BTreeMap::new();
+        let mut txs = BTreeMap::new();
+        let mut last_tx: Option<(TxHash, BlockNumber, u32)> = None;
         let mut rows = Vec::with_capacity(transfers.len());
         for t in transfers {
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
@@ -579,13 +678,27 @@ impl PreparedRange {
             index_key(&mut out_key, &t.from, &key);
             let mut in_key = Vec::with_capacity(t.to.key_len() + TransferKey::LEN);
             index_key(&mut in_key, &t.to, &key);
+            let mut out_value = Vec::with_capacity(96);
+            flow::encode(&mut out_value, t, true);
+            let mut in_value = Vec::with_capacity(96);
+            flow::encode(&mut in_value, t, false);
             rows.push(PreparedRow {
                 key,
                 value: encode(t)?,
                 out_key,
+                out_value,
                 in_key,
+                in_value,
             });
             *by_kind.entry(t.kind()).or_default() += 1;
+            let here = (t.tx_hash, t.key.block, t.key.tx_index);
+            if last_tx != Some(here) {
+                last_tx = Some(here);
+                let mut v = [0u8; 12];
+                v[..8].copy_from_slice(&t.key.block.0.to_be_bytes());
+                v[8..].copy_from_slice(&t.key.tx_index.to_be_bytes());
+                txs.insert(tx_key(chain, &t.tx_hash), v);
+            }
         }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
         Ok(Self {
@@ -593,6 +706,7 @@ impl PreparedRange {
             blocks,
             block_values,
             rows,
+            txs,
             by_kind,
         })
     }
@@ -622,6 +736,13 @@ fn block_key(chain: ChainId, n: BlockNumber) -> [u8; 10] {
     let mut k = [0u8; 10];
     k[..2].copy_from_slice(&chain.0.to_be_bytes());
     k[2..].copy_from_slice(&n.0.to_be_bytes());
+    k
+}
+
+fn tx_key(chain: ChainId, tx: &TxHash) -> [u8; 34] {
+    let mut k = [0u8; 34];
+    k[..2].copy_from_slice(&chain.0.to_be_bytes());
+    k[2..].copy_from_slice(tx.0.as_slice());
     k
 }
 

@@ -50,6 +50,30 @@ fn write_query_unwind() {
         .unwrap();
     assert_eq!(out.len(), 5);
     assert!(out.windows(2).all(|w| w[0].key < w[1].key));
+    // The covering index gives back exactly the stored transfers, both directions.
+    for t in &out {
+        assert_eq!(s.transfer(&t.key).unwrap().as_ref(), Some(t));
+    }
+    let inc: Vec<_> = s
+        .address_transfers(&Address::Evm([2; 20]), Direction::Incoming, Some(c))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        inc,
+        ts.iter()
+            .filter(|t| t.key.position == 0)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    // Transaction look-up: block 4's transaction holds two transfers.
+    let h4 = ts[6].tx_hash;
+    assert_eq!(s.tx_location(c, &h4).unwrap(), Some((BlockNumber(4), 0)));
+    assert_eq!(s.transaction_transfers(c, &h4).unwrap(), ts[6..8].to_vec());
+    assert!(
+        s.transaction_transfers(c, &TxHash(B256::repeat_byte(0x77)))
+            .unwrap()
+            .is_empty()
+    );
     // Not contiguous.
     assert!(matches!(
         s.write_range(c, &[block(7, 0)], &[]),
@@ -65,6 +89,7 @@ fn write_query_unwind() {
     );
     assert_eq!(s.checkpoint(c).unwrap().unwrap().number, BlockNumber(3));
     assert_eq!(s.counters(c).unwrap()[&TransferKind::Token], 6);
+    assert_eq!(s.tx_location(c, &h4).unwrap(), None);
     assert_eq!(
         s.address_keys(&Address::Evm([3; 20]), Direction::Incoming, Some(c))
             .count(),

@@ -609,6 +609,8 @@ fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Optio
             Some("bridge") => (DestKind::Bridge, None, d.amount),
             _ => (DestKind::Labelled, None, d.amount),
         },
+        // Converted into other assets at a swap (followed from there in those assets).
+        Status::Swapped => (DestKind::Labelled, None, d.amount),
         Status::Followed if cat.is_some() => (DestKind::Labelled, None, d.held),
         Status::Followed => (DestKind::Unattributed, None, d.held),
         Status::AtDepthLimit | Status::BelowMinAmount | Status::NodeLimit => {
