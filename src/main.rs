@@ -40,6 +40,11 @@ enum Command {
     /// Address clustering: run the heuristics, show a cluster, explain a merge.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCmd),
+    /// Reports for finance teams: where payroll payouts went, convergence across payees.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCmd),
+    /// Offline demo: a payroll scenario with fake payees, indexed, traced and reported.
+    Demo(cmd::demo::DemoCmd),
 }
 
 fn main() -> ExitCode {
@@ -69,5 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(c) => c.run(&ctx),
         Command::Path(c) => c.run(&ctx),
         Command::Cluster(c) => c.run(&ctx),
+        Command::Report(c) => c.run(&ctx),
+        Command::Demo(c) => c.run(&ctx),
     }
 }

@@ -47,6 +47,8 @@ mod env;
 mod error;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_providers;
 
 pub use cluster::{
     AirdropConfig, CHANGE_HEURISTICS, ChangeConfig, ClusterConfig, CoinJoinConfig, DepositConfig,
@@ -71,9 +73,28 @@ pub struct Config {
     /// Address clustering (`[cluster]`).
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// Payroll providers whose payouts `paytrace report payouts` traces.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
     /// Label sources (`[labels]`).
     #[serde(default)]
     pub labels: LabelsConfig,
+}
+
+/// A payroll provider: its hot wallets on one chain and the assets it pays in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name used with `--provider` (1 to 64 characters).
+    pub name: String,
+    /// The chain (a name as in `chains`; it need not have a section).
+    pub chain: String,
+    /// Hot-wallet addresses, `0x` + 40 hex digits; at least one.
+    pub addresses: Vec<String>,
+    /// Assets paid: `native`, a token symbol of the chain's `tokens`, or a token contract
+    /// address. Empty: every asset.
+    #[serde(default)]
+    pub assets: Vec<String>,
 }
 
 /// The `[labels]` section: where label sources are downloaded from.
@@ -427,7 +448,79 @@ impl Config {
             c.validate(name, origin)?;
         }
         self.cluster.validate(origin)?;
+        self.validate_providers(origin)
+    }
+
+    /// Checks `[[providers]]`: unique non-empty names, valid addresses, known asset symbols.
+    fn validate_providers(&self, origin: &Path) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let bad = |field: &str, expected: String| ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                key: format!("providers[{i}].{field}"),
+                expected,
+            };
+            let len = p.name.chars().count();
+            if !limits::CHAIN_NAME_LEN.contains(&len) || p.name.chars().any(char::is_control) {
+                return Err(bad(
+                    "name",
+                    "a name of 1 to 64 characters without control characters".to_owned(),
+                ));
+            }
+            if !names.insert(p.name.clone()) {
+                return Err(bad(
+                    "name",
+                    format!("a unique provider name (`{}` is used twice)", p.name),
+                ));
+            }
+            if p.chain.is_empty()
+                || !p
+                    .chain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad(
+                    "chain",
+                    "a chain name of letters, digits, '-' or '_'".to_owned(),
+                ));
+            }
+            if p.addresses.is_empty() {
+                return Err(bad(
+                    "addresses",
+                    "at least one hot-wallet address".to_owned(),
+                ));
+            }
+            for (j, a) in p.addresses.iter().enumerate() {
+                if !is_hex_address(a) {
+                    return Err(bad(
+                        &format!("addresses[{j}]"),
+                        format!("0x followed by 40 hex digits (found `{a}`)"),
+                    ));
+                }
+            }
+            let tokens = self.chains.get(&p.chain).map(|c| &c.tokens);
+            for (j, a) in p.assets.iter().enumerate() {
+                let known = a == "native"
+                    || is_hex_address(a)
+                    || tokens.is_some_and(|t| t.iter().any(|t| t.symbol.eq_ignore_ascii_case(a)));
+                if !known {
+                    return Err(bad(
+                        &format!("assets[{j}]"),
+                        format!(
+                            "`native`, a token contract address, or a symbol listed in \
+                             chains.{}.tokens (found `{a}`)",
+                            p.chain
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The provider called `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
     }
 
     /// The chain section `name`, if configured.
@@ -578,6 +671,11 @@ fn placeholder_names(template: &str) -> Vec<String> {
 }
 
 /// `Ok` when `value` is in `range`, else what is expected and what was found.
+fn is_hex_address(s: &str) -> bool {
+    s.strip_prefix("0x")
+        .is_some_and(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn in_range<T: PartialOrd + std::fmt::Display>(
     value: T,
     range: &std::ops::RangeInclusive<T>,

@@ -3,10 +3,13 @@
 
 pub mod btc;
 pub mod cluster;
+pub mod demo;
+mod demo_rpc;
 pub mod index;
 pub mod init;
 pub mod labels;
 pub mod query;
+pub mod report;
 pub mod trace;
 
 use anyhow::Context as _;

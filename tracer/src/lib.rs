@@ -10,11 +10,13 @@
 
 mod backward;
 pub mod cluster;
+pub mod demo;
 mod error;
 pub mod export;
 mod forward;
 pub mod model;
 pub mod paths;
+pub mod report;
 mod result;
 pub mod source;
 

@@ -1,0 +1,247 @@
+//! `paytrace demo`: generates the deterministic payroll scenario (`paytrace_tracer::demo`),
+//! ingests it through the store's write path (offline) or deploys it on an anvil node and
+//! indexes it over JSON-RPC (`--rpc`), imports its labels, runs the payout report and checks
+//! the findings against the scenario's ground truth.
+
+use super::{
+    Context,
+    report::{Format, Written, print_summary, run_on_store, write_report},
+};
+use anyhow::{Context as _, bail};
+use clap::Args;
+use paytrace_indexer::store::PreparedRange;
+use paytrace_indexer::{
+    Address, ChainKind, Store,
+    labels::{Format as LabelFormat, ImportOptions, Input, LabelStore, import_inputs},
+};
+use paytrace_tracer::{
+    demo::{DEFAULT_BASE, Scenario, check},
+    report::{ReportParams, discover_payouts},
+};
+use serde::Serialize;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+/// Name of the chain the demo writes.
+pub const DEMO_CHAIN: &str = "demo";
+const MARKER: &str = ".paytrace-demo-store";
+
+/// Arguments of `paytrace demo`.
+#[derive(Debug, Args)]
+pub struct DemoCmd {
+    /// Directory for the report, the ground truth and the demo's own store.
+    #[arg(long, default_value = "./paytrace-demo")]
+    pub out: PathBuf,
+    /// Deploy the scenario on this dev node (anvil, fresh) and index it over JSON-RPC instead
+    /// of writing it directly.
+    #[arg(long)]
+    pub rpc: Option<String>,
+}
+
+/// The `--json` output of `paytrace demo`.
+#[derive(Debug, Serialize)]
+pub struct DemoSummary<'a> {
+    /// `offline` or `rpc`.
+    pub mode: &'static str,
+    /// The demo's store.
+    pub store: PathBuf,
+    /// Transfers indexed.
+    pub transfers: u64,
+    /// Payouts traced.
+    pub payouts: usize,
+    /// Payees.
+    pub payees: usize,
+    /// Flagged payees.
+    pub flagged_payees: &'a [String],
+    /// Convergence points.
+    pub convergence: Vec<String>,
+    /// Shared deposit addresses.
+    pub shared_deposits: Vec<String>,
+    /// Files written.
+    pub files: &'a Written,
+    /// The ground truth file.
+    pub ground_truth: PathBuf,
+    /// Differences between findings and ground truth (empty: all found exactly).
+    pub truth_mismatches: &'a [String],
+}
+
+fn fresh_store(dir: &Path) -> anyhow::Result<Store> {
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            bail!(
+                "{} exists and is not a paytrace demo store; choose another --out",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "created by paytrace demo; removed by the next run\n",
+    )?;
+    Store::open(dir).with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+/// Writes the scenario through the indexers' write path: ranges of blocks with their
+/// checkpoint, encoded by `PreparedRange` and committed atomically.
+fn ingest_offline(store: &Store, s: &Scenario) -> anyhow::Result<u64> {
+    let chain = store.register_chain(DEMO_CHAIN, ChainKind::Evm)?;
+    let (blocks, transfers) = s.blocks(chain);
+    let mut n = 0u64;
+    for chunk in blocks.chunks(100) {
+        let (Some(lo), Some(hi)) = (chunk.first(), chunk.last()) else {
+            continue;
+        };
+        let ts: Vec<_> = transfers
+            .iter()
+            .filter(|t| t.key.block >= lo.number && t.key.block <= hi.number)
+            .cloned()
+            .collect();
+        n += u64::try_from(ts.len())?;
+        store.write_prepared(PreparedRange::new(chain, chunk.to_vec(), &ts)?)?;
+    }
+    store.persist()?;
+    Ok(n)
+}
+
+fn import_labels(store: &Store, s: &Scenario, dir: &Path) -> anyhow::Result<()> {
+    let csv = s.labels_csv();
+    std::fs::write(dir.join("scenario-labels.csv"), &csv)?;
+    let ls = LabelStore::open(store)?;
+    let opts = ImportOptions {
+        source: Some("demo-labels".into()),
+        version: Some(
+            paytrace_indexer::labels::date_of_unix(i64::try_from(s.base.0)?)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "1".into()),
+        ),
+        ..ImportOptions::default()
+    };
+    let r = import_inputs(
+        &ls,
+        LabelFormat::Csv,
+        vec![Input::from_bytes("scenario-labels.csv", csv.as_bytes())],
+        &opts,
+    )?;
+    if r.rejected > 0 {
+        bail!("demo labels rejected: {:?}", r.rejects);
+    }
+    Ok(())
+}
+
+impl DemoCmd {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let out = &self.out;
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let store_dir = out.join("store");
+        let store = fresh_store(&store_dir)?;
+        let (scenario, transfers, mode) = match &self.rpc {
+            None => {
+                let s = Scenario::generate(DEFAULT_BASE);
+                let n = ingest_offline(&store, &s)?;
+                (s, n, "offline")
+            }
+            Some(url) => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                let (s, n) = rt.block_on(super::demo_rpc::deploy_and_index(url, &store))?;
+                (s, n, "rpc")
+            }
+        };
+        import_labels(&store, &scenario, out)?;
+        // Clustering and screening plug in here once merged (see docs/user-guide.md).
+        let names: HashMap<Address, String> = scenario
+            .payees
+            .iter()
+            .map(|p| (p.address, p.name.clone()))
+            .collect();
+        let chain = store.chain_by_name(DEMO_CHAIN)?.map(|c| c.id);
+        let usdc = scenario.asset(0);
+        let payouts = discover_payouts(
+            &store,
+            &[scenario.provider],
+            Some(&[usdc]),
+            None,
+            None,
+            chain,
+            &names,
+        )?;
+        let mut params = ReportParams::default();
+        params.trace.chain = chain;
+        // Labels as of the scenario's last day decide where traces stop, so a scenario
+        // shifted into the future (--rpc on a node whose clock is ahead) reads the same.
+        let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(scenario.end().0)?);
+        let report = run_on_store(
+            &store,
+            &scenario.provider_name,
+            &[scenario.provider],
+            &payouts,
+            Vec::new(),
+            scenario.asset_book(),
+            &params,
+            as_of,
+        )?;
+        let written = write_report(&report, out, &[Format::Html, Format::Json, Format::Csv])?;
+        let truth_path = out.join("ground-truth.json");
+        std::fs::write(&truth_path, serde_json::to_string_pretty(&scenario)? + "\n")?;
+        std::fs::write(
+            out.join("payroll-batch.csv"),
+            scenario.batch_csv(DEMO_CHAIN),
+        )?;
+        let mismatches = check(&report, &scenario.truth);
+        if ctx.json {
+            ctx.print_json(&DemoSummary {
+                mode,
+                store: store_dir.clone(),
+                transfers,
+                payouts: report.summary.payouts,
+                payees: report.summary.payees,
+                flagged_payees: &report.summary.flagged_payees,
+                convergence: report.convergence.iter().map(|f| f.key.clone()).collect(),
+                shared_deposits: report
+                    .shared_deposits
+                    .iter()
+                    .map(|f| f.key.clone())
+                    .collect(),
+                files: &written,
+                ground_truth: truth_path.clone(),
+                truth_mismatches: &mismatches,
+            })?;
+        } else {
+            println!(
+                "paytrace demo ({mode}): {} transfers of a payroll scenario written to {}",
+                transfers,
+                store_dir.display()
+            );
+            print_summary(ctx, &report, &written)?;
+            if mismatches.is_empty() {
+                println!(
+                    "Findings match the scenario's ground truth ({}).",
+                    truth_path.display()
+                );
+            } else {
+                println!("Findings DIFFER from the ground truth:");
+                for m in &mismatches {
+                    println!("  {m}");
+                }
+            }
+            println!(
+                "Explore: paytrace --data-dir {} trace {} --hops 3",
+                store_dir.display(),
+                scenario.truth.operator
+            );
+        }
+        Ok(if mismatches.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}

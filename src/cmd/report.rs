@@ -1,0 +1,504 @@
+//! `paytrace report payouts` (issue 4): where a payroll provider's payouts went, per payee,
+//! with convergence findings; HTML, JSON and CSV. Output keys are in docs/cli.md.
+
+use super::Context;
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
+use paytrace_tracer::{
+    MemoryLabels, Model, StoreLabels,
+    report::{
+        AssetBook, ClusterLookup, NoClusters, Payout, Report, ReportParams, batch, build_report,
+        discover_payouts, render,
+    },
+};
+use serde::Serialize;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+/// `paytrace report ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Where a payroll provider's payouts went: per payout and payee, convergence findings.
+    Payouts(PayoutsArgs),
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Self-contained HTML page.
+    Html,
+    /// The full report as JSON.
+    Json,
+    /// One row per payout and destination.
+    Csv,
+}
+
+impl Format {
+    fn ext(self) -> &'static str {
+        match self {
+            Self::Html => "html",
+            Self::Json => "json",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+/// Arguments of `paytrace report payouts`.
+#[derive(Debug, Args)]
+pub struct PayoutsArgs {
+    /// A provider of the config file (`[[providers]]` name).
+    #[arg(long, conflicts_with_all = ["provider_address", "batch"])]
+    pub provider: Option<String>,
+    /// A provider hot-wallet address (repeatable); no config needed.
+    #[arg(long = "provider-address", value_name = "ADDR")]
+    pub provider_address: Vec<String>,
+    /// A payroll batch CSV (`payee,address,chain,asset,amount,tx_hash,date`).
+    #[arg(long, value_name = "FILE.csv")]
+    pub batch: Option<PathBuf>,
+    /// Payouts from this day (`YYYY-MM-DD`, UTC) or Unix second on.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Payouts up to this day (inclusive) or Unix second.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Taint model.
+    #[arg(long, default_value = "haircut", value_parser = parse_model)]
+    pub model: Model,
+    /// Hops followed after each payee.
+    #[arg(long, default_value_t = 5)]
+    pub hops: u32,
+    /// Minimum distinct payees for a convergence finding.
+    #[arg(long, default_value_t = 2)]
+    pub min_payees: usize,
+    /// Convergence time window in days (0: no limit).
+    #[arg(long, default_value_t = 90)]
+    pub window_days: u64,
+    /// Only this chain (default: the provider's chain).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Token shown with symbol and decimals, `ADDR=SYMBOL:DECIMALS` (repeatable); adds to the
+    /// config's token lists.
+    #[arg(long = "token", value_name = "ADDR=SYMBOL:DECIMALS")]
+    pub tokens: Vec<String>,
+    /// Labels valid on this day decide where traces stop (default: today). Sanctions are
+    /// always judged as of each transfer's date.
+    #[arg(long)]
+    pub labels_as_of: Option<String>,
+    /// Output format(s) (repeatable or comma-separated) [default: json on stdout; with --out:
+    /// html, json and csv].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub format: Vec<Format>,
+    /// Directory to write `payout-report.{html,json,csv}` into.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse()
+        .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
+}
+
+/// A day (`YYYY-MM-DD`, start or, with `end`, last second of the day) or Unix seconds.
+pub fn parse_time(s: &str, end: bool, flag: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Timestamp(n));
+    }
+    let d = paytrace_indexer::labels::parse_date(s)
+        .with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD or Unix seconds"))?;
+    let z = d
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .with_context(|| format!("{flag} {s:?}"))?;
+    let secs = u64::try_from(z.timestamp().as_second()).context("date before 1970")?;
+    Ok(Timestamp(if end { secs + 86_399 } else { secs }))
+}
+
+/// The assets of the config (all chains' token lists) plus `--token` flags.
+pub fn asset_book(ctx: &Context, flags: &[String]) -> anyhow::Result<AssetBook> {
+    let mut b = AssetBook::new();
+    b.insert(Asset::Native, "ETH", 18);
+    for c in ctx.config.chains.values() {
+        for t in &c.tokens {
+            let a: Address = t.address.to_ascii_lowercase().parse()?;
+            b.insert(Asset::Token(a), &t.symbol, t.decimals);
+        }
+    }
+    for f in flags {
+        let (a, rest) = f
+            .split_once('=')
+            .with_context(|| format!("--token {f:?}: expected ADDR=SYMBOL:DECIMALS"))?;
+        let (sym, dec) = rest
+            .split_once(':')
+            .with_context(|| format!("--token {f:?}: expected ADDR=SYMBOL:DECIMALS"))?;
+        let a: Address = a.parse().with_context(|| format!("--token {f:?}"))?;
+        let dec: u8 = dec
+            .parse()
+            .with_context(|| format!("--token {f:?}: decimals"))?;
+        b.insert(Asset::Token(a), sym, dec);
+    }
+    Ok(b)
+}
+
+/// Where the files went.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    /// HTML report.
+    pub html: Option<PathBuf>,
+    /// JSON report.
+    pub json: Option<PathBuf>,
+    /// CSV report.
+    pub csv: Option<PathBuf>,
+}
+
+/// Writes the report in `formats` into `dir` as `payout-report.<ext>`.
+pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Result<Written> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut w = Written {
+        html: None,
+        json: None,
+        csv: None,
+    };
+    for f in formats {
+        let path = dir.join(format!("payout-report.{}", f.ext()));
+        let text = match f {
+            Format::Html => render::to_html(r),
+            Format::Json => serde_json::to_string_pretty(r)? + "\n",
+            Format::Csv => render::to_csv(r),
+        };
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        match f {
+            Format::Html => w.html = Some(path),
+            Format::Json => w.json = Some(path),
+            Format::Csv => w.csv = Some(path),
+        }
+    }
+    Ok(w)
+}
+
+/// The clusters of the store, when clustering has run (none until the clustering module is
+/// merged).
+pub fn store_clusters(_store: &Store) -> anyhow::Result<Box<dyn ClusterLookup>> {
+    Ok(Box::new(NoClusters))
+}
+
+struct Boxed<'a>(&'a dyn ClusterLookup);
+impl ClusterLookup for Boxed<'_> {
+    fn cluster_of(&self, a: &Address) -> Option<String> {
+        self.0.cluster_of(a)
+    }
+}
+
+/// Runs a report on the store.
+#[allow(clippy::too_many_arguments)]
+pub fn run_on_store(
+    store: &Store,
+    title: &str,
+    providers: &[Address],
+    payouts: &[Payout],
+    issues: Vec<batch::RowIssue>,
+    assets: AssetBook,
+    params: &ReportParams,
+    labels_as_of: Option<paytrace_indexer::labels::Date>,
+) -> anyhow::Result<Report> {
+    let labels = StoreLabels::open(store, labels_as_of, MemoryLabels::new())
+        .context("opening the label store")?;
+    let asof = paytrace_indexer::labels::LabelStore::open(store)?;
+    let clusters = store_clusters(store)?;
+    let r = build_report(
+        store,
+        &labels,
+        &asof,
+        &Boxed(clusters.as_ref()),
+        title,
+        providers,
+        payouts,
+        issues,
+        assets,
+        params,
+    )?;
+    Ok(r)
+}
+
+/// Names payees found on chain after the entity of their label, when the label store has one.
+fn name_payees(store: &Store, payouts: &mut [Payout]) -> anyhow::Result<()> {
+    let ls = paytrace_indexer::labels::LabelStore::open(store)?;
+    let mut names: HashMap<Address, Option<String>> = HashMap::new();
+    for p in payouts.iter_mut() {
+        let name = match names.get(&p.address) {
+            Some(n) => n.clone(),
+            None => {
+                let n = ls
+                    .labels_for(&p.address, None)?
+                    .into_iter()
+                    .next()
+                    .map(|l| l.entity);
+                names.insert(p.address, n.clone());
+                n
+            }
+        };
+        if let Some(n) = name {
+            p.payee = n;
+        }
+    }
+    Ok(())
+}
+
+fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
+    match name {
+        None => Ok(None),
+        Some(n) => Ok(Some(
+            store
+                .chain_by_name(n)?
+                .with_context(|| format!("chain {n:?} is not in the store"))?
+                .id,
+        )),
+    }
+}
+
+impl ReportCmd {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let Self::Payouts(a) = self;
+        a.run(ctx)
+    }
+}
+
+impl PayoutsArgs {
+    fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let assets = asset_book(ctx, &self.tokens)?;
+        let since = self
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, false, "--since"))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, true, "--until"))
+            .transpose()?;
+        let mut chain_name = self.chain.clone();
+        let (title, providers, asset_filter): (String, Vec<Address>, Option<Vec<Asset>>) =
+            match (&self.provider, self.provider_address.is_empty()) {
+                (Some(name), _) => {
+                    let p = ctx.config.provider(name).with_context(|| {
+                        format!("no provider {name:?} in the config ([[providers]] name)")
+                    })?;
+                    chain_name.get_or_insert_with(|| p.chain.clone());
+                    let addrs = p
+                        .addresses
+                        .iter()
+                        .map(|a| a.to_ascii_lowercase().parse::<Address>())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let assets_f = if p.assets.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            p.assets
+                                .iter()
+                                .map(|x| {
+                                    assets.resolve(x).map(|i| i.asset).with_context(|| {
+                                        format!("provider {name:?}: asset {x:?} has no token entry")
+                                    })
+                                })
+                                .collect::<anyhow::Result<Vec<_>>>()?,
+                        )
+                    };
+                    (name.clone(), addrs, assets_f)
+                }
+                (None, false) => {
+                    let addrs = self
+                        .provider_address
+                        .iter()
+                        .map(|a| {
+                            a.parse::<Address>()
+                                .with_context(|| format!("--provider-address {a:?}"))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let title = addrs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (title, addrs, None)
+                }
+                (None, true) => match &self.batch {
+                    Some(b) => (b.display().to_string(), Vec::new(), None),
+                    None => {
+                        bail!("give --provider NAME, --provider-address ADDR or --batch FILE.csv")
+                    }
+                },
+            };
+        let chain = chain_id(&store, chain_name.as_deref())?;
+        let (payouts, issues) = match &self.batch {
+            Some(path) => {
+                let file = path.display().to_string();
+                let f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
+                let (rows, mut issues) = batch::parse(&file, f, &assets)?;
+                let (payouts, unmatched) =
+                    batch::match_rows(&store, &file, &rows, &providers, chain)?;
+                issues.extend(unmatched);
+                issues.sort_by_key(|i| i.line);
+                (payouts, issues)
+            }
+            None => {
+                let mut payouts = discover_payouts(
+                    &store,
+                    &providers,
+                    asset_filter.as_deref(),
+                    since,
+                    until,
+                    chain,
+                    &HashMap::new(),
+                )?;
+                name_payees(&store, &mut payouts)?;
+                (payouts, Vec::new())
+            }
+        };
+        let mut params = ReportParams::default();
+        params.trace.model = self.model;
+        params.trace.max_hops = self.hops;
+        params.trace.chain = chain;
+        params.convergence.min_payees = self.min_payees.max(2);
+        params.convergence.max_hops = self.hops;
+        params.convergence.window_secs = (self.window_days > 0).then(|| self.window_days * 86_400);
+        let as_of = self
+            .labels_as_of
+            .as_deref()
+            .map(|s| {
+                paytrace_indexer::labels::parse_date(s)
+                    .with_context(|| format!("--labels-as-of {s:?}: expected YYYY-MM-DD"))
+            })
+            .transpose()?;
+        let providers_shown = if providers.is_empty() {
+            let mut v: Vec<Address> = payouts.iter().map(|p| p.from).collect();
+            v.sort();
+            v.dedup();
+            v
+        } else {
+            providers
+        };
+        let report = run_on_store(
+            &store,
+            &title,
+            &providers_shown,
+            &payouts,
+            issues,
+            assets,
+            &params,
+            as_of,
+        )?;
+        for i in &report.issues {
+            eprintln!("warning: {i}");
+        }
+        match &self.out {
+            Some(dir) => {
+                let formats = if self.format.is_empty() {
+                    vec![Format::Html, Format::Json, Format::Csv]
+                } else {
+                    self.format.clone()
+                };
+                let w = write_report(&report, dir, &formats)?;
+                print_summary(ctx, &report, &w)?;
+            }
+            None => {
+                let f = if ctx.json {
+                    Format::Json
+                } else {
+                    self.format.first().copied().unwrap_or(Format::Json)
+                };
+                match f {
+                    Format::Html => print!("{}", render::to_html(&report)),
+                    Format::Json => ctx.print_json(&report)?,
+                    Format::Csv => print!("{}", render::to_csv(&report)),
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The short summary printed after writing a report.
+#[derive(Debug, Serialize)]
+pub struct ReportSummary<'a> {
+    /// Files written.
+    pub files: &'a Written,
+    /// Payouts traced.
+    pub payouts: usize,
+    /// Payees.
+    pub payees: usize,
+    /// Payees flagged (sanctioned / high risk).
+    pub flagged_payees: &'a [String],
+    /// Convergence points (address or cluster keys, ranked).
+    pub convergence: Vec<String>,
+    /// Shared exchange deposit addresses.
+    pub shared_deposits: Vec<String>,
+    /// Batch rows with issues.
+    pub issues: usize,
+}
+
+/// Prints the summary of a written report (text, or JSON with `--json`).
+pub fn print_summary(ctx: &Context, r: &Report, w: &Written) -> anyhow::Result<()> {
+    let s = ReportSummary {
+        files: w,
+        payouts: r.summary.payouts,
+        payees: r.summary.payees,
+        flagged_payees: &r.summary.flagged_payees,
+        convergence: r.convergence.iter().map(|f| f.key.clone()).collect(),
+        shared_deposits: r.shared_deposits.iter().map(|f| f.key.clone()).collect(),
+        issues: r.issues.len(),
+    };
+    if ctx.json {
+        return ctx.print_json(&s);
+    }
+    println!(
+        "{} payouts to {} payees traced ({} model, {} hops).",
+        r.summary.payouts, r.summary.payees, r.parameters.model, r.parameters.hops
+    );
+    if !r.summary.flagged_payees.is_empty() {
+        println!(
+            "Payees whose money reached sanctioned or high-risk addresses: {}",
+            r.summary.flagged_payees.join(", ")
+        );
+    }
+    for f in r.convergence.iter().take(5) {
+        println!(
+            "Convergence #{}: {} received {} from {} payees ({}), {} hop(s) away",
+            f.rank,
+            f.key,
+            r.assets.format(&f.asset, f.amount),
+            f.payees.len(),
+            f.payees
+                .iter()
+                .map(|p| p.payee.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            f.hops
+        );
+    }
+    for f in &r.shared_deposits {
+        println!(
+            "Shared exchange deposit address {} used by {} payees ({})",
+            f.key,
+            f.payees.len(),
+            f.payees
+                .iter()
+                .map(|p| p.payee.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !r.issues.is_empty() {
+        println!(
+            "{} batch row(s) not traced (listed in the report).",
+            r.issues.len()
+        );
+    }
+    for p in [&w.html, &w.json, &w.csv].into_iter().flatten() {
+        println!("Report: {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! End-to-end tests of `paytrace demo` and `paytrace report payouts`: the offline demo and the
+//! same scenario deployed on a real anvil node and indexed over JSON-RPC find exactly the
+//! scenario's ground truth, and both give the same report; a payroll batch CSV with bad rows
+//! reports each with its line and still produces the report.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::{paytrace, run_json};
+use paytrace_indexer::testutil::Anvil;
+use serde_json::Value;
+use std::{collections::BTreeSet, path::Path};
+
+fn demo(out: &Path, rpc: Option<&str>) -> Value {
+    let mut c = paytrace(&out.join("unused-data-dir"));
+    c.arg("--json").arg("demo").arg("--out").arg(out);
+    if let Some(u) = rpc {
+        c.arg("--rpc").arg(u);
+    }
+    run_json(&mut c)
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// The findings of a report JSON without transaction hashes and times (which differ between
+/// the offline store and a real chain): per payout its payee, amount and destinations; the
+/// convergence points and shared deposits with their payees and amounts; payee risks.
+fn findings(r: &Value) -> Value {
+    let payouts: Vec<Value> = r["payouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "payee": p["payee"], "address": p["address"], "amount": p["amount"],
+                "risk": p["risk"]["level"], "totals": p["totals"],
+                "destinations": p["destinations"].as_array().unwrap().iter().map(|d| serde_json::json!({
+                    "address": d["address"], "kind": d["kind"], "amount": d["amount"],
+                    "reached": d["reached"], "hops": d["hops"], "path_len": d["path"].as_array().unwrap().len(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let list = |k: &str| -> Vec<Value> {
+        r[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "key": f["key"], "amount": f["amount"], "hops": f["hops"],
+                    "payees": f["payees"].as_array().unwrap().iter().map(|p| p["payee"].clone()).collect::<Vec<_>>(),
+                    "evidence": f["evidence"].as_array().unwrap().len(),
+                })
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "payouts": payouts, "convergence": list("convergence"),
+        "shared_deposits": list("shared_deposits"), "summary": r["summary"],
+        "graph_nodes": r["graph"]["nodes"].as_array().unwrap().len(),
+    })
+}
+
+fn assert_truth(out: &Path, summary: &Value) {
+    assert_eq!(
+        summary["truth_mismatches"],
+        serde_json::json!([]),
+        "{summary:#}"
+    );
+    let report = read_json(&out.join("payout-report.json"));
+    let truth = read_json(&out.join("ground-truth.json"))["truth"].clone();
+    // Independently of the binary's own check: the convergence points and shared deposit
+    // addresses are exactly the planted ones, with the planted payees.
+    for (rk, tk) in [
+        ("convergence", "convergence"),
+        ("shared_deposits", "shared_deposits"),
+    ] {
+        let got: BTreeSet<(String, BTreeSet<String>)> = report[rk]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["address"].as_str().unwrap().to_owned(),
+                    f["payees"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p["payee"].as_str().unwrap().to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        let want: BTreeSet<(String, BTreeSet<String>)> = truth[tk]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(a, ps)| {
+                (
+                    a.clone(),
+                    ps.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p.as_str().unwrap().to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{rk}");
+    }
+    // Exposures: the fake payees (and only they) reached the sanctioned facilitator.
+    let flagged: BTreeSet<&str> = report["summary"]["flagged_payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let fakes: BTreeSet<&str> = truth["payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["fake"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(flagged, fakes);
+    assert_eq!(report["summary"]["payouts"], 72);
+}
+
+#[test]
+fn demo_offline_finds_the_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let s = demo(&out, None);
+    assert_eq!(s["mode"], "offline");
+    assert_truth(&out, &s);
+    // The HTML is self-contained: no scripts, no external references.
+    let html = std::fs::read_to_string(out.join("payout-report.html")).unwrap();
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count()
+                == html.matches("http://www.w3.org/2000/svg").count()
+    );
+    assert!(!html.contains("https://"));
+    assert!(html.contains("<svg"));
+    // A second run replaces the demo's store.
+    let s2 = demo(&out, None);
+    assert_eq!(s2["truth_mismatches"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_on_anvil_finds_the_ground_truth_and_matches_offline() {
+    // The node's clock starts before the scenario so the rpc run uses the same dates.
+    let anvil = Anvil::builder()
+        .arg("--timestamp")
+        .arg("1735000000")
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (on, off) = (dir.path().join("rpc"), dir.path().join("offline"));
+    let url = anvil.url().to_owned();
+    let on2 = on.clone();
+    let s = tokio::task::spawn_blocking(move || demo(&on2, Some(&url)))
+        .await
+        .unwrap();
+    assert_eq!(s["mode"], "rpc");
+    // Every planned transfer plus the two token mints was indexed through the real sync.
+    let truth = read_json(&on.join("ground-truth.json"));
+    let steps = truth["steps"].as_array().unwrap().len();
+    assert!(
+        s["transfers"].as_u64().unwrap() >= u64::try_from(steps + 2).unwrap(),
+        "{s:#}"
+    );
+    assert_truth(&on, &s);
+    let off2 = off.clone();
+    let s_off = tokio::task::spawn_blocking(move || demo(&off2, None))
+        .await
+        .unwrap();
+    assert_truth(&off, &s_off);
+    let a = findings(&read_json(&on.join("payout-report.json")));
+    let b = findings(&read_json(&off.join("payout-report.json")));
+    assert_eq!(a, b, "the rpc and offline demos report different findings");
+}
+
+#[test]
+fn batch_csv_bad_rows_are_reported_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    demo(&out, None);
+    let truth = read_json(&out.join("ground-truth.json"));
+    let usdc = truth["tokens"][0]["address"].as_str().unwrap().to_owned();
+    let mut csv = std::fs::read_to_string(out.join("payroll-batch.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    let dup = lines[3].to_owned();
+    let good_rows = lines.len() - 1;
+    // line numbers of the appended rows: good_rows + 2 ...
+    let first = good_rows + 2;
+    csv.push_str(&dup); // duplicate of line 4
+    csv.push('\n');
+    csv.push_str("Zed Unknown,0x000000000000000000000000000000000000dEaD,demo,USDC,100,,\n");
+    csv.push_str("Bad Amount,0x273aBc3a9acBeD6e83C3b7F5D0391b99EED760c8,demo,USDC,12.5x,,\n");
+    csv.push_str("Too Precise,0x273aBc3a9acBeD6e83C3b7F5D0391b99EED760c8,demo,USDC,1.0000001,,\n");
+    csv.push_str("Bad Address,0x1234,demo,USDC,10,,\n");
+    csv.push_str("Wrong Amount,0x273aBc3a9acBeD6e83C3b7F5D0391b99EED760c8,demo,USDC,4200.01,,\n");
+    csv.push_str("Odd Asset,0x273aBc3a9acBeD6e83C3b7F5D0391b99EED760c8,demo,DOGE,1,,\n");
+    let batch = dir.path().join("batch.csv");
+    std::fs::write(&batch, csv).unwrap();
+    let r = run_json(
+        paytrace(&out.join("store"))
+            .arg("--json")
+            .arg("report")
+            .arg("payouts")
+            .arg("--batch")
+            .arg(&batch)
+            .arg("--token")
+            .arg(format!("{usdc}=USDC:6")),
+    );
+    let issues: Vec<(u64, String)> = r["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["line"].as_u64().unwrap(),
+                i["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let l = |k: usize| u64::try_from(first + k).unwrap();
+    assert_eq!(
+        issues,
+        vec![
+            (l(0), "duplicate".to_owned()),
+            (l(1), "unknown_address".to_owned()),
+            (l(2), "bad_amount".to_owned()),
+            (l(3), "bad_amount".to_owned()),
+            (l(4), "bad_address".to_owned()),
+            (l(5), "unmatched".to_owned()),
+            (l(6), "unknown_asset".to_owned()),
+        ],
+        "{:#}",
+        r["issues"]
+    );
+    assert!(
+        r["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate of line 4")
+    );
+    // The rest of the report is produced: every good row matched its payout.
+    assert_eq!(r["summary"]["payouts"], u64::try_from(good_rows).unwrap());
+    assert_eq!(r["payouts"][0]["line"], 2);
+    assert_eq!(r["convergence"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn provider_from_the_config_with_a_date_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    demo(&out, None);
+    let truth = read_json(&out.join("ground-truth.json"));
+    let usdc = truth["tokens"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let provider = truth["provider"].as_str().unwrap().to_lowercase();
+    let cfg = dir.path().join("paytrace.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[chains.demo]\n[[chains.demo.tokens]]\naddress = \"{usdc}\"\nsymbol = \"USDC\"\ndecimals = 6\n\n\
+             [[providers]]\nname = \"Acme Payroll\"\nchain = \"demo\"\naddresses = [\"{provider}\"]\nassets = [\"USDC\"]\n"
+        ),
+    )
+    .unwrap();
+    let files = dir.path().join("may");
+    let s = run_json(
+        paytrace(&out.join("store"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--json")
+            .arg("report")
+            .arg("payouts")
+            .arg("--provider")
+            .arg("Acme Payroll")
+            .arg("--since")
+            .arg("2025-05-01")
+            .arg("--until")
+            .arg("2025-05-31")
+            .arg("--out")
+            .arg(&files),
+    );
+    // Paydays 2025-05-01 and 2025-05-31: two payouts to each of the twelve payees.
+    assert_eq!(s["payouts"], 24, "{s:#}");
+    assert_eq!(s["payees"], 12);
+    assert_eq!(s["flagged_payees"].as_array().unwrap().len(), 4);
+    for f in ["html", "json", "csv"] {
+        assert!(std::path::Path::new(s["files"][f].as_str().unwrap()).is_file());
+    }
+    let r = read_json(&files.join("payout-report.json"));
+    assert_eq!(
+        r["assets"]["assets"][&truth["tokens"][0]["address"].as_str().unwrap().to_string()]["symbol"],
+        "USDC"
+    );
+}

@@ -1,0 +1,859 @@
+//! Payout reports for finance teams: where the salaries a payroll provider paid ended up, and
+//! whether "different" payees share a wallet (issue 4).
+//!
+//! * [`discover_payouts`]: the outgoing transfers of a provider's hot wallets in a time window;
+//! * [`batch`]: a payroll batch CSV, parsed and matched to on-chain transfers, with every bad,
+//!   duplicate or unmatched row reported by line;
+//! * [`build_report`]: one forward taint trace per payout (the existing engine, unchanged),
+//!   summarised per payout and per payee (exits to exchanges, sanctioned entities as of the
+//!   transfer date, mixers, bridges, unattributed wallets, still held), then the batch view and
+//!   the [`convergence`] findings;
+//! * [`render`]: the report as self-contained HTML (with an SVG flow graph laid out by
+//!   [`graph`]), JSON and CSV.
+//!
+//! Clustering and as-of sanctions come in through two small traits, [`ClusterLookup`] and
+//! [`AsOfLabels`], so the report is pure over in-memory data in tests and runs on the store
+//! unchanged.
+
+pub mod batch;
+pub mod cache;
+pub mod convergence;
+pub mod graph;
+pub mod render;
+#[cfg(test)]
+mod tests;
+
+use crate::{
+    FlowSource, LabelSource, PathHop, Seed, Status, TraceError, TraceParams, TraceResult,
+    result::{FlowEdge, ser_display},
+    source::Category,
+    trace_forward,
+};
+use paytrace_indexer::{
+    Address, Amount, Asset, ChainId, Direction, Timestamp, Transfer, TransferKey, TxHash,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use convergence::{ConvergenceParams, Finding, PayeeCluster};
+
+/// One payout: a transfer from the provider to a payee.
+#[derive(Clone, Debug, Serialize)]
+pub struct Payout {
+    /// Payee name (from the batch file, or the address when discovered on chain).
+    pub payee: String,
+    /// The payee's receiving address.
+    pub address: Address,
+    /// The provider address that paid.
+    pub from: Address,
+    /// Asset paid.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Amount, raw units.
+    pub amount: Amount,
+    /// Transaction.
+    pub tx_hash: TxHash,
+    /// Block time.
+    pub time: Timestamp,
+    /// The transfer.
+    #[serde(skip)]
+    pub key: TransferKey,
+    /// Line of the batch file it came from, if any.
+    pub line: Option<u64>,
+}
+
+impl Payout {
+    /// A payout made of the on-chain transfer `t`, to `payee`.
+    pub fn from_transfer(payee: String, t: &Transfer, line: Option<u64>) -> Self {
+        Self {
+            payee,
+            address: t.to,
+            from: t.from,
+            asset: t.asset,
+            amount: t.amount,
+            tx_hash: t.tx_hash,
+            time: t.time,
+            key: t.key,
+            line,
+        }
+    }
+}
+
+/// Symbols and decimals of the assets a report shows (from the config's token list).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AssetBook {
+    /// Per asset (`native` or token address): symbol and decimals.
+    pub assets: BTreeMap<String, AssetInfo>,
+}
+
+/// How an asset is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AssetInfo {
+    /// Symbol, e.g. `USDC`.
+    pub symbol: String,
+    /// Decimals, e.g. 6.
+    pub decimals: u8,
+    /// The asset.
+    #[serde(skip)]
+    pub asset: Asset,
+}
+
+impl AssetBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an asset.
+    pub fn insert(&mut self, asset: Asset, symbol: &str, decimals: u8) {
+        self.assets.insert(
+            asset.to_string(),
+            AssetInfo {
+                symbol: symbol.to_owned(),
+                decimals,
+                asset,
+            },
+        );
+    }
+
+    /// The info of `asset`, if known.
+    pub fn info(&self, asset: &Asset) -> Option<&AssetInfo> {
+        self.assets.get(&asset.to_string())
+    }
+
+    /// Resolves a symbol (case-insensitive) or a token contract address.
+    pub fn resolve(&self, text: &str) -> Option<&AssetInfo> {
+        let t = text.trim();
+        if let Ok(a) = t.parse::<Address>() {
+            return self.info(&Asset::Token(a));
+        }
+        if t.eq_ignore_ascii_case("native") {
+            return self.info(&Asset::Native);
+        }
+        self.assets
+            .values()
+            .find(|i| i.symbol.eq_ignore_ascii_case(t))
+    }
+
+    /// `amount` in token units with the symbol (`5178.15 USDC`), or raw units and the asset.
+    pub fn format(&self, asset: &Asset, amount: Amount) -> String {
+        match self.info(asset) {
+            Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
+            None => format!("{amount} {asset}"),
+        }
+    }
+}
+
+/// Parses an amount in token units (`5178.15`) into raw units with `decimals` places, exactly.
+/// Rejects signs, exponents, empty parts and more fractional digits than `decimals`.
+pub fn parse_units(text: &str, decimals: u8) -> Result<Amount, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty amount".into());
+    }
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("{s:?} is not a decimal number of token units"));
+    }
+    let d = usize::from(decimals);
+    if frac.len() > d {
+        return Err(format!(
+            "{s:?} has {} decimal places, the asset has {decimals}",
+            frac.len()
+        ));
+    }
+    let digits = format!("{}{frac:0<d$}", if int.is_empty() { "0" } else { int });
+    digits
+        .parse::<Amount>()
+        .map_err(|_| format!("{s:?} does not fit 256 bits"))
+}
+
+/// Cluster membership (the clustering module plugs in here).
+pub trait ClusterLookup {
+    /// The cluster id of `address`, if it is in a cluster of more than one address.
+    fn cluster_of(&self, address: &Address) -> Option<String>;
+}
+
+/// No clustering: every address is its own cluster.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoClusters;
+
+impl ClusterLookup for NoClusters {
+    fn cluster_of(&self, _: &Address) -> Option<String> {
+        None
+    }
+}
+
+impl ClusterLookup for HashMap<Address, String> {
+    fn cluster_of(&self, address: &Address) -> Option<String> {
+        self.get(address).cloned()
+    }
+}
+
+/// Sanctions as of a date (labels are valid in time; a payout is judged by the listing in
+/// force when the value arrived).
+pub trait AsOfLabels {
+    /// The sanctioned entity `address` belonged to at time `at`, if it was listed then.
+    fn sanctioned_at(&self, address: &Address, at: Timestamp) -> Option<String>;
+}
+
+/// No as-of information: the trace's current labels are taken as they are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CurrentLabelsOnly;
+
+impl AsOfLabels for CurrentLabelsOnly {
+    fn sanctioned_at(&self, _: &Address, _: Timestamp) -> Option<String> {
+        None
+    }
+}
+
+/// In-memory listings: address → (entity, listed from (inclusive), unix seconds).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryListings(pub HashMap<Address, (String, Timestamp)>);
+
+impl AsOfLabels for MemoryListings {
+    fn sanctioned_at(&self, address: &Address, at: Timestamp) -> Option<String> {
+        self.0
+            .get(address)
+            .filter(|(_, from)| *from <= at)
+            .map(|(e, _)| e.clone())
+    }
+}
+
+impl AsOfLabels for paytrace_indexer::labels::LabelStore {
+    fn sanctioned_at(&self, address: &Address, at: Timestamp) -> Option<String> {
+        let secs = i64::try_from(at.0).ok()?;
+        let day = paytrace_indexer::labels::date_of_unix(secs)?;
+        let ls = self.labels_for(address, Some(day)).ok()?;
+        ls.into_iter()
+            .find(|l| l.category == paytrace_indexer::labels::Category::Sanctioned)
+            .map(|l| l.entity)
+    }
+}
+
+/// The outgoing transfers of `providers` in `[since, until]` (in `assets` when given, on
+/// `chain` when given), one payout each, in canonical order. Transfers between provider
+/// addresses are not payouts. `names` gives payee names by address.
+pub fn discover_payouts<S: FlowSource>(
+    source: &S,
+    providers: &[Address],
+    assets: Option<&[Asset]>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    chain: Option<ChainId>,
+    names: &HashMap<Address, String>,
+) -> Result<Vec<Payout>, TraceError> {
+    let provider_set: BTreeSet<Address> = providers.iter().copied().collect();
+    let mut out = Vec::new();
+    for p in &provider_set {
+        for t in source
+            .address_transfers(p, Direction::Outgoing, chain)
+            .map_err(TraceError::source)?
+        {
+            if provider_set.contains(&t.to)
+                || t.amount.is_zero()
+                || since.is_some_and(|s| t.time < s)
+                || until.is_some_and(|u| t.time > u)
+                || assets.is_some_and(|a| !a.contains(&t.asset))
+            {
+                continue;
+            }
+            let name = names
+                .get(&t.to)
+                .cloned()
+                .unwrap_or_else(|| t.to.to_string());
+            out.push(Payout::from_transfer(name, &t, None));
+        }
+    }
+    out.sort_by_key(|p| p.key);
+    Ok(out)
+}
+
+/// Where payout value went, as a report shows it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestKind {
+    /// Reached an address sanctioned as of the arrival.
+    Sanctioned,
+    /// Reached an address that is sanctioned now but was not listed when the value arrived.
+    SanctionedLater,
+    /// Reached a mixer.
+    Mixer,
+    /// Deposited to an exchange deposit address.
+    ExchangeDeposit,
+    /// Reached an exchange wallet.
+    Exchange,
+    /// Reached a bridge.
+    Bridge,
+    /// Held by a labelled address that is followed (e.g. a swap contract, `defi`).
+    Labelled,
+    /// Held by an unlabelled wallet after at least one hop.
+    Unattributed,
+    /// Still held by the payee.
+    StillHeld,
+    /// Not followed further: hop, node or amount limit.
+    Limit,
+}
+
+impl DestKind {
+    /// The stable snake_case name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sanctioned => "sanctioned",
+            Self::SanctionedLater => "sanctioned_later",
+            Self::Mixer => "mixer",
+            Self::ExchangeDeposit => "exchange_deposit",
+            Self::Exchange => "exchange",
+            Self::Bridge => "bridge",
+            Self::Labelled => "labelled",
+            Self::Unattributed => "unattributed",
+            Self::StillHeld => "still_held",
+            Self::Limit => "limit",
+        }
+    }
+}
+
+/// One place a payout's value reached.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayoutDestination {
+    /// The address.
+    pub address: Address,
+    /// How the report classes it.
+    pub kind: DestKind,
+    /// Its label category, if labelled.
+    pub category: Option<Category>,
+    /// Its labels (entity names).
+    pub labels: Vec<String>,
+    /// Sanctioned entity as of the arrival (for `sanctioned`).
+    pub sanctioned_entity: Option<String>,
+    /// The trace status (`exited`, `followed`, ...).
+    pub status: Status,
+    /// Tainted value that reached it, raw units.
+    pub reached: Amount,
+    /// Tainted value that ended there (exits: what arrived; wallets: what they still hold).
+    pub amount: Amount,
+    /// Shortest hop count from the payee (the payee is 0).
+    pub hops: u32,
+    /// First tainted arrival.
+    pub first_arrival: Timestamp,
+    /// Transaction of the first tainted arrival.
+    pub first_arrival_tx: TxHash,
+    /// The transfers that carried the most taint there, payout first.
+    pub path: Vec<PathHop>,
+}
+
+/// Risk level of a payout or payee.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    /// Nothing found.
+    #[default]
+    None,
+    /// Exchanges, bridges, unattributed wallets.
+    Low,
+    /// Converges with other payees' money, or shares a cluster or deposit address with them.
+    Medium,
+    /// Reached a mixer, or an address sanctioned after the arrival.
+    High,
+    /// Reached an address sanctioned as of the arrival.
+    Severe,
+}
+
+/// The risk of a payout (or a payee, over its payouts).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Risk {
+    /// Level.
+    pub level: RiskLevel,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+    /// Value per report category (`sanctioned`, `mixer`, `exchange`, ...), raw units of the
+    /// payout's asset.
+    pub exposure: BTreeMap<String, Amount>,
+}
+
+impl RiskLevel {
+    /// The stable snake_case name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Severe => "severe",
+        }
+    }
+}
+
+impl Risk {
+    fn raise(&mut self, level: RiskLevel, reason: String) {
+        self.level = self.level.max(level);
+        if !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
+        }
+    }
+}
+
+/// One payout with where it went.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayoutReport {
+    /// Payee name.
+    pub payee: String,
+    /// Payee address.
+    pub address: Address,
+    /// Amount paid, raw units.
+    pub amount: Amount,
+    /// Asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Payout transaction.
+    pub tx_hash: TxHash,
+    /// Payout time.
+    pub time: Timestamp,
+    /// Batch file line, when from a batch.
+    pub line: Option<u64>,
+    /// Where the value went, exits first, then largest.
+    pub destinations: Vec<PayoutDestination>,
+    /// Value per report category (`still_held`, `exchange_deposit`, `sanctioned`, ...).
+    pub totals: BTreeMap<String, Amount>,
+    /// Risk.
+    pub risk: Risk,
+    /// Some balance went negative on the way: amounts are bounds.
+    pub incomplete_history: bool,
+}
+
+/// One payee over all its payouts.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayeeSummary {
+    /// Name.
+    pub payee: String,
+    /// Address.
+    pub address: Address,
+    /// Number of payouts.
+    pub payouts: usize,
+    /// Paid per asset.
+    pub paid: BTreeMap<String, Amount>,
+    /// Category → asset → value.
+    pub totals: BTreeMap<String, BTreeMap<String, Amount>>,
+    /// Highest risk over its payouts and the convergence findings.
+    pub risk: Risk,
+}
+
+/// Totals of the whole report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Payouts traced.
+    pub payouts: usize,
+    /// Distinct payees.
+    pub payees: usize,
+    /// Paid per asset.
+    pub paid: BTreeMap<String, Amount>,
+    /// Category → asset → value.
+    pub totals: BTreeMap<String, BTreeMap<String, Amount>>,
+    /// Payees per risk level.
+    pub payees_by_risk: BTreeMap<String, usize>,
+    /// Payees whose money reached sanctioned or high-risk categories.
+    pub flagged_payees: Vec<String>,
+    /// Batch rows not turned into payouts.
+    pub issues: usize,
+}
+
+/// Parameters of a report.
+#[derive(Clone, Debug)]
+pub struct ReportParams {
+    /// The trace bounds applied to every payout.
+    pub trace: TraceParams,
+    /// Convergence detection.
+    pub convergence: ConvergenceParams,
+    /// At most this many nodes in the flow graph.
+    pub max_graph_nodes: usize,
+    /// Address histories cached across the payouts' traces, in transfers (0: no cache).
+    pub cache_transfers: usize,
+}
+
+impl Default for ReportParams {
+    fn default() -> Self {
+        Self {
+            trace: TraceParams {
+                max_paths: 0,
+                ..TraceParams::default()
+            },
+            convergence: ConvergenceParams::default(),
+            max_graph_nodes: 120,
+            cache_transfers: 1_000_000,
+        }
+    }
+}
+
+/// Parameters recorded in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportParameters {
+    /// Taint model.
+    pub model: crate::Model,
+    /// Hops followed after the payee.
+    pub hops: u32,
+    /// Stop categories.
+    pub stop_categories: Vec<Category>,
+    /// Convergence parameters.
+    pub convergence: ConvergenceParams,
+    /// Label set version.
+    pub label_set_version: Option<String>,
+    /// Last indexed block per chain.
+    pub checkpoints: BTreeMap<u16, paytrace_indexer::BlockNumber>,
+}
+
+/// The whole payout report (the JSON output of `paytrace report payouts`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Title (provider name or batch file).
+    pub title: String,
+    /// Provider addresses.
+    pub providers: Vec<Address>,
+    /// Parameters.
+    pub parameters: ReportParameters,
+    /// Assets shown.
+    pub assets: AssetBook,
+    /// Batch totals.
+    pub summary: Summary,
+    /// Per payout.
+    pub payouts: Vec<PayoutReport>,
+    /// Per payee.
+    pub payees: Vec<PayeeSummary>,
+    /// Addresses and clusters receiving value from several payees, ranked.
+    pub convergence: Vec<Finding>,
+    /// Payees the clustering puts in one cluster.
+    pub payee_clusters: Vec<PayeeCluster>,
+    /// Exchange deposit addresses that several payees paid into.
+    pub shared_deposits: Vec<Finding>,
+    /// Batch rows that are bad, duplicate or unmatched, by line.
+    pub issues: Vec<batch::RowIssue>,
+    /// The flow graph drawn in the HTML report.
+    pub graph: graph::FlowGraph,
+}
+
+/// Back-chains through the tainted transfers of a trace from `to` to the seed: at each address
+/// the incoming edge carrying the most taint before the previous one.
+pub(crate) fn back_chain(
+    incoming: &HashMap<Address, Vec<&FlowEdge>>,
+    seed: TransferKey,
+    to: &Address,
+    asset: &Asset,
+) -> Vec<PathHop> {
+    let mut hops = Vec::new();
+    let mut at = *to;
+    let mut before: Option<TransferKey> = None;
+    for _ in 0..64 {
+        let Some(best) = incoming.get(&at).and_then(|v| {
+            v.iter()
+                .filter(|e| e.asset == *asset && before.is_none_or(|b| e.key < b))
+                .max_by_key(|e| (e.tainted, std::cmp::Reverse(e.key)))
+        }) else {
+            break;
+        };
+        hops.push(PathHop {
+            tx_hash: best.tx_hash,
+            chain: best.key.chain,
+            block: best.key.block,
+            time: best.time,
+            from: best.from,
+            to: best.to,
+            amount: best.amount,
+            tainted: best.tainted,
+        });
+        if best.key == seed {
+            break;
+        }
+        at = best.from;
+        before = Some(best.key);
+    }
+    hops.reverse();
+    hops
+}
+
+fn add(m: &mut BTreeMap<String, Amount>, k: &str, v: Amount) -> Result<(), TraceError> {
+    if v.is_zero() {
+        return Ok(());
+    }
+    let e = m.entry(k.to_owned()).or_default();
+    *e = e.checked_add(v)?;
+    Ok(())
+}
+
+fn add2(
+    m: &mut BTreeMap<String, BTreeMap<String, Amount>>,
+    k: &str,
+    asset: &Asset,
+    v: Amount,
+) -> Result<(), TraceError> {
+    add(m.entry(k.to_owned()).or_default(), &asset.to_string(), v)
+}
+
+/// Classifies a destination of a payout trace.
+fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Option<String>, Amount) {
+    let cat = d.category.as_ref().map(Category::as_str);
+    match d.status {
+        Status::Payee => (DestKind::StillHeld, None, d.held),
+        Status::Exited => match cat {
+            Some("sanctioned") => match asof.sanctioned_at(&d.address, d.first_arrival) {
+                Some(e) => (DestKind::Sanctioned, Some(e), d.amount),
+                None => (DestKind::SanctionedLater, None, d.amount),
+            },
+            Some("mixer") => (DestKind::Mixer, None, d.amount),
+            Some("exchange_deposit") => (DestKind::ExchangeDeposit, None, d.amount),
+            Some("exchange") => (DestKind::Exchange, None, d.amount),
+            Some("bridge") => (DestKind::Bridge, None, d.amount),
+            _ => (DestKind::Labelled, None, d.amount),
+        },
+        // Converted into other assets at a swap (followed from there in those assets).
+        Status::Swapped => (DestKind::Labelled, None, d.amount),
+        Status::Followed if cat.is_some() => (DestKind::Labelled, None, d.held),
+        Status::Followed => (DestKind::Unattributed, None, d.held),
+        Status::AtDepthLimit | Status::BelowMinAmount | Status::NodeLimit => {
+            (DestKind::Limit, None, d.amount)
+        }
+    }
+}
+
+/// Turns one payout's trace into its report entry (risk from its own destinations only).
+fn summarise<A: AsOfLabels>(
+    p: &Payout,
+    r: &TraceResult,
+    asof: &A,
+) -> Result<PayoutReport, TraceError> {
+    let mut incoming: HashMap<Address, Vec<&FlowEdge>> = HashMap::new();
+    for e in &r.edges {
+        incoming.entry(e.to).or_default().push(e);
+    }
+    let mut destinations = Vec::new();
+    let mut totals = BTreeMap::new();
+    let mut risk = Risk::default();
+    for d in &r.destinations {
+        if d.asset != p.asset {
+            continue;
+        }
+        let (kind, entity, amount) = classify(d, asof);
+        add(&mut totals, kind.as_str(), amount)?;
+        match kind {
+            DestKind::Sanctioned => risk.raise(
+                RiskLevel::Severe,
+                format!(
+                    "reached {} (sanctioned: {}) in {} hop(s)",
+                    d.address,
+                    entity.as_deref().unwrap_or("listed"),
+                    d.hops
+                ),
+            ),
+            DestKind::SanctionedLater => risk.raise(
+                RiskLevel::High,
+                format!(
+                    "reached {} in {} hop(s), listed as sanctioned after the arrival",
+                    d.address, d.hops
+                ),
+            ),
+            DestKind::Mixer => risk.raise(
+                RiskLevel::High,
+                format!("reached mixer {} in {} hop(s)", d.address, d.hops),
+            ),
+            DestKind::Exchange | DestKind::ExchangeDeposit | DestKind::Bridge => {
+                risk.raise(RiskLevel::Low, format!("{} exit", kind.as_str()))
+            }
+            _ => {}
+        }
+        if kind == DestKind::StillHeld {
+            // The payee itself: no path, listed only when it still holds value.
+            if amount.is_zero() {
+                continue;
+            }
+        } else if amount.is_zero() && d.status != Status::Exited {
+            continue;
+        }
+        let path = if kind == DestKind::StillHeld {
+            Vec::new()
+        } else {
+            back_chain(&incoming, p.key, &d.address, &d.asset)
+        };
+        destinations.push(PayoutDestination {
+            address: d.address,
+            kind,
+            category: d.category.clone(),
+            labels: d.labels.clone(),
+            sanctioned_entity: entity,
+            status: d.status,
+            reached: d.amount,
+            amount,
+            hops: d.hops,
+            first_arrival: d.first_arrival,
+            first_arrival_tx: d.first_arrival_tx,
+            path,
+        });
+    }
+    destinations.sort_by(|a, b| {
+        a.kind
+            .cmp(&b.kind)
+            .then(b.amount.cmp(&a.amount))
+            .then(a.address.cmp(&b.address))
+    });
+    risk.exposure = totals.clone();
+    Ok(PayoutReport {
+        payee: p.payee.clone(),
+        address: p.address,
+        amount: p.amount,
+        asset: p.asset,
+        tx_hash: p.tx_hash,
+        time: p.time,
+        line: p.line,
+        destinations,
+        totals,
+        risk,
+        incomplete_history: r.incomplete_history,
+    })
+}
+
+/// Builds the report: one forward trace per payout, the per-payee and batch views, convergence,
+/// payee clusters, shared deposit addresses and the flow graph. `issues` (from a batch file)
+/// are carried into the report.
+#[allow(clippy::too_many_arguments)]
+pub fn build_report<S: FlowSource, L: LabelSource, A: AsOfLabels, C: ClusterLookup>(
+    source: &S,
+    labels: &L,
+    asof: &A,
+    clusters: &C,
+    title: &str,
+    providers: &[Address],
+    payouts: &[Payout],
+    issues: Vec<batch::RowIssue>,
+    assets: AssetBook,
+    params: &ReportParams,
+) -> Result<Report, TraceError> {
+    let mut reports = Vec::with_capacity(payouts.len());
+    let mut traces = Vec::with_capacity(payouts.len());
+    let mut checkpoints = BTreeMap::new();
+    let cached = cache::CachedSource::new(source, params.cache_transfers);
+    for p in payouts {
+        let r = trace_forward(
+            &cached,
+            labels,
+            &Seed::Transfers(vec![p.key]),
+            &params.trace,
+        )?;
+        checkpoints.clone_from(&r.parameters.checkpoints);
+        reports.push(summarise(p, &r, asof)?);
+        // Only what convergence and the graph need is kept per trace.
+        traces.push(convergence::TraceDigest::new(p, &r));
+    }
+    if payouts.is_empty() {
+        checkpoints = source
+            .checkpoints()
+            .map_err(TraceError::source)?
+            .into_iter()
+            .map(|(c, b)| (c.0, b))
+            .collect();
+    }
+    let conv = convergence::detect(&traces, payouts, clusters, &params.convergence)?;
+    // Convergence raises the risk of the payouts involved.
+    for f in conv.findings.iter().chain(&conv.shared_deposits) {
+        for payee in &f.payees {
+            for r in reports.iter_mut().filter(|r| r.address == payee.address) {
+                r.risk.raise(
+                    RiskLevel::Medium,
+                    format!(
+                        "value converges with {} other payee(s) at {}",
+                        f.payees.len().saturating_sub(1),
+                        f.address.map_or_else(|| f.key.clone(), |a| a.to_string())
+                    ),
+                );
+            }
+        }
+    }
+    for c in &conv.payee_clusters {
+        for a in &c.payees {
+            for r in reports.iter_mut().filter(|r| r.address == a.address) {
+                r.risk.raise(
+                    RiskLevel::Medium,
+                    format!(
+                        "payee address is in cluster {} with {} other payee(s)",
+                        c.cluster,
+                        c.payees.len().saturating_sub(1)
+                    ),
+                );
+            }
+        }
+    }
+    // Per payee and batch totals.
+    let mut payees: BTreeMap<Address, PayeeSummary> = BTreeMap::new();
+    let mut summary = Summary {
+        payouts: reports.len(),
+        issues: issues.len(),
+        ..Summary::default()
+    };
+    for r in &reports {
+        let e = payees.entry(r.address).or_insert_with(|| PayeeSummary {
+            payee: r.payee.clone(),
+            address: r.address,
+            payouts: 0,
+            paid: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            risk: Risk::default(),
+        });
+        e.payouts += 1;
+        add(&mut e.paid, &r.asset.to_string(), r.amount)?;
+        add(&mut summary.paid, &r.asset.to_string(), r.amount)?;
+        for (k, v) in &r.totals {
+            add2(&mut e.totals, k, &r.asset, *v)?;
+            add2(&mut summary.totals, k, &r.asset, *v)?;
+        }
+        e.risk.level = e.risk.level.max(r.risk.level);
+        for reason in &r.risk.reasons {
+            if !e.risk.reasons.contains(reason) {
+                e.risk.reasons.push(reason.clone());
+            }
+        }
+        for (k, v) in &r.risk.exposure {
+            add(&mut e.risk.exposure, k, *v)?;
+        }
+    }
+    summary.payees = payees.len();
+    let mut payees: Vec<PayeeSummary> = payees.into_values().collect();
+    payees.sort_by(|a, b| b.risk.level.cmp(&a.risk.level).then(a.payee.cmp(&b.payee)));
+    for p in &payees {
+        let level = p.risk.level.as_str().to_owned();
+        *summary.payees_by_risk.entry(level).or_default() += 1;
+        if p.risk.level >= RiskLevel::High {
+            summary.flagged_payees.push(p.payee.clone());
+        }
+    }
+    let graph = graph::FlowGraph::build(
+        &traces,
+        &conv,
+        providers,
+        labels,
+        clusters,
+        params.max_graph_nodes,
+    )?;
+    Ok(Report {
+        title: title.to_owned(),
+        providers: providers.to_vec(),
+        parameters: ReportParameters {
+            model: params.trace.model,
+            hops: params.trace.max_hops,
+            stop_categories: params.trace.stop.categories().cloned().collect(),
+            convergence: params.convergence.clone(),
+            label_set_version: labels.version(),
+            checkpoints,
+        },
+        assets,
+        summary,
+        payouts: reports,
+        payees,
+        convergence: conv.findings,
+        payee_clusters: conv.payee_clusters,
+        shared_deposits: conv.shared_deposits,
+        issues,
+        graph,
+    })
+}

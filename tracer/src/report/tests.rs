@@ -1,0 +1,362 @@
+//! Unit tests of the report: amounts in token units, batch parsing and matching, convergence
+//! windows and ranking, the graph and the renderers, on small in-memory graphs.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::{MemoryGraph, MemoryLabels};
+use paytrace_indexer::{BlockNumber, TransferKind};
+use proptest::prelude::*;
+
+fn addr(i: u8) -> Address {
+    Address::Evm([i; 20])
+}
+
+const TOKEN: u8 = 0xee;
+
+fn t(block: u64, from: u8, to: u8, amount: u64) -> Transfer {
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(&block.to_be_bytes());
+    Transfer {
+        key: TransferKey {
+            chain: ChainId(0),
+            block: BlockNumber(block),
+            tx_index: 0,
+            kind: TransferKind::Token,
+            position: 0,
+        },
+        time: Timestamp(1_700_000_000 + block * 3_600),
+        tx_hash: TxHash(h.into()),
+        from: addr(from),
+        to: addr(to),
+        asset: Asset::Token(addr(TOKEN)),
+        amount: Amount::from_u64(amount),
+        trace_address: Vec::new(),
+    }
+}
+
+fn book() -> AssetBook {
+    let mut b = AssetBook::new();
+    b.insert(Asset::Token(addr(TOKEN)), "USDC", 6);
+    b
+}
+
+#[test]
+fn parse_units_is_exact_and_strict() {
+    assert_eq!(
+        parse_units("5178.15", 6).unwrap(),
+        Amount::from_u64(5_178_150_000)
+    );
+    assert_eq!(parse_units("0.000001", 6).unwrap(), Amount::from_u64(1));
+    assert_eq!(parse_units("7", 0).unwrap(), Amount::from_u64(7));
+    assert_eq!(parse_units(".5", 1).unwrap(), Amount::from_u64(5));
+    for bad in ["", "1.0000001", "-1", "1e3", "1,5", "12.5x", ".", "1.2.3"] {
+        assert!(parse_units(bad, 6).is_err(), "{bad:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn parse_units_inverts_decimal_display(v in any::<u64>(), d in 0u8..=18) {
+        let a = Amount::from_u64(v);
+        prop_assert_eq!(parse_units(&a.to_decimal_string(d), d).unwrap(), a);
+    }
+}
+
+#[test]
+fn batch_rows_are_parsed_matched_and_reported_by_line() {
+    // provider 1 pays 10 (2 USDC) and 11 (3 USDC); 12 never receives anything.
+    let g = MemoryGraph::from_transfers([t(1, 1, 10, 2_000_000), t(2, 1, 11, 3_000_000)]);
+    let csv = format!(
+        "payee,address,chain,asset,amount,extra\n\
+         Ann,{a},eth,USDC,2,x\n\
+         Ann,{a},eth,usdc,2,x\n\
+         Ben,{b},eth,{tok},3.0,\n\
+         Cid,{c},eth,USDC,1,\n\
+         Dee,{b},eth,USDC,4,\n\
+         ,{b},eth,USDC,4,\n\
+         Eve,{b},eth,DAI,4,\n",
+        a = addr(10),
+        b = addr(11),
+        c = addr(12),
+        tok = addr(TOKEN)
+    );
+    let (rows, mut issues) = batch::parse("b.csv", csv.as_bytes(), &book()).unwrap();
+    assert_eq!(rows.len(), 4);
+    let (payouts, unmatched) = batch::match_rows(&g, "b.csv", &rows, &[addr(1)], None).unwrap();
+    issues.extend(unmatched);
+    issues.sort_by_key(|i| i.line);
+    let got: Vec<(u64, batch::IssueKind)> = issues.iter().map(|i| (i.line, i.kind)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, batch::IssueKind::Duplicate),
+            (5, batch::IssueKind::UnknownAddress),
+            (6, batch::IssueKind::Unmatched),
+            (7, batch::IssueKind::MissingField),
+            (8, batch::IssueKind::UnknownAsset),
+        ]
+    );
+    assert_eq!(issues[0].to_string(), "b.csv:3: duplicate of line 2");
+    assert_eq!(payouts.len(), 2);
+    assert_eq!(payouts[0].payee, "Ann");
+    assert_eq!(payouts[1].line, Some(4));
+    // A header without the required columns is an error for the whole file.
+    assert!(batch::parse("h.csv", "name,addr\n".as_bytes(), &book()).is_err());
+}
+
+/// Payees 10, 11, 12 paid by 1; 10 and 11 forward to 20 (a convergence point), 12 keeps.
+fn converging() -> (MemoryGraph, Vec<Payout>) {
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 100),
+        t(2, 1, 11, 200),
+        t(3, 1, 12, 300),
+        t(4, 10, 20, 100),
+        t(5, 11, 20, 150),
+        t(6, 20, 30, 250),
+    ]);
+    let payouts = discover_payouts(
+        &g,
+        &[addr(1)],
+        None,
+        None,
+        None,
+        None,
+        &[(addr(10), "A".to_owned()), (addr(11), "B".to_owned())]
+            .into_iter()
+            .collect(),
+    )
+    .unwrap();
+    (g, payouts)
+}
+
+#[test]
+fn convergence_finds_shared_addresses_in_the_window() {
+    let (g, payouts) = converging();
+    assert_eq!(payouts.len(), 3);
+    assert_eq!(payouts[2].payee, addr(12).to_string());
+    let mut labels = MemoryLabels::new();
+    labels.insert(addr(30), "exchange_deposit");
+    let r = build_report(
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    let keys: Vec<&str> = r.convergence.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, [addr(20).to_string()]);
+    let f = &r.convergence[0];
+    assert_eq!(f.amount, Amount::from_u64(250));
+    assert_eq!(f.hops, 1);
+    assert_eq!(f.evidence.len(), 4, "{:?}", f.evidence);
+    assert_eq!(r.shared_deposits.len(), 1);
+    assert_eq!(r.shared_deposits[0].address, Some(addr(30)));
+    assert_eq!(r.shared_deposits[0].hops, 2);
+    // Payee 12 kept its salary; A's and B's risk is medium (convergence + deposit exit).
+    let c = r.payees.iter().find(|p| p.address == addr(12)).unwrap();
+    assert_eq!(c.risk.level, RiskLevel::None);
+    assert_eq!(
+        c.totals["still_held"][&Asset::Token(addr(TOKEN)).to_string()],
+        Amount::from_u64(300)
+    );
+    assert!(
+        r.payees
+            .iter()
+            .filter(|p| p.risk.level == RiskLevel::Medium)
+            .count()
+            == 2
+    );
+
+    // A one-hour window separates the arrivals at 20 (hours 4 and 5 are 1 h apart: kept);
+    // with min 3 payees nothing converges.
+    let mut p = ReportParams::default();
+    p.convergence.min_payees = 3;
+    let r = build_report(
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &p,
+    )
+    .unwrap();
+    assert!(r.convergence.is_empty());
+    let mut p = ReportParams::default();
+    p.convergence.window_secs = Some(1_000);
+    let r = build_report(
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &p,
+    )
+    .unwrap();
+    assert!(
+        r.convergence.is_empty(),
+        "arrivals 1 h apart are outside a 1000 s window"
+    );
+}
+
+#[test]
+fn clusters_join_payees_and_addresses() {
+    let (g, payouts) = converging();
+    let labels = MemoryLabels::new();
+    // 10 and 12 are one person; 20 and 30 one cluster.
+    let clusters: HashMap<Address, String> = [
+        (addr(10), "c1".to_owned()),
+        (addr(12), "c1".to_owned()),
+        (addr(20), "c2".to_owned()),
+        (addr(30), "c2".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let r = build_report(
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &clusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    assert_eq!(r.payee_clusters.len(), 1);
+    assert_eq!(r.payee_clusters[0].payees.len(), 2);
+    // The cluster c2 joins no more payees than address 20 alone: not repeated.
+    assert!(
+        r.convergence
+            .iter()
+            .all(|f| f.cluster.is_none() || f.address.is_some())
+    );
+    assert_eq!(r.convergence[0].cluster.as_deref(), Some("c2"));
+}
+
+#[test]
+fn sanctioned_is_judged_as_of_the_arrival() {
+    let g = MemoryGraph::from_transfers([t(1, 1, 10, 100), t(5, 10, 40, 60)]);
+    let payouts =
+        discover_payouts(&g, &[addr(1)], None, None, None, None, &HashMap::new()).unwrap();
+    let mut labels = MemoryLabels::new();
+    labels.insert(addr(40), "sanctioned");
+    let arrival = t(5, 10, 40, 60).time;
+    for (from, kind, level) in [
+        (arrival.0, DestKind::Sanctioned, RiskLevel::Severe),
+        (arrival.0 + 1, DestKind::SanctionedLater, RiskLevel::High),
+    ] {
+        let listings = MemoryListings(
+            [(addr(40), ("SDN".to_owned(), Timestamp(from)))]
+                .into_iter()
+                .collect(),
+        );
+        let r = build_report(
+            &g,
+            &labels,
+            &listings,
+            &NoClusters,
+            "t",
+            &[addr(1)],
+            &payouts,
+            Vec::new(),
+            book(),
+            &ReportParams::default(),
+        )
+        .unwrap();
+        let d = &r.payouts[0].destinations[0];
+        assert_eq!((d.kind, d.amount), (kind, Amount::from_u64(60)));
+        assert_eq!(d.path.len(), 2);
+        assert_eq!(r.payouts[0].risk.level, level);
+        // 40 still held by the payee.
+        assert_eq!(r.payouts[0].totals["still_held"], Amount::from_u64(40));
+    }
+}
+
+#[test]
+fn html_and_svg_are_self_contained() {
+    let (g, payouts) = converging();
+    let mut labels = MemoryLabels::new();
+    labels.insert_named(addr(30), "exchange_deposit", vec!["<Ex> & \"Co\"".into()]);
+    let r = build_report(
+        &g,
+        &labels,
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "a <b>",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    let html = render::to_html(&r);
+    assert!(!html.contains("<script") && !html.contains("https://"));
+    assert!(html.contains("a &lt;b&gt;") && html.contains("&lt;Ex&gt; &amp; &quot;Co&quot;"));
+    assert_eq!(
+        html.matches("<g class=\"node\"").count(),
+        r.graph.nodes.len()
+    );
+    assert_eq!(r.graph.nodes.len(), 6);
+    assert_eq!(
+        html.matches("<path class=\"edge\"").count(),
+        r.graph.edges.len()
+    );
+    // Layers follow the flow: provider 0, payees 1, 20 at 2, 30 at 3.
+    let layer = |a: u8| {
+        r.graph
+            .nodes
+            .iter()
+            .find(|n| n.address == addr(a))
+            .unwrap()
+            .layer
+    };
+    assert_eq!([layer(1), layer(10), layer(20), layer(30)], [0, 1, 2, 3]);
+    let csv = render::to_csv(&r);
+    // A: the deposit; B: the deposit and what it still holds; C: what it holds.
+    assert_eq!(csv.lines().count(), 1 + 1 + 2 + 1, "{csv}");
+}
+
+#[test]
+fn graph_is_capped() {
+    let (g, payouts) = converging();
+    let p = ReportParams {
+        max_graph_nodes: 3,
+        ..ReportParams::default()
+    };
+    let r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &p,
+    )
+    .unwrap();
+    assert_eq!(r.graph.nodes.len(), 3);
+    assert_eq!(r.graph.omitted_nodes, 3);
+    // Provider and the convergence point are kept first.
+    assert!(r.graph.nodes.iter().any(|n| n.address == addr(1)));
+    assert!(r.graph.nodes.iter().any(|n| n.address == addr(20)));
+}
