@@ -119,7 +119,7 @@ pub fn params(c: &ClusterConfig) -> anyhow::Result<ClusterParams> {
 }
 
 /// Hot wallets from the label store (category `exchange`) and the config.
-fn exchanges(store: &Store, c: &ClusterConfig) -> anyhow::Result<Exchanges> {
+pub fn exchanges(store: &Store, c: &ClusterConfig) -> anyhow::Result<Exchanges> {
     let labels = LabelStore::open(store).context("opening the label store")?;
     let mut ex = exchanges_from_labels(&labels)?;
     for (i, w) in c.exchanges.iter().enumerate() {

@@ -14,6 +14,7 @@ use paytrace_indexer::{
     Address, ChainKind, Store,
     labels::{Format as LabelFormat, ImportOptions, Input, LabelStore, import_inputs},
 };
+use paytrace_tracer::cluster::ClusterStore;
 use paytrace_tracer::{
     demo::{DEFAULT_BASE, Scenario, check},
     report::{ReportParams, discover_payouts},
@@ -156,7 +157,23 @@ impl DemoCmd {
             }
         };
         import_labels(&store, &scenario, out)?;
-        // Clustering and screening plug in here once merged (see docs/user-guide.md).
+        // Clustering with the default parameters (deposit addresses, airdrops); the report
+        // reads the clusters for its "payees in one cluster" findings.
+        let cluster_cfg = paytrace_config::ClusterConfig::default();
+        let clusters = ClusterStore::open(&store).context("opening the cluster keyspaces")?;
+        let cluster_run = clusters
+            .run(
+                &store,
+                DEMO_CHAIN,
+                &super::cluster::params(&cluster_cfg)?,
+                &super::cluster::exchanges(&store, &cluster_cfg)?,
+            )
+            .context("clustering the demo chain")?;
+        tracing::info!(
+            merges = cluster_run.stats.merges,
+            deposits = cluster_run.stats.deposits,
+            "clustered"
+        );
         let names: HashMap<Address, String> = scenario
             .payees
             .iter()

@@ -7,8 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
+    cluster::ClusterStore,
     report::{
-        AssetBook, ClusterLookup, NoClusters, Payout, Report, ReportParams, batch, build_report,
+        AssetBook, ClusterLookup, Payout, Report, ReportParams, batch, build_report,
         discover_payouts, render,
     },
 };
@@ -178,10 +179,29 @@ pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Resul
     Ok(w)
 }
 
-/// The clusters of the store, when clustering has run (none until the clustering module is
-/// merged).
-pub fn store_clusters(_store: &Store) -> anyhow::Result<Box<dyn ClusterLookup>> {
-    Ok(Box::new(NoClusters))
+/// The clusters of the store as `paytrace cluster run` left them (addresses never clustered,
+/// or alone in their cluster, have none).
+pub fn store_clusters(store: &Store) -> anyhow::Result<Box<dyn ClusterLookup>> {
+    let cs = ClusterStore::open(store).context("opening the cluster keyspaces")?;
+    Ok(Box::new(StoreClusters(cs)))
+}
+
+/// [`ClusterLookup`] over the persisted clusters.
+struct StoreClusters(ClusterStore);
+
+impl ClusterLookup for StoreClusters {
+    fn cluster_of(&self, a: &Address) -> Option<String> {
+        let look = || -> Result<Option<String>, paytrace_tracer::cluster::ClusterError> {
+            let Some(c) = self.0.cluster_of(a)? else {
+                return Ok(None);
+            };
+            Ok((self.0.size(c)? > 1).then(|| c.to_string()))
+        };
+        look().unwrap_or_else(|e| {
+            tracing::warn!(address = %a, error = %e, "cluster look-up failed; treated as unclustered");
+            None
+        })
+    }
 }
 
 struct Boxed<'a>(&'a dyn ClusterLookup);
