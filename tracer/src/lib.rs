@@ -14,7 +14,9 @@ pub mod export;
 mod forward;
 pub mod model;
 pub mod paths;
+pub mod patterns;
 mod result;
+pub mod risk;
 pub mod source;
 
 pub use backward::{BackSeed, trace_backward};
