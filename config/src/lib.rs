@@ -42,12 +42,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
+mod compliance;
 mod env;
 mod error;
 #[cfg(test)]
 mod tests;
 
 pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
+pub use compliance::{
+    AlertsConfig, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind, Thresholds,
+    WebhookConfig, WebhookFormat,
+};
 pub use error::ConfigError;
 
 /// The default data directory when neither config, env nor flag names one.
@@ -63,6 +68,12 @@ pub struct Config {
     /// Chains by name.
     #[serde(default)]
     pub chains: BTreeMap<String, ChainConfig>,
+    /// Risk screening and scoring (`[risk]`).
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// Alert rules, payout sources and webhooks (`[alerts]`).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 /// What kind of chain a section describes.
@@ -379,7 +390,7 @@ impl Config {
             }
             c.validate(name, origin)?;
         }
-        Ok(())
+        compliance::validate(&self.risk, &self.alerts, origin)
     }
 
     /// The chain section `name`, if configured.
