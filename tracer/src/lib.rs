@@ -8,6 +8,7 @@
 //!
 //! Semantics of the taint models are written out in `docs/heuristics.md`.
 
+pub mod alerts;
 mod backward;
 mod error;
 pub mod export;

@@ -202,6 +202,10 @@ pub struct ScreenResult {
     pub label_set_version: Option<String>,
     /// Work counters.
     pub stats: ScreenStats,
+    /// Every address the address's outflows reached within the hop limit, with its hops (the
+    /// direct receiver is 0); used by convergence rules, not serialised.
+    #[serde(skip)]
+    pub reached: Vec<(Address, u32)>,
 }
 
 /// The last second of `day` (UTC) as a block time.
@@ -273,8 +277,11 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         direct.extend(direct_exposure(history, &labels, p, flow, list)?);
     }
     let mut indirect = Vec::new();
+    let mut reached = Vec::new();
     if p.hops > 0 {
-        indirect.extend(forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?);
+        let (fwd, r) = forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?;
+        indirect.extend(fwd);
+        reached = r;
         indirect.extend(backward_exposure(src, history, &labels, p, &ins, until, &mut stats)?);
     }
     for e in direct.iter_mut().chain(indirect.iter_mut()) {
@@ -347,6 +354,7 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         hops: p.hops,
         label_set_version: history.version(),
         stats,
+        reached,
     })
 }
 
@@ -553,9 +561,9 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     outs: &[Transfer],
     until: Timestamp,
     stats: &mut ScreenStats,
-) -> Result<Vec<Exposure>, TraceError> {
+) -> Result<(Vec<Exposure>, Vec<(Address, u32)>), TraceError> {
     if outs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let r = trace_forward(src, labels, &Seed::Outflows(*address), &trace_params(p, until))?;
     stats.traces += 1;
@@ -564,14 +572,23 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     let mut by = BTreeMap::new();
     collect_indirect(history, &r, Flow::Sent, &mut by)?;
     let tot = totals(outs)?;
-    Ok(by
+    let mut reached: Vec<(Address, u32)> = r
+        .destinations
+        .iter()
+        .filter(|d| !d.amount.is_zero() && d.address != *address)
+        .map(|d| (d.address, d.hops))
+        .collect();
+    reached.sort();
+    reached.dedup_by_key(|x| x.0);
+    let exp = by
         .into_values()
         .map(|mut e| {
             e.share = ratio(e.amount, tot.get(&e.asset).copied().unwrap_or_default());
             e.counterparties.sort();
             e
         })
-        .collect())
+        .collect();
+    Ok((exp, reached))
 }
 
 #[allow(clippy::too_many_arguments)]

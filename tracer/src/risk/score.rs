@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
 /// Risk level, ordered `none < low < medium < high < severe`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// Nothing found.
