@@ -37,6 +37,18 @@ enum Command {
     Trace(cmd::trace::TraceCmd),
     /// Time-respecting paths between two addresses or to a category.
     Path(cmd::trace::PathCmd),
+    /// Risk of an address (or a file of addresses): exposure, patterns, labels, as of a date.
+    Screen(cmd::screen::ScreenCmd),
+    /// Typology instances (peel chains, fan-in, cycles, ...) in the indexed transfers.
+    Patterns(cmd::patterns::PatternsCmd),
+    /// Import transfers from files.
+    #[command(subcommand)]
+    Import(cmd::import::ImportCmd),
+    /// Alerts: list, acknowledge, close, evaluate the rules, deliver to webhooks.
+    Alerts(cmd::alerts::AlertsCmd),
+    /// Watchlist: addresses (and payers) screened by the alert rules.
+    #[command(subcommand)]
+    Watch(cmd::alerts::WatchCmd),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +77,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Labels(c) => c.run(&ctx),
         Command::Trace(c) => c.run(&ctx),
         Command::Path(c) => c.run(&ctx),
+        Command::Screen(c) => c.run(&ctx),
+        Command::Patterns(c) => c.run(&ctx),
+        Command::Import(c) => c.run(&ctx),
+        Command::Alerts(c) => c.run(&ctx),
+        Command::Watch(c) => c.run(&ctx),
     }
 }
