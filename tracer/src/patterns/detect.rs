@@ -338,64 +338,71 @@ fn gather_scatter(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
 fn pass_through(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
     let mut out = Vec::new();
     let ppm = Amount::from_u64(u64::from(p.pass_min_forwarded_ppm.min(1_000_000)));
+    let over = Amount::from_u64(2_000_000u64.saturating_sub(u64::from(p.pass_min_forwarded_ppm.min(1_000_000))));
     let million = Amount::from_u64(1_000_000);
-    for (addr, ins) in &ix.inc {
-        let outs = ix.outgoing(addr);
-        if outs.is_empty() {
+    let sum = |v: &[&Transfer]| {
+        v.iter()
+            .try_fold(Amount::ZERO, |a, t| a.checked_add(t.amount))
+            .ok()
+    };
+    for (addr, all_in) in &ix.inc {
+        let all_out = ix.outgoing(addr);
+        if all_out.is_empty() {
             continue;
         }
+        let assets: BTreeSet<paytrace_indexer::Asset> = all_in.iter().map(|t| t.asset).collect();
         let mut ev: Vec<&Transfer> = Vec::new();
         let mut matched = 0usize;
+        let mut episodes = 0usize;
         let mut speed = 0.0f64;
-        let mut used: HashSet<paytrace_indexer::TransferKey> = HashSet::new();
-        for t_in in ins {
-            let Ok(need) = mul_div_floor(t_in.amount, ppm, million) else {
-                continue;
-            };
-            if need.is_zero() {
-                continue;
-            }
-            let end = t_in.time.0.saturating_add(p.pass_window_secs);
-            let mut sum = Amount::ZERO;
-            let mut taken: Vec<&Transfer> = Vec::new();
-            for t in outs {
-                if t.key <= t_in.key || t.time.0 > end {
-                    if t.time.0 > end {
-                        break;
-                    }
+        for asset in assets {
+            let ins: Vec<&Transfer> = all_in.iter().copied().filter(|t| t.asset == asset).collect();
+            let outs: Vec<&Transfer> = all_out.iter().copied().filter(|t| t.asset == asset).collect();
+            let mut i = 0;
+            while i < ins.len() {
+                let start = ins[i];
+                let end = start.time.0.saturating_add(p.pass_window_secs);
+                let outs_w: Vec<&Transfer> = outs
+                    .iter()
+                    .copied()
+                    .filter(|t| t.key > start.key && t.time.0 <= end)
+                    .collect();
+                let Some(last) = outs_w.last() else {
+                    i += 1;
                     continue;
-                }
-                if t.asset != t_in.asset || used.contains(&t.key) {
+                };
+                let ins_w: Vec<&Transfer> = ins[i..]
+                    .iter()
+                    .copied()
+                    .take_while(|t| t.key < last.key)
+                    .collect();
+                let (Some(received), Some(forwarded)) = (sum(&ins_w), sum(&outs_w)) else {
+                    i += 1;
                     continue;
+                };
+                let lo = mul_div_floor(received, ppm, million).unwrap_or(received);
+                let hi = mul_div_floor(received, over, million).unwrap_or(received);
+                if !received.is_zero() && forwarded >= lo && forwarded <= hi {
+                    matched += ins_w.len();
+                    episodes += 1;
+                    let elapsed = last.time.0.saturating_sub(start.time.0);
+                    speed += 1.0 - elapsed as f64 / p.pass_window_secs.max(1) as f64;
+                    i += ins_w.len().max(1);
+                    ev.extend(ins_w);
+                    ev.extend(outs_w);
+                } else {
+                    i += 1;
                 }
-                taken.push(t);
-                sum = sum.checked_add(t.amount).unwrap_or(sum);
-                if sum >= need {
-                    break;
-                }
-            }
-            // Forwarded at least the share, and not much more than was received (so the
-            // outflow is this receipt, not an older balance).
-            if sum >= need && sum <= t_in.amount.checked_add(t_in.amount).unwrap_or(sum) {
-                matched += 1;
-                let elapsed = taken
-                    .last()
-                    .map(|t| t.time.0.saturating_sub(t_in.time.0))
-                    .unwrap_or(0);
-                speed += 1.0 - elapsed as f64 / p.pass_window_secs.max(1) as f64;
-                used.extend(taken.iter().map(|t| t.key));
-                ev.push(t_in);
-                ev.extend(taken);
             }
         }
-        if matched == 0 {
+        if episodes == 0 {
             continue;
         }
-        let share = matched as f64 / ins.len() as f64;
-        let score = 0.5 * share + 0.5 * (speed / matched as f64);
+        let share = matched as f64 / all_in.len() as f64;
+        let score = 0.5 * share + 0.5 * (speed / episodes as f64);
         let summary = format!(
-            "{addr} forwarded {matched} of {} receipts within {}s",
-            ins.len(),
+            "{addr} forwarded {matched} of {} receipts within {}s, little left behind",
+            all_in.len(),
             p.pass_window_secs
         );
         out.push(PatternInstance::new(
