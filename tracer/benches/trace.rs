@@ -9,141 +9,16 @@
 //! as CSV for the DuckDB comparison (`tracer/benches/duckdb_compare.py`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use alloy_primitives::B256;
 use criterion::Criterion;
-use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, BlockRef, ChainId, ChainKind, Store, Timestamp, Transfer,
-    TransferKey, TransferKind, TxHash,
-};
+use paytrace_indexer::{Address, BlockNumber, Store, Transfer};
 use paytrace_tracer::{MemoryLabels, Model, Seed, TraceParams, trace_forward};
 use std::{
     io::Write,
     time::{Duration, Instant},
 };
 
-const HUBS: u64 = 100;
-const PER_BLOCK: u64 = 10;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Power-law skewed index in [0, n): index = n * u^3 for u uniform in [0, 1) (small
-    /// indexes are hubs). Integer arithmetic: u has 21 bits, u^3 has 63.
-    fn skewed(&mut self, n: u64) -> u64 {
-        let u = self.next() >> 43;
-        let cube = u * u * u;
-        u64::try_from((u128::from(n) * u128::from(cube)) >> 63).unwrap_or(0) % n
-    }
-}
-
-fn address(i: u64) -> Address {
-    let mut b = [0u8; 20];
-    b[0] = 0xaa;
-    b[12..].copy_from_slice(&i.to_be_bytes());
-    Address::Evm(b)
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn transfer(
-    chain: ChainId,
-    rng: &mut Rng,
-    n_addr: u64,
-    block: u64,
-    tx: u32,
-) -> (Transfer, u64, u64) {
-    // Senders and receivers are skewed independently; half of the receivers uniform so that
-    // most addresses have a few transfers and hubs have very many.
-    let from = rng.skewed(n_addr);
-    let to = if rng.next().is_multiple_of(2) {
-        rng.skewed(n_addr)
-    } else {
-        rng.next() % n_addr
-    };
-    let mut h = [0u8; 32];
-    h[..8].copy_from_slice(&block.to_be_bytes());
-    h[8..12].copy_from_slice(&tx.to_be_bytes());
-    let t = Transfer {
-        key: TransferKey {
-            chain,
-            block: BlockNumber(block),
-            tx_index: tx,
-            kind: TransferKind::Native,
-            position: 0,
-        },
-        time: Timestamp(1_600_000_000 + block * 12),
-        tx_hash: TxHash(B256::from(h)),
-        from: address(from),
-        to: address(to),
-        asset: Asset::Native,
-        amount: Amount::from_u64(1 + rng.next() % 1_000_000_000_000_000_000),
-        trace_address: vec![],
-    };
-    (t, from, to)
-}
-
-fn generate(store: &Store, n_addr: u64, n_tr: u64, csv: Option<&mut std::fs::File>) {
-    let chain = store.register_chain("bench", ChainKind::Evm).unwrap();
-    let mut rng = Rng(42);
-    let blocks = n_tr / PER_BLOCK;
-    let batch_blocks = 10_000u64;
-    let start = Instant::now();
-    let mut csv = csv.map(std::io::BufWriter::new);
-    if let Some(w) = csv.as_mut() {
-        writeln!(w, "src,dst,block,tx,amount,time").unwrap();
-    }
-    let mut b = 1u64;
-    while b <= blocks {
-        let end = (b + batch_blocks - 1).min(blocks);
-        let mut refs = Vec::new();
-        let mut ts = Vec::new();
-        for n in b..=end {
-            refs.push(BlockRef {
-                number: BlockNumber(n),
-                hash: B256::from(alloy_primitives::U256::from(n)),
-                parent: B256::from(alloy_primitives::U256::from(n - 1)),
-                time: Timestamp(1_600_000_000 + n * 12),
-            });
-            for tx in 0..PER_BLOCK {
-                let (t, f, to) = transfer(chain, &mut rng, n_addr, n, u32::try_from(tx).unwrap());
-                if let Some(w) = csv.as_mut() {
-                    writeln!(w, "{f},{to},{n},{tx},{},{}", t.amount, t.time.0).unwrap();
-                }
-                ts.push(t);
-            }
-        }
-        store.write_range(chain, &refs, &ts).unwrap();
-        if (end / batch_blocks).is_multiple_of(10) {
-            eprintln!(
-                "generated {} transfers in {:.0?}",
-                end * PER_BLOCK,
-                start.elapsed()
-            );
-        }
-        b = end + 1;
-    }
-    store.persist().unwrap();
-    eprintln!("generation done in {:.1?}", start.elapsed());
-}
-
-fn peak_rss_mib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
-}
+mod benchgen;
+use benchgen::*;
 
 /// The `p`-th percentile (p in 0..=100), nearest rank.
 fn pct(sorted: &[Duration], p: usize) -> Duration {
@@ -265,13 +140,6 @@ fn main() {
         })
     });
     c.final_summary();
-}
-
-fn index_of(a: &Address) -> u64 {
-    match a {
-        Address::Evm(b) => u64::from_be_bytes(b[12..].try_into().unwrap()),
-        Address::Script(_) | Address::Tx(_) => u64::MAX,
-    }
 }
 
 fn labels_hub(a: &Address) -> bool {
