@@ -68,8 +68,8 @@ impl Default for RiskConfig {
     fn default() -> Self {
         Self {
             hops: 3,
-            max_nodes: 2_000,
-            max_backward_seeds: 5,
+            max_nodes: 500,
+            max_backward_seeds: 2,
             services: [
                 "exchange",
                 "exchange_deposit",

@@ -15,7 +15,7 @@ use paytrace_indexer::{Address, Direction, Store};
 use paytrace_tracer::{
     FlowSource,
     alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate},
-    risk::{RiskLevel, StoreLabelHistory, screen},
+    risk::{CachedSource, RiskLevel, StoreLabelHistory, screen},
 };
 use serde::Serialize;
 use std::{
@@ -147,8 +147,9 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
     let rule_hops = rules.iter().map(|r| r.max_hops).max().unwrap_or(1);
     p.hops = p.hops.max(rule_hops.saturating_sub(1)).clamp(1, 10);
     let mut results = Vec::with_capacity(subjects.len());
+    let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
     for (role, a) in &subjects {
-        let r = screen(store, &history, a, &p).with_context(|| format!("screening {a}"))?;
+        let r = screen(&src, &history, a, &p).with_context(|| format!("screening {a}"))?;
         results.push((*role, r));
     }
     let findings = evaluate(&rules, &results);

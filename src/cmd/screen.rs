@@ -9,12 +9,17 @@ use paytrace_indexer::{Address, ChainId, Store, labels::Date};
 use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
-    risk::{RiskLevel, ScreenParams, ScreenResult, Scoring, StoreLabelHistory, screen},
+    risk::{
+        CachedSource, RiskLevel, ScreenParams, ScreenResult, Scoring, StoreLabelHistory, screen,
+    },
 };
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
 /// Exit status when `--fail-on` is given and a result is at or above the level.
 pub const EXIT_RISK: u8 = 3;
+
+/// Transfers of address histories kept in memory across the screenings of one run.
+pub const HISTORY_CACHE: usize = 1_000_000;
 
 /// Screen addresses.
 #[derive(Debug, Args)]
@@ -187,8 +192,10 @@ impl ScreenCmd {
         let mut worst = RiskLevel::None;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
+        // Address histories are cached across the screenings of a file (1M transfers at most).
+        let src = CachedSource::new(&store, HISTORY_CACHE);
         for a in &addresses {
-            let r = screen(&store, &history, a, &p).with_context(|| format!("screening {a}"))?;
+            let r = screen(&src, &history, a, &p).with_context(|| format!("screening {a}"))?;
             worst = worst.max(r.level);
             if ctx.json {
                 if bulk {

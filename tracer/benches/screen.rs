@@ -5,18 +5,21 @@
 //! hubs are labelled `exchange` (a service: tracing stops there); 1 in 1 000 other addresses is
 //! `sanctioned`, 1 in 1 000 `mixer`. Screens `PAYTRACE_BENCH_SCREEN` (default 10 000) random
 //! non-hub addresses with 3-hop indirect exposure (forward from every outflow, backward from
-//! the 5 largest inflows), patterns off, then 1 000 with patterns on; prints addresses/s,
+//! the 2 largest inflows), patterns off, then 1 000 with patterns on; prints addresses/s,
 //! the level distribution and the peak RSS.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use paytrace_tracer::risk::{MemoryLabelHistory, RiskLevel, ScreenParams, screen};
+use paytrace_tracer::{
+    FlowSource,
+    risk::{CachedSource, MemoryLabelHistory, RiskLevel, ScreenParams, screen},
+};
 use std::{collections::BTreeMap, time::Instant};
 
 mod benchgen;
 use benchgen::*;
 
-fn run(
-    store: &paytrace_indexer::Store,
+fn run<S: FlowSource>(
+    store: &S,
     labels: &MemoryLabelHistory,
     addrs: &[paytrace_indexer::Address],
     p: &ScreenParams,
@@ -65,9 +68,12 @@ fn main() {
     p.patterns = None;
     // Warm-up on a few addresses (the measurement is on a warm store).
     run(&store, &labels, &addrs[..addrs.len().min(200)], &p, "warm-up");
-    run(&store, &labels, &addrs, &p, "3-hop screening, patterns off");
+    run(&store, &labels, &addrs[200.min(addrs.len())..addrs.len().min(1_200)], &p, "3-hop screening, patterns off, no history cache (1 000 addresses)");
+    let cached = CachedSource::new(&store, 2_000_000);
+    run(&cached, &labels, &addrs, &p, "3-hop screening, patterns off, history cache (as `screen --file`)");
+    println!("history cache (hits, misses): {:?}", cached.stats());
     let mut pp = p.clone();
     pp.patterns = Some(Default::default());
-    run(&store, &labels, &addrs[..addrs.len().min(1_000)], &pp, "3-hop screening, patterns on");
+    run(&cached, &labels, &addrs[..addrs.len().min(1_000)], &pp, "3-hop screening, patterns on, history cache (1 000 addresses)");
     println!("store: {n_addr} addresses, {n_tr} transfers; peak RSS: {} MiB", peak_rss_mib().unwrap_or(0));
 }

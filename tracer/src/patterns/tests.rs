@@ -249,3 +249,62 @@ fn names_parse_and_max_instances_truncates() {
     assert_eq!(r.instances.len(), 2);
     assert_eq!(r.truncated, 1);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn graph() -> impl Strategy<Value = Vec<Transfer>> {
+        prop::collection::vec((0u64..200, 1u8..12, 1u8..12, 1u64..2_000), 0..60).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (time, f, to, amt))| {
+                    let mut x = t(time * 600, f, to, amt);
+                    x.key.tx_index = u32::try_from(i).unwrap();
+                    x
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Instances only use input transfers, members are exactly the evidence endpoints (and
+        /// the center), scores are in [0, 1], fan-in evidence all goes to its center from at
+        /// least the minimum of distinct senders, and the result does not depend on the input
+        /// order.
+        #[test]
+        fn instances_are_consistent_and_order_independent(ts in graph()) {
+            let p = PatternParams {
+                fan_min_counterparties: 3,
+                sg_min_branches: 2,
+                peel_min_hops: 2,
+                structuring_threshold: Amount::from_u64(1_000),
+                structuring_min_count: 2,
+                ..PatternParams::default()
+            };
+            let r = detect(&ts, &p);
+            let keys: std::collections::HashSet<TransferKey> = ts.iter().map(|t| t.key).collect();
+            for i in &r.instances {
+                prop_assert!((0.0..=1.0).contains(&i.score));
+                let mut m: Vec<Address> = i.transfers.iter().flat_map(|t| [t.from, t.to]).collect();
+                m.push(i.center);
+                m.sort();
+                m.dedup();
+                prop_assert_eq!(&m, &i.members);
+                prop_assert!(i.transfers.iter().all(|t| keys.contains(&t.key)));
+                if i.kind == PatternKind::FanIn {
+                    prop_assert!(i.transfers.iter().all(|t| t.to == i.center));
+                    let senders: std::collections::BTreeSet<Address> =
+                        i.transfers.iter().map(|t| t.from).collect();
+                    prop_assert!(senders.len() >= 3);
+                }
+            }
+            let mut rev = ts.clone();
+            rev.reverse();
+            let r2 = detect(&rev, &p);
+            prop_assert_eq!(r.instances, r2.instances);
+        }
+    }
+}

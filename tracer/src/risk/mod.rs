@@ -6,8 +6,11 @@
 //! Pure over [`FlowSource`] and [`LabelHistory`]; the scoring rules are in
 //! docs/heuristics.md ("Risk scoring").
 
+mod cache;
 mod labels;
 mod score;
+
+pub use cache::CachedSource;
 
 pub use labels::{
     AsOfLabels, LabelHistory, LabelSpan, MemoryLabelHistory, StoreLabelHistory, day_of, held_at,
@@ -74,8 +77,8 @@ impl ScreenParams {
             hops: 3,
             chain: None,
             services: StopList::new(DEFAULT_SERVICES),
-            max_nodes: 2_000,
-            max_backward_seeds: 5,
+            max_nodes: 500,
+            max_backward_seeds: 2,
             patterns: Some(PatternParams::default()),
             pattern_neighbours: 10,
             scoring: Scoring::default(),
@@ -479,13 +482,24 @@ fn direct_exposure<H: LabelHistory>(
         .collect())
 }
 
-fn trace_params(p: &ScreenParams, until: Timestamp) -> TraceParams {
+/// `min_share` of `total`, rounded down: taint below it cannot make an exposure that counts,
+/// so traces do not follow it (docs/heuristics.md, "Risk scoring").
+fn share_of(total: Amount, min_share: f64) -> Amount {
+    let ppm = (min_share.clamp(0.0, 1.0) * 1_000_000.0).floor();
+    // ppm is in 0..=1e6, exact in f64; the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ppm = ppm as u64;
+    crate::model::mul_div_floor(total, Amount::from_u64(ppm), Amount::from_u64(1_000_000))
+        .unwrap_or(Amount::ZERO)
+}
+
+fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> TraceParams {
     TraceParams {
         model: Model::Haircut,
         max_hops: p.hops,
         since: None,
         until: Some(until),
-        min_amount: Amount::ZERO,
+        min_amount,
         max_nodes: p.max_nodes,
         stop: p.services.clone(),
         max_paths: 10,
@@ -565,13 +579,18 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     if outs.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let r = trace_forward(src, labels, &Seed::Outflows(*address), &trace_params(p, until))?;
+    let tot = totals(outs)?;
+    let min = tot
+        .values()
+        .map(|t| share_of(*t, p.scoring.min_share))
+        .min()
+        .unwrap_or(Amount::ZERO);
+    let r = trace_forward(src, labels, &Seed::Outflows(*address), &trace_params(p, until, min))?;
     stats.traces += 1;
     stats.expanded_addresses += r.stats.expanded_addresses;
     stats.transfers_read += r.stats.transfers_read;
     let mut by = BTreeMap::new();
     collect_indirect(history, &r, Flow::Sent, &mut by)?;
-    let tot = totals(outs)?;
     let mut reached: Vec<(Address, u32)> = r
         .destinations
         .iter()
@@ -608,9 +627,9 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
         .collect();
     seeds.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
     seeds.truncate(p.max_backward_seeds);
-    let tp = trace_params(p, until);
     let mut by = BTreeMap::new();
     for t in seeds {
+        let tp = trace_params(p, until, share_of(t.amount, p.scoring.min_share));
         let r = trace_backward(src, labels, &BackSeed::Transfer(t.key), &tp)?;
         stats.traces += 1;
         stats.expanded_addresses += r.stats.expanded_addresses;
