@@ -112,15 +112,21 @@ async fn screening_verdicts_on_an_anvil_chain_with_as_of_labels() {
     )
     .unwrap();
     let mut imp = paytrace(d);
-    imp.args(["--json", "labels", "import", "--format", "csv", "--source", "test-sdn"])
-        .args(["--version", &long_before.to_string(), "--chain", "ETH"])
-        .arg(&labels);
+    imp.args([
+        "--json", "labels", "import", "--format", "csv", "--source", "test-sdn",
+    ])
+    .args(["--version", &long_before.to_string(), "--chain", "ETH"])
+    .arg(&labels);
     run_json(&mut imp);
     let later_s = later.to_string();
     let day_s = day.to_string();
 
     // Worker: indirect exposure (hop 1) to an address sanctioned only after the transfers.
-    let (r, code) = screen(d, &hex(&worker), &["--as-of", &later_s, "--fail-on", "high"]);
+    let (r, code) = screen(
+        d,
+        &hex(&worker),
+        &["--as-of", &later_s, "--fail-on", "high"],
+    );
     assert_eq!(code, Some(0), "{r:#}");
     let e = exposure(&r, "indirect", "sanctioned");
     assert_eq!(e["direction"], "sent");
@@ -149,7 +155,11 @@ async fn screening_verdicts_on_an_anvil_chain_with_as_of_labels() {
     assert_eq!(e["transfers"], 1);
     assert_eq!(r["level"], "medium");
     // Worker2 sent directly to an address sanctioned at the time: severe, exit 3.
-    let (r, code) = screen(d, &hex(&worker2), &["--as-of", &later_s, "--fail-on", "high"]);
+    let (r, code) = screen(
+        d,
+        &hex(&worker2),
+        &["--as-of", &later_s, "--fail-on", "high"],
+    );
     let e = exposure(&r, "direct", "sanctioned");
     assert_eq!(e["labelled_at_time"], true);
     assert_eq!(e["share"], 1.0);
@@ -164,7 +174,11 @@ async fn screening_verdicts_on_an_anvil_chain_with_as_of_labels() {
 
     // Bulk: one JSON line per address; a bad line names file and line.
     let file = d.join("addresses.txt");
-    std::fs::write(&file, format!("# screened daily\n{}\n\n{}\n", hex(&worker), hex(&worker2))).unwrap();
+    std::fs::write(
+        &file,
+        format!("# screened daily\n{}\n\n{}\n", hex(&worker), hex(&worker2)),
+    )
+    .unwrap();
     let out = paytrace(d)
         .args(["--json", "screen", "--file"])
         .arg(&file)
@@ -177,7 +191,11 @@ async fn screening_verdicts_on_an_anvil_chain_with_as_of_labels() {
     assert_eq!(lines[0]["level"], "medium");
     assert_eq!(lines[1]["level"], "severe");
     std::fs::write(&file, format!("{}\nnot-an-address\n", hex(&worker))).unwrap();
-    let out = paytrace(d).args(["screen", "--file"]).arg(&file).output().unwrap();
+    let out = paytrace(d)
+        .args(["screen", "--file"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("addresses.txt:2"), "{err}");
@@ -205,7 +223,8 @@ fn amlsim_csv(path: &Path) -> usize {
             f[3].parse().unwrap(),
         );
         let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
-        let cents = whole.parse::<u64>().unwrap() * 100 + format!("{frac:0<2}")[..2].parse::<u64>().unwrap();
+        let cents = whole.parse::<u64>().unwrap() * 100
+            + format!("{frac:0<2}")[..2].parse::<u64>().unwrap();
         let li = log_index.entry(step).or_default();
         out.push_str(&format!(
             "0x{:040x},0x{:040x},0x{:040x},{cents},0x{:064x},{li},{step},{}\n",
@@ -229,16 +248,34 @@ fn amlsim_fan_in_precision_and_recall() {
     let csv = d.join("token_transfers.csv");
     assert_eq!(amlsim_csv(&csv), 118_250);
     let mut imp = paytrace(d);
-    imp.args(["--json", "import", "transfers", "--chain", "amlsim"]).arg(&csv);
+    imp.args(["--json", "import", "transfers", "--chain", "amlsim"])
+        .arg(&csv);
     let r = run_json(&mut imp);
     assert_eq!(r["imported"], 118_250);
     assert_eq!(r["rejected_count"], 0);
-    assert_eq!((r["first_block"].as_u64(), r["last_block"].as_u64()), (Some(1), Some(149)));
+    assert_eq!(
+        (r["first_block"].as_u64(), r["last_block"].as_u64()),
+        (Some(1), Some(149))
+    );
     // Fan-in: at least 2 distinct senders of sub-threshold amounts (<= 10.00) into one
     // account within the whole 150-day run.
     let mut p = paytrace(d);
-    p.args(["--json", "patterns", "--type", "fan-in", "--window-secs", "12960000"])
-        .args(["--min-counterparties", "2", "--max-amount", "1000", "--limit", "100000"]);
+    p.args([
+        "--json",
+        "patterns",
+        "--type",
+        "fan-in",
+        "--window-secs",
+        "12960000",
+    ])
+    .args([
+        "--min-counterparties",
+        "2",
+        "--max-amount",
+        "1000",
+        "--limit",
+        "100000",
+    ]);
     let r = run_json(&mut p);
     let flagged: BTreeSet<u64> = r["instances"]
         .as_array()
@@ -284,7 +321,8 @@ fn amlsim_fan_in_precision_and_recall() {
     )
     .unwrap();
     let mut imp = paytrace(d);
-    imp.args(["--json", "import", "transfers", "--chain", "amlsim"]).arg(&bad);
+    imp.args(["--json", "import", "transfers", "--chain", "amlsim"])
+        .arg(&bad);
     let r = run_json(&mut imp);
     assert_eq!(r["imported"], 1);
     assert_eq!(r["rejected"][0]["line"], 2);
@@ -333,18 +371,32 @@ fn payout_chain(d: &Path) {
 }
 
 fn alerts(d: &Path, cfg: &Path) -> Vec<Value> {
-    let out = run_ok(paytrace(d).arg("--config").arg(cfg).args(["--json", "alerts"]));
+    let out = run_ok(
+        paytrace(d)
+            .arg("--config")
+            .arg(cfg)
+            .args(["--json", "alerts"]),
+    );
     json_lines(&out.stdout)
 }
 
 fn import_list(d: &Path, cfg: &Path, version: &str) {
     let list = d.join("sanctions.csv");
-    std::fs::write(&list, format!("address,category,entity\n{},sanctioned,Bad Actor\n", a(0x44))).unwrap();
+    std::fs::write(
+        &list,
+        format!(
+            "address,category,entity\n{},sanctioned,Bad Actor\n",
+            a(0x44)
+        ),
+    )
+    .unwrap();
     let mut c = paytrace(d);
     c.arg("--config").arg(cfg);
-    c.args(["--json", "labels", "import", "--format", "csv", "--source", "sdn"])
-        .args(["--version", version, "--chain", "ETH"])
-        .arg(&list);
+    c.args([
+        "--json", "labels", "import", "--format", "csv", "--source", "sdn",
+    ])
+    .args(["--version", version, "--chain", "ETH"])
+    .arg(&list);
     run_json(&mut c);
 }
 
@@ -356,7 +408,12 @@ fn rescreening_after_a_label_import_raises_exactly_one_new_alert() {
     let cfg = d.join("paytrace.toml");
     std::fs::write(&cfg, format!("[alerts]\npayers = [\"{}\"]\n", a(0x11))).unwrap();
     // Nothing labelled yet: no alert.
-    let out = run_ok(paytrace(d).arg("--config").arg(&cfg).args(["--json", "alerts", "evaluate"]));
+    let out = run_ok(
+        paytrace(d)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "alerts", "evaluate"]),
+    );
     assert!(json_lines(&out.stdout).is_empty());
     assert!(alerts(d, &cfg).is_empty());
     // The list adds 0x44, two transfers after the payee: one alert (the default rule).
@@ -371,7 +428,12 @@ fn rescreening_after_a_label_import_raises_exactly_one_new_alert() {
     assert_eq!(v[0]["addresses"][0], a(0x44));
     // A newer version of the same list: nothing new; evaluating again: nothing new.
     import_list(d, &cfg, "2024-02-01");
-    let out = run_ok(paytrace(d).arg("--config").arg(&cfg).args(["--json", "alerts", "evaluate"]));
+    let out = run_ok(
+        paytrace(d)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "alerts", "evaluate"]),
+    );
     assert!(json_lines(&out.stdout).is_empty());
     assert_eq!(alerts(d, &cfg).len(), 1);
     // Acknowledge; state filter.
@@ -383,7 +445,12 @@ fn rescreening_after_a_label_import_raises_exactly_one_new_alert() {
     assert_eq!(json_lines(&out.stdout).len(), 1);
     // Watching 0x33 (direct sender to the sanctioned address) raises its own alert.
     run_ok(paytrace(d).args(["watch", "add", &a(0x33), "--note", "hop"]));
-    let out = run_ok(paytrace(d).arg("--config").arg(&cfg).args(["--json", "alerts", "evaluate"]));
+    let out = run_ok(
+        paytrace(d)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "alerts", "evaluate"]),
+    );
     let new = json_lines(&out.stdout);
     assert_eq!(new.len(), 1);
     assert_eq!(new[0]["subject"], a(0x33));
@@ -485,9 +552,17 @@ fn webhook_delivery_retries_and_survives_a_restart_exactly_once() {
     assert!(v[0]["delivered_to"].as_array().unwrap().is_empty());
     assert_eq!(rx.requests.lock().unwrap().len(), 2);
     // A new process (restart): one more failure, then delivered.
-    let out = run_ok(paytrace(d).arg("--config").arg(&cfg).args(["--json", "alerts", "deliver"]));
+    let out = run_ok(
+        paytrace(d)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "alerts", "deliver"]),
+    );
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((s["delivered"].as_u64(), s["pending"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (s["delivered"].as_u64(), s["pending"].as_u64()),
+        (Some(1), Some(0))
+    );
     let reqs = rx.requests.lock().unwrap().clone();
     assert_eq!(reqs.len(), 4);
     // Same idempotency key on every attempt; one effect.
@@ -501,11 +576,22 @@ fn webhook_delivery_retries_and_survives_a_restart_exactly_once() {
     assert_eq!(body["id"], v[0]["id"]);
     // Nothing left: another run sends nothing; the alert records the delivery. The `slack`
     // hook wants severe alerts only, so it got nothing.
-    let out = run_ok(paytrace(d).arg("--config").arg(&cfg).args(["--json", "alerts", "deliver"]));
+    let out = run_ok(
+        paytrace(d)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "alerts", "deliver"]),
+    );
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((s["delivered"].as_u64(), s["pending"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (s["delivered"].as_u64(), s["pending"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(rx.requests.lock().unwrap().len(), 4);
-    assert_eq!(alerts(d, &cfg)[0]["delivered_to"], serde_json::json!(["ops"]));
+    assert_eq!(
+        alerts(d, &cfg)[0]["delivered_to"],
+        serde_json::json!(["ops"])
+    );
 }
 
 #[test]
@@ -525,9 +611,18 @@ fn patterns_cli_lists_typed_instances_and_rejects_unknown_types() {
             u64::from(i) + 1
         ));
     }
-    s.push_str(&format!("{TOKEN},{},{},600,0x{:064x},0,2,1700000600\n", a(0x50), a(0x70), 99));
+    s.push_str(&format!(
+        "{TOKEN},{},{},600,0x{:064x},0,2,1700000600\n",
+        a(0x50),
+        a(0x70),
+        99
+    ));
     std::fs::write(&csv, s).unwrap();
-    run_json(paytrace(d).args(["--json", "import", "transfers"]).arg(&csv));
+    run_json(
+        paytrace(d)
+            .args(["--json", "import", "transfers"])
+            .arg(&csv),
+    );
     let r = run_json(paytrace(d).args(["--json", "patterns", "--type", "fan-in,pass-through"]));
     let types: Vec<&str> = r["instances"]
         .as_array()
@@ -542,6 +637,9 @@ fn patterns_cli_lists_typed_instances_and_rejects_unknown_types() {
     assert_eq!(fan["transfers"].as_array().unwrap().len(), 6);
     assert_eq!(fan["transfers"][0]["amount"], "100");
     assert_eq!(r["parameters"]["fan_min_counterparties"], 5);
-    let out = paytrace(d).args(["patterns", "--type", "smurfing"]).output().unwrap();
+    let out = paytrace(d)
+        .args(["patterns", "--type", "smurfing"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }

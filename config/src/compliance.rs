@@ -338,7 +338,11 @@ pub(crate) fn validate(
         }
     }
     let t = &risk.thresholds;
-    if !(t.low > 0.0 && t.low <= t.medium && t.medium <= t.high && t.high <= t.severe && t.severe <= 100.0)
+    if !(t.low > 0.0
+        && t.low <= t.medium
+        && t.medium <= t.high
+        && t.high <= t.severe
+        && t.severe <= 100.0)
     {
         return Err(bad(
             "risk.thresholds".into(),
@@ -364,12 +368,7 @@ pub(crate) fn validate(
             RuleKind::Exposure if r.category.is_none() => {
                 return Err(bad(key("category"), "a category for an exposure rule"));
             }
-            RuleKind::Level
-                if !r
-                    .min_level
-                    .as_deref()
-                    .is_some_and(|l| LEVELS.contains(&l)) =>
-            {
+            RuleKind::Level if !r.min_level.as_deref().is_some_and(|l| LEVELS.contains(&l)) => {
                 return Err(bad(key("min_level"), "low, medium, high or severe"));
             }
             RuleKind::Pattern if r.pattern.is_none() => {
@@ -385,7 +384,10 @@ pub(crate) fn validate(
     for (i, w) in alerts.webhooks.iter().enumerate() {
         let key = |f: &str| format!("alerts.webhooks[{i}].{f}");
         if w.name.trim().is_empty() || !names.insert(w.name.clone()) {
-            return Err(bad(key("name"), "a non-empty name unique among the webhooks"));
+            return Err(bad(
+                key("name"),
+                "a non-empty name unique among the webhooks",
+            ));
         }
         if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
             return Err(bad(key("url"), "an http:// or https:// URL"));
@@ -455,7 +457,9 @@ format = "slack"
                 "alerts.webhooks[0].url",
             ),
         ] {
-            let e = Config::parse(bad, Path::new("x.toml")).unwrap_err().to_string();
+            let e = Config::parse(bad, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(key), "{bad}: {e}");
         }
         assert!(Config::parse("[risk]\nfoo = 1", Path::new("x.toml")).is_err());

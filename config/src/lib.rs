@@ -48,11 +48,11 @@ mod error;
 #[cfg(test)]
 mod tests;
 
-pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
 pub use compliance::{
     AlertsConfig, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind, Thresholds,
     WebhookConfig, WebhookFormat,
 };
+pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
 pub use error::ConfigError;
 
 /// The default data directory when neither config, env nor flag names one.

@@ -93,8 +93,7 @@ fn parse_state(s: &str) -> Result<AlertState, String> {
 }
 
 fn parse_address(s: &str) -> anyhow::Result<Address> {
-    s.parse()
-        .map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
+    s.parse().map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
 }
 
 /// What one evaluation did (`alerts evaluate --json`, and logged after imports and syncs).
@@ -113,7 +112,11 @@ pub struct EvalSummary {
 }
 
 /// The subjects: watched addresses and payees of the payers (config and watchlist).
-fn subjects(cfg: &Config, store: &Store, alerts: &AlertStore) -> anyhow::Result<Vec<(Role, Address)>> {
+fn subjects(
+    cfg: &Config,
+    store: &Store,
+    alerts: &AlertStore,
+) -> anyhow::Result<Vec<(Role, Address)>> {
     let mut out: BTreeMap<Address, Role> = BTreeMap::new();
     let mut payers = Vec::new();
     for p in &cfg.alerts.payers {
@@ -157,7 +160,12 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
         .alerts
         .webhooks
         .iter()
-        .map(|w| (w.name.clone(), w.min_severity.parse().unwrap_or(RiskLevel::Low)))
+        .map(|w| {
+            (
+                w.name.clone(),
+                w.min_severity.parse().unwrap_or(RiskLevel::Low),
+            )
+        })
         .collect();
     let new = alerts.raise(&findings, &hooks)?;
     for a in &new {
@@ -275,7 +283,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Evaluation plus delivery, from synchronous code outside any async runtime (CLI commands).
-pub fn evaluate_and_deliver(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>, EvalSummary)> {
+pub fn evaluate_and_deliver(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<(Vec<Alert>, EvalSummary)> {
     let (new, mut s) = evaluate_rules(cfg, store)?;
     if !cfg.alerts.webhooks.is_empty() {
         let (ok, pending) = runtime()?.block_on(deliver(cfg, store))?;
@@ -289,8 +300,18 @@ pub fn evaluate_and_deliver(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<
 /// logged, not fatal: the import itself succeeded.
 pub fn after_labels_change(cfg: &Config, store: &Store) {
     match evaluate_and_deliver(cfg, store) {
-        Ok((_, s)) => tracing::info!(screened = s.screened, findings = s.findings, raised = s.raised, delivered = s.delivered, pending = s.pending, "re-screened after the label import"),
-        Err(e) => tracing::error!(error = format!("{e:#}"), "re-screening after the label import failed; run `paytrace alerts evaluate`"),
+        Ok((_, s)) => tracing::info!(
+            screened = s.screened,
+            findings = s.findings,
+            raised = s.raised,
+            delivered = s.delivered,
+            pending = s.pending,
+            "re-screened after the label import"
+        ),
+        Err(e) => tracing::error!(
+            error = format!("{e:#}"),
+            "re-screening after the label import failed; run `paytrace alerts evaluate`"
+        ),
     }
 }
 
@@ -314,14 +335,24 @@ impl FollowHook {
                 let (c, s) = (cfg.clone(), store.clone());
                 let res = tokio::task::spawn_blocking(move || evaluate_rules(&c, &s)).await;
                 match res {
-                    Ok(Ok((_, s))) => tracing::info!(screened = s.screened, raised = s.raised, "alert rules evaluated after sync"),
-                    Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "alert evaluation after sync failed"),
+                    Ok(Ok((_, s))) => tracing::info!(
+                        screened = s.screened,
+                        raised = s.raised,
+                        "alert rules evaluated after sync"
+                    ),
+                    Ok(Err(e)) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "alert evaluation after sync failed"
+                    ),
                     Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
                 }
                 if !cfg.alerts.webhooks.is_empty()
                     && let Err(e) = deliver(&cfg, &store).await
                 {
-                    tracing::error!(error = format!("{e:#}"), "webhook delivery after sync failed");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "webhook delivery after sync failed"
+                    );
                 }
             }
         });
@@ -391,7 +422,10 @@ impl AlertsCmd {
             Some(AlertsAction::Deliver) => {
                 let (ok, pending) = runtime()?.block_on(deliver(&ctx.config, &store))?;
                 if ctx.json {
-                    println!("{}", serde_json::json!({ "delivered": ok, "pending": pending }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "delivered": ok, "pending": pending })
+                    );
                 } else {
                     println!("{ok} delivered, {pending} pending");
                 }
@@ -416,7 +450,11 @@ impl WatchCmd {
                 if ctx.json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
-                    println!("watching {}{}", e.address, if e.payer { " (payer)" } else { "" });
+                    println!(
+                        "watching {}{}",
+                        e.address,
+                        if e.payer { " (payer)" } else { "" }
+                    );
                 }
             }
             Self::Remove { address } => {

@@ -7,8 +7,8 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, BlockRef, ChainId, ChainKind, Store, Timestamp,
-    Transfer, TransferKey, TransferKind, TxHash, store::PreparedRange,
+    Address, Amount, Asset, BlockNumber, BlockRef, ChainId, ChainKind, Store, Timestamp, Transfer,
+    TransferKey, TransferKind, TxHash, store::PreparedRange,
 };
 use serde::Serialize;
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
@@ -83,7 +83,10 @@ fn parse_time(s: &str) -> Result<u64, String> {
     if let Ok(v) = s.parse::<u64>() {
         return Ok(v);
     }
-    let t = s.trim_end_matches(" UTC").trim_end_matches('Z').replace(' ', "T");
+    let t = s
+        .trim_end_matches(" UTC")
+        .trim_end_matches('Z')
+        .replace(' ', "T");
     let dt: jiff::civil::DateTime = t
         .parse()
         .map_err(|e| format!("not Unix seconds or a UTC date-time: {e}"))?;
@@ -129,9 +132,7 @@ fn parse_row(
     let from = addr("from_address")?;
     let to = addr("to_address")?;
     let v = get("value");
-    let amount: Amount = v
-        .parse()
-        .map_err(|e| bad("value", format!("{v:?}: {e}")))?;
+    let amount: Amount = v.parse().map_err(|e| bad("value", format!("{v:?}: {e}")))?;
     let h = get("transaction_hash");
     let hash: alloy_primitives::B256 = h
         .parse()
@@ -145,10 +146,14 @@ fn parse_row(
         .parse()
         .map_err(|e| bad("block_number", format!("{bn:?}: {e}")))?;
     let time = match col.get("block_timestamp") {
-        Some(_) if !get("block_timestamp").is_empty() => Some(
-            parse_time(get("block_timestamp"))
-                .map_err(|e| bad("block_timestamp", format!("{:?}: {e}", get("block_timestamp"))))?,
-        ),
+        Some(_) if !get("block_timestamp").is_empty() => {
+            Some(parse_time(get("block_timestamp")).map_err(|e| {
+                bad(
+                    "block_timestamp",
+                    format!("{:?}: {e}", get("block_timestamp")),
+                )
+            })?)
+        }
         _ => None,
     };
     Ok(Row {
@@ -211,7 +216,10 @@ pub fn import_transfers(
         .collect();
     for r in REQUIRED {
         if !col.contains_key(r) {
-            bail!("{file}:1: missing column {r:?} (expected the ethereum-etl token_transfers schema: {}); nothing was imported", REQUIRED.join(","));
+            bail!(
+                "{file}:1: missing column {r:?} (expected the ethereum-etl token_transfers schema: {}); nothing was imported",
+                REQUIRED.join(",")
+            );
         }
     }
     let mut rows: Vec<Row> = Vec::new();

@@ -10,7 +10,7 @@ use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
     risk::{
-        CachedSource, RiskLevel, ScreenParams, ScreenResult, Scoring, StoreLabelHistory, screen,
+        CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, StoreLabelHistory, screen,
     },
 };
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
@@ -56,7 +56,8 @@ pub(crate) fn parse_day(s: &str) -> Result<Date, String> {
 }
 
 fn parse_level(s: &str) -> Result<RiskLevel, String> {
-    s.parse().map_err(|e: paytrace_tracer::risk::UnknownLevel| e.to_string())
+    s.parse()
+        .map_err(|e: paytrace_tracer::risk::UnknownLevel| e.to_string())
 }
 
 /// The chain id of `name`, if given.
@@ -76,9 +77,7 @@ pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Opti
 pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
     let mut scoring = Scoring::default();
     for (c, s) in &cfg.severities {
-        scoring
-            .severities
-            .insert(c.trim().to_ascii_lowercase(), *s);
+        scoring.severities.insert(c.trim().to_ascii_lowercase(), *s);
     }
     scoring.hop_decay = cfg.hop_decay;
     scoring.full_share = cfg.full_share;
@@ -105,8 +104,8 @@ pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> S
 /// Reads an address list: one per line, blank lines and `#` comments skipped; a bad line is
 /// an error naming the file and line.
 pub fn read_address_file(path: &std::path::Path) -> anyhow::Result<Vec<Address>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let s = line.split('#').next().unwrap_or("").trim();

@@ -67,13 +67,40 @@ fn main() {
     p.hops = 3;
     p.patterns = None;
     // Warm-up on a few addresses (the measurement is on a warm store).
-    run(&store, &labels, &addrs[..addrs.len().min(200)], &p, "warm-up");
-    run(&store, &labels, &addrs[200.min(addrs.len())..addrs.len().min(1_200)], &p, "3-hop screening, patterns off, no history cache (1 000 addresses)");
+    run(
+        &store,
+        &labels,
+        &addrs[..addrs.len().min(200)],
+        &p,
+        "warm-up",
+    );
+    run(
+        &store,
+        &labels,
+        &addrs[200.min(addrs.len())..addrs.len().min(1_200)],
+        &p,
+        "3-hop screening, patterns off, no history cache (1 000 addresses)",
+    );
     let cached = CachedSource::new(&store, 2_000_000);
-    run(&cached, &labels, &addrs, &p, "3-hop screening, patterns off, history cache (as `screen --file`)");
+    run(
+        &cached,
+        &labels,
+        &addrs,
+        &p,
+        "3-hop screening, patterns off, history cache (as `screen --file`)",
+    );
     println!("history cache (hits, misses): {:?}", cached.stats());
     let mut pp = p.clone();
     pp.patterns = Some(Default::default());
-    run(&cached, &labels, &addrs[..addrs.len().min(1_000)], &pp, "3-hop screening, patterns on, history cache (1 000 addresses)");
-    println!("store: {n_addr} addresses, {n_tr} transfers; peak RSS: {} MiB", peak_rss_mib().unwrap_or(0));
+    run(
+        &cached,
+        &labels,
+        &addrs[..addrs.len().min(1_000)],
+        &pp,
+        "3-hop screening, patterns on, history cache (1 000 addresses)",
+    );
+    println!(
+        "store: {n_addr} addresses, {n_tr} transfers; peak RSS: {} MiB",
+        peak_rss_mib().unwrap_or(0)
+    );
 }

@@ -135,7 +135,6 @@ pub fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-
 /// The address of index `a` (`u64::MAX` for non-EVM addresses).
 pub fn index_of(a: &Address) -> u64 {
     match a {
@@ -143,7 +142,6 @@ pub fn index_of(a: &Address) -> u64 {
         Address::Script(_) | Address::Tx(_) => u64::MAX,
     }
 }
-
 
 /// Opens the store of `PAYTRACE_BENCH_DIR` (default `$TMPDIR/paytrace-bench-A-T`), generating it
 /// when it has no `bench` chain yet; returns the store and the chain.
@@ -159,7 +157,10 @@ pub fn open_or_generate(n_addr: u64, n_tr: u64) -> (Store, ChainId) {
             c.id
         }
         _ => {
-            eprintln!("generating {n_addr} addresses, {n_tr} transfers in {}", dir.display());
+            eprintln!(
+                "generating {n_addr} addresses, {n_tr} transfers in {}",
+                dir.display()
+            );
             generate(&store, n_addr, n_tr, None);
             store.chain_by_name("bench").unwrap().unwrap().id
         }

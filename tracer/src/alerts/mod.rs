@@ -63,7 +63,10 @@ pub struct Finding {
 }
 
 fn join(v: &[Address]) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn severity(r: &RuleConfig) -> RiskLevel {
@@ -88,7 +91,11 @@ pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<
                     .unwrap_or(RiskLevel::High);
                 for (role, r) in subjects {
                     if r.level >= min && r.level > RiskLevel::None {
-                        let top = r.reasons.first().map(|x| x.text.clone()).unwrap_or_default();
+                        let top = r
+                            .reasons
+                            .first()
+                            .map(|x| x.text.clone())
+                            .unwrap_or_default();
                         out.push(Finding {
                             key: format!("{}|{}|level|{}", rule.name, r.address, r.level),
                             rule: rule.name.clone(),
@@ -96,7 +103,12 @@ pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<
                             subject: r.address,
                             role: *role,
                             category: None,
-                            text: format!("{} {} screened {}: {top}", role.as_str(), r.address, r.level),
+                            text: format!(
+                                "{} {} screened {}: {top}",
+                                role.as_str(),
+                                r.address,
+                                r.level
+                            ),
                             addresses: vec![r.address],
                             evidence: serde_json::to_value(&r.reasons).unwrap_or_default(),
                         });
@@ -113,13 +125,22 @@ pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<
                             .map(|t| t.tx_hash.to_string())
                             .unwrap_or_default();
                         out.push(Finding {
-                            key: format!("{}|{}|{}|{}|{first}", rule.name, r.address, p.kind, p.center),
+                            key: format!(
+                                "{}|{}|{}|{}|{first}",
+                                rule.name, r.address, p.kind, p.center
+                            ),
                             rule: rule.name.clone(),
                             severity: severity(rule),
                             subject: r.address,
                             role: *role,
                             category: Some(p.kind.to_string()),
-                            text: format!("{} {} takes part in a {}: {}", role.as_str(), r.address, p.kind, p.summary),
+                            text: format!(
+                                "{} {} takes part in a {}: {}",
+                                role.as_str(),
+                                r.address,
+                                p.kind,
+                                p.summary
+                            ),
                             addresses: p.members.clone(),
                             evidence: serde_json::to_value(p).unwrap_or_default(),
                         });
@@ -133,7 +154,11 @@ pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<
 }
 
 fn exposure_rule(rule: &RuleConfig, role: Role, r: &ScreenResult, out: &mut Vec<Finding>) {
-    let Some(cat) = rule.category.as_deref().map(|c| c.trim().to_ascii_lowercase()) else {
+    let Some(cat) = rule
+        .category
+        .as_deref()
+        .map(|c| c.trim().to_ascii_lowercase())
+    else {
         return;
     };
     for e in r.direct.iter().chain(r.indirect.iter()) {

@@ -215,17 +215,19 @@ impl AlertStore {
     }
 
     fn next_id(&self) -> Result<u64, AlertError> {
-        Ok(match self.meta.get(b"next_id").map_err(io("read next id"))? {
-            Some(v) => {
-                let b: [u8; 8] = v.as_ref().try_into().map_err(|_| AlertError::Corrupt {
-                    keyspace: "alert_meta",
-                    key: "next_id".into(),
-                    reason: "not 8 bytes".into(),
-                })?;
-                u64::from_be_bytes(b)
-            }
-            None => 1,
-        })
+        Ok(
+            match self.meta.get(b"next_id").map_err(io("read next id"))? {
+                Some(v) => {
+                    let b: [u8; 8] = v.as_ref().try_into().map_err(|_| AlertError::Corrupt {
+                        keyspace: "alert_meta",
+                        key: "next_id".into(),
+                        reason: "not 8 bytes".into(),
+                    })?;
+                    u64::from_be_bytes(b)
+                }
+                None => 1,
+            },
+        )
     }
 
     /// Stores the findings never raised before (by key) as new alerts, with one outbox entry
@@ -268,7 +270,11 @@ impl AlertStore {
                 delivered_to: Vec::new(),
             };
             batch.insert(&self.alerts, id.to_be_bytes().to_vec(), encode(&a)?);
-            batch.insert(&self.keys, f.key.as_bytes().to_vec(), id.to_be_bytes().to_vec());
+            batch.insert(
+                &self.keys,
+                f.key.as_bytes().to_vec(),
+                id.to_be_bytes().to_vec(),
+            );
             for (name, min) in webhooks {
                 if a.severity >= *min {
                     let e = OutboxEntry {
@@ -306,7 +312,9 @@ impl AlertStore {
         self.alerts
             .insert(a.id.to_be_bytes(), encode(a)?)
             .map_err(io("write alert"))?;
-        self.db.persist(PersistMode::SyncAll).map_err(io("sync alert"))
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("sync alert"))
     }
 
     /// Alerts in id order, optionally only those in `state`.
@@ -332,7 +340,12 @@ impl AlertStore {
     }
 
     /// Adds (or updates) a watchlist entry.
-    pub fn watch(&self, address: Address, note: Option<String>, payer: bool) -> Result<WatchEntry, AlertError> {
+    pub fn watch(
+        &self,
+        address: Address,
+        note: Option<String>,
+        payer: bool,
+    ) -> Result<WatchEntry, AlertError> {
         let e = WatchEntry {
             address,
             note,
@@ -340,9 +353,14 @@ impl AlertStore {
             added_at: now(),
         };
         self.watch
-            .insert(paytrace_indexer::labels::address::address_key(&address), encode(&e)?)
+            .insert(
+                paytrace_indexer::labels::address::address_key(&address),
+                encode(&e)?,
+            )
             .map_err(io("write watchlist"))?;
-        self.db.persist(PersistMode::SyncAll).map_err(io("sync watchlist"))?;
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("sync watchlist"))?;
         Ok(e)
     }
 
@@ -375,14 +393,21 @@ impl AlertStore {
     }
 
     /// Records a failed attempt (kept for the next run).
-    pub fn delivery_failed(&self, e: &OutboxEntry, attempts: u32, error: &str) -> Result<(), AlertError> {
+    pub fn delivery_failed(
+        &self,
+        e: &OutboxEntry,
+        attempts: u32,
+        error: &str,
+    ) -> Result<(), AlertError> {
         let mut e = e.clone();
         e.attempts = e.attempts.saturating_add(attempts);
         e.last_error = Some(error.to_owned());
         self.outbox
             .insert(outbox_key(e.alert, &e.webhook), encode(&e)?)
             .map_err(io("write outbox"))?;
-        self.db.persist(PersistMode::SyncAll).map_err(io("sync outbox"))
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("sync outbox"))
     }
 
     /// Records a successful delivery: the outbox entry goes, the alert notes the webhook.

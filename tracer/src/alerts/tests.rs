@@ -114,8 +114,14 @@ fn store_deduplicates_and_keeps_outbox_until_delivered() {
     let store = paytrace_indexer::Store::open(dir.path()).unwrap();
     let a = AlertStore::open(&store).unwrap();
     let (g, h) = setup();
-    let f = evaluate(&AlertsConfig::default().rules_or_default(), &results(&g, &h));
-    let hooks = vec![("ops".to_owned(), RiskLevel::High), ("all".to_owned(), RiskLevel::Low)];
+    let f = evaluate(
+        &AlertsConfig::default().rules_or_default(),
+        &results(&g, &h),
+    );
+    let hooks = vec![
+        ("ops".to_owned(), RiskLevel::High),
+        ("all".to_owned(), RiskLevel::Low),
+    ];
     let new = a.raise(&f, &hooks).unwrap();
     assert_eq!(new.len(), 3);
     assert_eq!(new.iter().map(|x| x.id).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -130,12 +136,18 @@ fn store_deduplicates_and_keeps_outbox_until_delivered() {
     assert_eq!(ob2[0].attempts, 3);
     a.delivered(&ob2[0]).unwrap();
     assert_eq!(a.outbox().unwrap().len(), 4);
-    assert_eq!(a.get(ob2[0].alert).unwrap().unwrap().delivered_to, vec![ob2[0].webhook.clone()]);
+    assert_eq!(
+        a.get(ob2[0].alert).unwrap().unwrap().delivered_to,
+        vec![ob2[0].webhook.clone()]
+    );
     // States.
     let x = a.set_state(2, AlertState::Acknowledged).unwrap();
     assert_eq!(x.state, AlertState::Acknowledged);
     assert_eq!(a.list(Some(AlertState::New)).unwrap().len(), 2);
-    assert!(matches!(a.set_state(99, AlertState::Closed), Err(AlertError::NotFound(99))));
+    assert!(matches!(
+        a.set_state(99, AlertState::Closed),
+        Err(AlertError::NotFound(99))
+    ));
     // Watchlist.
     a.watch(addr(7), Some("vip".into()), false).unwrap();
     a.watch(addr(1), None, true).unwrap();

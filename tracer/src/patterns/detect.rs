@@ -69,9 +69,12 @@ pub fn detect(ts: &[Transfer], p: &PatternParams) -> PatternReport {
             PatternKind::Structuring => structuring(&ix, p),
         };
         v.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(a.transfers.first().map(|t| t.key).cmp(&b.transfers.first().map(|t| t.key)))
+            b.score.total_cmp(&a.score).then(
+                a.transfers
+                    .first()
+                    .map(|t| t.key)
+                    .cmp(&b.transfers.first().map(|t| t.key)),
+            )
         });
         if v.len() > p.max_instances {
             report.truncated += v.len() - p.max_instances;
@@ -338,7 +341,9 @@ fn gather_scatter(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
 fn pass_through(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
     let mut out = Vec::new();
     let ppm = Amount::from_u64(u64::from(p.pass_min_forwarded_ppm.min(1_000_000)));
-    let over = Amount::from_u64(2_000_000u64.saturating_sub(u64::from(p.pass_min_forwarded_ppm.min(1_000_000))));
+    let over = Amount::from_u64(
+        2_000_000u64.saturating_sub(u64::from(p.pass_min_forwarded_ppm.min(1_000_000))),
+    );
     let million = Amount::from_u64(1_000_000);
     let sum = |v: &[&Transfer]| {
         v.iter()
@@ -356,8 +361,16 @@ fn pass_through(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
         let mut episodes = 0usize;
         let mut speed = 0.0f64;
         for asset in assets {
-            let ins: Vec<&Transfer> = all_in.iter().copied().filter(|t| t.asset == asset).collect();
-            let outs: Vec<&Transfer> = all_out.iter().copied().filter(|t| t.asset == asset).collect();
+            let ins: Vec<&Transfer> = all_in
+                .iter()
+                .copied()
+                .filter(|t| t.asset == asset)
+                .collect();
+            let outs: Vec<&Transfer> = all_out
+                .iter()
+                .copied()
+                .filter(|t| t.asset == asset)
+                .collect();
             let mut i = 0;
             while i < ins.len() {
                 let start = ins[i];
@@ -464,7 +477,10 @@ fn peel_step<'a>(
         .iter()
         .try_fold(Amount::ZERO, |a, o| a.checked_add(o.amount))
         .ok()?;
-    let major = spend.iter().copied().max_by_key(|o| (o.amount, std::cmp::Reverse(o.key)))?;
+    let major = spend
+        .iter()
+        .copied()
+        .max_by_key(|o| (o.amount, std::cmp::Reverse(o.key)))?;
     let need = mul_div_floor(
         total,
         Amount::from_u64(u64::from(p.peel_min_major_ppm)),

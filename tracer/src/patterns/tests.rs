@@ -55,7 +55,9 @@ fn only(ts: &[Transfer], kind: PatternKind) -> Vec<PatternInstance> {
 #[test]
 fn fan_in_needs_enough_distinct_senders_in_the_window() {
     // Senders 1..=5 into 100 within an hour: one instance with 6 members.
-    let mut ts: Vec<Transfer> = (1..=5).map(|i| t(1000 + u64::from(i) * 60, i, 100, 50)).collect();
+    let mut ts: Vec<Transfer> = (1..=5)
+        .map(|i| t(1000 + u64::from(i) * 60, i, 100, 50))
+        .collect();
     // Sender 6 a week later: outside the window, not part of it.
     ts.push(t(1000 + 8 * DAY, 6, 100, 50));
     let v = only(&ts, PatternKind::FanIn);
@@ -78,7 +80,9 @@ fn fan_in_needs_enough_distinct_senders_in_the_window() {
 
 #[test]
 fn fan_out_mirrors_fan_in() {
-    let ts: Vec<Transfer> = (1..=10).map(|i| t(1000 + u64::from(i), 100, i, 5)).collect();
+    let ts: Vec<Transfer> = (1..=10)
+        .map(|i| t(1000 + u64::from(i), 100, i, 5))
+        .collect();
     let v = only(&ts, PatternKind::FanOut);
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].center, addr(100));
@@ -94,7 +98,10 @@ fn scatter_gather_and_gather_scatter() {
     let v = only(&ts, PatternKind::ScatterGather);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].center, addr(1));
-    assert_eq!(v[0].members, vec![addr(1), addr(10), addr(11), addr(12), addr(20)]);
+    assert_eq!(
+        v[0].members,
+        vec![addr(1), addr(10), addr(11), addr(12), addr(20)]
+    );
     assert_eq!(v[0].transfers.len(), 6);
     // Only two of them gather: no instance.
     assert!(only(&ts[..5], PatternKind::ScatterGather).is_empty());
@@ -127,9 +134,19 @@ fn pass_through_requires_fast_forwarding_of_most_of_the_value() {
     assert_eq!(v[0].center, addr(2));
     assert!(v[0].score > 0.9, "{}", v[0].score);
     // Forwarded only half: nothing. Forwarded after two hours (window one hour): nothing.
-    assert!(only(&[t(1000, 1, 2, 1000), t(1600, 2, 3, 500)], PatternKind::PassThrough).is_empty());
     assert!(
-        only(&[t(1000, 1, 2, 1000), t(8200, 2, 3, 1000)], PatternKind::PassThrough).is_empty()
+        only(
+            &[t(1000, 1, 2, 1000), t(1600, 2, 3, 500)],
+            PatternKind::PassThrough
+        )
+        .is_empty()
+    );
+    assert!(
+        only(
+            &[t(1000, 1, 2, 1000), t(8200, 2, 3, 1000)],
+            PatternKind::PassThrough
+        )
+        .is_empty()
     );
 }
 
@@ -177,10 +194,21 @@ fn peel_chain_through_utxo_transaction_nodes() {
         let next = addr(11 + hop);
         let mut input = ta(time, 0, from, tx, amount);
         input.key.kind = TransferKind::Utxo;
-        let mut major = ta(time, paytrace_indexer::model::UTXO_OUTPUT_BASE, tx, next, amount - 500);
+        let mut major = ta(
+            time,
+            paytrace_indexer::model::UTXO_OUTPUT_BASE,
+            tx,
+            next,
+            amount - 500,
+        );
         major.key.kind = TransferKind::Utxo;
-        let mut minor =
-            ta(time, paytrace_indexer::model::UTXO_OUTPUT_BASE + 1, tx, addr(90 + hop), 500);
+        let mut minor = ta(
+            time,
+            paytrace_indexer::model::UTXO_OUTPUT_BASE + 1,
+            tx,
+            addr(90 + hop),
+            500,
+        );
         minor.key.kind = TransferKind::Utxo;
         ts.extend([input, major, minor]);
         from = next;
@@ -204,7 +232,11 @@ fn cycle_returns_value_within_the_window() {
     let back = vec![t(300, 1, 2, 100), t(400, 2, 3, 99), t(100, 3, 1, 98)];
     assert!(only(&back, PatternKind::Cycle).is_empty());
     // Outside the window.
-    let late = vec![t(100, 1, 2, 100), t(200, 2, 3, 99), t(100 + 8 * DAY, 3, 1, 98)];
+    let late = vec![
+        t(100, 1, 2, 100),
+        t(200, 2, 3, 99),
+        t(100 + 8 * DAY, 3, 1, 98),
+    ];
     assert!(only(&late, PatternKind::Cycle).is_empty());
 }
 
@@ -226,7 +258,11 @@ fn structuring_counts_amounts_just_under_the_threshold() {
     assert_eq!(v[0].center, addr(1));
     assert_eq!(v[0].transfers.len(), 3);
     // 8 000 is too far under.
-    let far = vec![t(100, 1, 2, 8_000), t(200, 1, 3, 8_000), t(300, 1, 4, 8_000)];
+    let far = vec![
+        t(100, 1, 2, 8_000),
+        t(200, 1, 3, 8_000),
+        t(300, 1, 4, 8_000),
+    ];
     assert!(detect(&far, &p).instances.is_empty());
 }
 

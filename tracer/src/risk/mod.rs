@@ -282,10 +282,13 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
     let mut indirect = Vec::new();
     let mut reached = Vec::new();
     if p.hops > 0 {
-        let (fwd, r) = forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?;
+        let (fwd, r) =
+            forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?;
         indirect.extend(fwd);
         reached = r;
-        indirect.extend(backward_exposure(src, history, &labels, p, &ins, until, &mut stats)?);
+        indirect.extend(backward_exposure(
+            src, history, &labels, p, &ins, until, &mut stats,
+        )?);
     }
     for e in direct.iter_mut().chain(indirect.iter_mut()) {
         e.score = p.scoring.exposure_score(e, until);
@@ -435,24 +438,26 @@ fn direct_exposure<H: LabelHistory>(
             continue;
         };
         let (held, since) = held_at(&history.spans(&cp), &cat, t.time);
-        let e = by.entry((cat.clone(), t.asset)).or_insert_with(|| Exposure {
-            kind: ExposureKind::Direct,
-            direction: flow,
-            category: cat,
-            asset: t.asset,
-            amount: Amount::ZERO,
-            share: 0.0,
-            transfers: 0,
-            counterparties: Vec::new(),
-            hops: 0,
-            first_time: t.time,
-            last_time: t.time,
-            labelled_at_time: false,
-            listed_since: None,
-            score: 0.0,
-            evidence: Vec::new(),
-            paths: Vec::new(),
-        });
+        let e = by
+            .entry((cat.clone(), t.asset))
+            .or_insert_with(|| Exposure {
+                kind: ExposureKind::Direct,
+                direction: flow,
+                category: cat,
+                asset: t.asset,
+                amount: Amount::ZERO,
+                share: 0.0,
+                transfers: 0,
+                counterparties: Vec::new(),
+                hops: 0,
+                first_time: t.time,
+                last_time: t.time,
+                labelled_at_time: false,
+                listed_since: None,
+                score: 0.0,
+                evidence: Vec::new(),
+                paths: Vec::new(),
+            });
         e.amount = e.amount.checked_add(t.amount)?;
         e.transfers += 1;
         e.first_time = e.first_time.min(t.time);
@@ -565,6 +570,9 @@ fn collect_indirect<H: LabelHistory>(
     Ok(())
 }
 
+/// Addresses reached with their hops.
+type Reached = Vec<(Address, u32)>;
+
 #[allow(clippy::too_many_arguments)]
 fn forward_exposure<S: FlowSource, H: LabelHistory>(
     src: &S,
@@ -575,7 +583,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     outs: &[Transfer],
     until: Timestamp,
     stats: &mut ScreenStats,
-) -> Result<(Vec<Exposure>, Vec<(Address, u32)>), TraceError> {
+) -> Result<(Vec<Exposure>, Reached), TraceError> {
     if outs.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -585,7 +593,12 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
         .map(|t| share_of(*t, p.scoring.min_share))
         .min()
         .unwrap_or(Amount::ZERO);
-    let r = trace_forward(src, labels, &Seed::Outflows(*address), &trace_params(p, until, min))?;
+    let r = trace_forward(
+        src,
+        labels,
+        &Seed::Outflows(*address),
+        &trace_params(p, until, min),
+    )?;
     stats.traces += 1;
     stats.expanded_addresses += r.stats.expanded_addresses;
     stats.transfers_read += r.stats.transfers_read;

@@ -7,7 +7,9 @@ use serde::Serialize;
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
 /// Risk level, ordered `none < low < medium < high < severe`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// Nothing found.
@@ -121,7 +123,11 @@ impl Default for Scoring {
 impl Scoring {
     /// The severity of `cat`.
     pub fn severity(&self, cat: &Category) -> u32 {
-        self.severities.get(cat.as_str()).copied().unwrap_or(0).min(100)
+        self.severities
+            .get(cat.as_str())
+            .copied()
+            .unwrap_or(0)
+            .min(100)
     }
 
     /// The level of a score.
@@ -151,7 +157,9 @@ impl Scoring {
             if e.share < self.min_share {
                 return 0.0;
             }
-            s *= self.hop_decay.powi(i32::try_from(e.hops).unwrap_or(i32::MAX));
+            s *= self
+                .hop_decay
+                .powi(i32::try_from(e.hops).unwrap_or(i32::MAX));
             if e.share < self.full_share && self.full_share > 0.0 {
                 s *= (e.share / self.full_share).sqrt();
             }

@@ -92,7 +92,11 @@ fn indirect_exposure_to_a_counterparty_sanctioned_at_the_time() {
     assert!((s.score - 80.0).abs() < 1e-9, "{}", s.score);
     assert_eq!(r.level, RiskLevel::Severe);
     assert_eq!(r.reasons[0].kind, "indirect");
-    assert!(r.reasons.iter().any(|x| x.kind == "direct" && x.category == "mixer"));
+    assert!(
+        r.reasons
+            .iter()
+            .any(|x| x.kind == "direct" && x.category == "mixer")
+    );
     // The payer: received nothing; its payout reached the sanctioned address two hops on.
     let p = screen(&graph(), &h, &addr(PAYER), &params("2025-02-01")).unwrap();
     let s = p
@@ -120,7 +124,11 @@ fn a_counterparty_sanctioned_after_the_transfers_is_reported_as_such() {
     assert!((s.score - 40.0).abs() < 1e-9, "{}", s.score);
     assert_eq!(after.level, RiskLevel::Medium);
     assert!(!after.reasons[0].labelled_at_time);
-    assert!(after.reasons[0].text.contains("only since 2025-06-01"), "{}", after.reasons[0].text);
+    assert!(
+        after.reasons[0].text.contains("only since 2025-06-01"),
+        "{}",
+        after.reasons[0].text
+    );
     // Direct exposure of HOP itself.
     let hop = screen(&graph(), &h, &addr(HOP), &params("2025-07-01")).unwrap();
     assert_eq!(hop.direct[0].category.as_str(), "sanctioned");
@@ -128,7 +136,12 @@ fn a_counterparty_sanctioned_after_the_transfers_is_reported_as_such() {
     assert_eq!(hop.level, RiskLevel::Medium);
     // Delisted before the as-of day: not sanctioned any more.
     let mut h2 = MemoryLabelHistory::new();
-    h2.insert(addr(SANCTIONED), "sanctioned", Some(d("2024-01-01")), Some(d("2025-05-01")));
+    h2.insert(
+        addr(SANCTIONED),
+        "sanctioned",
+        Some(d("2024-01-01")),
+        Some(d("2025-05-01")),
+    );
     let r = screen(&graph(), &h2, &addr(HOP), &params("2025-07-01")).unwrap();
     assert_eq!(r.level, RiskLevel::None);
 }
@@ -140,7 +153,11 @@ fn transfers_after_the_as_of_day_are_ignored_and_received_exposure_is_found() {
     // The sanctioned address receives from HOP, whose funds came from the worker, whose funds
     // came from a hacker: received-side indirect exposure of SANCTIONED to hack at hop 2.
     let r = screen(&graph(), &h, &addr(SANCTIONED), &params("2025-02-01")).unwrap();
-    let e = r.indirect.iter().find(|e| e.direction == Flow::Received).unwrap();
+    let e = r
+        .indirect
+        .iter()
+        .find(|e| e.direction == Flow::Received)
+        .unwrap();
     assert_eq!(e.category.as_str(), "hack");
     assert_eq!(e.hops, 2);
     assert_eq!(e.amount, Amount::from_u64(500));
@@ -173,13 +190,23 @@ fn own_label_and_scoring_rules() {
 
 #[test]
 fn patterns_around_the_address_are_reasons() {
-    let mut ts: Vec<Transfer> = (10..16).map(|i| t(u64::from(i), "2025-01-10", i, 50, 10)).collect();
+    let mut ts: Vec<Transfer> = (10..16)
+        .map(|i| t(u64::from(i), "2025-01-10", i, 50, 10))
+        .collect();
     ts.push(t(100, "2025-01-11", 50, 60, 55));
     let g = MemoryGraph::from_transfers(ts);
     let mut p = params("2025-02-01");
     p.patterns = Some(PatternParams::default());
     let r = screen(&g, &MemoryLabelHistory::new(), &addr(50), &p).unwrap();
-    assert!(r.patterns.iter().any(|i| i.kind == crate::patterns::PatternKind::FanIn));
-    assert!(r.reasons.iter().any(|x| x.kind == "pattern" && x.category == "fan-in"));
+    assert!(
+        r.patterns
+            .iter()
+            .any(|i| i.kind == crate::patterns::PatternKind::FanIn)
+    );
+    assert!(
+        r.reasons
+            .iter()
+            .any(|x| x.kind == "pattern" && x.category == "fan-in")
+    );
     assert!(r.level >= RiskLevel::Low);
 }
