@@ -177,6 +177,7 @@ async fn serve(listener: tokio::net::TcpListener) {
             let file = match path.as_str() {
                 "/ofac/sdn.csv" => Some("sdn-2021.csv"),
                 "/ofac/sdn_comments.csv" => Some("sdn_comments-2021.csv"),
+                "/ofac/sdn_advanced.xml" => Some("sdn_advanced-excerpt.xml"),
                 _ => None,
             };
             let (status, body) = match file {
@@ -260,4 +261,36 @@ async fn fetch_ofac_from_local_server() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+
+    // the advanced XML, with the base URL from the config file's [labels] section
+    let d3 = tempfile::tempdir().unwrap();
+    let cfg = d3.path().join("paytrace.toml");
+    std::fs::write(&cfg, format!("[labels]\nofac_url = \"{url}\"\n")).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let p = d3.path().to_owned();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_paytrace"))
+                .arg("--data-dir")
+                .arg(p.join("data"))
+                .arg("--config")
+                .arg(&cfg)
+                .args(["--json", "labels", "fetch", "ofac", "--format", "xml"])
+                .env_remove("PAYTRACE_OFAC_URL")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["source"], "ofac-sdn");
+    assert_eq!(
+        (r["read"].as_u64(), r["imported"].as_u64()),
+        (Some(1), Some(1))
+    );
 }

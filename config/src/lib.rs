@@ -74,6 +74,20 @@ pub struct Config {
     /// Alert rules, payout sources and webhooks (`[alerts]`).
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Label sources (`[labels]`).
+    #[serde(default)]
+    pub labels: LabelsConfig,
+}
+
+/// The `[labels]` section: where label sources are downloaded from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsConfig {
+    /// Base URL of OFAC's SDN files (`sdn.csv`, `sdn_comments.csv`, `sdn_advanced.xml`) for
+    /// `labels fetch ofac`; the flag `--url` and `PAYTRACE_OFAC_URL` override it. Default: the
+    /// binary's built-in OFAC address.
+    #[serde(default)]
+    pub ofac_url: Option<String>,
 }
 
 /// What kind of chain a section describes.
@@ -359,6 +373,14 @@ impl Config {
             return Err(bad(
                 "data_dir".to_owned(),
                 "a non-empty path, or no key for the default".to_owned(),
+            ));
+        }
+        if let Some(u) = &self.labels.ofac_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(bad(
+                "labels.ofac_url".to_owned(),
+                "an http:// or https:// URL".to_owned(),
             ));
         }
         let mut env_vars: BTreeMap<String, &str> = BTreeMap::new();

@@ -962,3 +962,24 @@ fn debug_output_redacts_the_rpc_url() {
     );
     assert!(shown.contains("confirmations: 12"), "{shown}");
 }
+
+#[test]
+fn labels_section() {
+    let c = Config::parse(
+        "[labels]\nofac_url = \"http://127.0.0.1:8080/ofac\"\n",
+        Path::new("c.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.labels.ofac_url.as_deref(),
+        Some("http://127.0.0.1:8080/ofac")
+    );
+    let e = Config::parse("[labels]\nofac_url = \"ftp://x\"\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("labels.ofac_url"), "{e}");
+    let e = Config::parse("[labels]\nofac = 1\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ofac"), "{e}");
+}

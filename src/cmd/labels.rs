@@ -92,16 +92,30 @@ pub struct ListArgs {
 /// `labels fetch`.
 #[derive(Debug, Subcommand)]
 pub enum FetchCmd {
-    /// Download OFAC's sdn.csv and sdn_comments.csv over HTTPS and import them as `ofac-sdn`.
+    /// Download OFAC's SDN files over HTTPS (sdn.csv + sdn_comments.csv, or sdn_advanced.xml)
+    /// and import them as `ofac-sdn`.
     Ofac(FetchOfacArgs),
+}
+
+/// Which OFAC file set `labels fetch ofac` downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OfacFiles {
+    /// The legacy CSV set: `sdn.csv` and `sdn_comments.csv` (a few MB).
+    Csv,
+    /// The advanced XML: `sdn_advanced.xml` (over 100 MB; streamed to a temporary file).
+    Xml,
 }
 
 /// `labels fetch ofac`.
 #[derive(Debug, Args)]
 pub struct FetchOfacArgs {
-    /// Base URL holding sdn.csv and sdn_comments.csv.
-    #[arg(long, env = "PAYTRACE_OFAC_URL", default_value = OFAC_BASE_URL)]
-    pub url: String,
+    /// Base URL holding the files [default: `[labels] ofac_url` of the config, else OFAC's
+    /// downloads site].
+    #[arg(long, env = "PAYTRACE_OFAC_URL")]
+    pub url: Option<String>,
+    /// Which file set to download.
+    #[arg(long, value_enum, default_value_t = OfacFiles::Csv)]
+    pub format: OfacFiles,
     /// Version to record [default: today].
     #[arg(long, alias = "source-version")]
     pub version: Option<String>,
@@ -226,25 +240,48 @@ impl LabelsCmd {
                 }
             }
             Self::Fetch(FetchCmd::Ofac(a)) => {
-                let base = a.url.trim_end_matches('/');
-                let urls = [
-                    format!("{base}/sdn.csv"),
-                    format!("{base}/sdn_comments.csv"),
-                ];
-                let bodies = download(&urls, a.timeout)?;
-                let inputs = urls
-                    .iter()
-                    .zip(&bodies)
-                    .map(|(u, b)| Input::from_bytes(u.clone(), b))
-                    .collect();
+                let base = a
+                    .url
+                    .clone()
+                    .or_else(|| ctx.config.labels.ofac_url.clone())
+                    .unwrap_or_else(|| OFAC_BASE_URL.to_owned());
+                let base = base.trim_end_matches('/');
                 let opts = ImportOptions {
                     source: Some("ofac-sdn".into()),
                     version: a.version.clone(),
                     url: Some(base.to_owned()),
                     defaults: Defaults::default(),
                 };
-                let report = import_inputs(&labels, Format::OfacCsv, inputs, &opts)?;
+                let report = match a.format {
+                    OfacFiles::Csv => {
+                        let urls = [
+                            format!("{base}/sdn.csv"),
+                            format!("{base}/sdn_comments.csv"),
+                        ];
+                        let bodies = download(&urls, a.timeout)?;
+                        let inputs = urls
+                            .iter()
+                            .zip(&bodies)
+                            .map(|(u, b)| Input::from_bytes(u.clone(), b))
+                            .collect();
+                        import_inputs(&labels, Format::OfacCsv, inputs, &opts)?
+                    }
+                    OfacFiles::Xml => {
+                        let url = format!("{base}/sdn_advanced.xml");
+                        let file = download_to_file(&url, a.timeout)?;
+                        let input = Input {
+                            name: url.clone(),
+                            reader: Box::new(std::io::BufReader::with_capacity(
+                                1 << 16,
+                                file.reopen()
+                                    .with_context(|| format!("reading the download of {url}"))?,
+                            )),
+                        };
+                        import_inputs(&labels, Format::OfacXml, vec![input], &opts)?
+                    }
+                };
                 print_report(ctx, &report)?;
+                super::alerts::after_labels_change(&ctx.config, &store);
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -278,6 +315,40 @@ fn download(urls: &[String], timeout: u64) -> anyhow::Result<Vec<Vec<u8>>> {
         }
         Ok(out)
     })
+}
+
+/// Streams one URL into a temporary file (the advanced XML is too big to hold in memory).
+fn download_to_file(url: &str, timeout: u64) -> anyhow::Result<tempfile::NamedTempFile> {
+    use std::io::Write as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut file = tempfile::NamedTempFile::new().context("creating a temporary file")?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(timeout))
+            .build()
+            .context("building the http client")?;
+        let mut resp = client
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("downloading {url}"))?
+            .error_for_status()
+            .with_context(|| format!("downloading {url}"))?;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .with_context(|| format!("downloading {url}"))?
+        {
+            file.write_all(&chunk)
+                .with_context(|| format!("writing the download of {url}"))?;
+        }
+        anyhow::Ok(())
+    })?;
+    file.flush().context("writing the download")?;
+    Ok(file)
 }
 
 fn print_report(ctx: &Context, r: &ImportReport) -> anyhow::Result<()> {

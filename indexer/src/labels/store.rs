@@ -6,8 +6,23 @@
 //! | `labels`          | address key ([`LabelAddress::key`])   | postcard `Vec<`[`Label`]`>`  |
 //! | `label_sources`   | source name                           | postcard [`SourceInfo`]      |
 //! | `label_by_source` | source name, `0x00`, address key      | empty                        |
+//! | `label_staging`   | address key                           | postcard staged entry        |
+//! | `label_apply`     | `plan`                                | postcard apply plan          |
 //!
-//! An import is one atomic write batch: a crash or an error leaves the store as it was.
+//! An import runs in two phases so that its memory stays bounded whatever the size of the
+//! source (the merged labels of at most [`STAGE_CHUNK`] addresses are held at a time):
+//!
+//! 1. **Staging.** Rows are validated and merged with the stored labels in chunks; each chunk
+//!    goes to `label_staging`, which readers never look at. The delisting sweep (labels of the
+//!    source that this version no longer lists) is staged the same way. An error or a crash in
+//!    this phase leaves the visible labels as they were; the staging is cleared on the next
+//!    open.
+//! 2. **Apply.** A durable plan is written to `label_apply`, then the staged entries are copied
+//!    to `labels` chunk by chunk and the source's version record is written last. A crash in
+//!    this phase is rolled forward on the next [`LabelStore::open`]: the staged entries are the
+//!    final values, so copying them again is idempotent.
+//!
+//! So an import is all or nothing as seen by readers, and never aborts half-written.
 
 use super::{
     LabelError,
@@ -17,12 +32,21 @@ use super::{
 use crate::{model::Address, store::Store};
 use fjall::{Database, Keyspace, PersistMode};
 use jiff::civil::Date;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, hash_map::Entry};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::{BTreeMap, HashMap, hash_map::Entry},
+    ops::Bound,
+};
 
 const KS_LABELS: &str = "labels";
 const KS_SOURCES: &str = "label_sources";
 const KS_BY_SOURCE: &str = "label_by_source";
+const KS_STAGING: &str = "label_staging";
+const KS_APPLY: &str = "label_apply";
+const APPLY_KEY: &[u8] = b"plan";
+
+/// How many distinct addresses an import merges in memory before it stages them to disk.
+pub const STAGE_CHUNK: usize = 50_000;
 
 /// Where an input row came from.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
@@ -122,6 +146,22 @@ pub struct LabelStore {
     labels: Keyspace,
     sources: Keyspace,
     by_source: Keyspace,
+    staging: Keyspace,
+    apply: Keyspace,
+    stage_chunk: usize,
+}
+
+/// What the apply phase of an import needs, written durably before it starts so that a crash
+/// during the apply is rolled forward on the next open.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ApplyPlan {
+    source: String,
+    version: String,
+    end_day: Date,
+    info: SourceInfo,
+    same_as_latest: bool,
+    added: u64,
+    previously_active: u64,
 }
 
 fn io(op: &'static str) -> impl FnOnce(fjall::Error) -> LabelError {
@@ -142,13 +182,144 @@ fn decode_labels(key: &[u8], v: &[u8]) -> Result<Vec<Label>, LabelError> {
 
 impl LabelStore {
     /// Opens (or creates) the label keyspaces in `store`.
+    ///
+    /// An import that crashed during its apply phase is finished here (rolled forward); the
+    /// staging of an import that crashed before it is discarded.
     pub fn open(store: &Store) -> Result<Self, LabelError> {
-        Ok(Self {
+        let this = Self {
             db: store.database().clone(),
             labels: store.keyspace(KS_LABELS)?,
             sources: store.keyspace(KS_SOURCES)?,
             by_source: store.keyspace(KS_BY_SOURCE)?,
-        })
+            staging: store.keyspace(KS_STAGING)?,
+            apply: store.keyspace(KS_APPLY)?,
+            stage_chunk: STAGE_CHUNK,
+        };
+        if let Some(v) = this.apply.get(APPLY_KEY).map_err(io("read apply plan"))? {
+            let plan: ApplyPlan = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
+                keyspace: KS_APPLY,
+                key: "plan".to_owned(),
+                reason: e.to_string(),
+            })?;
+            tracing::warn!(
+                source = %plan.source,
+                version = %plan.version,
+                "finishing a label import interrupted during its apply phase"
+            );
+            this.apply_staged(plan)?;
+        } else {
+            this.clear_staging()?;
+        }
+        Ok(this)
+    }
+
+    /// Sets how many distinct addresses an import merges in memory before staging them
+    /// (default [`STAGE_CHUNK`]; at least 1). Smaller chunks use less memory and more writes.
+    #[must_use]
+    pub fn with_stage_chunk(mut self, addresses: usize) -> Self {
+        self.stage_chunk = addresses.max(1);
+        self
+    }
+
+    /// Deletes every staged entry (left by an import that failed or crashed while staging).
+    fn clear_staging(&self) -> Result<(), LabelError> {
+        if self.staging.first_key_value().is_none() {
+            return Ok(());
+        }
+        self.staging.clear().map_err(io("clear label staging"))
+    }
+
+    /// The apply phase: copies the staged entries to `labels` (closing the labels this version
+    /// no longer lists), then writes the source record and drops the plan. Idempotent.
+    fn apply_staged(&self, plan: ApplyPlan) -> Result<u64, LabelError> {
+        let mut prefix = plan.source.as_bytes().to_vec();
+        prefix.push(0);
+        let mut removed = 0u64;
+        let mut index_key = Vec::with_capacity(prefix.len() + 40);
+        // Chunk by chunk, each with a fresh iterator, so that no long-lived snapshot pins the
+        // staging's memtables in memory.
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let start = after.take().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut batch = self.db.batch();
+            let mut seen_entries = 0usize;
+            let mut last = None;
+            for kv in self
+                .staging
+                .range::<Vec<u8>, _>((start, Bound::Unbounded))
+                .take(self.stage_chunk)
+            {
+                seen_entries += 1;
+                let (key, v) = kv.into_inner().map_err(io("scan label staging"))?;
+                last = Some(key.to_vec());
+                let entry: Staged = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
+                    keyspace: KS_STAGING,
+                    key: alloy_primitives::hex::encode(&key),
+                    reason: e.to_string(),
+                })?;
+                let Staged::Changed(entry) = entry else {
+                    continue;
+                };
+                let value = match entry {
+                    Pending::Fresh { bytes, .. } => bytes,
+                    Pending::Merged {
+                        mut labels,
+                        seen,
+                        new,
+                    } => {
+                        for (i, l) in labels.iter_mut().enumerate() {
+                            let is_new = new.get(i).copied().unwrap_or(false);
+                            let is_seen = seen.get(i).copied().unwrap_or(false);
+                            if !is_new
+                                && !is_seen
+                                && l.source == plan.source
+                                && l.removed_in.is_none()
+                            {
+                                close(l, &plan.version, plan.end_day);
+                                removed += 1;
+                            }
+                        }
+                        encode(&labels)?
+                    }
+                };
+                index_key.clear();
+                index_key.extend_from_slice(&prefix);
+                index_key.extend_from_slice(&key);
+                batch.insert(&self.by_source, index_key.clone(), Vec::new());
+                batch.insert(&self.labels, key.to_vec(), value);
+            }
+            batch.commit().map_err(io("apply label import"))?;
+            if seen_entries < self.stage_chunk {
+                break;
+            }
+            after = last;
+        }
+        let mut batch = self.db.batch();
+        let mut info = plan.info;
+        let active = (plan.previously_active + plan.added).saturating_sub(removed);
+        if plan.same_as_latest && plan.added == 0 && removed == 0 {
+            // idempotent re-import: keep the version record as it is
+        } else if plan.same_as_latest {
+            if let Some(v) = info.versions.last_mut() {
+                v.active = active;
+                v.added += plan.added;
+                v.removed += removed;
+            }
+        } else if let Some(v) = info.versions.last_mut() {
+            // the plan carries the new version record last, with its counts still to fill in
+            v.active = active;
+            v.removed = removed;
+        }
+        batch.insert(
+            &self.sources,
+            plan.source.as_bytes().to_vec(),
+            encode(&info)?,
+        );
+        batch.remove(&self.apply, APPLY_KEY);
+        batch = batch.durability(Some(PersistMode::SyncData));
+        batch.commit().map_err(io("commit label import"))?;
+        self.clear_staging()?;
+        Ok(removed)
     }
 
     /// Every label ever recorded for the key, current and past, in insertion order.
@@ -156,6 +327,20 @@ impl LabelStore {
         match self.labels.get(key).map_err(io("read labels"))? {
             Some(v) => decode_labels(key, &v),
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// The staged entry of an address key during an import, if any.
+    fn staged(&self, key: &[u8]) -> Result<Option<Staged>, LabelError> {
+        match self.staging.get(key).map_err(io("read label staging"))? {
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| LabelError::Corrupt {
+                    keyspace: KS_STAGING,
+                    key: alloy_primitives::hex::encode(key),
+                    reason: e.to_string(),
+                }),
+            None => Ok(None),
         }
     }
 
@@ -243,6 +428,8 @@ impl LabelStore {
                 name: source.to_owned(),
             });
         }
+        // an import of this process that failed before its end left its staging behind
+        self.clear_staging()?;
         let info = self.source(source)?;
         let first_version = info.as_ref().is_none_or(|i| i.versions.is_empty());
         Ok(ImportSession {
@@ -265,7 +452,19 @@ impl LabelStore {
     }
 }
 
-/// Labels of one address touched by an import.
+/// A staged entry of `label_staging`.
+#[derive(Serialize, Deserialize)]
+enum Staged {
+    /// The address had labels of this source, the import saw every active one of them and
+    /// added none: the apply has nothing to write (so re-imports stay cheap).
+    Touched,
+    /// What the import does to the address's labels.
+    Changed(Pending),
+}
+
+/// Labels of one address touched by an import (held in memory for the current chunk, then
+/// staged on disk).
+#[derive(Serialize, Deserialize)]
 enum Pending {
     /// The address had no labels before this import: its new labels, already encoded
     /// (compact, so that imports of millions of addresses stay small in memory).
@@ -285,8 +484,8 @@ enum Pending {
     },
 }
 
-/// An import in progress: rows are validated and merged in memory, then written in one
-/// atomic batch by [`ImportSession::finish`].
+/// An import in progress: rows are validated and merged in chunks of at most [`STAGE_CHUNK`]
+/// addresses, staged on disk, and made visible all at once by [`ImportSession::finish`].
 pub struct ImportSession<'a> {
     store: &'a LabelStore,
     source: String,
@@ -323,8 +522,17 @@ impl ImportSession<'_> {
         });
     }
 
-    /// Validates and merges one row.
+    /// Validates and merges one row; stages the chunk in memory when it is full.
     pub fn add(&mut self, c: Candidate) -> Result<(), LabelError> {
+        self.merge(c)?;
+        if self.pending.len() >= self.store.stage_chunk {
+            self.stage()?;
+        }
+        Ok(())
+    }
+
+    /// Validates one row and merges it into the in-memory chunk.
+    fn merge(&mut self, c: Candidate) -> Result<(), LabelError> {
         let currency = c
             .currency
             .clone()
@@ -394,21 +602,36 @@ impl ImportSession<'_> {
         let p = match self.pending.entry(key) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
-                let labels = self.store.history_by_key(v.key())?;
-                if labels.is_empty() {
-                    self.report.imported += 1;
-                    v.insert(Pending::Fresh {
-                        bytes: encode(std::slice::from_ref(&label))?,
-                        count: 1,
-                    });
-                    return Ok(());
+                if let Some(staged) = self.store.staged(v.key())? {
+                    match staged {
+                        Staged::Changed(p) => v.insert(p),
+                        Staged::Touched => {
+                            let labels = self.store.history_by_key(v.key())?;
+                            let n = labels.len();
+                            v.insert(Pending::Merged {
+                                labels,
+                                seen: vec![true; n],
+                                new: vec![false; n],
+                            })
+                        }
+                    }
+                } else {
+                    let labels = self.store.history_by_key(v.key())?;
+                    if labels.is_empty() {
+                        self.report.imported += 1;
+                        v.insert(Pending::Fresh {
+                            bytes: encode(std::slice::from_ref(&label))?,
+                            count: 1,
+                        });
+                        return Ok(());
+                    }
+                    let n = labels.len();
+                    v.insert(Pending::Merged {
+                        labels,
+                        seen: vec![false; n],
+                        new: vec![false; n],
+                    })
                 }
-                let n = labels.len();
-                v.insert(Pending::Merged {
-                    labels,
-                    seen: vec![false; n],
-                    new: vec![false; n],
-                })
             }
         };
         match p {
@@ -435,6 +658,9 @@ impl ImportSession<'_> {
                         }
                     }
                     None => {
+                        // a label of this source closed earlier in this import's staging is
+                        // not closed by the apply (the flags decide), so a claim is either
+                        // present and seen, or new
                         self.report.imported += 1;
                         labels.push(label);
                         seen.push(true);
@@ -444,6 +670,33 @@ impl ImportSession<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Writes the in-memory chunk to the staging keyspace.
+    fn stage(&mut self) -> Result<(), LabelError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.store.db.batch();
+        for (key, p) in self.pending.drain() {
+            let unchanged = match &p {
+                Pending::Merged { labels, seen, new } => {
+                    !new.iter().any(|n| *n)
+                        && labels
+                            .iter()
+                            .zip(seen)
+                            .all(|(l, s)| *s || l.source != self.source || l.removed_in.is_some())
+                }
+                Pending::Fresh { .. } => false,
+            };
+            let staged = if unchanged {
+                Staged::Touched
+            } else {
+                Staged::Changed(p)
+            };
+            batch.insert(&self.store.staging, key, encode(&staged)?);
+        }
+        batch.commit().map_err(io("stage label import"))
     }
 
     /// The version of this import, fixed at the first row: the explicit version or the first
@@ -464,10 +717,29 @@ impl ImportSession<'_> {
         self.report.read
     }
 
-    /// Writes the import in one atomic batch: new labels, delistings (labels of this source
-    /// not seen in this version get `valid_to` = the version's date and `removed_in`), and the
-    /// source version record. Re-importing the latest version changes nothing.
+    /// Makes the import visible: stages the last chunk and the delistings (labels of this
+    /// source not seen in this version get `valid_to` = the version's date and `removed_in`),
+    /// then applies the staging and writes the source version record last. Re-importing the
+    /// latest version changes nothing.
     pub fn finish(mut self) -> Result<ImportReport, LabelError> {
+        match self.stage_all() {
+            Ok(plan) => {
+                let removed = self.store.apply_staged(plan)?;
+                self.report.removed = removed;
+                Ok(self.report)
+            }
+            Err(e) => {
+                if let Err(clear) = self.store.clear_staging() {
+                    tracing::warn!(error = %clear, "cannot clear the label staging; it is cleared on the next open");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The staging phase's end: checks the version, stages the last chunk and the delisting
+    /// sweep, makes the staging durable and writes the apply plan.
+    fn stage_all(&mut self) -> Result<ApplyPlan, LabelError> {
         let (version, version_date) = self.frozen_version();
         self.report.version = version.clone();
         let mut info = self.info.take().unwrap_or_else(|| SourceInfo {
@@ -489,98 +761,80 @@ impl ImportSession<'_> {
             }
         }
         let end_day = version_date.unwrap_or_else(today);
-        let mut batch = self
-            .store
-            .db
-            .batch()
-            .durability(Some(PersistMode::SyncData));
-        let mut removed = 0u64;
-        let mut added = 0u64;
-        // Labels of this source at addresses not touched by this import: delisted.
+        self.stage()?;
+        // Labels of this source at addresses this import did not touch: staged with nothing
+        // seen, so the apply closes them.
         let mut prefix = self.source.as_bytes().to_vec();
         prefix.push(0);
         for kv in self.store.by_source.prefix(&prefix) {
             let k = kv.key().map_err(io("scan source index"))?;
             let akey = k.get(prefix.len()..).unwrap_or_default();
-            if self.pending.contains_key(akey) {
+            if self
+                .store
+                .staging
+                .contains_key(akey)
+                .map_err(io("read label staging"))?
+                || self.pending.contains_key(akey)
+            {
                 continue;
             }
-            let mut labels = self.store.history_by_key(akey)?;
-            let mut changed = false;
-            for l in labels.iter_mut() {
-                if l.source == self.source && l.removed_in.is_none() {
-                    close(l, &version, end_day);
-                    removed += 1;
-                    changed = true;
+            let labels = self.store.history_by_key(akey)?;
+            if labels
+                .iter()
+                .any(|l| l.source == self.source && l.removed_in.is_none())
+            {
+                let n = labels.len();
+                self.pending.insert(
+                    akey.to_vec(),
+                    Pending::Merged {
+                        labels,
+                        seen: vec![false; n],
+                        new: vec![false; n],
+                    },
+                );
+                if self.pending.len() >= self.store.stage_chunk {
+                    self.stage()?;
                 }
             }
-            if changed {
-                batch.insert(&self.store.labels, akey.to_vec(), encode(&labels)?);
-            }
         }
-        let mut index_key = Vec::with_capacity(prefix.len() + 40);
-        for (key, p) in self.pending.drain() {
-            let value = match p {
-                Pending::Fresh { bytes, count } => {
-                    added += count;
-                    bytes
-                }
-                Pending::Merged {
-                    mut labels,
-                    seen,
-                    new,
-                } => {
-                    for (i, l) in labels.iter_mut().enumerate() {
-                        let is_new = new.get(i).copied().unwrap_or(false);
-                        let is_seen = seen.get(i).copied().unwrap_or(false);
-                        if is_new {
-                            added += 1;
-                        } else if !is_seen && l.source == self.source && l.removed_in.is_none() {
-                            close(l, &version, end_day);
-                            removed += 1;
-                        }
-                    }
-                    encode(&labels)?
-                }
-            };
-            index_key.clear();
-            index_key.extend_from_slice(&prefix);
-            index_key.extend_from_slice(&key);
-            batch.insert(&self.store.by_source, index_key.clone(), Vec::new());
-            batch.insert(&self.store.labels, key, value);
-        }
-        self.report.removed = removed;
+        self.stage()?;
         let previously_active = info.latest().map_or(0, |v| v.active);
-        let active = (previously_active + added).saturating_sub(removed);
-        if same_as_latest && added == 0 && removed == 0 {
-            // idempotent re-import: keep the version record as it is
-        } else if same_as_latest {
-            if let Some(v) = info.versions.last_mut() {
-                v.active = active;
-                v.added += added;
-                v.removed += removed;
-            }
-        } else {
+        if !same_as_latest {
             info.versions.push(SourceVersion {
                 version: version.clone(),
                 date: version_date,
                 imported_at: jiff::Timestamp::now().to_string(),
                 files: self.files.clone(),
-                active,
-                added,
-                removed,
+                active: 0,
+                added: self.report.imported,
+                removed: 0,
             });
         }
         if info.url.is_none() {
             info.url = self.url.clone();
         }
-        batch.insert(
-            &self.store.sources,
-            self.source.as_bytes().to_vec(),
-            encode(&info)?,
-        );
-        batch.commit().map_err(io("commit label import"))?;
-        Ok(self.report)
+        let plan = ApplyPlan {
+            source: self.source.clone(),
+            version,
+            end_day,
+            info,
+            same_as_latest,
+            added: self.report.imported,
+            previously_active,
+        };
+        self.store
+            .db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("persist label staging"))?;
+        self.store
+            .apply
+            .insert(APPLY_KEY, encode(&plan)?)
+            .map_err(io("write apply plan"))?;
+        self.store
+            .db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("persist apply plan"))?;
+        Ok(plan)
     }
 }
 
@@ -588,5 +842,160 @@ fn close(l: &mut Label, version: &str, day: Date) {
     l.removed_in = Some(version.to_owned());
     if l.valid_to.is_none_or(|t| t > day) {
         l.valid_to = Some(day);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::{Format, ImportOptions, import::Input, import::import_inputs};
+
+    fn csv_input(rows: &[(&str, &str)]) -> Input<'static> {
+        let mut text = String::from("address,category,entity\n");
+        for (a, c) in rows {
+            text.push_str(&format!("{a},{c},e-{c}\n"));
+        }
+        Input::from_bytes(
+            "labels.csv",
+            Box::leak(text.into_bytes().into_boxed_slice()),
+        )
+    }
+
+    fn addr(i: u8) -> String {
+        format!("0x{}", alloy_primitives::hex::encode([i; 20]))
+    }
+
+    fn opts(version: &str) -> ImportOptions {
+        ImportOptions {
+            source: Some("list".to_owned()),
+            version: Some(version.to_owned()),
+            ..ImportOptions::default()
+        }
+    }
+
+    /// Every stored label, with the source records, as comparable text.
+    fn dump(l: &LabelStore) -> String {
+        let labels: Vec<Label> = l.iter().collect::<Result<_, _>>().unwrap();
+        let mut sources = l.sources().unwrap();
+        for s in &mut sources {
+            for v in &mut s.versions {
+                v.imported_at.clear();
+            }
+        }
+        format!("{labels:?}\n{sources:?}")
+    }
+
+    fn versions(chunk: usize) -> (String, Vec<(u64, u64, u64)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let l = LabelStore::open(&store).unwrap().with_stage_chunk(chunk);
+        let v1: Vec<(String, &str)> = (1..=20).map(|i| (addr(i), "exchange")).collect();
+        // v2 drops 1..=5, repeats 6..=20 (6 twice), adds 21..=25 and a second claim on 7
+        let mut v2: Vec<(String, &str)> = (6..=25).map(|i| (addr(i), "exchange")).collect();
+        v2.push((addr(6), "exchange"));
+        v2.push((addr(7), "mixer"));
+        let mut counts = Vec::new();
+        for (rows, version) in [
+            (&v1, "2024-01-01"),
+            (&v2, "2024-06-01"),
+            (&v2, "2024-06-01"),
+        ] {
+            let rows: Vec<(&str, &str)> = rows.iter().map(|(a, c)| (a.as_str(), *c)).collect();
+            let r = import_inputs(&l, Format::Csv, vec![csv_input(&rows)], &opts(version)).unwrap();
+            counts.push((r.imported, r.duplicates, r.removed));
+        }
+        (dump(&l), counts)
+    }
+
+    #[test]
+    fn chunked_import_equals_one_chunk() {
+        let (one, c1) = versions(1_000_000);
+        assert_eq!(c1, vec![(20, 0, 0), (6, 16, 5), (0, 22, 0)]);
+        for chunk in [1, 2, 3, 7] {
+            let (many, cn) = versions(chunk);
+            assert_eq!(cn, c1, "chunk {chunk}");
+            assert_eq!(many, one, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn crash_while_staging_leaves_nothing_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap().with_stage_chunk(2);
+            let mut s = l
+                .begin_import("list", "csv", None, vec![], Defaults::default())
+                .unwrap();
+            for i in 1..=5 {
+                s.add(Candidate {
+                    file: "x".into(),
+                    line: u64::from(i),
+                    address: addr(i),
+                    category: Some(Category::Exchange),
+                    ..Candidate::default()
+                })
+                .unwrap();
+            }
+            assert!(
+                l.staging.iter().next().is_some(),
+                "chunks were staged: {:?}",
+                s.report.rejects
+            );
+            // dropped without finish: the "crash"
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let l = LabelStore::open(&store).unwrap();
+        assert_eq!(l.iter().count(), 0);
+        assert!(l.sources().unwrap().is_empty());
+        assert!(l.staging.iter().next().is_none(), "staging cleared on open");
+    }
+
+    #[test]
+    fn crash_during_apply_is_rolled_forward_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = {
+            let d2 = tempfile::tempdir().unwrap();
+            let store = Store::open(d2.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap();
+            let rows: Vec<(String, &str)> = (1..=9).map(|i| (addr(i), "mixer")).collect();
+            let rows: Vec<(&str, &str)> = rows.iter().map(|(a, c)| (a.as_str(), *c)).collect();
+            import_inputs(&l, Format::Csv, vec![csv_input(&rows)], &opts("2024-01-01")).unwrap();
+            dump(&l)
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap().with_stage_chunk(4);
+            let mut s = l
+                .begin_import(
+                    "list",
+                    "csv",
+                    None,
+                    vec!["labels.csv".into()],
+                    Defaults::default(),
+                )
+                .unwrap();
+            s.set_version_if_unset("2024-01-01");
+            s.format = "csv".into();
+            for i in 1..=9 {
+                s.add(Candidate {
+                    file: "labels.csv".into(),
+                    line: u64::from(i) + 1,
+                    address: addr(i),
+                    category: Some(Category::Mixer),
+                    entity: Some("e-mixer".into()),
+                    ..Candidate::default()
+                })
+                .unwrap();
+            }
+            // the plan is durable, then the process dies before the apply
+            let _plan = s.stage_all().unwrap();
+            assert_eq!(l.iter().count(), 0, "nothing visible before the apply");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let l = LabelStore::open(&store).unwrap();
+        assert_eq!(dump(&l), expected);
+        assert!(l.apply.get(APPLY_KEY).unwrap().is_none());
+        assert!(l.staging.iter().next().is_none());
     }
 }
