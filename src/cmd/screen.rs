@@ -188,32 +188,78 @@ impl ScreenCmd {
             p.patterns = None;
         }
         let bulk = self.file.is_some();
+        drop(history);
         let mut worst = RiskLevel::None;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        // Address histories are cached across the screenings of a file (1M transfers at most).
-        let src = CachedSource::new(&store, HISTORY_CACHE);
-        for a in &addresses {
-            let r = screen(&src, &history, a, &p).with_context(|| format!("screening {a}"))?;
-            worst = worst.max(r.level);
-            if ctx.json {
-                if bulk {
-                    writeln!(out, "{}", serde_json::to_string(&r)?)?;
-                } else {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
-                }
-            } else if bulk {
-                writeln!(out, "{}", text_line(&r))?;
-            } else {
-                write!(out, "{}", render_text(&r))?;
+        // A file is screened on several threads (one per core, at most 8), each with its own
+        // label cache and history cache; results are printed in file order.
+        let threads = if bulk {
+            std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(1)
+                .clamp(1, 8)
+                .min(addresses.len().max(1))
+        } else {
+            1
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, anyhow::Result<ScreenResult>)>(256);
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            for k in 0..threads {
+                let (tx, store, p, addresses) = (tx.clone(), &store, &p, &addresses);
+                scope.spawn(move || {
+                    let history = match StoreLabelHistory::open(store) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = tx.send((
+                                k,
+                                Err(anyhow::Error::from(e).context("opening the label store")),
+                            ));
+                            return;
+                        }
+                    };
+                    let src = CachedSource::new(store, HISTORY_CACHE / threads);
+                    for i in (k..addresses.len()).step_by(threads) {
+                        let a = &addresses[i];
+                        let r = screen(&src, &history, a, p)
+                            .map_err(anyhow::Error::from)
+                            .with_context(|| format!("screening {a}"));
+                        if tx.send((i, r)).is_err() {
+                            return;
+                        }
+                    }
+                    if history.errors() > 0 {
+                        tracing::warn!(
+                            errors = history.errors(),
+                            "some label reads failed and counted as unlabelled"
+                        );
+                    }
+                });
             }
-        }
-        if history.errors() > 0 {
-            tracing::warn!(
-                errors = history.errors(),
-                "some label reads failed and counted as unlabelled"
-            );
-        }
+            drop(tx);
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next = 0usize;
+            for (i, r) in rx {
+                pending.insert(i, r);
+                while let Some(r) = pending.remove(&next) {
+                    let r = r?;
+                    next += 1;
+                    worst = worst.max(r.level);
+                    if ctx.json {
+                        if bulk {
+                            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                        } else {
+                            writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+                        }
+                    } else if bulk {
+                        writeln!(out, "{}", text_line(&r))?;
+                    } else {
+                        write!(out, "{}", render_text(&r))?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
         Ok(match self.fail_on {
             Some(level) if worst >= level => ExitCode::from(EXIT_RISK),
             _ => ExitCode::SUCCESS,
