@@ -643,3 +643,63 @@ fn patterns_cli_lists_typed_instances_and_rejects_unknown_types() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `follow` evaluates the alert rules after committed steps: a payout whose funds reach an
+/// address already on a sanctions list raises an alert while following.
+#[tokio::test]
+async fn follow_raises_alerts_after_sync() {
+    let anvil = paytrace_indexer::testutil::Anvil::builder()
+        .no_mining()
+        .spawn()
+        .await
+        .expect("start anvil (run scripts/install-anvil)");
+    let mut g = paytrace_indexer::testutil::ChainGenerator::new(anvil.rpc())
+        .await
+        .unwrap();
+    let acc = g.accounts().to_vec();
+    let (payer, worker, x) = (acc[0], acc[1], acc[3]);
+    for (from, to, v) in [(payer, worker, 1_000_000u64), (worker, x, 600_000)] {
+        let spec = g.native(from, to, U256::from(v));
+        g.send(spec).await.unwrap();
+        g.mine().await.unwrap();
+    }
+    let head = g.head().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = d.join("paytrace.toml");
+    std::fs::write(&cfg, format!("[alerts]\npayers = [\"{}\"]\n", hex(&payer))).unwrap();
+    let list = d.join("sdn.csv");
+    std::fs::write(
+        &list,
+        format!("address,category,entity\n{},sanctioned,X\n", hex(&x)),
+    )
+    .unwrap();
+    let mut imp = paytrace(d);
+    imp.arg("--config").arg(&cfg);
+    imp.args([
+        "--json", "labels", "import", "--format", "csv", "--source", "sdn",
+    ])
+    .args(["--version", "2020-01-01", "--chain", "ETH"])
+    .arg(&list);
+    run_json(&mut imp);
+    let mut follow = paytrace(d);
+    follow.arg("--config").arg(&cfg);
+    follow.args(["follow", "evm", "--chain", CHAIN, "--rpc", anvil.url()]);
+    follow.args(["--confirmations", "0", "--poll-interval-ms", "200"]);
+    let mut p = Running::spawn(follow);
+    p.wait_until(
+        "follow to raise the alert",
+        std::time::Duration::from_secs(90),
+        &|p| {
+            p.last_committed().is_some_and(|l| l >= head)
+                && p.lines().iter().any(|l| l.contains("alert raised"))
+        },
+    );
+    let status = p.signal_and_wait("-TERM", std::time::Duration::from_secs(30));
+    assert!(status.success(), "{}", p.lines().join("\n"));
+    drop(p);
+    let v = alerts(d, &cfg);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0]["subject"], Address::evm(worker).to_string());
+    assert_eq!(v[0]["rule"], "reaches-sanctioned");
+}
