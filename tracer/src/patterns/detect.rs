@@ -641,7 +641,7 @@ fn structuring(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
         let keyed: Vec<(usize, &Transfer)> = list.iter().copied().enumerate().collect();
         let key = |x: &(usize, &Transfer)| {
             let mut b = [0u8; 20];
-            b[12..].copy_from_slice(&(x.0 as u64).to_be_bytes());
+            b[12..].copy_from_slice(&u64::try_from(x.0).unwrap_or(u64::MAX).to_be_bytes());
             Address::Evm(b)
         };
         for (l, r) in windows(
