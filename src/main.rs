@@ -45,6 +45,18 @@ enum Command {
     Report(cmd::report::ReportCmd),
     /// Offline demo: a payroll scenario with fake payees, indexed, traced and reported.
     Demo(cmd::demo::DemoCmd),
+    /// Risk of an address (or a file of addresses): exposure, patterns, labels, as of a date.
+    Screen(cmd::screen::ScreenCmd),
+    /// Typology instances (peel chains, fan-in, cycles, ...) in the indexed transfers.
+    Patterns(cmd::patterns::PatternsCmd),
+    /// Import transfers from files.
+    #[command(subcommand)]
+    Import(cmd::import::ImportCmd),
+    /// Alerts: list, acknowledge, close, evaluate the rules, deliver to webhooks.
+    Alerts(cmd::alerts::AlertsCmd),
+    /// Watchlist: addresses (and payers) screened by the alert rules.
+    #[command(subcommand)]
+    Watch(cmd::alerts::WatchCmd),
 }
 
 fn main() -> ExitCode {
@@ -76,5 +88,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(c) => c.run(&ctx),
         Command::Report(c) => c.run(&ctx),
         Command::Demo(c) => c.run(&ctx),
+        Command::Screen(c) => c.run(&ctx),
+        Command::Patterns(c) => c.run(&ctx),
+        Command::Import(c) => c.run(&ctx),
+        Command::Alerts(c) => c.run(&ctx),
+        Command::Watch(c) => c.run(&ctx),
     }
 }

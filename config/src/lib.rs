@@ -43,6 +43,7 @@ use std::{
 };
 
 mod cluster;
+mod compliance;
 mod env;
 mod error;
 #[cfg(test)]
@@ -53,6 +54,10 @@ mod tests_providers;
 pub use cluster::{
     AirdropConfig, CHANGE_HEURISTICS, ChangeConfig, ClusterConfig, CoinJoinConfig, DepositConfig,
     ExchangeWallet,
+};
+pub use compliance::{
+    AlertsConfig, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind, Thresholds,
+    WebhookConfig, WebhookFormat,
 };
 pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
 pub use error::ConfigError;
@@ -76,6 +81,12 @@ pub struct Config {
     /// Payroll providers whose payouts `paytrace report payouts` traces.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// Risk screening and scoring (`[risk]`).
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// Alert rules, payout sources and webhooks (`[alerts]`).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     /// Label sources (`[labels]`).
     #[serde(default)]
     pub labels: LabelsConfig,
@@ -448,6 +459,7 @@ impl Config {
             c.validate(name, origin)?;
         }
         self.cluster.validate(origin)?;
+        compliance::validate(&self.risk, &self.alerts, origin)?;
         self.validate_providers(origin)
     }
 

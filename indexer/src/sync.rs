@@ -269,6 +269,11 @@ impl EvmSync {
         &self.source
     }
 
+    /// The store it writes to (for hooks that read it between steps, e.g. alert rules).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn new_summary(&self) -> SyncSummary {
         SyncSummary {
             chain: self.name.clone(),

@@ -369,8 +369,13 @@ impl FollowCmd {
             tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");
             let progress = Progress::new(&chain.chain, None);
             let counter = std::sync::atomic::AtomicU64::new(0);
+            // Alert rules are evaluated after committed steps (at most once per poll interval).
+            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
             let summary = sync
-                .follow(from.map(BlockNumber), confirmations, poll, &|c| progress.on_commit(c, &counter))
+                .follow(from.map(BlockNumber), confirmations, poll, &|c| {
+                    progress.on_commit(c, &counter);
+                    alerts.committed();
+                })
                 .await
                 .with_context(|| format!("following chain {:?}", chain.chain))?;
             progress.finish();

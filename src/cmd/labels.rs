@@ -164,6 +164,8 @@ impl LabelsCmd {
                 };
                 let report = import_files(&labels, a.format, &a.files, &opts)?;
                 print_report(ctx, &report)?;
+                // New labels: re-screen payees and watched addresses, raise new findings only.
+                super::alerts::after_labels_change(&ctx.config, &store);
             }
             Self::Show(a) => {
                 let addr = LabelAddress::parse(&a.address, a.chain.as_deref())?;
@@ -279,6 +281,7 @@ impl LabelsCmd {
                     }
                 };
                 print_report(ctx, &report)?;
+                super::alerts::after_labels_change(&ctx.config, &store);
             }
         }
         Ok(ExitCode::SUCCESS)

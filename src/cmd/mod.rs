@@ -1,15 +1,19 @@
 //! Subcommands. Each area has its own args struct and a `run` that prints text, or JSON with
 //! `--json` (stable keys, documented in docs/cli.md).
 
+pub mod alerts;
 pub mod btc;
 pub mod cluster;
 pub mod demo;
 mod demo_rpc;
+pub mod import;
 pub mod index;
 pub mod init;
 pub mod labels;
+pub mod patterns;
 pub mod query;
 pub mod report;
+pub mod screen;
 pub mod trace;
 
 use anyhow::Context as _;

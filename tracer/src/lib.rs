@@ -8,6 +8,7 @@
 //!
 //! Semantics of the taint models are written out in `docs/heuristics.md`.
 
+pub mod alerts;
 mod backward;
 pub mod cluster;
 pub mod demo;
@@ -16,8 +17,10 @@ pub mod export;
 mod forward;
 pub mod model;
 pub mod paths;
+pub mod patterns;
 pub mod report;
 mod result;
+pub mod risk;
 pub mod source;
 
 pub use backward::{BackSeed, trace_backward};

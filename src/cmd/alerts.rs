@@ -1,0 +1,488 @@
+//! `paytrace alerts` and `paytrace watch`: alert listing and state, rule evaluation
+//! (re-screening payees and watched addresses), and webhook delivery through the outbox.
+//!
+//! Evaluation runs on demand (`alerts evaluate`), after every `labels import`, and after each
+//! committed sync step in `follow` (see [`FollowHook`]). Delivery is a JSON POST per alert and
+//! webhook with an `Idempotency-Key` header (stable per alert and webhook), retried with
+//! exponential backoff; what still fails stays in the outbox and is retried by the next run.
+
+use super::{Context, screen::screen_params};
+use anyhow::Context as _;
+use backon::{ExponentialBuilder, Retryable};
+use clap::{Args, Subcommand};
+use paytrace_config::{Config, WebhookConfig, WebhookFormat};
+use paytrace_indexer::{Address, Direction, Store};
+use paytrace_tracer::{
+    FlowSource,
+    alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate},
+    risk::{CachedSource, RiskLevel, StoreLabelHistory, screen},
+};
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+/// Alerts: list (default), acknowledge, close, evaluate, deliver.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AlertsCmd {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub action: Option<AlertsAction>,
+    /// Only alerts in this state (new, acknowledged, closed).
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<AlertState>,
+}
+
+/// Alert actions.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// List alerts (JSON lines with --json).
+    List {
+        /// Only alerts in this state.
+        #[arg(long, value_parser = parse_state)]
+        state: Option<AlertState>,
+    },
+    /// Acknowledge an alert.
+    Ack {
+        /// Alert id.
+        id: u64,
+    },
+    /// Close an alert.
+    Close {
+        /// Alert id.
+        id: u64,
+    },
+    /// Re-screen payees and watched addresses, raise new alerts, deliver them.
+    Evaluate,
+    /// Retry the webhook deliveries left in the outbox.
+    Deliver,
+}
+
+/// Watchlist.
+#[derive(Debug, Subcommand)]
+pub enum WatchCmd {
+    /// Add (or update) an address.
+    Add {
+        /// The address.
+        address: String,
+        /// Free text.
+        #[arg(long)]
+        note: Option<String>,
+        /// The address pays out (payroll provider): its receivers are screened as payees.
+        #[arg(long)]
+        payer: bool,
+    },
+    /// Remove an address.
+    Remove {
+        /// The address.
+        address: String,
+    },
+    /// List the watchlist.
+    List,
+}
+
+fn parse_state(s: &str) -> Result<AlertState, String> {
+    s.parse()
+}
+
+fn parse_address(s: &str) -> anyhow::Result<Address> {
+    s.parse().map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
+}
+
+/// What one evaluation did (`alerts evaluate --json`, and logged after imports and syncs).
+#[derive(Debug, Default, Serialize)]
+pub struct EvalSummary {
+    /// Addresses screened.
+    pub screened: usize,
+    /// Findings of the rules (before deduplication).
+    pub findings: usize,
+    /// Alerts raised (new findings).
+    pub raised: usize,
+    /// Deliveries made.
+    pub delivered: usize,
+    /// Deliveries that failed and stay in the outbox.
+    pub pending: usize,
+}
+
+/// The subjects: watched addresses and payees of the payers (config and watchlist).
+fn subjects(
+    cfg: &Config,
+    store: &Store,
+    alerts: &AlertStore,
+) -> anyhow::Result<Vec<(Role, Address)>> {
+    let mut out: BTreeMap<Address, Role> = BTreeMap::new();
+    let mut payers = Vec::new();
+    for p in &cfg.alerts.payers {
+        payers.push(parse_address(p).context("alerts.payers")?);
+    }
+    for w in alerts.watchlist()? {
+        if w.payer {
+            payers.push(w.address);
+        } else {
+            out.insert(w.address, Role::Watched);
+        }
+    }
+    for p in &payers {
+        for t in FlowSource::address_transfers(store, p, Direction::Outgoing, None)? {
+            if !t.to.is_tx() && t.to != *p {
+                out.entry(t.to).or_insert(Role::Payee);
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(a, r)| (r, a)).collect())
+}
+
+/// Screens the subjects, evaluates the rules and stores the new alerts (with their outbox
+/// entries). Returns the new alerts and the summary without deliveries.
+pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>, EvalSummary)> {
+    let alerts = AlertStore::open(store)?;
+    let subjects = subjects(cfg, store, &alerts)?;
+    let history = StoreLabelHistory::open(store).context("opening the label store")?;
+    let rules = cfg.alerts.rules_or_default();
+    let mut p = screen_params(&cfg.risk, paytrace_indexer::labels::today(), None);
+    let rule_hops = rules.iter().map(|r| r.max_hops).max().unwrap_or(1);
+    p.hops = p.hops.max(rule_hops.saturating_sub(1)).clamp(1, 10);
+    let mut results = Vec::with_capacity(subjects.len());
+    let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
+    for (role, a) in &subjects {
+        let r = screen(&src, &history, a, &p).with_context(|| format!("screening {a}"))?;
+        results.push((*role, r));
+    }
+    let findings = evaluate(&rules, &results);
+    let hooks: Vec<(String, RiskLevel)> = cfg
+        .alerts
+        .webhooks
+        .iter()
+        .map(|w| {
+            (
+                w.name.clone(),
+                w.min_severity.parse().unwrap_or(RiskLevel::Low),
+            )
+        })
+        .collect();
+    let new = alerts.raise(&findings, &hooks)?;
+    for a in &new {
+        tracing::warn!(id = a.id, rule = %a.rule, severity = %a.severity, subject = %a.subject, text = %a.text, "alert raised");
+    }
+    let summary = EvalSummary {
+        screened: subjects.len(),
+        findings: findings.len(),
+        raised: new.len(),
+        ..EvalSummary::default()
+    };
+    Ok((new, summary))
+}
+
+/// The body posted for `a` in `format`.
+pub fn payload(a: &Alert, format: WebhookFormat) -> serde_json::Value {
+    match format {
+        WebhookFormat::Json => serde_json::to_value(a).unwrap_or_default(),
+        WebhookFormat::Slack => serde_json::json!({
+            "text": format!(
+                "[{}] paytrace alert #{} ({}): {}",
+                a.severity.as_str().to_uppercase(),
+                a.id,
+                a.rule,
+                a.text
+            )
+        }),
+    }
+}
+
+async fn post_once(
+    client: &reqwest::Client,
+    hook: &WebhookConfig,
+    e: &OutboxEntry,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let resp = client
+        .post(&hook.url)
+        .timeout(Duration::from_secs(hook.timeout_secs))
+        .header("Idempotency-Key", &e.idempotency_key)
+        .header("X-Paytrace-Alert-Id", e.alert.to_string())
+        .json(body)
+        .send()
+        .await
+        .map_err(|err| format!("request failed: {err}"))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    }
+}
+
+/// Delivers every outbox entry whose webhook is configured; failures stay in the outbox.
+/// Returns (delivered, still pending).
+pub async fn deliver(cfg: &Config, store: &Store) -> anyhow::Result<(usize, usize)> {
+    let alerts = AlertStore::open(store)?;
+    let hooks: BTreeMap<&str, &WebhookConfig> = cfg
+        .alerts
+        .webhooks
+        .iter()
+        .map(|w| (w.name.as_str(), w))
+        .collect();
+    let client = reqwest::Client::builder()
+        .build()
+        .context("building the HTTP client")?;
+    let (mut ok, mut pending) = (0usize, 0usize);
+    for e in alerts.outbox()? {
+        let Some(hook) = hooks.get(e.webhook.as_str()) else {
+            tracing::warn!(alert = e.alert, webhook = %e.webhook, "webhook no longer configured; delivery kept in the outbox");
+            pending += 1;
+            continue;
+        };
+        let Some(a) = alerts.get(e.alert)? else {
+            continue;
+        };
+        let body = payload(&a, hook.format);
+        let attempts = AtomicU32::new(0);
+        let res = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            post_once(&client, hook, &e, &body).await
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(hook.min_backoff_ms))
+                .with_max_delay(Duration::from_secs(60))
+                .with_max_times(usize::try_from(hook.max_attempts.saturating_sub(1)).unwrap_or(0)),
+        )
+        .notify(|err, dur| {
+            tracing::warn!(alert = e.alert, webhook = %e.webhook, error = %err, retry_in_ms = dur.as_millis(), "webhook delivery failed; retrying");
+        })
+        .await;
+        let n = attempts.load(Ordering::Relaxed);
+        match res {
+            Ok(()) => {
+                alerts.delivered(&e)?;
+                tracing::info!(alert = e.alert, webhook = %e.webhook, attempts = n, "alert delivered");
+                ok += 1;
+            }
+            Err(err) => {
+                alerts.delivery_failed(&e, n, &err)?;
+                tracing::warn!(alert = e.alert, webhook = %e.webhook, attempts = n, error = %err, "delivery failed; kept in the outbox for the next run");
+                pending += 1;
+            }
+        }
+    }
+    Ok((ok, pending))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Evaluation plus delivery, from synchronous code outside any async runtime (CLI commands).
+pub fn evaluate_and_deliver(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<(Vec<Alert>, EvalSummary)> {
+    let (new, mut s) = evaluate_rules(cfg, store)?;
+    if !cfg.alerts.webhooks.is_empty() {
+        let (ok, pending) = runtime()?.block_on(deliver(cfg, store))?;
+        s.delivered = ok;
+        s.pending = pending;
+    }
+    Ok((new, s))
+}
+
+/// Re-screens after a label change (called by `labels import`); logs a summary. Failures are
+/// logged, not fatal: the import itself succeeded.
+pub fn after_labels_change(cfg: &Config, store: &Store) {
+    match evaluate_and_deliver(cfg, store) {
+        Ok((_, s)) => tracing::info!(
+            screened = s.screened,
+            findings = s.findings,
+            raised = s.raised,
+            delivered = s.delivered,
+            pending = s.pending,
+            "re-screened after the label import"
+        ),
+        Err(e) => tracing::error!(
+            error = format!("{e:#}"),
+            "re-screening after the label import failed; run `paytrace alerts evaluate`"
+        ),
+    }
+}
+
+/// Runs rule evaluation and delivery after the `follow` loop commits new blocks: `on_commit`
+/// marks the hook dirty, a background task evaluates at most once per `every`.
+pub struct FollowHook {
+    dirty: Arc<AtomicBool>,
+}
+
+impl FollowHook {
+    /// Starts the background task on the current tokio runtime.
+    pub fn start(cfg: Config, store: Store, every: Duration) -> Self {
+        let dirty = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&dirty);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if !flag.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+                let (c, s) = (cfg.clone(), store.clone());
+                let res = tokio::task::spawn_blocking(move || evaluate_rules(&c, &s)).await;
+                match res {
+                    Ok(Ok((_, s))) => tracing::info!(
+                        screened = s.screened,
+                        raised = s.raised,
+                        "alert rules evaluated after sync"
+                    ),
+                    Ok(Err(e)) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "alert evaluation after sync failed"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
+                }
+                if !cfg.alerts.webhooks.is_empty()
+                    && let Err(e) = deliver(&cfg, &store).await
+                {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "webhook delivery after sync failed"
+                    );
+                }
+            }
+        });
+        Self { dirty }
+    }
+
+    /// Marks new blocks committed.
+    pub fn committed(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+}
+
+fn print_alert_text(a: &Alert) {
+    println!(
+        "#{}\t{}\t{}\t{}\t{}\t{}",
+        a.id, a.state, a.severity, a.rule, a.subject, a.text
+    );
+}
+
+impl AlertsCmd {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let alerts = AlertStore::open(&store)?;
+        let list = |state: Option<AlertState>| -> anyhow::Result<()> {
+            for a in alerts.list(state)? {
+                if ctx.json {
+                    println!("{}", serde_json::to_string(&a)?);
+                } else {
+                    print_alert_text(&a);
+                }
+            }
+            Ok(())
+        };
+        match &self.action {
+            None => list(self.state)?,
+            Some(AlertsAction::List { state }) => list(state.or(self.state))?,
+            Some(AlertsAction::Ack { id }) | Some(AlertsAction::Close { id }) => {
+                let st = if matches!(self.action, Some(AlertsAction::Ack { .. })) {
+                    AlertState::Acknowledged
+                } else {
+                    AlertState::Closed
+                };
+                let a = alerts.set_state(*id, st)?;
+                if ctx.json {
+                    println!("{}", serde_json::to_string(&a)?);
+                } else {
+                    println!("alert #{} is {}", a.id, a.state);
+                }
+            }
+            Some(AlertsAction::Evaluate) => {
+                let (new, s) = evaluate_and_deliver(&ctx.config, &store)?;
+                if ctx.json {
+                    for a in &new {
+                        println!("{}", serde_json::to_string(a)?);
+                    }
+                } else {
+                    for a in &new {
+                        print_alert_text(a);
+                    }
+                    println!(
+                        "screened {}, {} findings, {} new alerts, {} delivered, {} pending",
+                        s.screened, s.findings, s.raised, s.delivered, s.pending
+                    );
+                }
+            }
+            Some(AlertsAction::Deliver) => {
+                let (ok, pending) = runtime()?.block_on(deliver(&ctx.config, &store))?;
+                if ctx.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "delivered": ok, "pending": pending })
+                    );
+                } else {
+                    println!("{ok} delivered, {pending} pending");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl WatchCmd {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let store = ctx.open_store()?;
+        let alerts = AlertStore::open(&store)?;
+        match self {
+            Self::Add {
+                address,
+                note,
+                payer,
+            } => {
+                let e = alerts.watch(parse_address(address)?, note.clone(), *payer)?;
+                if ctx.json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "watching {}{}",
+                        e.address,
+                        if e.payer { " (payer)" } else { "" }
+                    );
+                }
+            }
+            Self::Remove { address } => {
+                let a = parse_address(address)?;
+                let had = alerts.unwatch(&a)?;
+                if ctx.json {
+                    println!("{}", serde_json::json!({ "address": a, "removed": had }));
+                } else if had {
+                    println!("no longer watching {a}");
+                } else {
+                    println!("{a} was not on the watchlist");
+                }
+            }
+            Self::List => {
+                for e in alerts.watchlist()? {
+                    if ctx.json {
+                        println!("{}", serde_json::to_string(&e)?);
+                    } else {
+                        println!(
+                            "{}\t{}\t{}",
+                            e.address,
+                            if e.payer { "payer" } else { "watched" },
+                            e.note.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,268 @@
+//! `paytrace screen`: the risk of an address (or of every address in a file), as of a date.
+//! JSON keys are documented in docs/cli.md.
+
+use super::Context;
+use anyhow::{Context as _, bail};
+use clap::Args;
+use paytrace_config::RiskConfig;
+use paytrace_indexer::{Address, ChainId, Store, labels::Date};
+use paytrace_tracer::{
+    StopList,
+    patterns::PatternParams,
+    risk::{
+        CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, StoreLabelHistory, screen,
+    },
+};
+use std::{io::Write as _, path::PathBuf, process::ExitCode};
+
+/// Exit status when `--fail-on` is given and a result is at or above the level.
+pub const EXIT_RISK: u8 = 3;
+
+/// Transfers of address histories kept in memory across the screenings of one run.
+pub const HISTORY_CACHE: usize = 1_000_000;
+
+/// Screen addresses.
+#[derive(Debug, Args)]
+pub struct ScreenCmd {
+    /// The address to screen.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub address: Option<String>,
+    /// Screen every address of this file (one per line; blank lines and `#` comments
+    /// skipped); one result per output line.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Only this chain.
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Screen as of this day (YYYY-MM-DD): transfers up to its end, labels valid that day
+    /// [default: today].
+    #[arg(long, value_parser = parse_day)]
+    pub as_of: Option<Date>,
+    /// Hops of indirect exposure [default: from config, 3].
+    #[arg(long)]
+    pub hops: Option<u32>,
+    /// Skip pattern detection around the address.
+    #[arg(long)]
+    pub no_patterns: bool,
+    /// Exit with status 3 when a result is at or above this level (none, low, medium, high,
+    /// severe).
+    #[arg(long, value_parser = parse_level)]
+    pub fail_on: Option<RiskLevel>,
+}
+
+pub(crate) fn parse_day(s: &str) -> Result<Date, String> {
+    paytrace_indexer::labels::parse_date(s)
+        .ok_or_else(|| format!("invalid date {s:?} (expected YYYY-MM-DD)"))
+}
+
+fn parse_level(s: &str) -> Result<RiskLevel, String> {
+    s.parse()
+        .map_err(|e: paytrace_tracer::risk::UnknownLevel| e.to_string())
+}
+
+/// The chain id of `name`, if given.
+pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
+    match name {
+        None => Ok(None),
+        Some(n) => Ok(Some(
+            store
+                .chain_by_name(n)?
+                .with_context(|| format!("chain {n:?} is not in the store"))?
+                .id,
+        )),
+    }
+}
+
+/// The screening parameters from the `[risk]` section.
+pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
+    let mut scoring = Scoring::default();
+    for (c, s) in &cfg.severities {
+        scoring.severities.insert(c.trim().to_ascii_lowercase(), *s);
+    }
+    scoring.hop_decay = cfg.hop_decay;
+    scoring.full_share = cfg.full_share;
+    scoring.min_share = cfg.min_share;
+    scoring.before_listing_weight = cfg.before_listing_weight;
+    scoring.recency_days = cfg.recency_days;
+    scoring.old_weight = cfg.old_weight;
+    scoring.pattern_weight = cfg.pattern_weight;
+    let t = &cfg.thresholds;
+    scoring.thresholds = [t.severe, t.high, t.medium, t.low];
+    ScreenParams {
+        as_of,
+        hops: cfg.hops,
+        chain,
+        services: StopList::new(cfg.services.iter().map(String::as_str)),
+        max_nodes: cfg.max_nodes,
+        max_backward_seeds: cfg.max_backward_seeds,
+        patterns: cfg.patterns.then(PatternParams::default),
+        pattern_neighbours: 10,
+        scoring,
+    }
+}
+
+/// Reads an address list: one per line, blank lines and `#` comments skipped; a bad line is
+/// an error naming the file and line.
+pub fn read_address_file(path: &std::path::Path) -> anyhow::Result<Vec<Address>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let s = line.split('#').next().unwrap_or("").trim();
+        if s.is_empty() {
+            continue;
+        }
+        let a: Address = s
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}:{}: address {s:?}: {e}", path.display(), i + 1))?;
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// One line of text output.
+fn text_line(r: &ScreenResult) -> String {
+    let top = r
+        .reasons
+        .first()
+        .map(|x| x.text.as_str())
+        .unwrap_or("no exposure found");
+    format!("{}\t{}\t{:.1}\t{}", r.address, r.level, r.score, top)
+}
+
+fn render_text(r: &ScreenResult) -> String {
+    let mut s = format!(
+        "{}: {} (score {:.1}) as of {}, {} hops\n",
+        r.address, r.level, r.score, r.as_of, r.hops
+    );
+    if !r.labels.is_empty() {
+        s.push_str(&format!("  labels: {}\n", r.labels.join("; ")));
+    }
+    for x in &r.reasons {
+        s.push_str(&format!("  [{} {:.1}] {}\n", x.level, x.score, x.text));
+    }
+    if r.reasons.is_empty() {
+        s.push_str("  no exposure found\n");
+    }
+    for e in r.direct.iter().chain(r.indirect.iter()) {
+        s.push_str(&format!(
+            "  {:?} {:?} {}: {} raw units of {} ({:.2}%), {} hops, counterparties {}\n",
+            e.kind,
+            e.direction,
+            e.category,
+            e.amount,
+            e.asset,
+            e.share * 100.0,
+            e.hops,
+            e.counterparties
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    s
+}
+
+impl ScreenCmd {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let addresses = match (&self.address, &self.file) {
+            (Some(a), None) => vec![
+                a.parse::<Address>()
+                    .map_err(|e| anyhow::anyhow!("address {a:?}: {e}"))?,
+            ],
+            (None, Some(f)) => read_address_file(f)?,
+            _ => bail!("give an ADDRESS or --file"),
+        };
+        let store = ctx.open_store()?;
+        let chain = chain_id(&store, self.chain.as_deref())?;
+        let history = StoreLabelHistory::open(&store).context("opening the label store")?;
+        let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
+        let mut p = screen_params(&ctx.config.risk, as_of, chain);
+        if let Some(h) = self.hops {
+            anyhow::ensure!((1..=10).contains(&h), "--hops {h}: expected 1 to 10");
+            p.hops = h;
+        }
+        if self.no_patterns {
+            p.patterns = None;
+        }
+        let bulk = self.file.is_some();
+        drop(history);
+        let mut worst = RiskLevel::None;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        // A file is screened on several threads (one per core, at most 8), each with its own
+        // label cache and history cache; results are printed in file order.
+        let threads = if bulk {
+            std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(1)
+                .clamp(1, 8)
+                .min(addresses.len().max(1))
+        } else {
+            1
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, anyhow::Result<ScreenResult>)>(256);
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            for k in 0..threads {
+                let (tx, store, p, addresses) = (tx.clone(), &store, &p, &addresses);
+                scope.spawn(move || {
+                    let history = match StoreLabelHistory::open(store) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = tx.send((
+                                k,
+                                Err(anyhow::Error::from(e).context("opening the label store")),
+                            ));
+                            return;
+                        }
+                    };
+                    let src = CachedSource::new(store, HISTORY_CACHE / threads);
+                    for i in (k..addresses.len()).step_by(threads) {
+                        let a = &addresses[i];
+                        let r = screen(&src, &history, a, p)
+                            .map_err(anyhow::Error::from)
+                            .with_context(|| format!("screening {a}"));
+                        if tx.send((i, r)).is_err() {
+                            return;
+                        }
+                    }
+                    if history.errors() > 0 {
+                        tracing::warn!(
+                            errors = history.errors(),
+                            "some label reads failed and counted as unlabelled"
+                        );
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next = 0usize;
+            for (i, r) in rx {
+                pending.insert(i, r);
+                while let Some(r) = pending.remove(&next) {
+                    let r = r?;
+                    next += 1;
+                    worst = worst.max(r.level);
+                    if ctx.json {
+                        if bulk {
+                            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                        } else {
+                            writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+                        }
+                    } else if bulk {
+                        writeln!(out, "{}", text_line(&r))?;
+                    } else {
+                        write!(out, "{}", render_text(&r))?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(match self.fail_on {
+            Some(level) if worst >= level => ExitCode::from(EXIT_RISK),
+            _ => ExitCode::SUCCESS,
+        })
+    }
+}

@@ -1,0 +1,425 @@
+//! Alerts, the watchlist and the webhook outbox in their own keyspaces of the paytrace store.
+//!
+//! Keyspaces: `alerts` (id, big-endian u64 → alert JSON), `alert_keys` (deduplication key → id),
+//! `alert_meta` (`next_id`), `watchlist` (address key → entry JSON), `webhook_outbox`
+//! (id + `0x00` + webhook name → entry JSON). Raising an alert writes the alert, its key and
+//! its outbox entries in one atomic batch synced to disk, so a delivery can never be lost
+//! between raising and sending.
+
+use super::{Finding, Role};
+use crate::risk::RiskLevel;
+use fjall::{Database, Keyspace, PersistMode};
+use paytrace_indexer::{Address, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an alert-store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// The paytrace store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An I/O failure of the engine.
+    #[error("alert store i/o error during {op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The engine's error.
+        #[source]
+        source: fjall::Error,
+    },
+    /// A stored record does not decode.
+    #[error("corrupt record in {keyspace} at key {key}: {reason}")]
+    Corrupt {
+        /// Keyspace.
+        keyspace: &'static str,
+        /// Key (hex).
+        key: String,
+        /// Decoder message.
+        reason: String,
+    },
+    /// No alert with this id.
+    #[error("no alert with id {0}")]
+    NotFound(u64),
+    /// A record does not encode.
+    #[error("cannot encode alert record: {0}")]
+    Encode(String),
+}
+
+fn io(op: &'static str) -> impl FnOnce(fjall::Error) -> AlertError {
+    move |source| AlertError::Io { op, source }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, AlertError> {
+    serde_json::to_vec(v).map_err(|e| AlertError::Encode(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    keyspace: &'static str,
+    key: &[u8],
+    v: &[u8],
+) -> Result<T, AlertError> {
+    serde_json::from_slice(v).map_err(|e| AlertError::Corrupt {
+        keyspace,
+        key: alloy_primitives::hex::encode(key),
+        reason: e.to_string(),
+    })
+}
+
+/// State of an alert.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// Raised, not looked at.
+    New,
+    /// Acknowledged by an analyst.
+    Acknowledged,
+    /// Closed.
+    Closed,
+}
+
+impl AlertState {
+    /// The lower-case name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Acknowledged => "acknowledged",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for AlertState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlertState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "new" => Ok(Self::New),
+            "acknowledged" | "ack" => Ok(Self::Acknowledged),
+            "closed" => Ok(Self::Closed),
+            _ => Err(format!(
+                "unknown alert state {s:?}: expected new, acknowledged or closed"
+            )),
+        }
+    }
+}
+
+/// A stored alert (also the JSON webhook payload and the `paytrace alerts --json` element).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alert {
+    /// Id (increasing).
+    pub id: u64,
+    /// Deduplication key.
+    pub key: String,
+    /// Rule name.
+    pub rule: String,
+    /// Severity.
+    pub severity: RiskLevel,
+    /// State.
+    pub state: AlertState,
+    /// The address the alert is about.
+    pub subject: Address,
+    /// Why it was screened.
+    pub role: Role,
+    /// Category or pattern type.
+    pub category: Option<String>,
+    /// What was found.
+    pub text: String,
+    /// Addresses behind it.
+    pub addresses: Vec<Address>,
+    /// Evidence.
+    pub evidence: serde_json::Value,
+    /// When it was raised (RFC 3339 UTC).
+    pub created_at: String,
+    /// Last state change (RFC 3339 UTC).
+    pub updated_at: String,
+    /// Webhooks it was delivered to.
+    pub delivered_to: Vec<String>,
+}
+
+/// A watchlist entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatchEntry {
+    /// The address.
+    pub address: Address,
+    /// Free text.
+    pub note: Option<String>,
+    /// Its outflows are payouts: their receivers are screened as payees.
+    pub payer: bool,
+    /// When it was added (RFC 3339 UTC).
+    pub added_at: String,
+}
+
+/// A pending webhook delivery.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Alert id.
+    pub alert: u64,
+    /// Webhook name.
+    pub webhook: String,
+    /// Idempotency key sent with every attempt (stable for this alert and webhook).
+    pub idempotency_key: String,
+    /// Attempts so far (all runs).
+    pub attempts: u32,
+    /// Last error, if any.
+    pub last_error: Option<String>,
+}
+
+/// The alert keyspaces.
+#[derive(Clone)]
+pub struct AlertStore {
+    db: Database,
+    alerts: Keyspace,
+    keys: Keyspace,
+    meta: Keyspace,
+    watch: Keyspace,
+    outbox: Keyspace,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn outbox_key(alert: u64, webhook: &str) -> Vec<u8> {
+    let mut k = alert.to_be_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(webhook.as_bytes());
+    k
+}
+
+/// The idempotency key of `alert_key` delivered to `webhook`: hex keccak-256 of both, so the
+/// same finding sent to the same webhook always carries the same key.
+pub fn idempotency_key(alert_key: &str, webhook: &str) -> String {
+    let mut b = alert_key.as_bytes().to_vec();
+    b.push(0);
+    b.extend_from_slice(webhook.as_bytes());
+    alloy_primitives::hex::encode(alloy_primitives::keccak256(&b))
+}
+
+impl AlertStore {
+    /// Opens (or creates) the keyspaces in `store`.
+    pub fn open(store: &Store) -> Result<Self, AlertError> {
+        Ok(Self {
+            db: store.database().clone(),
+            alerts: store.keyspace("alerts")?,
+            keys: store.keyspace("alert_keys")?,
+            meta: store.keyspace("alert_meta")?,
+            watch: store.keyspace("watchlist")?,
+            outbox: store.keyspace("webhook_outbox")?,
+        })
+    }
+
+    fn next_id(&self) -> Result<u64, AlertError> {
+        Ok(
+            match self.meta.get(b"next_id").map_err(io("read next id"))? {
+                Some(v) => {
+                    let b: [u8; 8] = v.as_ref().try_into().map_err(|_| AlertError::Corrupt {
+                        keyspace: "alert_meta",
+                        key: "next_id".into(),
+                        reason: "not 8 bytes".into(),
+                    })?;
+                    u64::from_be_bytes(b)
+                }
+                None => 1,
+            },
+        )
+    }
+
+    /// Stores the findings never raised before (by key) as new alerts, with one outbox entry
+    /// per webhook in `webhooks` (name, minimum severity) the alert qualifies for; returns the
+    /// new alerts. Atomic and synced.
+    pub fn raise(
+        &self,
+        findings: &[Finding],
+        webhooks: &[(String, RiskLevel)],
+    ) -> Result<Vec<Alert>, AlertError> {
+        let mut id = self.next_id()?;
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for f in findings {
+            if !seen.insert(f.key.clone())
+                || self
+                    .keys
+                    .get(f.key.as_bytes())
+                    .map_err(io("read alert key"))?
+                    .is_some()
+            {
+                continue;
+            }
+            let t = now();
+            let a = Alert {
+                id,
+                key: f.key.clone(),
+                rule: f.rule.clone(),
+                severity: f.severity,
+                state: AlertState::New,
+                subject: f.subject,
+                role: f.role,
+                category: f.category.clone(),
+                text: f.text.clone(),
+                addresses: f.addresses.clone(),
+                evidence: f.evidence.clone(),
+                created_at: t.clone(),
+                updated_at: t,
+                delivered_to: Vec::new(),
+            };
+            batch.insert(&self.alerts, id.to_be_bytes().to_vec(), encode(&a)?);
+            batch.insert(
+                &self.keys,
+                f.key.as_bytes().to_vec(),
+                id.to_be_bytes().to_vec(),
+            );
+            for (name, min) in webhooks {
+                if a.severity >= *min {
+                    let e = OutboxEntry {
+                        alert: id,
+                        webhook: name.clone(),
+                        idempotency_key: idempotency_key(&a.key, name),
+                        attempts: 0,
+                        last_error: None,
+                    };
+                    batch.insert(&self.outbox, outbox_key(id, name), encode(&e)?);
+                }
+            }
+            out.push(a);
+            id = id.saturating_add(1);
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        batch.insert(&self.meta, b"next_id".to_vec(), id.to_be_bytes().to_vec());
+        batch.commit().map_err(io("commit alerts"))?;
+        Ok(out)
+    }
+
+    /// One alert.
+    pub fn get(&self, id: u64) -> Result<Option<Alert>, AlertError> {
+        let k = id.to_be_bytes();
+        self.alerts
+            .get(k)
+            .map_err(io("read alert"))?
+            .map(|v| decode("alerts", &k, &v))
+            .transpose()
+    }
+
+    fn put(&self, a: &Alert) -> Result<(), AlertError> {
+        self.alerts
+            .insert(a.id.to_be_bytes(), encode(a)?)
+            .map_err(io("write alert"))?;
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("sync alert"))
+    }
+
+    /// Alerts in id order, optionally only those in `state`.
+    pub fn list(&self, state: Option<AlertState>) -> Result<Vec<Alert>, AlertError> {
+        let mut out = Vec::new();
+        for kv in self.alerts.iter() {
+            let (k, v) = kv.into_inner().map_err(io("scan alerts"))?;
+            let a: Alert = decode("alerts", &k, &v)?;
+            if state.is_none_or(|s| a.state == s) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the state of alert `id`; returns the updated alert.
+    pub fn set_state(&self, id: u64, state: AlertState) -> Result<Alert, AlertError> {
+        let mut a = self.get(id)?.ok_or(AlertError::NotFound(id))?;
+        a.state = state;
+        a.updated_at = now();
+        self.put(&a)?;
+        Ok(a)
+    }
+
+    /// Adds (or updates) a watchlist entry.
+    pub fn watch(
+        &self,
+        address: Address,
+        note: Option<String>,
+        payer: bool,
+    ) -> Result<WatchEntry, AlertError> {
+        let e = WatchEntry {
+            address,
+            note,
+            payer,
+            added_at: now(),
+        };
+        self.watch
+            .insert(
+                paytrace_indexer::labels::address::address_key(&address),
+                encode(&e)?,
+            )
+            .map_err(io("write watchlist"))?;
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("sync watchlist"))?;
+        Ok(e)
+    }
+
+    /// Removes a watchlist entry; whether it was there.
+    pub fn unwatch(&self, address: &Address) -> Result<bool, AlertError> {
+        let k = paytrace_indexer::labels::address::address_key(address);
+        let had = self.watch.get(&k).map_err(io("read watchlist"))?.is_some();
+        self.watch.remove(k).map_err(io("write watchlist"))?;
+        Ok(had)
+    }
+
+    /// The watchlist.
+    pub fn watchlist(&self) -> Result<Vec<WatchEntry>, AlertError> {
+        let mut out = Vec::new();
+        for kv in self.watch.iter() {
+            let (k, v) = kv.into_inner().map_err(io("scan watchlist"))?;
+            out.push(decode("watchlist", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Pending deliveries, oldest alert first.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, AlertError> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter() {
+            let (k, v) = kv.into_inner().map_err(io("scan outbox"))?;
+            out.push(decode("webhook_outbox", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a failed attempt (kept for the next run).
+    pub fn delivery_failed(
+        &self,
+        e: &OutboxEntry,
+        attempts: u32,
+        error: &str,
+    ) -> Result<(), AlertError> {
+        let mut e = e.clone();
+        e.attempts = e.attempts.saturating_add(attempts);
+        e.last_error = Some(error.to_owned());
+        self.outbox
+            .insert(outbox_key(e.alert, &e.webhook), encode(&e)?)
+            .map_err(io("write outbox"))?;
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(io("sync outbox"))
+    }
+
+    /// Records a successful delivery: the outbox entry goes, the alert notes the webhook.
+    pub fn delivered(&self, e: &OutboxEntry) -> Result<(), AlertError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        if let Some(mut a) = self.get(e.alert)? {
+            if !a.delivered_to.contains(&e.webhook) {
+                a.delivered_to.push(e.webhook.clone());
+            }
+            batch.insert(&self.alerts, a.id.to_be_bytes().to_vec(), encode(&a)?);
+        }
+        batch.remove(&self.outbox, outbox_key(e.alert, &e.webhook));
+        batch.commit().map_err(io("commit delivery"))
+    }
+}

@@ -1,0 +1,665 @@
+//! Risk screening of an address: direct exposure (its own counterparties by category),
+//! indirect exposure (value from/to categories within N hops under the haircut taint model,
+//! stopping at services), typology patterns around it, and its own labels, all as of a date;
+//! scored into a level (severe/high/medium/low/none) with reasons and evidence.
+//!
+//! Pure over [`FlowSource`] and [`LabelHistory`]; the scoring rules are in
+//! docs/heuristics.md ("Risk scoring").
+
+mod cache;
+mod labels;
+mod score;
+
+pub use cache::CachedSource;
+
+pub use labels::{
+    AsOfLabels, LabelHistory, LabelSpan, MemoryLabelHistory, StoreLabelHistory, day_of, held_at,
+};
+pub use score::{RiskLevel, Scoring, UnknownLevel};
+
+use crate::{
+    BackSeed, EvidencePath, Model, Seed, StopList, TraceError, TraceParams,
+    patterns::{EvidenceTransfer, PatternInstance, PatternParams, detect},
+    result::ser_display,
+    source::{Category, FlowSource, LabelSource},
+    trace_backward, trace_forward,
+};
+use paytrace_indexer::{
+    Address, Amount, Asset, ChainId, Direction, Timestamp, Transfer, labels::Date,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a screening looks at.
+#[derive(Clone, Debug)]
+pub struct ScreenParams {
+    /// The day the screening is as of: transfers up to the end of that day, labels valid that
+    /// day.
+    pub as_of: Date,
+    /// Indirect exposure: hops after the direct counterparty (the direct counterparty is hop 0).
+    pub hops: u32,
+    /// Only this chain.
+    pub chain: Option<ChainId>,
+    /// Categories where indirect tracing stops (services).
+    pub services: StopList,
+    /// Indirect: at most this many addresses expanded per trace.
+    pub max_nodes: usize,
+    /// Indirect received exposure: backward traces of at most this many incoming transfers
+    /// (the largest).
+    pub max_backward_seeds: usize,
+    /// Detect patterns around the address (its own transfers and those of up to
+    /// `pattern_neighbours` counterparties).
+    pub patterns: Option<PatternParams>,
+    /// Counterparties whose transfers are included in the pattern neighbourhood.
+    pub pattern_neighbours: usize,
+    /// Scoring.
+    pub scoring: Scoring,
+}
+
+/// Default service (stop) categories of indirect exposure.
+pub const DEFAULT_SERVICES: [&str; 9] = [
+    "exchange",
+    "exchange_deposit",
+    "bridge",
+    "mixer",
+    "sanctioned",
+    "defi",
+    "wallet_service",
+    "otc",
+    "gambling",
+];
+
+impl ScreenParams {
+    /// Defaults as of `as_of`: 3 hops, default services and scoring, patterns on.
+    pub fn new(as_of: Date) -> Self {
+        Self {
+            as_of,
+            hops: 3,
+            chain: None,
+            services: StopList::new(DEFAULT_SERVICES),
+            max_nodes: 500,
+            max_backward_seeds: 2,
+            patterns: Some(PatternParams::default()),
+            pattern_neighbours: 10,
+            scoring: Scoring::default(),
+        }
+    }
+}
+
+/// Sent or received.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Value the address sent (to the category).
+    Sent,
+    /// Value the address received (from the category).
+    Received,
+}
+
+/// Direct or indirect.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExposureKind {
+    /// The address's own counterparty.
+    Direct,
+    /// Reached within N hops.
+    Indirect,
+}
+
+/// Exposure of the address to one category, in one direction and asset.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exposure {
+    /// Direct or indirect.
+    pub kind: ExposureKind,
+    /// Sent or received.
+    pub direction: Flow,
+    /// Category of the counterparties (as of the screening date).
+    pub category: Category,
+    /// Asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Raw amount (direct: whole transfers; indirect: taint under the haircut model).
+    pub amount: Amount,
+    /// Share of the address's sent (or received) total of the asset, 0..1.
+    pub share: f64,
+    /// Number of transfers (direct) or destinations (indirect).
+    pub transfers: usize,
+    /// The counterparties (at most 10), sorted.
+    pub counterparties: Vec<Address>,
+    /// Minimum hops (0 for direct).
+    pub hops: u32,
+    /// First transfer time.
+    pub first_time: Timestamp,
+    /// Last transfer time.
+    pub last_time: Timestamp,
+    /// Whether the counterparty already had this category at the time of the (first)
+    /// transfer. `false`: it was labelled later (e.g. sanctioned after the payout).
+    pub labelled_at_time: bool,
+    /// Earliest day a label of this category on a counterparty starts, when known.
+    pub listed_since: Option<String>,
+    /// Score contribution 0..100.
+    pub score: f64,
+    /// Evidence transfers (direct; at most 5).
+    pub evidence: Vec<EvidenceTransfer>,
+    /// Evidence paths (indirect; at most 3).
+    pub paths: Vec<EvidencePath>,
+}
+
+/// One reason for the level.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reason {
+    /// `label`, `direct`, `indirect` or `pattern`.
+    pub kind: &'static str,
+    /// Category (labels and exposures) or pattern type.
+    pub category: String,
+    /// Score 0..100.
+    pub score: f64,
+    /// Level of this reason alone.
+    pub level: RiskLevel,
+    /// What was found, in words.
+    pub text: String,
+    /// Counterparty or destination addresses behind it (at most 10).
+    pub addresses: Vec<Address>,
+    /// Whether the labels behind it held at the time of the transfers (`false` when the
+    /// counterparty was labelled afterwards).
+    pub labelled_at_time: bool,
+}
+
+/// Work counters.
+#[derive(Clone, Copy, Default, Debug, Serialize)]
+pub struct ScreenStats {
+    /// Transfers of the address read.
+    pub own_transfers: usize,
+    /// Traces run (forward + backward).
+    pub traces: usize,
+    /// Addresses expanded by the traces.
+    pub expanded_addresses: usize,
+    /// Transfers read by the traces.
+    pub transfers_read: usize,
+}
+
+/// The result of screening one address.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScreenResult {
+    /// The address.
+    pub address: Address,
+    /// Day the screening is as of.
+    pub as_of: String,
+    /// Risk level.
+    pub level: RiskLevel,
+    /// Score 0..100 (the highest reason).
+    pub score: f64,
+    /// Reasons, highest score first.
+    pub reasons: Vec<Reason>,
+    /// The address's own labels valid on `as_of`.
+    pub labels: Vec<String>,
+    /// Direct exposures.
+    pub direct: Vec<Exposure>,
+    /// Indirect exposures.
+    pub indirect: Vec<Exposure>,
+    /// Patterns the address takes part in.
+    pub patterns: Vec<PatternInstance>,
+    /// Hop limit of indirect exposure.
+    pub hops: u32,
+    /// Label set version.
+    pub label_set_version: Option<String>,
+    /// Work counters.
+    pub stats: ScreenStats,
+    /// Every address the address's outflows reached within the hop limit, with its hops (the
+    /// direct receiver is 0); used by convergence rules, not serialised.
+    #[serde(skip)]
+    pub reached: Vec<(Address, u32)>,
+}
+
+/// The last second of `day` (UTC) as a block time.
+pub fn end_of_day(day: Date) -> Timestamp {
+    let secs = day
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().as_second())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(secs).unwrap_or(0).saturating_add(86_399))
+}
+
+/// `a / b` as a float (0 when `b` is zero), exact enough for shares.
+pub fn ratio(a: Amount, b: Amount) -> f64 {
+    if b.is_zero() {
+        return 0.0;
+    }
+    let shift = b.raw().bit_len().saturating_sub(100);
+    let a: u128 = (a.raw() >> shift).saturating_to();
+    let b: u128 = (b.raw() >> shift).saturating_to();
+    if b == 0 {
+        return 0.0;
+    }
+    a as f64 / b as f64
+}
+
+/// Screens `address`.
+pub fn screen<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    history: &H,
+    address: &Address,
+    p: &ScreenParams,
+) -> Result<ScreenResult, TraceError> {
+    let sev = &p.scoring.severities;
+    let labels = AsOfLabels::new(history, p.as_of, sev);
+    let until = end_of_day(p.as_of);
+    let mut stats = ScreenStats::default();
+    let read = |dir| -> Result<Vec<Transfer>, TraceError> {
+        Ok(src
+            .address_transfers(address, dir, p.chain)
+            .map_err(TraceError::source)?
+            .into_iter()
+            .filter(|t| t.time <= until)
+            .collect())
+    };
+    let ins = read(Direction::Incoming)?;
+    let outs = read(Direction::Outgoing)?;
+    stats.own_transfers = ins.len() + outs.len();
+
+    let mut reasons = Vec::new();
+    // Own labels.
+    let own = labels.valid(address);
+    for s in &own {
+        let score = f64::from(p.scoring.severity(&s.category));
+        if score > 0.0 {
+            reasons.push(Reason {
+                kind: "label",
+                category: s.category.to_string(),
+                score,
+                level: p.scoring.level(score),
+                text: format!("the address itself is labelled {}: {}", s.category, s.name),
+                addresses: vec![*address],
+                labelled_at_time: true,
+            });
+        }
+    }
+
+    let mut direct = Vec::new();
+    for (flow, list) in [(Flow::Sent, &outs), (Flow::Received, &ins)] {
+        direct.extend(direct_exposure(history, &labels, p, flow, list)?);
+    }
+    let mut indirect = Vec::new();
+    let mut reached = Vec::new();
+    if p.hops > 0 {
+        let (fwd, r) =
+            forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?;
+        indirect.extend(fwd);
+        reached = r;
+        indirect.extend(backward_exposure(
+            src, history, &labels, p, &ins, until, &mut stats,
+        )?);
+    }
+    for e in direct.iter_mut().chain(indirect.iter_mut()) {
+        e.score = p.scoring.exposure_score(e, until);
+        if e.score > 0.0 {
+            reasons.push(exposure_reason(e, p));
+        }
+    }
+
+    let mut patterns = Vec::new();
+    if let Some(pp) = &p.patterns {
+        let mut hood: Vec<Transfer> = ins.iter().chain(outs.iter()).cloned().collect();
+        // The largest counterparties' own transfers (peel chains, cycles, scatter-gather).
+        let mut cps: Vec<(Amount, Address)> = ins
+            .iter()
+            .map(|t| (t.amount, t.from))
+            .chain(outs.iter().map(|t| (t.amount, t.to)))
+            .collect();
+        cps.sort_by(|a, b| b.cmp(a));
+        let mut seen = BTreeSet::new();
+        for (_, c) in cps {
+            if seen.len() >= p.pattern_neighbours {
+                break;
+            }
+            if c == *address || labels.category(&c).is_some() || !seen.insert(c) {
+                continue;
+            }
+            for dir in [Direction::Incoming, Direction::Outgoing] {
+                hood.extend(
+                    src.address_transfers(&c, dir, p.chain)
+                        .map_err(TraceError::source)?
+                        .into_iter()
+                        .filter(|t| t.time <= until),
+                );
+            }
+        }
+        hood.sort_by_key(|t| t.key);
+        hood.dedup_by_key(|t| t.key);
+        let rep = detect(&hood, pp);
+        for inst in rep.instances {
+            if !inst.members.contains(address) {
+                continue;
+            }
+            let score = inst.score * p.scoring.pattern_weight;
+            reasons.push(Reason {
+                kind: "pattern",
+                category: inst.kind.to_string(),
+                score,
+                level: p.scoring.level(score),
+                text: inst.summary.clone(),
+                addresses: inst.members.iter().take(10).copied().collect(),
+                labelled_at_time: true,
+            });
+            patterns.push(inst);
+        }
+    }
+
+    reasons.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.text.cmp(&b.text)));
+    let score = reasons.first().map(|r| r.score).unwrap_or(0.0);
+    Ok(ScreenResult {
+        address: *address,
+        as_of: p.as_of.to_string(),
+        level: p.scoring.level(score),
+        score,
+        reasons,
+        labels: own.into_iter().map(|s| s.name).collect(),
+        direct,
+        indirect,
+        patterns,
+        hops: p.hops,
+        label_set_version: history.version(),
+        stats,
+        reached,
+    })
+}
+
+fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
+    let dir = match e.direction {
+        Flow::Sent => "sent to",
+        Flow::Received => "received from",
+    };
+    let when = if e.labelled_at_time {
+        String::new()
+    } else {
+        format!(
+            "; labelled {} only since {} (after the transfers)",
+            e.category,
+            e.listed_since.as_deref().unwrap_or("a later date")
+        )
+    };
+    let text = match e.kind {
+        ExposureKind::Direct => format!(
+            "directly {dir} {} {} ({} transfers, {} raw units of {}, {:.2}% of the total){when}",
+            e.counterparties.len(),
+            e.category,
+            e.transfers,
+            e.amount,
+            e.asset,
+            e.share * 100.0
+        ),
+        ExposureKind::Indirect => format!(
+            "indirectly {dir} {} within {} hops ({} raw units of {}, {:.2}% of the total){when}",
+            e.category,
+            e.hops,
+            e.amount,
+            e.asset,
+            e.share * 100.0
+        ),
+    };
+    Reason {
+        kind: match e.kind {
+            ExposureKind::Direct => "direct",
+            ExposureKind::Indirect => "indirect",
+        },
+        category: e.category.to_string(),
+        score: e.score,
+        level: p.scoring.level(e.score),
+        text,
+        addresses: e.counterparties.clone(),
+        labelled_at_time: e.labelled_at_time,
+    }
+}
+
+fn totals(list: &[Transfer]) -> Result<BTreeMap<Asset, Amount>, TraceError> {
+    let mut m: BTreeMap<Asset, Amount> = BTreeMap::new();
+    for t in list {
+        let e = m.entry(t.asset).or_default();
+        *e = e.checked_add(t.amount)?;
+    }
+    Ok(m)
+}
+
+fn direct_exposure<H: LabelHistory>(
+    history: &H,
+    labels: &AsOfLabels<'_, H>,
+    p: &ScreenParams,
+    flow: Flow,
+    list: &[Transfer],
+) -> Result<Vec<Exposure>, TraceError> {
+    let tot = totals(list)?;
+    let mut by: BTreeMap<(Category, Asset), Exposure> = BTreeMap::new();
+    for t in list {
+        let cp = match flow {
+            Flow::Sent => t.to,
+            Flow::Received => t.from,
+        };
+        let Some(cat) = labels.category(&cp) else {
+            continue;
+        };
+        let (held, since) = held_at(&history.spans(&cp), &cat, t.time);
+        let e = by
+            .entry((cat.clone(), t.asset))
+            .or_insert_with(|| Exposure {
+                kind: ExposureKind::Direct,
+                direction: flow,
+                category: cat,
+                asset: t.asset,
+                amount: Amount::ZERO,
+                share: 0.0,
+                transfers: 0,
+                counterparties: Vec::new(),
+                hops: 0,
+                first_time: t.time,
+                last_time: t.time,
+                labelled_at_time: false,
+                listed_since: None,
+                score: 0.0,
+                evidence: Vec::new(),
+                paths: Vec::new(),
+            });
+        e.amount = e.amount.checked_add(t.amount)?;
+        e.transfers += 1;
+        e.first_time = e.first_time.min(t.time);
+        e.last_time = e.last_time.max(t.time);
+        e.labelled_at_time |= held;
+        if let Some(s) = since {
+            let s = s.to_string();
+            if e.listed_since.as_ref().is_none_or(|x| s < *x) {
+                e.listed_since = Some(s);
+            }
+        }
+        if !e.counterparties.contains(&cp) && e.counterparties.len() < 10 {
+            e.counterparties.push(cp);
+        }
+        if e.evidence.len() < 5 {
+            e.evidence.push(EvidenceTransfer::from(t));
+        }
+    }
+    let _ = p;
+    Ok(by
+        .into_values()
+        .map(|mut e| {
+            e.share = ratio(e.amount, tot.get(&e.asset).copied().unwrap_or_default());
+            e.counterparties.sort();
+            e
+        })
+        .collect())
+}
+
+/// `min_share` of `total`, rounded down: taint below it cannot make an exposure that counts,
+/// so traces do not follow it (docs/heuristics.md, "Risk scoring").
+fn share_of(total: Amount, min_share: f64) -> Amount {
+    let ppm = (min_share.clamp(0.0, 1.0) * 1_000_000.0).floor();
+    // ppm is in 0..=1e6, exact in f64; the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ppm = ppm as u64;
+    crate::model::mul_div_floor(total, Amount::from_u64(ppm), Amount::from_u64(1_000_000))
+        .unwrap_or(Amount::ZERO)
+}
+
+fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> TraceParams {
+    TraceParams {
+        model: Model::Haircut,
+        max_hops: p.hops,
+        since: None,
+        until: Some(until),
+        min_amount,
+        max_nodes: p.max_nodes,
+        stop: p.services.clone(),
+        max_paths: 10,
+        chain: p.chain,
+        swap: StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES),
+    }
+}
+
+/// Adds indirect destinations of a trace result (hops >= 1, labelled) into `by`.
+#[allow(clippy::too_many_arguments)]
+fn collect_indirect<H: LabelHistory>(
+    history: &H,
+    r: &crate::TraceResult,
+    flow: Flow,
+    by: &mut BTreeMap<(Category, Asset), Exposure>,
+) -> Result<(), TraceError> {
+    for d in &r.destinations {
+        let Some(cat) = &d.category else { continue };
+        if d.hops == 0 || d.amount.is_zero() {
+            continue;
+        }
+        let (held, since) = held_at(&history.spans(&d.address), cat, d.first_arrival);
+        let e = by
+            .entry((cat.clone(), d.asset))
+            .or_insert_with(|| Exposure {
+                kind: ExposureKind::Indirect,
+                direction: flow,
+                category: cat.clone(),
+                asset: d.asset,
+                amount: Amount::ZERO,
+                share: 0.0,
+                transfers: 0,
+                counterparties: Vec::new(),
+                hops: d.hops,
+                first_time: d.first_arrival,
+                last_time: d.first_arrival,
+                labelled_at_time: false,
+                listed_since: None,
+                score: 0.0,
+                evidence: Vec::new(),
+                paths: Vec::new(),
+            });
+        e.amount = e.amount.checked_add(d.amount)?;
+        e.transfers += 1;
+        e.hops = e.hops.min(d.hops);
+        e.first_time = e.first_time.min(d.first_arrival);
+        e.last_time = e.last_time.max(d.first_arrival);
+        e.labelled_at_time |= held;
+        if let Some(s) = since {
+            let s = s.to_string();
+            if e.listed_since.as_ref().is_none_or(|x| s < *x) {
+                e.listed_since = Some(s);
+            }
+        }
+        if !e.counterparties.contains(&d.address) && e.counterparties.len() < 10 {
+            e.counterparties.push(d.address);
+        }
+        for path in r.paths.iter().filter(|x| x.to == d.address) {
+            if e.paths.len() < 3 {
+                e.paths.push(path.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Addresses reached with their hops.
+type Reached = Vec<(Address, u32)>;
+
+#[allow(clippy::too_many_arguments)]
+fn forward_exposure<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    history: &H,
+    labels: &AsOfLabels<'_, H>,
+    p: &ScreenParams,
+    address: &Address,
+    outs: &[Transfer],
+    until: Timestamp,
+    stats: &mut ScreenStats,
+) -> Result<(Vec<Exposure>, Reached), TraceError> {
+    if outs.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let tot = totals(outs)?;
+    let min = tot
+        .values()
+        .map(|t| share_of(*t, p.scoring.min_share))
+        .min()
+        .unwrap_or(Amount::ZERO);
+    let r = trace_forward(
+        src,
+        labels,
+        &Seed::Outflows(*address),
+        &trace_params(p, until, min),
+    )?;
+    stats.traces += 1;
+    stats.expanded_addresses += r.stats.expanded_addresses;
+    stats.transfers_read += r.stats.transfers_read;
+    let mut by = BTreeMap::new();
+    collect_indirect(history, &r, Flow::Sent, &mut by)?;
+    let mut reached: Vec<(Address, u32)> = r
+        .destinations
+        .iter()
+        .filter(|d| !d.amount.is_zero() && d.address != *address)
+        .map(|d| (d.address, d.hops))
+        .collect();
+    reached.sort();
+    reached.dedup_by_key(|x| x.0);
+    let exp = by
+        .into_values()
+        .map(|mut e| {
+            e.share = ratio(e.amount, tot.get(&e.asset).copied().unwrap_or_default());
+            e.counterparties.sort();
+            e
+        })
+        .collect();
+    Ok((exp, reached))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_exposure<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    history: &H,
+    labels: &AsOfLabels<'_, H>,
+    p: &ScreenParams,
+    ins: &[Transfer],
+    until: Timestamp,
+    stats: &mut ScreenStats,
+) -> Result<Vec<Exposure>, TraceError> {
+    // The largest incoming transfers from unlabelled senders (labelled ones are direct).
+    let mut seeds: Vec<&Transfer> = ins
+        .iter()
+        .filter(|t| labels.category(&t.from).is_none())
+        .collect();
+    seeds.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
+    seeds.truncate(p.max_backward_seeds);
+    let mut by = BTreeMap::new();
+    for t in seeds {
+        let tp = trace_params(p, until, share_of(t.amount, p.scoring.min_share));
+        let r = trace_backward(src, labels, &BackSeed::Transfer(t.key), &tp)?;
+        stats.traces += 1;
+        stats.expanded_addresses += r.stats.expanded_addresses;
+        stats.transfers_read += r.stats.transfers_read;
+        collect_indirect(history, &r, Flow::Received, &mut by)?;
+    }
+    let tot = totals(ins)?;
+    Ok(by
+        .into_values()
+        .map(|mut e| {
+            e.share = ratio(e.amount, tot.get(&e.asset).copied().unwrap_or_default());
+            e.counterparties.sort();
+            e
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

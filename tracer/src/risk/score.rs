@@ -1,0 +1,176 @@
+//! Risk levels and the configurable scoring (docs/heuristics.md, "Risk scoring").
+
+use super::{Exposure, ExposureKind};
+use crate::source::Category;
+use paytrace_indexer::Timestamp;
+use serde::Serialize;
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+/// Risk level, ordered `none < low < medium < high < severe`.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskLevel {
+    /// Nothing found.
+    None,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Severe.
+    Severe,
+}
+
+impl RiskLevel {
+    /// The lower-case name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Severe => "severe",
+        }
+    }
+}
+
+impl fmt::Display for RiskLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown level name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown risk level {0:?}: expected none, low, medium, high or severe")]
+pub struct UnknownLevel(pub String);
+
+impl FromStr for RiskLevel {
+    type Err = UnknownLevel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            "severe" => Ok(Self::Severe),
+            _ => Err(UnknownLevel(s.to_owned())),
+        }
+    }
+}
+
+/// The scoring rules. Every score is in 0..100; the address's score is its highest reason's.
+#[derive(Clone, PartialEq, Debug, Serialize)]
+pub struct Scoring {
+    /// Severity 0..100 per category (unlisted categories: 0, reported but not scored).
+    pub severities: BTreeMap<String, u32>,
+    /// Multiplier per hop of indirect exposure (hop h counts `hop_decay^h`).
+    pub hop_decay: f64,
+    /// Indirect exposure at or above this share counts fully; below, `sqrt(share / full_share)`.
+    pub full_share: f64,
+    /// Indirect exposure below this share is ignored.
+    pub min_share: f64,
+    /// Multiplier when the counterparty was labelled only after the transfers.
+    pub before_listing_weight: f64,
+    /// Exposure whose last transfer is older than this many days (before the as-of day) counts
+    /// `old_weight`.
+    pub recency_days: u64,
+    /// See `recency_days`.
+    pub old_weight: f64,
+    /// A pattern instance scores `pattern_weight × instance score`.
+    pub pattern_weight: f64,
+    /// Lowest score of each level: severe, high, medium, low.
+    pub thresholds: [f64; 4],
+}
+
+/// Default category severities.
+pub const DEFAULT_SEVERITIES: [(&str, u32); 11] = [
+    ("sanctioned", 100),
+    ("ransomware", 90),
+    ("darknet_market", 85),
+    ("hack", 85),
+    ("blocklisted", 80),
+    ("scam", 75),
+    ("mixer", 70),
+    ("gambling", 30),
+    ("otc", 15),
+    ("bridge", 5),
+    ("exchange", 0),
+];
+
+impl Default for Scoring {
+    fn default() -> Self {
+        Self {
+            severities: DEFAULT_SEVERITIES
+                .iter()
+                .map(|(c, s)| ((*c).to_owned(), *s))
+                .collect(),
+            hop_decay: 0.8,
+            full_share: 0.1,
+            min_share: 0.001,
+            before_listing_weight: 0.5,
+            recency_days: 365,
+            old_weight: 0.5,
+            pattern_weight: 40.0,
+            thresholds: [80.0, 60.0, 35.0, 10.0],
+        }
+    }
+}
+
+impl Scoring {
+    /// The severity of `cat`.
+    pub fn severity(&self, cat: &Category) -> u32 {
+        self.severities
+            .get(cat.as_str())
+            .copied()
+            .unwrap_or(0)
+            .min(100)
+    }
+
+    /// The level of a score.
+    pub fn level(&self, score: f64) -> RiskLevel {
+        let [severe, high, medium, low] = self.thresholds;
+        if score >= severe {
+            RiskLevel::Severe
+        } else if score >= high {
+            RiskLevel::High
+        } else if score >= medium {
+            RiskLevel::Medium
+        } else if score >= low && score > 0.0 {
+            RiskLevel::Low
+        } else {
+            RiskLevel::None
+        }
+    }
+
+    /// The score of one exposure (as of the time `now`).
+    pub fn exposure_score(&self, e: &Exposure, now: Timestamp) -> f64 {
+        let sev = f64::from(self.severity(&e.category));
+        if sev == 0.0 {
+            return 0.0;
+        }
+        let mut s = sev;
+        if e.kind == ExposureKind::Indirect {
+            if e.share < self.min_share {
+                return 0.0;
+            }
+            s *= self
+                .hop_decay
+                .powi(i32::try_from(e.hops).unwrap_or(i32::MAX));
+            if e.share < self.full_share && self.full_share > 0.0 {
+                s *= (e.share / self.full_share).sqrt();
+            }
+        }
+        if !e.labelled_at_time {
+            s *= self.before_listing_weight;
+        }
+        let age_days = now.0.saturating_sub(e.last_time.0) / 86_400;
+        if age_days > self.recency_days {
+            s *= self.old_weight;
+        }
+        s.clamp(0.0, 100.0)
+    }
+}
