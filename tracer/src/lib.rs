@@ -10,6 +10,7 @@
 
 pub mod alerts;
 mod backward;
+mod cache;
 pub mod cluster;
 pub mod demo;
 mod error;
@@ -24,6 +25,7 @@ pub mod risk;
 pub mod source;
 
 pub use backward::{BackSeed, trace_backward};
+pub use cache::CachedSource;
 pub use error::TraceError;
 pub use forward::trace_forward;
 pub use model::{Model, ModelParseError};

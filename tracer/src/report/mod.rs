@@ -16,7 +16,6 @@
 //! unchanged.
 
 pub mod batch;
-pub mod cache;
 pub mod convergence;
 pub mod graph;
 pub mod render;
@@ -733,7 +732,7 @@ pub fn build_report<S: FlowSource, L: LabelSource, A: AsOfLabels, C: ClusterLook
     let mut reports = Vec::with_capacity(payouts.len());
     let mut traces = Vec::with_capacity(payouts.len());
     let mut checkpoints = BTreeMap::new();
-    let cached = cache::CachedSource::new(source, params.cache_transfers);
+    let cached = crate::CachedSource::new(source, params.cache_transfers);
     for p in payouts {
         let r = trace_forward(
             &cached,

@@ -6,11 +6,10 @@
 //! Pure over [`FlowSource`] and [`LabelHistory`]; the scoring rules are in
 //! docs/heuristics.md ("Risk scoring").
 
-mod cache;
 mod labels;
 mod score;
 
-pub use cache::CachedSource;
+pub use crate::cache::CachedSource;
 
 pub use labels::{
     AsOfLabels, LabelHistory, LabelSpan, MemoryLabelHistory, StoreLabelHistory, day_of, held_at,

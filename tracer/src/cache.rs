@@ -1,9 +1,10 @@
-//! A bounded cache of address histories shared by the traces of one report.
+//! A bounded cache of address histories shared by many traces (the payouts of one report, the
+//! addresses of a bulk screening).
 //!
-//! A report runs one trace per payout; on a real graph many payouts reach the same busy
-//! addresses, and each trace would read their whole history from the store again. The cache
-//! keeps the most recently loaded histories up to a total number of transfers (memory stays
-//! bounded: about 250 bytes per cached transfer) and evicts the oldest first.
+//! On a real graph many traces reach the same busy addresses, and each trace would read their
+//! whole history from the store again. The cache keeps the most recently loaded histories up to
+//! a total number of transfers (memory stays bounded: about 250 bytes per cached transfer) and
+//! evicts the oldest first; a history larger than a quarter of the capacity is read through.
 
 use crate::FlowSource;
 use paytrace_indexer::{Address, BlockNumber, ChainId, Direction, Transfer, TransferKey, TxHash};
@@ -24,16 +25,16 @@ struct Inner {
 }
 
 /// A [`FlowSource`] that caches `address_transfers` of `S`, holding at most `capacity`
-/// transfers.
-pub struct CachedSource<'a, S> {
-    src: &'a S,
+/// transfers (`S` may be a reference: `&Store` is a `FlowSource`).
+pub struct CachedSource<S> {
+    src: S,
     capacity: usize,
     inner: RefCell<Inner>,
 }
 
-impl<'a, S: FlowSource> CachedSource<'a, S> {
+impl<S: FlowSource> CachedSource<S> {
     /// Caches up to `capacity` transfers of `src`.
-    pub fn new(src: &'a S, capacity: usize) -> Self {
+    pub fn new(src: S, capacity: usize) -> Self {
         Self {
             src,
             capacity,
@@ -54,7 +55,7 @@ impl<'a, S: FlowSource> CachedSource<'a, S> {
     }
 }
 
-impl<S: FlowSource> FlowSource for CachedSource<'_, S> {
+impl<S: FlowSource> FlowSource for CachedSource<S> {
     type Error = S::Error;
 
     fn address_transfers(
