@@ -37,6 +37,23 @@ fn blocks_1_255_indexed_then_clustered() {
     assert_eq!(v["size"].as_u64(), Some(1));
     let again = run_json(paytrace(dir.path()).args(["--json", "cluster", "run"]));
     assert_eq!(again["runs"][0]["from"], Value::Null, "{again}");
+    // The change heuristics see the script types the Bitcoin indexer stored (P2PK outputs in
+    // their P2PKH form).
+    use paytrace_indexer::labels::LabelAddress;
+    use paytrace_tracer::cluster::{ClusterSource, ScriptType};
+    let store = paytrace_indexer::Store::open(dir.path()).unwrap();
+    let payee = LabelAddress::parse("1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3", None)
+        .unwrap()
+        .indexed()
+        .unwrap();
+    let script = store.script(&payee).unwrap().unwrap();
+    assert_eq!(ScriptType::of_script(&script), ScriptType::P2pkh);
+    assert_eq!(
+        store
+            .script(&paytrace_indexer::Address::Evm([1; 20]))
+            .unwrap(),
+        None
+    );
 }
 
 /// Generated chain (the Bitcoin indexer's generator: 1–3 inputs per transaction) written as

@@ -50,8 +50,9 @@ impl ChangeHeuristic {
     }
 }
 
-/// The script type of an output, when the caller knows it (the store keeps only a hash of the
-/// script, so a context without script data answers `None` and the heuristic never fires).
+/// The script type of an output, when the caller knows it (from the Bitcoin indexer's
+/// `btc_scripts` keyspace; a context without script data answers `None` and the heuristic
+/// never fires).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ScriptType {
     /// Pay to public key.
@@ -68,6 +69,29 @@ pub enum ScriptType {
     P2tr,
     /// Anything else.
     Other,
+}
+
+impl ScriptType {
+    /// Classifies raw output script bytes (P2PK outputs are stored by the indexer in their
+    /// P2PKH form, so they classify as [`ScriptType::P2pkh`]).
+    pub fn of_script(script: &[u8]) -> Self {
+        let s = bitcoin::Script::from_bytes(script);
+        if s.is_p2pkh() {
+            Self::P2pkh
+        } else if s.is_p2sh() {
+            Self::P2sh
+        } else if s.is_p2wpkh() {
+            Self::P2wpkh
+        } else if s.is_p2wsh() {
+            Self::P2wsh
+        } else if s.is_p2tr() {
+            Self::P2tr
+        } else if s.is_p2pk() {
+            Self::P2pk
+        } else {
+            Self::Other
+        }
+    }
 }
 
 /// Facts about addresses the change heuristics need beyond the transaction itself.

@@ -86,8 +86,13 @@ impl<S: ClusterSource + ?Sized> ChangeContext for SourceContext<'_, S> {
             Err(_) => true,
         }
     }
-    fn script_type(&self, _: &Address) -> Option<ScriptType> {
-        None
+    fn script_type(&self, address: &Address) -> Option<ScriptType> {
+        // Unknown script (not indexed, or a read error): the heuristic does not fire.
+        self.src
+            .script(address)
+            .ok()
+            .flatten()
+            .map(|s| ScriptType::of_script(&s))
     }
 }
 

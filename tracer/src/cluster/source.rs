@@ -25,7 +25,17 @@ pub trait ClusterSource {
         chain: ChainId,
         limit: usize,
     ) -> Result<Vec<Transfer>, Self::Error>;
+
+    /// The output script of a Bitcoin-style `address` (an [`Address::Script`] id), when the
+    /// source knows it; `None` by default.
+    fn script(&self, address: &Address) -> Result<Option<Vec<u8>>, Self::Error> {
+        let _ = address;
+        Ok(None)
+    }
 }
+
+/// The store keyspace where the Bitcoin indexer keeps each script id's canonical script.
+const BTC_SCRIPTS: &str = "btc_scripts";
 
 impl ClusterSource for Store {
     type Error = StoreError;
@@ -49,6 +59,20 @@ impl ClusterSource for Store {
         self.address_transfers(address, dir, Some(chain))
             .take(limit)
             .collect()
+    }
+
+    fn script(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
+        let Address::Script(id) = address else {
+            return Ok(None);
+        };
+        let scripts = self.keyspace(BTC_SCRIPTS)?;
+        scripts
+            .get(id)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|source| StoreError::Io {
+                op: "read btc_scripts",
+                source,
+            })
     }
 }
 
