@@ -72,6 +72,24 @@ fn assert_truth(out: &Path, summary: &Value) {
     );
     let report = read_json(&out.join("payout-report.json"));
     let truth = read_json(&out.join("ground-truth.json"))["truth"].clone();
+    // Clustering (run by the demo) puts exactly the planted payees in one cluster.
+    let clusters: BTreeSet<BTreeSet<String>> = report["payee_clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["payees"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["payee"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    let want: BTreeSet<BTreeSet<String>> =
+        serde_json::from_value(truth["payee_clusters"].clone()).unwrap();
+    assert_eq!(clusters, want);
+    assert!(!want.is_empty(), "the scenario plants a payee cluster");
     // Independently of the binary's own check: the convergence points and shared deposit
     // addresses are exactly the planted ones, with the planted payees.
     for (rk, tk) in [

@@ -212,7 +212,11 @@ impl DemoCmd {
             out.join("payroll-batch.csv"),
             scenario.batch_csv(DEMO_CHAIN),
         )?;
-        let mismatches = check(&report, &scenario.truth);
+        let mut mismatches = check(&report, &scenario.truth);
+        mismatches.extend(paytrace_tracer::demo::check_clusters(
+            &report,
+            &scenario.truth,
+        ));
         if ctx.json {
             ctx.print_json(&DemoSummary {
                 mode,

@@ -99,6 +99,10 @@ pub struct Truth {
     pub convergence: BTreeMap<Address, BTreeSet<String>>,
     /// Exchange deposit addresses paid into by several payees: address → payee names.
     pub shared_deposits: BTreeMap<Address, BTreeSet<String>>,
+    /// Payees that address clustering (default parameters) puts in one cluster: the two fake
+    /// payees who pay into the same exchange deposit address (one exchange account, one
+    /// user, by the deposit-address heuristic).
+    pub payee_clusters: BTreeSet<BTreeSet<String>>,
     /// The operator wallet.
     pub operator: Address,
     /// The sanctioned facilitator.
@@ -672,10 +676,17 @@ impl Scenario {
         for d in d_op {
             shared_deposits.insert(d, fakes.clone());
         }
+        let payee_clusters = [[names[8].0, names[9].0]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()]
+        .into_iter()
+        .collect();
         let truth = Truth {
             payees: truth_payees,
             convergence,
             shared_deposits,
+            payee_clusters,
             operator,
             sanctioned: facilitator,
             sanctioned_from: day_string(listed_at),
@@ -854,8 +865,27 @@ impl Scenario {
     }
 }
 
-/// Compares a payout report of the scenario with its ground truth; returns the differences
-/// (empty when the report found exactly what the scenario planted).
+/// Compares the report's "payees in one cluster" findings with the ground truth (for a report
+/// made after clustering the scenario's store); returns the differences.
+pub fn check_clusters(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
+    let found: BTreeSet<BTreeSet<String>> = report
+        .payee_clusters
+        .iter()
+        .map(|c| c.payees.iter().map(|p| p.payee.clone()).collect())
+        .collect();
+    if found == truth.payee_clusters {
+        Vec::new()
+    } else {
+        vec![format!(
+            "payee clusters {found:?}, expected {:?}",
+            truth.payee_clusters
+        )]
+    }
+}
+
+/// Compares a payout report of the scenario with its ground truth (all but the clusters, see
+/// [`check_clusters`]); returns the differences (empty when the report found exactly what the
+/// scenario planted).
 pub fn check(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
     use crate::report::DestKind;
     let mut diffs = Vec::new();

@@ -892,7 +892,11 @@ pub fn exchanges_from_labels(labels: &LabelStore) -> Result<Exchanges, ClusterEr
         };
         if l.category == Category::Exchange {
             ex.insert(addr, Some(l.entity.clone()));
-        } else if SERVICE_CATEGORIES.contains(&l.category) {
+        } else if l.category != Category::ExchangeDeposit
+            && SERVICE_CATEGORIES.contains(&l.category)
+        {
+            // A known deposit address stays a deposit candidate: the senders it sweeps to the
+            // exchange are still one user.
             ex.insert_service(addr);
         }
     }
