@@ -40,14 +40,14 @@ fn blocks_1_255_indexed_then_clustered() {
     // The change heuristics see the script types the Bitcoin indexer stored (P2PK outputs in
     // their P2PKH form).
     use paytrace_indexer::labels::LabelAddress;
-    use paytrace_tracer::cluster::{ClusterSource, ScriptType};
+    use paytrace_tracer::cluster::{ClusterSource, ScriptType, script_type_of};
     let store = paytrace_indexer::Store::open(dir.path()).unwrap();
     let payee = LabelAddress::parse("1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3", None)
         .unwrap()
         .indexed()
         .unwrap();
     let script = store.script(&payee).unwrap().unwrap();
-    assert_eq!(ScriptType::of_script(&script), ScriptType::P2pkh);
+    assert_eq!(script_type_of(&script), ScriptType::P2pkh);
     assert_eq!(
         store
             .script(&paytrace_indexer::Address::Evm([1; 20]))

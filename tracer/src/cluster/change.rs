@@ -50,48 +50,14 @@ impl ChangeHeuristic {
     }
 }
 
-/// The script type of an output, when the caller knows it (from the Bitcoin indexer's
-/// `btc_scripts` keyspace; a context without script data answers `None` and the heuristic
-/// never fires).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum ScriptType {
-    /// Pay to public key.
-    P2pk,
-    /// Pay to public key hash.
-    P2pkh,
-    /// Pay to script hash.
-    P2sh,
-    /// Segwit v0 key hash.
-    P2wpkh,
-    /// Segwit v0 script hash.
-    P2wsh,
-    /// Taproot.
-    P2tr,
-    /// Anything else.
-    Other,
-}
+/// The script type of an output: the Bitcoin indexer's classification (the change heuristics
+/// get it from the indexer's `btc_scripts` keyspace; a context without script data answers
+/// `None` and the heuristic never fires).
+pub use paytrace_indexer::btc::ScriptKind as ScriptType;
 
-impl ScriptType {
-    /// Classifies raw output script bytes (P2PK outputs are stored by the indexer in their
-    /// P2PKH form, so they classify as [`ScriptType::P2pkh`]).
-    pub fn of_script(script: &[u8]) -> Self {
-        let s = bitcoin::Script::from_bytes(script);
-        if s.is_p2pkh() {
-            Self::P2pkh
-        } else if s.is_p2sh() {
-            Self::P2sh
-        } else if s.is_p2wpkh() {
-            Self::P2wpkh
-        } else if s.is_p2wsh() {
-            Self::P2wsh
-        } else if s.is_p2tr() {
-            Self::P2tr
-        } else if s.is_p2pk() {
-            Self::P2pk
-        } else {
-            Self::Other
-        }
-    }
+/// The type of raw output script bytes (the indexer's classifier).
+pub fn script_type_of(script: &[u8]) -> ScriptType {
+    paytrace_indexer::btc::script::classify(bitcoin::Script::from_bytes(script)).kind
 }
 
 /// Facts about addresses the change heuristics need beyond the transaction itself.

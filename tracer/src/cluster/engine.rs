@@ -92,7 +92,7 @@ impl<S: ClusterSource + ?Sized> ChangeContext for SourceContext<'_, S> {
             .script(address)
             .ok()
             .flatten()
-            .map(|s| ScriptType::of_script(&s))
+            .map(|s| paytrace_indexer::btc::script::classify(bitcoin::Script::from_bytes(&s)).kind)
     }
 }
 

@@ -28,7 +28,7 @@ mod store;
 mod uf;
 pub mod utxo;
 
-pub use change::{ChangeContext, ChangeHeuristic, NoContext, ScriptType};
+pub use change::{ChangeContext, ChangeHeuristic, NoContext, ScriptType, script_type_of};
 pub use coinjoin::{CoinJoinKind, CoinJoinMatch, CoinJoinParams};
 pub use engine::{Exchanges, run_range};
 pub use error::ClusterError;
