@@ -169,7 +169,7 @@ impl DemoCmd {
                 &super::cluster::exchanges(&store, &cluster_cfg)?,
             )
             .context("clustering the demo chain")?;
-        tracing::info!(
+        tracing::debug!(
             merges = cluster_run.stats.merges,
             deposits = cluster_run.stats.deposits,
             "clustered"

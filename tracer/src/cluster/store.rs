@@ -646,7 +646,8 @@ impl ClusterStore {
         }
         report.from = Some(from.0);
         report.to = Some(head.number.0);
-        tracing::info!(
+        // `cluster run` and the demo print their own summaries.
+        tracing::debug!(
             chain = chain_name,
             from = from.0,
             to = head.number.0,
