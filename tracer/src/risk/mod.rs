@@ -144,6 +144,60 @@ pub struct Exposure {
     pub paths: Vec<EvidencePath>,
 }
 
+impl Exposure {
+    /// An exposure with nothing added yet.
+    fn empty(
+        kind: ExposureKind,
+        direction: Flow,
+        category: Category,
+        asset: Asset,
+        hops: u32,
+        time: Timestamp,
+    ) -> Self {
+        Self {
+            kind,
+            direction,
+            category,
+            asset,
+            amount: Amount::ZERO,
+            share: 0.0,
+            transfers: 0,
+            counterparties: Vec::new(),
+            hops,
+            first_time: time,
+            last_time: time,
+            labelled_at_time: false,
+            listed_since: None,
+            score: 0.0,
+            evidence: Vec::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    /// Adds one transfer (or trace destination) of `amount` at `time`; `held` says whether the
+    /// label held then, `since` when it started to (if later).
+    fn add(
+        &mut self,
+        amount: Amount,
+        time: Timestamp,
+        held: bool,
+        since: Option<impl ToString>,
+    ) -> Result<(), TraceError> {
+        self.amount = self.amount.checked_add(amount)?;
+        self.transfers += 1;
+        self.first_time = self.first_time.min(time);
+        self.last_time = self.last_time.max(time);
+        self.labelled_at_time |= held;
+        if let Some(s) = since {
+            let s = s.to_string();
+            if self.listed_since.as_ref().is_none_or(|x| s < *x) {
+                self.listed_since = Some(s);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One reason for the level.
 #[derive(Clone, Debug, Serialize)]
 pub struct Reason {
@@ -437,37 +491,10 @@ fn direct_exposure<H: LabelHistory>(
             continue;
         };
         let (held, since) = held_at(&history.spans(&cp), &cat, t.time);
-        let e = by
-            .entry((cat.clone(), t.asset))
-            .or_insert_with(|| Exposure {
-                kind: ExposureKind::Direct,
-                direction: flow,
-                category: cat,
-                asset: t.asset,
-                amount: Amount::ZERO,
-                share: 0.0,
-                transfers: 0,
-                counterparties: Vec::new(),
-                hops: 0,
-                first_time: t.time,
-                last_time: t.time,
-                labelled_at_time: false,
-                listed_since: None,
-                score: 0.0,
-                evidence: Vec::new(),
-                paths: Vec::new(),
-            });
-        e.amount = e.amount.checked_add(t.amount)?;
-        e.transfers += 1;
-        e.first_time = e.first_time.min(t.time);
-        e.last_time = e.last_time.max(t.time);
-        e.labelled_at_time |= held;
-        if let Some(s) = since {
-            let s = s.to_string();
-            if e.listed_since.as_ref().is_none_or(|x| s < *x) {
-                e.listed_since = Some(s);
-            }
-        }
+        let e = by.entry((cat.clone(), t.asset)).or_insert_with(|| {
+            Exposure::empty(ExposureKind::Direct, flow, cat, t.asset, 0, t.time)
+        });
+        e.add(t.amount, t.time, held, since)?;
         if !e.counterparties.contains(&cp) && e.counterparties.len() < 10 {
             e.counterparties.push(cp);
         }
@@ -526,38 +553,18 @@ fn collect_indirect<H: LabelHistory>(
             continue;
         }
         let (held, since) = held_at(&history.spans(&d.address), cat, d.first_arrival);
-        let e = by
-            .entry((cat.clone(), d.asset))
-            .or_insert_with(|| Exposure {
-                kind: ExposureKind::Indirect,
-                direction: flow,
-                category: cat.clone(),
-                asset: d.asset,
-                amount: Amount::ZERO,
-                share: 0.0,
-                transfers: 0,
-                counterparties: Vec::new(),
-                hops: d.hops,
-                first_time: d.first_arrival,
-                last_time: d.first_arrival,
-                labelled_at_time: false,
-                listed_since: None,
-                score: 0.0,
-                evidence: Vec::new(),
-                paths: Vec::new(),
-            });
-        e.amount = e.amount.checked_add(d.amount)?;
-        e.transfers += 1;
+        let e = by.entry((cat.clone(), d.asset)).or_insert_with(|| {
+            Exposure::empty(
+                ExposureKind::Indirect,
+                flow,
+                cat.clone(),
+                d.asset,
+                d.hops,
+                d.first_arrival,
+            )
+        });
         e.hops = e.hops.min(d.hops);
-        e.first_time = e.first_time.min(d.first_arrival);
-        e.last_time = e.last_time.max(d.first_arrival);
-        e.labelled_at_time |= held;
-        if let Some(s) = since {
-            let s = s.to_string();
-            if e.listed_since.as_ref().is_none_or(|x| s < *x) {
-                e.listed_since = Some(s);
-            }
-        }
+        e.add(d.amount, d.first_arrival, held, since)?;
         if !e.counterparties.contains(&d.address) && e.counterparties.len() < 10 {
             e.counterparties.push(d.address);
         }
