@@ -11,6 +11,7 @@ n="${1:-50000}"
 shift || true
 port="${PAYTRACE_BENCH_PORT:-18645}"
 anvil_bin="$("$root/scripts/install-anvil")"
+tgt="${CARGO_TARGET_DIR:-$root/target}"
 cargo build --release --quiet --bin paytrace --example devchain --example rawfetch
 "$anvil_bin" --host 127.0.0.1 --port "$port" --no-mining --silent --gas-limit 1000000000 &
 anvil_pid=$!
@@ -21,15 +22,15 @@ for _ in $(seq 1 100); do
         --data '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "$url" && break
     sleep 0.1
 done
-gen="$("$root/target/release/examples/devchain" "$url" --bulk "$n")"
+gen="$("$tgt/release/examples/devchain" "$url" --bulk "$n")"
 echo "generated: $gen"
 head=$(echo "$gen" | python3 -c 'import json,sys; print(json.load(sys.stdin)["head"])')
 expected=$(echo "$gen" | python3 -c 'import json,sys; print(json.load(sys.stdin)["expected_transfers"])')
 
-raw="$("$root/target/release/examples/rawfetch" "$url" 0 "$head" 100 8 25)"
+raw="$("$tgt/release/examples/rawfetch" "$url" 0 "$head" 100 8 25)"
 echo "raw fetch: $raw"
 data="$(mktemp -d)"
-RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v "$root/target/release/paytrace" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
+RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v "$tgt/release/paytrace" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
     >"$data.summary.json" 2>"$data.time.txt"
 rss_kb=$(grep 'Maximum resident set size' "$data.time.txt" | awk '{print $NF}')
 python3 - "$raw" "$data.summary.json" "$rss_kb" "$expected" <<'PY'

@@ -26,10 +26,12 @@
 
 use alloy_primitives::B256;
 use paytrace_indexer::evm::decode::{
-    DecodeStats, block_ref, geth_internal_transfers, header_ref, native_transfers,
-    parity_internal_transfers, token_transfers,
+    DecodeError, DecodeStats, block_ref, geth_internal_transfers, hashes_ref, header_ref,
+    native_transfers, parity_internal_transfers, parity_native_transfers, token_transfers,
 };
-use paytrace_indexer::evm::types::{GethTxTrace, ParityTrace, RpcBlock, RpcHeader, RpcLog};
+use paytrace_indexer::evm::types::{
+    GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader, RpcLog,
+};
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
     TransferKind, TxHash,
@@ -950,6 +952,104 @@ fn failed_transactions_pay_nothing() {
     )
     .unwrap();
     assert_eq!(got[0].amount, amount("64655529900000002048"));
+}
+
+/// Native transfers read from the top-level parity traces (what `index` does with parity
+/// traces, without full blocks) equal those of the full block minus the failed transactions,
+/// and ethereum-etl's successful valued top-level calls.
+#[test]
+fn native_transfers_from_parity_traces_match_full_blocks() {
+    let mut total = 0;
+    for (case, number, parity_file, _) in TRACE_CASES {
+        let traces = parity_traces(case, parity_file);
+        let block = block_from_parity(*number, &traces);
+        let bref = parity_block_ref(*number, &traces);
+        let mut stats = DecodeStats::default();
+        let mut internal = Vec::new();
+        let failed =
+            parity_internal_transfers(CHAIN, bref, &traces, &mut stats, &mut internal).unwrap();
+        let mut want = Vec::new();
+        native_transfers(CHAIN, &block, &failed, &mut want).unwrap();
+        let hashes: Vec<B256> = parity_tx_hashes(&traces).into_values().collect();
+        let mut got = Vec::new();
+        parity_native_transfers(CHAIN, bref, &hashes, &traces, &mut got).unwrap();
+        total += want.len();
+        assert_same(case, got, want);
+    }
+    assert!(total > 0);
+}
+
+/// The same on the streamed blocks, with the real `eth_getBlockByNumber(n, false)` answer
+/// (the transaction hash list) and ethereum-etl's top-level trace rows as the expectation.
+#[test]
+fn native_transfers_from_parity_traces_of_streamed_blocks_match_expected_traces() {
+    let mut total = 0;
+    for (dir, header_file, trace_file) in [
+        (
+            "test_stream/blocks_2112234_2112234",
+            "web3_response.eth_getBlockByNumber_0x203aea_false.json",
+            "web3_response.trace_block_0x203aea.json",
+        ),
+        (
+            "test_stream/blocks_508110_508110",
+            "web3_response.eth_getBlockByNumber_0x7c0ce_false.json",
+            "web3_response.trace_block_0x7c0ce.json",
+        ),
+    ] {
+        let header: RpcBlockHashes = rpc_result(&format!("{dir}/{header_file}"));
+        let block = hashes_ref(&header);
+        assert_eq!(block, header_ref(&rpc_result(&format!("{dir}/{header_file}"))));
+        let traces: Vec<ParityTrace> = rpc_result(&format!("{dir}/{trace_file}"));
+        let mut got = Vec::new();
+        parity_native_transfers(CHAIN, block, &header.transactions, &traces, &mut got).unwrap();
+        let want: Vec<Transfer> = json_lines(&format!("{dir}/expected_traces.json"))
+            .iter()
+            .filter(|t| {
+                t["trace_address"].as_array().is_some_and(Vec::is_empty)
+                    && t["trace_type"] != "reward"
+                    && t["status"] == 1
+                    && t["value"].as_u64().is_some_and(|v| v > 0)
+            })
+            .map(|t| {
+                transfer(
+                    block.number.0,
+                    block.time.0,
+                    u32::try_from(json_u64(t, "transaction_index")).unwrap(),
+                    TransferKind::Native,
+                    0,
+                    json_str(t, "transaction_hash"),
+                    json_str(t, "from_address"),
+                    json_str(t, "to_address"),
+                    Asset::Native,
+                    &json_u64(t, "value").to_string(),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        total += want.len();
+        assert_same(dir, got, want);
+    }
+    assert!(total > 0);
+}
+
+/// A transaction of the block's hash list without a top-level trace, or a trace at a position
+/// that does not match the list, is an error naming the block and transaction, not a
+/// silently missing transfer.
+#[test]
+fn parity_natives_refuse_traces_that_do_not_cover_the_block() {
+    let (case, number, parity_file, _) = TRACE_CASES[2];
+    let traces = parity_traces(case, parity_file);
+    let bref = parity_block_ref(number, &traces);
+    let mut hashes: Vec<B256> = parity_tx_hashes(&traces).into_values().collect();
+    hashes.push(B256::repeat_byte(0x42));
+    let err = parity_native_transfers(CHAIN, bref, &hashes, &traces, &mut Vec::new()).unwrap_err();
+    let DecodeError::Malformed { block, tx, reason, .. } = &err;
+    assert_eq!((*block, *tx), (number, Some(B256::repeat_byte(0x42))), "{err}");
+    assert!(reason.contains("without a top-level trace"), "{err}");
+    hashes.pop();
+    hashes.swap(0, 1);
+    let err = parity_native_transfers(CHAIN, bref, &hashes, &traces, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("does not match the block's transaction list"), "{err}");
 }
 
 fn geth_traces(case: &str, file: &str) -> Vec<GethTxTrace> {

@@ -16,7 +16,9 @@ use alloy_primitives::{B256, U64, U256, b256};
 use serde::Serialize;
 use std::collections::HashSet;
 
-use super::types::{GethCallFrame, GethTxTrace, ParityTrace, RpcBlock, RpcHeader, RpcLog};
+use super::types::{
+    GethCallFrame, GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader, RpcLog,
+};
 
 /// `keccak256("Transfer(address,address,uint256)")`.
 pub const TRANSFER_TOPIC: B256 =
@@ -117,6 +119,122 @@ pub fn block_ref(b: &RpcBlock) -> BlockRef {
         parent: b.parent_hash,
         time: Timestamp(b.timestamp.to()),
     }
+}
+
+/// The [`BlockRef`] of a block read with transaction hashes only.
+pub fn hashes_ref(b: &RpcBlockHashes) -> BlockRef {
+    BlockRef {
+        number: BlockNumber(b.number.to()),
+        hash: b.hash,
+        parent: b.parent_hash,
+        time: Timestamp(b.timestamp.to()),
+    }
+}
+
+/// Appends the native transfers of a block to `out`, read from its parity `trace_block`
+/// output instead of the full block: the value of every top-level call or create (empty trace
+/// address) that did not fail, paid to the callee or the created contract.
+///
+/// `tx_hashes` is the block's transaction list (`eth_getBlockByNumber(n, false)`). Every
+/// transaction must have exactly one top-level trace at its position, so a node that leaves a
+/// transaction out of its traces is an error rather than a silently missing transfer. Gives
+/// the same transfers as [`native_transfers`] of the full block with the failed transactions
+/// of [`parity_internal_transfers`].
+pub fn parity_native_transfers(
+    chain: ChainId,
+    block: BlockRef,
+    tx_hashes: &[B256],
+    traces: &[ParityTrace],
+    out: &mut Vec<Transfer>,
+) -> Result<(), DecodeError> {
+    let number = block.number.0;
+    let mut seen = vec![false; tx_hashes.len()];
+    for t in traces {
+        if t.kind == "reward" || !t.trace_address.is_empty() {
+            continue;
+        }
+        let (Some(tx), Some(pos)) = (t.transaction_hash, t.transaction_position) else {
+            return Err(malformed(
+                "trace",
+                number,
+                t.transaction_hash,
+                format!("top-level {} trace without a transaction", t.kind),
+            ));
+        };
+        let tx_index = u32_of(pos, "trace", number, Some(tx), "transactionPosition")?;
+        let slot = usize::try_from(pos)
+            .ok()
+            .filter(|i| tx_hashes.get(*i) == Some(&tx));
+        let Some(slot) = slot else {
+            return Err(malformed(
+                "trace",
+                number,
+                Some(tx),
+                format!("transaction position {pos} does not match the block's transaction list"),
+            ));
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            return Err(malformed(
+                "trace",
+                number,
+                Some(tx),
+                "two top-level traces for one transaction",
+            ));
+        }
+        if t.error.is_some() {
+            continue;
+        }
+        let a = &t.action;
+        let (from, to) = match t.kind.as_str() {
+            "call" => (a.from, a.to),
+            "create" => (a.from, t.result.as_ref().and_then(|r| r.address)),
+            other => {
+                return Err(malformed(
+                    "trace",
+                    number,
+                    Some(tx),
+                    format!("top-level {other} trace"),
+                ));
+            }
+        };
+        let value = a.value.unwrap_or_default();
+        if value.is_zero() {
+            continue;
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            return Err(malformed(
+                "trace",
+                number,
+                Some(tx),
+                "value-moving top-level trace without a sender or receiver",
+            ));
+        };
+        out.push(Transfer {
+            key: TransferKey {
+                chain,
+                block: block.number,
+                tx_index,
+                kind: TransferKind::Native,
+                position: 0,
+            },
+            time: block.time,
+            tx_hash: TxHash(tx),
+            from: from.into(),
+            to: to.into(),
+            asset: Asset::Native,
+            amount: Amount::from_raw(value),
+            trace_address: Vec::new(),
+        });
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(malformed(
+            "trace",
+            number,
+            tx_hashes.get(i).copied(),
+            "transaction without a top-level trace",
+        ));
+    }
+    Ok(())
 }
 
 /// Appends the native transfers of `block` to `out`, skipping transactions in `failed`.

@@ -347,6 +347,7 @@ impl RpcClient {
             .await
             .ok();
         }
+        let queued = std::time::Instant::now();
         let bytes = {
             let _permit = self
                 .inner
@@ -354,6 +355,7 @@ impl RpcClient {
                 .acquire()
                 .await
                 .map_err(|_| malformed(method, "client closed".into()))?;
+            let sent = std::time::Instant::now();
             let transport = |source| RpcError::Transport {
                 method: method.into(),
                 what: what.into(),
@@ -379,13 +381,16 @@ impl RpcClient {
                     body,
                 });
             }
+            tracing::trace!(method, what, wait_ms = sent.duration_since(queued).as_millis(), rtt_ms = sent.elapsed().as_millis(), bytes = bytes.len(), "rpc response");
             bytes
         };
+        let parse_started = std::time::Instant::now();
         // One typed pass over the body; only a failure is parsed again, untyped, to say why.
         let packet: ResponsePacket<T> = match serde_json::from_slice(&bytes) {
             Ok(p) => p,
             Err(e) => return Err(diagnose(&bytes, calls, what, e)),
         };
+        tracing::trace!(method, what, parse_ms = parse_started.elapsed().as_millis(), "rpc parsed");
         let responses = match packet {
             ResponsePacket::Single(r) => vec![r],
             ResponsePacket::Batch(v) => v,

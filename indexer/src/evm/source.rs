@@ -1,15 +1,18 @@
 //! Fetching a block range from an EVM node and decoding it into transfers.
 //!
-//! For a range the source asks, concurrently: full blocks (batched `eth_getBlockByNumber`),
+//! For a range the source asks, concurrently: blocks (batched `eth_getBlockByNumber`),
 //! `Transfer` logs (`eth_getLogs`, split adaptively when the node refuses a span) and call
 //! traces (batched parity `trace_block` or geth `debug_traceBlockByNumber`). With traces,
 //! failed transactions show as an errored top-level call, so no receipts are needed; only
 //! without traces are receipts fetched, and only for blocks with value-carrying transactions.
+//! With parity traces the blocks are read without transaction objects (headers and
+//! transaction hashes): native transfers come from the top-level traces, and the hash list
+//! checks that every transaction has one. geth and trace-less modes read full blocks.
 
 use super::{
     decode::{self, DecodeError, DecodeStats, TRANSFER_TOPIC},
     rpc::{Call, RpcClient, RpcError},
-    types::{GethTxTrace, ParityTrace, RpcBlock, RpcHeader, RpcLog, RpcReceipt},
+    types::{GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader, RpcLog, RpcReceipt},
 };
 use crate::model::{BlockNumber, BlockRef, ChainId, Timestamp, Transfer};
 use alloy_primitives::{Address, B256, U64};
@@ -166,24 +169,28 @@ impl EvmSource {
             self.logs(from.0, to.0),
             self.traces(&numbers)
         )?;
+        let refs: Vec<BlockRef> = match &blocks {
+            Blocks::Full(v) => v.iter().map(decode::block_ref).collect(),
+            Blocks::Hashes(v) => v.iter().map(decode::hashes_ref).collect(),
+        };
 
         // Consistency: contiguous, linked, and logs/traces from the same blocks.
-        let mut by_number: HashMap<u64, (B256, Timestamp)> = HashMap::with_capacity(blocks.len());
-        for (i, b) in blocks.iter().enumerate() {
-            let n: u64 = b.number.to();
+        let mut by_number: HashMap<u64, (B256, Timestamp)> = HashMap::with_capacity(refs.len());
+        for (i, b) in refs.iter().enumerate() {
+            let n = b.number.0;
             if n != numbers[i] {
                 return Err(SourceError::Inconsistent {
                     block: numbers[i],
                     reason: format!("node returned block {n}"),
                 });
             }
-            if i > 0 && b.parent_hash != blocks[i - 1].hash {
+            if i > 0 && b.parent != refs[i - 1].hash {
                 return Err(SourceError::Inconsistent {
                     block: n,
                     reason: "parent hash does not link to the previous block".into(),
                 });
             }
-            by_number.insert(n, (b.hash, Timestamp(b.timestamp.to())));
+            by_number.insert(n, (b.hash, b.time));
         }
         for l in &logs {
             if let (Some(n), Some(h)) = (l.block_number, l.block_hash) {
@@ -203,26 +210,36 @@ impl EvmSource {
         let mut stats = DecodeStats::default();
         let mut transfers = Vec::new();
         let mut failed: HashSet<B256> = HashSet::new();
-        match traces {
-            Traces::Parity(per_block) => {
-                for (b, t) in blocks.iter().zip(&per_block) {
+        match (traces, &blocks) {
+            (Traces::Parity(per_block), _) => {
+                for (i, (b, t)) in refs.iter().zip(&per_block).enumerate() {
                     if let Some(h) = t.iter().find_map(|t| t.block_hash.filter(|h| *h != b.hash)) {
                         return Err(SourceError::Inconsistent {
-                            block: b.number.to(),
+                            block: b.number.0,
                             reason: format!("trace from block hash {h:#x}"),
                         });
                     }
                     failed.extend(decode::parity_internal_transfers(
                         chain,
-                        decode::block_ref(b),
+                        *b,
                         t,
                         &mut stats,
                         &mut transfers,
                     )?);
+                    // Native transfers from the top-level traces (the full block is not read).
+                    if let Blocks::Hashes(v) = &blocks {
+                        decode::parity_native_transfers(
+                            chain,
+                            *b,
+                            &v[i].transactions,
+                            t,
+                            &mut transfers,
+                        )?;
+                    }
                 }
             }
-            Traces::Geth(per_block) => {
-                for (b, t) in blocks.iter().zip(&per_block) {
+            (Traces::Geth(per_block), Blocks::Full(full)) => {
+                for (b, t) in full.iter().zip(&per_block) {
                     failed.extend(decode::geth_internal_transfers(
                         chain,
                         b,
@@ -232,13 +249,22 @@ impl EvmSource {
                     )?);
                 }
             }
-            Traces::None => {
-                failed = self.failed_from_receipts(&blocks).await?;
+            (Traces::None, Blocks::Full(full)) => {
+                failed = self.failed_from_receipts(full).await?;
                 stats.failed_txs += u64::try_from(failed.len()).unwrap_or(u64::MAX);
             }
+            (Traces::Geth(_) | Traces::None, Blocks::Hashes(_)) => {
+                // `blocks` asks for full blocks in these modes.
+                return Err(SourceError::Inconsistent {
+                    block: from.0,
+                    reason: "full blocks are needed without parity traces".into(),
+                });
+            }
         }
-        for b in &blocks {
-            decode::native_transfers(chain, b, &failed, &mut transfers)?;
+        if let Blocks::Full(full) = &blocks {
+            for b in full {
+                decode::native_transfers(chain, b, &failed, &mut transfers)?;
+            }
         }
         decode::token_transfers(
             chain,
@@ -248,7 +274,7 @@ impl EvmSource {
             &mut transfers,
         )?;
         transfers.sort_unstable_by_key(|t| t.key);
-        let blocks = blocks.iter().map(decode::block_ref).collect();
+        let blocks = refs;
         tracing::debug!(
             from = from.0,
             to = to.0,
@@ -264,17 +290,32 @@ impl EvmSource {
         })
     }
 
-    async fn blocks(&self, numbers: &[u64]) -> Result<Vec<RpcBlock>, SourceError> {
+    /// Full blocks, or with parity traces only headers and transaction hashes (natives,
+    /// positions and failures then come from the traces; full blocks are the node's most
+    /// expensive answer after receipts).
+    async fn blocks(&self, numbers: &[u64]) -> Result<Blocks, SourceError> {
+        if self.trace_mode == TraceMode::Parity {
+            Ok(Blocks::Hashes(self.blocks_as(numbers, false).await?))
+        } else {
+            Ok(Blocks::Full(self.blocks_as(numbers, true).await?))
+        }
+    }
+
+    async fn blocks_as<T: serde::de::DeserializeOwned>(
+        &self,
+        numbers: &[u64],
+        full: bool,
+    ) -> Result<Vec<T>, SourceError> {
         let chunks = numbers.chunks(self.batch_size).map(|chunk| async move {
             let calls: Vec<Call> = chunk
                 .iter()
                 .map(|n| Call {
                     method: "eth_getBlockByNumber",
-                    params: json!([hex(*n), true]),
+                    params: json!([hex(*n), full]),
                 })
                 .collect();
             let what = format!("blocks {}..={}", chunk[0], chunk[chunk.len() - 1]);
-            let got: Vec<Option<RpcBlock>> = self.rpc.batch(&calls, &what).await?;
+            let got: Vec<Option<T>> = self.rpc.batch(&calls, &what).await?;
             got.into_iter()
                 .zip(chunk)
                 .map(|(b, n)| b.ok_or(SourceError::MissingBlock { number: *n }))
@@ -414,6 +455,11 @@ impl EvmSource {
         }
         Ok(failed)
     }
+}
+
+enum Blocks {
+    Full(Vec<RpcBlock>),
+    Hashes(Vec<RpcBlockHashes>),
 }
 
 enum Traces {

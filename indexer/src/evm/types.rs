@@ -38,6 +38,25 @@ pub struct RpcHeader {
     pub timestamp: U64,
 }
 
+/// A block with transaction hashes only, `eth_getBlockByNumber(n, false)`: what paytrace asks
+/// for when it reads parity traces (native transfers, positions and failures come from the
+/// traces; the hash list checks that every transaction has a top-level trace).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RpcBlockHashes {
+    /// Height.
+    pub number: U64,
+    /// Hash.
+    pub hash: B256,
+    /// Parent hash.
+    pub parent_hash: B256,
+    /// Unix time.
+    pub timestamp: U64,
+    /// Transaction hashes in block order.
+    #[serde(default)]
+    pub transactions: Vec<B256>,
+}
+
 /// A transaction inside a full block.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
