@@ -89,7 +89,7 @@ impl SyncError {
 /// Tuning of a sync run.
 #[derive(Clone, Copy, Debug)]
 pub struct SyncOptions {
-    /// Blocks per fetch unit and per atomic commit.
+    /// Most blocks per fetch unit and per atomic commit.
     pub blocks_per_commit: u64,
     /// Fetch units in flight at once.
     pub in_flight: usize,
@@ -106,6 +106,10 @@ impl Default for SyncOptions {
         }
     }
 }
+
+/// Transfers the EVM sync aims at per fetch unit and commit (see
+/// [`EvmSync::with_transfers_per_commit`]).
+pub const TRANSFERS_PER_COMMIT: u64 = 8_000;
 
 /// A stop request shared between a signal handler and the sync loop.
 #[derive(Clone, Debug, Default)]
@@ -236,6 +240,7 @@ pub struct EvmSync {
     chain: ChainId,
     name: String,
     opts: SyncOptions,
+    transfers_per_commit: u64,
     stop: StopSignal,
 }
 
@@ -260,8 +265,19 @@ impl EvmSync {
             chain,
             name: name.to_owned(),
             opts,
+            transfers_per_commit: TRANSFERS_PER_COMMIT,
             stop,
         }
+    }
+
+    /// Sets the transfers aimed at per fetch unit and commit (default
+    /// [`TRANSFERS_PER_COMMIT`]). Units are sized from the transfers per block seen so far
+    /// (the first ones are single blocks, so that commits start early), within
+    /// `1..=blocks_per_commit` blocks: memory (at most `in_flight` units) and the commits left
+    /// after the last fetch stay bounded whatever the range and the chain's density.
+    pub fn with_transfers_per_commit(mut self, n: u64) -> Self {
+        self.transfers_per_commit = n.max(1);
+        self
     }
 
     /// The source.
@@ -421,18 +437,32 @@ impl EvmSync {
         // Short ranges are cut finer so that every fetch slot works and writes overlap fetches.
         let len = to.0.saturating_sub(start.0).saturating_add(1);
         let slots = u64::try_from(self.opts.in_flight.max(1)).unwrap_or(u64::MAX);
-        let step = self.opts.blocks_per_commit.min(len.div_ceil(slots)).max(1);
-        let units = std::iter::successors(Some(start.0), move |s| {
-            s.checked_add(step).filter(|n| *n <= to.0)
-        })
-        .map(move |s| (s, s.saturating_add(step - 1).min(to.0)));
+        let max_step = self.opts.blocks_per_commit.min(len.div_ceil(slots)).max(1);
+        // Units are cut lazily (when a fetch slot frees up), sized by the transfers per block
+        // of the units fetched so far: the first ones are single blocks, so that commits
+        // start early, and later ones aim at `transfers_per_commit` transfers each.
+        let density = Arc::new(Density::default());
+        let target = self.transfers_per_commit;
+        let units = {
+            let density = Arc::clone(&density);
+            futures::stream::unfold(Some(start.0), move |next| {
+                let unit = next.map(|s| {
+                    let step = density.step(target, max_step);
+                    let e = s.saturating_add(step - 1).min(to.0);
+                    ((s, e), e.checked_add(1).filter(|n| *n <= to.0))
+                });
+                std::future::ready(unit)
+            })
+        };
         let retries = self.opts.unit_retries;
-        let mut fetched = futures::stream::iter(units)
+        let mut fetched = units
             .map(|(a, b)| {
                 let src = Arc::clone(&self.source);
+                let density = Arc::clone(&density);
                 let chain = self.chain;
                 AbortOnDrop(tokio::spawn(async move {
                     let r = fetch_unit(&src, a, b, retries).await?;
+                    density.add(r.blocks.len(), r.transfers.len());
                     // Encoding for the store happens here, in parallel; only the commit is serial.
                     let prepared = PreparedRange::new(chain, r.blocks, &r.transfers)?;
                     Ok::<_, SyncError>((prepared, r.stats))
@@ -513,6 +543,37 @@ impl EvmSync {
     }
 }
 
+/// Transfers per block seen by the fetches of one run.
+#[derive(Debug, Default)]
+struct Density {
+    blocks: std::sync::atomic::AtomicU64,
+    transfers: std::sync::atomic::AtomicU64,
+}
+
+impl Density {
+    fn add(&self, blocks: usize, transfers: usize) {
+        let b = u64::try_from(blocks).unwrap_or(u64::MAX);
+        let t = u64::try_from(transfers).unwrap_or(u64::MAX);
+        self.blocks.fetch_add(b, Ordering::Relaxed);
+        self.transfers.fetch_add(t, Ordering::Relaxed);
+    }
+
+    /// Blocks for the next unit: one before anything was fetched, then as many as hold about
+    /// `target` transfers, within `1..=max`.
+    fn step(&self, target: u64, max: u64) -> u64 {
+        let blocks = self.blocks.load(Ordering::Relaxed);
+        let transfers = self.transfers.load(Ordering::Relaxed);
+        if blocks == 0 {
+            return 1;
+        }
+        target
+            .saturating_mul(blocks)
+            .checked_div(transfers)
+            .unwrap_or(max)
+            .clamp(1, max.max(1))
+    }
+}
+
 async fn fetch_unit(
     src: &EvmSource,
     a: u64,
@@ -535,5 +596,31 @@ async fn fetch_unit(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Density;
+
+    #[test]
+    fn units_start_single_then_aim_at_the_transfer_target() {
+        let d = Density::default();
+        assert_eq!(d.step(8_000, 100), 1, "nothing fetched yet");
+        d.add(1, 1_250);
+        assert_eq!(d.step(8_000, 100), 6);
+        assert_eq!(d.step(8_000, 5), 5, "capped by blocks_per_commit");
+        d.add(3, 0);
+        assert_eq!(d.step(8_000, 100), 25, "density is averaged over all units");
+        let empty = Density::default();
+        empty.add(10, 0);
+        assert_eq!(
+            empty.step(8_000, 100),
+            100,
+            "empty blocks: the largest unit"
+        );
+        let dense = Density::default();
+        dense.add(1, 50_000);
+        assert_eq!(dense.step(8_000, 100), 1, "at least one block");
     }
 }

@@ -998,7 +998,10 @@ fn native_transfers_from_parity_traces_of_streamed_blocks_match_expected_traces(
     ] {
         let header: RpcBlockHashes = rpc_result(&format!("{dir}/{header_file}"));
         let block = hashes_ref(&header);
-        assert_eq!(block, header_ref(&rpc_result(&format!("{dir}/{header_file}"))));
+        assert_eq!(
+            block,
+            header_ref(&rpc_result(&format!("{dir}/{header_file}")))
+        );
         let traces: Vec<ParityTrace> = rpc_result(&format!("{dir}/{trace_file}"));
         let mut got = Vec::new();
         parity_native_transfers(CHAIN, block, &header.transactions, &traces, &mut got).unwrap();
@@ -1043,13 +1046,23 @@ fn parity_natives_refuse_traces_that_do_not_cover_the_block() {
     let mut hashes: Vec<B256> = parity_tx_hashes(&traces).into_values().collect();
     hashes.push(B256::repeat_byte(0x42));
     let err = parity_native_transfers(CHAIN, bref, &hashes, &traces, &mut Vec::new()).unwrap_err();
-    let DecodeError::Malformed { block, tx, reason, .. } = &err;
-    assert_eq!((*block, *tx), (number, Some(B256::repeat_byte(0x42))), "{err}");
+    let DecodeError::Malformed {
+        block, tx, reason, ..
+    } = &err;
+    assert_eq!(
+        (*block, *tx),
+        (number, Some(B256::repeat_byte(0x42))),
+        "{err}"
+    );
     assert!(reason.contains("without a top-level trace"), "{err}");
     hashes.pop();
     hashes.swap(0, 1);
     let err = parity_native_transfers(CHAIN, bref, &hashes, &traces, &mut Vec::new()).unwrap_err();
-    assert!(err.to_string().contains("does not match the block's transaction list"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not match the block's transaction list"),
+        "{err}"
+    );
 }
 
 fn geth_traces(case: &str, file: &str) -> Vec<GethTxTrace> {

@@ -381,7 +381,14 @@ impl RpcClient {
                     body,
                 });
             }
-            tracing::trace!(method, what, wait_ms = sent.duration_since(queued).as_millis(), rtt_ms = sent.elapsed().as_millis(), bytes = bytes.len(), "rpc response");
+            tracing::trace!(
+                method,
+                what,
+                wait_ms = sent.duration_since(queued).as_millis(),
+                rtt_ms = sent.elapsed().as_millis(),
+                bytes = bytes.len(),
+                "rpc response"
+            );
             bytes
         };
         let parse_started = std::time::Instant::now();
@@ -390,7 +397,12 @@ impl RpcClient {
             Ok(p) => p,
             Err(e) => return Err(diagnose(&bytes, calls, what, e)),
         };
-        tracing::trace!(method, what, parse_ms = parse_started.elapsed().as_millis(), "rpc parsed");
+        tracing::trace!(
+            method,
+            what,
+            parse_ms = parse_started.elapsed().as_millis(),
+            "rpc parsed"
+        );
         let responses = match packet {
             ResponsePacket::Single(r) => vec![r],
             ResponsePacket::Batch(v) => v,
