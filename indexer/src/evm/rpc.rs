@@ -422,6 +422,11 @@ impl RpcClient {
         let mut slots: Vec<Option<T>> = (0..calls.len()).map(|_| None).collect();
         for r in responses {
             let Id::Number(id) = r.id else {
+                // An error object without a usable id (some nodes answer a failed request,
+                // batch or not, with `"id": null`).
+                if let ResponsePayload::Failure(err) = &r.payload {
+                    return Err(node_error(method, what, err));
+                }
                 return Err(malformed(
                     method,
                     format!("response id {:?} is not a number", r.id),
