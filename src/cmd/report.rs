@@ -288,7 +288,7 @@ impl ReportCmd {
 
 impl PayoutsArgs {
     fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_for_queries()?;
         let assets = asset_book(ctx, &self.tokens)?;
         let since = self
             .since
