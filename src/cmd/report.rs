@@ -362,6 +362,21 @@ impl PayoutsArgs {
                     batch::match_rows(&store, &file, &rows, &providers, chain)?;
                 issues.extend(unmatched);
                 issues.sort_by_key(|i| i.line);
+                // --since/--until select the batch's payouts by their on-chain time.
+                let n = payouts.len();
+                let payouts: Vec<_> = payouts
+                    .into_iter()
+                    .filter(|p| {
+                        since.is_none_or(|s| p.time >= s) && until.is_none_or(|u| p.time <= u)
+                    })
+                    .collect();
+                if payouts.len() < n {
+                    tracing::info!(
+                        kept = payouts.len(),
+                        outside = n - payouts.len(),
+                        "batch payouts outside --since/--until left out"
+                    );
+                }
                 (payouts, issues)
             }
             None => {
