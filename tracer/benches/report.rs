@@ -6,7 +6,8 @@
 //! payees: their outgoing transfers are the payouts, one per payee. The 100 hubs are labelled
 //! `exchange`. Prints the time of payout discovery, of the report (one forward trace per payout,
 //! convergence, flow graph) and of rendering HTML/JSON/CSV, the findings, and the peak RSS.
-//! `PAYTRACE_BENCH_HOPS` sets the hop limit (default 3).
+//! `PAYTRACE_BENCH_HOPS` sets the hop limit (default 3), `PAYTRACE_BENCH_THREADS` the threads
+//! tracing the payouts (default 0: one per core, at most 8; 1: serial).
 //!
 //! `PAYTRACE_BENCH_MODE=batch` instead takes 1,000 random payout-like transfers between non-hub
 //! addresses (as the trace bench does) as a matched payroll batch, one per payee.
@@ -29,6 +30,12 @@ use std::{
     collections::{BTreeSet, HashMap},
     time::Instant,
 };
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
 
 fn main() {
     let (store, chain, n_addr, n_tr) = open_or_generate(None);
@@ -97,6 +104,9 @@ fn main() {
     params.trace.max_hops = hops;
     params.convergence.max_hops = hops;
     params.convergence.window_secs = None;
+    // Threads tracing the payouts (0: one per core, at most 8), as `report payouts` does.
+    params.threads = usize::try_from(env("PAYTRACE_BENCH_THREADS", 0)).unwrap();
+    let load0 = loadavg();
     let t1 = Instant::now();
     let c1 = cpu_secs().unwrap_or(0.0);
     let r = build_report(
@@ -114,6 +124,7 @@ fn main() {
     .unwrap();
     let report = t1.elapsed();
     let report_cpu = cpu_secs().unwrap_or(0.0) - c1;
+    let load1 = loadavg();
     let t2 = Instant::now();
     let html = render::to_html(&r);
     let json = serde_json::to_string(&r).unwrap();
@@ -129,7 +140,8 @@ fn main() {
     );
     println!("payout discovery: {discovery:.2?}");
     println!(
-        "report (traces, convergence, graph): {report:.2?} wall, {report_cpu:.1} s CPU ({:.2?} wall per payout)",
+        "report (traces, convergence, graph), {} thread(s): {report:.2?} wall, {report_cpu:.1} s CPU ({:.2?} wall per payout); load average {load0} -> {load1}",
+        paytrace_tracer::par::effective_threads(params.threads, payouts.len()),
         report / u32::try_from(payouts.len().max(1)).unwrap()
     );
     println!(

@@ -137,6 +137,18 @@ fn main() {
         cached.stats(),
         cached.held()
     );
+    if env("PAYTRACE_BENCH_REPEAT", 0) == 1 {
+        // The same addresses again on the now warm cache: the CPU floor of the engine.
+        run(
+            &cached,
+            &labels,
+            &addrs,
+            &p,
+            threads,
+            "3-hop screening, patterns off, same addresses again (warm history cache)",
+        );
+        println!("history cache (hits, misses): {:?}", cached.stats());
+    }
     let mut pp = p.clone();
     pp.patterns = Some(Default::default());
     run(
