@@ -67,10 +67,10 @@ impl Shard {
             let Some((old, tick)) = self.order.pop_front() else {
                 break;
             };
-            if self.map.get(&old).is_some_and(|s| s.tick == tick) {
-                if let Some(o) = self.map.remove(&old) {
-                    self.held = self.held.saturating_sub(o.v.len());
-                }
+            if self.map.get(&old).is_some_and(|s| s.tick == tick)
+                && let Some(o) = self.map.remove(&old)
+            {
+                self.held = self.held.saturating_sub(o.v.len());
             }
         }
         self.tick += 1;
