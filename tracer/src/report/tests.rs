@@ -376,7 +376,7 @@ fn parallel_report_equals_serial_report() {
     let mut ts: Vec<Transfer> = (10..70u8)
         .map(|p| t(u64::from(p), 1, p, 1_000_000))
         .collect();
-    for b in 100..2_100u64 {
+    for b in 100..1_100u64 {
         let from = u8::try_from(10 + next() % 150).unwrap();
         let to = u8::try_from(10 + next() % 150).unwrap();
         ts.push(t(b, from, to, 1 + next() % 300_000));
@@ -421,9 +421,7 @@ fn parallel_report_equals_serial_report() {
     let (json1, csv1, r1) = run(1);
     assert!(!r1.convergence.is_empty());
     assert!(r1.payouts.iter().any(|p| p.risk.level >= RiskLevel::High));
-    for threads in [2, 4] {
-        let (json, csv, _) = run(threads);
-        assert!(json == json1, "report differs with {threads} threads");
-        assert_eq!(csv, csv1);
-    }
+    let (json, csv, _) = run(4);
+    assert!(json == json1, "report differs with 4 threads");
+    assert_eq!(csv, csv1);
 }
