@@ -90,6 +90,46 @@ fn assert_truth(out: &Path, summary: &Value) {
         serde_json::from_value(truth["payee_clusters"].clone()).unwrap();
     assert_eq!(clusters, want);
     assert!(!want.is_empty(), "the scenario plants a payee cluster");
+    // Screening (run by the demo): exactly the fake payees have exposure to the sanctioned
+    // facilitator, and they are the payees screened medium or above.
+    let screening = read_json(&out.join("screening.json"));
+    let scenario = read_json(&out.join("ground-truth.json"));
+    let fakes: BTreeSet<String> = scenario["payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["fake"].as_bool().unwrap())
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fakes.len(), 4);
+    let sanctioned = truth["sanctioned"].as_str().unwrap();
+    let mut exposed = BTreeSet::new();
+    let mut raised = BTreeSet::new();
+    for x in screening.as_array().unwrap() {
+        let name = x["name"].as_str().unwrap().to_owned();
+        if name == "operator" {
+            assert_eq!(x["result"]["level"], "severe", "{x:#}");
+            continue;
+        }
+        let r = &x["result"];
+        if r["indirect"].as_array().unwrap().iter().any(|e| {
+            e["category"] == "sanctioned"
+                && e["direction"] == "sent"
+                && e["counterparties"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c.as_str() == Some(sanctioned))
+        }) {
+            exposed.insert(name.clone());
+        }
+        if !matches!(r["level"].as_str().unwrap(), "none" | "low") {
+            raised.insert(name);
+        }
+    }
+    assert_eq!(exposed, fakes);
+    assert_eq!(raised, fakes);
+    assert_eq!(summary["screening"].as_array().unwrap().len(), 13);
     // Independently of the binary's own check: the convergence points and shared deposit
     // addresses are exactly the planted ones, with the planted payees.
     for (rk, tk) in [
@@ -273,6 +313,20 @@ fn batch_csv_bad_rows_are_reported_by_line() {
     assert_eq!(r["summary"]["payouts"], u64::try_from(good_rows).unwrap());
     assert_eq!(r["payouts"][0]["line"], 2);
     assert_eq!(r["convergence"].as_array().unwrap().len(), 5);
+    // --since/--until select the batch's payouts by their on-chain time (the scenario pays
+    // monthly, January to June 2025: March and April are 24 of the 72 payouts).
+    let r = run_json(
+        paytrace(&out.join("store"))
+            .arg("--json")
+            .args(["report", "payouts", "--batch"])
+            .arg(out.join("payroll-batch.csv"))
+            .args(["--since", "2025-03-01", "--until", "2025-04-30"])
+            .arg("--token")
+            .arg(format!("{usdc}=USDC:6")),
+    );
+    let payouts = r["payouts"].as_array().unwrap();
+    assert_eq!(payouts.len(), 24, "{:#}", r["summary"]);
+    assert!(r["issues"].as_array().unwrap().is_empty());
 }
 
 #[test]

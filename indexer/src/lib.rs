@@ -17,4 +17,6 @@ pub use model::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
     TransferKind, TxHash,
 };
-pub use store::{ChainInfo, ChainKind, Direction, KeyspaceOp, Store, StoreError};
+pub use store::{
+    ChainInfo, ChainKind, Direction, KeyspaceOp, QUERY_CACHE_BYTES, Store, StoreError,
+};

@@ -18,6 +18,7 @@ use paytrace_tracer::cluster::ClusterStore;
 use paytrace_tracer::{
     demo::{DEFAULT_BASE, Scenario, check},
     report::{ReportParams, discover_payouts},
+    risk::{ScreenResult, StoreLabelHistory, screen},
 };
 use serde::Serialize;
 use std::{
@@ -61,12 +62,54 @@ pub struct DemoSummary<'a> {
     pub convergence: Vec<String>,
     /// Shared deposit addresses.
     pub shared_deposits: Vec<String>,
+    /// Screening of every payee and of the operator wallet, as of the scenario's last day.
+    pub screening: Vec<DemoScreen>,
+    /// The full screening results (`[{name, result}]`, each result as `screen --json`).
+    pub screening_file: PathBuf,
     /// Files written.
     pub files: &'a Written,
     /// The ground truth file.
     pub ground_truth: PathBuf,
     /// Differences between findings and ground truth (empty: all found exactly).
     pub truth_mismatches: &'a [String],
+}
+
+/// One screened address of the demo.
+#[derive(Debug, Serialize)]
+pub struct DemoScreen {
+    /// Payee name, or `operator`.
+    pub name: String,
+    /// Address.
+    pub address: Address,
+    /// Risk level.
+    pub level: &'static str,
+    /// Score 0..100.
+    pub score: f64,
+    /// The highest reason, in words.
+    pub reason: Option<String>,
+}
+
+/// Screens every payee and the operator wallet as of the scenario's last day, with the config's
+/// `[risk]` scoring (defaults unless a config says otherwise).
+fn screen_scenario(
+    ctx: &Context,
+    store: &Store,
+    s: &Scenario,
+    chain: Option<paytrace_indexer::ChainId>,
+) -> anyhow::Result<Vec<(String, ScreenResult)>> {
+    let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(s.end().0)?)
+        .context("the scenario's last day")?;
+    let p = super::screen::screen_params(&ctx.config.risk, as_of, chain);
+    let history = StoreLabelHistory::open(store).context("opening the label store")?;
+    s.payees
+        .iter()
+        .map(|x| (x.name.clone(), x.address))
+        .chain([("operator".to_owned(), s.truth.operator)])
+        .map(|(name, a)| {
+            let r = screen(store, &history, &a, &p).with_context(|| format!("screening {a}"))?;
+            Ok((name, r))
+        })
+        .collect()
 }
 
 fn fresh_store(dir: &Path) -> anyhow::Result<Store> {
@@ -206,6 +249,14 @@ impl DemoCmd {
             as_of,
         )?;
         let written = write_report(&report, out, &[Format::Html, Format::Json, Format::Csv])?;
+        let screened = screen_scenario(ctx, &store, &scenario, chain)?;
+        let screening_file = out.join("screening.json");
+        let body: Vec<_> = screened
+            .iter()
+            .map(|(name, r)| serde_json::json!({ "name": name, "result": r }))
+            .collect();
+        std::fs::write(&screening_file, serde_json::to_string_pretty(&body)? + "\n")
+            .with_context(|| format!("writing {}", screening_file.display()))?;
         let truth_path = out.join("ground-truth.json");
         std::fs::write(&truth_path, serde_json::to_string_pretty(&scenario)? + "\n")?;
         std::fs::write(
@@ -217,6 +268,20 @@ impl DemoCmd {
             &report,
             &scenario.truth,
         ));
+        mismatches.extend(paytrace_tracer::demo::check_screening(
+            &screened,
+            &scenario.truth,
+        ));
+        let screening: Vec<DemoScreen> = screened
+            .iter()
+            .map(|(name, r)| DemoScreen {
+                name: name.clone(),
+                address: r.address,
+                level: r.level.as_str(),
+                score: r.score,
+                reason: r.reasons.first().map(|x| x.text.clone()),
+            })
+            .collect();
         if ctx.json {
             ctx.print_json(&DemoSummary {
                 mode,
@@ -231,6 +296,8 @@ impl DemoCmd {
                     .iter()
                     .map(|f| f.key.clone())
                     .collect(),
+                screening,
+                screening_file,
                 files: &written,
                 ground_truth: truth_path.clone(),
                 truth_mismatches: &mismatches,
@@ -242,6 +309,22 @@ impl DemoCmd {
                 store_dir.display()
             );
             print_summary(ctx, &report, &written)?;
+            println!(
+                "Screening as of the scenario's last day ({}):",
+                screening_file.display()
+            );
+            for x in screening.iter().filter(|x| x.level != "none") {
+                println!(
+                    "  {} {}: {} ({:.0}) {}",
+                    x.name,
+                    x.address,
+                    x.level,
+                    x.score,
+                    x.reason.as_deref().unwrap_or("")
+                );
+            }
+            let clean = screening.iter().filter(|x| x.level == "none").count();
+            println!("  {clean} other addresses: no exposure found");
             if mismatches.is_empty() {
                 println!(
                     "Findings match the scenario's ground truth ({}).",

@@ -75,6 +75,13 @@ impl Context {
             .with_context(|| format!("opening the store in {}", self.data_dir.display()))
     }
 
+    /// Opens the store in the data dir for queries: a larger block cache
+    /// ([`paytrace_indexer::QUERY_CACHE_BYTES`]) so that address-index seeks stay in memory.
+    pub fn open_store_for_queries(&self) -> anyhow::Result<Store> {
+        Store::open_with_cache(&self.data_dir, Some(paytrace_indexer::QUERY_CACHE_BYTES))
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
     /// Prints `value` as pretty JSON on stdout.
     pub fn print_json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(value)?);

@@ -292,7 +292,7 @@ impl ReportCmd {
 
 impl PayoutsArgs {
     fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_for_queries()?;
         let assets = asset_book(ctx, &self.tokens)?;
         let since = self
             .since
@@ -366,6 +366,21 @@ impl PayoutsArgs {
                     batch::match_rows(&store, &file, &rows, &providers, chain)?;
                 issues.extend(unmatched);
                 issues.sort_by_key(|i| i.line);
+                // --since/--until select the batch's payouts by their on-chain time.
+                let n = payouts.len();
+                let payouts: Vec<_> = payouts
+                    .into_iter()
+                    .filter(|p| {
+                        since.is_none_or(|s| p.time >= s) && until.is_none_or(|u| p.time <= u)
+                    })
+                    .collect();
+                if payouts.len() < n {
+                    tracing::info!(
+                        kept = payouts.len(),
+                        outside = n - payouts.len(),
+                        "batch payouts outside --since/--until left out"
+                    );
+                }
                 (payouts, issues)
             }
             None => {

@@ -177,7 +177,7 @@ impl TraceCmd {
 
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_for_queries()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
         let params = self.params(chain)?;
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
@@ -369,7 +369,7 @@ pub struct PathCmd {
 impl PathCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_for_queries()?;
         let from: Address = self.from.parse().context("FROM")?;
         let target = match (&self.to, &self.to_category) {
             (Some(t), None) => PathTarget::Address(t.parse().context("TO")?),

@@ -855,6 +855,20 @@ impl Scenario {
         m
     }
 
+    /// The labels with their validity, for screening in memory (tests; the binary screens with
+    /// the label store the CSV was imported into).
+    pub fn memory_label_history(&self) -> crate::risk::MemoryLabelHistory {
+        let mut m = crate::risk::MemoryLabelHistory::new();
+        for l in &self.labels {
+            let from = l
+                .valid_from
+                .as_deref()
+                .and_then(paytrace_indexer::labels::parse_date);
+            m.insert(l.address, &l.category, from, None);
+        }
+        m
+    }
+
     /// The asset book of the scenario's tokens.
     pub fn asset_book(&self) -> crate::report::AssetBook {
         let mut b = crate::report::AssetBook::new();
@@ -863,6 +877,79 @@ impl Scenario {
         }
         b
     }
+}
+
+/// Compares screenings of the payees and of the operator wallet (as of the scenario's end, with
+/// the scenario's labels) with the ground truth; returns the differences. Expected: every fake
+/// payee has indirect exposure sent to the sanctioned facilitator and is at least `medium`; no
+/// ordinary payee has any exposure to a category of severity 70 or more (sanctioned, mixer,
+/// ransomware, ...) or is above `low`; the operator sent to the facilitator directly and is
+/// `severe`.
+pub fn check_screening(
+    results: &[(String, crate::risk::ScreenResult)],
+    truth: &Truth,
+) -> Vec<String> {
+    use crate::risk::{ExposureKind, Flow, RiskLevel, Scoring};
+    let scoring = Scoring::default();
+    let find = |a: &Address| results.iter().find(|(_, r)| r.address == *a);
+    let reaches = |r: &crate::risk::ScreenResult, kind: ExposureKind| {
+        r.direct.iter().chain(&r.indirect).any(|e| {
+            e.kind == kind
+                && e.direction == Flow::Sent
+                && e.category.as_str() == "sanctioned"
+                && e.counterparties.contains(&truth.sanctioned)
+        })
+    };
+    let mut diffs = Vec::new();
+    for tp in &truth.payees {
+        let Some((_, r)) = find(&tp.address) else {
+            diffs.push(format!("{}: not screened", tp.name));
+            continue;
+        };
+        if tp.fake {
+            if !reaches(r, ExposureKind::Indirect) {
+                diffs.push(format!(
+                    "{}: no indirect exposure to the sanctioned facilitator {}",
+                    tp.name, truth.sanctioned
+                ));
+            }
+            if r.level < RiskLevel::Medium {
+                diffs.push(format!(
+                    "{}: screened {}, expected medium or above",
+                    tp.name, r.level
+                ));
+            }
+        } else {
+            let severe: Vec<_> = r
+                .direct
+                .iter()
+                .chain(&r.indirect)
+                .filter(|e| scoring.severity(&e.category) >= 70)
+                .map(|e| e.category.to_string())
+                .collect();
+            if !severe.is_empty() {
+                diffs.push(format!("{}: unexpected exposure to {severe:?}", tp.name));
+            }
+            if r.level > RiskLevel::Low {
+                diffs.push(format!(
+                    "{}: screened {}, expected low or none",
+                    tp.name, r.level
+                ));
+            }
+        }
+    }
+    match find(&truth.operator) {
+        None => diffs.push(format!("operator {} not screened", truth.operator)),
+        Some((_, r)) => {
+            if !reaches(r, ExposureKind::Direct) || r.level != RiskLevel::Severe {
+                diffs.push(format!(
+                    "operator {}: screened {}, expected severe with direct exposure to {}",
+                    truth.operator, r.level, truth.sanctioned
+                ));
+            }
+        }
+    }
+    diffs
 }
 
 /// Compares the report's "payees in one cluster" findings with the ground truth (for a report
@@ -1086,6 +1173,26 @@ mod tests {
             let t = bal.entry((s.to, s.token)).or_default();
             *t = t.checked_add(s.amount).unwrap();
         }
+    }
+
+    #[test]
+    fn screening_matches_ground_truth() {
+        let s = Scenario::generate(DEFAULT_BASE);
+        let (_, transfers) = s.blocks(ChainId(0));
+        let g = MemoryGraph::from_transfers(transfers);
+        let history = s.memory_label_history();
+        let as_of =
+            paytrace_indexer::labels::date_of_unix(i64::try_from(s.end().0).unwrap()).unwrap();
+        let p = crate::risk::ScreenParams::new(as_of);
+        let results: Vec<_> = s
+            .payees
+            .iter()
+            .map(|x| (x.name.clone(), x.address))
+            .chain([("operator".to_owned(), s.truth.operator)])
+            .map(|(n, a)| (n, crate::risk::screen(&g, &history, &a, &p).unwrap()))
+            .collect();
+        let diffs = check_screening(&results, &s.truth);
+        assert!(diffs.is_empty(), "{diffs:#?}");
     }
 
     #[test]

@@ -148,3 +148,23 @@ fn file_is_not_a_store() {
         Err(StoreError::NotADirectory { .. })
     ));
 }
+
+#[test]
+fn a_store_opened_with_a_query_cache_reads_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = {
+        let s = Store::open(dir.path()).unwrap();
+        let c = s.register_chain("dev", ChainKind::Evm).unwrap();
+        let blocks: Vec<_> = (1..=3).map(|n| block(n, 0)).collect();
+        let ts: Vec<_> = (1..=3).map(|n| transfer(c, n, 0, 1, 2)).collect();
+        s.write_range(c, &blocks, &ts).unwrap();
+        s.persist().unwrap();
+        ts
+    };
+    let s = Store::open_with_cache(dir.path(), Some(QUERY_CACHE_BYTES)).unwrap();
+    let out: Vec<_> = s
+        .address_transfers(&Address::Evm([1; 20]), Direction::Outgoing, None)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(out, ts);
+}

@@ -150,13 +150,22 @@ pub fn labels_hub(a: &Address) -> bool {
 /// generating it first when it has no checkpoint. Returns the store, its chain, the address
 /// and transfer counts.
 pub fn open_or_generate(csv: Option<&mut std::fs::File>) -> (Store, ChainId, u64, u64) {
+    open_or_generate_cached(csv, None)
+}
+
+/// [`open_or_generate`] with the store's block cache set to `cache_bytes` (the query commands
+/// use `paytrace_indexer::QUERY_CACHE_BYTES`); the generated data is the same.
+pub fn open_or_generate_cached(
+    csv: Option<&mut std::fs::File>,
+    cache_bytes: Option<u64>,
+) -> (Store, ChainId, u64, u64) {
     let n_addr = env("PAYTRACE_BENCH_ADDRESSES", 1_000_000);
     let n_tr = env("PAYTRACE_BENCH_TRANSFERS", 10_000_000);
     let dir = std::env::var("PAYTRACE_BENCH_DIR").map_or_else(
         |_| std::env::temp_dir().join(format!("paytrace-bench-{n_addr}-{n_tr}")),
         std::path::PathBuf::from,
     );
-    let store = Store::open(&dir).unwrap();
+    let store = Store::open_with_cache(&dir, cache_bytes).unwrap();
     let chain = match store.chain_by_name("bench").unwrap() {
         Some(c) if store.checkpoint(c.id).unwrap().is_some() => {
             eprintln!("reusing store in {}", dir.display());

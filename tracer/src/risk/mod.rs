@@ -402,6 +402,11 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
     }
 
     reasons.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.text.cmp(&b.text)));
+    // Several instances of one pattern (e.g. the same gather-scatter in overlapping windows) read
+    // the same in words: keep the highest-scored reason of each text once (the instances
+    // themselves stay in `patterns`).
+    let mut seen = BTreeSet::new();
+    reasons.retain(|r| seen.insert((r.kind, r.category.clone(), r.text.clone())));
     let score = reasons.first().map(|r| r.score).unwrap_or(0.0);
     Ok(ScreenResult {
         address: *address,
@@ -555,7 +560,22 @@ fn collect_indirect<H: LabelHistory>(
         if d.hops == 0 || d.amount.is_zero() {
             continue;
         }
-        let (held, since) = held_at(&history.spans(&d.address), cat, d.first_arrival);
+        let spans = history.spans(&d.address);
+        let (mut held, since) = held_at(&spans, cat, d.first_arrival);
+        // As for direct exposure, the label counts as held at the time when any tainted
+        // arrival (not only the first) happened while it held.
+        if !held {
+            held = r.edges.iter().any(|x| {
+                let end = match flow {
+                    Flow::Sent => x.to,
+                    Flow::Received => x.from,
+                };
+                end == d.address
+                    && x.asset == d.asset
+                    && !x.tainted.is_zero()
+                    && held_at(&spans, cat, x.time).0
+            });
+        }
         let e = by.entry((cat.clone(), d.asset)).or_insert_with(|| {
             Exposure::empty(
                 ExposureKind::Indirect,

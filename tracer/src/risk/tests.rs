@@ -147,6 +147,38 @@ fn a_counterparty_sanctioned_after_the_transfers_is_reported_as_such() {
 }
 
 #[test]
+fn indirect_exposure_with_a_later_arrival_after_the_listing_counts_as_labelled_at_time() {
+    // The worker's first payment reaches the (later) sanctioned address before its listing on
+    // 2025-01-20; a second one after it. The exposure is one, labelled at the time (as for
+    // direct exposure, where any transfer while the label held counts).
+    let g = MemoryGraph::from_transfers([
+        t(1, "2025-01-10", PAYER, WORKER, 1000),
+        t(2, "2025-01-11", WORKER, HOP, 600),
+        t(3, "2025-01-12", HOP, SANCTIONED, 500),
+        t(4, "2025-02-10", WORKER, HOP, 300),
+        t(5, "2025-02-11", HOP, SANCTIONED, 350),
+    ]);
+    let mut h = MemoryLabelHistory::new();
+    h.insert(addr(SANCTIONED), "sanctioned", Some(d("2025-01-20")), None);
+    let r = screen(&g, &h, &addr(WORKER), &params("2025-03-01")).unwrap();
+    let s = r
+        .indirect
+        .iter()
+        .find(|e| e.category.as_str() == "sanctioned")
+        .unwrap();
+    assert!(s.labelled_at_time, "{s:#?}");
+    assert_eq!(s.listed_since.as_deref(), Some("2025-01-20"));
+    // Only the first arrival, before the listing: labelled afterwards.
+    let early = MemoryGraph::from_transfers([
+        t(1, "2025-01-10", PAYER, WORKER, 1000),
+        t(2, "2025-01-11", WORKER, HOP, 600),
+        t(3, "2025-01-12", HOP, SANCTIONED, 500),
+    ]);
+    let r = screen(&early, &h, &addr(WORKER), &params("2025-03-01")).unwrap();
+    assert!(!r.indirect[0].labelled_at_time);
+}
+
+#[test]
 fn transfers_after_the_as_of_day_are_ignored_and_received_exposure_is_found() {
     let mut h = MemoryLabelHistory::new();
     h.insert(addr(PAYER), "hack", None, None);
@@ -209,6 +241,8 @@ fn patterns_around_the_address_are_reasons() {
             .any(|x| x.kind == "pattern" && x.category == "fan-in")
     );
     assert!(r.level >= RiskLevel::Low);
+    let texts: BTreeSet<_> = r.reasons.iter().map(|x| (x.kind, &x.text)).collect();
+    assert_eq!(texts.len(), r.reasons.len(), "a reason is listed twice");
 }
 
 /// A random graph of 120 addresses and 1 000 transfers over ~40 days, with a few labelled
