@@ -180,7 +180,7 @@ impl ScreenCmd {
             (None, Some(f)) => read_address_file(f)?,
             _ => bail!("give an ADDRESS or --file"),
         };
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_for_queries()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
         let history = StoreLabelHistory::open(&store).context("opening the label store")?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);

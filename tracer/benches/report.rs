@@ -7,7 +7,9 @@
 //! `exchange`. Prints the time of payout discovery, of the report (one forward trace per payout,
 //! convergence, flow graph) and of rendering HTML/JSON/CSV, the findings, and the peak RSS.
 //! `PAYTRACE_BENCH_HOPS` sets the hop limit (default 3), `PAYTRACE_BENCH_THREADS` the threads
-//! tracing the payouts (default 0: one per core, at most 8; 1: serial).
+//! tracing the payouts (default 0: one per core, at most 8; 1: serial). The store is opened with
+//! the query commands' block cache, as `report payouts` does (`PAYTRACE_BENCH_CACHE_MB`
+//! overrides it; 0: fjall's default 32 MiB).
 //!
 //! `PAYTRACE_BENCH_MODE=batch` instead takes 1,000 random payout-like transfers between non-hub
 //! addresses (as the trace bench does) as a matched payroll batch, one per payee.
@@ -16,7 +18,7 @@
 mod common;
 
 use common::{
-    HUBS, PER_BLOCK, Rng, address, cpu_secs, env, labels_hub, open_or_generate, peak_rss_mib,
+    HUBS, PER_BLOCK, Rng, address, cpu_secs, env, labels_hub, open_or_generate_cached, peak_rss_mib,
 };
 use paytrace_indexer::{Address, BlockNumber, Direction};
 use paytrace_tracer::{
@@ -31,6 +33,19 @@ use std::{
     time::Instant,
 };
 
+/// The store's block cache: `PAYTRACE_BENCH_CACHE_MB` (`0`: the storage engine's default,
+/// 32 MiB), else what the query commands use (`paytrace_indexer::QUERY_CACHE_BYTES`).
+fn block_cache() -> Option<u64> {
+    match std::env::var("PAYTRACE_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(0) => None,
+        Some(mb) => Some(mb << 20),
+        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -38,7 +53,7 @@ fn loadavg() -> String {
 }
 
 fn main() {
-    let (store, chain, n_addr, n_tr) = open_or_generate(None);
+    let (store, chain, n_addr, n_tr) = open_or_generate_cached(None, block_cache());
     let want = usize::try_from(env("PAYTRACE_BENCH_PAYEES", 1_000)).unwrap();
     let hops = u32::try_from(env("PAYTRACE_BENCH_HOPS", 3)).unwrap();
     let mut labels = MemoryLabels::new();

@@ -10,7 +10,9 @@
 //! thread (skipped with `PAYTRACE_BENCH_SKIP_SERIAL=1`), and as `screen --file` does it: on
 //! `PAYTRACE_BENCH_THREADS` threads (default 0: one per core) sharing one fresh cache; then
 //! 1 000 with patterns on. Prints wall and CPU time, addresses/s, the load average, the level
-//! distribution and the peak RSS.
+//! distribution and the peak RSS. The store is opened with the query commands' block cache
+//! (`PAYTRACE_BENCH_CACHE_MB` overrides it; 0: fjall's default 32 MiB);
+//! `PAYTRACE_BENCH_QUICK=1` runs only the warm-up and the parallel cached run.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use paytrace_tracer::{
@@ -22,6 +24,19 @@ use std::{collections::BTreeMap, time::Instant};
 
 mod common;
 use common::*;
+
+/// The store's block cache: `PAYTRACE_BENCH_CACHE_MB` (`0`: the storage engine's default,
+/// 32 MiB), else what the query commands use (`paytrace_indexer::QUERY_CACHE_BYTES`).
+fn block_cache() -> Option<u64> {
+    match std::env::var("PAYTRACE_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(0) => None,
+        Some(mb) => Some(mb << 20),
+        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
+    }
+}
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -73,7 +88,9 @@ fn main() {
     let budget = usize::try_from(env("PAYTRACE_BENCH_CACHE", 2_000_000)).unwrap();
     // Skip the serial cached run (only the parallel one).
     let skip_serial = env("PAYTRACE_BENCH_SKIP_SERIAL", 0) == 1;
-    let (store, _chain, n_addr, n_tr) = open_or_generate(None);
+    let (store, _chain, n_addr, n_tr) = open_or_generate_cached(None, block_cache());
+    // Only the warm-up and the parallel cached run.
+    let quick = env("PAYTRACE_BENCH_QUICK", 0) == 1;
     let mut labels = MemoryLabelHistory::new();
     for i in 0..HUBS {
         labels.insert(address(i), "exchange", None, None);
@@ -98,15 +115,17 @@ fn main() {
         1,
         "warm-up",
     );
-    run(
-        &store,
-        &labels,
-        &addrs[200.min(addrs.len())..addrs.len().min(1_200)],
-        &p,
-        1,
-        "3-hop screening, patterns off, no history cache (1 000 addresses)",
-    );
-    if !skip_serial {
+    if !quick {
+        run(
+            &store,
+            &labels,
+            &addrs[200.min(addrs.len())..addrs.len().min(1_200)],
+            &p,
+            1,
+            "3-hop screening, patterns off, no history cache (1 000 addresses)",
+        );
+    }
+    if !skip_serial && !quick {
         let cached = CachedSource::new(&store, budget);
         run(
             &cached,
@@ -151,14 +170,16 @@ fn main() {
     }
     let mut pp = p.clone();
     pp.patterns = Some(Default::default());
-    run(
-        &cached,
-        &labels,
-        &addrs[..addrs.len().min(1_000)],
-        &pp,
-        threads,
-        "3-hop screening, patterns on, shared history cache (1 000 addresses)",
-    );
+    if !quick {
+        run(
+            &cached,
+            &labels,
+            &addrs[..addrs.len().min(1_000)],
+            &pp,
+            threads,
+            "3-hop screening, patterns on, shared history cache (1 000 addresses)",
+        );
+    }
     println!(
         "store: {n_addr} addresses, {n_tr} transfers; peak RSS: {} MiB",
         peak_rss_mib().unwrap_or(0)
