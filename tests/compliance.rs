@@ -190,6 +190,31 @@ async fn screening_verdicts_on_an_anvil_chain_with_as_of_labels() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["level"], "medium");
     assert_eq!(lines[1]["level"], "severe");
+    // Every address of the chain, some twice, on 1 and on 3 threads: the same lines, in file
+    // order, each equal to screening the address alone.
+    let all = [payer, worker, hop, x, y, worker2, worker, payer];
+    std::fs::write(&file, all.iter().map(|a| hex(a) + "\n").collect::<String>()).unwrap();
+    let bulk = |threads: &str| {
+        let out = paytrace(d)
+            .args(["--json", "screen", "--file"])
+            .arg(&file)
+            .args(["--as-of", &later_s, "--threads", threads])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let serial = bulk("1");
+    assert_eq!(bulk("3"), serial);
+    let lines = json_lines(&serial);
+    assert_eq!(lines.len(), all.len());
+    for (l, a) in lines.iter().zip(&all) {
+        assert_eq!(l, &screen(d, &hex(a), &["--as-of", &later_s]).0);
+    }
     std::fs::write(&file, format!("{}\nnot-an-address\n", hex(&worker))).unwrap();
     let out = paytrace(d)
         .args(["screen", "--file"])

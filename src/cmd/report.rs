@@ -96,6 +96,10 @@ pub struct PayoutsArgs {
     /// Directory to write `payout-report.{html,json,csv}` into.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Threads tracing the payouts (0: one per core, at most 8); the report is the same for
+    /// any number.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -400,6 +404,7 @@ impl PayoutsArgs {
         params.convergence.min_payees = self.min_payees.max(2);
         params.convergence.max_hops = self.hops;
         params.convergence.window_secs = (self.window_days > 0).then(|| self.window_days * 86_400);
+        params.threads = self.threads;
         let as_of = self
             .labels_as_of
             .as_deref()

@@ -10,7 +10,8 @@ use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
     risk::{
-        CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, StoreLabelHistory, screen,
+        CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, StoreLabelHistory,
+        screen_each,
     },
 };
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
@@ -48,6 +49,10 @@ pub struct ScreenCmd {
     /// severe).
     #[arg(long, value_parser = parse_level)]
     pub fail_on: Option<RiskLevel>,
+    /// Threads screening a `--file` (0: one per core, at most 8); results are printed in file
+    /// order and are the same for any number.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 pub(crate) fn parse_day(s: &str) -> Result<Date, String> {
@@ -175,7 +180,7 @@ impl ScreenCmd {
             (None, Some(f)) => read_address_file(f)?,
             _ => bail!("give an ADDRESS or --file"),
         };
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_for_queries()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
         let history = StoreLabelHistory::open(&store).context("opening the label store")?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
@@ -188,62 +193,20 @@ impl ScreenCmd {
             p.patterns = None;
         }
         let bulk = self.file.is_some();
-        drop(history);
         let mut worst = RiskLevel::None;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        // A file is screened on several threads (one per core, at most 8), each with its own
-        // label cache and history cache; results are printed in file order.
-        let threads = if bulk {
-            std::thread::available_parallelism()
-                .map(std::num::NonZeroUsize::get)
-                .unwrap_or(1)
-                .clamp(1, 8)
-                .min(addresses.len().max(1))
-        } else {
-            1
-        };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, anyhow::Result<ScreenResult>)>(256);
-        std::thread::scope(|scope| -> anyhow::Result<()> {
-            for k in 0..threads {
-                let (tx, store, p, addresses) = (tx.clone(), &store, &p, &addresses);
-                scope.spawn(move || {
-                    let history = match StoreLabelHistory::open(store) {
-                        Ok(h) => h,
-                        Err(e) => {
-                            let _ = tx.send((
-                                k,
-                                Err(anyhow::Error::from(e).context("opening the label store")),
-                            ));
-                            return;
-                        }
-                    };
-                    let src = CachedSource::new(store, HISTORY_CACHE / threads);
-                    for i in (k..addresses.len()).step_by(threads) {
-                        let a = &addresses[i];
-                        let r = screen(&src, &history, a, p)
-                            .map_err(anyhow::Error::from)
-                            .with_context(|| format!("screening {a}"));
-                        if tx.send((i, r)).is_err() {
-                            return;
-                        }
-                    }
-                    if history.errors() > 0 {
-                        tracing::warn!(
-                            errors = history.errors(),
-                            "some label reads failed and counted as unlabelled"
-                        );
-                    }
-                });
-            }
-            drop(tx);
-            let mut pending = std::collections::BTreeMap::new();
-            let mut next = 0usize;
-            for (i, r) in rx {
-                pending.insert(i, r);
-                while let Some(r) = pending.remove(&next) {
-                    let r = r?;
-                    next += 1;
+        // A file is screened on several threads (one per core, at most 8) sharing one history
+        // cache and one label cache; results are printed in file order and are the same as
+        // screening the addresses one by one.
+        let threads = if bulk { self.threads } else { 1 };
+        let src = CachedSource::new(&store, HISTORY_CACHE);
+        let mut failed: Option<anyhow::Error> = None;
+        screen_each(&src, &history, &addresses, &p, threads, |i, r| {
+            let printed = r
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("screening {}", addresses[i]))
+                .and_then(|r| {
                     worst = worst.max(r.level);
                     if ctx.json {
                         if bulk {
@@ -256,10 +219,25 @@ impl ScreenCmd {
                     } else {
                         write!(out, "{}", render_text(&r))?;
                     }
+                    Ok(())
+                });
+            match printed {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
                 }
             }
-            Ok(())
-        })?;
+        });
+        if history.errors() > 0 {
+            tracing::warn!(
+                errors = history.errors(),
+                "some label reads failed and counted as unlabelled"
+            );
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(match self.fail_on {
             Some(level) if worst >= level => ExitCode::from(EXIT_RISK),
             _ => ExitCode::SUCCESS,

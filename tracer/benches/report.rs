@@ -6,7 +6,10 @@
 //! payees: their outgoing transfers are the payouts, one per payee. The 100 hubs are labelled
 //! `exchange`. Prints the time of payout discovery, of the report (one forward trace per payout,
 //! convergence, flow graph) and of rendering HTML/JSON/CSV, the findings, and the peak RSS.
-//! `PAYTRACE_BENCH_HOPS` sets the hop limit (default 3).
+//! `PAYTRACE_BENCH_HOPS` sets the hop limit (default 3), `PAYTRACE_BENCH_THREADS` the threads
+//! tracing the payouts (default 0: one per core, at most 8; 1: serial). The store is opened with
+//! the query commands' block cache, as `report payouts` does (`PAYTRACE_BENCH_CACHE_MB`
+//! overrides it; 0: fjall's default 32 MiB).
 //!
 //! `PAYTRACE_BENCH_MODE=batch` instead takes 1,000 random payout-like transfers between non-hub
 //! addresses (as the trace bench does) as a matched payroll batch, one per payee.
@@ -15,7 +18,7 @@
 mod common;
 
 use common::{
-    HUBS, PER_BLOCK, Rng, address, cpu_secs, env, labels_hub, open_or_generate, peak_rss_mib,
+    HUBS, PER_BLOCK, Rng, address, cpu_secs, env, labels_hub, open_or_generate_cached, peak_rss_mib,
 };
 use paytrace_indexer::{Address, BlockNumber, Direction};
 use paytrace_tracer::{
@@ -30,8 +33,27 @@ use std::{
     time::Instant,
 };
 
+/// The store's block cache: `PAYTRACE_BENCH_CACHE_MB` (`0`: the storage engine's default,
+/// 32 MiB), else what the query commands use (`paytrace_indexer::QUERY_CACHE_BYTES`).
+fn block_cache() -> Option<u64> {
+    match std::env::var("PAYTRACE_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(0) => None,
+        Some(mb) => Some(mb << 20),
+        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn main() {
-    let (store, chain, n_addr, n_tr) = open_or_generate(None);
+    let (store, chain, n_addr, n_tr) = open_or_generate_cached(None, block_cache());
     let want = usize::try_from(env("PAYTRACE_BENCH_PAYEES", 1_000)).unwrap();
     let hops = u32::try_from(env("PAYTRACE_BENCH_HOPS", 3)).unwrap();
     let mut labels = MemoryLabels::new();
@@ -97,6 +119,9 @@ fn main() {
     params.trace.max_hops = hops;
     params.convergence.max_hops = hops;
     params.convergence.window_secs = None;
+    // Threads tracing the payouts (0: one per core, at most 8), as `report payouts` does.
+    params.threads = usize::try_from(env("PAYTRACE_BENCH_THREADS", 0)).unwrap();
+    let load0 = loadavg();
     let t1 = Instant::now();
     let c1 = cpu_secs().unwrap_or(0.0);
     let r = build_report(
@@ -114,6 +139,7 @@ fn main() {
     .unwrap();
     let report = t1.elapsed();
     let report_cpu = cpu_secs().unwrap_or(0.0) - c1;
+    let load1 = loadavg();
     let t2 = Instant::now();
     let html = render::to_html(&r);
     let json = serde_json::to_string(&r).unwrap();
@@ -129,7 +155,8 @@ fn main() {
     );
     println!("payout discovery: {discovery:.2?}");
     println!(
-        "report (traces, convergence, graph): {report:.2?} wall, {report_cpu:.1} s CPU ({:.2?} wall per payout)",
+        "report (traces, convergence, graph), {} thread(s): {report:.2?} wall, {report_cpu:.1} s CPU ({:.2?} wall per payout); load average {load0} -> {load1}",
+        paytrace_tracer::par::effective_threads(params.threads, payouts.len()),
         report / u32::try_from(payouts.len().max(1)).unwrap()
     );
     println!(

@@ -17,6 +17,7 @@ mod error;
 pub mod export;
 mod forward;
 pub mod model;
+pub mod par;
 pub mod paths;
 pub mod patterns;
 pub mod report;

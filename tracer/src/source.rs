@@ -409,13 +409,14 @@ type Labelled = (Category, Vec<String>);
 /// Labels are those valid on `as_of` (today when `None`). When an address has several, the
 /// category reported is the most severe one (sanctioned, mixer, exchange, exchange deposit,
 /// bridge, then the rest by confidence). Look-ups are cached; a read error counts as unlabelled
-/// and is kept in [`StoreLabels::errors`].
+/// and is kept in [`StoreLabels::errors`]. `Sync`: the cache is behind a lock.
 pub struct StoreLabels {
     store: paytrace_indexer::labels::LabelStore,
     as_of: Option<paytrace_indexer::labels::Date>,
     overrides: MemoryLabels,
-    cache: std::cell::RefCell<HashMap<Address, Option<Labelled>>>,
-    errors: std::cell::Cell<u64>,
+    // Lock and atomic (not `RefCell`/`Cell`): one instance serves the threads of a report.
+    cache: std::sync::RwLock<HashMap<Address, Option<Labelled>>>,
+    errors: std::sync::atomic::AtomicU64,
     version: Option<String>,
 }
 
@@ -441,22 +442,27 @@ impl StoreLabels {
             store: ls,
             as_of,
             overrides,
-            cache: std::cell::RefCell::new(HashMap::new()),
-            errors: std::cell::Cell::new(0),
+            cache: std::sync::RwLock::new(HashMap::new()),
+            errors: std::sync::atomic::AtomicU64::new(0),
             version: Some(version),
         })
     }
 
     /// Number of label reads that failed (treated as unlabelled).
     pub fn errors(&self) -> u64 {
-        self.errors.get()
+        self.errors.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lookup(&self, address: &Address) -> Option<(Category, Vec<String>)> {
         if let Some(c) = self.overrides.category(address) {
             return Some((c, self.overrides.labels(address)));
         }
-        if let Some(v) = self.cache.borrow().get(address) {
+        if let Some(v) = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(address)
+        {
             return v.clone();
         }
         let v = match self.store.labels_for(address, self.as_of) {
@@ -480,11 +486,15 @@ impl StoreLabels {
             }
             Ok(_) => None,
             Err(_) => {
-                self.errors.set(self.errors.get().saturating_add(1));
+                self.errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 None
             }
         };
-        self.cache.borrow_mut().insert(*address, v.clone());
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(*address, v.clone());
         v
     }
 }

@@ -473,6 +473,9 @@ pub struct ReportParams {
     pub max_graph_nodes: usize,
     /// Address histories cached across the payouts' traces, in transfers (0: no cache).
     pub cache_transfers: usize,
+    /// Threads tracing payouts in parallel (0: one per core, at most 8; 1: on the calling
+    /// thread). The report is the same for any number.
+    pub threads: usize,
 }
 
 impl Default for ReportParams {
@@ -485,6 +488,7 @@ impl Default for ReportParams {
             convergence: ConvergenceParams::default(),
             max_graph_nodes: 120,
             cache_transfers: 1_000_000,
+            threads: 0,
         }
     }
 }
@@ -716,8 +720,17 @@ fn summarise<A: AsOfLabels>(
 /// Builds the report: one forward trace per payout, the per-payee and batch views, convergence,
 /// payee clusters, shared deposit addresses and the flow graph. `issues` (from a batch file)
 /// are carried into the report.
+///
+/// The payouts are traced on [`ReportParams::threads`] threads sharing one history cache
+/// (`source`, `labels` and `asof` are shared, hence `Sync`); everything after the traces runs
+/// on the calling thread in payout order, so the report does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
-pub fn build_report<S: FlowSource, L: LabelSource, A: AsOfLabels, C: ClusterLookup>(
+pub fn build_report<
+    S: FlowSource + Sync,
+    L: LabelSource + Sync,
+    A: AsOfLabels + Sync,
+    C: ClusterLookup,
+>(
     source: &S,
     labels: &L,
     asof: &A,
@@ -733,17 +746,37 @@ pub fn build_report<S: FlowSource, L: LabelSource, A: AsOfLabels, C: ClusterLook
     let mut traces = Vec::with_capacity(payouts.len());
     let mut checkpoints = BTreeMap::new();
     let cached = crate::CachedSource::new(source, params.cache_transfers);
-    for p in payouts {
+    // Each job keeps only what the report needs of its trace: the payout's entry, the digest
+    // for convergence and the graph, and the checkpoints (the same for every trace).
+    let job = |i: usize| -> Result<_, TraceError> {
+        let p = &payouts[i];
         let r = trace_forward(
             &cached,
             labels,
             &Seed::Transfers(vec![p.key]),
             &params.trace,
         )?;
-        checkpoints.clone_from(&r.parameters.checkpoints);
-        reports.push(summarise(p, &r, asof)?);
-        // Only what convergence and the graph need is kept per trace.
-        traces.push(convergence::TraceDigest::new(p, &r));
+        Ok((
+            summarise(p, &r, asof)?,
+            convergence::TraceDigest::new(p, &r),
+            r.parameters.checkpoints,
+        ))
+    };
+    let mut failed = None;
+    crate::par::for_each_ordered(payouts.len(), params.threads, job, |_, r| match r {
+        Ok((report, digest, cp)) => {
+            reports.push(report);
+            traces.push(digest);
+            checkpoints = cp;
+            true
+        }
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     if payouts.is_empty() {
         checkpoints = source

@@ -6,8 +6,11 @@ use paytrace_indexer::{
     labels::{Date, LabelError, LabelStore, date_of_unix},
 };
 use std::{
-    cell::RefCell,
     collections::{BTreeMap, HashMap},
+    sync::{
+        PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 /// One label of an address with its validity (`valid_from` inclusive, `valid_to` exclusive;
@@ -87,11 +90,12 @@ impl LabelHistory for MemoryLabelHistory {
 }
 
 /// The label store as a [`LabelHistory`], with a cache (one point read per address). A read
-/// error counts as unlabelled and is counted in [`StoreLabelHistory::errors`].
+/// error counts as unlabelled and is counted in [`StoreLabelHistory::errors`]. `Sync`: one
+/// instance (and its cache) serves the threads of a parallel screening.
 pub struct StoreLabelHistory {
     store: LabelStore,
-    cache: RefCell<HashMap<Address, Vec<LabelSpan>>>,
-    errors: std::cell::Cell<u64>,
+    cache: RwLock<HashMap<Address, Vec<LabelSpan>>>,
+    errors: AtomicU64,
     version: Option<String>,
 }
 
@@ -107,21 +111,27 @@ impl StoreLabelHistory {
         versions.sort();
         Ok(Self {
             store: ls,
-            cache: RefCell::new(HashMap::new()),
-            errors: std::cell::Cell::new(0),
+            cache: RwLock::new(HashMap::new()),
+            errors: AtomicU64::new(0),
             version: Some(versions.join(",")),
         })
     }
 
     /// Label reads that failed.
     pub fn errors(&self) -> u64 {
-        self.errors.get()
+        self.errors.load(Ordering::Relaxed)
     }
 }
 
 impl LabelHistory for StoreLabelHistory {
     fn spans(&self, address: &Address) -> Vec<LabelSpan> {
-        if let Some(v) = self.cache.borrow().get(address) {
+        // A poisoned lock only means a thread panicked while holding it; the map is intact.
+        if let Some(v) = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(address)
+        {
             return v.clone();
         }
         let key = paytrace_indexer::labels::address::address_key(address);
@@ -136,11 +146,14 @@ impl LabelHistory for StoreLabelHistory {
                 })
                 .collect(),
             Err(_) => {
-                self.errors.set(self.errors.get().saturating_add(1));
+                self.errors.fetch_add(1, Ordering::Relaxed);
                 Vec::new()
             }
         };
-        self.cache.borrow_mut().insert(*address, v.clone());
+        self.cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(*address, v.clone());
         v
     }
 

@@ -6,10 +6,13 @@
 //! Pure over [`FlowSource`] and [`LabelHistory`]; the scoring rules are in
 //! docs/heuristics.md ("Risk scoring").
 
+mod bulk;
 mod labels;
 mod score;
 
 pub use crate::cache::CachedSource;
+
+pub use bulk::{screen_all, screen_each};
 
 pub use labels::{
     AsOfLabels, LabelHistory, LabelSpan, MemoryLabelHistory, StoreLabelHistory, day_of, held_at,
