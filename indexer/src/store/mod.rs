@@ -179,20 +179,34 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 /// Memtable size of every keyspace (fixed when a keyspace is created). The engine's default
 /// is 64 MiB; with eight keyspaces written by a Bitcoin sync, each holding an active memtable
 /// and up to four sealed ones waiting for their flush, that let the write buffers reach
-/// gigabytes. Smaller memtables also keep the inserts' skiplists in cache.
-const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+/// gigabytes.
+const MEMTABLE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Level-0 tables that trigger a compaction into level 1, and the table size. With half the
+/// default memtable size, twice the default threshold keeps each L0→L1 compaction as large as
+/// the engine's defaults make it (256 MiB of flushed data against an L1 of 256 MiB): random
+/// keys (address indexes, UTXO set) overlap all of L1, so smaller batches would rewrite L1
+/// more often.
+const L0_THRESHOLD: u8 = 8;
+const TABLE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Memtable bytes (active and sealed, all keyspaces) above which a range commit waits for the
 /// engine's flushes before returning: bounds memory when flushes and compactions fall behind
 /// a fast writer (the engine's own write-buffer limit is not enforced in fjall 3.1).
-const WRITE_BUFFER_LIMIT: u64 = 256 * 1024 * 1024;
+const WRITE_BUFFER_LIMIT: u64 = 384 * 1024 * 1024;
 
 /// The longest a commit waits for [`WRITE_BUFFER_LIMIT`] (then it goes on: a slow disk makes
 /// a sync slower, never stuck).
 const WRITE_BUFFER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn opts() -> KeyspaceCreateOptions {
-    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+    KeyspaceCreateOptions::default()
+        .max_memtable_size(MEMTABLE_BYTES)
+        .compaction_strategy(std::sync::Arc::new(
+            fjall::compaction::Leveled::default()
+                .with_l0_threshold(L0_THRESHOLD)
+                .with_table_target_size(TABLE_BYTES),
+        ))
 }
 
 impl Store {
