@@ -6,6 +6,12 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: indexing allocates and frees millions of small
+/// keys and values per second (storage-engine buffers), where glibc's malloc spent a fifth of
+/// the CPU time (see docs/benchmarks.md, Bitcoin indexing).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// paytrace: index chains, follow payouts, cluster addresses and flag risky flows.
 #[derive(Debug, Parser)]
 #[command(name = "paytrace", version, about, long_about = None)]

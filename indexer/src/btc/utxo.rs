@@ -125,9 +125,18 @@ impl RangeStats {
     }
 }
 
+/// How many script ids [`UtxoStore`] remembers as already written to `btc_scripts` (32 bytes
+/// each plus the set's overhead: about 50 MB); the set is cleared when full.
+const SCRIPTS_SEEN_MAX: usize = 1 << 20;
+
 /// The Bitcoin keyspaces of a store.
 #[derive(Clone)]
 pub struct UtxoStore {
+    /// Script ids whose `btc_scripts` entry a prepared range already writes: addresses are
+    /// reused a lot on the real chain, and each skipped write is one random key less. Scripts
+    /// are never removed (not even by an unwind), so a remembered id stays stored once its
+    /// range is committed; a failed commit clears the set.
+    scripts_seen: std::sync::Arc<std::sync::Mutex<HashSet<[u8; 32]>>>,
     store: Store,
     utxo: Keyspace,
     undo: Keyspace,
@@ -201,6 +210,7 @@ impl UtxoStore {
             undo: store.keyspace("btc_undo")?,
             tx: store.keyspace("btc_tx")?,
             scripts: store.keyspace("btc_scripts")?,
+            scripts_seen: std::sync::Arc::default(),
             store: store.clone(),
         })
     }
@@ -340,11 +350,35 @@ impl UtxoStore {
         fetched: &HashMap<OutPoint, FetchedPrevout>,
         pending: &HashMap<OutPoint, Prevout>,
     ) -> Result<PreparedBtcRange, BtcError> {
+        let r = self.prepare_inner(chain, blocks, fetched, pending);
+        if r.is_err() {
+            // The failed range's scripts were remembered but will not be written.
+            self.scripts_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+        }
+        r
+    }
+
+    fn prepare_inner(
+        &self,
+        chain: ChainId,
+        blocks: &[DecodedBlock],
+        fetched: &HashMap<OutPoint, FetchedPrevout>,
+        pending: &HashMap<OutPoint, Prevout>,
+    ) -> Result<PreparedBtcRange, BtcError> {
         let mut stats = RangeStats::default();
         let mut overlay: HashMap<OutPoint, Prevout> = HashMap::new();
         let mut ops: Vec<KeyspaceOp> = Vec::new();
         let mut utxo_removes: Vec<Vec<u8>> = Vec::new();
-        let mut scripts_seen: HashSet<[u8; 32]> = HashSet::new();
+        let mut scripts_seen = self
+            .scripts_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if scripts_seen.len() > SCRIPTS_SEEN_MAX {
+            scripts_seen.clear();
+        }
         let mut transfers = Vec::new();
         let mut refs = Vec::with_capacity(blocks.len());
         let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
@@ -535,7 +569,14 @@ impl UtxoStore {
 
     /// Writes a prepared range (atomically with its checkpoint).
     pub fn commit(&self, p: PreparedBtcRange) -> Result<RangeStats, BtcError> {
-        self.store.write_prepared(p.range)?;
+        if let Err(e) = self.store.write_prepared(p.range) {
+            // Its scripts (and those of a range prepared after it) may now be missing.
+            self.scripts_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            return Err(e.into());
+        }
         Ok(p.stats)
     }
 

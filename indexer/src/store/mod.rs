@@ -18,6 +18,13 @@
 //! the transfer (counterparty, time, tx hash, asset, amount), so an address's history is one
 //! range scan without a point read per transfer.
 //!
+//! Since schema version 3 a Bitcoin-style transaction node (`Address::Tx(txid)`) gets no index
+//! entries for the transfers of its own transaction (a third of a UTXO chain's index entries):
+//! those transfers are exactly that transaction's, found with one `tx_index` look-up and one
+//! scan of its key range in `transfers`. The first transaction of a block (a Bitcoin coinbase,
+//! whose txid can repeat, BIP30) keeps its entries so that every occurrence stays reachable;
+//! [`Store::address_transfers`] merges both sources, so its results are unchanged.
+//!
 //! Every block range is written by [`Store::write_range`] in one atomic batch together with its
 //! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
 
@@ -29,7 +36,7 @@ pub use error::StoreError;
 use crate::model::{
     Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind, TxHash,
 };
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Slice};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::BTreeMap,
@@ -39,8 +46,10 @@ use std::{
 /// The on-disk schema version this build reads and writes.
 ///
 /// History: 1 = empty address-index values; 2 = covering address-index values (`flow.rs`) and
-/// the `tx_index` keyspace (transaction hash → block and index).
-pub const SCHEMA_VERSION: u32 = 2;
+/// the `tx_index` keyspace (transaction hash → block and index); 3 = a transaction node
+/// (`Address::Tx`) is no longer indexed for its own transaction's transfers (see
+/// [`Store::address_transfers`]).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The block cache of stores opened for queries ([`Store::open_with_cache`]): 256 MiB. It
 /// fills only with blocks actually read (a 3-hop trace benchmark on a 10M-transfer store
@@ -110,6 +119,41 @@ fn apply_ops(batch: &mut fjall::OwnedWriteBatch, ops: Vec<KeyspaceOp>) {
     }
 }
 
+/// A [`KeyspaceOp`] with its key and value already in the storage engine's buffer type
+/// (converted in the parallel part of a sync, so the serial commit only moves them).
+struct PreparedOp {
+    keyspace: Keyspace,
+    key: Slice,
+    value: Option<Slice>,
+}
+
+impl std::fmt::Debug for PreparedOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedOp")
+            .field("key", &hex(&self.key))
+            .field("remove", &self.value.is_none())
+            .finish()
+    }
+}
+
+/// Whether `a` is the transaction node of the transfer's own transaction (`Address::Tx` of its
+/// txid in internal byte order: the hash reversed), outside the first transaction of a block.
+/// Such index entries are not written (schema version 3): [`Store::address_transfers`] finds
+/// them through `tx_index`.
+fn own_tx_node(a: &Address, t: &Transfer) -> bool {
+    match a {
+        Address::Tx(b) => t.key.tx_index != 0 && b.iter().eq(t.tx_hash.0.iter().rev()),
+        _ => false,
+    }
+}
+
+/// The transaction hash a transaction node stands for (its txid reversed into display order).
+fn node_tx_hash(node: &[u8; 32]) -> TxHash {
+    let mut h = *node;
+    h.reverse();
+    TxHash(alloy_primitives::B256::from(h))
+}
+
 /// What [`Store::unwind`] removed.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct UnwindStats {
@@ -137,8 +181,37 @@ pub struct Store {
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
+/// Memtable size of every keyspace (fixed when a keyspace is created). The engine's default
+/// is 64 MiB; with eight keyspaces written by a Bitcoin sync, each holding an active memtable
+/// and up to four sealed ones waiting for their flush, that let the write buffers reach
+/// gigabytes.
+const MEMTABLE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Level-0 tables that trigger a compaction into level 1, and the table size. With half the
+/// default memtable size, twice the default threshold keeps each L0→L1 compaction as large as
+/// the engine's defaults make it (256 MiB of flushed data against an L1 of 256 MiB): random
+/// keys (address indexes, UTXO set) overlap all of L1, so smaller batches would rewrite L1
+/// more often.
+const L0_THRESHOLD: u8 = 8;
+const TABLE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Memtable bytes (active and sealed, all keyspaces) above which a range commit waits for the
+/// engine's flushes before returning: bounds memory when flushes and compactions fall behind
+/// a fast writer (the engine's own write-buffer limit is not enforced in fjall 3.1).
+const WRITE_BUFFER_LIMIT: u64 = 384 * 1024 * 1024;
+
+/// The longest a commit waits for [`WRITE_BUFFER_LIMIT`] (then it goes on: a slow disk makes
+/// a sync slower, never stuck).
+const WRITE_BUFFER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn opts() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default()
+        .max_memtable_size(MEMTABLE_BYTES)
+        .compaction_strategy(std::sync::Arc::new(
+            fjall::compaction::Leveled::default()
+                .with_l0_threshold(L0_THRESHOLD)
+                .with_table_target_size(TABLE_BYTES),
+        ))
 }
 
 impl Store {
@@ -372,9 +445,10 @@ impl Store {
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut counts = self.counters(chain)?;
         // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
-        // consecutive memtable inserts land next to each other.
-        for r in p.rows {
-            batch.insert(&self.transfers, r.key.to_vec(), r.value);
+        // consecutive memtable inserts land next to each other; keys and values are already
+        // engine buffers, so this serial part only moves them.
+        for (k, v) in p.rows {
+            batch.insert(&self.transfers, k, v);
         }
         for (k, v) in p.outs {
             batch.insert(&self.addr_out, k, v);
@@ -383,7 +457,7 @@ impl Store {
             batch.insert(&self.addr_in, k, v);
         }
         for (k, v) in p.txs {
-            batch.insert(&self.tx_index, k.to_vec(), v.to_vec());
+            batch.insert(&self.tx_index, k, v);
         }
         for (kind, n) in &p.by_kind {
             *counts.entry(*kind).or_default() += n;
@@ -415,8 +489,39 @@ impl Store {
             chain.0.to_be_bytes().to_vec(),
             encode(last)?,
         );
-        apply_ops(&mut batch, p.extra);
-        batch.commit().map_err(|e| self.io("commit range", e))
+        for op in p.extra {
+            match op.value {
+                Some(v) => batch.insert(&op.keyspace, op.key, v),
+                None => batch.remove(&op.keyspace, op.key),
+            }
+        }
+        batch.commit().map_err(|e| self.io("commit range", e))?;
+        self.wait_for_flushes();
+        Ok(())
+    }
+
+    /// Waits (up to [`WRITE_BUFFER_WAIT`]) while the engine's memtables hold more than
+    /// [`WRITE_BUFFER_LIMIT`] bytes and flushes are queued, i.e. until its flushes catch up with
+    /// the writer.
+    fn wait_for_flushes(&self) {
+        let start = std::time::Instant::now();
+        let mut waited = false;
+        // Only sealed memtables waiting for a flush free memory: with none queued there is
+        // nothing to wait for.
+        while self.db.write_buffer_size() > WRITE_BUFFER_LIMIT
+            && self.db.outstanding_flushes() > 0
+            && start.elapsed() < WRITE_BUFFER_WAIT
+        {
+            waited = true;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if waited {
+            tracing::debug!(
+                waited_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                write_buffer = self.db.write_buffer_size(),
+                "waited for memtable flushes"
+            );
+        }
     }
 
     /// Writes transfers of scattered blocks without moving any checkpoint (address-centric
@@ -448,12 +553,16 @@ impl Store {
             }
             batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
             let mut value = Vec::with_capacity(96);
-            index_key(&mut ikey, &t.from, &tk);
-            flow::encode(&mut value, t, true);
-            batch.insert(&self.addr_out, ikey.clone(), std::mem::take(&mut value));
-            index_key(&mut ikey, &t.to, &tk);
-            flow::encode(&mut value, t, false);
-            batch.insert(&self.addr_in, ikey.clone(), value);
+            if !own_tx_node(&t.from, t) {
+                index_key(&mut ikey, &t.from, &tk);
+                flow::encode(&mut value, t, true);
+                batch.insert(&self.addr_out, ikey.clone(), std::mem::take(&mut value));
+            }
+            if !own_tx_node(&t.to, t) {
+                index_key(&mut ikey, &t.to, &tk);
+                flow::encode(&mut value, t, false);
+                batch.insert(&self.addr_in, ikey.clone(), value);
+            }
             batch.insert(
                 &self.tx_index,
                 tx_key(chain, &t.tx_hash).to_vec(),
@@ -511,10 +620,14 @@ impl Store {
             let t: Transfer = decode("transfers", &hex(&k), &v)?;
             let tk = t.key.to_bytes();
             batch.remove(&self.transfers, k);
-            index_key(&mut ikey, &t.from, &tk);
-            batch.remove(&self.addr_out, ikey.clone());
-            index_key(&mut ikey, &t.to, &tk);
-            batch.remove(&self.addr_in, ikey.clone());
+            if !own_tx_node(&t.from, &t) {
+                index_key(&mut ikey, &t.from, &tk);
+                batch.remove(&self.addr_out, ikey.clone());
+            }
+            if !own_tx_node(&t.to, &t) {
+                index_key(&mut ikey, &t.to, &tk);
+                batch.remove(&self.addr_in, ikey.clone());
+            }
             batch.remove(&self.tx_index, tx_key(chain, &t.tx_hash).to_vec());
             let c = counts.entry(t.kind()).or_default();
             *c = c.saturating_sub(1);
@@ -645,6 +758,23 @@ impl Store {
         address: &Address,
         dir: Direction,
         chain: Option<ChainId>,
+    ) -> Box<dyn Iterator<Item = Result<TransferKey, StoreError>> + '_> {
+        if let Address::Tx(node) = address {
+            let all = self.tx_node_transfers(node, dir, chain);
+            return Box::new(
+                all.unwrap_or_else(|e| vec![Err(e)])
+                    .into_iter()
+                    .map(|t| t.map(|t| t.key)),
+            );
+        }
+        Box::new(self.index_keys(address, dir, chain))
+    }
+
+    fn index_keys(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
     ) -> impl Iterator<Item = Result<TransferKey, StoreError>> + '_ {
         let ks = match dir {
             Direction::Incoming => &self.addr_in,
@@ -671,7 +801,57 @@ impl Store {
 
     /// The transfers into (or out of) `address`, like [`Store::address_keys`] but loaded: one
     /// range scan of the covering address index, no point read per transfer.
+    ///
+    /// A transaction node (`Address::Tx`) is read from its transaction instead (schema version
+    /// 3): one `tx_index` look-up per chain and one scan of the transaction's transfers, merged
+    /// with whatever the index holds for it (coinbases, or transfers that are not its own).
     pub fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Box<dyn Iterator<Item = Result<Transfer, StoreError>> + '_> {
+        if let Address::Tx(node) = address {
+            let all = self.tx_node_transfers(node, dir, chain);
+            return Box::new(all.unwrap_or_else(|e| vec![Err(e)]).into_iter());
+        }
+        Box::new(self.index_transfers(address, dir, chain))
+    }
+
+    /// The transfers of transaction node `node` in direction `dir`: the index entries merged
+    /// with the node's own transaction (through `tx_index`), in canonical order, each once.
+    fn tx_node_transfers(
+        &self,
+        node: &[u8; 32],
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Result<Transfer, StoreError>>, StoreError> {
+        let address = Address::Tx(*node);
+        let mut out: Vec<Transfer> = self
+            .index_transfers(&address, dir, chain)
+            .collect::<Result<_, _>>()?;
+        let chains = match chain {
+            Some(c) => vec![c],
+            None => self.chains()?.into_iter().map(|c| c.id).collect(),
+        };
+        let hash = node_tx_hash(node);
+        for c in chains {
+            for t in self.transaction_transfers(c, &hash)? {
+                let side = match dir {
+                    Direction::Incoming => &t.to,
+                    Direction::Outgoing => &t.from,
+                };
+                if *side == address && own_tx_node(side, &t) {
+                    out.push(t);
+                }
+            }
+        }
+        out.sort_by_key(|t| t.key.to_bytes());
+        out.dedup_by_key(|t| t.key);
+        Ok(out.into_iter().map(Ok).collect())
+    }
+
+    fn index_transfers(
         &self,
         address: &Address,
         dir: Direction,
@@ -747,25 +927,22 @@ impl Store {
     }
 }
 
-/// A block range encoded for the store: keys and values built, nothing written yet.
+/// A block range encoded for the store: keys and values built (as the storage engine's
+/// buffers, sorted per keyspace), nothing written yet.
 #[derive(Debug)]
 pub struct PreparedRange {
     chain: ChainId,
     blocks: Vec<BlockRef>,
     block_values: Vec<Vec<u8>>,
-    rows: Vec<PreparedRow>,
-    txs: BTreeMap<[u8; 34], [u8; 12]>,
+    /// `transfers` rows (key, value), sorted by key.
+    rows: Vec<(Slice, Slice)>,
+    /// `tx_index` entries, sorted by key.
+    txs: Vec<(Slice, Slice)>,
     /// Address index entries (key, covering value), sorted by key.
-    outs: Vec<(Vec<u8>, Vec<u8>)>,
-    ins: Vec<(Vec<u8>, Vec<u8>)>,
+    outs: Vec<(Slice, Slice)>,
+    ins: Vec<(Slice, Slice)>,
     by_kind: BTreeMap<TransferKind, u64>,
-    extra: Vec<KeyspaceOp>,
-}
-
-#[derive(Debug)]
-struct PreparedRow {
-    key: [u8; TransferKey::LEN],
-    value: Vec<u8>,
+    extra: Vec<PreparedOp>,
 }
 
 impl PreparedRange {
@@ -794,25 +971,29 @@ impl PreparedRange {
         let mut rows = Vec::with_capacity(transfers.len());
         let mut outs = Vec::with_capacity(transfers.len());
         let mut ins = Vec::with_capacity(transfers.len());
+        // One scratch buffer per kind of entry: each key and value is copied once, straight
+        // into its engine buffer.
+        let (mut kbuf, mut vbuf) = (Vec::with_capacity(64), Vec::with_capacity(128));
         for t in transfers {
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
             }
             let key = t.key.to_bytes();
-            let mut out_key = Vec::with_capacity(t.from.key_len() + TransferKey::LEN);
-            index_key(&mut out_key, &t.from, &key);
-            let mut in_key = Vec::with_capacity(t.to.key_len() + TransferKey::LEN);
-            index_key(&mut in_key, &t.to, &key);
-            let mut out_value = Vec::with_capacity(96);
-            flow::encode(&mut out_value, t, true);
-            let mut in_value = Vec::with_capacity(96);
-            flow::encode(&mut in_value, t, false);
-            rows.push(PreparedRow {
-                key,
-                value: encode(t)?,
-            });
-            outs.push((out_key, out_value));
-            ins.push((in_key, in_value));
+            if !own_tx_node(&t.from, t) {
+                index_key(&mut kbuf, &t.from, &key);
+                vbuf.clear();
+                flow::encode(&mut vbuf, t, true);
+                outs.push((Slice::new(&kbuf), Slice::new(&vbuf)));
+            }
+            if !own_tx_node(&t.to, t) {
+                index_key(&mut kbuf, &t.to, &key);
+                vbuf.clear();
+                flow::encode(&mut vbuf, t, false);
+                ins.push((Slice::new(&kbuf), Slice::new(&vbuf)));
+            }
+            vbuf.clear();
+            postcard::to_io(t, &mut vbuf).map_err(|e| StoreError::Encode(e.to_string()))?;
+            rows.push((Slice::new(&key), Slice::new(&vbuf)));
             *by_kind.entry(t.kind()).or_default() += 1;
             let here = (t.tx_hash, t.key.block, t.key.tx_index);
             if last_tx != Some(here) {
@@ -821,9 +1002,13 @@ impl PreparedRange {
             }
         }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
-        rows.sort_unstable_by_key(|r| r.key);
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         outs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         ins.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let txs = txs
+            .into_iter()
+            .map(|(k, v)| (Slice::new(&k), Slice::new(&v)))
+            .collect();
         Ok(Self {
             chain,
             blocks,
@@ -839,7 +1024,11 @@ impl PreparedRange {
 
     /// Adds writes to other keyspaces that commit in the same batch as the range.
     pub fn with_extra(mut self, ops: Vec<KeyspaceOp>) -> Self {
-        self.extra.extend(ops);
+        self.extra.extend(ops.into_iter().map(|o| PreparedOp {
+            keyspace: o.keyspace,
+            key: Slice::from(o.key),
+            value: o.value.map(Slice::from),
+        }));
         self
     }
 

@@ -168,3 +168,109 @@ fn a_store_opened_with_a_query_cache_reads_the_same_data() {
         .unwrap();
     assert_eq!(out, ts);
 }
+
+/// A UTXO transfer of transaction `tx_index` of block `n` (txid `id`, internal byte order):
+/// `Script(from) → Tx(node)` or `Tx(node) → Script(to)`.
+fn utxo(chain: ChainId, n: u64, tx_index: u32, id: [u8; 32], position: u32) -> Transfer {
+    let mut display = id;
+    display.reverse();
+    let node = Address::Tx(id);
+    let (from, to) = if position < crate::model::UTXO_OUTPUT_BASE {
+        (Address::Script([position.to_le_bytes()[0]; 32]), node)
+    } else {
+        (
+            node,
+            Address::Script([0x40 + position.to_le_bytes()[0]; 32]),
+        )
+    };
+    Transfer {
+        key: TransferKey {
+            chain,
+            block: BlockNumber(n),
+            tx_index,
+            kind: TransferKind::Utxo,
+            position,
+        },
+        time: Timestamp(1_000 + n),
+        tx_hash: TxHash(B256::from(display)),
+        from,
+        to,
+        asset: Asset::Native,
+        amount: Amount::from_u64(1_000 + u64::from(position & 0xff)),
+        trace_address: vec![],
+    }
+}
+
+#[test]
+fn transaction_nodes_read_through_the_tx_index() {
+    use crate::model::UTXO_OUTPUT_BASE as O;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let c = s.register_chain("btc", ChainKind::Bitcoin).unwrap();
+    let (a, cb) = ([0xa1; 32], [0xcb; 32]);
+    // Block 1: coinbase `cb` (index 0) and `a` (index 1, 2 inputs, 2 outputs); block 2 repeats
+    // the coinbase txid (BIP30) and has a foreign node (tx hash not its reversed id).
+    let mut foreign = utxo(c, 2, 1, [0xf0; 32], O);
+    foreign.tx_hash = TxHash(B256::repeat_byte(0x77));
+    let ts = vec![
+        utxo(c, 1, 0, cb, O),
+        utxo(c, 1, 1, a, 0),
+        utxo(c, 1, 1, a, 1),
+        utxo(c, 1, 1, a, O),
+        utxo(c, 1, 1, a, O + 1),
+        utxo(c, 2, 0, cb, O),
+        foreign.clone(),
+    ];
+    s.write_range(c, &[block(1, 0), block(2, 0)], &ts).unwrap();
+    // A transaction's own node has no index entries (outside coinbases) …
+    let own = |t: &Transfer| (t.from == Address::Tx(a)) || (t.to == Address::Tx(a));
+    let mut raw = 0;
+    for ks in [&s.addr_in, &s.addr_out] {
+        for kv in ks.prefix([0x03]) {
+            let k = kv.key().unwrap();
+            assert_ne!(&k[1..33], &a[..], "indexed own node");
+            raw += 1;
+        }
+    }
+    assert_eq!(raw, 3, "coinbase twice and the foreign node");
+    // … and reads return exactly what the index used to: every direction, every chain filter.
+    for node in [a, cb, [0xf0; 32]] {
+        for dir in [Direction::Incoming, Direction::Outgoing] {
+            let want: Vec<_> = ts
+                .iter()
+                .filter(|t| match dir {
+                    Direction::Incoming => t.to == Address::Tx(node),
+                    Direction::Outgoing => t.from == Address::Tx(node),
+                })
+                .cloned()
+                .collect();
+            for chain in [None, Some(c)] {
+                let got: Vec<_> = s
+                    .address_transfers(&Address::Tx(node), dir, chain)
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert_eq!(got, want, "{node:?} {dir:?} {chain:?}");
+                let keys: Vec<_> = s
+                    .address_keys(&Address::Tx(node), dir, chain)
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert_eq!(keys, want.iter().map(|t| t.key).collect::<Vec<_>>());
+            }
+        }
+    }
+    assert!(ts.iter().any(own));
+    assert_eq!(
+        s.address_transfers(&Address::Tx(a), Direction::Incoming, Some(ChainId(9)))
+            .count(),
+        0
+    );
+    // Unwinding removes them all (and writes no tombstones for entries never written).
+    s.unwind(c, BlockNumber(0)).unwrap();
+    for node in [a, cb, [0xf0; 32]] {
+        assert_eq!(
+            s.address_transfers(&Address::Tx(node), Direction::Outgoing, None)
+                .count(),
+            0
+        );
+    }
+}
