@@ -9,6 +9,7 @@
 use crate::{
     Model,
     error::TraceError,
+    merge::merge_dedup,
     model::{Carry, Holding, mul_div_floor},
     result::{
         Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
@@ -96,7 +97,8 @@ struct Engine<'a, S, L> {
     p: &'a TraceParams,
     nodes: Vec<Node>,
     index: HashMap<Address, usize>,
-    arena: Vec<Transfer>,
+    /// Queued transfers, taken out when processed (each index is popped once).
+    arena: Vec<Option<Transfer>>,
     heap: BinaryHeap<Reverse<(TransferKey, usize)>>,
     seeds: HashSet<TransferKey>,
     stats: TraceStats,
@@ -196,7 +198,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
     fn push(&mut self, t: Transfer) {
         let i = self.arena.len();
         self.heap.push(Reverse((t.key, i)));
-        self.arena.push(t);
+        self.arena.push(Some(t));
     }
 
     fn node(&mut self, a: Address) -> usize {
@@ -230,7 +232,10 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             }
             last = Some(key);
             self.cursor = Some(key);
-            let t = self.arena[i].clone();
+            // Moved out, not cloned: nothing reads a queued transfer after it is processed.
+            let Some(t) = self.arena.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
             self.stats.events += 1;
             self.process(&t)?;
         }
@@ -383,7 +388,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         };
         self.nodes[r].role = Role::Expanded;
         self.stats.expanded_addresses += 1;
-        let mut hist = self
+        let inc = self
             .src
             .address_transfers(&addr, Direction::Incoming, self.p.chain)
             .map_err(TraceError::source)?;
@@ -391,10 +396,10 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             .src
             .address_transfers(&addr, Direction::Outgoing, self.p.chain)
             .map_err(TraceError::source)?;
-        self.stats.transfers_read += hist.len() + out.len();
-        hist.extend(out);
-        hist.sort_by_key(|x| x.key);
-        hist.dedup_by_key(|x| x.key);
+        self.stats.transfers_read += inc.len() + out.len();
+        // Both come key-sorted: a linear merge (self-transfers, in both, once) instead of a
+        // copy and a sort of the whole history.
+        let hist = merge_dedup(inc, out, |x: &Transfer| x.key);
         let keep_outputs = model == Model::Tiho && addr.is_tx();
         for e in hist {
             if !self.in_window(&e) {

@@ -16,6 +16,7 @@ pub mod demo;
 mod error;
 pub mod export;
 mod forward;
+mod merge;
 pub mod model;
 pub mod par;
 pub mod paths;
