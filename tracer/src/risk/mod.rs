@@ -450,9 +450,10 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
             e.share * 100.0
         ),
         ExposureKind::Indirect => format!(
-            "indirectly {dir} {} within {} hops ({} raw units of {}, {:.2}% of the total){when}",
+            "indirectly {dir} {} within {} hop{} ({} raw units of {}, {:.2}% of the total){when}",
             e.category,
             e.hops,
+            if e.hops == 1 { "" } else { "s" },
             e.amount,
             e.asset,
             e.share * 100.0
