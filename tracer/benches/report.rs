@@ -18,7 +18,8 @@
 mod common;
 
 use common::{
-    HUBS, PER_BLOCK, Rng, address, cpu_secs, env, labels_hub, open_or_generate_cached, peak_rss_mib,
+    HUBS, PER_BLOCK, Rng, address, block_cache, cpu_secs, env, labels_hub, loadavg,
+    open_or_generate_cached, peak_rss_mib,
 };
 use paytrace_indexer::{Address, BlockNumber, Direction};
 use paytrace_tracer::{
@@ -32,25 +33,6 @@ use std::{
     collections::{BTreeSet, HashMap},
     time::Instant,
 };
-
-/// The store's block cache: `PAYTRACE_BENCH_CACHE_MB` (`0`: the storage engine's default,
-/// 32 MiB), else what the query commands use (`paytrace_indexer::QUERY_CACHE_BYTES`).
-fn block_cache() -> Option<u64> {
-    match std::env::var("PAYTRACE_BENCH_CACHE_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        Some(0) => None,
-        Some(mb) => Some(mb << 20),
-        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
 
 fn main() {
     let (store, chain, n_addr, n_tr) = open_or_generate_cached(None, block_cache());

@@ -25,25 +25,6 @@ use std::{collections::BTreeMap, time::Instant};
 mod common;
 use common::*;
 
-/// The store's block cache: `PAYTRACE_BENCH_CACHE_MB` (`0`: the storage engine's default,
-/// 32 MiB), else what the query commands use (`paytrace_indexer::QUERY_CACHE_BYTES`).
-fn block_cache() -> Option<u64> {
-    match std::env::var("PAYTRACE_BENCH_CACHE_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        Some(0) => None,
-        Some(mb) => Some(mb << 20),
-        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn run<S: FlowSource + Sync>(
     store: &S,
     labels: &MemoryLabelHistory,

@@ -12,7 +12,8 @@
 mod common;
 
 use common::{
-    HUBS, PER_BLOCK, Rng, address, index_of, labels_hub, open_or_generate_cached, peak_rss_mib,
+    HUBS, PER_BLOCK, Rng, address, block_cache, index_of, labels_hub, open_or_generate_cached,
+    peak_rss_mib,
 };
 use criterion::Criterion;
 use paytrace_indexer::{BlockNumber, Transfer};
@@ -34,15 +35,7 @@ fn main() {
         .map(|p| std::fs::File::create(p).unwrap());
     // Opened like the query commands open it (`paytrace trace`: a 256 MiB block cache);
     // `PAYTRACE_BENCH_CACHE_MB` overrides the size (`0`: the storage engine's default, 32 MiB).
-    let cache = match std::env::var("PAYTRACE_BENCH_CACHE_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        Some(0) => None,
-        Some(mb) => Some(mb << 20),
-        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
-    };
-    let (store, chain, n_addr, n_tr) = open_or_generate_cached(csv_file.as_mut(), cache);
+    let (store, chain, n_addr, n_tr) = open_or_generate_cached(csv_file.as_mut(), block_cache());
     let mut labels = MemoryLabels::new();
     for i in 0..HUBS {
         labels.insert(address(i), "exchange");

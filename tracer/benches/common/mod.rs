@@ -193,3 +193,23 @@ pub fn cpu_secs() -> Option<f64> {
     let k: u64 = f.get(12)?.parse().ok()?;
     Some((u + k) as f64 / 100.0)
 }
+
+/// The store's block cache: `PAYTRACE_BENCH_CACHE_MB` (`0`: the storage engine's default,
+/// 32 MiB), else what the query commands use (`paytrace_indexer::QUERY_CACHE_BYTES`).
+pub fn block_cache() -> Option<u64> {
+    match std::env::var("PAYTRACE_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(0) => None,
+        Some(mb) => Some(mb << 20),
+        None => Some(paytrace_indexer::QUERY_CACHE_BYTES),
+    }
+}
+
+/// The load averages (1, 5, 15 minutes) from `/proc/loadavg`.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
