@@ -10,6 +10,7 @@ use crate::{
     Model,
     error::TraceError,
     forward::{add_to, edge},
+    merge::merge_dedup,
     model::{mul_div_floor, mul_div_rem},
     result::{
         Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
@@ -271,20 +272,21 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
         if let Some(h) = self.hist.get(a) {
             return Ok(h.clone());
         }
-        let mut h = self
+        let inc = self
             .src
             .address_transfers(a, Direction::Incoming, self.p.chain)
             .map_err(TraceError::source)?;
-        h.extend(
-            self.src
-                .address_transfers(a, Direction::Outgoing, self.p.chain)
-                .map_err(TraceError::source)?,
-        );
-        self.stats.transfers_read += h.len();
+        let out = self
+            .src
+            .address_transfers(a, Direction::Outgoing, self.p.chain)
+            .map_err(TraceError::source)?;
+        self.stats.transfers_read += inc.len() + out.len();
         self.stats.expanded_addresses += 1;
-        h.sort_by_key(|t| t.key);
-        h.dedup_by_key(|t| t.key);
-        h.retain(|t| self.p.until.is_none_or(|u| t.time <= u));
+        // Both lists come in key order: one linear merge (self-transfers appear in both and are
+        // kept once), as in the forward engine.
+        let h: Vec<Transfer> = merge_dedup(inc, out, |t: &Transfer| t.key)
+            .filter(|t| self.p.until.is_none_or(|u| t.time <= u))
+            .collect();
         let h = Rc::new(h);
         self.hist.insert(*a, h.clone());
         Ok(h)
