@@ -18,5 +18,6 @@ pub use model::{
     TransferKind, TxHash,
 };
 pub use store::{
-    ChainInfo, ChainKind, Direction, KeyspaceOp, QUERY_CACHE_BYTES, Store, StoreError,
+    BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, ChainInfo, ChainKind, Direction, KeyspaceOp,
+    QUERY_CACHE_BYTES, Store, StoreError, balance_checkpoints,
 };

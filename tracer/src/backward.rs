@@ -258,7 +258,8 @@ struct Back<'a, S, L> {
     src: &'a S,
     labels: &'a L,
     p: &'a TraceParams,
-    hist: HashMap<Address, Rc<Vec<Transfer>>>,
+    /// Loaded histories and the key they were loaded before (`None`: all of it).
+    hist: HashMap<Address, (Rc<Vec<Transfer>>, Option<TransferKey>)>,
     nodes: HashMap<Address, BNode>,
     demands: BTreeMap<TransferKey, (Transfer, Demand)>,
     edges: Vec<FlowEdge>,
@@ -268,27 +269,48 @@ struct Back<'a, S, L> {
 }
 
 impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
-    fn history(&mut self, a: &Address) -> Result<Rc<Vec<Transfer>>, TraceError> {
-        if let Some(h) = self.hist.get(a) {
-            return Ok(h.clone());
-        }
+    /// `a`'s history before `before` (all of it when `None`). Demands are explained in
+    /// descending key order and only look at transfers before their own, so the first load of
+    /// an address (at its latest demand) holds everything later demands on it need; it is
+    /// read again only if a later call needs more.
+    fn history(
+        &mut self,
+        a: &Address,
+        before: Option<TransferKey>,
+    ) -> Result<Rc<Vec<Transfer>>, TraceError> {
+        let first = match self.hist.get(a) {
+            Some((h, loaded)) => {
+                let covers = match (loaded, before) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(l), Some(b)) => b <= *l,
+                };
+                if covers {
+                    return Ok(h.clone());
+                }
+                false
+            }
+            None => true,
+        };
         let inc = self
             .src
-            .address_transfers(a, Direction::Incoming, self.p.chain)
+            .address_transfers_range(a, Direction::Incoming, self.p.chain, None, before.as_ref())
             .map_err(TraceError::source)?;
         let out = self
             .src
-            .address_transfers(a, Direction::Outgoing, self.p.chain)
+            .address_transfers_range(a, Direction::Outgoing, self.p.chain, None, before.as_ref())
             .map_err(TraceError::source)?;
         self.stats.transfers_read += inc.len() + out.len();
-        self.stats.expanded_addresses += 1;
+        if first {
+            self.stats.expanded_addresses += 1;
+        }
         // Both lists come in key order: one linear merge (self-transfers appear in both and are
         // kept once), as in the forward engine.
         let h: Vec<Transfer> = merge_dedup(inc, out, |t: &Transfer| t.key)
             .filter(|t| self.p.until.is_none_or(|u| t.time <= u))
             .collect();
         let h = Rc::new(h);
-        self.hist.insert(*a, h.clone());
+        self.hist.insert(*a, (h.clone(), before));
         Ok(h)
     }
 
@@ -337,7 +359,7 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
     }
 
     fn seed_address(&mut self, a: &Address) -> Result<SeedInfo, TraceError> {
-        let h = self.history(a)?;
+        let h = self.history(a, None)?;
         let assets: std::collections::BTreeSet<Asset> = h.iter().map(|t| t.asset).collect();
         let mut total = BTreeMap::new();
         for asset in assets {
@@ -423,7 +445,7 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
         if !self.hist.contains_key(&x) && self.stats.expanded_addresses >= self.p.max_nodes {
             return self.stop(x, Status::NodeLimit, "node_limit", &t.asset, d.amount);
         }
-        let h = self.history(&x)?;
+        let h = self.history(&x, Some(t.key))?;
         let (mut prov, mut clamped) = self.replay(&x, &h, t.asset, Some(t.key))?;
         let comp = prov.debit(t.amount)?;
         clamped |= comp.clamped;

@@ -178,6 +178,48 @@ impl<S: FlowSource> FlowSource for CachedSource<S> {
         Ok(v)
     }
 
+    /// A cached whole history is sliced; otherwise the range is read through (not cached: a
+    /// checkpointed replay reads a small part of a history, cheaper than loading all of it).
+    fn address_transfers_range(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+        from: Option<&TransferKey>,
+        before: Option<&TransferKey>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        if from.is_none() && before.is_none() {
+            return self.address_transfers(address, dir, chain);
+        }
+        let key = (*address, dir == Direction::Incoming, chain);
+        let hit = self
+            .shard(&key)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key);
+        if let Some(v) = hit {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            let lo = from.map_or(0, |f| v.partition_point(|t| t.key < *f));
+            let hi = before.map_or(v.len(), |b| v.partition_point(|t| t.key < *b));
+            return Ok(v
+                .get(lo..hi.max(lo))
+                .map(<[Transfer]>::to_vec)
+                .unwrap_or_default());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.src
+            .address_transfers_range(address, dir, chain, from, before)
+    }
+
+    fn balance_checkpoint(
+        &self,
+        address: &Address,
+        chain: Option<ChainId>,
+        before: &TransferKey,
+    ) -> Result<Option<paytrace_indexer::BalanceCheckpoint>, S::Error> {
+        self.src.balance_checkpoint(address, chain, before)
+    }
+
     fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, S::Error> {
         self.src.transfer(key)
     }

@@ -388,13 +388,39 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         };
         self.nodes[r].role = Role::Expanded;
         self.stats.expanded_addresses += 1;
+        // Resume the replay at a balance checkpoint: before the node's first tainted arrival
+        // (`t` or an earlier one recorded while it was a frontier) all its value is clean, so
+        // the checkpoint's clean balances are the whole state there.
+        let cp = self.checkpoint(r, t)?;
+        let from = cp.as_ref().map(|c| c.at);
+        if let Some(c) = cp {
+            let n = &mut self.nodes[r];
+            n.incomplete |= c.clamped;
+            for (asset, v) in c.balances {
+                Self::holding(model, n, asset).credit(v, &Carry::clean())?;
+            }
+            self.stats.checkpoints_used += 1;
+            self.stats.replay_skipped += usize::try_from(c.entries).unwrap_or(usize::MAX);
+        }
         let inc = self
             .src
-            .address_transfers(&addr, Direction::Incoming, self.p.chain)
+            .address_transfers_range(
+                &addr,
+                Direction::Incoming,
+                self.p.chain,
+                from.as_ref(),
+                None,
+            )
             .map_err(TraceError::source)?;
         let out = self
             .src
-            .address_transfers(&addr, Direction::Outgoing, self.p.chain)
+            .address_transfers_range(
+                &addr,
+                Direction::Outgoing,
+                self.p.chain,
+                from.as_ref(),
+                None,
+            )
             .map_err(TraceError::source)?;
         self.stats.transfers_read += inc.len() + out.len();
         // Both come key-sorted: a linear merge (self-transfers, in both, once) instead of a
@@ -443,6 +469,39 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             .unwrap_or_default();
         let n = &mut self.nodes[r];
         Self::holding(model, n, t.asset).credit(t.amount, &c)
+    }
+
+    /// The balance checkpoint node `r` (expanded by tainted arrival `t`) can resume its replay
+    /// at: at or before its earliest tainted arrival, covering only transfers the replay would
+    /// see (none past `until`), never for a transaction node (TIHO keeps all its outputs).
+    fn checkpoint(
+        &self,
+        r: usize,
+        t: &Transfer,
+    ) -> Result<Option<paytrace_indexer::BalanceCheckpoint>, TraceError> {
+        let n = &self.nodes[r];
+        if n.address.is_tx() {
+            return Ok(None);
+        }
+        let first = n
+            .credits
+            .iter()
+            .map(|c| c.transfer.key)
+            .chain(std::iter::once(t.key))
+            .min()
+            .unwrap_or(t.key);
+        if self.p.chain.is_some_and(|c| c != first.chain) {
+            return Ok(None);
+        }
+        let cp = self
+            .src
+            .balance_checkpoint(&n.address, self.p.chain, &first)
+            .map_err(TraceError::source)?;
+        Ok(cp.filter(|c| {
+            c.at <= first
+                && c.at.chain == first.chain
+                && self.p.until.is_none_or(|u| c.max_time <= u)
+        }))
     }
 
     /// TIHO: the tainted part of output `t` of transaction node `s`. On the first output of an

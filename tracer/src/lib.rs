@@ -37,5 +37,6 @@ pub use result::{
     TraceResult, TraceStats,
 };
 pub use source::{
-    Category, FlowSource, LabelSource, MemoryGraph, MemoryLabels, StopList, StoreLabels,
+    Category, Checkpointed, FlowSource, LabelSource, MemoryGraph, MemoryLabels, StopList,
+    StoreLabels,
 };

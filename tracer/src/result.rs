@@ -330,6 +330,10 @@ pub struct TraceStats {
     pub transfers_read: usize,
     /// Transfer events processed in order.
     pub events: usize,
+    /// Expanded addresses whose replay resumed at a balance checkpoint.
+    pub checkpoints_used: usize,
+    /// History entries those checkpoints stood for (not read).
+    pub replay_skipped: usize,
 }
 
 /// A complete trace result.

@@ -6,7 +6,8 @@
 //! and on a store with billions of rows.
 
 use paytrace_indexer::{
-    Address, BlockNumber, ChainId, Direction, Store, StoreError, Transfer, TransferKey, TxHash,
+    Address, BalanceCheckpoint, BlockNumber, ChainId, Direction, Store, StoreError, Transfer,
+    TransferKey, TxHash,
 };
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -41,6 +42,35 @@ pub trait FlowSource {
 
     /// The last indexed block of every chain (recorded in results for reproducibility).
     fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, Self::Error>;
+
+    /// The transfers of [`FlowSource::address_transfers`] with keys in `from..before` (a
+    /// bound is open when `None`), in canonical order. The default filters the whole history.
+    fn address_transfers_range(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+        from: Option<&TransferKey>,
+        before: Option<&TransferKey>,
+    ) -> Result<Vec<Transfer>, Self::Error> {
+        let mut v = self.address_transfers(address, dir, chain)?;
+        v.retain(|t| from.is_none_or(|f| t.key >= *f) && before.is_none_or(|b| t.key < *b));
+        Ok(v)
+    }
+
+    /// A balance checkpoint of `address` at a position `at <= before`: the clamped replay of
+    /// every transfer of its history strictly before `at`, as [`FlowSource::address_transfers`]
+    /// with `chain` returns it (every chain when `None`). `None` when there is none (the
+    /// default); a trace then replays from the first transfer.
+    fn balance_checkpoint(
+        &self,
+        address: &Address,
+        chain: Option<ChainId>,
+        before: &TransferKey,
+    ) -> Result<Option<BalanceCheckpoint>, Self::Error> {
+        let _ = (address, chain, before);
+        Ok(None)
+    }
 }
 
 /// The category of a labelled address (`exchange`, `mixer`, `sanctioned`, `swap`, ...), lower
@@ -243,6 +273,26 @@ impl FlowSource for Store {
         Ok(out)
     }
 
+    fn address_transfers_range(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+        from: Option<&TransferKey>,
+        before: Option<&TransferKey>,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        Store::address_transfers_range(self, address, dir, chain, from, before)
+    }
+
+    fn balance_checkpoint(
+        &self,
+        address: &Address,
+        chain: Option<ChainId>,
+        before: &TransferKey,
+    ) -> Result<Option<BalanceCheckpoint>, StoreError> {
+        Store::balance_checkpoint(self, address, chain, before)
+    }
+
     fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, StoreError> {
         let mut out = BTreeMap::new();
         for c in self.chains()? {
@@ -277,6 +327,24 @@ impl<S: FlowSource + ?Sized> FlowSource for &S {
     }
     fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, S::Error> {
         (**self).checkpoints()
+    }
+    fn address_transfers_range(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+        from: Option<&TransferKey>,
+        before: Option<&TransferKey>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        (**self).address_transfers_range(address, dir, chain, from, before)
+    }
+    fn balance_checkpoint(
+        &self,
+        address: &Address,
+        chain: Option<ChainId>,
+        before: &TransferKey,
+    ) -> Result<Option<BalanceCheckpoint>, S::Error> {
+        (**self).balance_checkpoint(address, chain, before)
     }
 }
 
@@ -510,5 +578,87 @@ impl LabelSource for StoreLabels {
 
     fn version(&self) -> Option<String> {
         self.version.clone()
+    }
+}
+
+/// A [`FlowSource`] with balance checkpoints every `interval` history entries computed from
+/// the wrapped source, exactly as the store's balance stage writes them (per address and
+/// chain; for an all-chain query only when the address has no transfer on an earlier chain).
+/// For tests and benchmarks of in-memory graphs.
+pub struct Checkpointed<S> {
+    src: S,
+    interval: u64,
+}
+
+impl<S: FlowSource> Checkpointed<S> {
+    /// Checkpoints every `interval` (at least 1) entries over `src`.
+    pub fn new(src: S, interval: u64) -> Self {
+        Self {
+            src,
+            interval: interval.max(1),
+        }
+    }
+}
+
+impl<S: FlowSource> FlowSource for Checkpointed<S> {
+    type Error = S::Error;
+    fn address_transfers(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        self.src.address_transfers(address, dir, chain)
+    }
+    fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, S::Error> {
+        self.src.transfer(key)
+    }
+    fn tx_transfers(
+        &self,
+        tx: &TxHash,
+        chain: Option<ChainId>,
+        block: Option<BlockNumber>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        self.src.tx_transfers(tx, chain, block)
+    }
+    fn checkpoints(&self) -> Result<BTreeMap<ChainId, BlockNumber>, S::Error> {
+        self.src.checkpoints()
+    }
+    fn address_transfers_range(
+        &self,
+        address: &Address,
+        dir: Direction,
+        chain: Option<ChainId>,
+        from: Option<&TransferKey>,
+        before: Option<&TransferKey>,
+    ) -> Result<Vec<Transfer>, S::Error> {
+        self.src
+            .address_transfers_range(address, dir, chain, from, before)
+    }
+    fn balance_checkpoint(
+        &self,
+        address: &Address,
+        chain: Option<ChainId>,
+        before: &TransferKey,
+    ) -> Result<Option<BalanceCheckpoint>, S::Error> {
+        if address.is_tx() || chain.is_some_and(|c| c != before.chain) {
+            return Ok(None);
+        }
+        let mut hist = Vec::new();
+        for dir in [Direction::Incoming, Direction::Outgoing] {
+            let v = self.src.address_transfers(address, dir, None)?;
+            if chain.is_none() && v.iter().any(|t| t.key.chain < before.chain) {
+                return Ok(None);
+            }
+            hist.extend(v.into_iter().filter(|t| t.key.chain == before.chain));
+        }
+        hist.sort_by_key(|t| t.key);
+        hist.dedup_by_key(|t| t.key);
+        Ok(
+            paytrace_indexer::balance_checkpoints(address, &hist, self.interval)
+                .into_iter()
+                .take_while(|c| c.at <= *before)
+                .last(),
+        )
     }
 }

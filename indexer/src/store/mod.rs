@@ -13,6 +13,7 @@
 //! | `blocks`      | chain u16 + block u64                           | postcard [`BlockRef`]      |
 //! | `checkpoints` | chain u16                                       | postcard [`BlockRef`]      |
 //! | `counters`    | chain u16 + kind u8                             | u64                        |
+//! | `balances`    | address key + [`TransferKey`] bytes             | balance checkpoint (`balances.rs`) |
 //!
 //! The address indexes are covering (since schema version 2): their values hold the rest of
 //! the transfer (counterparty, time, tx hash, asset, amount), so an address's history is one
@@ -28,9 +29,11 @@
 //! Every block range is written by [`Store::write_range`] in one atomic batch together with its
 //! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
 
+mod balances;
 mod error;
 mod flow;
 
+pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
 pub use error::StoreError;
 
 use crate::model::{
@@ -177,6 +180,8 @@ pub struct Store {
     blocks: Keyspace,
     checkpoints: Keyspace,
     counters: Keyspace,
+    /// Balance checkpoints (`balances.rs`); empty when the stage never ran.
+    balances: Keyspace,
 }
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -263,6 +268,7 @@ impl Store {
             blocks: ks("blocks")?,
             checkpoints: ks("checkpoints")?,
             counters: ks("counters")?,
+            balances: ks("balances")?,
             db,
             path,
         };
@@ -538,6 +544,9 @@ impl Store {
         let mut ikey = Vec::with_capacity(64);
         let mut new = 0usize;
         let mut seen = std::collections::HashSet::new();
+        // Per address, the earliest inserted position: its balance checkpoints after it are
+        // stale (the new transfer lands before them).
+        let mut stale: BTreeMap<Address, TransferKey> = BTreeMap::new();
         for t in transfers {
             if t.key.chain != chain {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
@@ -570,7 +579,12 @@ impl Store {
             );
             *counts.entry(t.kind()).or_default() += 1;
             new += 1;
+            for a in [t.from, t.to] {
+                let e = stale.entry(a).or_insert(t.key);
+                *e = (*e).min(t.key);
+            }
         }
+        self.invalidate_balances(&mut batch, &stale)?;
         for (kind, n) in counts {
             batch.insert(
                 &self.counters,
@@ -613,6 +627,7 @@ impl Store {
             position: 0,
         };
         let hi = chain_end_key(chain);
+        let mut stale: BTreeMap<Address, TransferKey> = BTreeMap::new();
         for kv in self.transfers.range(lo.to_bytes().to_vec()..hi) {
             let (k, v) = kv
                 .into_inner()
@@ -632,7 +647,12 @@ impl Store {
             let c = counts.entry(t.kind()).or_default();
             *c = c.saturating_sub(1);
             stats.transfers += 1;
+            for a in [t.from, t.to] {
+                stale.entry(a).or_insert(lo);
+            }
         }
+        self.invalidate_balances(&mut batch, &stale)?;
+        self.unwind_balances_progress(&mut batch, chain, to)?;
         for kv in self.blocks.range(
             block_key(chain, start).to_vec()..=block_key(chain, BlockNumber(u64::MAX)).to_vec(),
         ) {
