@@ -81,6 +81,9 @@ pub struct BtcIndexArgs {
     /// Retries of a retryable RPC failure.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// Do not update the balance checkpoints at the end (`paytrace index balances`).
+    #[arg(long)]
+    pub no_balances: bool,
 }
 
 impl BtcIndexArgs {
@@ -112,14 +115,13 @@ impl BtcIndexArgs {
                     .crawl(&self.seed, self.hops, self.max_txs, &stop)
                     .await
                     .with_context(|| format!("crawling {url}"))?;
-                if ctx.json {
-                    ctx.print_json(&report)?;
-                } else {
+                super::balances::after_index(ctx, &store, chain, &self.chain, self.no_balances, &report, || {
                     println!(
                         "{}: esplora crawl wrote {} transactions ({} transfers) for {} addresses",
                         self.chain, report.txs, report.transfers, report.addresses
                     );
-                }
+                    Ok(())
+                })?;
                 return Ok(ExitCode::SUCCESS);
             }
             let rpc_url = self.rpc.clone().or_else(|| {
@@ -175,7 +177,9 @@ impl BtcIndexArgs {
                 );
                 self.sync(ctx, utxo, BlkSource::new(index, best), chain, opts, stop).await?
             };
-            print_summary(ctx, &summary)?;
+            super::balances::after_index(ctx, &store, chain, &self.chain, self.no_balances, &summary, || {
+                print_summary(ctx, &summary)
+            })?;
             Ok(ExitCode::SUCCESS)
         })
     }

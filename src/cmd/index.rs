@@ -25,9 +25,14 @@ pub enum IndexCmd {
         /// Last block [default: the node's head].
         #[arg(long)]
         to: Option<u64>,
+        /// Do not update the balance checkpoints at the end (`paytrace index balances`).
+        #[arg(long)]
+        no_balances: bool,
     },
     /// A Bitcoin chain from blk*.dat files, Bitcoin Core RPC or Esplora (docs/bitcoin.md).
     Btc(super::btc::BtcIndexArgs),
+    /// Build or update the balance checkpoints that let traces skip replaying whole histories.
+    Balances(super::balances::BalancesArgs),
 }
 
 /// Follow the head of a chain.
@@ -324,14 +329,21 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 impl IndexCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let (chain, from, to) = match self {
-            Self::Evm { chain, from, to } => (chain, from, to),
+        let (chain, from, to, no_balances) = match self {
+            Self::Evm {
+                chain,
+                from,
+                to,
+                no_balances,
+            } => (chain, from, to, *no_balances),
             Self::Btc(args) => return args.run(ctx),
+            Self::Balances(args) => return args.run(ctx),
         };
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
             let (sync, _) = chain.sync(ctx, stop).await?;
+            let store = sync.store().clone();
             if let (Some(f), Some(t)) = (from, to) {
                 anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
             }
@@ -345,7 +357,13 @@ impl IndexCmd {
                 .await
                 .with_context(|| format!("indexing chain {:?}", chain.chain))?;
             progress.finish();
-            print_summary(ctx, &summary)?;
+            let id = store
+                .chain_by_name(&chain.chain)?
+                .with_context(|| format!("chain {:?} not registered", chain.chain))?
+                .id;
+            super::balances::after_index(ctx, &store, id, &chain.chain, no_balances, &summary, || {
+                print_summary(ctx, &summary)
+            })?;
             Ok(ExitCode::SUCCESS)
         })
     }
@@ -371,9 +389,16 @@ impl FollowCmd {
             let counter = std::sync::atomic::AtomicU64::new(0);
             // Alert rules are evaluated after committed steps (at most once per poll interval).
             let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
+            let store = sync.store().clone();
+            let id = store
+                .chain_by_name(&chain.chain)?
+                .with_context(|| format!("chain {:?} not registered", chain.chain))?
+                .id;
             let summary = sync
                 .follow(from.map(BlockNumber), confirmations, poll, &|c| {
                     progress.on_commit(c, &counter);
+                    // Balance checkpoints of the blocks just committed (touched addresses only).
+                    super::balances::after_commit(&store, id, &chain.chain);
                     alerts.committed();
                 })
                 .await

@@ -2,6 +2,7 @@
 //! `--json` (stable keys, documented in docs/cli.md).
 
 pub mod alerts;
+pub mod balances;
 pub mod btc;
 pub mod cluster;
 pub mod demo;
