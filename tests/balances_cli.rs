@@ -75,10 +75,9 @@ fn write_store(dir: &Path) {
 
 fn trace(dir: &Path, args: &[&str]) -> Value {
     let mut cmd = paytrace(dir);
-    cmd.args(["--json", "trace"]).args(args).args([
-        "--stop",
-        &format!("{}=exchange", a(9)),
-    ]);
+    cmd.args(["--json", "trace"])
+        .args(args)
+        .args(["--stop", &format!("{}=exchange", a(9))]);
     run_json(&mut cmd)
 }
 
@@ -105,7 +104,8 @@ fn index_balances_then_trace_gives_the_same_results() {
         .collect();
     assert_eq!(before[1].0["stats"]["checkpoints_used"], 0);
 
-    let built = run_json(paytrace(dir.path()).args(["--json", "index", "balances", "--interval", "8"]));
+    let built =
+        run_json(paytrace(dir.path()).args(["--json", "index", "balances", "--interval", "8"]));
     let r = &built["chains"][0];
     assert_eq!(r["chain"], CHAIN);
     assert_eq!(r["mode"], "build");
@@ -115,7 +115,11 @@ fn index_balances_then_trace_gives_the_same_results() {
 
     for (m, (fwd, bwd)) in models.iter().zip(&before) {
         let f = trace(dir.path(), &[&seed, "--model", m, "--hops", "3"]);
-        assert!(f["stats"]["checkpoints_used"].as_u64().unwrap() >= 1, "{m}: {}", f["stats"]);
+        assert!(
+            f["stats"]["checkpoints_used"].as_u64().unwrap() >= 1,
+            "{m}: {}",
+            f["stats"]
+        );
         assert!(
             f["stats"]["transfers_read"].as_u64().unwrap()
                 < fwd["stats"]["transfers_read"].as_u64().unwrap()
@@ -134,7 +138,8 @@ fn index_balances_then_trace_gives_the_same_results() {
     assert_eq!(again["chains"][0]["mode"], "update");
     assert_eq!(again["chains"][0]["checkpoints"], 0);
     // Text output names the chain and the counts.
-    let out = run_ok(paytrace(dir.path()).args(["index", "balances", "--rebuild", "--chain", CHAIN]));
+    let out =
+        run_ok(paytrace(dir.path()).args(["index", "balances", "--rebuild", "--chain", CHAIN]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("balance checkpoints build"), "{text}");
     // An unknown chain is a clear error.

@@ -75,7 +75,14 @@ pub(crate) fn run_stage(
     .with_context(|| format!("balance checkpoints of chain {name:?}"))?;
     let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let progress = store.balances_progress(chain)?.map(|b| b.0);
-    tracing::info!(chain = name, build, addresses = stats.addresses, checkpoints = stats.checkpoints, elapsed_ms, "balance checkpoints");
+    tracing::info!(
+        chain = name,
+        build,
+        addresses = stats.addresses,
+        checkpoints = stats.checkpoints,
+        elapsed_ms,
+        "balance checkpoints"
+    );
     Ok(StageReport {
         chain: name.to_owned(),
         mode: if build { "build" } else { "update" },
@@ -138,7 +145,13 @@ impl BalancesArgs {
         };
         let mut reports = Vec::new();
         for c in chains {
-            reports.push(run_stage(&store, c.id, &c.name, self.interval, self.rebuild)?);
+            reports.push(run_stage(
+                &store,
+                c.id,
+                &c.name,
+                self.interval,
+                self.rebuild,
+            )?);
         }
         store.persist()?;
         if ctx.json {

@@ -361,9 +361,15 @@ impl IndexCmd {
                 .chain_by_name(&chain.chain)?
                 .with_context(|| format!("chain {:?} not registered", chain.chain))?
                 .id;
-            super::balances::after_index(ctx, &store, id, &chain.chain, no_balances, &summary, || {
-                print_summary(ctx, &summary)
-            })?;
+            super::balances::after_index(
+                ctx,
+                &store,
+                id,
+                &chain.chain,
+                no_balances,
+                &summary,
+                || print_summary(ctx, &summary),
+            )?;
             Ok(ExitCode::SUCCESS)
         })
     }

@@ -69,7 +69,8 @@ fn main() {
     let budget = usize::try_from(env("PAYTRACE_BENCH_CACHE", 2_000_000)).unwrap();
     // Skip the serial cached run (only the parallel one).
     let skip_serial = env("PAYTRACE_BENCH_SKIP_SERIAL", 0) == 1;
-    let (store, _chain, n_addr, n_tr) = open_or_generate_cached(None, block_cache());
+    let (store, chain, n_addr, n_tr) = open_or_generate_cached(None, block_cache());
+    let store = bench_source(store, chain);
     // Only the warm-up and the parallel cached run.
     let quick = env("PAYTRACE_BENCH_QUICK", 0) == 1;
     let mut labels = MemoryLabelHistory::new();

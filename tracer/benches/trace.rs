@@ -12,8 +12,8 @@
 mod common;
 
 use common::{
-    HUBS, PER_BLOCK, Rng, address, block_cache, index_of, labels_hub, open_or_generate_cached,
-    peak_rss_mib,
+    HUBS, PER_BLOCK, Rng, address, bench_source, block_cache, cpu_secs, index_of, labels_hub,
+    loadavg, open_or_generate_cached, peak_rss_mib,
 };
 use criterion::Criterion;
 use paytrace_indexer::{BlockNumber, Transfer};
@@ -74,8 +74,9 @@ fn main() {
         max_hops: 3,
         ..TraceParams::default()
     };
+    let src = bench_source(store.clone(), chain);
     let run = |t: &Transfer| {
-        trace_forward(&store, &labels, &Seed::Transfers(vec![t.key]), &params).unwrap()
+        trace_forward(&src, &labels, &Seed::Transfers(vec![t.key]), &params).unwrap()
     };
     // Warm-up pass (the benchmark is on a warm store).
     for s in &seeds {
@@ -85,14 +86,22 @@ fn main() {
     let mut expanded = 0usize;
     let mut read = 0usize;
     let mut dests = 0usize;
+    let (mut used, mut skipped) = (0usize, 0usize);
+    let mut slow = Vec::new();
+    let c0 = cpu_secs().unwrap_or(0.0);
+    let l0 = loadavg();
     for s in &seeds {
         let t0 = Instant::now();
         let r = run(s);
         times.push(t0.elapsed());
+        slow.push((t0.elapsed(), r.stats));
         expanded += r.stats.expanded_addresses;
         read += r.stats.transfers_read;
         dests += r.destinations.len();
+        used += r.stats.checkpoints_used;
+        skipped += r.stats.replay_skipped;
     }
+    let cpu = cpu_secs().unwrap_or(0.0) - c0;
     times.sort();
     let mean = times.iter().sum::<Duration>() / u32::try_from(times.len()).unwrap();
     println!("store: {n_addr} addresses, {n_tr} transfers, {HUBS} hubs labelled exchange");
@@ -111,6 +120,17 @@ fn main() {
         read / seeds.len(),
         dests / seeds.len()
     );
+    println!(
+        "per trace (mean): {:.2} ms CPU, {} checkpoints used, {} replayed entries skipped; load {l0} -> {}",
+        cpu * 1000.0 / seeds.len() as f64,
+        used / seeds.len(),
+        skipped / seeds.len(),
+        loadavg()
+    );
+    slow.sort_by_key(|x| std::cmp::Reverse(x.0));
+    for (d, st) in slow.iter().take(3) {
+        println!("slowest: {d:.3?} {st:?}");
+    }
     println!("peak RSS: {} MiB", peak_rss_mib().unwrap_or(0));
 
     let mut c = Criterion::default()

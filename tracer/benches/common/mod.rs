@@ -213,3 +213,100 @@ pub fn loadavg() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// The store as the benches trace it. `PAYTRACE_BENCH_BALANCES=off` hides the balance
+/// checkpoints and the range reads (the engines then read whole histories and filter them, as
+/// before the balance stage existed); `build` first brings the checkpoints up to date
+/// (`index balances`: a full build when the stage never ran, interval
+/// `PAYTRACE_BENCH_BALANCE_INTERVAL`, default 64) and prints its time and counts; anything
+/// else uses whatever checkpoints the store has.
+pub struct BenchSource {
+    pub store: Store,
+    plain: bool,
+}
+
+pub fn bench_source(store: Store, chain: ChainId) -> BenchSource {
+    let mode = std::env::var("PAYTRACE_BENCH_BALANCES").unwrap_or_default();
+    if mode == "build" {
+        let k = env(
+            "PAYTRACE_BENCH_BALANCE_INTERVAL",
+            paytrace_indexer::BALANCE_INTERVAL,
+        );
+        let t0 = Instant::now();
+        let s = if store.balances_progress(chain).unwrap().is_some()
+            && env("PAYTRACE_BENCH_BALANCE_REBUILD", 0) == 0
+        {
+            store.update_balances(chain, k).unwrap()
+        } else {
+            store.build_balances(Some(chain), k).unwrap()
+        };
+        store.persist().unwrap();
+        println!(
+            "balance stage (interval {k}): {:.1} s wall, {:?}",
+            t0.elapsed().as_secs_f64(),
+            s
+        );
+    }
+    println!(
+        "balance checkpoints: {} (progress {:?})",
+        if mode == "off" { "hidden" } else { "used" },
+        store.balances_progress(chain).unwrap()
+    );
+    BenchSource {
+        store,
+        plain: mode == "off",
+    }
+}
+
+impl paytrace_tracer::FlowSource for BenchSource {
+    type Error = paytrace_indexer::StoreError;
+    fn address_transfers(
+        &self,
+        address: &Address,
+        dir: paytrace_indexer::Direction,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<Transfer>, Self::Error> {
+        paytrace_tracer::FlowSource::address_transfers(&self.store, address, dir, chain)
+    }
+    fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, Self::Error> {
+        self.store.transfer(key)
+    }
+    fn tx_transfers(
+        &self,
+        tx: &TxHash,
+        chain: Option<ChainId>,
+        block: Option<BlockNumber>,
+    ) -> Result<Vec<Transfer>, Self::Error> {
+        paytrace_tracer::FlowSource::tx_transfers(&self.store, tx, chain, block)
+    }
+    fn checkpoints(&self) -> Result<std::collections::BTreeMap<ChainId, BlockNumber>, Self::Error> {
+        paytrace_tracer::FlowSource::checkpoints(&self.store)
+    }
+    fn address_transfers_range(
+        &self,
+        address: &Address,
+        dir: paytrace_indexer::Direction,
+        chain: Option<ChainId>,
+        from: Option<&TransferKey>,
+        before: Option<&TransferKey>,
+    ) -> Result<Vec<Transfer>, Self::Error> {
+        if self.plain {
+            let mut v = self.address_transfers(address, dir, chain)?;
+            v.retain(|t| from.is_none_or(|f| t.key >= *f) && before.is_none_or(|b| t.key < *b));
+            return Ok(v);
+        }
+        self.store
+            .address_transfers_range(address, dir, chain, from, before)
+    }
+    fn balance_checkpoint(
+        &self,
+        address: &Address,
+        chain: Option<ChainId>,
+        before: &TransferKey,
+    ) -> Result<Option<paytrace_indexer::BalanceCheckpoint>, Self::Error> {
+        if self.plain {
+            return Ok(None);
+        }
+        self.store.balance_checkpoint(address, chain, before)
+    }
+}
