@@ -23,6 +23,11 @@ use paytrace_tracer::{
 use std::{collections::BTreeMap, time::Instant};
 
 mod common;
+
+/// The allocator of the `paytrace` binary (src/main.rs), so the figures are those of the
+/// commands (glibc's malloc cost the screening about a tenth of its CPU time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::*;
 
 fn run<S: FlowSource + Sync>(
@@ -88,6 +93,49 @@ fn main() {
     let mut p = ScreenParams::new("2030-01-01".parse().unwrap());
     p.hops = 3;
     p.patterns = None;
+    if env("PAYTRACE_BENCH_AB", 0) > 0 {
+        // A/B interleaved by chunks of 250 addresses (the machine's load drifts): checkpoints
+        // hidden and shown, each chunk on a fresh shared history cache, on `threads` threads.
+        run(
+            &store,
+            &labels,
+            &addrs[..addrs.len().min(200)],
+            &p,
+            1,
+            "warm-up",
+        );
+        let (mut cpu, mut wall, mut n) = ([0f64; 2], [0f64; 2], [0usize; 2]);
+        for (ci, chunk) in addrs.chunks(250).enumerate() {
+            for k in 0..2usize {
+                let plain = (k + ci) % 2 == 0;
+                store.set_plain(plain);
+                let cached = CachedSource::new(&store, budget);
+                let (c0, t0) = (cpu_secs().unwrap_or(0.0), Instant::now());
+                screen_each(&cached, &labels, chunk, &p, threads, |_, r| {
+                    r.unwrap();
+                    true
+                });
+                let i = usize::from(!plain);
+                wall[i] += t0.elapsed().as_secs_f64();
+                cpu[i] += cpu_secs().unwrap_or(0.0) - c0;
+                n[i] += chunk.len();
+            }
+        }
+        for (i, name) in ["checkpoints hidden", "checkpoints used"]
+            .iter()
+            .enumerate()
+        {
+            println!(
+                "A/B {name}, {} thread(s): {} addresses, {:.0} addresses/s wall, {:.0} addresses per CPU second",
+                effective_threads(threads, 250),
+                n[i],
+                n[i] as f64 / wall[i],
+                n[i] as f64 / cpu[i].max(0.01)
+            );
+        }
+        println!("load {}", loadavg());
+        return;
+    }
     // Warm-up on a few addresses (the measurement is on a warm store).
     run(
         &store,

@@ -11,9 +11,14 @@
 
 mod common;
 
+/// The allocator of the `paytrace` binary (src/main.rs), so the figures are those of the
+/// commands (glibc's malloc cost the screening about a tenth of its CPU time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use common::{
-    HUBS, PER_BLOCK, Rng, address, bench_source, block_cache, cpu_secs, index_of, labels_hub,
-    loadavg, open_or_generate_cached, peak_rss_mib,
+    HUBS, PER_BLOCK, Rng, address, bench_source, block_cache, cpu_secs, env, index_of, labels_hub,
+    loadavg, open_or_generate_cached, peak_rss_mib, thread_cpu_ns,
 };
 use criterion::Criterion;
 use paytrace_indexer::{BlockNumber, Transfer};
@@ -132,6 +137,44 @@ fn main() {
         println!("slowest: {d:.3?} {st:?}");
     }
     println!("peak RSS: {} MiB", peak_rss_mib().unwrap_or(0));
+
+    if std::env::var("PAYTRACE_BENCH_AB").is_ok() {
+        // A/B in one process, interleaved per seed (the machine's load drifts): thread CPU
+        // time and wall time of every trace with the checkpoints hidden and shown.
+        let rounds = env("PAYTRACE_BENCH_AB", 5);
+        let (mut cpu, mut wall) = ([0u64; 2], [Vec::new(), Vec::new()]);
+        let mut read = [0usize; 2];
+        for round in 0..rounds {
+            for s in &seeds {
+                for k in 0..2usize {
+                    let plain = (k + usize::try_from(round).unwrap()) % 2 == 0;
+                    src.set_plain(plain);
+                    let (c0, t0) = (thread_cpu_ns(), Instant::now());
+                    let r = run(s);
+                    let i = usize::from(!plain);
+                    wall[i].push(t0.elapsed());
+                    cpu[i] += thread_cpu_ns() - c0;
+                    read[i] += r.stats.transfers_read;
+                }
+            }
+        }
+        for (i, name) in ["checkpoints hidden", "checkpoints used"]
+            .iter()
+            .enumerate()
+        {
+            wall[i].sort();
+            let n = wall[i].len();
+            println!(
+                "A/B {name}: {n} traces, CPU {:.3} ms/trace, p50 {:.3?} p90 {:.3?} p99 {:.3?}, {} transfers read/trace",
+                cpu[i] as f64 / n as f64 / 1e6,
+                pct(&wall[i], 50),
+                pct(&wall[i], 90),
+                pct(&wall[i], 99),
+                read[i] / n
+            );
+        }
+        return;
+    }
 
     let mut c = Criterion::default()
         .sample_size(20)

@@ -195,7 +195,48 @@ fn at_key(address: &Address, at: &TransferKey) -> Vec<u8> {
     k
 }
 
+/// What readers need to know about the stage, cached per store (see `Store::balances_view`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct BalancesView {
+    progress: BTreeMap<ChainId, BlockNumber>,
+    min_chain: Option<ChainId>,
+}
+
 impl Store {
+    fn view(&self) -> Result<BalancesView, StoreError> {
+        if let Some(v) = self
+            .balances_view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(v.clone());
+        }
+        let chains = self.chains()?;
+        let mut v = BalancesView {
+            min_chain: chains.iter().map(|c| c.id).min(),
+            ..BalancesView::default()
+        };
+        for c in chains {
+            if let Some(p) = self.balances_progress(c.id)? {
+                v.progress.insert(c.id, p);
+            }
+        }
+        *self
+            .balances_view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v.clone());
+        Ok(v)
+    }
+
+    /// Forgets the cached progress (after a write that may change it).
+    pub(super) fn reset_balances_view(&self) {
+        *self
+            .balances_view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// The block up to which the balance checkpoints of `chain` are complete (`None`: the stage
     /// never ran on it).
     pub fn balances_progress(&self, chain: ChainId) -> Result<Option<BlockNumber>, StoreError> {
@@ -229,7 +270,8 @@ impl Store {
         if address.is_tx() || chain.is_some_and(|c| c != before.chain) {
             return Ok(None);
         }
-        let Some(progress) = self.balances_progress(before.chain)? else {
+        let view = self.view()?;
+        let Some(&progress) = view.progress.get(&before.chain) else {
             return Ok(None);
         };
         let (lo, _) = chain_bounds(address, before.chain);
@@ -260,7 +302,7 @@ impl Store {
             );
             break;
         }
-        if found.is_some() && chain.is_none() && before.chain.0 > 0 {
+        if found.is_some() && chain.is_none() && view.min_chain.is_some_and(|m| m < before.chain) {
             // Transfers on an earlier chain precede `at` in an all-chain replay.
             let mut a = Vec::with_capacity(address.key_len() + 2);
             address.write_key(&mut a);
@@ -509,7 +551,9 @@ impl<'a> Writer<'a> {
     fn flush(&mut self) -> Result<(), StoreError> {
         let b = std::mem::replace(&mut self.batch, self.store.db.batch());
         self.pending = 0;
-        b.commit().map_err(|e| self.store.io("commit balances", e))
+        let r = b.commit().map_err(|e| self.store.io("commit balances", e));
+        self.store.reset_balances_view();
+        r
     }
 
     fn set_progress(&mut self, chain: ChainId, h: BlockNumber) {

@@ -182,6 +182,9 @@ pub struct Store {
     counters: Keyspace,
     /// Balance checkpoints (`balances.rs`); empty when the stage never ran.
     balances: Keyspace,
+    /// The balance stage's progress and the lowest chain id, read once and cached for the
+    /// tracer's look-ups (reset by every write that changes them).
+    balances_view: std::sync::Arc<std::sync::RwLock<Option<balances::BalancesView>>>,
 }
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -269,6 +272,7 @@ impl Store {
             checkpoints: ks("checkpoints")?,
             counters: ks("counters")?,
             balances: ks("balances")?,
+            balances_view: std::sync::Arc::default(),
             db,
             path,
         };
@@ -362,6 +366,7 @@ impl Store {
         self.chains
             .insert(name.as_bytes(), encode(&info)?)
             .map_err(|e| self.io("register chain", e))?;
+        self.reset_balances_view();
         Ok(id)
     }
 
@@ -677,6 +682,7 @@ impl Store {
         }
         apply_ops(&mut batch, extra);
         batch.commit().map_err(|e| self.io("commit unwind", e))?;
+        self.reset_balances_view();
         Ok(stats)
     }
 

@@ -222,7 +222,27 @@ pub fn loadavg() -> String {
 /// else uses whatever checkpoints the store has.
 pub struct BenchSource {
     pub store: Store,
-    plain: bool,
+    plain: std::sync::atomic::AtomicBool,
+}
+
+impl BenchSource {
+    /// Hides (`true`) or shows the checkpoints and range reads from now on.
+    pub fn set_plain(&self, plain: bool) {
+        self.plain
+            .store(plain, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_plain(&self) -> bool {
+        self.plain.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// CPU time of the calling thread in nanoseconds (`/proc/thread-self/schedstat`, exact).
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
 }
 
 pub fn bench_source(store: Store, chain: ChainId) -> BenchSource {
@@ -254,7 +274,7 @@ pub fn bench_source(store: Store, chain: ChainId) -> BenchSource {
     );
     BenchSource {
         store,
-        plain: mode == "off",
+        plain: std::sync::atomic::AtomicBool::new(mode == "off"),
     }
 }
 
@@ -290,7 +310,7 @@ impl paytrace_tracer::FlowSource for BenchSource {
         from: Option<&TransferKey>,
         before: Option<&TransferKey>,
     ) -> Result<Vec<Transfer>, Self::Error> {
-        if self.plain {
+        if self.is_plain() {
             let mut v = self.address_transfers(address, dir, chain)?;
             v.retain(|t| from.is_none_or(|f| t.key >= *f) && before.is_none_or(|b| t.key < *b));
             return Ok(v);
@@ -304,7 +324,7 @@ impl paytrace_tracer::FlowSource for BenchSource {
         chain: Option<ChainId>,
         before: &TransferKey,
     ) -> Result<Option<paytrace_indexer::BalanceCheckpoint>, Self::Error> {
-        if self.plain {
+        if self.is_plain() {
             return Ok(None);
         }
         self.store.balance_checkpoint(address, chain, before)
