@@ -321,6 +321,8 @@ impl BtcFollowArgs {
             let s = sync
                 .follow(self.from, confirmations, poll, &|c| {
                     progress.on_commit(c, &counter);
+                    // Balance checkpoints of the blocks just committed (touched addresses only).
+                    super::balances::after_commit(&store, chain, &self.chain);
                     alerts.committed();
                 })
                 .await
