@@ -112,6 +112,8 @@ fn index_balances_then_trace_gives_the_same_results() {
     assert_eq!(r["progress"], 120);
     assert!(r["checkpoints"].as_u64().unwrap() > 40, "{built}");
     assert!(r["bytes"].as_u64().unwrap() > 0);
+    // A full build compacts the address indexes first.
+    assert!(r["compaction"]["tables_after"].is_u64(), "{built}");
 
     for (m, (fwd, bwd)) in models.iter().zip(&before) {
         let f = trace(dir.path(), &[&seed, "--model", m, "--hops", "3"]);
@@ -137,6 +139,7 @@ fn index_balances_then_trace_gives_the_same_results() {
     let again = run_json(paytrace(dir.path()).args(["--json", "index", "balances"]));
     assert_eq!(again["chains"][0]["mode"], "update");
     assert_eq!(again["chains"][0]["checkpoints"], 0);
+    assert!(again["chains"][0]["compaction"].is_null());
     // Text output names the chain and the counts.
     let out =
         run_ok(paytrace(dir.path()).args(["index", "balances", "--rebuild", "--chain", CHAIN]));

@@ -21,6 +21,20 @@ pub struct BalancesArgs {
     /// Rebuild from scratch instead of updating the blocks indexed since the last run.
     #[arg(long)]
     pub rebuild: bool,
+    /// Do not compact the address indexes before a full build.
+    #[arg(long)]
+    pub no_compact: bool,
+}
+
+/// A major compaction of the address indexes (`--json` key `compaction`).
+#[derive(Debug, Serialize)]
+pub struct Compaction {
+    /// Tables of `addr_in` and `addr_out` before.
+    pub tables_before: usize,
+    /// And after.
+    pub tables_after: usize,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// What the stage did on one chain (`--json` keys, docs/cli.md).
@@ -35,8 +49,10 @@ pub struct StageReport {
     /// Counts.
     #[serde(flatten)]
     pub stats: BalanceStats,
-    /// Wall time in milliseconds.
+    /// Wall time in milliseconds (the stage only, without the compaction).
     pub elapsed_ms: u64,
+    /// The compaction of the address indexes that preceded a full build (`null`: none).
+    pub compaction: Option<Compaction>,
 }
 
 impl StageReport {
@@ -53,20 +69,42 @@ impl StageReport {
             self.stats.removed,
             self.progress.map_or("none".into(), |p| p.to_string()),
         );
+        if let Some(c) = &self.compaction {
+            println!(
+                "  address indexes compacted first: {} -> {} tables in {:.1}s",
+                c.tables_before,
+                c.tables_after,
+                std::time::Duration::from_millis(c.elapsed_ms).as_secs_f64()
+            );
+        }
     }
 }
 
-/// Runs the stage on one chain: a full build when `rebuild` or when it never ran, otherwise
-/// an incremental update.
+/// Runs the stage on one chain: a full build when `rebuild` or when it never ran (preceded by
+/// a compaction of the address indexes when `compact`), otherwise an incremental update.
 pub(crate) fn run_stage(
     store: &Store,
     chain: ChainId,
     name: &str,
     interval: u64,
     rebuild: bool,
+    compact: bool,
 ) -> anyhow::Result<StageReport> {
-    let start = Instant::now();
     let build = rebuild || store.balances_progress(chain)?.is_none();
+    let compaction = if build && compact {
+        let start = Instant::now();
+        let (tables_before, tables_after) = store
+            .compact_address_indexes()
+            .context("compacting the address indexes")?;
+        Some(Compaction {
+            tables_before,
+            tables_after,
+            elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    } else {
+        None
+    };
+    let start = Instant::now();
     let stats = if build {
         store.build_balances(Some(chain), interval)
     } else {
@@ -89,6 +127,7 @@ pub(crate) fn run_stage(
         progress,
         stats,
         elapsed_ms,
+        compaction,
     })
 }
 
@@ -106,7 +145,14 @@ pub(crate) fn after_index<T: Serialize>(
     let report = if skip {
         None
     } else {
-        Some(run_stage(store, chain, name, BALANCE_INTERVAL, false)?)
+        Some(run_stage(
+            store,
+            chain,
+            name,
+            BALANCE_INTERVAL,
+            false,
+            true,
+        )?)
     };
     if ctx.json {
         let mut v = serde_json::to_value(summary)?;
@@ -125,7 +171,8 @@ pub(crate) fn after_index<T: Serialize>(
 /// During `follow`: brings the checkpoints of `chain` up to date after a committed step (a
 /// failure is logged, never stops the follower: traces then replay from further back).
 pub(crate) fn after_commit(store: &Store, chain: ChainId, name: &str) {
-    if let Err(e) = run_stage(store, chain, name, BALANCE_INTERVAL, false) {
+    // Never compacts: a follower must not stall for a rewrite of the indexes.
+    if let Err(e) = run_stage(store, chain, name, BALANCE_INTERVAL, false, false) {
         tracing::warn!(chain = name, error = %format!("{e:#}"), "balance checkpoints not updated");
     }
 }
@@ -144,14 +191,12 @@ impl BalancesArgs {
             None => store.chains()?,
         };
         let mut reports = Vec::new();
+        let mut compact = !self.no_compact;
         for c in chains {
-            reports.push(run_stage(
-                &store,
-                c.id,
-                &c.name,
-                self.interval,
-                self.rebuild,
-            )?);
+            let r = run_stage(&store, c.id, &c.name, self.interval, self.rebuild, compact)?;
+            // The indexes hold every chain: compacted once is enough.
+            compact &= r.compaction.is_none();
+            reports.push(r);
         }
         store.persist()?;
         if ctx.json {
