@@ -155,7 +155,7 @@ fn backward<S: FlowSource>(src: &S, ts: &[Transfer], c: &Case) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn checkpoints_never_change_a_trace(ts in graph(), c in case()) {
