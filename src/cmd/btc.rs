@@ -87,7 +87,9 @@ impl BtcIndexArgs {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let cfg = ctx.config.chain_or_default(&self.chain);
-        let store = ctx.open_store()?;
+        // One engine worker: large ranges are ingested in bulk (see `Store::open_for_bulk`).
+        let store = paytrace_indexer::Store::open_for_bulk(&ctx.data_dir)
+            .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
         let chain = store.register_chain(&self.chain, ChainKind::Bitcoin)?;
         let utxo = UtxoStore::open(&store)?;
         let opts = SyncOptions {
