@@ -81,6 +81,10 @@ pub struct BtcIndexArgs {
     /// Retries of a retryable RPC failure.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// Ranges of at least this many transfers are written in bulk: ingested as sorted tables,
+    /// without journal and memtables, under a crash marker [default: 65536; 0: every range].
+    #[arg(long)]
+    pub bulk_min_transfers: Option<usize>,
 }
 
 impl BtcIndexArgs {
@@ -91,7 +95,10 @@ impl BtcIndexArgs {
         let store = paytrace_indexer::Store::open_for_bulk(&ctx.data_dir)
             .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
         let chain = store.register_chain(&self.chain, ChainKind::Bitcoin)?;
-        let utxo = UtxoStore::open(&store)?;
+        let utxo = UtxoStore::open(&store)?.with_bulk_min_transfers(
+            self.bulk_min_transfers
+                .unwrap_or(paytrace_indexer::btc::utxo::BULK_MIN_TRANSFERS),
+        );
         let opts = SyncOptions {
             blocks_per_commit: self
                 .blocks_per_commit

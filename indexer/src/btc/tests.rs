@@ -36,7 +36,15 @@ async fn index_files(
     to: Option<u64>,
     per_commit: u64,
 ) -> Result<super::BtcSummary, BtcError> {
-    index_files_bulk(store, files, xor, to, per_commit, super::utxo::BULK_MIN_TRANSFERS).await
+    index_files_bulk(
+        store,
+        files,
+        xor,
+        to,
+        per_commit,
+        super::utxo::BULK_MIN_TRANSFERS,
+    )
+    .await
 }
 
 /// [`index_files`] writing ranges of at least `bulk_min` transfers in bulk.
@@ -476,7 +484,7 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let c = {
             let store = Store::open_for_bulk(dir.path()).unwrap();
-            index_files(&store, f.clone(), None, Some(14), 5)
+            index_files(&store, f.clone(), None, Some(14), 15)
                 .await
                 .unwrap();
             let c = store.chain_by_name("btc").unwrap().unwrap().id;
@@ -497,10 +505,18 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
         };
         let store = Store::open(dir.path()).unwrap();
         assert!(store.bulk_markers().unwrap().is_empty());
-        assert_eq!(snapshot(&store, c, &txids), before, "crash after {n} ingestions");
-        index_files_bulk(&store, f.clone(), None, None, 5, 0)
+        assert_eq!(
+            snapshot(&store, c, &txids),
+            before,
+            "crash after {n} ingestions"
+        );
+        index_files(&store, f.clone(), None, None, 15)
             .await
             .unwrap();
-        assert_eq!(snapshot(&store, c, &txids), after, "resume after {n} ingestions");
+        assert_eq!(
+            snapshot(&store, c, &txids),
+            after,
+            "resume after {n} ingestions"
+        );
     }
 }

@@ -29,6 +29,9 @@ use super::{
 use crate::model::{BlockNumber, ChainId, Transfer};
 use fjall::{Keyspace, PersistMode, Slice};
 
+/// The first runs of a bulk range: `transfers`, `addr_out`, `addr_in`, `tx_index`.
+const CORE_RUNS: usize = 4;
+
 /// Prefix of the bulk-range markers in the `meta` keyspace (followed by the chain id).
 const MARKER_PREFIX: &[u8] = b"bulk:";
 
@@ -59,13 +62,24 @@ pub(crate) enum BulkStop {
 }
 
 /// Ingests `rows` (a keyspace's writes, `None` = remove) as one sorted run. Equal keys keep
-/// the last write, as in a write batch.
-fn ingest(ks: &Keyspace, mut rows: Vec<(Slice, Option<Slice>)>) -> Result<(), StoreError> {
+/// the last write, as in a write batch. `unique_sorted` rows (the core keyspaces of a
+/// [`PreparedRange`], sorted and unique by construction) skip the sort and the check.
+fn ingest(
+    ks: &Keyspace,
+    mut rows: Vec<(Slice, Option<Slice>)>,
+    unique_sorted: bool,
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    // Stable and linear on the already sorted input.
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    if !unique_sorted {
+        // Stable and linear on the already sorted input.
+        rows.sort_by(|a, b| {
+            super::key_prefix(&a.0)
+                .cmp(&super::key_prefix(&b.0))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+    }
     let io = |source| StoreError::Io {
         op: "bulk ingestion",
         source,
@@ -73,7 +87,7 @@ fn ingest(ks: &Keyspace, mut rows: Vec<(Slice, Option<Slice>)>) -> Result<(), St
     let mut ing = ks.start_ingestion().map_err(io)?;
     let mut it = rows.into_iter().peekable();
     while let Some((k, v)) = it.next() {
-        if it.peek().is_some_and(|(next, _)| *next == k) {
+        if !unique_sorted && it.peek().is_some_and(|(next, _)| *next == k) {
             continue;
         }
         match v {
@@ -109,6 +123,11 @@ impl Store {
         };
         let (first, last) = (first.number, last.number);
         self.check_next(chain, first)?;
+        // Sorted by construction; unique transfer keys make every core run unique (the index
+        // keys embed them), which ingestion requires.
+        if let Some(w) = p.rows.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(StoreError::DuplicateTransfer { key: hex(&w[0].0) });
+        }
         // 1. The marker, on disk before any table of the range can be.
         let mut marker = Vec::with_capacity(16);
         marker.extend_from_slice(&first.0.to_be_bytes());
@@ -142,7 +161,7 @@ impl Store {
             if stop == BulkStop::AfterIngestions(n) {
                 return Ok(());
             }
-            ingest(&ks, rows)?;
+            ingest(&ks, rows, n < CORE_RUNS)?;
         }
         if let BulkStop::AfterIngestions(_) = stop {
             return Ok(());
@@ -161,7 +180,12 @@ impl Store {
         batch
             .commit()
             .map_err(|e| self.io("commit bulk range", e))?;
-        tracing::debug!(chain = chain.0, first = first.0, last = last.0, "bulk range written");
+        tracing::debug!(
+            chain = chain.0,
+            first = first.0,
+            last = last.0,
+            "bulk range written"
+        );
         Ok(())
     }
 
