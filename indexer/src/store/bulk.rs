@@ -61,14 +61,13 @@ pub(crate) enum BulkStop {
     AfterIngestions(usize),
 }
 
+/// A keyspace's writes: key and value (`None` = remove).
+type Rows = Vec<(Slice, Option<Slice>)>;
+
 /// Ingests `rows` (a keyspace's writes, `None` = remove) as one sorted run. Equal keys keep
 /// the last write, as in a write batch. `unique_sorted` rows (the core keyspaces of a
 /// [`PreparedRange`], sorted and unique by construction) skip the sort and the check.
-fn ingest(
-    ks: &Keyspace,
-    mut rows: Vec<(Slice, Option<Slice>)>,
-    unique_sorted: bool,
-) -> Result<(), StoreError> {
+fn ingest(ks: &Keyspace, mut rows: Rows, unique_sorted: bool) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -98,7 +97,7 @@ fn ingest(
     ing.finish().map_err(io)
 }
 
-fn values(rows: Vec<(Slice, Slice)>) -> Vec<(Slice, Option<Slice>)> {
+fn values(rows: Vec<(Slice, Slice)>) -> Rows {
     rows.into_iter().map(|(k, v)| (k, Some(v))).collect()
 }
 
@@ -140,7 +139,7 @@ impl Store {
         // 2. One ingestion per keyspace; the core keyspaces first (their entries are found
         //    again from `transfers` by the discard), then the extra writes in the caller's
         //    order, one ingestion per run of the same keyspace.
-        let mut runs: Vec<(Keyspace, Vec<(Slice, Option<Slice>)>)> = vec![
+        let mut runs: Vec<(Keyspace, Rows)> = vec![
             (self.transfers.clone(), values(p.rows)),
             (self.addr_out.clone(), values(p.outs)),
             (self.addr_in.clone(), values(p.ins)),
