@@ -478,9 +478,10 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
     let idx = BlkIndex::scan(f.clone(), None).unwrap();
     let best = idx.best_chain(None, None).unwrap();
     let range = BlkSource::read_blocks(&idx, &best, 15, 24).unwrap();
-    // 4 core keyspaces, undo, tx metadata, scripts, UTXO set: 8 ingestions; 8 = all of them
-    // but not the checkpoint.
-    for n in 0..=8 {
+    // In phase order: transfers, undo, addr_out, addr_in, tx_index, tx metadata, scripts,
+    // UTXO set: 8 ingestions; 8 = all of them but not the checkpoint. (Each case builds a
+    // store: the states between are left out to keep the test short.)
+    for n in [0, 1, 2, 5, 8] {
         let dir = tempfile::tempdir().unwrap();
         let c = {
             let store = Store::open_for_bulk(dir.path()).unwrap();

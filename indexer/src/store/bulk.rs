@@ -12,8 +12,9 @@
 //!
 //! 1. `bulk:<chain>` → first and last block of the range is written to `meta` and synced to
 //!    disk before anything is ingested;
-//! 2. the keyspaces are ingested one after the other (`transfers`, `addr_out`, `addr_in`,
-//!    `tx_index`, then the extra writes in the caller's order — the Bitcoin undo data first);
+//! 2. the keyspaces are ingested, one sorted run each, in two phases of parallel ingestions:
+//!    `transfers` and the caller's first extra keyspace (the Bitcoin undo data), then all
+//!    the others (address indexes, `tx_index`, the rest of the extra writes);
 //! 3. one ordinary atomic batch writes the block hashes, counters, checkpoint and the range's
 //!    final writes, and removes the marker.
 //!
@@ -28,9 +29,6 @@ use super::{
 };
 use crate::model::{BlockNumber, ChainId, Transfer};
 use fjall::{Keyspace, PersistMode, Slice};
-
-/// The first runs of a bulk range: `transfers`, `addr_out`, `addr_in`, `tx_index`.
-const CORE_RUNS: usize = 4;
 
 /// Prefix of the bulk-range markers in the `meta` keyspace (followed by the chain id).
 const MARKER_PREFIX: &[u8] = b"bulk:";
@@ -58,6 +56,7 @@ pub(crate) enum BulkStop {
     /// Write everything.
     Never,
     /// Stop after this many keyspace ingestions, before the checkpoint (a simulated crash).
+    #[cfg_attr(not(test), allow(dead_code))]
     AfterIngestions(usize),
 }
 
@@ -95,6 +94,29 @@ fn ingest(ks: &Keyspace, mut rows: Rows, unique_sorted: bool) -> Result<(), Stor
         }
     }
     ing.finish().map_err(io)
+}
+
+/// A keyspace, its writes and whether they are sorted and unique already.
+type Run = (Keyspace, Rows, bool);
+
+/// Ingests every run on its own thread (each keyspace once), returning the first error.
+fn ingest_parallel(runs: Vec<Run>) -> Result<(), StoreError> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|(ks, rows, sorted)| s.spawn(move || ingest(&ks, rows, sorted)))
+            .collect();
+        let mut result = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(StoreError::Encode("bulk ingestion thread panicked".into()))
+            });
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
 }
 
 fn values(rows: Vec<(Slice, Slice)>) -> Rows {
@@ -136,35 +158,52 @@ impl Store {
         batch
             .commit()
             .map_err(|e| self.io("write bulk marker", e))?;
-        // 2. One ingestion per keyspace; the core keyspaces first (their entries are found
-        //    again from `transfers` by the discard), then the extra writes in the caller's
-        //    order, one ingestion per run of the same keyspace.
-        let mut runs: Vec<(Keyspace, Rows)> = vec![
-            (self.transfers.clone(), values(p.rows)),
-            (self.addr_out.clone(), values(p.outs)),
-            (self.addr_in.clone(), values(p.ins)),
-            (self.tx_index.clone(), values(p.txs)),
+        // 2. One ingestion per keyspace, in two parallel phases (ingestion waits on fsyncs):
+        //    `transfers` and the first extra keyspace (the caller's undo data), then all the
+        //    others. The discard finds the index and `tx_index` entries again from `transfers`
+        //    and the caller's writes from its undo data, so both are in before the rest.
+        let mut runs: Vec<Run> = vec![
+            (self.transfers.clone(), values(p.rows), true),
+            (self.addr_out.clone(), values(p.outs), true),
+            (self.addr_in.clone(), values(p.ins), true),
+            (self.tx_index.clone(), values(p.txs), true),
         ];
+        let mut first_extra = None;
         for PreparedOp {
             keyspace,
             key,
             value,
         } in p.extra
         {
-            match runs.last_mut() {
-                Some((ks, rows)) if ks.name() == keyspace.name() => rows.push((key, value)),
-                _ => runs.push((keyspace, vec![(key, value)])),
+            // One run per keyspace (later writes stay after earlier ones: the ingestion's sort
+            // is stable and keeps the last write of a key).
+            match runs.iter_mut().position(|r| r.0.name() == keyspace.name()) {
+                Some(i) => {
+                    runs[i].1.push((key, value));
+                    runs[i].2 = false;
+                }
+                None => {
+                    first_extra.get_or_insert(runs.len());
+                    runs.push((keyspace, vec![(key, value)], false));
+                }
             }
         }
-        for (n, (ks, rows)) in runs.into_iter().enumerate() {
-            if stop == BulkStop::AfterIngestions(n) {
-                return Ok(());
-            }
-            ingest(&ks, rows, n < CORE_RUNS)?;
+        // Phase order: transfers, the first extra run, then the rest.
+        if let Some(i) = first_extra {
+            let r = runs.remove(i);
+            runs.insert(1, r);
         }
-        if let BulkStop::AfterIngestions(_) = stop {
+        let phase1 = runs.len().min(if first_extra.is_some() { 2 } else { 1 });
+        if let BulkStop::AfterIngestions(n) = stop {
+            // A simulated crash: the first `n` runs in phase order, one after the other.
+            for (ks, rows, sorted) in runs.into_iter().take(n) {
+                ingest(&ks, rows, sorted)?;
+            }
             return Ok(());
         }
+        let rest = runs.split_off(phase1);
+        ingest_parallel(runs)?;
+        ingest_parallel(rest)?;
         // 3. Blocks, counters, checkpoint and final writes atomically, and the marker removed.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         self.range_tail(
