@@ -5,6 +5,7 @@
 //! | keyspace      | key                                             | value                      |
 //! |---------------|-------------------------------------------------|----------------------------|
 //! | `meta`        | `schema_version`                                | u32                        |
+//! | `meta`        | `bulk:` + chain u16 (a bulk range in progress)  | first u64 + last u64 block |
 //! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
 //! | `transfers`   | [`TransferKey`] bytes                           | postcard [`Transfer`]      |
 //! | `addr_out`    | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
