@@ -6,6 +6,7 @@
 #      the store, transfers, address indexes, undo data and tx metadata written), with peak RSS.
 # Usage: bench/btc-index.sh [BLOCKS] [TXS_PER_BLOCK] [paytrace index btc flags...]
 # Data goes to ${PAYTRACE_BENCH_DIR:-/tmp/paytrace-btc-bench} (about 300 MB per million txs).
+# PAYTRACE_BENCH_BIN=path/to/paytrace measures another build on the same data.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -26,7 +27,7 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bench" decode "$dir/blocks" 1
 "$bench" decode "$dir/blocks" 2
 rm -rf "$dir/store"
-/usr/bin/time -v "$target/release/paytrace" --data-dir "$dir/store" --json index btc \
+/usr/bin/time -v "${PAYTRACE_BENCH_BIN:-$target/release/paytrace}" --data-dir "$dir/store" --json index btc \
     --blocks-dir "$dir/blocks" "$@" 2> "$dir/time.txt" | tee "$dir/summary.json"
 grep -E "Maximum resident|Elapsed|Percent of CPU" "$dir/time.txt"
 du -sh "$dir/store"

@@ -84,15 +84,24 @@ pub struct BtcIndexArgs {
     /// Do not update the balance checkpoints at the end (`paytrace index balances`).
     #[arg(long)]
     pub no_balances: bool,
+    /// Ranges of at least this many transfers are written in bulk: ingested as sorted tables,
+    /// without journal and memtables, under a crash marker [default: 65536; 0: every range].
+    #[arg(long)]
+    pub bulk_min_transfers: Option<usize>,
 }
 
 impl BtcIndexArgs {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let cfg = ctx.config.chain_or_default(&self.chain);
-        let store = ctx.open_store()?;
+        // One engine worker: large ranges are ingested in bulk (see `Store::open_for_bulk`).
+        let store = paytrace_indexer::Store::open_for_bulk(&ctx.data_dir)
+            .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
         let chain = store.register_chain(&self.chain, ChainKind::Bitcoin)?;
-        let utxo = UtxoStore::open(&store)?;
+        let utxo = UtxoStore::open(&store)?.with_bulk_min_transfers(
+            self.bulk_min_transfers
+                .unwrap_or(paytrace_indexer::btc::utxo::BULK_MIN_TRANSFERS),
+        );
         let opts = SyncOptions {
             blocks_per_commit: self
                 .blocks_per_commit

@@ -129,9 +129,17 @@ impl RangeStats {
 /// each plus the set's overhead: about 50 MB); the set is cleared when full.
 const SCRIPTS_SEEN_MAX: usize = 1 << 20;
 
+/// Ranges with at least this many transfers are written with
+/// [`Store::write_prepared_bulk`] (sorted runs ingested as tables, no journal, no memtable):
+/// a sync far behind the tip (200 blocks per commit). A range near the tip (one block of a few
+/// thousand transactions) goes through the ordinary write batch.
+pub const BULK_MIN_TRANSFERS: usize = 65_536;
+
 /// The Bitcoin keyspaces of a store.
 #[derive(Clone)]
 pub struct UtxoStore {
+    /// Ranges with at least this many transfers are ingested ([`BULK_MIN_TRANSFERS`]).
+    bulk_min_transfers: usize,
     /// Script ids whose `btc_scripts` entry a prepared range already writes: addresses are
     /// reused a lot on the real chain, and each skipped write is one random key less. Scripts
     /// are never removed (not even by an unwind), so a remembered id stays stored once its
@@ -211,8 +219,16 @@ impl UtxoStore {
             tx: store.keyspace("btc_tx")?,
             scripts: store.keyspace("btc_scripts")?,
             scripts_seen: std::sync::Arc::default(),
+            bulk_min_transfers: BULK_MIN_TRANSFERS,
             store: store.clone(),
         })
+    }
+
+    /// Writes ranges of at least `n` transfers in bulk ([`Store::write_prepared_bulk`];
+    /// default [`BULK_MIN_TRANSFERS`]; `usize::MAX` never, `0` always).
+    pub fn with_bulk_min_transfers(mut self, n: usize) -> Self {
+        self.bulk_min_transfers = n;
+        self
     }
 
     /// The store.
@@ -370,7 +386,11 @@ impl UtxoStore {
     ) -> Result<PreparedBtcRange, BtcError> {
         let mut stats = RangeStats::default();
         let mut overlay: HashMap<OutPoint, Prevout> = HashMap::new();
+        // Writes per keyspace (sorted by key at the end): scripts, tx metadata, undo data.
         let mut ops: Vec<KeyspaceOp> = Vec::new();
+        let mut tx_ops: Vec<KeyspaceOp> = Vec::new();
+        let mut undo_ops: Vec<KeyspaceOp> = Vec::new();
+        let mut final_ops: Vec<KeyspaceOp> = Vec::new();
         let mut utxo_removes: Vec<Vec<u8>> = Vec::new();
         let mut scripts_seen = self
             .scripts_seen
@@ -379,7 +399,14 @@ impl UtxoStore {
         if scripts_seen.len() > SCRIPTS_SEEN_MAX {
             scripts_seen.clear();
         }
-        let mut transfers = Vec::new();
+        let mut transfers = Vec::with_capacity(
+            blocks
+                .iter()
+                .flat_map(|b| &b.txs)
+                .map(|t| t.inputs.len() + t.outputs.len() + 1)
+                .sum(),
+        );
+        tx_ops.reserve(blocks.iter().map(|b| b.txs.len()).sum());
         let mut refs = Vec::with_capacity(blocks.len());
         let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
             keyspace: ks.clone(),
@@ -535,15 +562,17 @@ impl UtxoStore {
                     meta.fee = u64::try_from(input_sum.saturating_sub(output_sum)).ok();
                 }
                 undo.txids.push(t.txid);
-                ops.push(op(&self.tx, tx_key(chain, &t.txid), Some(encode(&meta)?)));
+                tx_ops.push(op(&self.tx, tx_key(chain, &t.txid), Some(encode(&meta)?)));
             }
-            ops.push(op(
+            undo_ops.push(op(
                 &self.undo,
                 undo_key(chain, b.height),
                 Some(encode(&undo)?),
             ));
+            // Undo data leaving the reorg window goes with the checkpoint (a discarded bulk
+            // range must not have removed it).
             if let Some(old) = b.height.checked_sub(REORG_WINDOW) {
-                ops.push(op(&self.undo, undo_key(chain, old), None));
+                final_ops.push(op(&self.undo, undo_key(chain, old), None));
             }
         }
         // One sorted run per keyspace: consecutive memtable inserts land next to each other.
@@ -554,12 +583,22 @@ impl UtxoStore {
                 .iter()
                 .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
         );
-        utxo_ops.sort_by(|a, b| a.0.cmp(&b.0));
-        ops.sort_by_cached_key(|o| (keyspace_rank(&o.keyspace, self), o.key.clone()));
+        // Stable: a removal and a re-creation of one outpoint keep their order.
+        utxo_ops.sort_by(|a, b| key_order(&a.0, &b.0));
+        // Undo data first: a bulk range ([`Store::write_prepared_bulk`]) ingests the keyspaces
+        // in this order, and a crash after the undo data is discarded with its help.
+        let script_ops = ops;
+        let mut ops = undo_ops;
+        for mut run in [tx_ops, script_ops] {
+            run.sort_by(|a, b| key_order(&a.key, &b.key));
+            ops.append(&mut run);
+        }
         for (k, v) in utxo_ops {
             ops.push(op(&self.utxo, k, v));
         }
-        let range = PreparedRange::new(chain, refs, &transfers)?.with_extra(ops);
+        let range = PreparedRange::new(chain, refs, &transfers)?
+            .with_extra(ops)
+            .with_final(final_ops);
         Ok(PreparedBtcRange {
             range,
             stats,
@@ -569,7 +608,12 @@ impl UtxoStore {
 
     /// Writes a prepared range (atomically with its checkpoint).
     pub fn commit(&self, p: PreparedBtcRange) -> Result<RangeStats, BtcError> {
-        if let Err(e) = self.store.write_prepared(p.range) {
+        let written = if p.range.len() >= self.bulk_min_transfers {
+            self.store.write_prepared_bulk(p.range)
+        } else {
+            self.store.write_prepared(p.range)
+        };
+        if let Err(e) = written {
             // Its scripts (and those of a range prepared after it) may now be missing.
             self.scripts_seen
                 .lock()
@@ -585,16 +629,31 @@ impl UtxoStore {
         let Some(cp) = self.store.checkpoint(chain)? else {
             return Ok(UnwindStats::default());
         };
+        let ops = self.undo_ops(chain, to.0.saturating_add(1), cp.number.0, true)?;
+        Ok(self.store.unwind_with(chain, to, ops)?)
+    }
+
+    /// The writes that undo blocks `lo..=hi` from their undo data, newest block first: spent
+    /// outputs restored, created ones removed, the blocks' metadata and undo records removed.
+    /// A block without undo data is an error when `required`, else skipped (a discarded bulk
+    /// range whose undo data was never ingested wrote nothing after it either).
+    fn undo_ops(
+        &self,
+        chain: ChainId,
+        lo: u64,
+        hi: u64,
+        required: bool,
+    ) -> Result<Vec<KeyspaceOp>, BtcError> {
         let mut net: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut ops = Vec::new();
-        let mut h = cp.number.0;
-        while h > to.0 {
+        for h in (lo..=hi).rev() {
             let k = undo_key(chain, h);
-            let v = self
-                .undo
-                .get(&k)
-                .map_err(|e| io("read undo", e))?
-                .ok_or(BtcError::NoUndo { block: h })?;
+            let Some(v) = self.undo.get(&k).map_err(|e| io("read undo", e))? else {
+                if required {
+                    return Err(BtcError::NoUndo { block: h });
+                }
+                continue;
+            };
             let undo: BlockUndo = postcard::from_bytes(&v).map_err(|e| {
                 BtcError::Store(StoreError::Corrupt {
                     keyspace: "btc_undo",
@@ -621,7 +680,6 @@ impl UtxoStore {
                 key: k,
                 value: None,
             });
-            h -= 1;
         }
         for (key, value) in net {
             ops.push(KeyspaceOp {
@@ -630,19 +688,38 @@ impl UtxoStore {
                 value,
             });
         }
-        Ok(self.store.unwind_with(chain, to, ops)?)
+        Ok(ops)
     }
 }
 
+/// Discards a bulk range a crash interrupted ([`Store::discard_bulk`]): its transfers and index
+/// entries, and, from whatever undo data of its blocks was ingested, the UTXO set restored and
+/// the transactions' metadata removed. Called by [`Store::open`].
+pub(crate) fn discard_bulk_range(
+    store: &Store,
+    m: crate::store::BulkMarker,
+) -> Result<UnwindStats, StoreError> {
+    let u = UtxoStore::open(store)?;
+    let ops = u
+        .undo_ops(m.chain, m.first.0, m.last.0, false)
+        .map_err(|e| match e {
+            BtcError::Store(s) => s,
+            other => StoreError::Corrupt {
+                keyspace: "btc_undo",
+                key: format!("blocks {}..={}", m.first.0, m.last.0),
+                reason: other.to_string(),
+            },
+        })?;
+    store.discard_bulk(m, ops)
+}
+
 /// Groups the extra writes of a range by keyspace (the order inside a keyspace is by key).
-fn keyspace_rank(ks: &Keyspace, u: &UtxoStore) -> u8 {
-    if ks.name() == u.tx.name() {
-        0
-    } else if ks.name() == u.scripts.name() {
-        1
-    } else {
-        2
-    }
+/// Byte order of two keys, deciding on their first 8 bytes as one integer first (random
+/// keys: one comparison instead of a `memcmp` call).
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    crate::store::key_prefix(a)
+        .cmp(&crate::store::key_prefix(b))
+        .then_with(|| a.cmp(b))
 }
 
 fn io(op: &'static str, source: fjall::Error) -> BtcError {

@@ -81,6 +81,12 @@ pub enum StoreError {
         /// The transfer.
         key: TransferKey,
     },
+    /// Two transfers of a range written in bulk have the same key (a bug in a source).
+    #[error("transfer key {key} appears twice in a bulk range")]
+    DuplicateTransfer {
+        /// The key, hex.
+        key: String,
+    },
     /// A chain name was registered with another kind.
     #[error("chain {chain:?} is stored as {stored:?}, not {requested:?}")]
     ChainKindMismatch {

@@ -5,6 +5,7 @@
 //! | keyspace      | key                                             | value                      |
 //! |---------------|-------------------------------------------------|----------------------------|
 //! | `meta`        | `schema_version`                                | u32                        |
+//! | `meta`        | `bulk:` + chain u16 (a bulk range in progress)  | first u64 + last u64 block |
 //! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
 //! | `transfers`   | [`TransferKey`] bytes                           | postcard [`Transfer`]      |
 //! | `addr_out`    | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
@@ -30,10 +31,14 @@
 //! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
 
 mod balances;
+mod bulk;
 mod error;
 mod flow;
 
 pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
+pub use bulk::BulkMarker;
+#[cfg(test)]
+pub(crate) use bulk::BulkStop;
 pub use error::StoreError;
 
 use crate::model::{
@@ -240,13 +245,34 @@ impl Store {
         path: impl AsRef<Path>,
         cache_bytes: Option<u64>,
     ) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_inner(path.as_ref(), cache_bytes, None)
+    }
+
+    /// [`Store::open`] for a bulk writer ([`Store::write_prepared_bulk`], `index btc`): the
+    /// storage engine gets **one** background worker. With two, worker 0 leaves compactions to
+    /// worker 1 and, while worker 1 compacts, takes the compaction message off the queue and
+    /// puts it back in a busy loop (fjall 3.1 `worker_tick`): a whole core spinning, 17 % of
+    /// all samples of a Bitcoin sync (docs/benchmarks.md). A bulk writer needs no memtable
+    /// flushes, so one worker that compacts is all it needs.
+    pub fn open_for_bulk(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_inner(path.as_ref(), None, Some(1))
+    }
+
+    fn open_inner(
+        path: &Path,
+        cache_bytes: Option<u64>,
+        workers: Option<usize>,
+    ) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::NotADirectory { path });
         }
         let mut builder = Database::builder(&path);
         if let Some(bytes) = cache_bytes {
             builder = builder.cache_size(bytes);
+        }
+        if let Some(n) = workers {
+            builder = builder.worker_threads(n);
         }
         let db = builder.open().map_err(|source| match source {
             fjall::Error::Locked => StoreError::Locked { path: path.clone() },
@@ -277,6 +303,10 @@ impl Store {
             path,
         };
         store.check_schema()?;
+        // A bulk range a crash interrupted is discarded before anything reads the store.
+        for m in store.bulk_markers()? {
+            crate::btc::utxo::discard_bulk_range(&store, m)?;
+        }
         Ok(store)
     }
 
@@ -439,22 +469,15 @@ impl Store {
     /// the sync loop encodes ranges in parallel and only this commit is serial).
     pub fn write_prepared(&self, p: PreparedRange) -> Result<(), StoreError> {
         let chain = p.chain;
-        let (Some(first), Some(last)) = (p.blocks.first(), p.blocks.last()) else {
+        if p.blocks.is_empty() {
             return Ok(());
-        };
-        if let Some(cp) = self.checkpoint(chain)?
-            && cp.number.next() != Some(first.number)
-        {
-            return Err(StoreError::NotContiguous {
-                chain,
-                checkpoint: cp.number,
-                start: first.number,
-            });
+        }
+        if let Some(first) = p.blocks.first() {
+            self.check_next(chain, first.number)?;
         }
         // The journal write reaches the OS before commit returns (a killed process loses
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
-        let mut counts = self.counters(chain)?;
         // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
         // consecutive memtable inserts land next to each other; keys and values are already
         // engine buffers, so this serial part only moves them.
@@ -470,10 +493,59 @@ impl Store {
         for (k, v) in p.txs {
             batch.insert(&self.tx_index, k, v);
         }
-        for (kind, n) in &p.by_kind {
+        for op in p.extra {
+            match op.value {
+                Some(v) => batch.insert(&op.keyspace, op.key, v),
+                None => batch.remove(&op.keyspace, op.key),
+            }
+        }
+        self.range_tail(
+            &mut batch,
+            chain,
+            &p.blocks,
+            p.block_values,
+            &p.by_kind,
+            p.tail,
+        )?;
+        batch.commit().map_err(|e| self.io("commit range", e))?;
+        self.wait_for_flushes();
+        Ok(())
+    }
+
+    /// Fails unless `first` is the block right after the checkpoint of `chain` (any block
+    /// when it has none).
+    fn check_next(&self, chain: ChainId, first: BlockNumber) -> Result<(), StoreError> {
+        if let Some(cp) = self.checkpoint(chain)?
+            && cp.number.next() != Some(first)
+        {
+            return Err(StoreError::NotContiguous {
+                chain,
+                checkpoint: cp.number,
+                start: first,
+            });
+        }
+        Ok(())
+    }
+
+    /// The end of a range's batch: block hashes (pruning those that leave the reorg window),
+    /// counters, checkpoint and the range's final writes.
+    fn range_tail(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        chain: ChainId,
+        blocks: &[BlockRef],
+        block_values: Vec<Vec<u8>>,
+        by_kind: &BTreeMap<TransferKind, u64>,
+        tail: Vec<PreparedOp>,
+    ) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Ok(());
+        };
+        let mut counts = self.counters(chain)?;
+        for (kind, n) in by_kind {
             *counts.entry(*kind).or_default() += n;
         }
-        for (b, v) in p.blocks.iter().zip(p.block_values) {
+        for (b, v) in blocks.iter().zip(block_values) {
             batch.insert(&self.blocks, block_key(chain, b.number).to_vec(), v);
         }
         // Forget the block hashes that this range pushes out of the reorg window.
@@ -500,14 +572,12 @@ impl Store {
             chain.0.to_be_bytes().to_vec(),
             encode(last)?,
         );
-        for op in p.extra {
+        for op in tail {
             match op.value {
                 Some(v) => batch.insert(&op.keyspace, op.key, v),
                 None => batch.remove(&op.keyspace, op.key),
             }
         }
-        batch.commit().map_err(|e| self.io("commit range", e))?;
-        self.wait_for_flushes();
         Ok(())
     }
 
@@ -969,6 +1039,8 @@ pub struct PreparedRange {
     ins: Vec<(Slice, Slice)>,
     by_kind: BTreeMap<TransferKind, u64>,
     extra: Vec<PreparedOp>,
+    /// Writes that always go into the batch with the checkpoint (also in bulk mode).
+    tail: Vec<PreparedOp>,
 }
 
 impl PreparedRange {
@@ -1028,9 +1100,14 @@ impl PreparedRange {
             }
         }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        outs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        ins.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Keys are unique (a transfer key each), so an unstable sort is exact.
+        for v in [&mut rows, &mut outs, &mut ins] {
+            v.sort_unstable_by(|a, b| {
+                key_prefix(&a.0)
+                    .cmp(&key_prefix(&b.0))
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+        }
         let txs = txs
             .into_iter()
             .map(|(k, v)| (Slice::new(&k), Slice::new(&v)))
@@ -1045,12 +1122,25 @@ impl PreparedRange {
             ins,
             by_kind,
             extra: Vec::new(),
+            tail: Vec::new(),
         })
     }
 
     /// Adds writes to other keyspaces that commit in the same batch as the range.
     pub fn with_extra(mut self, ops: Vec<KeyspaceOp>) -> Self {
         self.extra.extend(ops.into_iter().map(|o| PreparedOp {
+            keyspace: o.keyspace,
+            key: Slice::from(o.key),
+            value: o.value.map(Slice::from),
+        }));
+        self
+    }
+
+    /// Adds writes that commit in the batch with the checkpoint even when the range is
+    /// ingested ([`Store::write_prepared_bulk`]): e.g. removals of data older than the range,
+    /// which a discarded bulk range could not bring back.
+    pub fn with_final(mut self, ops: Vec<KeyspaceOp>) -> Self {
+        self.tail.extend(ops.into_iter().map(|o| PreparedOp {
             keyspace: o.keyspace,
             key: Slice::from(o.key),
             value: o.value.map(Slice::from),
@@ -1077,6 +1167,16 @@ impl PreparedRange {
     pub fn by_kind(&self) -> &BTreeMap<TransferKind, u64> {
         &self.by_kind
     }
+}
+
+/// The first 8 bytes of `k` as a big-endian integer (zero-padded): comparing these first and
+/// the whole keys only on a tie gives byte order with one integer comparison for most pairs of
+/// random keys.
+pub(crate) fn key_prefix(k: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = k.len().min(8);
+    b[..n].copy_from_slice(&k[..n]);
+    u64::from_be_bytes(b)
 }
 
 fn block_key(chain: ChainId, n: BlockNumber) -> [u8; 10] {
