@@ -442,7 +442,11 @@ impl Store {
         }
         // The journal write reaches the OS before commit returns (a killed process loses
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
-        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        // Sized up front: a range is hundreds of thousands of items, and growing the batch
+        // by doubling copies it and touches fresh memory several times.
+        let items = p.rows.len() + p.outs.len() + p.ins.len() + p.txs.len() + p.extra.len();
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), items + 64)
+            .durability(Some(PersistMode::Buffer));
         let mut counts = self.counters(chain)?;
         // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
         // consecutive memtable inserts land next to each other; keys and values are already
