@@ -314,7 +314,12 @@ impl EvmSync {
         };
         self.run_to(from, to, &mut summary, on_commit).await?;
         summary.interrupted = self.stop.is_stopped();
+        let persist_started = Instant::now();
         self.store.persist()?;
+        tracing::debug!(
+            persist_ms = persist_started.elapsed().as_millis(),
+            "synced the journal"
+        );
         summary.finish(started, self.store.checkpoint(self.chain)?);
         Ok(summary)
     }

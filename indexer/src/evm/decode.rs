@@ -17,8 +17,8 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 use super::types::{
-    CallType, GethCallFrame, GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader,
-    RpcLog, TraceKind,
+    CallType, GethCallFrame, GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader, RpcLog,
+    TraceKind,
 };
 
 /// `keccak256("Transfer(address,address,uint256)")`.
@@ -307,16 +307,16 @@ pub fn token_transfers(
         let amount = match log.data.word() {
             Some(w) if log.topics.len() == 3 => U256::from_be_bytes(w.0),
             _ => {
-            stats.malformed_logs += 1;
-            tracing::debug!(
-                block,
-                tx = ?log.transaction_hash,
-                log_index = ?log.log_index,
-                contract = %log.address,
-                topics = log.topics.len(),
-                data_len = log.data.len(),
-                "skipping malformed Transfer log"
-            );
+                stats.malformed_logs += 1;
+                tracing::debug!(
+                    block,
+                    tx = ?log.transaction_hash,
+                    log_index = ?log.log_index,
+                    contract = %log.address,
+                    topics = log.topics.len(),
+                    data_len = log.data.len(),
+                    "skipping malformed Transfer log"
+                );
                 continue;
             }
         };

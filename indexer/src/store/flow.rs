@@ -16,7 +16,7 @@
 use crate::model::{Address, Amount, Asset, Timestamp, Transfer, TransferKey, TxHash};
 use alloy_primitives::B256;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let low = u8::try_from(v & 0x7f).unwrap_or(0);
         v >>= 7;
@@ -53,22 +53,22 @@ pub(super) fn encode(out: &mut Vec<u8>, t: &Transfer, outgoing: bool) {
 }
 
 /// A cursor over an encoded value.
-struct Reader<'a> {
-    b: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub(super) b: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (h, t) = self.b.split_at_checked(n)?;
         self.b = t;
         Some(h)
     }
 
-    fn byte(&mut self) -> Option<u8> {
+    pub(super) fn byte(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -80,7 +80,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn address(&mut self) -> Option<Address> {
+    pub(super) fn address(&mut self) -> Option<Address> {
         let (a, n) = Address::read_key(self.b)?;
         self.take(n)?;
         Some(a)

@@ -6,7 +6,7 @@
 //! |---------------|-------------------------------------------------|----------------------------|
 //! | `meta`        | `schema_version`                                | u32                        |
 //! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
-//! | `transfers`   | [`TransferKey`] bytes                           | postcard [`Transfer`]      |
+//! | `transfers`   | chain u16 + block u64 + tx index u32            | the transaction's transfers (`txrow.rs`) |
 //! | `addr_out`    | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
 //! | `addr_in`     | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
 //! | `tx_index`    | chain u16 + tx hash (32)                        | block u64 + tx index u32   |
@@ -25,11 +25,17 @@
 //! whose txid can repeat, BIP30) keeps its entries so that every occurrence stays reachable;
 //! [`Store::address_transfers`] merges both sources, so its results are unchanged.
 //!
+//! Since schema version 4 `transfers` holds one row per transaction (all of its transfers, in
+//! canonical order, sharing the hash and time) instead of one per transfer: a token batch or a
+//! Bitcoin transaction is one storage-engine entry. Readers ([`Store::transfer`],
+//! [`Store::range_transfers`], [`Store::transaction_transfers`]) are unchanged.
+//!
 //! Every block range is written by [`Store::write_range`] in one atomic batch together with its
 //! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
 
 mod error;
 mod flow;
+mod txrow;
 
 pub use error::StoreError;
 
@@ -48,8 +54,8 @@ use std::{
 /// History: 1 = empty address-index values; 2 = covering address-index values (`flow.rs`) and
 /// the `tx_index` keyspace (transaction hash → block and index); 3 = a transaction node
 /// (`Address::Tx`) is no longer indexed for its own transaction's transfers (see
-/// [`Store::address_transfers`]).
-pub const SCHEMA_VERSION: u32 = 3;
+/// [`Store::address_transfers`]); 4 = one `transfers` row per transaction (`txrow.rs`).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The block cache of stores opened for queries ([`Store::open_with_cache`]): 256 MiB. It
 /// fills only with blocks actually read (a 3-hop trace benchmark on a 10M-transfer store
@@ -541,21 +547,28 @@ impl Store {
         let mut counts = self.counters(chain)?;
         let mut ikey = Vec::with_capacity(64);
         let mut new = 0usize;
-        let mut seen = std::collections::HashSet::new();
+        // The transaction rows touched, as stored plus what this call adds.
+        let mut rows: BTreeMap<[u8; txrow::KEY_LEN], (Vec<Transfer>, bool)> = BTreeMap::new();
         for t in transfers {
             if t.key.chain != chain {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
             }
-            let tk = t.key.to_bytes();
-            if !seen.insert(tk)
-                || self
-                    .transfers
-                    .contains_key(tk)
-                    .map_err(|e| self.io("read transfer", e))?
-            {
+            let rk = txrow::row_key(&t.key);
+            let row = match rows.entry(rk) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((self.read_row(&rk)?.unwrap_or_default(), false))
+                }
+            };
+            if row.0.iter().any(|x| x.key == t.key) {
                 continue;
             }
-            batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
+            if row.0.first().is_some_and(|x| x.tx_hash != t.tx_hash) {
+                return Err(slot_conflict(row.0.first(), t));
+            }
+            row.0.push(t.clone());
+            row.1 = true;
+            let tk = t.key.to_bytes();
             let mut value = Vec::with_capacity(96);
             if !own_tx_node(&t.from, t) {
                 index_key(&mut ikey, &t.from, &tk);
@@ -575,6 +588,15 @@ impl Store {
             *counts.entry(t.kind()).or_default() += 1;
             new += 1;
         }
+        for (rk, (mut row, changed)) in rows {
+            if !changed {
+                continue;
+            }
+            row.sort_by_key(|t| t.key);
+            let mut v = Vec::with_capacity(64 + 100 * row.len());
+            txrow::encode(&mut v, &row.iter().collect::<Vec<_>>());
+            batch.insert(&self.transfers, rk.to_vec(), v);
+        }
         for (kind, n) in counts {
             batch.insert(
                 &self.counters,
@@ -585,6 +607,15 @@ impl Store {
         apply_ops(&mut batch, extra);
         batch.commit().map_err(|e| self.io("commit sparse", e))?;
         Ok(new)
+    }
+
+    /// The transfers of transaction row `rk` (`None` when there is none).
+    fn read_row(&self, rk: &[u8; txrow::KEY_LEN]) -> Result<Option<Vec<Transfer>>, StoreError> {
+        self.transfers
+            .get(rk)
+            .map_err(|e| self.io("read transfers", e))?
+            .map(|v| decode_row(rk, &v))
+            .transpose()
     }
 
     /// Removes every block above `to` with its transfers and index entries, and moves the
@@ -609,33 +640,29 @@ impl Store {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         let mut counts = self.counters(chain)?;
         let mut ikey = Vec::with_capacity(64);
-        let lo = TransferKey {
-            chain,
-            block: start,
-            tx_index: 0,
-            kind: TransferKind::Native,
-            position: 0,
-        };
+        let lo = txrow::block_start(chain, start);
         let hi = chain_end_key(chain);
-        for kv in self.transfers.range(lo.to_bytes().to_vec()..hi) {
+        for kv in self.transfers.range(lo.to_vec()..hi) {
             let (k, v) = kv
                 .into_inner()
                 .map_err(|e| self.io("unwind transfers", e))?;
-            let t: Transfer = decode("transfers", &hex(&k), &v)?;
-            let tk = t.key.to_bytes();
+            let row = decode_row(&k, &v)?;
             batch.remove(&self.transfers, k);
-            if !own_tx_node(&t.from, &t) {
-                index_key(&mut ikey, &t.from, &tk);
-                batch.remove(&self.addr_out, ikey.clone());
+            for t in row {
+                let tk = t.key.to_bytes();
+                if !own_tx_node(&t.from, &t) {
+                    index_key(&mut ikey, &t.from, &tk);
+                    batch.remove(&self.addr_out, ikey.clone());
+                }
+                if !own_tx_node(&t.to, &t) {
+                    index_key(&mut ikey, &t.to, &tk);
+                    batch.remove(&self.addr_in, ikey.clone());
+                }
+                batch.remove(&self.tx_index, tx_key(chain, &t.tx_hash).to_vec());
+                let c = counts.entry(t.kind()).or_default();
+                *c = c.saturating_sub(1);
+                stats.transfers += 1;
             }
-            if !own_tx_node(&t.to, &t) {
-                index_key(&mut ikey, &t.to, &tk);
-                batch.remove(&self.addr_in, ikey.clone());
-            }
-            batch.remove(&self.tx_index, tx_key(chain, &t.tx_hash).to_vec());
-            let c = counts.entry(t.kind()).or_default();
-            *c = c.saturating_sub(1);
-            stats.transfers += 1;
         }
         for kv in self.blocks.range(
             block_key(chain, start).to_vec()..=block_key(chain, BlockNumber(u64::MAX)).to_vec(),
@@ -703,23 +730,15 @@ impl Store {
         let Some((block, idx)) = self.tx_location(chain, tx)? else {
             return Ok(Vec::new());
         };
-        let lo = TransferKey {
+        let rk = txrow::row_key(&TransferKey {
             chain,
             block,
             tx_index: idx,
             kind: TransferKind::Native,
             position: 0,
-        };
-        let mut out = Vec::new();
-        for kv in self.transfers.prefix(&lo.to_bytes()[..14]) {
-            let (k, v) = kv
-                .into_inner()
-                .map_err(|e| self.io("scan transaction", e))?;
-            let t: Transfer = decode("transfers", &hex(&k), &v)?;
-            if t.tx_hash == *tx {
-                out.push(t);
-            }
-        }
+        });
+        let mut out = self.read_row(&rk)?.unwrap_or_default();
+        out.retain(|t| t.tx_hash == *tx);
         Ok(out)
     }
 
@@ -748,11 +767,9 @@ impl Store {
 
     /// One transfer by key.
     pub fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, StoreError> {
-        self.transfers
-            .get(key.to_bytes())
-            .map_err(|e| self.io("read transfer", e))?
-            .map(|v| decode("transfers", &hex(&key.to_bytes()), &v))
-            .transpose()
+        Ok(self
+            .read_row(&txrow::row_key(key))?
+            .and_then(|row| row.into_iter().find(|t| t.key == *key)))
     }
 
     /// The keys of the transfers into (or out of) `address`, on every chain or one, in
@@ -895,31 +912,23 @@ impl Store {
         from: BlockNumber,
         to: BlockNumber,
     ) -> impl Iterator<Item = Result<Transfer, StoreError>> + '_ {
-        let lo = TransferKey {
-            chain,
-            block: from,
-            tx_index: 0,
-            kind: TransferKind::Native,
-            position: 0,
-        };
+        let lo = txrow::block_start(chain, from);
         let hi = match to.next() {
-            Some(n) => TransferKey {
-                chain,
-                block: n,
-                tx_index: 0,
-                kind: TransferKind::Native,
-                position: 0,
-            }
-            .to_bytes()
-            .to_vec(),
+            Some(n) => txrow::block_start(chain, n).to_vec(),
             None => chain_end_key(chain),
         };
-        self.transfers.range(lo.to_bytes().to_vec()..hi).map(|kv| {
-            let (k, v) = kv.into_inner().map_err(|e| StoreError::Io {
-                op: "scan transfers",
-                source: e,
-            })?;
-            decode("transfers", &hex(&k), &v)
+        self.transfers.range(lo.to_vec()..hi).flat_map(|kv| {
+            let row = kv
+                .into_inner()
+                .map_err(|e| StoreError::Io {
+                    op: "scan transfers",
+                    source: e,
+                })
+                .and_then(|(k, v)| decode_row(&k, &v));
+            match row {
+                Ok(ts) => ts.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
         })
     }
 
@@ -938,8 +947,10 @@ pub struct PreparedRange {
     chain: ChainId,
     blocks: Vec<BlockRef>,
     block_values: Vec<Vec<u8>>,
-    /// `transfers` rows (key, value), sorted by key.
+    /// `transfers` rows, one per transaction (key, value), sorted by key.
     rows: Vec<(Slice, Slice)>,
+    /// Number of transfers.
+    transfers: usize,
     /// `tx_index` entries, sorted by key.
     txs: Vec<(Slice, Slice)>,
     /// Address index entries (key, covering value), sorted by key.
@@ -972,13 +983,26 @@ impl PreparedRange {
         let mut by_kind = BTreeMap::new();
         let mut txs = BTreeMap::new();
         let mut last_tx: Option<(TxHash, BlockNumber, u32)> = None;
-        let mut rows = Vec::with_capacity(transfers.len());
         let mut outs = Vec::with_capacity(transfers.len());
         let mut ins = Vec::with_capacity(transfers.len());
+        // Transfers grouped by transaction in canonical order (sorted here when the caller did
+        // not); of two transfers with one key the later wins, as it did as a later insert.
+        let mut order: Vec<&Transfer> = transfers.iter().collect();
+        if !order.is_sorted_by_key(|t| t.key) {
+            order.sort_by_key(|t| t.key);
+        }
+        let mut sorted: Vec<&Transfer> = Vec::with_capacity(order.len());
+        for t in order {
+            match sorted.last_mut() {
+                Some(last) if last.key == t.key => *last = t,
+                _ => sorted.push(t),
+            }
+        }
         // One scratch buffer per kind of entry: each key and value is copied once, straight
         // into its engine buffer.
         let (mut kbuf, mut vbuf) = (Vec::with_capacity(64), Vec::with_capacity(128));
-        for t in transfers {
+        for t in &sorted {
+            let t = *t;
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
             }
@@ -995,9 +1019,6 @@ impl PreparedRange {
                 flow::encode(&mut vbuf, t, false);
                 ins.push((Slice::new(&kbuf), Slice::new(&vbuf)));
             }
-            vbuf.clear();
-            postcard::to_io(t, &mut vbuf).map_err(|e| StoreError::Encode(e.to_string()))?;
-            rows.push((Slice::new(&key), Slice::new(&vbuf)));
             *by_kind.entry(t.kind()).or_default() += 1;
             let here = (t.tx_hash, t.key.block, t.key.tx_index);
             if last_tx != Some(here) {
@@ -1005,8 +1026,20 @@ impl PreparedRange {
                 txs.insert(tx_key(chain, &t.tx_hash), tx_location_value(&t.key));
             }
         }
+        // One `transfers` row per transaction (already in key order).
+        let mut rows = Vec::new();
+        for group in sorted.chunk_by(|a, b| txrow::row_key(&a.key) == txrow::row_key(&b.key)) {
+            if let Some(other) = group.iter().find(|t| t.tx_hash != group[0].tx_hash) {
+                return Err(slot_conflict(Some(group[0]), other));
+            }
+            vbuf.clear();
+            txrow::encode(&mut vbuf, group);
+            rows.push((
+                Slice::new(&txrow::row_key(&group[0].key)),
+                Slice::new(&vbuf),
+            ));
+        }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         outs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         ins.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let txs = txs
@@ -1018,6 +1051,7 @@ impl PreparedRange {
             blocks,
             block_values,
             rows,
+            transfers: sorted.len(),
             txs,
             outs,
             ins,
@@ -1043,12 +1077,12 @@ impl PreparedRange {
 
     /// Number of transfers.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.transfers
     }
 
     /// Whether there are no transfers.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.transfers == 0
     }
 
     /// Transfers per kind.
@@ -1096,6 +1130,25 @@ fn index_key(buf: &mut Vec<u8>, addr: &Address, tk: &[u8; TransferKey::LEN]) {
     buf.clear();
     addr.write_key(buf);
     buf.extend_from_slice(tk);
+}
+
+/// Decodes a `transfers` row (see `txrow.rs`).
+fn decode_row(k: &[u8], v: &[u8]) -> Result<Vec<Transfer>, StoreError> {
+    txrow::decode(k, v).ok_or_else(|| StoreError::Corrupt {
+        keyspace: "transfers",
+        key: hex(k),
+        reason: "bad transaction row".into(),
+    })
+}
+
+/// Two transfers in one transaction slot (chain, block, index) with different hashes.
+fn slot_conflict(first: Option<&Transfer>, t: &Transfer) -> StoreError {
+    StoreError::Encode(format!(
+        "transfer {:?} of tx {} shares its transaction slot with tx {}",
+        t.key,
+        t.tx_hash,
+        first.map(|f| f.tx_hash.to_string()).unwrap_or_default()
+    ))
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
