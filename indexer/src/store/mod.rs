@@ -25,8 +25,9 @@
 //! whose txid can repeat, BIP30) keeps its entries so that every occurrence stays reachable;
 //! [`Store::address_transfers`] merges both sources, so its results are unchanged.
 //!
-//! Since schema version 4 `transfers` holds one row per transaction (all of its transfers, in
-//! canonical order, sharing the hash and time) instead of one per transfer: a token batch or a
+//! Since schema version 4 `transfers` holds one row per transaction slot (chain, block,
+//! transaction index: all of its transfers in canonical order, the hash and time stored once
+//! per run of equal values) instead of one per transfer: a token batch or a
 //! Bitcoin transaction is one storage-engine entry. Readers ([`Store::transfer`],
 //! [`Store::range_transfers`], [`Store::transaction_transfers`]) are unchanged.
 //!
@@ -563,9 +564,6 @@ impl Store {
             if row.0.iter().any(|x| x.key == t.key) {
                 continue;
             }
-            if row.0.first().is_some_and(|x| x.tx_hash != t.tx_hash) {
-                return Err(slot_conflict(row.0.first(), t));
-            }
             row.0.push(t.clone());
             row.1 = true;
             let tk = t.key.to_bytes();
@@ -1029,9 +1027,6 @@ impl PreparedRange {
         // One `transfers` row per transaction (already in key order).
         let mut rows = Vec::new();
         for group in sorted.chunk_by(|a, b| txrow::row_key(&a.key) == txrow::row_key(&b.key)) {
-            if let Some(other) = group.iter().find(|t| t.tx_hash != group[0].tx_hash) {
-                return Err(slot_conflict(Some(group[0]), other));
-            }
             vbuf.clear();
             txrow::encode(&mut vbuf, group);
             rows.push((
@@ -1139,16 +1134,6 @@ fn decode_row(k: &[u8], v: &[u8]) -> Result<Vec<Transfer>, StoreError> {
         key: hex(k),
         reason: "bad transaction row".into(),
     })
-}
-
-/// Two transfers in one transaction slot (chain, block, index) with different hashes.
-fn slot_conflict(first: Option<&Transfer>, t: &Transfer) -> StoreError {
-    StoreError::Encode(format!(
-        "transfer {:?} of tx {} shares its transaction slot with tx {}",
-        t.key,
-        t.tx_hash,
-        first.map(|f| f.tx_hash.to_string()).unwrap_or_default()
-    ))
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {

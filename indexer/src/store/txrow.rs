@@ -2,14 +2,18 @@
 //!
 //! The key is the first 14 bytes of the transfers' [`TransferKey`] (chain, block, transaction
 //! index), so rows sort in canonical order and a block range is still one range scan. The value
-//! holds what the transaction's transfers share once, then each transfer in canonical order:
+//! is a count, then each transfer in canonical order; the hash and time are written only when
+//! they differ from the previous transfer's (always for the first). A slot normally holds one
+//! transaction, but imports without transaction indexes (`import transfers`) put a whole block
+//! at index 0, so several hashes per row are allowed:
 //!
 //! | field          | bytes                                                          |
 //! |----------------|----------------------------------------------------------------|
-//! | tx hash        | 32                                                             |
-//! | time           | LEB128 varint (seconds)                                        |
 //! | count          | LEB128 varint                                                  |
 //! | per transfer:  |                                                                |
+//! | flags          | 1: bit 0 = a tx hash follows, bit 1 = a time follows           |
+//! | tx hash        | 32 (when flagged)                                              |
+//! | time           | LEB128 varint, seconds (when flagged)                          |
 //! | kind           | 1 ([`TransferKind`] as u8)                                     |
 //! | position       | LEB128 varint                                                  |
 //! | from, to       | address key each (tag + 20 or 32 bytes)                        |
@@ -18,7 +22,7 @@
 //! | trace address  | LEB128 count + LEB128 each                                     |
 //!
 //! One row per transaction instead of one per transfer: a token batch or a Bitcoin transaction
-//! with several inputs and outputs is one storage-engine entry, and the hash and time are stored
+//! with several inputs and outputs is one storage-engine entry, and its hash and time are stored
 //! once (see docs/decisions.md).
 
 use super::flow::{Reader, put_varint};
@@ -56,14 +60,24 @@ fn put_amount(out: &mut Vec<u8>, a: &Amount) {
     out.extend_from_slice(&amount[first..]);
 }
 
-/// Appends the row value of `ts`, the transfers of one transaction in canonical order (same
-/// row key, hash and time: the caller checks).
+const HASH_FOLLOWS: u8 = 1;
+const TIME_FOLLOWS: u8 = 2;
+
+/// Appends the row value of `ts`, the transfers of one row key in canonical order.
 pub(super) fn encode(out: &mut Vec<u8>, ts: &[&Transfer]) {
-    let Some(first) = ts.first() else { return };
-    out.extend_from_slice(first.tx_hash.0.as_slice());
-    put_varint(out, first.time.0);
     put_varint(out, u64::try_from(ts.len()).unwrap_or(0));
+    let mut prev: Option<(TxHash, Timestamp)> = None;
     for t in ts {
+        let new_hash = prev.is_none_or(|(h, _)| h != t.tx_hash);
+        let new_time = prev.is_none_or(|(_, time)| time != t.time);
+        prev = Some((t.tx_hash, t.time));
+        out.push(if new_hash { HASH_FOLLOWS } else { 0 } | if new_time { TIME_FOLLOWS } else { 0 });
+        if new_hash {
+            out.extend_from_slice(t.tx_hash.0.as_slice());
+        }
+        if new_time {
+            put_varint(out, t.time.0);
+        }
         out.push(t.key.kind as u8);
         put_varint(out, u64::from(t.key.position));
         t.from.write_key(out);
@@ -90,12 +104,24 @@ pub(super) fn decode(key: &[u8], v: &[u8]) -> Option<Vec<Transfer>> {
     let block = BlockNumber(u64::from_be_bytes(k[2..10].try_into().ok()?));
     let tx_index = u32::from_be_bytes(k[10..14].try_into().ok()?);
     let mut r = Reader { b: v };
-    let tx_hash = TxHash(B256::from_slice(r.take(32)?));
-    let time = Timestamp(r.varint()?);
     let count = usize::try_from(r.varint()?).ok()?;
-    // Each transfer takes at least 46 bytes: a corrupt count cannot reserve much.
-    let mut out = Vec::with_capacity(count.min(r.b.len() / 46 + 1));
+    // Each transfer takes at least 47 bytes: a corrupt count cannot reserve much.
+    let mut out: Vec<Transfer> = Vec::with_capacity(count.min(r.b.len() / 47 + 1));
     for _ in 0..count {
+        let flags = r.byte()?;
+        if flags & !(HASH_FOLLOWS | TIME_FOLLOWS) != 0 {
+            return None;
+        }
+        let tx_hash = match (flags & HASH_FOLLOWS != 0, out.last()) {
+            (true, _) => TxHash(B256::from_slice(r.take(32)?)),
+            (false, Some(p)) => p.tx_hash,
+            (false, None) => return None,
+        };
+        let time = match (flags & TIME_FOLLOWS != 0, out.last()) {
+            (true, _) => Timestamp(r.varint()?),
+            (false, Some(p)) => p.time,
+            (false, None) => return None,
+        };
         let kind = TransferKind::from_u8(r.byte()?)?;
         let position = u32::try_from(r.varint()?).ok()?;
         let from = r.address()?;
@@ -167,7 +193,12 @@ mod tests {
         let mut c = transfer(TransferKind::Token, u32::MAX);
         c.asset = Asset::Token(Address::Evm([9; 20]));
         c.amount = Amount::from_raw(U256::MAX);
-        let ts = vec![a, b, c];
+        c.tx_hash = TxHash(B256::repeat_byte(0xcd));
+        c.time = Timestamp(5);
+        let mut d = transfer(TransferKind::Token, u32::MAX);
+        d.key.position = 1;
+        let mut ts = vec![a, b, c, d];
+        ts.sort_by_key(|t| t.key);
         let mut v = Vec::new();
         encode(&mut v, &ts.iter().collect::<Vec<_>>());
         let key = row_key(&ts[0].key);
