@@ -97,3 +97,104 @@ async fn kill_9_then_resume_equals_an_uninterrupted_run() {
     assert!(a.1 == b.1, "UTXO sets differ after kill -9 and resume");
     assert_eq!(a.2, b.2);
 }
+
+/// `follow btc` indexes up to the tip minus the confirmations, keeps up with new blocks, handles
+/// a reorg (the node switches to a longer fork of the last blocks) and stops cleanly on SIGINT
+/// with its summary; the store then equals a fresh `index btc` of the new chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_tracks_the_tip_through_a_reorg() {
+    let mut g = ChainGen::new(31, 8);
+    let common = g.blocks(30);
+    let (mut ga, mut gb) = (g.clone(), g);
+    gb.txs_per_block = 5;
+    let mut a = common.clone();
+    a.extend(ga.blocks(6)); // tip 35
+    let mut b = common;
+    b.extend(gb.blocks(10)); // tip 39, different blocks from height 30
+    let st = MockState {
+        auth: Some(basic_auth("__cookie__", "s3cret")),
+        ..MockState::with_blocks(a)
+    };
+    let node = MockNode::start(st).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cookie = tmp.path().join(".cookie");
+    std::fs::write(&cookie, "__cookie__:s3cret").unwrap();
+
+    let data = tmp.path().join("followed");
+    let mut follow = paytrace(&data);
+    follow.args([
+        "--json",
+        "follow",
+        "btc",
+        "--rpc",
+        &node.url,
+        "--rpc-cookie",
+    ]);
+    follow.arg(&cookie);
+    follow.args([
+        "--confirmations",
+        "1",
+        "--poll-interval-ms",
+        "100",
+        "--blocks-per-commit",
+        "4",
+        "--concurrency",
+        "2",
+    ]);
+    let mut p = Running::spawn(follow);
+    p.wait_until("follow to reach tip - 1", Duration::from_secs(60), &|r| {
+        r.last_committed().is_some_and(|l| l >= 34)
+    });
+    assert!(
+        p.last_committed() == Some(34),
+        "follow went past tip - confirmations"
+    );
+    node.set_blocks(b.clone());
+    p.wait_until(
+        "follow to index the new chain",
+        Duration::from_secs(60),
+        &|r| r.last_committed().is_some_and(|l| l >= 38),
+    );
+    let status = p.signal_and_wait("-INT", Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "exit {status}; log:\n{}",
+        p.lines().join("\n")
+    );
+    let mut stdout = String::new();
+    if let Some(mut s) = p.child.stdout.take() {
+        std::io::Read::read_to_string(&mut s, &mut stdout).unwrap();
+    }
+    let s: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("follow --json summary is not JSON ({e}): {stdout}"));
+    assert_eq!(s["checkpoint"], 38, "{s}");
+    assert_eq!(s["reorgs"], 1, "{s}");
+    assert_eq!(s["unwound_blocks"], 5, "{s}"); // blocks 30..=34 of the old chain
+    assert_eq!(s["interrupted"], true, "{s}");
+    assert_eq!(s["unresolved_inputs"], 0, "{s}");
+    drop(p);
+
+    let fresh = tmp.path().join("fresh");
+    let mut idx = index(&fresh, &node.url, &cookie);
+    idx.args(["--to", "38"]);
+    assert_eq!(run_json(&mut idx)["checkpoint"], 38);
+    let (x, y) = (snapshot(&data), snapshot(&fresh));
+    assert!(
+        x.0 == y.0,
+        "transfers differ from a fresh index of the new chain"
+    );
+    assert!(
+        x.1 == y.1,
+        "UTXO sets differ from a fresh index of the new chain"
+    );
+    assert_eq!(x.2, y.2);
+
+    // Without a node there is a clear error.
+    let out = paytrace(&tmp.path().join("none"))
+        .args(["follow", "btc", "--chain", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rpc"), "{err}");
+}

@@ -15,7 +15,7 @@ use paytrace_indexer::{Address, Direction, Store};
 use paytrace_tracer::{
     FlowSource,
     alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate},
-    risk::{CachedSource, RiskLevel, StoreLabelHistory, screen},
+    risk::{CachedSource, RiskLevel, StoreLabelHistory, screen_all},
 };
 use serde::Serialize;
 use std::{
@@ -149,11 +149,16 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
     let mut p = screen_params(&cfg.risk, paytrace_indexer::labels::today(), None);
     let rule_hops = rules.iter().map(|r| r.max_hops).max().unwrap_or(1);
     p.hops = p.hops.max(rule_hops.saturating_sub(1)).clamp(1, 10);
-    let mut results = Vec::with_capacity(subjects.len());
+    // Subjects are screened on every core (at most 8) sharing one history cache; the results
+    // come back in subject order, so findings and alert ids do not depend on the thread count.
     let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
-    for (role, a) in &subjects {
-        let r = screen(&src, &history, a, &p).with_context(|| format!("screening {a}"))?;
-        results.push((*role, r));
+    let addresses: Vec<Address> = subjects.iter().map(|(_, a)| *a).collect();
+    let mut results = Vec::with_capacity(subjects.len());
+    for ((role, a), r) in subjects
+        .iter()
+        .zip(screen_all(&src, &history, &addresses, &p, 0))
+    {
+        results.push((*role, r.with_context(|| format!("screening {a}"))?));
     }
     let findings = evaluate(&rules, &results);
     let hooks: Vec<(String, RiskLevel)> = cfg

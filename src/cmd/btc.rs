@@ -128,20 +128,12 @@ impl BtcIndexArgs {
                     .flatten()
             });
             let summary = if let Some(url) = rpc_url {
-                let cookie = self.rpc_cookie.clone().or(cfg.rpc_cookie.clone());
-                let url = match (&cookie, &self.rpc_user, &self.rpc_password) {
-                    (Some(c), _, _) => url_with_cookie(&url, c)?,
-                    (None, Some(u), Some(p)) => url_with_auth(&url, u, p)?,
-                    _ => url,
+                let auth = RpcAuth {
+                    cookie: self.rpc_cookie.clone(),
+                    user: self.rpc_user.clone(),
+                    password: self.rpc_password.clone(),
                 };
-                let rpc = RpcClient::new(RpcConfig {
-                    url,
-                    concurrency: opts.in_flight,
-                    rps: cfg.rps,
-                    timeout: Duration::from_secs(cfg.timeout_secs),
-                    max_retries: self.max_retries.unwrap_or(cfg.max_retries),
-                    min_backoff: Duration::from_millis(100),
-                })?;
+                let rpc = rpc_client(&cfg, &url, &auth, &opts, self.max_retries)?;
                 let src = RpcSource::new(rpc, self.start_height.unwrap_or(0));
                 self.sync(ctx, utxo, src, chain, opts, stop).await?
             } else {
@@ -201,6 +193,138 @@ impl BtcIndexArgs {
             .with_context(|| format!("indexing chain {:?}", self.chain))?;
         progress.finish();
         Ok(s)
+    }
+}
+
+/// How to authenticate to Bitcoin Core.
+struct RpcAuth {
+    cookie: Option<PathBuf>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+/// A JSON-RPC client for a Bitcoin Core node: the URL with the cookie (flag, else config) or
+/// user/password credentials, the chain's limits and retries.
+fn rpc_client(
+    cfg: &paytrace_config::ChainConfig,
+    url: &str,
+    auth: &RpcAuth,
+    opts: &SyncOptions,
+    max_retries: Option<u32>,
+) -> anyhow::Result<RpcClient> {
+    let cookie = auth.cookie.clone().or(cfg.rpc_cookie.clone());
+    let url = match (&cookie, &auth.user, &auth.password) {
+        (Some(c), _, _) => url_with_cookie(url, c)?,
+        (None, Some(u), Some(p)) => url_with_auth(url, u, p)?,
+        _ => url.to_owned(),
+    };
+    Ok(RpcClient::new(RpcConfig {
+        url,
+        concurrency: opts.in_flight,
+        rps: cfg.rps,
+        timeout: Duration::from_secs(cfg.timeout_secs),
+        max_retries: max_retries.unwrap_or(cfg.max_retries),
+        min_backoff: Duration::from_millis(100),
+    })?)
+}
+
+/// `paytrace follow btc` arguments: keep a Bitcoin chain indexed from a Bitcoin Core node.
+#[derive(Debug, Args)]
+pub struct BtcFollowArgs {
+    /// Chain name in the store (and config section).
+    #[arg(long, default_value = "bitcoin")]
+    pub chain: String,
+    /// Bitcoin Core JSON-RPC URL [default: chains.<chain>.rpc_url].
+    #[arg(long)]
+    pub rpc: Option<String>,
+    /// The node's `.cookie` file.
+    #[arg(long, conflicts_with = "rpc_user")]
+    pub rpc_cookie: Option<PathBuf>,
+    /// RPC user name.
+    #[arg(long, requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// RPC password.
+    #[arg(
+        long,
+        requires = "rpc_user",
+        env = "PAYTRACE_BTC_RPC_PASSWORD",
+        hide_env_values = true
+    )]
+    pub rpc_password: Option<String>,
+    /// First block when the chain has no checkpoint yet [default: 0].
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// Blocks to stay behind the tip [default: from config].
+    #[arg(long)]
+    pub confirmations: Option<u64>,
+    /// Poll interval in milliseconds [default: from config].
+    #[arg(long)]
+    pub poll_interval_ms: Option<u64>,
+    /// Blocks per atomic commit.
+    #[arg(long)]
+    pub blocks_per_commit: Option<u64>,
+    /// Ranges fetched and decoded ahead of the writer.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Retries of a retryable RPC failure within one step.
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+}
+
+impl BtcFollowArgs {
+    /// Runs the command: follows the tip until Ctrl-C / SIGTERM, then prints the summary.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let cfg = ctx.config.chain_or_default(&self.chain);
+        let Some(url) = self.rpc.clone().or(cfg.rpc_url.clone()) else {
+            anyhow::bail!(
+                "no Bitcoin Core node: pass --rpc URL (or set chains.{}.rpc_url)",
+                self.chain
+            );
+        };
+        let store = ctx.open_store()?;
+        let chain = store.register_chain(&self.chain, ChainKind::Bitcoin)?;
+        let utxo = UtxoStore::open(&store)?;
+        let opts = SyncOptions {
+            blocks_per_commit: self.blocks_per_commit.unwrap_or(50).max(1),
+            in_flight: self
+                .concurrency
+                .unwrap_or(cfg.concurrency.clamp(2, 8))
+                .max(1),
+            ..SyncOptions::default()
+        };
+        let auth = RpcAuth {
+            cookie: self.rpc_cookie.clone(),
+            user: self.rpc_user.clone(),
+            password: self.rpc_password.clone(),
+        };
+        let rpc = rpc_client(&cfg, &url, &auth, &opts, self.max_retries)?;
+        let confirmations = self.confirmations.unwrap_or(cfg.confirmations);
+        let poll = Duration::from_millis(
+            self.poll_interval_ms
+                .unwrap_or(cfg.poll_interval_ms)
+                .max(10),
+        );
+        runtime()?.block_on(async {
+            let stop = StopSignal::new();
+            install_signal_handler(&stop);
+            let src = RpcSource::new(rpc, 0);
+            let sync = BtcSync::new(utxo, src, chain, &self.chain, opts, stop);
+            tracing::info!(chain = %self.chain, confirmations, poll_ms = poll.as_millis(), "following the tip");
+            let progress = Progress::new(&self.chain, None);
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            // Alert rules are evaluated after committed steps (at most once per poll interval).
+            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), store.clone(), poll);
+            let s = sync
+                .follow(self.from, confirmations, poll, &|c| {
+                    progress.on_commit(c, &counter);
+                    alerts.committed();
+                })
+                .await
+                .with_context(|| format!("following chain {:?}", self.chain))?;
+            progress.finish();
+            print_summary(ctx, &s)?;
+            Ok(ExitCode::SUCCESS)
+        })
     }
 }
 

@@ -48,6 +48,8 @@ pub enum FollowCmd {
         #[arg(long)]
         poll_interval_ms: Option<u64>,
     },
+    /// A Bitcoin chain from a Bitcoin Core node (JSON-RPC).
+    Btc(super::btc::BtcFollowArgs),
 }
 
 /// The chain and the overrides of its config section.
@@ -366,12 +368,15 @@ impl IndexCmd {
 impl FollowCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let Self::Evm {
-            chain,
-            from,
-            confirmations,
-            poll_interval_ms,
-        } = self;
+        let (chain, from, confirmations, poll_interval_ms) = match self {
+            Self::Evm {
+                chain,
+                from,
+                confirmations,
+                poll_interval_ms,
+            } => (chain, from, confirmations, poll_interval_ms),
+            Self::Btc(args) => return args.run(ctx),
+        };
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);

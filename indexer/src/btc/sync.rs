@@ -139,43 +139,128 @@ impl<S: BtcSource> BtcSync<S> {
             chain: self.name.clone(),
             ..Default::default()
         };
-        if let Some((_, st)) = self.reconcile().await? {
-            s.reorgs += 1;
-            s.unwound_blocks += st.blocks;
-        }
+        self.reconcile_into(&mut s).await?;
         let to = match to {
             Some(t) => Some(t),
             None => self.source.tip().await?,
         };
         if let Some(to) = to {
-            loop {
-                let cp = self.utxo.store().checkpoint(self.chain)?;
-                let start = match (cp, from) {
-                    (Some(c), _) => c.number.0.saturating_add(1),
-                    (None, Some(f)) => f,
-                    (None, None) => self.source.first_height(),
-                };
-                if start > to || self.stop.is_stopped() {
-                    break;
+            self.run_to(from, to, &mut s, on_commit).await?;
+        }
+        self.utxo.store().persist()?;
+        self.finish(started, &mut s)?;
+        Ok(s)
+    }
+
+    /// Keeps indexing new blocks up to the source's tip minus `confirmations`, polling every
+    /// `poll`, until the stop signal: each step first compares the checkpoint with the source
+    /// (unwinding orphaned blocks), then indexes what is new. Retryable failures (connection
+    /// errors, timeouts, 5xx, a block the node does not serve yet) back off and retry; the others
+    /// end the run. Mirrors [`crate::sync::EvmSync::follow`].
+    pub async fn follow(
+        &self,
+        from: Option<u64>,
+        confirmations: u64,
+        poll: std::time::Duration,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<BtcSummary, BtcError> {
+        let started = Instant::now();
+        let mut s = BtcSummary {
+            chain: self.name.clone(),
+            ..Default::default()
+        };
+        let mut failures = 0u32;
+        while !self.stop.is_stopped() {
+            match self
+                .follow_step(from, confirmations, &mut s, on_commit)
+                .await
+            {
+                Ok(()) => {
+                    failures = 0;
+                    self.utxo.store().persist()?;
+                    self.stop.sleep(poll).await;
                 }
-                match self.execute(start, to, cp, &mut s, on_commit).await? {
-                    RangeEnd::Done => break,
-                    RangeEnd::Reorg => {
-                        if let Some((_, st)) = self.reconcile().await? {
-                            s.reorgs += 1;
-                            s.unwound_blocks += st.blocks;
-                        } else {
-                            return Err(BtcError::Malformed {
-                                what: format!("chain {}", self.name),
-                                message: "parent hash mismatch but the checkpoint block is still on the source's chain".into(),
-                            });
-                        }
+                Err(e) if e.is_retryable() => {
+                    failures = failures.saturating_add(1);
+                    let wait = poll.saturating_mul(2u32.saturating_pow(failures.min(6)));
+                    tracing::warn!(chain = %self.name, error = %e, retry_in_ms = wait.as_millis(), "follow step failed; retrying");
+                    self.stop.sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.utxo.store().persist()?;
+        self.finish(started, &mut s)?;
+        s.interrupted = true;
+        Ok(s)
+    }
+
+    async fn follow_step(
+        &self,
+        from: Option<u64>,
+        confirmations: u64,
+        s: &mut BtcSummary,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<(), BtcError> {
+        self.reconcile_into(s).await?;
+        let Some(tip) = self.source.tip().await? else {
+            return Ok(());
+        };
+        let Some(target) = tip.checked_sub(confirmations) else {
+            return Ok(());
+        };
+        self.run_to(from, target, s, on_commit).await
+    }
+
+    /// [`Self::reconcile`], counted in the summary.
+    async fn reconcile_into(&self, s: &mut BtcSummary) -> Result<(), BtcError> {
+        if let Some((fork, st)) = self.reconcile().await? {
+            s.reorgs += 1;
+            s.unwound_blocks += st.blocks;
+            tracing::info!(chain = %self.name, fork = fork.0, unwound_blocks = st.blocks, unwound_transfers = st.transfers, "reorg handled");
+        }
+        Ok(())
+    }
+
+    /// Indexes from after the checkpoint (or `from`) up to `to`, unwinding and going on when a
+    /// reorg shows up on the way.
+    async fn run_to(
+        &self,
+        from: Option<u64>,
+        to: u64,
+        s: &mut BtcSummary,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<(), BtcError> {
+        loop {
+            let cp = self.utxo.store().checkpoint(self.chain)?;
+            let start = match (cp, from) {
+                (Some(c), _) => c.number.0.saturating_add(1),
+                (None, Some(f)) => f,
+                (None, None) => self.source.first_height(),
+            };
+            if start > to || self.stop.is_stopped() {
+                return Ok(());
+            }
+            match self.execute(start, to, cp, s, on_commit).await? {
+                RangeEnd::Done => return Ok(()),
+                RangeEnd::Reorg => {
+                    if let Some((_, st)) = self.reconcile().await? {
+                        s.reorgs += 1;
+                        s.unwound_blocks += st.blocks;
+                    } else {
+                        return Err(BtcError::Malformed {
+                            what: format!("chain {}", self.name),
+                            message: "parent hash mismatch but the checkpoint block is still on the source's chain".into(),
+                        });
                     }
                 }
             }
         }
+    }
+
+    /// Fills the summary's rates, checkpoint and interruption flag at the end of a run.
+    fn finish(&self, started: Instant, s: &mut BtcSummary) -> Result<(), BtcError> {
         s.interrupted = self.stop.is_stopped();
-        self.utxo.store().persist()?;
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         s.elapsed_ms = ms;
         s.txs_per_sec = s.stats.txs.saturating_mul(1000) / ms.max(1);
@@ -185,7 +270,7 @@ impl<S: BtcSource> BtcSync<S> {
             .store()
             .checkpoint(self.chain)?
             .map(|c| c.number.0);
-        Ok(s)
+        Ok(())
     }
 
     async fn execute(
