@@ -314,7 +314,12 @@ impl EvmSync {
         };
         self.run_to(from, to, &mut summary, on_commit).await?;
         summary.interrupted = self.stop.is_stopped();
+        let persist_started = Instant::now();
         self.store.persist()?;
+        tracing::debug!(
+            persist_ms = persist_started.elapsed().as_millis(),
+            "synced the journal"
+        );
         summary.finish(started, self.store.checkpoint(self.chain)?);
         Ok(summary)
     }
@@ -455,23 +460,42 @@ impl EvmSync {
             })
         };
         let retries = self.opts.unit_retries;
-        let mut fetched = units
-            .map(|(a, b)| {
-                let src = Arc::clone(&self.source);
-                let density = Arc::clone(&density);
-                let chain = self.chain;
-                AbortOnDrop(tokio::spawn(async move {
-                    let r = fetch_unit(&src, a, b, retries).await?;
-                    density.add(r.blocks.len(), r.transfers.len());
-                    // Encoding for the store happens here, in parallel; only the commit is serial.
-                    let prepared = PreparedRange::new(chain, r.blocks, &r.transfers)?;
-                    Ok::<_, SyncError>((prepared, r.stats))
-                }))
-            })
-            .buffered(self.opts.in_flight.max(1));
+        let in_flight = self.opts.in_flight.max(1);
+        let source = Arc::clone(&self.source);
+        let chain = self.chain;
+        // The fetches are driven by their own task, so that fetch slots are refilled while a
+        // commit runs (a stream is only advanced when polled: driven from the commit loop, no
+        // new unit would start during a commit). Ranges come out in order; at most
+        // `in_flight` units are fetched and one more waits for the commit.
+        let (ranges_tx, mut ranges) = tokio::sync::mpsc::channel::<Result<_, SyncError>>(1);
+        let _producer = AbortOnDrop(tokio::spawn(async move {
+            let mut fetched = units
+                .map(move |(a, b)| {
+                    let src = Arc::clone(&source);
+                    let density = Arc::clone(&density);
+                    AbortOnDrop(tokio::spawn(async move {
+                        let r = fetch_unit(&src, a, b, retries).await?;
+                        density.add(r.blocks.len(), r.transfers.len());
+                        // Encoding for the store happens here, in parallel; only the commit is
+                        // serial.
+                        let prepared = PreparedRange::new(chain, r.blocks, &r.transfers)?;
+                        Ok::<_, SyncError>((prepared, r.stats))
+                    }))
+                })
+                .buffered(in_flight);
+            while let Some(joined) = fetched.next().await {
+                let r = joined
+                    .map_err(|e| SyncError::Task(e.to_string()))
+                    .and_then(|r| r);
+                let failed = r.is_err();
+                if ranges_tx.send(r).await.is_err() || failed {
+                    break;
+                }
+            }
+        }));
         let mut prev = checkpoint;
-        while let Some(joined) = fetched.next().await {
-            let (range, stats) = joined.map_err(|e| SyncError::Task(e.to_string()))??;
+        while let Some(r) = ranges.recv().await {
+            let (range, stats) = r?;
             if let (Some(p), Some(first)) = (prev, range.blocks().first())
                 && first.parent != p.hash
             {

@@ -144,6 +144,7 @@ impl EvmChainArgs {
         stop: StopSignal,
     ) -> anyhow::Result<(EvmSync, ChainConfig)> {
         let (cfg, url) = self.resolve(ctx)?;
+        disable_transparent_huge_pages();
         let store = ctx.open_store()?;
         let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
         let rpc = RpcClient::new(RpcConfig {
@@ -187,6 +188,17 @@ impl EvmChainArgs {
             EvmSync::new(store, source, chain, &self.chain, opts, stop),
             cfg,
         ))
+    }
+}
+
+/// Turns transparent huge pages off for this process (Linux). The EVM sync touches fresh memory
+/// at a high rate (response bodies, parsed ranges, memtables): with huge pages the kernel zeroes
+/// 2 MiB at every first touch, which took up to a third of the sync's CPU time on this machine
+/// (see docs/benchmarks.md, EVM indexing). A failure only costs that time.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "cannot turn transparent huge pages off");
     }
 }
 

@@ -17,7 +17,8 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 use super::types::{
-    GethCallFrame, GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader, RpcLog,
+    CallType, GethCallFrame, GethTxTrace, ParityTrace, RpcBlock, RpcBlockHashes, RpcHeader, RpcLog,
+    TraceKind,
 };
 
 /// `keccak256("Transfer(address,address,uint256)")`.
@@ -150,7 +151,7 @@ pub fn parity_native_transfers(
     let number = block.number.0;
     let mut seen = vec![false; tx_hashes.len()];
     for t in traces {
-        if t.kind == "reward" || !t.trace_address.is_empty() {
+        if t.kind == TraceKind::Reward || !t.trace_address.is_empty() {
             continue;
         }
         let (Some(tx), Some(pos)) = (t.transaction_hash, t.transaction_position) else {
@@ -185,9 +186,9 @@ pub fn parity_native_transfers(
             continue;
         }
         let a = &t.action;
-        let (from, to) = match t.kind.as_str() {
-            "call" => (a.from, a.to),
-            "create" => (a.from, t.result.as_ref().and_then(|r| r.address)),
+        let (from, to) = match t.kind {
+            TraceKind::Call => (a.from, a.to),
+            TraceKind::Create => (a.from, t.result.as_ref().and_then(|r| r.address)),
             other => {
                 return Err(malformed(
                     "trace",
@@ -303,19 +304,22 @@ pub fn token_transfers(
             stats.erc721_logs += 1;
             continue;
         }
-        if log.topics.len() != 3 || log.data.len() != 32 {
-            stats.malformed_logs += 1;
-            tracing::debug!(
-                block,
-                tx = ?log.transaction_hash,
-                log_index = ?log.log_index,
-                contract = %log.address,
-                topics = log.topics.len(),
-                data_len = log.data.len(),
-                "skipping malformed Transfer log"
-            );
-            continue;
-        }
+        let amount = match log.data.word() {
+            Some(w) if log.topics.len() == 3 => U256::from_be_bytes(w.0),
+            _ => {
+                stats.malformed_logs += 1;
+                tracing::debug!(
+                    block,
+                    tx = ?log.transaction_hash,
+                    log_index = ?log.log_index,
+                    contract = %log.address,
+                    topics = log.topics.len(),
+                    data_len = log.data.len(),
+                    "skipping malformed Transfer log"
+                );
+                continue;
+            }
+        };
         let tx = log.transaction_hash;
         let need = |v: Option<U64>, field: &str| {
             v.map(|x| x.to::<u64>())
@@ -350,18 +354,20 @@ pub fn token_transfers(
             },
             time,
             tx_hash: TxHash(tx_hash),
-            from: topic_address(&log.topics[1]),
-            to: topic_address(&log.topics[2]),
+            from: topic_address(log.topics.get(1)),
+            to: topic_address(log.topics.get(2)),
             asset: Asset::Token(log.address.into()),
-            amount: Amount::from_raw(U256::from_be_slice(&log.data)),
+            amount: Amount::from_raw(amount),
             trace_address: Vec::new(),
         });
     }
     Ok(())
 }
 
-fn topic_address(t: &B256) -> Address {
-    Address::evm(alloy_primitives::Address::from_word(*t))
+fn topic_address(t: Option<&B256>) -> Address {
+    Address::evm(alloy_primitives::Address::from_word(
+        t.copied().unwrap_or_default(),
+    ))
 }
 
 /// Tracks, over frames in depth-first pre-order, whether the current frame lies inside a
@@ -488,7 +494,7 @@ pub fn parity_internal_transfers(
     let mut cur: Option<TxFrames> = None;
     let mut local = DecodeStats::default();
     for t in traces {
-        if t.kind == "reward" {
+        if t.kind == TraceKind::Reward {
             continue;
         }
         let (Some(tx), Some(pos)) = (t.transaction_hash, t.transaction_position) else {
@@ -515,14 +521,14 @@ pub fn parity_internal_transfers(
         }
         let Some(frames) = cur.as_mut() else { continue };
         let a = &t.action;
-        let (movement, is_call) = match t.kind.as_str() {
-            "call" => match a.call_type.as_deref() {
-                Some("call") | None => {
+        let (movement, is_call) = match t.kind {
+            TraceKind::Call => match a.call_type {
+                Some(CallType::Call) | None => {
                     (a.from.map(|f| (f, a.to, a.value.unwrap_or_default())), true)
                 }
                 _ => (None, false),
             },
-            "create" => (
+            TraceKind::Create => (
                 a.from.map(|f| {
                     (
                         f,
@@ -532,7 +538,7 @@ pub fn parity_internal_transfers(
                 }),
                 false,
             ),
-            "suicide" | "selfdestruct" => (
+            TraceKind::Suicide => (
                 a.address
                     .map(|f| (f, a.refund_address, a.balance.unwrap_or_default())),
                 false,
@@ -540,8 +546,8 @@ pub fn parity_internal_transfers(
             _ => (None, false),
         };
         if movement.is_none()
-            && t.kind == "call"
-            && a.call_type.as_deref().is_none_or(|c| c == "call")
+            && t.kind == TraceKind::Call
+            && a.call_type.is_none_or(|c| c == CallType::Call)
         {
             return Err(malformed("trace", number, Some(tx), "call without `from`"));
         }

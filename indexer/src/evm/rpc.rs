@@ -371,7 +371,7 @@ impl RpcClient {
                 .await
                 .map_err(transport)?;
             let status = resp.status();
-            let bytes = resp.bytes().await.map_err(transport)?;
+            let bytes = read_body(resp).await.map_err(transport)?;
             if !status.is_success() {
                 let body: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
                 return Err(RpcError::Status {
@@ -450,6 +450,22 @@ impl RpcClient {
             .map(|(v, c)| v.ok_or_else(|| malformed(c.method, "missing response".into())))
             .collect()
     }
+}
+
+/// The most bytes reserved up front for a body from its `Content-Length` (a larger body still
+/// arrives whole, the buffer grows).
+const MAX_BODY_RESERVE: u64 = 64 << 20;
+
+/// Reads a response body into one buffer sized by its `Content-Length`: no list of chunks
+/// copied into a second buffer at the end, no repeated growth (bodies of traces and logs are
+/// megabytes).
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let reserve = resp.content_length().unwrap_or(0).min(MAX_BODY_RESERVE);
+    let mut buf = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
 }
 
 /// Explains a body that did not parse as the expected typed responses: a node error object

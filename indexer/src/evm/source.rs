@@ -208,7 +208,19 @@ impl EvmSource {
         let decode_started = std::time::Instant::now();
         let chain = self.chain;
         let mut stats = DecodeStats::default();
-        let mut transfers = Vec::new();
+        // Every trace and log gives at most one transfer (plus one native per transaction
+        // without traces): one allocation instead of repeated growth.
+        let expected = logs.len()
+            + match &traces {
+                Traces::Parity(v) => v.iter().map(Vec::len).sum(),
+                Traces::Geth(v) => v.iter().map(Vec::len).sum(),
+                Traces::None => 0,
+            }
+            + match &blocks {
+                Blocks::Full(v) => v.iter().map(|b| b.transactions.len()).sum(),
+                Blocks::Hashes(_) => 0,
+            };
+        let mut transfers = Vec::with_capacity(expected);
         let mut failed: HashSet<B256> = HashSet::new();
         match (traces, &blocks) {
             (Traces::Parity(per_block), _) => {

@@ -4,8 +4,9 @@
 //! transaction types and client-specific extras all decode, and only the fields the decoder
 //! needs are parsed (full blocks carry calldata we never look at).
 
-use alloy_primitives::{Address, B256, Bytes, U64, U256};
-use serde::Deserialize;
+use alloy_primitives::{Address, B256, U64, U256, hex};
+use serde::{Deserialize, Deserializer, de};
+use std::fmt;
 
 /// `eth_getBlockByNumber(n, true)`.
 #[derive(Clone, Debug, Deserialize)]
@@ -81,10 +82,10 @@ pub struct RpcTransaction {
 pub struct RpcLog {
     /// Emitting contract.
     pub address: Address,
-    /// Topics.
-    pub topics: Vec<B256>,
-    /// Data.
-    pub data: Bytes,
+    /// Topics (read in place, no allocation per log).
+    pub topics: Topics,
+    /// Data: its length, and the word itself when it is exactly 32 bytes (an ERC-20 amount).
+    pub data: LogData,
     /// Block height (absent for pending logs).
     pub block_number: Option<U64>,
     /// Block hash.
@@ -120,7 +121,7 @@ pub struct ParityTrace {
     pub action: ParityAction,
     /// Result (`address` for creates).
     pub result: Option<ParityResult>,
-    /// Error message when the frame failed.
+    /// Error message when the frame failed (present only on failed frames).
     pub error: Option<String>,
     /// Path of sub-call indexes.
     #[serde(default)]
@@ -135,7 +136,195 @@ pub struct ParityTrace {
     pub block_number: Option<u64>,
     /// `call`, `create`, `suicide`, `reward`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: TraceKind,
+}
+
+/// The `type` of a parity trace, read without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceKind {
+    /// A call of any call type.
+    Call,
+    /// A contract creation.
+    Create,
+    /// A self-destruct (`selfdestruct` in some clients).
+    #[serde(alias = "selfdestruct")]
+    Suicide,
+    /// A block or uncle reward (not a transfer).
+    Reward,
+    /// Any other type (read, never a transfer).
+    #[serde(other)]
+    Other,
+}
+
+impl TraceKind {
+    /// The lower-case name (`other` for types paytrace does not know).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Call => "call",
+            Self::Create => "create",
+            Self::Suicide => "suicide",
+            Self::Reward => "reward",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for TraceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `callType` of a parity call trace, read without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallType {
+    /// A plain call (moves value).
+    Call,
+    /// `delegatecall` (moves no value of its own).
+    Delegatecall,
+    /// `staticcall`.
+    Staticcall,
+    /// `callcode`.
+    Callcode,
+    /// Any other call type.
+    #[serde(other)]
+    Other,
+}
+
+/// The topics of a log: up to four 32-byte words kept in place (the EVM emits at most four),
+/// and how many the node sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Topics {
+    words: [B256; 4],
+    len: usize,
+}
+
+impl Topics {
+    /// Builds topics from a slice (tests; at most four are kept, all are counted).
+    pub fn from_slice(t: &[B256]) -> Self {
+        let mut out = Self {
+            len: t.len(),
+            ..Self::default()
+        };
+        for (w, x) in out.words.iter_mut().zip(t) {
+            *w = *x;
+        }
+        out
+    }
+
+    /// How many topics the node sent.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Topic `i` (only the first four are kept).
+    pub fn get(&self, i: usize) -> Option<&B256> {
+        self.as_slice().get(i)
+    }
+
+    /// The first topic (the event signature).
+    pub fn first(&self) -> Option<&B256> {
+        self.get(0)
+    }
+
+    /// The kept topics.
+    pub fn as_slice(&self) -> &[B256] {
+        &self.words[..self.len.min(4)]
+    }
+}
+
+impl<'de> Deserialize<'de> for Topics {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Topics;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of 32-byte hex topics")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Topics, A::Error> {
+                let mut out = Topics::default();
+                loop {
+                    if let Some(w) = out.words.get_mut(out.len) {
+                        match seq.next_element::<B256>()? {
+                            Some(x) => *w = x,
+                            None => return Ok(out),
+                        }
+                    } else if seq.next_element::<de::IgnoredAny>()?.is_none() {
+                        return Ok(out);
+                    }
+                    out.len += 1;
+                }
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The data of a log: its length in bytes, and the word when it is exactly 32 bytes long
+/// (decoded in place: no allocation per log; other lengths are checked and counted only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogData {
+    len: usize,
+    word: Option<B256>,
+}
+
+impl LogData {
+    /// Builds the data of a log from its bytes (tests).
+    pub fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            len: b.len(),
+            word: B256::try_from(b).ok(),
+        }
+    }
+
+    /// Length in bytes.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the data is empty.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The data when it is exactly one 32-byte word.
+    pub const fn word(&self) -> Option<B256> {
+        self.word
+    }
+}
+
+impl<'de> Deserialize<'de> for LogData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = LogData;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a hex string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LogData, E> {
+                let h = s.strip_prefix("0x").unwrap_or(s);
+                if h.len() == 64 {
+                    let mut w = [0u8; 32];
+                    hex::decode_to_slice(h, &mut w).map_err(E::custom)?;
+                    return Ok(LogData {
+                        len: 32,
+                        word: Some(B256::from(w)),
+                    });
+                }
+                // Rare shapes (ERC-721 and malformed logs): checked, only the length is kept.
+                let b = hex::decode(h).map_err(E::custom)?;
+                Ok(LogData::from_bytes(&b))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// The union of parity action fields.
@@ -143,7 +332,7 @@ pub struct ParityTrace {
 #[serde(rename_all = "camelCase")]
 pub struct ParityAction {
     /// `call`, `delegatecall`, `staticcall`, `callcode` (calls only).
-    pub call_type: Option<String>,
+    pub call_type: Option<CallType>,
     /// Caller / creator.
     pub from: Option<Address>,
     /// Callee (calls).

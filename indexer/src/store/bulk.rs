@@ -24,10 +24,10 @@
 //! store. Ingested tables are synced to disk by the engine before they become visible.
 
 use super::{
-    KeyspaceOp, PreparedOp, PreparedRange, Store, StoreError, TransferKey, TransferKind,
-    UnwindStats, chain_end_key, decode, hex, index_key, own_tx_node, tx_key,
+    KeyspaceOp, PreparedOp, PreparedRange, Store, StoreError, UnwindStats, chain_end_key, hex,
+    index_key, own_tx_node, tx_key,
 };
-use crate::model::{BlockNumber, ChainId, Transfer};
+use crate::model::{BlockNumber, ChainId};
 use fjall::{Keyspace, PersistMode, Slice};
 
 /// Prefix of the bulk-range markers in the `meta` keyspace (followed by the chain id).
@@ -281,33 +281,26 @@ impl Store {
             .is_none_or(|cp| cp.number < m.first)
         {
             let mut ikey = Vec::with_capacity(64);
-            let lo = TransferKey {
-                chain: m.chain,
-                block: m.first,
-                tx_index: 0,
-                kind: TransferKind::Native,
-                position: 0,
-            };
-            for kv in self
-                .transfers
-                .range(lo.to_bytes().to_vec()..chain_end_key(m.chain))
-            {
+            let lo = super::txrow::block_start(m.chain, m.first);
+            for kv in self.transfers.range(lo.to_vec()..chain_end_key(m.chain)) {
                 let (k, v) = kv
                     .into_inner()
                     .map_err(|e| self.io("discard bulk transfers", e))?;
-                let t: Transfer = decode("transfers", &hex(&k), &v)?;
-                let tk = t.key.to_bytes();
+                let row = super::decode_row(&k, &v)?;
                 batch.remove(&self.transfers, k);
-                if !own_tx_node(&t.from, &t) {
-                    index_key(&mut ikey, &t.from, &tk);
-                    batch.remove(&self.addr_out, ikey.clone());
+                for t in row {
+                    let tk = t.key.to_bytes();
+                    if !own_tx_node(&t.from, &t) {
+                        index_key(&mut ikey, &t.from, &tk);
+                        batch.remove(&self.addr_out, ikey.clone());
+                    }
+                    if !own_tx_node(&t.to, &t) {
+                        index_key(&mut ikey, &t.to, &tk);
+                        batch.remove(&self.addr_in, ikey.clone());
+                    }
+                    batch.remove(&self.tx_index, tx_key(m.chain, &t.tx_hash).to_vec());
+                    stats.transfers += 1;
                 }
-                if !own_tx_node(&t.to, &t) {
-                    index_key(&mut ikey, &t.to, &tk);
-                    batch.remove(&self.addr_in, ikey.clone());
-                }
-                batch.remove(&self.tx_index, tx_key(m.chain, &t.tx_hash).to_vec());
-                stats.transfers += 1;
             }
             super::apply_ops(&mut batch, extra);
         }

@@ -7,7 +7,7 @@
 //! | `meta`        | `schema_version`                                | u32                        |
 //! | `meta`        | `bulk:` + chain u16 (a bulk range in progress)  | first u64 + last u64 block |
 //! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
-//! | `transfers`   | [`TransferKey`] bytes                           | postcard [`Transfer`]      |
+//! | `transfers`   | chain u16 + block u64 + tx index u32            | the transaction's transfers (`txrow.rs`) |
 //! | `addr_out`    | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
 //! | `addr_in`     | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
 //! | `tx_index`    | chain u16 + tx hash (32)                        | block u64 + tx index u32   |
@@ -27,6 +27,12 @@
 //! whose txid can repeat, BIP30) keeps its entries so that every occurrence stays reachable;
 //! [`Store::address_transfers`] merges both sources, so its results are unchanged.
 //!
+//! Since schema version 4 `transfers` holds one row per transaction slot (chain, block,
+//! transaction index: all of its transfers in canonical order, the hash and time stored once
+//! per run of equal values) instead of one per transfer: a token batch or a
+//! Bitcoin transaction is one storage-engine entry. Readers ([`Store::transfer`],
+//! [`Store::range_transfers`], [`Store::transaction_transfers`]) are unchanged.
+//!
 //! Every block range is written by [`Store::write_range`] in one atomic batch together with its
 //! checkpoint, so a crash never leaves half a range or a checkpoint ahead of its data.
 
@@ -34,6 +40,7 @@ mod balances;
 mod bulk;
 mod error;
 mod flow;
+mod txrow;
 
 pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
 pub use bulk::BulkMarker;
@@ -56,8 +63,8 @@ use std::{
 /// History: 1 = empty address-index values; 2 = covering address-index values (`flow.rs`) and
 /// the `tx_index` keyspace (transaction hash → block and index); 3 = a transaction node
 /// (`Address::Tx`) is no longer indexed for its own transaction's transfers (see
-/// [`Store::address_transfers`]).
-pub const SCHEMA_VERSION: u32 = 3;
+/// [`Store::address_transfers`]); 4 = one `transfers` row per transaction (`txrow.rs`).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The block cache of stores opened for queries ([`Store::open_with_cache`]): 256 MiB. It
 /// fills only with blocks actually read (a 3-hop trace benchmark on a 10M-transfer store
@@ -477,7 +484,16 @@ impl Store {
         }
         // The journal write reaches the OS before commit returns (a killed process loses
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
-        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        // Sized up front: a range is hundreds of thousands of items, and growing the batch
+        // by doubling copies it and touches fresh memory several times.
+        let items = p.rows.len()
+            + p.outs.len()
+            + p.ins.len()
+            + p.txs.len()
+            + p.extra.len()
+            + p.tail.len();
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), items + 64)
+            .durability(Some(PersistMode::Buffer));
         // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
         // consecutive memtable inserts land next to each other; keys and values are already
         // engine buffers, so this serial part only moves them.
@@ -618,24 +634,28 @@ impl Store {
         let mut counts = self.counters(chain)?;
         let mut ikey = Vec::with_capacity(64);
         let mut new = 0usize;
-        let mut seen = std::collections::HashSet::new();
         // Per address, the earliest inserted position: its balance checkpoints after it are
         // stale (the new transfer lands before them).
         let mut stale: BTreeMap<Address, TransferKey> = BTreeMap::new();
+        // The transaction rows touched, as stored plus what this call adds.
+        let mut rows: BTreeMap<[u8; txrow::KEY_LEN], (Vec<Transfer>, bool)> = BTreeMap::new();
         for t in transfers {
             if t.key.chain != chain {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
             }
-            let tk = t.key.to_bytes();
-            if !seen.insert(tk)
-                || self
-                    .transfers
-                    .contains_key(tk)
-                    .map_err(|e| self.io("read transfer", e))?
-            {
+            let rk = txrow::row_key(&t.key);
+            let row = match rows.entry(rk) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((self.read_row(&rk)?.unwrap_or_default(), false))
+                }
+            };
+            if row.0.iter().any(|x| x.key == t.key) {
                 continue;
             }
-            batch.insert(&self.transfers, tk.to_vec(), encode(t)?);
+            row.0.push(t.clone());
+            row.1 = true;
+            let tk = t.key.to_bytes();
             let mut value = Vec::with_capacity(96);
             if !own_tx_node(&t.from, t) {
                 index_key(&mut ikey, &t.from, &tk);
@@ -660,6 +680,15 @@ impl Store {
             }
         }
         self.invalidate_balances(&mut batch, &stale)?;
+        for (rk, (mut row, changed)) in rows {
+            if !changed {
+                continue;
+            }
+            row.sort_by_key(|t| t.key);
+            let mut v = Vec::with_capacity(64 + 100 * row.len());
+            txrow::encode(&mut v, &row.iter().collect::<Vec<_>>());
+            batch.insert(&self.transfers, rk.to_vec(), v);
+        }
         for (kind, n) in counts {
             batch.insert(
                 &self.counters,
@@ -670,6 +699,15 @@ impl Store {
         apply_ops(&mut batch, extra);
         batch.commit().map_err(|e| self.io("commit sparse", e))?;
         Ok(new)
+    }
+
+    /// The transfers of transaction row `rk` (`None` when there is none).
+    fn read_row(&self, rk: &[u8; txrow::KEY_LEN]) -> Result<Option<Vec<Transfer>>, StoreError> {
+        self.transfers
+            .get(rk)
+            .map_err(|e| self.io("read transfers", e))?
+            .map(|v| decode_row(rk, &v))
+            .transpose()
     }
 
     /// Removes every block above `to` with its transfers and index entries, and moves the
@@ -694,36 +732,40 @@ impl Store {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         let mut counts = self.counters(chain)?;
         let mut ikey = Vec::with_capacity(64);
-        let lo = TransferKey {
+        let lo = txrow::block_start(chain, start);
+        let hi = chain_end_key(chain);
+        // The unwound transfers' addresses: their checkpoints from the unwind start on are stale.
+        let stale_from = TransferKey {
             chain,
             block: start,
             tx_index: 0,
             kind: TransferKind::Native,
             position: 0,
         };
-        let hi = chain_end_key(chain);
         let mut stale: BTreeMap<Address, TransferKey> = BTreeMap::new();
-        for kv in self.transfers.range(lo.to_bytes().to_vec()..hi) {
+        for kv in self.transfers.range(lo.to_vec()..hi) {
             let (k, v) = kv
                 .into_inner()
                 .map_err(|e| self.io("unwind transfers", e))?;
-            let t: Transfer = decode("transfers", &hex(&k), &v)?;
-            let tk = t.key.to_bytes();
+            let row = decode_row(&k, &v)?;
             batch.remove(&self.transfers, k);
-            if !own_tx_node(&t.from, &t) {
-                index_key(&mut ikey, &t.from, &tk);
-                batch.remove(&self.addr_out, ikey.clone());
-            }
-            if !own_tx_node(&t.to, &t) {
-                index_key(&mut ikey, &t.to, &tk);
-                batch.remove(&self.addr_in, ikey.clone());
-            }
-            batch.remove(&self.tx_index, tx_key(chain, &t.tx_hash).to_vec());
-            let c = counts.entry(t.kind()).or_default();
-            *c = c.saturating_sub(1);
-            stats.transfers += 1;
-            for a in [t.from, t.to] {
-                stale.entry(a).or_insert(lo);
+            for t in row {
+                let tk = t.key.to_bytes();
+                if !own_tx_node(&t.from, &t) {
+                    index_key(&mut ikey, &t.from, &tk);
+                    batch.remove(&self.addr_out, ikey.clone());
+                }
+                if !own_tx_node(&t.to, &t) {
+                    index_key(&mut ikey, &t.to, &tk);
+                    batch.remove(&self.addr_in, ikey.clone());
+                }
+                batch.remove(&self.tx_index, tx_key(chain, &t.tx_hash).to_vec());
+                let c = counts.entry(t.kind()).or_default();
+                *c = c.saturating_sub(1);
+                stats.transfers += 1;
+                for a in [t.from, t.to] {
+                    stale.entry(a).or_insert(stale_from);
+                }
             }
         }
         self.invalidate_balances(&mut batch, &stale)?;
@@ -795,23 +837,15 @@ impl Store {
         let Some((block, idx)) = self.tx_location(chain, tx)? else {
             return Ok(Vec::new());
         };
-        let lo = TransferKey {
+        let rk = txrow::row_key(&TransferKey {
             chain,
             block,
             tx_index: idx,
             kind: TransferKind::Native,
             position: 0,
-        };
-        let mut out = Vec::new();
-        for kv in self.transfers.prefix(&lo.to_bytes()[..14]) {
-            let (k, v) = kv
-                .into_inner()
-                .map_err(|e| self.io("scan transaction", e))?;
-            let t: Transfer = decode("transfers", &hex(&k), &v)?;
-            if t.tx_hash == *tx {
-                out.push(t);
-            }
-        }
+        });
+        let mut out = self.read_row(&rk)?.unwrap_or_default();
+        out.retain(|t| t.tx_hash == *tx);
         Ok(out)
     }
 
@@ -840,11 +874,9 @@ impl Store {
 
     /// One transfer by key.
     pub fn transfer(&self, key: &TransferKey) -> Result<Option<Transfer>, StoreError> {
-        self.transfers
-            .get(key.to_bytes())
-            .map_err(|e| self.io("read transfer", e))?
-            .map(|v| decode("transfers", &hex(&key.to_bytes()), &v))
-            .transpose()
+        Ok(self
+            .read_row(&txrow::row_key(key))?
+            .and_then(|row| row.into_iter().find(|t| t.key == *key)))
     }
 
     /// The keys of the transfers into (or out of) `address`, on every chain or one, in
@@ -987,31 +1019,23 @@ impl Store {
         from: BlockNumber,
         to: BlockNumber,
     ) -> impl Iterator<Item = Result<Transfer, StoreError>> + '_ {
-        let lo = TransferKey {
-            chain,
-            block: from,
-            tx_index: 0,
-            kind: TransferKind::Native,
-            position: 0,
-        };
+        let lo = txrow::block_start(chain, from);
         let hi = match to.next() {
-            Some(n) => TransferKey {
-                chain,
-                block: n,
-                tx_index: 0,
-                kind: TransferKind::Native,
-                position: 0,
-            }
-            .to_bytes()
-            .to_vec(),
+            Some(n) => txrow::block_start(chain, n).to_vec(),
             None => chain_end_key(chain),
         };
-        self.transfers.range(lo.to_bytes().to_vec()..hi).map(|kv| {
-            let (k, v) = kv.into_inner().map_err(|e| StoreError::Io {
-                op: "scan transfers",
-                source: e,
-            })?;
-            decode("transfers", &hex(&k), &v)
+        self.transfers.range(lo.to_vec()..hi).flat_map(|kv| {
+            let row = kv
+                .into_inner()
+                .map_err(|e| StoreError::Io {
+                    op: "scan transfers",
+                    source: e,
+                })
+                .and_then(|(k, v)| decode_row(&k, &v));
+            match row {
+                Ok(ts) => ts.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
         })
     }
 
@@ -1030,8 +1054,10 @@ pub struct PreparedRange {
     chain: ChainId,
     blocks: Vec<BlockRef>,
     block_values: Vec<Vec<u8>>,
-    /// `transfers` rows (key, value), sorted by key.
+    /// `transfers` rows, one per transaction (key, value), sorted by key.
     rows: Vec<(Slice, Slice)>,
+    /// Number of transfers.
+    transfers: usize,
     /// `tx_index` entries, sorted by key.
     txs: Vec<(Slice, Slice)>,
     /// Address index entries (key, covering value), sorted by key.
@@ -1066,13 +1092,26 @@ impl PreparedRange {
         let mut by_kind = BTreeMap::new();
         let mut txs = BTreeMap::new();
         let mut last_tx: Option<(TxHash, BlockNumber, u32)> = None;
-        let mut rows = Vec::with_capacity(transfers.len());
         let mut outs = Vec::with_capacity(transfers.len());
         let mut ins = Vec::with_capacity(transfers.len());
+        // Transfers grouped by transaction in canonical order (sorted here when the caller did
+        // not); of two transfers with one key the later wins, as it did as a later insert.
+        let mut order: Vec<&Transfer> = transfers.iter().collect();
+        if !order.is_sorted_by_key(|t| t.key) {
+            order.sort_by_key(|t| t.key);
+        }
+        let mut sorted: Vec<&Transfer> = Vec::with_capacity(order.len());
+        for t in order {
+            match sorted.last_mut() {
+                Some(last) if last.key == t.key => *last = t,
+                _ => sorted.push(t),
+            }
+        }
         // One scratch buffer per kind of entry: each key and value is copied once, straight
         // into its engine buffer.
         let (mut kbuf, mut vbuf) = (Vec::with_capacity(64), Vec::with_capacity(128));
-        for t in transfers {
+        for t in &sorted {
+            let t = *t;
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
             }
@@ -1089,9 +1128,6 @@ impl PreparedRange {
                 flow::encode(&mut vbuf, t, false);
                 ins.push((Slice::new(&kbuf), Slice::new(&vbuf)));
             }
-            vbuf.clear();
-            postcard::to_io(t, &mut vbuf).map_err(|e| StoreError::Encode(e.to_string()))?;
-            rows.push((Slice::new(&key), Slice::new(&vbuf)));
             *by_kind.entry(t.kind()).or_default() += 1;
             let here = (t.tx_hash, t.key.block, t.key.tx_index);
             if last_tx != Some(here) {
@@ -1099,9 +1135,20 @@ impl PreparedRange {
                 txs.insert(tx_key(chain, &t.tx_hash), tx_location_value(&t.key));
             }
         }
+        // One `transfers` row per transaction (already in key order).
+        let mut rows = Vec::new();
+        for group in sorted.chunk_by(|a, b| txrow::row_key(&a.key) == txrow::row_key(&b.key)) {
+            vbuf.clear();
+            txrow::encode(&mut vbuf, group);
+            rows.push((
+                Slice::new(&txrow::row_key(&group[0].key)),
+                Slice::new(&vbuf),
+            ));
+        }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
-        // Keys are unique (a transfer key each), so an unstable sort is exact.
-        for v in [&mut rows, &mut outs, &mut ins] {
+        // Keys are unique (a transfer key each), so an unstable sort is exact; `rows` are built
+        // in key order from the sorted transfers.
+        for v in [&mut outs, &mut ins] {
             v.sort_unstable_by(|a, b| {
                 key_prefix(&a.0)
                     .cmp(&key_prefix(&b.0))
@@ -1117,6 +1164,7 @@ impl PreparedRange {
             blocks,
             block_values,
             rows,
+            transfers: sorted.len(),
             txs,
             outs,
             ins,
@@ -1155,12 +1203,12 @@ impl PreparedRange {
 
     /// Number of transfers.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.transfers
     }
 
     /// Whether there are no transfers.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.transfers == 0
     }
 
     /// Transfers per kind.
@@ -1218,6 +1266,15 @@ fn index_key(buf: &mut Vec<u8>, addr: &Address, tk: &[u8; TransferKey::LEN]) {
     buf.clear();
     addr.write_key(buf);
     buf.extend_from_slice(tk);
+}
+
+/// Decodes a `transfers` row (see `txrow.rs`).
+fn decode_row(k: &[u8], v: &[u8]) -> Result<Vec<Transfer>, StoreError> {
+    txrow::decode(k, v).ok_or_else(|| StoreError::Corrupt {
+        keyspace: "transfers",
+        key: hex(k),
+        reason: "bad transaction row".into(),
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {

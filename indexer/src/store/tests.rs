@@ -274,3 +274,76 @@ fn transaction_nodes_read_through_the_tx_index() {
         );
     }
 }
+
+/// Schema 4 keeps one `transfers` row per transaction slot: transfers given out of order,
+/// repeated, or added later by `write_sparse` read back in canonical order, each once, also
+/// with two hashes in one slot.
+#[test]
+fn transaction_rows_merge_sort_and_keep_every_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let c = s.register_chain("dev", ChainKind::Evm).unwrap();
+    let blocks: Vec<_> = (1..=2).map(|n| block(n, 0)).collect();
+    let mut native = transfer(c, 1, 0, 4, 5);
+    native.key.kind = TransferKind::Native;
+    native.asset = Asset::Native;
+    let (a, b) = (transfer(c, 1, 7, 1, 2), transfer(c, 1, 3, 2, 3));
+    let mut repeated = a.clone();
+    repeated.amount = Amount::from_u64(999);
+    // Out of order, with a repeated key (the later one wins, as a later insert did).
+    let given = vec![a.clone(), b.clone(), native.clone(), repeated.clone()];
+    s.write_range(c, &blocks, &given).unwrap();
+    let want = vec![native.clone(), b.clone(), repeated.clone()];
+    let got: Vec<_> = s
+        .range_transfers(c, BlockNumber(0), BlockNumber(9))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, want);
+    assert_eq!(s.transaction_transfers(c, &a.tx_hash).unwrap(), want);
+    assert_eq!(s.transfer(&b.key).unwrap(), Some(b.clone()));
+    assert_eq!(s.transfer(&transfer(c, 1, 4, 1, 2).key).unwrap(), None);
+    assert_eq!(s.counters(c).unwrap()[&TransferKind::Token], 2);
+
+    // A later sparse write merges into the row; what is stored already is skipped.
+    let extra = transfer(c, 1, 5, 6, 7);
+    assert_eq!(
+        s.write_sparse(c, &[extra.clone(), b.clone()], vec![])
+            .unwrap(),
+        1
+    );
+    let want = vec![native, b, extra.clone(), repeated];
+    assert_eq!(s.transaction_transfers(c, &a.tx_hash).unwrap(), want);
+    assert_eq!(s.counters(c).unwrap()[&TransferKind::Token], 3);
+    assert_eq!(
+        s.address_transfers(&extra.from, Direction::Outgoing, Some(c))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap(),
+        vec![extra]
+    );
+
+    // Another hash in the same slot (imports without transaction indexes put a whole block at
+    // index 0): stored in the same row, each transaction still reads back only its own.
+    let mut other = transfer(c, 1, 9, 1, 2);
+    other.tx_hash = TxHash(B256::repeat_byte(0x55));
+    other.time = Timestamp(7);
+    assert_eq!(s.write_sparse(c, &[other.clone()], vec![]).unwrap(), 1);
+    assert_eq!(s.transaction_transfers(c, &a.tx_hash).unwrap(), want);
+    assert_eq!(
+        s.transaction_transfers(c, &other.tx_hash).unwrap(),
+        vec![other.clone()]
+    );
+    assert_eq!(s.transfer(&other.key).unwrap(), Some(other));
+
+    // Unwinding removes whole rows and every index entry of their transfers.
+    let st = s.unwind(c, BlockNumber(0)).unwrap();
+    assert_eq!(st.transfers, 5);
+    assert_eq!(
+        s.range_transfers(c, BlockNumber(0), BlockNumber(9)).count(),
+        0
+    );
+    assert_eq!(
+        s.address_transfers(&Address::Evm([1; 20]), Direction::Outgoing, None)
+            .count(),
+        0
+    );
+}
