@@ -486,12 +486,8 @@ impl Store {
         // nothing); `persist` syncs to disk at the end of a run. Either way the batch is atomic.
         // Sized up front: a range is hundreds of thousands of items, and growing the batch
         // by doubling copies it and touches fresh memory several times.
-        let items = p.rows.len()
-            + p.outs.len()
-            + p.ins.len()
-            + p.txs.len()
-            + p.extra.len()
-            + p.tail.len();
+        let items =
+            p.rows.len() + p.outs.len() + p.ins.len() + p.txs.len() + p.extra.len() + p.tail.len();
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), items + 64)
             .durability(Some(PersistMode::Buffer));
         // Keys arrive sorted per keyspace (sorted in the parallel `PreparedRange::new`), so
