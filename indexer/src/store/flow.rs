@@ -35,6 +35,12 @@ pub(super) fn encode(out: &mut Vec<u8>, t: &Transfer, outgoing: bool) {
     other.write_key(out);
     put_varint(out, t.time.0);
     out.extend_from_slice(t.tx_hash.0.as_slice());
+    put_value_tail(out, t);
+}
+
+/// Appends `t`'s asset, amount (its significant big-endian bytes after their count) and trace
+/// address: the tail shared by the covering index values and the transaction rows (`txrow.rs`).
+pub(super) fn put_value_tail(out: &mut Vec<u8>, t: &Transfer) {
     match &t.asset {
         Asset::Native => out.push(0),
         Asset::Token(a) => {
@@ -80,6 +86,23 @@ impl<'a> Reader<'a> {
         None
     }
 
+    /// Reads what [`put_value_tail`] wrote: asset, amount and trace address.
+    pub(super) fn value_tail(&mut self) -> Option<(Asset, Amount, Vec<u32>)> {
+        let asset = match self.byte()? {
+            0 => Asset::Native,
+            1 => Asset::Token(self.address()?),
+            _ => return None,
+        };
+        let n = usize::from(self.byte()?);
+        let amount = Amount::from_be_slice(self.take(n)?)?;
+        let count = usize::try_from(self.varint()?).ok()?;
+        let mut trace_address = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            trace_address.push(u32::try_from(self.varint()?).ok()?);
+        }
+        Some((asset, amount, trace_address))
+    }
+
     pub(super) fn address(&mut self) -> Option<Address> {
         let (a, n) = Address::read_key(self.b)?;
         self.take(n)?;
@@ -94,18 +117,7 @@ pub(super) fn decode(own: Address, key: TransferKey, outgoing: bool, v: &[u8]) -
     let other = r.address()?;
     let time = Timestamp(r.varint()?);
     let tx_hash = TxHash(B256::from_slice(r.take(32)?));
-    let asset = match r.byte()? {
-        0 => Asset::Native,
-        1 => Asset::Token(r.address()?),
-        _ => return None,
-    };
-    let n = usize::from(r.byte()?);
-    let amount = Amount::from_be_slice(r.take(n)?)?;
-    let count = usize::try_from(r.varint()?).ok()?;
-    let mut trace_address = Vec::with_capacity(count.min(64));
-    for _ in 0..count {
-        trace_address.push(u32::try_from(r.varint()?).ok()?);
-    }
+    let (asset, amount, trace_address) = r.value_tail()?;
     if !r.b.is_empty() {
         return None;
     }

@@ -25,10 +25,8 @@
 //! with several inputs and outputs is one storage-engine entry, and its hash and time are stored
 //! once (see docs/decisions.md).
 
-use super::flow::{Reader, put_varint};
-use crate::model::{
-    Amount, Asset, BlockNumber, ChainId, Timestamp, Transfer, TransferKey, TransferKind, TxHash,
-};
+use super::flow::{Reader, put_value_tail, put_varint};
+use crate::model::{BlockNumber, ChainId, Timestamp, Transfer, TransferKey, TransferKind, TxHash};
 use alloy_primitives::B256;
 
 /// Length of a row key.
@@ -53,13 +51,6 @@ pub(super) fn block_start(chain: ChainId, block: BlockNumber) -> [u8; KEY_LEN] {
     })
 }
 
-fn put_amount(out: &mut Vec<u8>, a: &Amount) {
-    let amount: [u8; 32] = a.raw().to_be_bytes();
-    let first = amount.iter().position(|&x| x != 0).unwrap_or(32);
-    out.push(u8::try_from(32 - first).unwrap_or(32));
-    out.extend_from_slice(&amount[first..]);
-}
-
 const HASH_FOLLOWS: u8 = 1;
 const TIME_FOLLOWS: u8 = 2;
 
@@ -82,18 +73,7 @@ pub(super) fn encode(out: &mut Vec<u8>, ts: &[&Transfer]) {
         put_varint(out, u64::from(t.key.position));
         t.from.write_key(out);
         t.to.write_key(out);
-        match &t.asset {
-            Asset::Native => out.push(0),
-            Asset::Token(a) => {
-                out.push(1);
-                a.write_key(out);
-            }
-        }
-        put_amount(out, &t.amount);
-        put_varint(out, u64::try_from(t.trace_address.len()).unwrap_or(0));
-        for x in &t.trace_address {
-            put_varint(out, u64::from(*x));
-        }
+        put_value_tail(out, t);
     }
 }
 
@@ -126,18 +106,7 @@ pub(super) fn decode(key: &[u8], v: &[u8]) -> Option<Vec<Transfer>> {
         let position = u32::try_from(r.varint()?).ok()?;
         let from = r.address()?;
         let to = r.address()?;
-        let asset = match r.byte()? {
-            0 => Asset::Native,
-            1 => Asset::Token(r.address()?),
-            _ => return None,
-        };
-        let n = usize::from(r.byte()?);
-        let amount = Amount::from_be_slice(r.take(n)?)?;
-        let depth = usize::try_from(r.varint()?).ok()?;
-        let mut trace_address = Vec::with_capacity(depth.min(64));
-        for _ in 0..depth {
-            trace_address.push(u32::try_from(r.varint()?).ok()?);
-        }
+        let (asset, amount, trace_address) = r.value_tail()?;
         out.push(Transfer {
             key: TransferKey {
                 chain,
@@ -161,7 +130,7 @@ pub(super) fn decode(key: &[u8], v: &[u8]) -> Option<Vec<Transfer>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Address;
+    use crate::model::{Address, Amount, Asset};
     use alloy_primitives::U256;
 
     fn transfer(kind: TransferKind, position: u32) -> Transfer {
