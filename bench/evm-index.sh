@@ -11,6 +11,15 @@
 # `ratio` is paytrace against the issue's limit (full blocks); `ratio_same_calls` against the
 # raw fetch of exactly the calls paytrace makes. PAYTRACE_BENCH_BIN runs another paytrace binary
 # (e.g. a build of an older commit, for before/after comparisons on the same machine state).
+#
+# PAYTRACE_BENCH_CORES chooses where the node and the clients run (default: "shared split"):
+#   shared  anvil, rawfetch and paytrace share both cores (the node competes with the indexer
+#           for CPU: every cycle paytrace spends slows the node that feeds it);
+#   split   anvil is pinned to core 0 and the clients (rawfetch, then paytrace) to core 1, as
+#           when the node runs on its own machine: the limit is the node's serving rate and
+#           the ratio says whether paytrace keeps up with it.
+# Each mode measures its own limit and its own paytrace run on the same chain, and prints one
+# result line with `"cores": MODE`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -37,7 +46,7 @@ expected=$(echo "$gen" | python3 -c 'import json,sys; print(json.load(sys.stdin)
 best_raw() { # best_raw MODE: the fastest raw fetch over three request layouts, as JSON
     local best="" u r
     for u in 1 5 100; do
-        r="$("$tgt/release/examples/rawfetch" "$url" 0 "$head" "$u" 8 25 "$1")"
+        r="$($client "$tgt/release/examples/rawfetch" "$url" 0 "$head" "$u" 8 25 "$1")"
         echo "raw fetch ($1, $u blocks per unit): $r" >&2
         best="$(python3 -c 'import json,sys
 a=sys.argv[1]; b=json.loads(sys.argv[2]); b["unit"]=int(sys.argv[3])
@@ -45,15 +54,21 @@ print(json.dumps(b if not a or b["seconds"] < json.loads(a)["seconds"] else json
     done
     echo "$best"
 }
+for mode in ${PAYTRACE_BENCH_CORES:-shared split}; do
+case "$mode" in
+shared) taskset -acp 0-"$(($(nproc) - 1))" "$anvil_pid" >/dev/null; client="" ;;
+split) taskset -acp 0 "$anvil_pid" >/dev/null; client="taskset -c 1" ;;
+*) echo "unknown PAYTRACE_BENCH_CORES mode $mode: expected shared or split" >&2; exit 1 ;;
+esac
 raw="$(best_raw full)"
 raw_headers="$(best_raw headers)"
-echo "raw fetch: $raw"
-echo "raw fetch, headers only: $raw_headers"
+echo "cores $mode, raw fetch: $raw"
+echo "cores $mode, raw fetch, headers only: $raw_headers"
 data="$(mktemp -d)"
-RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v "${PAYTRACE_BENCH_BIN:-$tgt/release/paytrace}" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
+RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v $client "${PAYTRACE_BENCH_BIN:-$tgt/release/paytrace}" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
     >"$data.summary.json" 2>"$data.time.txt"
 rss_kb=$(grep 'Maximum resident set size' "$data.time.txt" | awk '{print $NF}')
-python3 - "$raw" "$data.summary.json" "$rss_kb" "$expected" "$raw_headers" <<'PY'
+python3 - "$raw" "$data.summary.json" "$rss_kb" "$expected" "$raw_headers" "$mode" <<'PY'
 import json, sys
 raw = json.loads(sys.argv[1]); s = json.load(open(sys.argv[2])); rss = int(sys.argv[3]); expected = int(sys.argv[4])
 rawh = json.loads(sys.argv[5])
@@ -62,7 +77,7 @@ raw_rate = expected / raw["seconds"]
 rawh_rate = expected / rawh["seconds"]
 idx_rate = s["transfers"] / (s["elapsed_ms"] / 1000)
 print(json.dumps({
-  "transfers": s["transfers"], "blocks": s["blocks"],
+  "cores": sys.argv[6], "transfers": s["transfers"], "blocks": s["blocks"],
   "raw_fetch_seconds": round(raw["seconds"], 3), "raw_fetch_transfers_per_sec": round(raw_rate),
   "raw_fetch_unit": raw["unit"],
   "raw_headers_seconds": round(rawh["seconds"], 3), "raw_headers_transfers_per_sec": round(rawh_rate),
@@ -73,3 +88,4 @@ print(json.dumps({
 PY
 grep -E "fetched range|committed range" "$data.time.txt" >&2 || true
 rm -rf "$data" "$data.summary.json" "$data.time.txt"
+done

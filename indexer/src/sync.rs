@@ -111,6 +111,10 @@ impl Default for SyncOptions {
 /// [`EvmSync::with_transfers_per_commit`]).
 pub const TRANSFERS_PER_COMMIT: u64 = 8_000;
 
+/// Transfers committed since the last journal sync above which the sync loop syncs the
+/// journal while it waits for the next fetched range (see [`EvmSync::index`]).
+const SYNC_WHEN_IDLE_TRANSFERS: usize = 4_000;
+
 /// A stop request shared between a signal handler and the sync loop.
 #[derive(Clone, Debug, Default)]
 pub struct StopSignal {
@@ -452,7 +456,8 @@ impl EvmSync {
             let density = Arc::clone(&density);
             futures::stream::unfold(Some(start.0), move |next| {
                 let unit = next.map(|s| {
-                    let step = density.step(target, max_step);
+                    let left = to.0.saturating_sub(s).saturating_add(1);
+                    let step = taper(density.step(target, max_step), left, slots);
                     let e = s.saturating_add(step - 1).min(to.0);
                     ((s, e), e.checked_add(1).filter(|n| *n <= to.0))
                 });
@@ -494,7 +499,33 @@ impl EvmSync {
             }
         }));
         let mut prev = checkpoint;
-        while let Some(r) = ranges.recv().await {
+        // Transfers committed since the journal was last synced to disk. While no fetched
+        // range waits, the journal is synced, so that the sync at the end of the run (on the
+        // critical path) has little left to write.
+        let mut unsynced = 0usize;
+        loop {
+            let r = match ranges.try_recv() {
+                Ok(r) => r,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    if unsynced >= SYNC_WHEN_IDLE_TRANSFERS {
+                        unsynced = 0;
+                        let store = self.store.clone();
+                        let sync_started = Instant::now();
+                        tokio::task::spawn_blocking(move || store.persist())
+                            .await
+                            .map_err(|e| SyncError::Task(e.to_string()))??;
+                        tracing::debug!(
+                            sync_ms = sync_started.elapsed().as_millis(),
+                            "synced the journal while waiting for a range"
+                        );
+                    }
+                    match ranges.recv().await {
+                        Some(r) => r,
+                        None => break,
+                    }
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+            };
             let (range, stats) = r?;
             if let (Some(p), Some(first)) = (prev, range.blocks().first())
                 && first.parent != p.hash
@@ -510,6 +541,7 @@ impl EvmSync {
             };
             summary.add(&range, &stats);
             let transfers = range.len();
+            unsynced = unsynced.saturating_add(transfers);
             let store = self.store.clone();
             let write_started = Instant::now();
             tokio::task::spawn_blocking(move || store.write_prepared(range))
@@ -598,6 +630,13 @@ impl Density {
     }
 }
 
+/// The blocks of the next unit: `step`, but at most a `slots`-th of the `left` blocks of the
+/// range (at least one). Units taper off towards the end of a range, so that the fetches
+/// finish together and the commits left after the last fetch are small.
+fn taper(step: u64, left: u64, slots: u64) -> u64 {
+    step.min(left.div_ceil(slots.max(1))).max(1)
+}
+
 async fn fetch_unit(
     src: &EvmSource,
     a: u64,
@@ -625,7 +664,22 @@ async fn fetch_unit(
 
 #[cfg(test)]
 mod tests {
-    use super::Density;
+    use super::{Density, taper};
+
+    #[test]
+    fn units_taper_off_towards_the_end_of_the_range() {
+        assert_eq!(
+            taper(5, 1_000, 8),
+            5,
+            "far from the end: the density's step"
+        );
+        assert_eq!(taper(5, 24, 8), 3);
+        assert_eq!(taper(5, 9, 8), 2);
+        assert_eq!(taper(5, 8, 8), 1);
+        assert_eq!(taper(5, 1, 8), 1, "at least one block");
+        assert_eq!(taper(0, 100, 8), 1);
+        assert_eq!(taper(5, 10, 0), 5, "no slots counts as one");
+    }
 
     #[test]
     fn units_start_single_then_aim_at_the_transfer_target() {

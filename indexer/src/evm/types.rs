@@ -8,6 +8,126 @@ use alloy_primitives::{Address, B256, U64, U256, hex};
 use serde::{Deserialize, Deserializer, de};
 use std::fmt;
 
+/// Fast readers for the hex fields of the hot responses (traces and logs, tens of thousands per
+/// range): addresses and hashes are read as raw string bytes (`deserialize_bytes`: no UTF-8
+/// validation of strings that must be ASCII hex anyway, no detour through a generic visitor),
+/// quantities with a fixed-width hex decode. They accept what alloy's and ruint's
+/// deserializers accept for JSON strings (hex with or without `0x`; quantities also as decimal
+/// strings and JSON numbers), and reject the rest with a message naming the value.
+mod hexde {
+    use super::{Address, B256, U256, fmt, hex};
+    use serde::{Deserializer, de};
+
+    /// A short, lossy rendering of a rejected value for error messages.
+    fn shown(v: &[u8]) -> String {
+        let s = String::from_utf8_lossy(&v[..v.len().min(80)]).into_owned();
+        if v.len() > 80 { format!("{s}…") } else { s }
+    }
+
+    fn strip_0x(v: &[u8]) -> &[u8] {
+        v.strip_prefix(b"0x")
+            .or_else(|| v.strip_prefix(b"0X"))
+            .unwrap_or(v)
+    }
+
+    /// `N` bytes from hex, with or without `0x`.
+    pub(super) fn fixed<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
+        let h = strip_0x(v);
+        let mut out = [0u8; N];
+        (h.len() == 2 * N && hex::decode_to_slice(h, &mut out).is_ok()).then_some(out)
+    }
+
+    /// A quantity: `0x` and up to 64 hex digits, or a decimal string (as ruint parses them).
+    pub(super) fn quantity(v: &[u8]) -> Option<U256> {
+        match v.strip_prefix(b"0x").or_else(|| v.strip_prefix(b"0X")) {
+            Some(h) if !h.is_empty() && h.len() <= 64 => {
+                let mut digits = [b'0'; 64];
+                digits[64 - h.len()..].copy_from_slice(h);
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(digits, &mut out).ok()?;
+                Some(U256::from_be_bytes(out))
+            }
+            _ => std::str::from_utf8(v).ok()?.parse().ok(),
+        }
+    }
+
+    struct Fixed<const N: usize>;
+
+    impl<const N: usize> de::Visitor<'_> for Fixed<N> {
+        type Value = [u8; N];
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{N} bytes as a hex string of length {}", 2 * N)
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; N], E> {
+            fixed(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(&shown(v)), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<[u8; N], E> {
+            self.visit_bytes(v.as_bytes())
+        }
+    }
+
+    struct Quantity;
+
+    impl de::Visitor<'_> for Quantity {
+        type Value = U256;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a 256-bit quantity (0x-prefixed hex or decimal)")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<U256, E> {
+            Ok(U256::from(v))
+        }
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<U256, E> {
+            Ok(U256::from(v))
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<U256, E> {
+            quantity(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(&shown(v)), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<U256, E> {
+            self.visit_bytes(v.as_bytes())
+        }
+    }
+
+    /// An address read by [`address`] (so that `Option<A>` reads `null` too).
+    pub(super) struct A(pub(super) Address);
+    /// A hash read by [`b256`].
+    pub(super) struct H(pub(super) B256);
+    /// A quantity read by [`u256`].
+    pub(super) struct Q(pub(super) U256);
+
+    impl<'de> de::Deserialize<'de> for A {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            address(d).map(A)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for H {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            b256(d).map(H)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Q {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            u256(d).map(Q)
+        }
+    }
+
+    /// A 20-byte address.
+    pub(super) fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        d.deserialize_bytes(Fixed::<20>).map(Address::from)
+    }
+
+    /// A 32-byte hash or word.
+    pub(super) fn b256<'de, D: Deserializer<'de>>(d: D) -> Result<B256, D::Error> {
+        d.deserialize_bytes(Fixed::<32>).map(B256::from)
+    }
+
+    /// A quantity.
+    pub(super) fn u256<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
+        d.deserialize_any(Quantity)
+    }
+}
+
 /// `eth_getBlockByNumber(n, true)`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,8 +197,7 @@ pub struct RpcTransaction {
 }
 
 /// An event log from `eth_getLogs` or a receipt.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 pub struct RpcLog {
     /// Emitting contract.
     pub address: Address,
@@ -97,7 +216,6 @@ pub struct RpcLog {
     /// Block-level log index.
     pub log_index: Option<U64>,
     /// Removed by a reorg (from filters).
-    #[serde(default)]
     pub removed: bool,
 }
 
@@ -114,8 +232,7 @@ pub struct RpcReceipt {
 }
 
 /// One entry of parity `trace_block`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 pub struct ParityTrace {
     /// The action (shape depends on `type`).
     pub action: ParityAction,
@@ -124,7 +241,6 @@ pub struct ParityTrace {
     /// Error message when the frame failed (present only on failed frames).
     pub error: Option<String>,
     /// Path of sub-call indexes.
-    #[serde(default)]
     pub trace_address: Vec<u32>,
     /// Transaction hash (absent for rewards).
     pub transaction_hash: Option<B256>,
@@ -135,25 +251,21 @@ pub struct ParityTrace {
     /// Block number.
     pub block_number: Option<u64>,
     /// `call`, `create`, `suicide`, `reward`.
-    #[serde(rename = "type")]
     pub kind: TraceKind,
 }
 
 /// The `type` of a parity trace, read without allocating.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceKind {
     /// A call of any call type.
     Call,
     /// A contract creation.
     Create,
     /// A self-destruct (`selfdestruct` in some clients).
-    #[serde(alias = "selfdestruct")]
     Suicide,
     /// A block or uncle reward (not a transfer).
     Reward,
     /// Any other type (read, never a transfer).
-    #[serde(other)]
     Other,
 }
 
@@ -177,8 +289,7 @@ impl fmt::Display for TraceKind {
 }
 
 /// The `callType` of a parity call trace, read without allocating.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallType {
     /// A plain call (moves value).
     Call,
@@ -189,7 +300,6 @@ pub enum CallType {
     /// `callcode`.
     Callcode,
     /// Any other call type.
-    #[serde(other)]
     Other,
 }
 
@@ -252,8 +362,8 @@ impl<'de> Deserialize<'de> for Topics {
                 let mut out = Topics::default();
                 loop {
                     if let Some(w) = out.words.get_mut(out.len) {
-                        match seq.next_element::<B256>()? {
-                            Some(x) => *w = x,
+                        match seq.next_element::<hexde::H>()? {
+                            Some(x) => *w = x.0,
                             None => return Ok(out),
                         }
                     } else if seq.next_element::<de::IgnoredAny>()?.is_none() {
@@ -309,7 +419,10 @@ impl<'de> Deserialize<'de> for LogData {
                 f.write_str("a hex string")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<LogData, E> {
-                let h = s.strip_prefix("0x").unwrap_or(s);
+                self.visit_bytes(s.as_bytes())
+            }
+            fn visit_bytes<E: de::Error>(self, s: &[u8]) -> Result<LogData, E> {
+                let h = s.strip_prefix(b"0x").unwrap_or(s);
                 if h.len() == 64 {
                     let mut w = [0u8; 32];
                     hex::decode_to_slice(h, &mut w).map_err(E::custom)?;
@@ -323,13 +436,12 @@ impl<'de> Deserialize<'de> for LogData {
                 Ok(LogData::from_bytes(&b))
             }
         }
-        d.deserialize_str(V)
+        d.deserialize_bytes(V)
     }
 }
 
 /// The union of parity action fields.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default)]
 pub struct ParityAction {
     /// `call`, `delegatecall`, `staticcall`, `callcode` (calls only).
     pub call_type: Option<CallType>,
@@ -348,8 +460,7 @@ pub struct ParityAction {
 }
 
 /// The union of parity result fields.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default)]
 pub struct ParityResult {
     /// Created contract (creates).
     pub address: Option<Address>,
@@ -386,4 +497,509 @@ pub struct GethCallFrame {
     /// Sub-calls in order.
     #[serde(default)]
     pub calls: Vec<GethCallFrame>,
+}
+
+/// A map key read as raw bytes and sorted into one of a struct's fields (`Self::Other` for the
+/// keys the struct ignores): no allocation and no UTF-8 check per key.
+trait Keys: Sized {
+    /// The field a key names.
+    fn of(key: &[u8]) -> Self;
+}
+
+/// A map key read through [`Keys`].
+struct KeyOf<K>(K);
+
+impl<'de, K: Keys> Deserialize<'de> for KeyOf<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<K>(std::marker::PhantomData<K>);
+        impl<K: Keys> de::Visitor<'_> for V<K> {
+            type Value = KeyOf<K>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<KeyOf<K>, E> {
+                Ok(KeyOf(K::of(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyOf<K>, E> {
+                self.visit_bytes(v.as_bytes())
+            }
+        }
+        d.deserialize_bytes(V(std::marker::PhantomData))
+    }
+}
+
+/// Stores the value of a field seen for the first time (a repeated key is an error, as with
+/// derived deserializers).
+fn once<T, E: de::Error>(slot: &mut Option<T>, v: T, name: &'static str) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+/// A unit-variant enum read from a string's raw bytes.
+macro_rules! bytes_enum {
+    ($ty:ident, $expecting:literal, |$v:ident| $body:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl de::Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_bytes<E: de::Error>(self, $v: &[u8]) -> Result<$ty, E> {
+                        Ok($body)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        self.visit_bytes(v.as_bytes())
+                    }
+                }
+                d.deserialize_bytes(V)
+            }
+        }
+    };
+}
+
+bytes_enum!(TraceKind, "a trace type", |v| match v {
+    b"call" => TraceKind::Call,
+    b"create" => TraceKind::Create,
+    b"suicide" | b"selfdestruct" => TraceKind::Suicide,
+    b"reward" => TraceKind::Reward,
+    _ => TraceKind::Other,
+});
+
+bytes_enum!(CallType, "a call type", |v| match v {
+    b"call" => CallType::Call,
+    b"delegatecall" => CallType::Delegatecall,
+    b"staticcall" => CallType::Staticcall,
+    b"callcode" => CallType::Callcode,
+    _ => CallType::Other,
+});
+
+/// Implements `Deserialize` for a struct read as a map with [`Keys`] (`$name: $struct`).
+macro_rules! map_struct {
+    ($ty:ident, $expecting:literal, $keys:ident, |$map:ident| $body:block) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<M: de::MapAccess<'de>>(
+                        self,
+                        mut $map: M,
+                    ) -> Result<$ty, M::Error> {
+                        $body
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+enum LogKey {
+    Address,
+    Topics,
+    Data,
+    BlockNumber,
+    BlockHash,
+    TransactionHash,
+    TransactionIndex,
+    LogIndex,
+    Removed,
+    Other,
+}
+
+impl Keys for LogKey {
+    fn of(k: &[u8]) -> Self {
+        match k {
+            b"address" => Self::Address,
+            b"topics" => Self::Topics,
+            b"data" => Self::Data,
+            b"blockNumber" => Self::BlockNumber,
+            b"blockHash" => Self::BlockHash,
+            b"transactionHash" => Self::TransactionHash,
+            b"transactionIndex" => Self::TransactionIndex,
+            b"logIndex" => Self::LogIndex,
+            b"removed" => Self::Removed,
+            _ => Self::Other,
+        }
+    }
+}
+
+map_struct!(RpcLog, "a log object", LogKey, |map| {
+    let (mut address, mut topics, mut data) = (None, None, None);
+    let (mut block_number, mut block_hash, mut transaction_hash) = (None, None, None);
+    let (mut transaction_index, mut log_index, mut removed) = (None, None, None);
+    while let Some(KeyOf(k)) = map.next_key::<KeyOf<LogKey>>()? {
+        match k {
+            LogKey::Address => once(&mut address, map.next_value::<hexde::A>()?.0, "address")?,
+            LogKey::Topics => once(&mut topics, map.next_value::<Topics>()?, "topics")?,
+            LogKey::Data => once(&mut data, map.next_value::<LogData>()?, "data")?,
+            LogKey::BlockNumber => once(
+                &mut block_number,
+                map.next_value::<Option<U64>>()?,
+                "blockNumber",
+            )?,
+            LogKey::BlockHash => once(
+                &mut block_hash,
+                map.next_value::<Option<hexde::H>>()?.map(|h| h.0),
+                "blockHash",
+            )?,
+            LogKey::TransactionHash => once(
+                &mut transaction_hash,
+                map.next_value::<Option<hexde::H>>()?.map(|h| h.0),
+                "transactionHash",
+            )?,
+            LogKey::TransactionIndex => once(
+                &mut transaction_index,
+                map.next_value::<Option<U64>>()?,
+                "transactionIndex",
+            )?,
+            LogKey::LogIndex => once(&mut log_index, map.next_value::<Option<U64>>()?, "logIndex")?,
+            LogKey::Removed => once(&mut removed, map.next_value::<bool>()?, "removed")?,
+            LogKey::Other => {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(RpcLog {
+        address: address.ok_or_else(|| de::Error::missing_field("address"))?,
+        topics: topics.ok_or_else(|| de::Error::missing_field("topics"))?,
+        data: data.ok_or_else(|| de::Error::missing_field("data"))?,
+        block_number: block_number.flatten(),
+        block_hash: block_hash.flatten(),
+        transaction_hash: transaction_hash.flatten(),
+        transaction_index: transaction_index.flatten(),
+        log_index: log_index.flatten(),
+        removed: removed.unwrap_or(false),
+    })
+});
+
+enum TraceKey {
+    Action,
+    Result,
+    Error,
+    TraceAddress,
+    TransactionHash,
+    TransactionPosition,
+    BlockHash,
+    BlockNumber,
+    Type,
+    Other,
+}
+
+impl Keys for TraceKey {
+    fn of(k: &[u8]) -> Self {
+        match k {
+            b"action" => Self::Action,
+            b"result" => Self::Result,
+            b"error" => Self::Error,
+            b"traceAddress" => Self::TraceAddress,
+            b"transactionHash" => Self::TransactionHash,
+            b"transactionPosition" => Self::TransactionPosition,
+            b"blockHash" => Self::BlockHash,
+            b"blockNumber" => Self::BlockNumber,
+            b"type" => Self::Type,
+            _ => Self::Other,
+        }
+    }
+}
+
+map_struct!(ParityTrace, "a parity trace object", TraceKey, |map| {
+    let (mut action, mut result, mut error) = (None, None, None);
+    let (mut trace_address, mut transaction_hash, mut transaction_position) = (None, None, None);
+    let (mut block_hash, mut block_number, mut kind) = (None, None, None);
+    while let Some(KeyOf(k)) = map.next_key::<KeyOf<TraceKey>>()? {
+        match k {
+            TraceKey::Action => once(&mut action, map.next_value::<ParityAction>()?, "action")?,
+            TraceKey::Result => once(
+                &mut result,
+                map.next_value::<Option<ParityResult>>()?,
+                "result",
+            )?,
+            TraceKey::Error => once(&mut error, map.next_value::<Option<String>>()?, "error")?,
+            TraceKey::TraceAddress => once(
+                &mut trace_address,
+                map.next_value::<Vec<u32>>()?,
+                "traceAddress",
+            )?,
+            TraceKey::TransactionHash => once(
+                &mut transaction_hash,
+                map.next_value::<Option<hexde::H>>()?.map(|h| h.0),
+                "transactionHash",
+            )?,
+            TraceKey::TransactionPosition => once(
+                &mut transaction_position,
+                map.next_value::<Option<u64>>()?,
+                "transactionPosition",
+            )?,
+            TraceKey::BlockHash => once(
+                &mut block_hash,
+                map.next_value::<Option<hexde::H>>()?.map(|h| h.0),
+                "blockHash",
+            )?,
+            TraceKey::BlockNumber => once(
+                &mut block_number,
+                map.next_value::<Option<u64>>()?,
+                "blockNumber",
+            )?,
+            TraceKey::Type => once(&mut kind, map.next_value::<TraceKind>()?, "type")?,
+            TraceKey::Other => {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(ParityTrace {
+        action: action.ok_or_else(|| de::Error::missing_field("action"))?,
+        result: result.flatten(),
+        error: error.flatten(),
+        trace_address: trace_address.unwrap_or_default(),
+        transaction_hash: transaction_hash.flatten(),
+        transaction_position: transaction_position.flatten(),
+        block_hash: block_hash.flatten(),
+        block_number: block_number.flatten(),
+        kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
+    })
+});
+
+enum ActionKey {
+    CallType,
+    From,
+    To,
+    Value,
+    Address,
+    RefundAddress,
+    Balance,
+    Other,
+}
+
+impl Keys for ActionKey {
+    fn of(k: &[u8]) -> Self {
+        match k {
+            b"callType" => Self::CallType,
+            b"from" => Self::From,
+            b"to" => Self::To,
+            b"value" => Self::Value,
+            b"address" => Self::Address,
+            b"refundAddress" => Self::RefundAddress,
+            b"balance" => Self::Balance,
+            _ => Self::Other,
+        }
+    }
+}
+
+map_struct!(ParityAction, "a parity action object", ActionKey, |map| {
+    let (mut call_type, mut from, mut to, mut value) = (None, None, None, None);
+    let (mut address, mut refund_address, mut balance) = (None, None, None);
+    while let Some(KeyOf(k)) = map.next_key::<KeyOf<ActionKey>>()? {
+        match k {
+            ActionKey::CallType => once(
+                &mut call_type,
+                map.next_value::<Option<CallType>>()?,
+                "callType",
+            )?,
+            ActionKey::From => once(
+                &mut from,
+                map.next_value::<Option<hexde::A>>()?.map(|a| a.0),
+                "from",
+            )?,
+            ActionKey::To => once(
+                &mut to,
+                map.next_value::<Option<hexde::A>>()?.map(|a| a.0),
+                "to",
+            )?,
+            ActionKey::Value => once(
+                &mut value,
+                map.next_value::<Option<hexde::Q>>()?.map(|q| q.0),
+                "value",
+            )?,
+            ActionKey::Address => once(
+                &mut address,
+                map.next_value::<Option<hexde::A>>()?.map(|a| a.0),
+                "address",
+            )?,
+            ActionKey::RefundAddress => once(
+                &mut refund_address,
+                map.next_value::<Option<hexde::A>>()?.map(|a| a.0),
+                "refundAddress",
+            )?,
+            ActionKey::Balance => once(
+                &mut balance,
+                map.next_value::<Option<hexde::Q>>()?.map(|q| q.0),
+                "balance",
+            )?,
+            ActionKey::Other => {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(ParityAction {
+        call_type: call_type.flatten(),
+        from: from.flatten(),
+        to: to.flatten(),
+        value: value.flatten(),
+        address: address.flatten(),
+        refund_address: refund_address.flatten(),
+        balance: balance.flatten(),
+    })
+});
+
+enum ResultKey {
+    Address,
+    Other,
+}
+
+impl Keys for ResultKey {
+    fn of(k: &[u8]) -> Self {
+        match k {
+            b"address" => Self::Address,
+            _ => Self::Other,
+        }
+    }
+}
+
+map_struct!(ParityResult, "a parity result object", ResultKey, |map| {
+    let mut address = None;
+    while let Some(KeyOf(k)) = map.next_key::<KeyOf<ResultKey>>()? {
+        match k {
+            ResultKey::Address => once(
+                &mut address,
+                map.next_value::<Option<hexde::A>>()?.map(|a| a.0),
+                "address",
+            )?,
+            ResultKey::Other => {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(ParityResult {
+        address: address.flatten(),
+    })
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast readers agree with alloy's and ruint's deserializers on what they accept and
+    /// on the values.
+    #[test]
+    fn hex_readers_agree_with_alloy_and_ruint() {
+        let long = format!("0x{}", "f".repeat(64));
+        let too_long = format!("0x1{}", "0".repeat(64));
+        let quantities = [
+            "0x0",
+            "0x",
+            "0x00",
+            "0xabc",
+            "0xABC",
+            "0X1f",
+            "123",
+            "",
+            "0xg",
+            "00ff",
+            " 0x1",
+            "0x0000000000000000000000000000000000000000000000000000000000000001",
+            &long,
+            &too_long,
+            "-1",
+            "1e3",
+        ];
+        for q in quantities {
+            let json = serde_json::to_string(q).unwrap();
+            let old = serde_json::from_str::<U256>(&json).ok();
+            let new = serde_json::from_str::<hexde::Q>(&json).ok().map(|q| q.0);
+            assert_eq!(old, new, "quantity {q:?}");
+        }
+        for n in [
+            "0",
+            "17",
+            "18446744073709551615",
+            "340282366920938463463374607431768211455",
+        ] {
+            let old = serde_json::from_str::<U256>(n).ok();
+            let new = serde_json::from_str::<hexde::Q>(n).ok().map(|q| q.0);
+            assert_eq!(old, new, "number {n}");
+        }
+        let addr = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+        let hash = "0x4dd588e326395b531727a1bfcf5d24fbff72bac3da1ce727e389c2786ff8fd8f";
+        for h in [
+            addr,
+            &addr[2..],
+            &addr.to_uppercase().replace("0X", "0x"),
+            hash,
+            &hash[..65],
+            "0x",
+            "",
+            "0xzz",
+        ] {
+            let json = serde_json::to_string(h).unwrap();
+            let old = serde_json::from_str::<Address>(&json).ok();
+            let new = serde_json::from_str::<hexde::A>(&json).ok().map(|a| a.0);
+            assert_eq!(old, new, "address {h:?}");
+            let old = serde_json::from_str::<B256>(&json).ok();
+            let new = serde_json::from_str::<hexde::H>(&json).ok().map(|h| h.0);
+            assert_eq!(old, new, "hash {h:?}");
+        }
+    }
+
+    #[test]
+    fn traces_and_logs_read_known_fields_and_skip_the_rest() {
+        let t: ParityTrace = serde_json::from_str(
+            r#"{"action":{"from":"0x8464135c8f25da09e49bc8782676a84730c318bc","callType":"delegatecall",
+                "gas":"0xa7b5e6","input":"0x\u0041","to":"0x7ffe8f33e53e849c3ddb5c7aeccd7825f87bb7da",
+                "value":"0x31bbb","extra":{"nested":[1,2,{"a":null}]}},
+               "blockHash":"0x4dd588e326395b531727a1bfcf5d24fbff72bac3da1ce727e389c2786ff8fd8f",
+               "blockNumber":10,"result":{"gasUsed":"0x0","output":"0x"},"subtraces":0,
+               "traceAddress":[0,3],"transactionHash":null,"transactionPosition":2,
+               "type":"selfdestruct","error":"Reverted"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.kind, TraceKind::Suicide);
+        assert_eq!(t.action.call_type, Some(CallType::Delegatecall));
+        assert_eq!(t.action.value, Some(U256::from(0x31bbb)));
+        assert_eq!(t.trace_address, vec![0, 3]);
+        assert_eq!(t.transaction_hash, None);
+        assert_eq!(t.transaction_position, Some(2));
+        assert_eq!(t.block_number, Some(10));
+        assert_eq!(t.error.as_deref(), Some("Reverted"));
+        assert!(t.result.is_some_and(|r| r.address.is_none()));
+        let unknown: ParityTrace =
+            serde_json::from_str(r#"{"action":{},"type":"staticcall2"}"#).unwrap();
+        assert_eq!(unknown.kind, TraceKind::Other);
+        assert!(unknown.trace_address.is_empty());
+        for bad in [
+            r#"{"type":"call"}"#,
+            r#"{"action":{},"type":"call","type":"call"}"#,
+            r#"{"action":{"from":"0x12"},"type":"call"}"#,
+            r#"{"action":{"value":"0xzz"},"type":"call"}"#,
+            r#"{"action":{},"type":"call","traceAddress":null}"#,
+        ] {
+            assert!(serde_json::from_str::<ParityTrace>(bad).is_err(), "{bad}");
+        }
+        let l: RpcLog = serde_json::from_str(
+            r#"{"address":"0x5fbdb2315678afecb367f032d93f642f64180aa3",
+                "topics":["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"],
+                "data":"0x","blockNumber":"0xa","logIndex":null,"removed":true,"other":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(l.topics.len(), 1);
+        assert!(l.data.is_empty());
+        assert_eq!(l.block_number, Some(U64::from(10)));
+        assert_eq!(l.log_index, None);
+        assert!(l.removed);
+        for bad in [
+            r#"{"topics":[],"data":"0x"}"#,
+            r#"{"address":"0x5fbdb2315678afecb367f032d93f642f64180aa3","topics":[]}"#,
+            r#"{"address":"0x5fbdb2315678afecb367f032d93f642f64180aa3","topics":["0x1"],"data":"0x"}"#,
+        ] {
+            assert!(serde_json::from_str::<RpcLog>(bad).is_err(), "{bad}");
+        }
+    }
 }

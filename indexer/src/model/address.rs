@@ -6,6 +6,10 @@ use std::{fmt, str::FromStr};
 
 /// An address on some chain.
 ///
+/// The derived order is the byte order of the key encodings ([`Address::write_key`]: the tag
+/// bytes ascend with the variants, and each variant has one length), which the store relies on
+/// to order index keys without building them.
+///
 /// EVM addresses are the 20 account bytes. Bitcoin outputs are identified by the SHA-256 of their
 /// output script (`Script`), so that every script type, standard or not, has a fixed-size identity
 /// that is cheap to index; the readable form lives beside it in the store.
@@ -46,6 +50,21 @@ impl Address {
     /// Whether this is a transaction node rather than a holder of value.
     pub const fn is_tx(&self) -> bool {
         matches!(self, Self::Tx(_))
+    }
+
+    /// The first 8 bytes of the key encoding ([`Address::write_key`]) as a big-endian integer:
+    /// ordering by it, then by the address, is the byte order of the encodings with one
+    /// integer comparison for most pairs.
+    pub fn key_prefix(&self) -> u64 {
+        let (tag, b): (u8, &[u8]) = match self {
+            Self::Evm(b) => (TAG_EVM, b),
+            Self::Script(b) => (TAG_SCRIPT, b),
+            Self::Tx(b) => (TAG_TX, b),
+        };
+        let mut k = [0u8; 8];
+        k[0] = tag;
+        k[1..].copy_from_slice(&b[..7]);
+        u64::from_be_bytes(k)
     }
 
     /// Appends the key encoding (tag byte, then the bytes) to `out`.
@@ -230,6 +249,42 @@ mod tests {
                 .is_err()
         );
         assert!("hello".parse::<Address>().is_err());
+    }
+
+    #[test]
+    fn order_is_the_byte_order_of_the_key_encodings() {
+        let mut addrs = vec![
+            Address::Tx([0; 32]),
+            Address::Script([0xff; 32]),
+            Address::Script([0; 32]),
+            Address::Evm([0xff; 20]),
+            Address::Evm([0; 20]),
+            Address::Evm([1; 20]),
+            Address::Script([1; 32]),
+            Address::Tx([0xff; 32]),
+        ];
+        for i in 0u8..=255 {
+            let mut e = [i.wrapping_mul(37); 20];
+            e[19] = i;
+            addrs.push(Address::Evm(e));
+            let mut s = [i.wrapping_mul(101); 32];
+            s[0] = i;
+            addrs.push(Address::Script(s));
+            addrs.push(Address::Tx(s));
+        }
+        let key = |a: &Address| {
+            let mut k = Vec::new();
+            a.write_key(&mut k);
+            k
+        };
+        for a in &addrs {
+            assert_eq!(a.key_prefix().to_be_bytes(), key(a)[..8]);
+        }
+        let mut by_order = addrs.clone();
+        by_order.sort();
+        let mut by_key = addrs;
+        by_key.sort_by_key(key);
+        assert_eq!(by_order, by_key);
     }
 
     #[test]

@@ -1088,8 +1088,6 @@ impl PreparedRange {
         let mut by_kind = BTreeMap::new();
         let mut txs = BTreeMap::new();
         let mut last_tx: Option<(TxHash, BlockNumber, u32)> = None;
-        let mut outs = Vec::with_capacity(transfers.len());
-        let mut ins = Vec::with_capacity(transfers.len());
         // Transfers grouped by transaction in canonical order (sorted here when the caller did
         // not); of two transfers with one key the later wins, as it did as a later insert.
         let mut order: Vec<&Transfer> = transfers.iter().collect();
@@ -1103,28 +1101,62 @@ impl PreparedRange {
                 _ => sorted.push(t),
             }
         }
-        // One scratch buffer per kind of entry: each key and value is copied once, straight
-        // into its engine buffer.
-        let (mut kbuf, mut vbuf) = (Vec::with_capacity(64), Vec::with_capacity(128));
-        for t in &sorted {
-            let t = *t;
+        // Index entries as (address key prefix, position in `sorted`): an index key is the
+        // address's key encoding followed by the transfer key, `Address`'s order is the byte
+        // order of its key encodings, and `sorted` is in transfer-key order, so ordering by
+        // prefix, address and position orders the keys without building or comparing them.
+        let mut out_order = Vec::with_capacity(sorted.len());
+        let mut in_order = Vec::with_capacity(sorted.len());
+        let mut kinds = [0u64; TransferKind::ALL.len()];
+        for (i, t) in sorted.iter().enumerate() {
             if t.key.chain != chain || t.key.block < lo || t.key.block > hi {
                 return Err(StoreError::TransferOutsideRange { key: t.key });
             }
-            let key = t.key.to_bytes();
+            let i = u32::try_from(i).map_err(|_| StoreError::Encode("range too large".into()))?;
             if !own_tx_node(&t.from, t) {
-                index_key(&mut kbuf, &t.from, &key);
-                vbuf.clear();
-                flow::encode(&mut vbuf, t, true);
-                outs.push((Slice::new(&kbuf), Slice::new(&vbuf)));
+                out_order.push((t.from.key_prefix(), i));
             }
             if !own_tx_node(&t.to, t) {
-                index_key(&mut kbuf, &t.to, &key);
-                vbuf.clear();
-                flow::encode(&mut vbuf, t, false);
-                ins.push((Slice::new(&kbuf), Slice::new(&vbuf)));
+                in_order.push((t.to.key_prefix(), i));
             }
-            *by_kind.entry(t.kind()).or_default() += 1;
+            if let Some(n) = kinds.get_mut(t.kind() as usize) {
+                *n += 1;
+            }
+        }
+        for (kind, n) in TransferKind::ALL.iter().zip(kinds) {
+            if n > 0 {
+                by_kind.insert(*kind, n);
+            }
+        }
+        // One scratch buffer per kind of entry: each key and value is copied once, straight
+        // into its engine buffer, in key order.
+        let (mut kbuf, mut vbuf) = (Vec::with_capacity(64), Vec::with_capacity(128));
+        let mut entries = |order: &mut Vec<(u64, u32)>, outgoing: bool| {
+            let own = |i: u32| {
+                let t = sorted[i as usize];
+                if outgoing { t.from } else { t.to }
+            };
+            // Stable: the positions of one address stay ascending (and runs of entries of one
+            // address, as in batch payouts, are found and kept rather than sorted again).
+            order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| own(a.1).cmp(&own(b.1))));
+            order
+                .iter()
+                .map(|(_, i)| {
+                    let t = sorted[*i as usize];
+                    index_key(
+                        &mut kbuf,
+                        if outgoing { &t.from } else { &t.to },
+                        &t.key.to_bytes(),
+                    );
+                    vbuf.clear();
+                    flow::encode(&mut vbuf, t, outgoing);
+                    (Slice::new(&kbuf), Slice::new(&vbuf))
+                })
+                .collect::<Vec<_>>()
+        };
+        let outs = entries(&mut out_order, true);
+        let ins = entries(&mut in_order, false);
+        for t in &sorted {
             let here = (t.tx_hash, t.key.block, t.key.tx_index);
             if last_tx != Some(here) {
                 last_tx = Some(here);
@@ -1142,15 +1174,6 @@ impl PreparedRange {
             ));
         }
         let block_values = blocks.iter().map(encode).collect::<Result<_, _>>()?;
-        // Keys are unique (a transfer key each), so an unstable sort is exact; `rows` are built
-        // in key order from the sorted transfers.
-        for v in [&mut outs, &mut ins] {
-            v.sort_unstable_by(|a, b| {
-                key_prefix(&a.0)
-                    .cmp(&key_prefix(&b.0))
-                    .then_with(|| a.0.cmp(&b.0))
-            });
-        }
         let txs = txs
             .into_iter()
             .map(|(k, v)| (Slice::new(&k), Slice::new(&v)))
