@@ -129,6 +129,12 @@ impl RangeStats {
 /// each plus the set's overhead: about 50 MB); the set is cleared when full.
 const SCRIPTS_SEEN_MAX: usize = 1 << 20;
 
+/// How many unspent outputs [`UtxoStore`] keeps in memory in front of `btc_utxo` (about
+/// 100–170 MB at 80 bytes per entry plus the table's overhead). Oldest ranges' outputs are
+/// evicted first: real spends are biased to recent outputs, and every entry is also in the
+/// store, so an evicted output is only one point read away.
+pub const UTXO_CACHE_MAX: usize = 1 << 20;
+
 /// Ranges with at least this many transfers are written with
 /// [`Store::write_prepared_bulk`] (sorted runs ingested as tables, no journal, no memtable):
 /// a sync far behind the tip (200 blocks per commit). A range near the tip (one block of a few
@@ -145,11 +151,101 @@ pub struct UtxoStore {
     /// are never removed (not even by an unwind), so a remembered id stays stored once its
     /// range is committed; a failed commit clears the set.
     scripts_seen: std::sync::Arc<std::sync::Mutex<HashSet<[u8; 32]>>>,
+    /// Unspent outputs created by the ranges prepared so far (bounded), in front of the
+    /// store's point reads ([`UtxoCache`]).
+    cache: std::sync::Arc<std::sync::Mutex<UtxoCache>>,
     store: Store,
     utxo: Keyspace,
     undo: Keyspace,
     tx: Keyspace,
     scripts: Keyspace,
+}
+
+/// A bounded map of the unspent outputs that the ranges prepared so far created, valid for the
+/// chain ending at `tip` (the hash of the last block prepared). Every entry is in the store
+/// once the range that created it is committed (or in `pending` until then), so a hit saves
+/// a point read and a miss falls back to the store. A range whose first block does not
+/// extend `tip` (a reorg, an unwind, a range prepared but never committed) clears the cache
+/// first; so do a failed prepare or commit and an unwind.
+#[derive(Default)]
+pub(crate) struct UtxoCache {
+    /// Output → (prevout, generation of the range that created it).
+    map: HashMap<OutPoint, (Prevout, u64)>,
+    /// Live entries per generation (for eviction of the oldest).
+    live: std::collections::VecDeque<(u64, usize)>,
+    /// The last block prepared (internal byte order).
+    tip: Option<[u8; 32]>,
+    /// Generation of the next range.
+    next_gen: u64,
+    /// Maximum number of entries.
+    max: usize,
+}
+
+impl UtxoCache {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            ..Self::default()
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.live.clear();
+        self.tip = None;
+    }
+
+    /// Removes and returns an output (it is being spent).
+    fn take(&mut self, op: &OutPoint) -> Option<Prevout> {
+        let (p, generation) = self.map.remove(op)?;
+        if let Some(front) = self.live.front().map(|l| l.0)
+            && let Some(l) = generation
+                .checked_sub(front)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.live.get_mut(i))
+        {
+            l.1 = l.1.saturating_sub(1);
+        }
+        Some(p)
+    }
+
+    /// Adds the unspent outputs a range created, as the newest generation, and evicts the
+    /// oldest generations while the cache is over its bound.
+    fn add(&mut self, tip: [u8; 32], created: &HashMap<OutPoint, Prevout>) {
+        let generation = self.next_gen;
+        self.next_gen += 1;
+        if self.max == 0 {
+            self.tip = Some(tip);
+            return;
+        }
+        // Generations are contiguous in `live` (see `take`).
+        self.live.push_back((generation, created.len()));
+        self.map.reserve(created.len().min(self.max));
+        for (o, p) in created {
+            self.map.insert(*o, (*p, generation));
+        }
+        self.tip = Some(tip);
+        if self.map.len() > self.max {
+            // Down to three quarters, so eviction passes stay rare.
+            let target = self.max / 4 * 3;
+            let mut total: usize = self.live.iter().map(|l| l.1).sum();
+            let mut keep_from = generation;
+            while total > target {
+                match self.live.pop_front() {
+                    Some((g, n)) => {
+                        total -= n;
+                        keep_from = g + 1;
+                    }
+                    None => break,
+                }
+            }
+            if self.live.is_empty() {
+                self.map.clear();
+            } else {
+                self.map.retain(|_, (_, g)| *g >= keep_from);
+            }
+        }
+    }
 }
 
 fn utxo_key(chain: ChainId, op: &OutPoint) -> Vec<u8> {
@@ -219,6 +315,7 @@ impl UtxoStore {
             tx: store.keyspace("btc_tx")?,
             scripts: store.keyspace("btc_scripts")?,
             scripts_seen: std::sync::Arc::default(),
+            cache: std::sync::Arc::new(std::sync::Mutex::new(UtxoCache::new(UTXO_CACHE_MAX))),
             bulk_min_transfers: BULK_MIN_TRANSFERS,
             store: store.clone(),
         })
@@ -229,6 +326,29 @@ impl UtxoStore {
     pub fn with_bulk_min_transfers(mut self, n: usize) -> Self {
         self.bulk_min_transfers = n;
         self
+    }
+
+    /// Keeps at most `n` unspent outputs in memory in front of the store (default
+    /// [`UTXO_CACHE_MAX`]; `0` none).
+    pub fn with_utxo_cache(self, n: usize) -> Self {
+        self.cache_lock().max = n;
+        self.cache_lock().clear();
+        self
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, UtxoCache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets what a failed prepare or commit may have left in the in-memory sets.
+    fn forget(&self) {
+        self.scripts_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.cache_lock().clear();
     }
 
     /// The store.
@@ -368,11 +488,8 @@ impl UtxoStore {
     ) -> Result<PreparedBtcRange, BtcError> {
         let r = self.prepare_inner(chain, blocks, fetched, pending);
         if r.is_err() {
-            // The failed range's scripts were remembered but will not be written.
-            self.scripts_seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
+            // The failed range's scripts and outputs were remembered but will not be written.
+            self.forget();
         }
         r
     }
@@ -398,6 +515,14 @@ impl UtxoStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if scripts_seen.len() > SCRIPTS_SEEN_MAX {
             scripts_seen.clear();
+        }
+        let mut cache = self.cache_lock();
+        if let Some(first) = blocks.first()
+            && cache.tip.is_some_and(|t| t != first.prev)
+        {
+            // Not the range after the last one prepared: what the cache holds may not be
+            // (or not stay) in the store.
+            cache.clear();
         }
         let mut transfers = Vec::with_capacity(
             blocks
@@ -460,10 +585,12 @@ impl UtxoStore {
                         stats.resolved_inputs += 1;
                         undo.spent.push((*inp, p));
                         Some(p)
-                    } else if let Some(p) = match pending.get(inp) {
-                        Some(p) => Some(*p),
-                        None => self.utxo(chain, inp)?,
-                    } {
+                    } else if let Some(p) =
+                        match cache.take(inp).or_else(|| pending.get(inp).copied()) {
+                            Some(p) => Some(p),
+                            None => self.utxo(chain, inp)?,
+                        }
+                    {
                         stats.resolved_inputs += 1;
                         utxo_removes.push(utxo_key(chain, inp));
                         undo.spent.push((*inp, p));
@@ -596,6 +723,10 @@ impl UtxoStore {
         for (k, v) in utxo_ops {
             ops.push(op(&self.utxo, k, v));
         }
+        if let Some(last) = blocks.last() {
+            cache.add(last.hash, &overlay);
+        }
+        drop(cache);
         let range = PreparedRange::new(chain, refs, &transfers)?
             .with_extra(ops)
             .with_final(final_ops);
@@ -614,11 +745,9 @@ impl UtxoStore {
             self.store.write_prepared(p.range)
         };
         if let Err(e) = written {
-            // Its scripts (and those of a range prepared after it) may now be missing.
-            self.scripts_seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
+            // Its scripts and outputs (and those of a range prepared after it) may now be
+            // missing.
+            self.forget();
             return Err(e.into());
         }
         Ok(p.stats)
@@ -629,6 +758,7 @@ impl UtxoStore {
         let Some(cp) = self.store.checkpoint(chain)? else {
             return Ok(UnwindStats::default());
         };
+        self.cache_lock().clear();
         let ops = self.undo_ops(chain, to.0.saturating_add(1), cp.number.0, true)?;
         Ok(self.store.unwind_with(chain, to, ops)?)
     }
