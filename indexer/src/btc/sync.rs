@@ -327,19 +327,28 @@ impl<S: BtcSource> BtcSync<S> {
                 (HashMap::new(), blocks)
             };
             let (u, c, p) = (self.utxo.clone(), self.chain, Arc::clone(&pending));
+            let started = Instant::now();
             let mut prepared = tokio::task::spawn_blocking(move || {
                 u.prepare_after(c, &fetched_prevouts.1, &fetched_prevouts.0, &p)
             })
             .await
             .map_err(task_err)??;
+            let prepared_at = Instant::now();
             // The previous range must be in the store before this one is written.
             if let Some(h) = inflight.take() {
                 self.committed(h.await.map_err(task_err)??, s, on_commit);
             }
+            tracing::debug!(
+                chain = %self.name,
+                first = first_h,
+                prepare_ms = prepared_at.duration_since(started).as_millis(),
+                commit_wait_ms = prepared_at.elapsed().as_millis(),
+                "range prepared"
+            );
             pending = Arc::new(std::mem::take(&mut prepared.created));
             let u = self.utxo.clone();
             inflight = Some(tokio::task::spawn_blocking(move || {
-                let n = prepared.range.len();
+                let n = prepared.transfers();
                 u.commit(prepared).map(|stats| Committed {
                     first: first_h,
                     last: last_h,

@@ -494,7 +494,7 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
                 .prepare(c, &range, &std::collections::HashMap::new())
                 .unwrap();
             store
-                .write_bulk_steps(p.range, BulkStop::AfterIngestions(n))
+                .write_bulk_steps(p.encode(&u).unwrap(), BulkStop::AfterIngestions(n))
                 .unwrap();
             assert_eq!(store.bulk_markers().unwrap().len(), 1);
             // Past the checkpoint (14) once the transfers are ingested.

@@ -294,16 +294,114 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, BtcError> {
     postcard::to_allocvec(v).map_err(|e| BtcError::Store(StoreError::Encode(e.to_string())))
 }
 
-/// A range converted to transfers and store writes, ready for [`UtxoStore::commit`].
+/// A range with every input resolved, ready for [`UtxoStore::commit`]: its transfers and
+/// the Bitcoin keyspaces' records, not yet encoded. The encoding ([`PreparedBtcRange::encode`])
+/// is left to the commit, so that it runs beside the resolution of the next range (which
+/// depends on this one's outputs and so cannot start earlier).
 #[derive(Debug)]
 pub struct PreparedBtcRange {
-    /// The store range (transfers, blocks, checkpoint and the extra keyspace writes).
-    pub range: PreparedRange,
+    chain: ChainId,
+    blocks: Vec<BlockRef>,
+    transfers: Vec<Transfer>,
+    /// Undo data per block height.
+    undo: Vec<(u64, BlockUndo)>,
+    /// Transaction metadata per txid.
+    metas: Vec<([u8; 32], TxMeta)>,
+    /// New `btc_scripts` entries: script id and canonical script.
+    scripts: Vec<([u8; 32], Vec<u8>)>,
+    /// Outputs spent from the store (removed from `btc_utxo`).
+    spent: Vec<OutPoint>,
+    /// Outputs created and still unspent at the end of the range (added to `btc_utxo`).
+    unspent: Vec<(OutPoint, Prevout)>,
+    /// Heights whose undo data leaves the reorg window (removed with the checkpoint).
+    expired_undo: Vec<u64>,
     /// Counts.
     pub stats: RangeStats,
     /// Outputs the range creates that are still unspent at its end: the `pending` of the next
     /// range, prepared while this one commits.
     pub created: HashMap<OutPoint, Prevout>,
+}
+
+impl PreparedBtcRange {
+    /// Number of transfers.
+    pub fn transfers(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Encodes the range for the store: transfers, indexes and checkpoint
+    /// ([`PreparedRange::new`], on a second thread) and the Bitcoin keyspaces' writes, one
+    /// sorted run per keyspace, undo data first (see [`Store::write_prepared_bulk`]).
+    pub fn encode(self, u: &UtxoStore) -> Result<PreparedRange, BtcError> {
+        let Self {
+            chain,
+            blocks,
+            transfers,
+            undo,
+            metas,
+            scripts,
+            spent,
+            unspent,
+            expired_undo,
+            ..
+        } = self;
+        let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
+            keyspace: ks.clone(),
+            key,
+            value,
+        };
+        let (range, ops) = std::thread::scope(|s| {
+            let range = s.spawn(|| PreparedRange::new(chain, blocks, &transfers));
+            let ops = (|| -> Result<Vec<KeyspaceOp>, BtcError> {
+                let mut ops = Vec::with_capacity(
+                    undo.len() + metas.len() + scripts.len() + spent.len() + unspent.len(),
+                );
+                // Undo data first: a bulk range ([`Store::write_prepared_bulk`]) ingests the
+                // keyspaces in this order, and a crash after the undo data is discarded with
+                // its help. Heights ascend: already sorted.
+                for (h, b) in &undo {
+                    ops.push(op(&u.undo, undo_key(chain, *h), Some(encode(b)?)));
+                }
+                let mut tx_ops = Vec::with_capacity(metas.len());
+                for (txid, meta) in &metas {
+                    tx_ops.push(op(&u.tx, tx_key(chain, txid), Some(encode(meta)?)));
+                }
+                let mut script_ops: Vec<KeyspaceOp> = scripts
+                    .into_iter()
+                    .map(|(id, script)| op(&u.scripts, id.to_vec(), Some(script)))
+                    .collect();
+                for run in [&mut tx_ops, &mut script_ops] {
+                    run.sort_by(|a, b| key_order(&a.key, &b.key));
+                }
+                ops.append(&mut tx_ops);
+                ops.append(&mut script_ops);
+                // Removals first, then creations; stable: a removal and a re-creation of one
+                // outpoint keep their order.
+                let mut utxo_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = spent
+                    .iter()
+                    .map(|o| (utxo_key(chain, o), None))
+                    .chain(
+                        unspent
+                            .iter()
+                            .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
+                    )
+                    .collect();
+                utxo_ops.sort_by(|a, b| key_order(&a.0, &b.0));
+                ops.extend(utxo_ops.into_iter().map(|(k, v)| op(&u.utxo, k, v)));
+                Ok(ops)
+            })();
+            let range = range.join().unwrap_or_else(|_| {
+                Err(StoreError::Encode("range encoding thread panicked".into()))
+            });
+            (range, ops)
+        });
+        // Undo data leaving the reorg window goes with the checkpoint (a discarded bulk
+        // range must not have removed it).
+        let final_ops = expired_undo
+            .iter()
+            .map(|h| op(&u.undo, undo_key(chain, *h), None))
+            .collect();
+        Ok(range?.with_extra(ops?).with_final(final_ops))
+    }
 }
 
 impl UtxoStore {
@@ -503,12 +601,12 @@ impl UtxoStore {
     ) -> Result<PreparedBtcRange, BtcError> {
         let mut stats = RangeStats::default();
         let mut overlay: HashMap<OutPoint, Prevout> = HashMap::new();
-        // Writes per keyspace (sorted by key at the end): scripts, tx metadata, undo data.
-        let mut ops: Vec<KeyspaceOp> = Vec::new();
-        let mut tx_ops: Vec<KeyspaceOp> = Vec::new();
-        let mut undo_ops: Vec<KeyspaceOp> = Vec::new();
-        let mut final_ops: Vec<KeyspaceOp> = Vec::new();
-        let mut utxo_removes: Vec<Vec<u8>> = Vec::new();
+        // The Bitcoin keyspaces' records, encoded by the commit.
+        let mut scripts: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+        let mut metas: Vec<([u8; 32], TxMeta)> = Vec::new();
+        let mut undos: Vec<(u64, BlockUndo)> = Vec::with_capacity(blocks.len());
+        let mut expired_undo: Vec<u64> = Vec::new();
+        let mut spent: Vec<OutPoint> = Vec::new();
         let mut scripts_seen = self
             .scripts_seen
             .lock()
@@ -531,13 +629,8 @@ impl UtxoStore {
                 .map(|t| t.inputs.len() + t.outputs.len() + 1)
                 .sum(),
         );
-        tx_ops.reserve(blocks.iter().map(|b| b.txs.len()).sum());
+        metas.reserve(blocks.iter().map(|b| b.txs.len()).sum());
         let mut refs = Vec::with_capacity(blocks.len());
-        let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
-            keyspace: ks.clone(),
-            key,
-            value,
-        };
         for b in blocks {
             stats.blocks += 1;
             stats.bytes += u64::try_from(b.size).unwrap_or(u64::MAX);
@@ -592,13 +685,13 @@ impl UtxoStore {
                         }
                     {
                         stats.resolved_inputs += 1;
-                        utxo_removes.push(utxo_key(chain, inp));
+                        spent.push(*inp);
                         undo.spent.push((*inp, p));
                         Some(p)
                     } else if let Some(f) = fetched.get(inp) {
                         stats.fetched_inputs += 1;
                         if scripts_seen.insert(f.id) {
-                            ops.push(op(&self.scripts, f.id.to_vec(), Some(f.script.clone())));
+                            scripts.push((f.id, f.script.clone()));
                         }
                         Some((f.id, f.value))
                     } else {
@@ -661,11 +754,7 @@ impl UtxoStore {
                             overlay.insert((t.txid, vout), (id, o.value));
                             undo.created.push((t.txid, vout));
                             if scripts_seen.insert(id) {
-                                ops.push(op(
-                                    &self.scripts,
-                                    id.to_vec(),
-                                    Some(o.script.as_bytes().to_vec()),
-                                ));
+                                scripts.push((id, o.script.as_bytes().to_vec()));
                             }
                             Address::Script(id)
                         }
@@ -689,49 +778,27 @@ impl UtxoStore {
                     meta.fee = u64::try_from(input_sum.saturating_sub(output_sum)).ok();
                 }
                 undo.txids.push(t.txid);
-                tx_ops.push(op(&self.tx, tx_key(chain, &t.txid), Some(encode(&meta)?)));
+                metas.push((t.txid, meta));
             }
-            undo_ops.push(op(
-                &self.undo,
-                undo_key(chain, b.height),
-                Some(encode(&undo)?),
-            ));
-            // Undo data leaving the reorg window goes with the checkpoint (a discarded bulk
-            // range must not have removed it).
+            undos.push((b.height, undo));
             if let Some(old) = b.height.checked_sub(REORG_WINDOW) {
-                final_ops.push(op(&self.undo, undo_key(chain, old), None));
+                expired_undo.push(old);
             }
-        }
-        // One sorted run per keyspace: consecutive memtable inserts land next to each other.
-        let mut utxo_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            utxo_removes.into_iter().map(|k| (k, None)).collect();
-        utxo_ops.extend(
-            overlay
-                .iter()
-                .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
-        );
-        // Stable: a removal and a re-creation of one outpoint keep their order.
-        utxo_ops.sort_by(|a, b| key_order(&a.0, &b.0));
-        // Undo data first: a bulk range ([`Store::write_prepared_bulk`]) ingests the keyspaces
-        // in this order, and a crash after the undo data is discarded with its help.
-        let script_ops = ops;
-        let mut ops = undo_ops;
-        for mut run in [tx_ops, script_ops] {
-            run.sort_by(|a, b| key_order(&a.key, &b.key));
-            ops.append(&mut run);
-        }
-        for (k, v) in utxo_ops {
-            ops.push(op(&self.utxo, k, v));
         }
         if let Some(last) = blocks.last() {
             cache.add(last.hash, &overlay);
         }
         drop(cache);
-        let range = PreparedRange::new(chain, refs, &transfers)?
-            .with_extra(ops)
-            .with_final(final_ops);
         Ok(PreparedBtcRange {
-            range,
+            chain,
+            blocks: refs,
+            transfers,
+            undo: undos,
+            metas,
+            scripts,
+            spent,
+            unspent: overlay.iter().map(|(o, p)| (*o, *p)).collect(),
+            expired_undo,
             stats,
             created: overlay,
         })
@@ -739,18 +806,21 @@ impl UtxoStore {
 
     /// Writes a prepared range (atomically with its checkpoint).
     pub fn commit(&self, p: PreparedBtcRange) -> Result<RangeStats, BtcError> {
-        let written = if p.range.len() >= self.bulk_min_transfers {
-            self.store.write_prepared_bulk(p.range)
-        } else {
-            self.store.write_prepared(p.range)
-        };
+        let stats = p.stats;
+        let written = p.encode(self).and_then(|range| {
+            Ok(if range.len() >= self.bulk_min_transfers {
+                self.store.write_prepared_bulk(range)
+            } else {
+                self.store.write_prepared(range)
+            }?)
+        });
         if let Err(e) = written {
             // Its scripts and outputs (and those of a range prepared after it) may now be
             // missing.
             self.forget();
-            return Err(e.into());
+            return Err(e);
         }
-        Ok(p.stats)
+        Ok(stats)
     }
 
     /// Removes every block above `to`, restoring the outputs they spent, atomically.
