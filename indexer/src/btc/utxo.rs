@@ -322,6 +322,20 @@ pub struct PreparedBtcRange {
     pub created: HashMap<OutPoint, Prevout>,
 }
 
+/// A range encoded for the store ([`UtxoStore::encode`]), ready for [`UtxoStore::write`].
+#[derive(Debug)]
+pub struct EncodedBtcRange {
+    range: PreparedRange,
+    stats: RangeStats,
+}
+
+impl EncodedBtcRange {
+    /// Number of transfers.
+    pub fn transfers(&self) -> usize {
+        self.range.len()
+    }
+}
+
 impl PreparedBtcRange {
     /// Number of transfers.
     pub fn transfers(&self) -> usize {
@@ -804,23 +818,42 @@ impl UtxoStore {
         })
     }
 
-    /// Writes a prepared range (atomically with its checkpoint).
+    /// Writes a prepared range (atomically with its checkpoint): [`UtxoStore::encode`], then
+    /// [`UtxoStore::write`].
     pub fn commit(&self, p: PreparedBtcRange) -> Result<RangeStats, BtcError> {
+        self.write(self.encode(p)?)
+    }
+
+    /// Encodes a prepared range for [`UtxoStore::write`] (it needs nothing of the store, so a
+    /// sync encodes a range while the previous one is still being written).
+    pub fn encode(&self, p: PreparedBtcRange) -> Result<EncodedBtcRange, BtcError> {
         let stats = p.stats;
-        let written = p.encode(self).and_then(|range| {
-            Ok(if range.len() >= self.bulk_min_transfers {
-                self.store.write_prepared_bulk(range)
-            } else {
-                self.store.write_prepared(range)
-            }?)
-        });
-        if let Err(e) = written {
+        match p.encode(self) {
+            Ok(range) => Ok(EncodedBtcRange { range, stats }),
+            Err(e) => {
+                // Its scripts and outputs (and those of a range prepared after it) will not
+                // be written.
+                self.forget();
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes an encoded range (atomically with its checkpoint; ranges of at least the bulk
+    /// threshold's transfers are ingested, [`UtxoStore::with_bulk_min_transfers`]).
+    pub fn write(&self, e: EncodedBtcRange) -> Result<RangeStats, BtcError> {
+        let written = if e.range.len() >= self.bulk_min_transfers {
+            self.store.write_prepared_bulk(e.range)
+        } else {
+            self.store.write_prepared(e.range)
+        };
+        if let Err(err) = written {
             // Its scripts and outputs (and those of a range prepared after it) may now be
             // missing.
             self.forget();
-            return Err(e);
+            return Err(err.into());
         }
-        Ok(stats)
+        Ok(e.stats)
     }
 
     /// Removes every block above `to`, restoring the outputs they spent, atomically.
