@@ -327,25 +327,43 @@ impl<S: BtcSource> BtcSync<S> {
                 (HashMap::new(), blocks)
             };
             let (u, c, p) = (self.utxo.clone(), self.chain, Arc::clone(&pending));
+            let started = Instant::now();
             let mut prepared = tokio::task::spawn_blocking(move || {
                 u.prepare_after(c, &fetched_prevouts.1, &fetched_prevouts.0, &p)
             })
             .await
             .map_err(task_err)??;
+            let prepared_at = Instant::now();
+            // Outputs of this range for the next one, and its encoding under way while the
+            // previous range is still being written.
+            pending = Arc::new(std::mem::take(&mut prepared.created));
+            let u = self.utxo.clone();
+            let encoding = tokio::task::spawn_blocking(move || u.encode(prepared));
             // The previous range must be in the store before this one is written.
             if let Some(h) = inflight.take() {
                 self.committed(h.await.map_err(task_err)??, s, on_commit);
             }
-            pending = Arc::new(std::mem::take(&mut prepared.created));
+            tracing::debug!(
+                chain = %self.name,
+                first = first_h,
+                prepare_ms = prepared_at.duration_since(started).as_millis(),
+                commit_wait_ms = prepared_at.elapsed().as_millis(),
+                "range prepared"
+            );
             let u = self.utxo.clone();
-            inflight = Some(tokio::task::spawn_blocking(move || {
-                let n = prepared.range.len();
-                u.commit(prepared).map(|stats| Committed {
-                    first: first_h,
-                    last: last_h,
-                    stats,
-                    transfers: n,
+            inflight = Some(tokio::spawn(async move {
+                let encoded = encoding.await.map_err(task_err)??;
+                tokio::task::spawn_blocking(move || {
+                    let n = encoded.transfers();
+                    u.write(encoded).map(|stats| Committed {
+                        first: first_h,
+                        last: last_h,
+                        stats,
+                        transfers: n,
+                    })
                 })
+                .await
+                .map_err(task_err)?
             }));
             prev = Some(display_b256(&last_hash));
             if self.stop.is_stopped() {

@@ -494,7 +494,7 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
                 .prepare(c, &range, &std::collections::HashMap::new())
                 .unwrap();
             store
-                .write_bulk_steps(p.range, BulkStop::AfterIngestions(n))
+                .write_bulk_steps(p.encode(&u).unwrap(), BulkStop::AfterIngestions(n))
                 .unwrap();
             assert_eq!(store.bulk_markers().unwrap().len(), 1);
             // Past the checkpoint (14) once the transfers are ingested.
@@ -518,6 +518,80 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
             snapshot(&store, c, &txids),
             after,
             "resume after {n} ingestions"
+        );
+    }
+}
+
+/// [`index_files`] through a given [`UtxoStore`] (and so its in-memory UTXO cache).
+async fn index_with(
+    utxo: &UtxoStore,
+    files: Vec<PathBuf>,
+    to: Option<u64>,
+    per_commit: u64,
+) -> super::BtcSummary {
+    let store = utxo.store();
+    let chain = store.register_chain("btc", ChainKind::Bitcoin).unwrap();
+    let idx = BlkIndex::scan(files, None).unwrap();
+    let known = store.checkpoint(chain).unwrap().map(|c| {
+        let mut h = c.hash.0;
+        h.reverse();
+        (h, c.number.0)
+    });
+    let best = idx.best_chain(known, None).unwrap();
+    let sync = BtcSync::new(
+        utxo.clone(),
+        BlkSource::new(idx, best),
+        chain,
+        "btc",
+        opts(per_commit),
+        StopSignal::new(),
+    );
+    sync.index(None, to, &|_| {}).await.unwrap()
+}
+
+/// The UTXO cache (evicting, kept across an unwind by the same or another `UtxoStore`) gives
+/// the store a sync without the cache gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utxo_cache_matches_the_store_across_unwinds_and_eviction() {
+    let mut g = ChainGen::new(5, 15);
+    let blocks = g.blocks(40);
+    let d = tempfile::tempdir().unwrap();
+    let f = write_blk_files(d.path(), &blocks, None, u64::MAX).unwrap();
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = UtxoStore::open(&Store::open(reference_dir.path()).unwrap())
+        .unwrap()
+        .with_utxo_cache(0);
+    let want = index_with(&reference, f.clone(), None, 5).await;
+    let c = reference.store().chain_by_name("btc").unwrap().unwrap().id;
+    for max in [usize::MAX, 40, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let utxo = UtxoStore::open(&store).unwrap().with_utxo_cache(max);
+        index_with(&utxo, f.clone(), Some(29), 4).await;
+        // Unwound by this UtxoStore (the cache is cleared) ...
+        utxo.unwind(c, BlockNumber(17)).unwrap();
+        index_with(&utxo, f.clone(), Some(33), 3).await;
+        // ... and by another one (the cache's tip no longer matches the next range).
+        UtxoStore::open(&store)
+            .unwrap()
+            .unwind(c, BlockNumber(25))
+            .unwrap();
+        let got = index_with(&utxo, f.clone(), None, 4).await;
+        assert_eq!(got.checkpoint, want.checkpoint);
+        assert_eq!(got.stats.unresolved_inputs, 0, "cache {max}");
+        assert_eq!(
+            utxo.utxo_set(c).unwrap(),
+            reference.utxo_set(c).unwrap(),
+            "cache {max}"
+        );
+        assert_eq!(
+            all_transfers(&store, c),
+            all_transfers(reference.store(), c),
+            "cache {max}"
+        );
+        assert_eq!(
+            store.counters(c).unwrap(),
+            reference.store().counters(c).unwrap()
         );
     }
 }

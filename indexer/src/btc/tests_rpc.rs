@@ -226,3 +226,54 @@ async fn rpc_errors_and_malformed_hex_name_the_block() {
     let s = index_rpc(&store, &node.url, None, None).await.unwrap();
     assert_eq!(s.checkpoint, Some(3));
 }
+
+/// The same `UtxoStore` (and so the same UTXO cache) through a reorg, and through an unwind
+/// by another handle followed by a fork: the store ends as a fresh index of the fork.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reorg_with_one_utxo_cache_matches_a_fresh_index() {
+    let (a, b) = chain_with_fork();
+    let fresh_node = MockNode::start(MockState::with_blocks(b.clone())).await;
+    let d2 = tempfile::tempdir().unwrap();
+    let fresh = Store::open(d2.path()).unwrap();
+    index_rpc(&fresh, &fresh_node.url, None, None)
+        .await
+        .unwrap();
+    let c = fresh.chain_by_name("btc").unwrap().unwrap().id;
+    for unwind_elsewhere in [false, true] {
+        let node = MockNode::start(MockState::with_blocks(a.clone())).await;
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let chain = store.register_chain("btc", ChainKind::Bitcoin).unwrap();
+        let sync = BtcSync::new(
+            UtxoStore::open(&store).unwrap(),
+            RpcSource::new(client(&node.url), 0),
+            chain,
+            "btc",
+            SyncOptions {
+                blocks_per_commit: 2,
+                in_flight: 3,
+                unit_retries: 0,
+            },
+            StopSignal::new(),
+        );
+        let s = sync.index(None, None, &|_| {}).await.unwrap();
+        assert_eq!(s.checkpoint, Some(24));
+        if unwind_elsewhere {
+            UtxoStore::open(&store)
+                .unwrap()
+                .unwind(chain, BlockNumber(19))
+                .unwrap();
+        }
+        node.set_blocks(b.clone());
+        let s = sync.index(None, None, &|_| {}).await.unwrap();
+        assert_eq!(s.checkpoint, Some(27));
+        assert_eq!(s.reorgs, u64::from(!unwind_elsewhere));
+        assert_eq!(s.stats.unresolved_inputs, 0);
+        assert_eq!(transfers(&store, c), transfers(&fresh, c));
+        assert_eq!(
+            UtxoStore::open(&store).unwrap().utxo_set(c).unwrap(),
+            UtxoStore::open(&fresh).unwrap().utxo_set(c).unwrap()
+        );
+        assert_eq!(store.counters(c).unwrap(), fresh.counters(c).unwrap());
+    }
+}

@@ -129,6 +129,12 @@ impl RangeStats {
 /// each plus the set's overhead: about 50 MB); the set is cleared when full.
 const SCRIPTS_SEEN_MAX: usize = 1 << 20;
 
+/// How many unspent outputs [`UtxoStore`] keeps in memory in front of `btc_utxo` (about
+/// 100–170 MB at 80 bytes per entry plus the table's overhead). Oldest ranges' outputs are
+/// evicted first: real spends are biased to recent outputs, and every entry is also in the
+/// store, so an evicted output is only one point read away.
+pub const UTXO_CACHE_MAX: usize = 1 << 20;
+
 /// Ranges with at least this many transfers are written with
 /// [`Store::write_prepared_bulk`] (sorted runs ingested as tables, no journal, no memtable):
 /// a sync far behind the tip (200 blocks per commit). A range near the tip (one block of a few
@@ -145,11 +151,101 @@ pub struct UtxoStore {
     /// are never removed (not even by an unwind), so a remembered id stays stored once its
     /// range is committed; a failed commit clears the set.
     scripts_seen: std::sync::Arc<std::sync::Mutex<HashSet<[u8; 32]>>>,
+    /// Unspent outputs created by the ranges prepared so far (bounded), in front of the
+    /// store's point reads ([`UtxoCache`]).
+    cache: std::sync::Arc<std::sync::Mutex<UtxoCache>>,
     store: Store,
     utxo: Keyspace,
     undo: Keyspace,
     tx: Keyspace,
     scripts: Keyspace,
+}
+
+/// A bounded map of the unspent outputs that the ranges prepared so far created, valid for the
+/// chain ending at `tip` (the hash of the last block prepared). Every entry is in the store
+/// once the range that created it is committed (or in `pending` until then), so a hit saves
+/// a point read and a miss falls back to the store. A range whose first block does not
+/// extend `tip` (a reorg, an unwind, a range prepared but never committed) clears the cache
+/// first; so do a failed prepare or commit and an unwind.
+#[derive(Default)]
+pub(crate) struct UtxoCache {
+    /// Output → (prevout, generation of the range that created it).
+    map: HashMap<OutPoint, (Prevout, u64)>,
+    /// Live entries per generation (for eviction of the oldest).
+    live: std::collections::VecDeque<(u64, usize)>,
+    /// The last block prepared (internal byte order).
+    tip: Option<[u8; 32]>,
+    /// Generation of the next range.
+    next_gen: u64,
+    /// Maximum number of entries.
+    max: usize,
+}
+
+impl UtxoCache {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            ..Self::default()
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.live.clear();
+        self.tip = None;
+    }
+
+    /// Removes and returns an output (it is being spent).
+    fn take(&mut self, op: &OutPoint) -> Option<Prevout> {
+        let (p, generation) = self.map.remove(op)?;
+        if let Some(front) = self.live.front().map(|l| l.0)
+            && let Some(l) = generation
+                .checked_sub(front)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.live.get_mut(i))
+        {
+            l.1 = l.1.saturating_sub(1);
+        }
+        Some(p)
+    }
+
+    /// Adds the unspent outputs a range created, as the newest generation, and evicts the
+    /// oldest generations while the cache is over its bound.
+    fn add(&mut self, tip: [u8; 32], created: &HashMap<OutPoint, Prevout>) {
+        let generation = self.next_gen;
+        self.next_gen += 1;
+        if self.max == 0 {
+            self.tip = Some(tip);
+            return;
+        }
+        // Generations are contiguous in `live` (see `take`).
+        self.live.push_back((generation, created.len()));
+        self.map.reserve(created.len().min(self.max));
+        for (o, p) in created {
+            self.map.insert(*o, (*p, generation));
+        }
+        self.tip = Some(tip);
+        if self.map.len() > self.max {
+            // Down to three quarters, so eviction passes stay rare.
+            let target = self.max / 4 * 3;
+            let mut total: usize = self.live.iter().map(|l| l.1).sum();
+            let mut keep_from = generation;
+            while total > target {
+                match self.live.pop_front() {
+                    Some((g, n)) => {
+                        total -= n;
+                        keep_from = g + 1;
+                    }
+                    None => break,
+                }
+            }
+            if self.live.is_empty() {
+                self.map.clear();
+            } else {
+                self.map.retain(|_, (_, g)| *g >= keep_from);
+            }
+        }
+    }
 }
 
 fn utxo_key(chain: ChainId, op: &OutPoint) -> Vec<u8> {
@@ -198,16 +294,128 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, BtcError> {
     postcard::to_allocvec(v).map_err(|e| BtcError::Store(StoreError::Encode(e.to_string())))
 }
 
-/// A range converted to transfers and store writes, ready for [`UtxoStore::commit`].
+/// A range with every input resolved, ready for [`UtxoStore::commit`]: its transfers and
+/// the Bitcoin keyspaces' records, not yet encoded. The encoding ([`PreparedBtcRange::encode`])
+/// is left to the commit, so that it runs beside the resolution of the next range (which
+/// depends on this one's outputs and so cannot start earlier).
 #[derive(Debug)]
 pub struct PreparedBtcRange {
-    /// The store range (transfers, blocks, checkpoint and the extra keyspace writes).
-    pub range: PreparedRange,
+    chain: ChainId,
+    blocks: Vec<BlockRef>,
+    transfers: Vec<Transfer>,
+    /// Undo data per block height.
+    undo: Vec<(u64, BlockUndo)>,
+    /// Transaction metadata per txid.
+    metas: Vec<([u8; 32], TxMeta)>,
+    /// New `btc_scripts` entries: script id and canonical script.
+    scripts: Vec<([u8; 32], Vec<u8>)>,
+    /// Outputs spent from the store (removed from `btc_utxo`).
+    spent: Vec<OutPoint>,
+    /// Outputs created and still unspent at the end of the range (added to `btc_utxo`).
+    unspent: Vec<(OutPoint, Prevout)>,
+    /// Heights whose undo data leaves the reorg window (removed with the checkpoint).
+    expired_undo: Vec<u64>,
     /// Counts.
     pub stats: RangeStats,
     /// Outputs the range creates that are still unspent at its end: the `pending` of the next
     /// range, prepared while this one commits.
     pub created: HashMap<OutPoint, Prevout>,
+}
+
+/// A range encoded for the store ([`UtxoStore::encode`]), ready for [`UtxoStore::write`].
+#[derive(Debug)]
+pub struct EncodedBtcRange {
+    range: PreparedRange,
+    stats: RangeStats,
+}
+
+impl EncodedBtcRange {
+    /// Number of transfers.
+    pub fn transfers(&self) -> usize {
+        self.range.len()
+    }
+}
+
+impl PreparedBtcRange {
+    /// Number of transfers.
+    pub fn transfers(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Encodes the range for the store: transfers, indexes and checkpoint
+    /// ([`PreparedRange::new`], on a second thread) and the Bitcoin keyspaces' writes, one
+    /// sorted run per keyspace, undo data first (see [`Store::write_prepared_bulk`]).
+    pub fn encode(self, u: &UtxoStore) -> Result<PreparedRange, BtcError> {
+        let Self {
+            chain,
+            blocks,
+            transfers,
+            undo,
+            metas,
+            scripts,
+            spent,
+            unspent,
+            expired_undo,
+            ..
+        } = self;
+        let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
+            keyspace: ks.clone(),
+            key,
+            value,
+        };
+        let (range, ops) = std::thread::scope(|s| {
+            let range = s.spawn(|| PreparedRange::new(chain, blocks, &transfers));
+            let ops = (|| -> Result<Vec<KeyspaceOp>, BtcError> {
+                let mut ops = Vec::with_capacity(
+                    undo.len() + metas.len() + scripts.len() + spent.len() + unspent.len(),
+                );
+                // Undo data first: a bulk range ([`Store::write_prepared_bulk`]) ingests the
+                // keyspaces in this order, and a crash after the undo data is discarded with
+                // its help. Heights ascend: already sorted.
+                for (h, b) in &undo {
+                    ops.push(op(&u.undo, undo_key(chain, *h), Some(encode(b)?)));
+                }
+                let mut tx_ops = Vec::with_capacity(metas.len());
+                for (txid, meta) in &metas {
+                    tx_ops.push(op(&u.tx, tx_key(chain, txid), Some(encode(meta)?)));
+                }
+                let mut script_ops: Vec<KeyspaceOp> = scripts
+                    .into_iter()
+                    .map(|(id, script)| op(&u.scripts, id.to_vec(), Some(script)))
+                    .collect();
+                for run in [&mut tx_ops, &mut script_ops] {
+                    run.sort_by(|a, b| key_order(&a.key, &b.key));
+                }
+                ops.append(&mut tx_ops);
+                ops.append(&mut script_ops);
+                // Removals first, then creations; stable: a removal and a re-creation of one
+                // outpoint keep their order.
+                let mut utxo_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = spent
+                    .iter()
+                    .map(|o| (utxo_key(chain, o), None))
+                    .chain(
+                        unspent
+                            .iter()
+                            .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
+                    )
+                    .collect();
+                utxo_ops.sort_by(|a, b| key_order(&a.0, &b.0));
+                ops.extend(utxo_ops.into_iter().map(|(k, v)| op(&u.utxo, k, v)));
+                Ok(ops)
+            })();
+            let range = range.join().unwrap_or_else(|_| {
+                Err(StoreError::Encode("range encoding thread panicked".into()))
+            });
+            (range, ops)
+        });
+        // Undo data leaving the reorg window goes with the checkpoint (a discarded bulk
+        // range must not have removed it).
+        let final_ops = expired_undo
+            .iter()
+            .map(|h| op(&u.undo, undo_key(chain, *h), None))
+            .collect();
+        Ok(range?.with_extra(ops?).with_final(final_ops))
+    }
 }
 
 impl UtxoStore {
@@ -219,6 +427,7 @@ impl UtxoStore {
             tx: store.keyspace("btc_tx")?,
             scripts: store.keyspace("btc_scripts")?,
             scripts_seen: std::sync::Arc::default(),
+            cache: std::sync::Arc::new(std::sync::Mutex::new(UtxoCache::new(UTXO_CACHE_MAX))),
             bulk_min_transfers: BULK_MIN_TRANSFERS,
             store: store.clone(),
         })
@@ -229,6 +438,29 @@ impl UtxoStore {
     pub fn with_bulk_min_transfers(mut self, n: usize) -> Self {
         self.bulk_min_transfers = n;
         self
+    }
+
+    /// Keeps at most `n` unspent outputs in memory in front of the store (default
+    /// [`UTXO_CACHE_MAX`]; `0` none).
+    pub fn with_utxo_cache(self, n: usize) -> Self {
+        self.cache_lock().max = n;
+        self.cache_lock().clear();
+        self
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, UtxoCache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets what a failed prepare or commit may have left in the in-memory sets.
+    fn forget(&self) {
+        self.scripts_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.cache_lock().clear();
     }
 
     /// The store.
@@ -368,11 +600,8 @@ impl UtxoStore {
     ) -> Result<PreparedBtcRange, BtcError> {
         let r = self.prepare_inner(chain, blocks, fetched, pending);
         if r.is_err() {
-            // The failed range's scripts were remembered but will not be written.
-            self.scripts_seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
+            // The failed range's scripts and outputs were remembered but will not be written.
+            self.forget();
         }
         r
     }
@@ -386,18 +615,26 @@ impl UtxoStore {
     ) -> Result<PreparedBtcRange, BtcError> {
         let mut stats = RangeStats::default();
         let mut overlay: HashMap<OutPoint, Prevout> = HashMap::new();
-        // Writes per keyspace (sorted by key at the end): scripts, tx metadata, undo data.
-        let mut ops: Vec<KeyspaceOp> = Vec::new();
-        let mut tx_ops: Vec<KeyspaceOp> = Vec::new();
-        let mut undo_ops: Vec<KeyspaceOp> = Vec::new();
-        let mut final_ops: Vec<KeyspaceOp> = Vec::new();
-        let mut utxo_removes: Vec<Vec<u8>> = Vec::new();
+        // The Bitcoin keyspaces' records, encoded by the commit.
+        let mut scripts: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+        let mut metas: Vec<([u8; 32], TxMeta)> = Vec::new();
+        let mut undos: Vec<(u64, BlockUndo)> = Vec::with_capacity(blocks.len());
+        let mut expired_undo: Vec<u64> = Vec::new();
+        let mut spent: Vec<OutPoint> = Vec::new();
         let mut scripts_seen = self
             .scripts_seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if scripts_seen.len() > SCRIPTS_SEEN_MAX {
             scripts_seen.clear();
+        }
+        let mut cache = self.cache_lock();
+        if let Some(first) = blocks.first()
+            && cache.tip.is_some_and(|t| t != first.prev)
+        {
+            // Not the range after the last one prepared: what the cache holds may not be
+            // (or not stay) in the store.
+            cache.clear();
         }
         let mut transfers = Vec::with_capacity(
             blocks
@@ -406,13 +643,8 @@ impl UtxoStore {
                 .map(|t| t.inputs.len() + t.outputs.len() + 1)
                 .sum(),
         );
-        tx_ops.reserve(blocks.iter().map(|b| b.txs.len()).sum());
+        metas.reserve(blocks.iter().map(|b| b.txs.len()).sum());
         let mut refs = Vec::with_capacity(blocks.len());
-        let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
-            keyspace: ks.clone(),
-            key,
-            value,
-        };
         for b in blocks {
             stats.blocks += 1;
             stats.bytes += u64::try_from(b.size).unwrap_or(u64::MAX);
@@ -460,18 +692,20 @@ impl UtxoStore {
                         stats.resolved_inputs += 1;
                         undo.spent.push((*inp, p));
                         Some(p)
-                    } else if let Some(p) = match pending.get(inp) {
-                        Some(p) => Some(*p),
-                        None => self.utxo(chain, inp)?,
-                    } {
+                    } else if let Some(p) =
+                        match cache.take(inp).or_else(|| pending.get(inp).copied()) {
+                            Some(p) => Some(p),
+                            None => self.utxo(chain, inp)?,
+                        }
+                    {
                         stats.resolved_inputs += 1;
-                        utxo_removes.push(utxo_key(chain, inp));
+                        spent.push(*inp);
                         undo.spent.push((*inp, p));
                         Some(p)
                     } else if let Some(f) = fetched.get(inp) {
                         stats.fetched_inputs += 1;
                         if scripts_seen.insert(f.id) {
-                            ops.push(op(&self.scripts, f.id.to_vec(), Some(f.script.clone())));
+                            scripts.push((f.id, f.script.clone()));
                         }
                         Some((f.id, f.value))
                     } else {
@@ -534,11 +768,7 @@ impl UtxoStore {
                             overlay.insert((t.txid, vout), (id, o.value));
                             undo.created.push((t.txid, vout));
                             if scripts_seen.insert(id) {
-                                ops.push(op(
-                                    &self.scripts,
-                                    id.to_vec(),
-                                    Some(o.script.as_bytes().to_vec()),
-                                ));
+                                scripts.push((id, o.script.as_bytes().to_vec()));
                             }
                             Address::Script(id)
                         }
@@ -562,66 +792,68 @@ impl UtxoStore {
                     meta.fee = u64::try_from(input_sum.saturating_sub(output_sum)).ok();
                 }
                 undo.txids.push(t.txid);
-                tx_ops.push(op(&self.tx, tx_key(chain, &t.txid), Some(encode(&meta)?)));
+                metas.push((t.txid, meta));
             }
-            undo_ops.push(op(
-                &self.undo,
-                undo_key(chain, b.height),
-                Some(encode(&undo)?),
-            ));
-            // Undo data leaving the reorg window goes with the checkpoint (a discarded bulk
-            // range must not have removed it).
+            undos.push((b.height, undo));
             if let Some(old) = b.height.checked_sub(REORG_WINDOW) {
-                final_ops.push(op(&self.undo, undo_key(chain, old), None));
+                expired_undo.push(old);
             }
         }
-        // One sorted run per keyspace: consecutive memtable inserts land next to each other.
-        let mut utxo_ops: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            utxo_removes.into_iter().map(|k| (k, None)).collect();
-        utxo_ops.extend(
-            overlay
-                .iter()
-                .map(|(o, p)| (utxo_key(chain, o), Some(utxo_value(p)))),
-        );
-        // Stable: a removal and a re-creation of one outpoint keep their order.
-        utxo_ops.sort_by(|a, b| key_order(&a.0, &b.0));
-        // Undo data first: a bulk range ([`Store::write_prepared_bulk`]) ingests the keyspaces
-        // in this order, and a crash after the undo data is discarded with its help.
-        let script_ops = ops;
-        let mut ops = undo_ops;
-        for mut run in [tx_ops, script_ops] {
-            run.sort_by(|a, b| key_order(&a.key, &b.key));
-            ops.append(&mut run);
+        if let Some(last) = blocks.last() {
+            cache.add(last.hash, &overlay);
         }
-        for (k, v) in utxo_ops {
-            ops.push(op(&self.utxo, k, v));
-        }
-        let range = PreparedRange::new(chain, refs, &transfers)?
-            .with_extra(ops)
-            .with_final(final_ops);
+        drop(cache);
         Ok(PreparedBtcRange {
-            range,
+            chain,
+            blocks: refs,
+            transfers,
+            undo: undos,
+            metas,
+            scripts,
+            spent,
+            unspent: overlay.iter().map(|(o, p)| (*o, *p)).collect(),
+            expired_undo,
             stats,
             created: overlay,
         })
     }
 
-    /// Writes a prepared range (atomically with its checkpoint).
+    /// Writes a prepared range (atomically with its checkpoint): [`UtxoStore::encode`], then
+    /// [`UtxoStore::write`].
     pub fn commit(&self, p: PreparedBtcRange) -> Result<RangeStats, BtcError> {
-        let written = if p.range.len() >= self.bulk_min_transfers {
-            self.store.write_prepared_bulk(p.range)
-        } else {
-            self.store.write_prepared(p.range)
-        };
-        if let Err(e) = written {
-            // Its scripts (and those of a range prepared after it) may now be missing.
-            self.scripts_seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
-            return Err(e.into());
+        self.write(self.encode(p)?)
+    }
+
+    /// Encodes a prepared range for [`UtxoStore::write`] (it needs nothing of the store, so a
+    /// sync encodes a range while the previous one is still being written).
+    pub fn encode(&self, p: PreparedBtcRange) -> Result<EncodedBtcRange, BtcError> {
+        let stats = p.stats;
+        match p.encode(self) {
+            Ok(range) => Ok(EncodedBtcRange { range, stats }),
+            Err(e) => {
+                // Its scripts and outputs (and those of a range prepared after it) will not
+                // be written.
+                self.forget();
+                Err(e)
+            }
         }
-        Ok(p.stats)
+    }
+
+    /// Writes an encoded range (atomically with its checkpoint; ranges of at least the bulk
+    /// threshold's transfers are ingested, [`UtxoStore::with_bulk_min_transfers`]).
+    pub fn write(&self, e: EncodedBtcRange) -> Result<RangeStats, BtcError> {
+        let written = if e.range.len() >= self.bulk_min_transfers {
+            self.store.write_prepared_bulk(e.range)
+        } else {
+            self.store.write_prepared(e.range)
+        };
+        if let Err(err) = written {
+            // Its scripts and outputs (and those of a range prepared after it) may now be
+            // missing.
+            self.forget();
+            return Err(err.into());
+        }
+        Ok(e.stats)
     }
 
     /// Removes every block above `to`, restoring the outputs they spent, atomically.
@@ -629,6 +861,7 @@ impl UtxoStore {
         let Some(cp) = self.store.checkpoint(chain)? else {
             return Ok(UnwindStats::default());
         };
+        self.cache_lock().clear();
         let ops = self.undo_ops(chain, to.0.saturating_add(1), cp.number.0, true)?;
         Ok(self.store.unwind_with(chain, to, ops)?)
     }

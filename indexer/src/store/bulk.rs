@@ -149,6 +149,7 @@ impl Store {
         if let Some(w) = p.rows.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(StoreError::DuplicateTransfer { key: hex(&w[0].0) });
         }
+        let started = std::time::Instant::now();
         // 1. The marker, on disk before any table of the range can be.
         let mut marker = Vec::with_capacity(16);
         marker.extend_from_slice(&first.0.to_be_bytes());
@@ -202,8 +203,11 @@ impl Store {
             return Ok(());
         }
         let rest = runs.split_off(phase1);
+        let marked = started.elapsed();
         ingest_parallel(runs)?;
+        let phase1_done = started.elapsed();
         ingest_parallel(rest)?;
+        let phase2_done = started.elapsed();
         // 3. Blocks, counters, checkpoint and final writes atomically, and the marker removed.
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         self.range_tail(
@@ -222,6 +226,10 @@ impl Store {
             chain = chain.0,
             first = first.0,
             last = last.0,
+            marker_ms = marked.as_millis(),
+            phase1_ms = (phase1_done - marked).as_millis(),
+            phase2_ms = (phase2_done - phase1_done).as_millis(),
+            total_ms = started.elapsed().as_millis(),
             "bulk range written"
         );
         Ok(())
