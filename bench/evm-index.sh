@@ -6,7 +6,8 @@
 #      - "full": full blocks with transactions, the issue's definition of the limit;
 #      - "headers": blocks without transaction objects, the calls paytrace makes with parity
 #        traces (native transfers come from the traces);
-#   2. paytrace end to end (fetch, decode, write the fjall index), with peak RSS,
+#   2. paytrace end to end (fetch, decode, write the fjall index), with peak RSS, three times
+#      (PAYTRACE_BENCH_RUNS), reporting the median,
 # and prints both as JSON lines. Usage: bench/evm-index.sh [TRANSFERS] [paytrace index flags...]
 # `ratio` is paytrace against the issue's limit (full blocks); `ratio_same_calls` against the
 # raw fetch of exactly the calls paytrace makes. PAYTRACE_BENCH_BIN runs another paytrace binary
@@ -64,28 +65,38 @@ raw="$(best_raw full)"
 raw_headers="$(best_raw headers)"
 echo "cores $mode, raw fetch: $raw"
 echo "cores $mode, raw fetch, headers only: $raw_headers"
-data="$(mktemp -d)"
-RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v $client "${PAYTRACE_BENCH_BIN:-$tgt/release/paytrace}" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
-    >"$data.summary.json" 2>"$data.time.txt"
-rss_kb=$(grep 'Maximum resident set size' "$data.time.txt" | awk '{print $NF}')
-python3 - "$raw" "$data.summary.json" "$rss_kb" "$expected" "$raw_headers" "$mode" <<'PY'
+# paytrace runs PAYTRACE_BENCH_RUNS times (default 3), each into a fresh store; `ratio` is from
+# the median run (the limit is the best of its layouts, so this errs against paytrace),
+# `ratio_best` from the fastest, and the peak RSS is the largest of the runs.
+runs=()
+for i in $(seq 1 "${PAYTRACE_BENCH_RUNS:-3}"); do
+    data="$(mktemp -d)"
+    RUST_LOG=${RUST_LOG:-info} /usr/bin/time -v $client "${PAYTRACE_BENCH_BIN:-$tgt/release/paytrace}" --data-dir "$data" --json index evm --chain bench --rpc "$url" --from 0 --to "$head" "$@" \
+        >"$data.summary.json" 2>"$data.time.txt"
+    rss_kb=$(grep 'Maximum resident set size' "$data.time.txt" | awk '{print $NF}')
+    runs+=("$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); s["rss_kb"]=int(sys.argv[2]); print(json.dumps(s))' "$data.summary.json" "$rss_kb")")
+    rm -rf "$data" "$data.summary.json" "$data.time.txt"
+done
+python3 - "$raw" "$expected" "$raw_headers" "$mode" "${runs[@]}" <<'PY'
 import json, sys
-raw = json.loads(sys.argv[1]); s = json.load(open(sys.argv[2])); rss = int(sys.argv[3]); expected = int(sys.argv[4])
-rawh = json.loads(sys.argv[5])
-assert s["transfers"] == expected, (s["transfers"], expected)
+raw = json.loads(sys.argv[1]); expected = int(sys.argv[2]); rawh = json.loads(sys.argv[3])
+runs = [json.loads(r) for r in sys.argv[5:]]
+for s in runs:
+    assert s["transfers"] == expected, (s["transfers"], expected)
+secs = sorted(s["elapsed_ms"] / 1000 for s in runs)
+median, best = secs[len(secs) // 2], secs[0]
 raw_rate = expected / raw["seconds"]
 rawh_rate = expected / rawh["seconds"]
-idx_rate = s["transfers"] / (s["elapsed_ms"] / 1000)
+idx_rate = expected / median
 print(json.dumps({
-  "cores": sys.argv[6], "transfers": s["transfers"], "blocks": s["blocks"],
+  "cores": sys.argv[4], "transfers": expected, "blocks": runs[0]["blocks"],
   "raw_fetch_seconds": round(raw["seconds"], 3), "raw_fetch_transfers_per_sec": round(raw_rate),
   "raw_fetch_unit": raw["unit"],
   "raw_headers_seconds": round(rawh["seconds"], 3), "raw_headers_transfers_per_sec": round(rawh_rate),
   "raw_headers_unit": rawh["unit"],
-  "index_seconds": s["elapsed_ms"] / 1000, "index_transfers_per_sec": round(idx_rate),
-  "ratio": round(idx_rate / raw_rate, 3), "ratio_same_calls": round(idx_rate / rawh_rate, 3),
-  "peak_rss_mib": round(rss / 1024, 1)}))
+  "index_seconds": median, "index_seconds_all": secs, "index_transfers_per_sec": round(idx_rate),
+  "ratio": round(idx_rate / raw_rate, 3), "ratio_best": round(expected / best / raw_rate, 3),
+  "ratio_same_calls": round(idx_rate / rawh_rate, 3),
+  "peak_rss_mib": round(max(s["rss_kb"] for s in runs) / 1024, 1)}))
 PY
-grep -E "fetched range|committed range" "$data.time.txt" >&2 || true
-rm -rf "$data" "$data.summary.json" "$data.time.txt"
 done
