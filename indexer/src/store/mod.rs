@@ -299,12 +299,24 @@ impl Store {
                 source,
             })
         };
+        // The address indexes are only ever scanned by prefix, never read by point, so their
+        // tables need no bloom filters (building one hashes every key of every flush and
+        // compaction). Fixed when a keyspace is created: older stores keep theirs.
+        let scan_only = |name: &str| {
+            db.keyspace(name, || {
+                opts().filter_policy(fjall::config::FilterPolicy::disabled())
+            })
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })
+        };
         let store = Self {
             meta: ks("meta")?,
             chains: ks("chains")?,
             transfers: ks("transfers")?,
-            addr_out: ks("addr_out")?,
-            addr_in: ks("addr_in")?,
+            addr_out: scan_only("addr_out")?,
+            addr_in: scan_only("addr_in")?,
             tx_index: ks("tx_index")?,
             blocks: ks("blocks")?,
             checkpoints: ks("checkpoints")?,
