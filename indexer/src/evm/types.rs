@@ -87,44 +87,30 @@ mod hexde {
         }
     }
 
-    /// An address read by [`address`] (so that `Option<A>` reads `null` too).
+    /// An address read from hex bytes (so that `Option<A>` reads `null` too).
     pub(super) struct A(pub(super) Address);
-    /// A hash read by [`b256`].
+    /// A 32-byte hash or word read from hex bytes.
     pub(super) struct H(pub(super) B256);
-    /// A quantity read by [`u256`].
+    /// A quantity (hex or decimal string, or a JSON number).
     pub(super) struct Q(pub(super) U256);
 
     impl<'de> de::Deserialize<'de> for A {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            address(d).map(A)
+            d.deserialize_bytes(Fixed::<20>)
+                .map(|b| A(Address::from(b)))
         }
     }
 
     impl<'de> de::Deserialize<'de> for H {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            b256(d).map(H)
+            d.deserialize_bytes(Fixed::<32>).map(|b| H(B256::from(b)))
         }
     }
 
     impl<'de> de::Deserialize<'de> for Q {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            u256(d).map(Q)
+            d.deserialize_any(Quantity).map(Q)
         }
-    }
-
-    /// A 20-byte address.
-    pub(super) fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
-        d.deserialize_bytes(Fixed::<20>).map(Address::from)
-    }
-
-    /// A 32-byte hash or word.
-    pub(super) fn b256<'de, D: Deserializer<'de>>(d: D) -> Result<B256, D::Error> {
-        d.deserialize_bytes(Fixed::<32>).map(B256::from)
-    }
-
-    /// A quantity.
-    pub(super) fn u256<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
-        d.deserialize_any(Quantity)
     }
 }
 
@@ -578,9 +564,9 @@ bytes_enum!(CallType, "a call type", |v| match v {
     _ => CallType::Other,
 });
 
-/// Implements `Deserialize` for a struct read as a map with [`Keys`] (`$name: $struct`).
+/// Implements `Deserialize` for a struct read as a map (`$body` reads it from `$map`).
 macro_rules! map_struct {
-    ($ty:ident, $expecting:literal, $keys:ident, |$map:ident| $body:block) => {
+    ($ty:ident, $expecting:literal, |$map:ident| $body:block) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;
@@ -632,7 +618,7 @@ impl Keys for LogKey {
     }
 }
 
-map_struct!(RpcLog, "a log object", LogKey, |map| {
+map_struct!(RpcLog, "a log object", |map| {
     let (mut address, mut topics, mut data) = (None, None, None);
     let (mut block_number, mut block_hash, mut transaction_hash) = (None, None, None);
     let (mut transaction_index, mut log_index, mut removed) = (None, None, None);
@@ -711,7 +697,7 @@ impl Keys for TraceKey {
     }
 }
 
-map_struct!(ParityTrace, "a parity trace object", TraceKey, |map| {
+map_struct!(ParityTrace, "a parity trace object", |map| {
     let (mut action, mut result, mut error) = (None, None, None);
     let (mut trace_address, mut transaction_hash, mut transaction_position) = (None, None, None);
     let (mut block_hash, mut block_number, mut kind) = (None, None, None);
@@ -794,7 +780,7 @@ impl Keys for ActionKey {
     }
 }
 
-map_struct!(ParityAction, "a parity action object", ActionKey, |map| {
+map_struct!(ParityAction, "a parity action object", |map| {
     let (mut call_type, mut from, mut to, mut value) = (None, None, None, None);
     let (mut address, mut refund_address, mut balance) = (None, None, None);
     while let Some(KeyOf(k)) = map.next_key::<KeyOf<ActionKey>>()? {
@@ -864,7 +850,7 @@ impl Keys for ResultKey {
     }
 }
 
-map_struct!(ParityResult, "a parity result object", ResultKey, |map| {
+map_struct!(ParityResult, "a parity result object", |map| {
     let mut address = None;
     while let Some(KeyOf(k)) = map.next_key::<KeyOf<ResultKey>>()? {
         match k {

@@ -234,6 +234,11 @@ fn opts() -> KeyspaceCreateOptions {
         ))
 }
 
+/// [`opts`] without bloom filters, for keyspaces that are only scanned by prefix.
+fn scan_only_opts() -> KeyspaceCreateOptions {
+    opts().filter_policy(fjall::config::FilterPolicy::disabled())
+}
+
 impl Store {
     /// Opens (or creates) the store in `path`.
     ///
@@ -293,24 +298,18 @@ impl Store {
                 source,
             },
         })?;
-        let ks = |name: &str| {
-            db.keyspace(name, opts).map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })
+        let ks_with = |name: &str, options: fn() -> KeyspaceCreateOptions| {
+            db.keyspace(name, options)
+                .map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    source,
+                })
         };
+        let ks = |name: &str| ks_with(name, opts);
         // The address indexes are only ever scanned by prefix, never read by point, so their
         // tables need no bloom filters (building one hashes every key of every flush and
         // compaction). Fixed when a keyspace is created: older stores keep theirs.
-        let scan_only = |name: &str| {
-            db.keyspace(name, || {
-                opts().filter_policy(fjall::config::FilterPolicy::disabled())
-            })
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })
-        };
+        let scan_only = |name: &str| ks_with(name, scan_only_opts);
         let store = Self {
             meta: ks("meta")?,
             chains: ks("chains")?,
@@ -1160,11 +1159,7 @@ impl PreparedRange {
                 .iter()
                 .map(|(_, i)| {
                     let t = sorted[*i as usize];
-                    index_key(
-                        &mut kbuf,
-                        if outgoing { &t.from } else { &t.to },
-                        &t.key.to_bytes(),
-                    );
+                    index_key(&mut kbuf, &own(*i), &t.key.to_bytes());
                     vbuf.clear();
                     flow::encode(&mut vbuf, t, outgoing);
                     (Slice::new(&kbuf), Slice::new(&vbuf))
