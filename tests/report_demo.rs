@@ -8,15 +8,19 @@
 mod common;
 
 use common::{paytrace, run_json};
-use paytrace_indexer::testutil::Anvil;
+use paytrace_indexer::testutil::anvil_binary;
 use serde_json::Value;
 use std::{collections::BTreeSet, path::Path};
 
-fn demo(out: &Path, rpc: Option<&str>) -> Value {
+/// The clock `paytrace demo --rpc` starts its node with (8 days before the demo's base).
+const DEMO_NODE_CLOCK: u64 = 1_735_689_600 - 8 * 86_400;
+
+fn demo(out: &Path, rpc: bool) -> Value {
     let mut c = paytrace(&out.join("unused-data-dir"));
     c.arg("--json").arg("demo").arg("--out").arg(out);
-    if let Some(u) = rpc {
-        c.arg("--rpc").arg(u);
+    if rpc {
+        // The demo starts (and stops) its own anvil from this binary.
+        c.arg("--rpc").arg("--anvil").arg(anvil_binary().unwrap());
     }
     run_json(&mut c)
 }
@@ -191,7 +195,7 @@ fn assert_truth(out: &Path, summary: &Value) {
 fn demo_offline_finds_the_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let s = demo(&out, None);
+    let s = demo(&out, false);
     assert_eq!(s["mode"], "offline");
     assert_truth(&out, &s);
     // The HTML is self-contained: no scripts, no external references.
@@ -205,27 +209,26 @@ fn demo_offline_finds_the_ground_truth() {
     assert!(!html.contains("https://"));
     assert!(html.contains("<svg"));
     // A second run replaces the demo's store.
-    let s2 = demo(&out, None);
+    let s2 = demo(&out, false);
     assert_eq!(s2["truth_mismatches"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_on_anvil_finds_the_ground_truth_and_matches_offline() {
-    // The node's clock starts before the scenario so the rpc run uses the same dates.
-    let anvil = Anvil::builder()
-        .arg("--timestamp")
-        .arg("1735000000")
-        .spawn()
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (on, off) = (dir.path().join("rpc"), dir.path().join("offline"));
-    let url = anvil.url().to_owned();
     let on2 = on.clone();
-    let s = tokio::task::spawn_blocking(move || demo(&on2, Some(&url)))
+    let s = tokio::task::spawn_blocking(move || demo(&on2, true))
         .await
         .unwrap();
     assert_eq!(s["mode"], "rpc");
+    // The demo stopped the node it started.
+    let node_args = format!("--timestamp\0{}", DEMO_NODE_CLOCK);
+    let still_running = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(&node_args));
+    assert!(!still_running, "the demo's anvil is still running");
     // Every planned transfer plus the two token mints was indexed through the real sync.
     let truth = read_json(&on.join("ground-truth.json"));
     let steps = truth["steps"].as_array().unwrap().len();
@@ -235,7 +238,7 @@ async fn demo_on_anvil_finds_the_ground_truth_and_matches_offline() {
     );
     assert_truth(&on, &s);
     let off2 = off.clone();
-    let s_off = tokio::task::spawn_blocking(move || demo(&off2, None))
+    let s_off = tokio::task::spawn_blocking(move || demo(&off2, false))
         .await
         .unwrap();
     assert_truth(&off, &s_off);
@@ -248,7 +251,7 @@ async fn demo_on_anvil_finds_the_ground_truth_and_matches_offline() {
 fn batch_csv_bad_rows_are_reported_by_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    demo(&out, None);
+    demo(&out, false);
     let truth = read_json(&out.join("ground-truth.json"));
     let usdc = truth["tokens"][0]["address"].as_str().unwrap().to_owned();
     let mut csv = std::fs::read_to_string(out.join("payroll-batch.csv")).unwrap();
@@ -333,7 +336,7 @@ fn batch_csv_bad_rows_are_reported_by_line() {
 fn provider_from_the_config_with_a_date_range() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    demo(&out, None);
+    demo(&out, false);
     let truth = read_json(&out.join("ground-truth.json"));
     let usdc = truth["tokens"][0]["address"]
         .as_str()

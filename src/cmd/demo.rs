@@ -37,10 +37,14 @@ pub struct DemoCmd {
     /// Directory for the report, the ground truth and the demo's own store.
     #[arg(long, default_value = "./paytrace-demo")]
     pub out: PathBuf,
-    /// Deploy the scenario on this dev node (anvil, fresh) and index it over JSON-RPC instead
-    /// of writing it directly.
+    /// Start a dev node (anvil) of the demo's own on a free port, deploy the scenario on it
+    /// and index it over JSON-RPC instead of writing it directly; the node is stopped at the
+    /// end. Never sends transactions to a node the demo did not start.
     #[arg(long)]
-    pub rpc: Option<String>,
+    pub rpc: bool,
+    /// The anvil binary for `--rpc` (default: `$PAYTRACE_ANVIL`, else `anvil` on the PATH).
+    #[arg(long, value_name = "PATH", requires = "rpc")]
+    pub anvil: Option<PathBuf>,
 }
 
 /// The `--json` output of `paytrace demo`.
@@ -184,20 +188,21 @@ impl DemoCmd {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let store_dir = out.join("store");
         let store = fresh_store(&store_dir)?;
-        let (scenario, transfers, mode) = match &self.rpc {
-            None => {
-                let s = Scenario::generate(DEFAULT_BASE);
-                let n = ingest_offline(&store, &s)?;
-                (s, n, "offline")
-            }
-            Some(url) => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .context("starting the async runtime")?;
-                let (s, n) = rt.block_on(super::demo_rpc::deploy_and_index(url, &store))?;
-                (s, n, "rpc")
-            }
+        let (scenario, transfers, mode) = if self.rpc {
+            let bin = super::demo_rpc::DevNode::binary(self.anvil.as_deref())?;
+            // The node's clock starts days before the scenario, so the rpc run plays the
+            // offline demo's dates.
+            let node = super::demo_rpc::DevNode::start(&bin, DEFAULT_BASE - 8 * 86_400)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let (s, n) = rt.block_on(super::demo_rpc::deploy_and_index(node.url(), &store))?;
+            (s, n, "rpc")
+        } else {
+            let s = Scenario::generate(DEFAULT_BASE);
+            let n = ingest_offline(&store, &s)?;
+            (s, n, "offline")
         };
         import_labels(&store, &scenario, out)?;
         // Clustering with the default parameters (deposit addresses, airdrops); the report

@@ -1,5 +1,8 @@
-//! `paytrace demo --rpc URL`: deploys the demo scenario on a dev node (anvil) and indexes it
-//! with the real EVM sync.
+//! `paytrace demo --rpc`: starts its own dev node (anvil) on a free port, deploys the demo
+//! scenario on it and indexes it with the real EVM sync, then stops the node.
+//!
+//! The node is always one this process started and saw listen: transactions are never sent to
+//! a node the demo did not start.
 //!
 //! The two tokens are the committed `TestToken` artifact (`contracts/artifacts.json`, embedded),
 //! deployed by anvil's first dev account; every scenario step is one ERC-20 `transfer` sent
@@ -16,6 +19,100 @@ use paytrace_indexer::{
 use paytrace_tracer::demo::{DEFAULT_BASE, Scenario};
 use serde_json::{Value, json};
 use std::{collections::BTreeSet, time::Duration};
+
+/// Environment variable naming the anvil binary (as `scripts/install-anvil` prints it).
+pub const ANVIL_ENV: &str = "PAYTRACE_ANVIL";
+/// How long the dev node may take to report its listening address.
+const NODE_START: Duration = Duration::from_secs(20);
+
+/// A dev node (anvil) started by this process on a free loopback port, stopped on drop.
+pub struct DevNode {
+    child: std::process::Child,
+    url: String,
+}
+
+impl DevNode {
+    /// The anvil binary: `explicit`, else `$PAYTRACE_ANVIL`, else `anvil` on the `PATH`.
+    pub fn binary(explicit: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+        let from_env = std::env::var_os(ANVIL_ENV).filter(|v| !v.is_empty());
+        if let Some(p) = explicit
+            .map(std::path::Path::to_path_buf)
+            .or(from_env.map(Into::into))
+        {
+            if p.is_file() {
+                return Ok(p);
+            }
+            bail!("anvil binary {} does not exist", p.display());
+        }
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join("anvil"))
+            .find(|p| p.is_file())
+            .context(
+                "no anvil binary found: `paytrace demo --rpc` starts its own anvil node; install \
+                 it (`scripts/install-anvil` prints its path) and pass --anvil PATH or set \
+                 PAYTRACE_ANVIL",
+            )
+    }
+
+    /// Starts `bin` on 127.0.0.1 with a port the system picks, its clock at `timestamp`, and
+    /// waits until it reports where it listens. Fails if it exits first (its output is in the
+    /// error).
+    pub fn start(bin: &std::path::Path, timestamp: u64) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", "0", "--timestamp"])
+            .arg(timestamp.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("anvil's stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Reads every line for the node's whole life, so its logging never blocks on a full
+        // pipe; the first `Listening on` line is the address.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("Listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(NODE_START) {
+            Ok(addr) => Ok(Self {
+                child,
+                url: format!("http://{addr}"),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().ok();
+                let stderr = out
+                    .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned())
+                    .unwrap_or_default();
+                bail!(
+                    "the dev node {} did not start within {}s: {stderr}",
+                    bin.display(),
+                    NODE_START.as_secs()
+                )
+            }
+        }
+    }
+
+    /// The node's JSON-RPC URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for DevNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 const ARTIFACTS: &str = include_str!("../../contracts/artifacts.json");
 const DAY: u64 = 86_400;
