@@ -361,16 +361,43 @@ impl IndexCmd {
             if let (Some(f), Some(t)) = (from, to) {
                 anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
             }
-            let total = to.map(|t| t.saturating_sub(from.unwrap_or(0)).saturating_add(1));
-            let progress = Progress::new(&chain.chain, total);
+            // The range is fixed at the start (the head as it is now without --to), so the
+            // bar has a fixed total; blocks mined meanwhile are reported after it.
+            let to = match to {
+                Some(t) => BlockNumber(*t),
+                None => sync
+                    .source()
+                    .head()
+                    .await
+                    .with_context(|| format!("reading the head of chain {:?}", chain.chain))?,
+            };
+            let start = match store.chain_by_name(&chain.chain)? {
+                Some(c) => store
+                    .checkpoint(c.id)?
+                    .map_or(from.unwrap_or(0), |cp| cp.number.0.saturating_add(1)),
+                None => from.unwrap_or(0),
+            };
+            let total = to.0.checked_sub(start).map(|d| d.saturating_add(1));
+            let progress = Progress::new(&chain.chain, Some(total.unwrap_or(0)));
             let counter = std::sync::atomic::AtomicU64::new(0);
             let summary = sync
-                .index(from.map(BlockNumber), to.map(BlockNumber), &|c| {
+                .index(from.map(BlockNumber), Some(to), &|c| {
                     progress.on_commit(c, &counter)
                 })
                 .await
                 .with_context(|| format!("indexing chain {:?}", chain.chain))?;
             progress.finish();
+            if let Ok(head) = sync.source().head().await
+                && head > to
+                && !summary.interrupted
+            {
+                eprintln!(
+                    "{}: {} block(s) were mined while indexing (head now {head}); run `paytrace index evm --chain {}` again or `paytrace follow evm` to keep up",
+                    chain.chain,
+                    head.0 - to.0,
+                    chain.chain
+                );
+            }
             let id = store
                 .chain_by_name(&chain.chain)?
                 .with_context(|| format!("chain {:?} not registered", chain.chain))?
