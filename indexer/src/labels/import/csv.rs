@@ -8,7 +8,7 @@
 //!   `confidence` (0–100), `url`.
 //! * every other non-empty column is kept as a note.
 
-use super::{Input, Sink};
+use super::{CsvLine, CsvLines, Input, Sink};
 use crate::labels::{LabelError, model::Category, parse_date, store::Candidate};
 use std::collections::BTreeMap;
 
@@ -69,51 +69,92 @@ impl Columns {
 }
 
 /// Parses one CSV file and feeds every row to `sink`.
-pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
+///
+/// A record is one line. A line with an unbalanced quote, or with another number of fields than
+/// the header, is rejected with its line; the next line is read on its own (an open quote never
+/// swallows the rows after it). A header that cannot be read refuses the whole file.
+pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
     let name = input.name;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(input.reader);
-    let header = rdr.headers().map_err(|e| LabelError::Parse {
-        file: name.clone(),
-        line: 1,
-        reason: format!("cannot read the header row: {e}"),
-    })?;
-    let cols = Columns::from_header(header);
+    let mut lines = CsvLines::new(&name, &mut *input.reader);
+    let (header_line, header) = loop {
+        match lines.next_line()? {
+            None => {
+                return Err(LabelError::Parse {
+                    file: name.clone(),
+                    line: 1,
+                    reason: "the file is empty (no header row)".into(),
+                });
+            }
+            Some((line, CsvLine::Unbalanced)) => {
+                return Err(LabelError::Parse {
+                    file: name.clone(),
+                    line,
+                    reason: "cannot read the header row: unbalanced quote".into(),
+                });
+            }
+            Some((line, CsvLine::Record(rec))) => {
+                if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                    continue;
+                }
+                let h = csv::StringRecord::from_byte_record(rec).map_err(|e| LabelError::Parse {
+                    file: name.clone(),
+                    line,
+                    reason: format!("cannot read the header row: {e}"),
+                })?;
+                break (line, h);
+            }
+        }
+    };
+    let cols = Columns::from_header(&header);
     let Some(addr_col) = cols.address else {
         return Err(LabelError::Parse {
             file: name,
-            line: 1,
+            line: header_line,
             reason: "no `address` column in the header".into(),
         });
     };
-    let mut rec = csv::StringRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = rec.position().map_or(line, |p| p.line());
-                if rec
-                    .iter()
-                    .all(|f| f.trim().trim_matches('\u{1a}').is_empty())
-                {
-                    continue;
-                }
-                match row(&name, line, &cols, addr_col, &rec) {
-                    Ok(c) => sink.candidate(c)?,
-                    Err(reason) => sink.reject(&name, line, reason),
-                }
+    while let Some((line, l)) = lines.next_line()? {
+        let rec = match l {
+            CsvLine::Unbalanced => {
+                sink.reject(
+                    &name,
+                    line,
+                    "unbalanced quote: a quoted field is not closed on this line".into(),
+                );
+                continue;
             }
-            Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
-                let io = matches!(e.kind(), csv::ErrorKind::Io(_));
-                sink.reject(&name, line, format!("malformed csv row: {e}"));
-                if io {
-                    break;
-                }
+            CsvLine::Record(rec) => rec,
+        };
+        if rec.iter().all(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_matches('\u{1a}')
+                .is_empty()
+        }) {
+            continue;
+        }
+        if rec.len() != header.len() {
+            sink.reject(
+                &name,
+                line,
+                format!(
+                    "expected {} fields (as the header), found {}",
+                    header.len(),
+                    rec.len()
+                ),
+            );
+            continue;
+        }
+        let rec = match csv::StringRecord::from_byte_record(rec) {
+            Ok(r) => r,
+            Err(_) => {
+                sink.reject(&name, line, "row is not valid utf-8".into());
+                continue;
             }
+        };
+        match row(&name, line, &cols, addr_col, &rec) {
+            Ok(c) => sink.candidate(c)?,
+            Err(reason) => sink.reject(&name, line, reason),
         }
     }
     Ok(())
