@@ -325,7 +325,10 @@ fn delisting_tornado_cash() {
         "{e}"
     );
     assert!(e.to_string().contains("pass --allow-shrink"), "{e}");
-    assert_eq!(labels.source("ofac-eth").unwrap().unwrap().versions.len(), 1);
+    assert_eq!(
+        labels.source("ofac-eth").unwrap().unwrap().versions.len(),
+        1
+    );
     let r = import_files(
         &labels,
         Format::Csv,
@@ -450,7 +453,12 @@ fn subset_2025(labels: &LabelStore) {
         &ofac_opts("2025-05-16"),
     )
     .unwrap();
-    assert_eq!((r.read, r.imported, r.rejected), (32, 32, 0), "{:?}", r.rejects);
+    assert_eq!(
+        (r.read, r.imported, r.rejected),
+        (32, 32, 0),
+        "{:?}",
+        r.rejects
+    );
 }
 
 /// Rows of the real 2025 subset sdn.csv whose ent_num is in `keep`, as a new file.
@@ -473,8 +481,13 @@ fn empty_ofac_versions_are_refused_and_labels_stay() {
     let empty = d.path().join("empty.csv");
     std::fs::write(&empty, b"").unwrap();
     // an empty sdn.csv as a later version: reads 0 rows, would delist all 32
-    let e = import_files(&labels, Format::OfacCsv, &[empty.clone()], &ofac_opts("2025-06-01"))
-        .unwrap_err();
+    let e = import_files(
+        &labels,
+        Format::OfacCsv,
+        &[empty.clone()],
+        &ofac_opts("2025-06-01"),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             e,
@@ -489,7 +502,9 @@ fn empty_ofac_versions_are_refused_and_labels_stay() {
     );
     let msg = e.to_string();
     assert!(
-        msg.contains("32 of its 32") && msg.contains("no row was read") && msg.contains("--allow-shrink"),
+        msg.contains("32 of its 32")
+            && msg.contains("no row was read")
+            && msg.contains("--allow-shrink"),
         "{msg}"
     );
     assert_eq!(dump(&labels), before);
@@ -521,9 +536,22 @@ fn empty_ofac_versions_are_refused_and_labels_stay() {
         &ofac_opts("2025-06-01"),
     )
     .unwrap_err();
-    assert!(matches!(e, LabelError::Shrink { read: 0, removed: 32, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            LabelError::Shrink {
+                read: 0,
+                removed: 32,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(dump(&labels), before);
-    assert_eq!(labels.source("ofac-sdn").unwrap().unwrap().versions.len(), 1);
+    assert_eq!(
+        labels.source("ofac-sdn").unwrap().unwrap().versions.len(),
+        1
+    );
 }
 
 #[test]
@@ -533,8 +561,13 @@ fn large_removal_is_refused_then_accepted_with_allow_shrink() {
     let before = dump(&labels);
     // LIFSHITS (6 addresses) and KHOROSHEV (1) only: SUEX's 25 would be delisted
     let v2 = sdn_rows(d.path(), &["29702", "48603"]);
-    let e = import_files(&labels, Format::OfacCsv, &[v2.clone()], &ofac_opts("2025-06-01"))
-        .unwrap_err();
+    let e = import_files(
+        &labels,
+        Format::OfacCsv,
+        &[v2.clone()],
+        &ofac_opts("2025-06-01"),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             e,
@@ -559,7 +592,13 @@ fn large_removal_is_refused_then_accepted_with_allow_shrink() {
         ..ofac_opts("2025-06-01")
     };
     assert!(import_files(&labels, Format::OfacCsv, &[v2.clone()], &o).is_err());
-    let r = import_files(&labels, Format::OfacCsv, &[v2], &allow(ofac_opts("2025-06-01"))).unwrap();
+    let r = import_files(
+        &labels,
+        Format::OfacCsv,
+        &[v2],
+        &allow(ofac_opts("2025-06-01")),
+    )
+    .unwrap();
     assert_eq!((r.read, r.imported, r.duplicates, r.removed), (7, 0, 7, 25));
     let src = labels.source("ofac-sdn").unwrap().unwrap();
     assert_eq!(src.versions.len(), 2);
@@ -611,7 +650,10 @@ fn cut_off_ofac_files_are_refused_whole() {
     // cut at a quote-balanced point inside the last row: the column count tells
     let text = String::from_utf8(sdn.clone()).unwrap();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let partial = format!("{}36,\"AEROCARIBBEAN AIRLINES\",-0- ,\"CUBA\"\r\n", lines[..10].concat());
+    let partial = format!(
+        "{}36,\"AEROCARIBBEAN AIRLINES\",-0- ,\"CUBA\"\r\n",
+        lines[..10].concat()
+    );
     let e = import_inputs(
         &labels,
         Format::OfacCsv,
@@ -629,7 +671,10 @@ fn cut_off_ofac_files_are_refused_whole() {
     let e = import_inputs(
         &labels,
         Format::OfacCsv,
-        vec![Input::from_bytes("sdn_comments.csv", &com[..com.len() - 40])],
+        vec![Input::from_bytes(
+            "sdn_comments.csv",
+            &com[..com.len() - 40],
+        )],
         &ImportOptions::default(),
     )
     .unwrap_err();
@@ -676,10 +721,21 @@ fn formats_are_sniffed() {
     .unwrap_err();
     assert!(e.to_string().contains("not CSV input: it is XML"), "{e}");
     for f in ["ofac/ofac-eth-2026-05.csv", "ofac/sdn_advanced-excerpt.xml"] {
-        let e = import_files(&labels, Format::Tagpack, &[path(f)], &ImportOptions::default())
-            .unwrap_err();
+        let e = import_files(
+            &labels,
+            Format::Tagpack,
+            &[path(f)],
+            &ImportOptions::default(),
+        )
+        .unwrap_err();
         assert!(
-            matches!(e, LabelError::WrongFormat { expected: "TagPack YAML", .. }),
+            matches!(
+                e,
+                LabelError::WrongFormat {
+                    expected: "TagPack YAML",
+                    ..
+                }
+            ),
             "{f}: {e}"
         );
     }
@@ -704,7 +760,12 @@ fn unbalanced_quote_rejects_only_its_row() {
         ..ImportOptions::default()
     };
     let r = import_files(&labels, Format::Csv, &[f], &opts).unwrap();
-    assert_eq!((r.read, r.imported, r.rejected), (97, 96, 1), "{:?}", r.rejects);
+    assert_eq!(
+        (r.read, r.imported, r.rejected),
+        (97, 96, 1),
+        "{:?}",
+        r.rejects
+    );
     assert_eq!(r.rejects[0].line, 3);
     assert!(r.rejects[0].reason.contains("unbalanced quote"));
     // the row after it is imported
@@ -721,7 +782,11 @@ fn unbalanced_quote_rejects_only_its_row() {
     let r = import_files(&labels, Format::Csv, &[f], &opts).unwrap();
     assert_eq!((r.read, r.rejected), (2, 1));
     assert_eq!(r.rejects[0].line, 2);
-    assert!(r.rejects[0].reason.contains("expected 2 fields (as the header), found 1"));
+    assert!(
+        r.rejects[0]
+            .reason
+            .contains("expected 2 fields (as the header), found 1")
+    );
 }
 
 #[test]
@@ -734,15 +799,26 @@ fn tagpack_numeric_address_is_reported_not_converted() {
     )
     .unwrap();
     let r = import_files(&labels, Format::Tagpack, &[f], &ImportOptions::default()).unwrap();
-    assert_eq!((r.read, r.imported, r.rejected), (3, 1, 2), "{:?}", r.rejects);
+    assert_eq!(
+        (r.read, r.imported, r.rejected),
+        (3, 1, 2),
+        "{:?}",
+        r.rejects
+    );
     let first = &r.rejects[0];
     assert_eq!(first.line, 7);
     assert!(
-        first.reason.contains("address 0x1234 is not a yaml string (read as 4660)")
+        first
+            .reason
+            .contains("address 0x1234 is not a yaml string (read as 4660)")
             && first.reason.contains("quote it"),
         "{first}"
     );
     assert_eq!(r.rejects[1].line, 8);
-    assert!(r.rejects[1].reason.contains("address 1234"), "{}", r.rejects[1]);
+    assert!(
+        r.rejects[1].reason.contains("address 1234"),
+        "{}",
+        r.rejects[1]
+    );
     assert!(labels.iter().all(|l| !l.unwrap().address.contains("4660")));
 }

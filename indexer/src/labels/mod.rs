@@ -131,7 +131,10 @@ impl LabelError {
     pub fn is_input_refused(&self) -> bool {
         matches!(
             self,
-            Self::Parse { .. } | Self::WrongFormat { .. } | Self::OlderVersion { .. } | Self::Shrink { .. }
+            Self::Parse { .. }
+                | Self::WrongFormat { .. }
+                | Self::OlderVersion { .. }
+                | Self::Shrink { .. }
         )
     }
 }

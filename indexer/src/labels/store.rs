@@ -762,9 +762,7 @@ impl ImportSession<'_> {
             let staged = if unchanged {
                 Staged::Touched
             } else {
-                self.would_remove = self
-                    .would_remove
-                    .saturating_add(removals(&p, &self.source));
+                self.would_remove = self.would_remove.saturating_add(removals(&p, &self.source));
                 Staged::Changed(p)
             };
             batch.insert(&self.store.staging, key, encode(&staged)?);

@@ -96,11 +96,12 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
                 if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                     continue;
                 }
-                let h = csv::StringRecord::from_byte_record(rec).map_err(|e| LabelError::Parse {
-                    file: name.clone(),
-                    line,
-                    reason: format!("cannot read the header row: {e}"),
-                })?;
+                let h =
+                    csv::StringRecord::from_byte_record(rec).map_err(|e| LabelError::Parse {
+                        file: name.clone(),
+                        line,
+                        reason: format!("cannot read the header row: {e}"),
+                    })?;
                 break (line, h);
             }
         }

@@ -239,7 +239,9 @@ fn sniff(format: Format, input: &mut Input<'_>) -> Result<(), LabelError> {
         path: PathBuf::from(&name),
         source,
     })?;
-    let head = head.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(head);
+    let head = head
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(head);
     let Some(start) = head.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Ok(()); // empty: the structure checks and the shrink guard decide
     };

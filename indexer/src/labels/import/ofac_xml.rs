@@ -133,7 +133,10 @@ pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
             }
             Event::Empty(e) if stack.is_empty() => {
                 if root.is_some() {
-                    return Err(structure(line, "a second root element after the first".into()));
+                    return Err(structure(
+                        line,
+                        "a second root element after the first".into(),
+                    ));
                 }
                 root = Some((e.name().as_ref().to_owned(), line));
                 root_closed = true;

@@ -100,7 +100,13 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
             Value::Null => "an empty document".to_owned(),
             Value::Sequence(_) => "a yaml list".to_owned(),
             Value::String(t) => {
-                let first: String = t.lines().next().unwrap_or_default().chars().take(60).collect();
+                let first: String = t
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(60)
+                    .collect();
                 let csv = if first.contains(',') { " (a CSV?)" } else { "" };
                 format!("plain text starting with {first:?}{csv}")
             }
@@ -138,7 +144,8 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
             && !matches!(v, Value::String(_))
         {
             let (at, literal) = address_literal(&text, line, next, tag.contains_key("address"));
-            let shown = literal.unwrap_or_else(|| scalar(v).unwrap_or_else(|| "a non-text value".into()));
+            let shown =
+                literal.unwrap_or_else(|| scalar(v).unwrap_or_else(|| "a non-text value".into()));
             let read_as = scalar(v).map_or(String::new(), |n| format!(" (read as {n})"));
             sink.reject(
                 &name,
