@@ -484,7 +484,7 @@ fn empty_ofac_versions_are_refused_and_labels_stay() {
     let e = import_files(
         &labels,
         Format::OfacCsv,
-        &[empty.clone()],
+        std::slice::from_ref(&empty),
         &ofac_opts("2025-06-01"),
     )
     .unwrap_err();
@@ -564,7 +564,7 @@ fn large_removal_is_refused_then_accepted_with_allow_shrink() {
     let e = import_files(
         &labels,
         Format::OfacCsv,
-        &[v2.clone()],
+        std::slice::from_ref(&v2),
         &ofac_opts("2025-06-01"),
     )
     .unwrap_err();
@@ -591,7 +591,7 @@ fn large_removal_is_refused_then_accepted_with_allow_shrink() {
         },
         ..ofac_opts("2025-06-01")
     };
-    assert!(import_files(&labels, Format::OfacCsv, &[v2.clone()], &o).is_err());
+    assert!(import_files(&labels, Format::OfacCsv, std::slice::from_ref(&v2), &o).is_err());
     let r = import_files(
         &labels,
         Format::OfacCsv,

@@ -74,10 +74,10 @@ fn address_literal(text: &str, line: u64, next: Option<u64>, own: bool) -> (u64,
         let n = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
         let in_tag = n >= line && next.is_none_or(|x| n < x);
         let in_header = !own && !l.starts_with(' ') && !l.starts_with('-');
-        if (own && in_tag) || (in_header && n < line) {
-            if let Some(v) = key_value(l).filter(|v| !v.is_empty()) {
-                return (n, Some(v));
-            }
+        if ((own && in_tag) || (in_header && n < line))
+            && let Some(v) = key_value(l).filter(|v| !v.is_empty())
+        {
+            return (n, Some(v));
         }
     }
     (line, None)
