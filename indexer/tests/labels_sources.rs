@@ -325,6 +325,7 @@ fn delisting_tornado_cash() {
         "{e}"
     );
     assert!(e.to_string().contains("pass --allow-shrink"), "{e}");
+    assert!(e.is_input_refused());
     assert_eq!(
         labels.source("ofac-eth").unwrap().unwrap().versions.len(),
         1

@@ -7,6 +7,9 @@
 //!   `chain`/`currency`, `date_added`/`valid_from`, `valid_to`, `source`/`data_source`,
 //!   `confidence` (0–100), `url`.
 //! * every other non-empty column is kept as a note.
+//!
+//! One record per line (see [`super::CsvLines`]): a line with an unbalanced quote or with
+//! another field count than the header is a rejected row, and the next line is read normally.
 
 use super::{CsvLine, CsvLines, Input, Sink};
 use crate::labels::{LabelError, model::Category, parse_date, store::Candidate};

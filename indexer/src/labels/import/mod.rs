@@ -1,7 +1,9 @@
 //! Importers, one per format. Each parser reads its input and hands rows to a [`Sink`]:
 //! valid-looking rows as [`Candidate`]s (the sink validates addresses), malformed rows as
 //! rejects with file, line and reason. A parser never panics on input; an input that is
-//! malformed as a whole (broken XML or YAML) is a [`LabelError::Parse`] and nothing is written.
+//! malformed as a whole (broken XML or YAML, a cut-off OFAC file) is a [`LabelError::Parse`],
+//! and an input in another format than the one given (sniffed from its first bytes) is a
+//! [`LabelError::WrongFormat`]; then nothing is written.
 
 pub mod csv;
 pub mod list;

@@ -7,7 +7,10 @@
 //! `Digital Currency Address - CUR address` clause (including `alt.` ones) becomes a label.
 //! A continuation whose entry is not in the given `sdn.csv` is still searched on its own.
 //!
-//! Files are told apart by their column count (2: comments, 12: sdn).
+//! Files are told apart by their column count (2: comments, 12: sdn). The structure is checked
+//! strictly, since these files are downloaded and a cut-off file must never be imported in
+//! part: every row has the column count of the first, no quote is left open, and the file ends
+//! with a line break; otherwise the whole import is refused with the file and line.
 
 use super::{CsvLine, CsvLines, Input, Sink, field, read_all};
 use crate::labels::{LabelError, store::Candidate};

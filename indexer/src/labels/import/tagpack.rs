@@ -5,6 +5,11 @@
 //! `abuse` (wins over `category` for the taxonomy), `category`, `confidence`, `source`
 //! (evidence URL), `context` (a JSON string, kept compact in the notes), `lastmod` (the version
 //! hint: the newest `lastmod` of the header). Other scalar fields are kept as notes.
+//!
+//! An address must be a YAML string: YAML reads an unquoted `0x1234` as the number 4660, so a
+//! non-string address is rejected with its line and literal text, never converted. A document
+//! that is not a mapping with a `tags` list (e.g. a CSV, which YAML reads as plain text) is
+//! refused as a whole.
 
 use super::{Input, Sink, read_all};
 use crate::labels::{LabelError, model::Category, store::Candidate};
