@@ -88,11 +88,13 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
                     reason: "the file is empty (no header row)".into(),
                 });
             }
-            Some((line, CsvLine::Unbalanced)) => {
+            Some((line, CsvLine::Unbalanced | CsvLine::Several)) => {
                 return Err(LabelError::Parse {
                     file: name.clone(),
                     line,
-                    reason: "cannot read the header row: unbalanced quote".into(),
+                    reason:
+                        "cannot read the header row: unbalanced quote or a bare carriage return"
+                            .into(),
                 });
             }
             Some((line, CsvLine::Record(rec))) => {
@@ -124,6 +126,14 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
                     &name,
                     line,
                     "unbalanced quote: a quoted field is not closed on this line".into(),
+                );
+                continue;
+            }
+            CsvLine::Several => {
+                sink.reject(
+                    &name,
+                    line,
+                    "the line holds several records (a bare carriage return?)".into(),
                 );
                 continue;
             }
@@ -258,5 +268,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn one_record_per_line() {
+        // an open quote on line 2, a bare CR on line 4 (old Mac line ends), a short row on 5
+        let data =
+            "address,category\n\"0xa,mixer\n0xb,mixer\n0xc,mixer\r0xd,mixer\n0xe\n0xf,mixer\n";
+        let mut s = Collect::default();
+        parse(Input::from_bytes("f.csv", data.as_bytes()), &mut s).unwrap();
+        let a: Vec<_> = s
+            .candidates
+            .iter()
+            .map(|c| (c.address.as_str(), c.line))
+            .collect();
+        assert_eq!(a, [("0xb", 3), ("0xf", 6)]);
+        let r: Vec<_> = s.rejects.iter().map(|r| r.1).collect();
+        assert_eq!(r, [2, 4, 5]);
+        assert!(s.rejects[0].2.contains("unbalanced quote"));
+        assert!(s.rejects[1].2.contains("several records"));
+        // a CSV with a quoted field over two lines is not accepted silently either
+        let mut s = Collect::default();
+        parse(
+            Input::from_bytes("f.csv", b"address,name\n0xa,\"two\nlines\"\n0xb,n\n"),
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s.candidates.len(), 1);
+        assert_eq!(s.rejects.iter().map(|r| r.1).collect::<Vec<_>>(), [2, 3]);
     }
 }

@@ -296,6 +296,8 @@ pub(crate) enum CsvLine {
     /// The line has an odd number of `"`: a quoted field is not closed on it (records never
     /// span lines in label files, so this is a malformed row, not the start of a long field).
     Unbalanced,
+    /// The line holds more than one record: a bare carriage return ends a record inside it.
+    Several,
 }
 
 /// Reads a CSV file line by line, so that an unbalanced quote spoils only its own line and never
@@ -349,7 +351,13 @@ impl<'r> CsvLines<'r> {
             .from_reader(body);
         let mut rec = ::csv::ByteRecord::new();
         match rdr.read_byte_record(&mut rec) {
-            Ok(true) => Ok(Some((self.line, CsvLine::Record(rec)))),
+            Ok(true) => {
+                let mut more = ::csv::ByteRecord::new();
+                if matches!(rdr.read_byte_record(&mut more), Ok(true)) {
+                    return Ok(Some((self.line, CsvLine::Several)));
+                }
+                Ok(Some((self.line, CsvLine::Record(rec))))
+            }
             // an empty line: one empty field, like a blank row
             Ok(false) => Ok(Some((
                 self.line,

@@ -79,6 +79,13 @@ fn rows(name: &str, data: &[u8], sink: &mut dyn Sink) -> Result<Vec<Row>, LabelE
                     "unbalanced quote: a quoted field is not closed on its line (the file is cut off or malformed)".into(),
                 ));
             }
+            CsvLine::Several => {
+                return Err(bad(
+                    line,
+                    "the line holds several records (a bare carriage return): malformed file"
+                        .into(),
+                ));
+            }
             CsvLine::Record(rec) => rec,
         };
         if rec
@@ -295,5 +302,40 @@ mod tests {
         let a: Vec<_> = sink.candidates.iter().map(|c| c.address.as_str()).collect();
         assert_eq!(a, ["1GqChmWqGtsaLrGbHfgdrV5Nkvahtjjuxr", "0x1"]);
         assert_eq!(sink.candidates[0].program.as_deref(), Some("CYBER"));
+    }
+
+    #[test]
+    fn structure_faults_refuse_the_file() {
+        let row = "1,\"A\",\"individual\",\"CYBER\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,\"Digital Currency Address - XBT 1Gq\"";
+        let cases = [
+            (
+                format!("{row}\r\n1,\"A\",-0- \r\n"),
+                "line:2 expected 12 columns (as on line 1), found 3",
+            ),
+            (
+                format!("{row}\r\n{row}"),
+                "line:2 does not end with a line break",
+            ),
+            (format!("{row}\r\n1,\"A\r\n"), "line:2 unbalanced quote"),
+            (format!("{row}\r{row}\r\n"), "line:1 several records"),
+        ];
+        for (data, want) in cases {
+            let e = parse(
+                vec![Input::from_bytes("sdn.csv", data.as_bytes())],
+                &mut Collect::default(),
+            )
+            .unwrap_err();
+            let LabelError::Parse { line, reason, .. } = &e else {
+                panic!("{e}")
+            };
+            let got = format!("line:{line} {reason}");
+            let (l, w) = want.split_once(' ').unwrap();
+            assert!(got.starts_with(l) && got.contains(w), "{got} / {want}");
+        }
+        // the trailing 0x1A after the last line break is fine
+        let ok = format!("{row}\r\n\u{1a}");
+        let mut sink = Collect::default();
+        parse(vec![Input::from_bytes("sdn.csv", ok.as_bytes())], &mut sink).unwrap();
+        assert_eq!(sink.candidates.len(), 1);
     }
 }

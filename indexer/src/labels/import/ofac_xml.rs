@@ -380,4 +380,29 @@ mod tests {
         let r = parse(Input::from_bytes("t.xml", b"<a><b></a>"), &mut sink);
         assert!(matches!(r, Err(LabelError::Parse { .. })));
     }
+
+    #[test]
+    fn must_reach_the_end_of_the_root() {
+        for (xml, want) in [
+            ("", "no xml element"),
+            ("<!-- only a comment -->\n", "no xml element"),
+            (
+                "<Sanctions>\n<DistinctParties>\n",
+                "root element `Sanctions` (opened on line 1)",
+            ),
+            ("<a></a>\n<b></b>\n", "a second root element"),
+        ] {
+            let e = parse(
+                Input::from_bytes("t.xml", xml.as_bytes()),
+                &mut Collect::default(),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(want), "{xml:?}: {e}");
+        }
+        parse(
+            Input::from_bytes("t.xml", b"<a/>\n"),
+            &mut Collect::default(),
+        )
+        .unwrap();
+    }
 }
