@@ -117,6 +117,11 @@ pub struct LabelsConfig {
     /// binary's built-in OFAC address.
     #[serde(default)]
     pub ofac_url: Option<String>,
+    /// Largest share (percent, 0 to 100) of a source's active labels that one new version may
+    /// delist before `labels import` / `labels fetch` refuse it (the flag `--max-shrink`
+    /// overrides it; `--allow-shrink` accepts any shrink). Default: 10.
+    #[serde(default)]
+    pub max_shrink_pct: Option<u8>,
 }
 
 /// What kind of chain a section describes.
@@ -427,6 +432,14 @@ impl Config {
             return Err(bad(
                 "labels.ofac_url".to_owned(),
                 "an http:// or https:// URL".to_owned(),
+            ));
+        }
+        if let Some(p) = self.labels.max_shrink_pct
+            && p > 100
+        {
+            return Err(bad(
+                "labels.max_shrink_pct".to_owned(),
+                format!("a percentage from 0 to 100, found {p}"),
             ));
         }
         let mut env_vars: BTreeMap<String, &str> = BTreeMap::new();

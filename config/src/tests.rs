@@ -1000,4 +1000,18 @@ fn labels_section() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("ofac"), "{e}");
+    assert_eq!(c.labels.max_shrink_pct, None);
+    let c = Config::parse("[labels]\nmax_shrink_pct = 25\n", Path::new("c.toml")).unwrap();
+    assert_eq!(c.labels.max_shrink_pct, Some(25));
+    let e = Config::parse("[labels]\nmax_shrink_pct = 101\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("labels.max_shrink_pct") && e.contains("0 to 100"),
+        "{e}"
+    );
+    let e = Config::parse("[labels]\nmax_shrink_pct = -1\n", Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_shrink_pct"), "{e}");
 }

@@ -75,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 category: Some(Category::Unknown),
                 ..Defaults::default()
             },
+            ..ImportOptions::default()
         },
     )?;
     let import_s = t.elapsed().as_secs_f64();

@@ -5,8 +5,8 @@ use super::Context;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use paytrace_indexer::labels::{
-    Category, Defaults, Format, ImportOptions, ImportReport, Input, LabelAddress, LabelStore,
-    import_files, import_inputs, parse_date,
+    Category, DEFAULT_MAX_SHRINK_PCT, Defaults, Format, ImportOptions, ImportReport, Input,
+    LabelAddress, LabelStore, ShrinkGuard, import_files, import_inputs, parse_date,
 };
 use serde::Serialize;
 use std::{path::PathBuf, process::ExitCode};
@@ -57,6 +57,35 @@ pub struct ImportArgs {
     /// Confidence (0-100) of rows without one [default: 100].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub confidence: Option<u8>,
+    /// Guard against large delistings.
+    #[command(flatten)]
+    pub shrink: ShrinkArgs,
+}
+
+/// The guard against a new version that delists much of a source (shared by `labels import`
+/// and `labels fetch`).
+#[derive(Debug, Args)]
+pub struct ShrinkArgs {
+    /// Refuse a version that would delist more than PCT % of the source's active labels
+    /// [default: `[labels] max_shrink_pct` of the config, else 10].
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_shrink: Option<u8>,
+    /// Accept a version that delists any share of the source's labels, or reads no row.
+    #[arg(long)]
+    pub allow_shrink: bool,
+}
+
+impl ShrinkArgs {
+    /// The guard: the flags, else the config, else the default.
+    fn guard(&self, config: &paytrace_config::Config) -> ShrinkGuard {
+        ShrinkGuard {
+            max_shrink_pct: self
+                .max_shrink
+                .or(config.labels.max_shrink_pct)
+                .unwrap_or(DEFAULT_MAX_SHRINK_PCT),
+            allow_shrink: self.allow_shrink,
+        }
+    }
 }
 
 /// `labels show`.
@@ -122,6 +151,9 @@ pub struct FetchOfacArgs {
     /// HTTP timeout in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Guard against large delistings.
+    #[command(flatten)]
+    pub shrink: ShrinkArgs,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -161,6 +193,7 @@ impl LabelsCmd {
                         currency: a.chain.clone(),
                         confidence: a.confidence,
                     },
+                    guard: a.shrink.guard(&ctx.config),
                 };
                 let report = import_files(&labels, a.format, &a.files, &opts)?;
                 print_report(ctx, &report)?;
@@ -251,6 +284,7 @@ impl LabelsCmd {
                     version: a.version.clone(),
                     url: Some(base.to_owned()),
                     defaults: Defaults::default(),
+                    guard: a.shrink.guard(&ctx.config),
                 };
                 let report = match a.format {
                     OfacFiles::Csv => {
@@ -288,30 +322,73 @@ impl LabelsCmd {
     }
 }
 
-fn download(urls: &[String], timeout: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+fn runtime_and_client(timeout: u64) -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout))
+        .build()
+        .context("building the http client")?;
+    Ok((rt, client))
+}
+
+/// Downloads `url` into `out`, checking that the body is complete: a connection that fails
+/// mid-way, a body shorter or longer than its `Content-Length`, or an empty body is an error.
+/// (A body without `Content-Length` that is cut off is caught by the importers' structure
+/// checks: column counts and quotes of the CSV, the XML's end.)
+async fn fetch_into(
+    client: &reqwest::Client,
+    url: &str,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<u64> {
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("downloading {url}"))?
+        .error_for_status()
+        .with_context(|| format!("downloading {url}"))?;
+    let announced = resp.content_length();
+    let of = announced.map_or(String::new(), |n| format!(" of the {n} announced"));
+    let mut received = 0u64;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                received = received.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+                out.write_all(&chunk)
+                    .with_context(|| format!("writing the download of {url}"))?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "downloading {url}: the transfer broke off after {received} bytes{of}: incomplete download, nothing was imported"
+                )));
+            }
+        }
+    }
+    if let Some(n) = announced
+        && n != received
+    {
+        anyhow::bail!(
+            "downloading {url}: received {received} bytes but Content-Length announced {n}: incomplete download, nothing was imported"
+        );
+    }
+    if received == 0 {
+        anyhow::bail!("downloading {url}: the server sent an empty body; nothing was imported");
+    }
+    Ok(received)
+}
+
+fn download(urls: &[String], timeout: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    let (rt, client) = runtime_and_client(timeout)?;
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(timeout))
-            .build()
-            .context("building the http client")?;
         let mut out = Vec::with_capacity(urls.len());
         for u in urls {
-            let resp = client
-                .get(u)
-                .send()
-                .await
-                .with_context(|| format!("downloading {u}"))?
-                .error_for_status()
-                .with_context(|| format!("downloading {u}"))?;
-            let body = resp
-                .bytes()
-                .await
-                .with_context(|| format!("downloading {u}"))?;
-            out.push(body.to_vec());
+            let mut body = Vec::new();
+            fetch_into(&client, u, &mut body).await?;
+            out.push(body);
         }
         Ok(out)
     })
@@ -320,33 +397,9 @@ fn download(urls: &[String], timeout: u64) -> anyhow::Result<Vec<Vec<u8>>> {
 /// Streams one URL into a temporary file (the advanced XML is too big to hold in memory).
 fn download_to_file(url: &str, timeout: u64) -> anyhow::Result<tempfile::NamedTempFile> {
     use std::io::Write as _;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let (rt, client) = runtime_and_client(timeout)?;
     let mut file = tempfile::NamedTempFile::new().context("creating a temporary file")?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(timeout))
-            .build()
-            .context("building the http client")?;
-        let mut resp = client
-            .get(url)
-            .send()
-            .await
-            .with_context(|| format!("downloading {url}"))?
-            .error_for_status()
-            .with_context(|| format!("downloading {url}"))?;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .with_context(|| format!("downloading {url}"))?
-        {
-            file.write_all(&chunk)
-                .with_context(|| format!("writing the download of {url}"))?;
-        }
-        anyhow::Ok(())
-    })?;
+    rt.block_on(fetch_into(&client, url, &mut file))?;
     file.flush().context("writing the download")?;
     Ok(file)
 }

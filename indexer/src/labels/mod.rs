@@ -19,7 +19,10 @@ pub use import::{Format, ImportOptions, Input, Sink, import_files, import_inputs
 /// Calendar date (UTC day) used for validity and as-of queries.
 pub use jiff::civil::Date;
 pub use model::{Category, Label, SourceInfo, SourceVersion, date_of_unix, parse_date, today};
-pub use store::{Candidate, Defaults, ImportReport, ImportSession, LabelStore, Reject};
+pub use store::{
+    Candidate, DEFAULT_MAX_SHRINK_PCT, Defaults, ImportReport, ImportSession, LabelStore, Reject,
+    ShrinkGuard,
+};
 
 use std::path::PathBuf;
 
@@ -88,4 +91,59 @@ pub enum LabelError {
         /// Newest imported version.
         latest: String,
     },
+    /// The new version would delist more than the allowed share of the source's active labels,
+    /// or it read no row while the source has active labels: nothing was imported.
+    #[error(
+        "source {source_name}: version {version} would remove {removed} of its {active} active labels ({}), more than the limit of {max_pct} %{}; nothing was imported; pass --allow-shrink if this is intended",
+        share(*.removed, *.active),
+        if *.read == 0 { " (no row was read)" } else { "" }
+    )]
+    Shrink {
+        /// Source.
+        source_name: String,
+        /// Version refused.
+        version: String,
+        /// Rows read from the input (accepted, duplicate or rejected).
+        read: u64,
+        /// Labels this version would delist.
+        removed: u64,
+        /// Active labels of the source before this version.
+        active: u64,
+        /// The limit, in percent of `active`.
+        max_pct: u8,
+    },
+    /// An input is not in the format it was given as (e.g. a CSV given as XML): nothing was
+    /// imported.
+    #[error("{file}: not {expected} input: {found}; nothing was imported")]
+    WrongFormat {
+        /// File name.
+        file: String,
+        /// The format the input was given as, in words.
+        expected: &'static str,
+        /// What was found instead (and what to use).
+        found: String,
+    },
+}
+
+impl LabelError {
+    /// True when the input was refused as a whole (malformed, wrong format, older version, or
+    /// a guarded shrink): fixing the input or the flags, not retrying, is the remedy.
+    pub fn is_input_refused(&self) -> bool {
+        matches!(
+            self,
+            Self::Parse { .. }
+                | Self::WrongFormat { .. }
+                | Self::OlderVersion { .. }
+                | Self::Shrink { .. }
+        )
+    }
+}
+
+/// `removed` as a share of `active`, in percent with one decimal (`"90.6 %"`).
+fn share(removed: u64, active: u64) -> String {
+    if active == 0 {
+        return "all".to_owned();
+    }
+    let tenths = u128::from(removed) * 1000 / u128::from(active);
+    format!("{}.{} %", tenths / 10, tenths % 10)
 }

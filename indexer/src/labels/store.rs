@@ -126,6 +126,42 @@ pub struct ImportReport {
     pub rejects: Vec<Reject>,
 }
 
+/// Default of [`ShrinkGuard::max_shrink_pct`]: a new version may delist at most 10 % of the
+/// source's active labels.
+pub const DEFAULT_MAX_SHRINK_PCT: u8 = 10;
+
+/// Guard against a new version that silently delists a large part of a source (an empty or cut
+/// off download, the wrong file): such an import is refused unless `allow_shrink` is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShrinkGuard {
+    /// Largest share (percent, 0–100) of the source's active labels that one import may delist.
+    pub max_shrink_pct: u8,
+    /// Accept any shrink, including a version that reads no row.
+    pub allow_shrink: bool,
+}
+
+impl Default for ShrinkGuard {
+    fn default() -> Self {
+        Self {
+            max_shrink_pct: DEFAULT_MAX_SHRINK_PCT,
+            allow_shrink: false,
+        }
+    }
+}
+
+impl ShrinkGuard {
+    /// Whether delisting `removed` of `active` labels after reading `read` rows passes.
+    pub fn allows(&self, read: u64, removed: u64, active: u64) -> bool {
+        if self.allow_shrink {
+            return true;
+        }
+        if read == 0 && active > 0 {
+            return false;
+        }
+        u128::from(removed) * 100 <= u128::from(active) * u128::from(self.max_shrink_pct.min(100))
+    }
+}
+
 /// Defaults applied to candidates that lack a field.
 #[derive(Clone, Debug, Default)]
 pub struct Defaults {
@@ -443,6 +479,8 @@ impl LabelStore {
             version: None,
             frozen: None,
             first_version,
+            guard: ShrinkGuard::default(),
+            would_remove: 0,
             pending: HashMap::new(),
             report: ImportReport {
                 source: source.to_owned(),
@@ -498,11 +536,39 @@ pub struct ImportSession<'a> {
     /// The version and its date, fixed at the first row.
     frozen: Option<(String, Option<Date>)>,
     first_version: bool,
+    guard: ShrinkGuard,
+    /// Labels of this source that the staged entries delist (kept exact as entries are
+    /// re-read from the staging and staged again).
+    would_remove: u64,
     pending: HashMap<Vec<u8>, Pending>,
     report: ImportReport,
 }
 
+/// Labels of `source` that the apply would delist in this entry (see
+/// [`LabelStore::apply_staged`]).
+fn removals(p: &Pending, source: &str) -> u64 {
+    let Pending::Merged { labels, seen, new } = p else {
+        return 0;
+    };
+    let n = labels
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| {
+            !new.get(*i).copied().unwrap_or(false)
+                && !seen.get(*i).copied().unwrap_or(false)
+                && l.source == source
+                && l.removed_in.is_none()
+        })
+        .count();
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 impl ImportSession<'_> {
+    /// Sets the guard against large delistings (default [`ShrinkGuard::default`]).
+    pub fn set_guard(&mut self, guard: ShrinkGuard) {
+        self.guard = guard;
+    }
+
     /// Sets the version when none was set yet (explicit versions first, then hints read
     /// from the data, e.g. an XML `DateOfIssue`).
     pub fn set_version_if_unset(&mut self, version: &str) {
@@ -604,7 +670,11 @@ impl ImportSession<'_> {
             Entry::Vacant(v) => {
                 if let Some(staged) = self.store.staged(v.key())? {
                     match staged {
-                        Staged::Changed(p) => v.insert(p),
+                        Staged::Changed(p) => {
+                            self.would_remove =
+                                self.would_remove.saturating_sub(removals(&p, &self.source));
+                            v.insert(p)
+                        }
                         Staged::Touched => {
                             let labels = self.store.history_by_key(v.key())?;
                             let n = labels.len();
@@ -692,6 +762,7 @@ impl ImportSession<'_> {
             let staged = if unchanged {
                 Staged::Touched
             } else {
+                self.would_remove = self.would_remove.saturating_add(removals(&p, &self.source));
                 Staged::Changed(p)
             };
             batch.insert(&self.store.staging, key, encode(&staged)?);
@@ -799,6 +870,19 @@ impl ImportSession<'_> {
         }
         self.stage()?;
         let previously_active = info.latest().map_or(0, |v| v.active);
+        if !self
+            .guard
+            .allows(self.report.read, self.would_remove, previously_active)
+        {
+            return Err(LabelError::Shrink {
+                source_name: self.source.clone(),
+                version,
+                read: self.report.read,
+                removed: self.would_remove,
+                active: previously_active,
+                max_pct: self.guard.max_shrink_pct,
+            });
+        }
         if !same_as_latest {
             info.versions.push(SourceVersion {
                 version: version.clone(),
@@ -901,7 +985,26 @@ mod tests {
             (&v2, "2024-06-01"),
         ] {
             let rows: Vec<(&str, &str)> = rows.iter().map(|(a, c)| (a.as_str(), *c)).collect();
-            let r = import_inputs(&l, Format::Csv, vec![csv_input(&rows)], &opts(version)).unwrap();
+            let before = dump(&l);
+            let mut o = opts(version);
+            let r = match import_inputs(&l, Format::Csv, vec![csv_input(&rows)], &o) {
+                // v2 delists 5 of 20 (25 %): refused under the default 10 %, counted exactly
+                // whatever the chunking, and nothing changes
+                Err(LabelError::Shrink {
+                    removed, active, ..
+                }) => {
+                    assert_eq!((removed, active), (5, 20), "chunk {chunk}");
+                    assert_eq!(dump(&l), before, "chunk {chunk}");
+                    assert!(l.staging.iter().next().is_none());
+                    o.guard.allow_shrink = true;
+                    import_inputs(&l, Format::Csv, vec![csv_input(&rows)], &o).unwrap()
+                }
+                Err(e) => panic!("{e}"),
+                Ok(r) => {
+                    assert_ne!(counts.len(), 1, "v2 must be refused without allow_shrink");
+                    r
+                }
+            };
             counts.push((r.imported, r.duplicates, r.removed));
         }
         (dump(&l), counts)

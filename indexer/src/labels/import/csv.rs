@@ -7,8 +7,11 @@
 //!   `chain`/`currency`, `date_added`/`valid_from`, `valid_to`, `source`/`data_source`,
 //!   `confidence` (0–100), `url`.
 //! * every other non-empty column is kept as a note.
+//!
+//! One record per line (see [`super::CsvLines`]): a line with an unbalanced quote or with
+//! another field count than the header is a rejected row, and the next line is read normally.
 
-use super::{Input, Sink};
+use super::{CsvLine, CsvLines, Input, Sink};
 use crate::labels::{LabelError, model::Category, parse_date, store::Candidate};
 use std::collections::BTreeMap;
 
@@ -69,51 +72,103 @@ impl Columns {
 }
 
 /// Parses one CSV file and feeds every row to `sink`.
-pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
+///
+/// A record is one line. A line with an unbalanced quote, or with another number of fields than
+/// the header, is rejected with its line; the next line is read on its own (an open quote never
+/// swallows the rows after it). A header that cannot be read refuses the whole file.
+pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
     let name = input.name;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(input.reader);
-    let header = rdr.headers().map_err(|e| LabelError::Parse {
-        file: name.clone(),
-        line: 1,
-        reason: format!("cannot read the header row: {e}"),
-    })?;
-    let cols = Columns::from_header(header);
+    let mut lines = CsvLines::new(&name, &mut *input.reader);
+    let (header_line, header) = loop {
+        match lines.next_line()? {
+            None => {
+                return Err(LabelError::Parse {
+                    file: name.clone(),
+                    line: 1,
+                    reason: "the file is empty (no header row)".into(),
+                });
+            }
+            Some((line, CsvLine::Unbalanced | CsvLine::Several)) => {
+                return Err(LabelError::Parse {
+                    file: name.clone(),
+                    line,
+                    reason:
+                        "cannot read the header row: unbalanced quote or a bare carriage return"
+                            .into(),
+                });
+            }
+            Some((line, CsvLine::Record(rec))) => {
+                if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                    continue;
+                }
+                let h =
+                    csv::StringRecord::from_byte_record(rec).map_err(|e| LabelError::Parse {
+                        file: name.clone(),
+                        line,
+                        reason: format!("cannot read the header row: {e}"),
+                    })?;
+                break (line, h);
+            }
+        }
+    };
+    let cols = Columns::from_header(&header);
     let Some(addr_col) = cols.address else {
         return Err(LabelError::Parse {
             file: name,
-            line: 1,
+            line: header_line,
             reason: "no `address` column in the header".into(),
         });
     };
-    let mut rec = csv::StringRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = rec.position().map_or(line, |p| p.line());
-                if rec
-                    .iter()
-                    .all(|f| f.trim().trim_matches('\u{1a}').is_empty())
-                {
-                    continue;
-                }
-                match row(&name, line, &cols, addr_col, &rec) {
-                    Ok(c) => sink.candidate(c)?,
-                    Err(reason) => sink.reject(&name, line, reason),
-                }
+    while let Some((line, l)) = lines.next_line()? {
+        let rec = match l {
+            CsvLine::Unbalanced => {
+                sink.reject(
+                    &name,
+                    line,
+                    "unbalanced quote: a quoted field is not closed on this line".into(),
+                );
+                continue;
             }
-            Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
-                let io = matches!(e.kind(), csv::ErrorKind::Io(_));
-                sink.reject(&name, line, format!("malformed csv row: {e}"));
-                if io {
-                    break;
-                }
+            CsvLine::Several => {
+                sink.reject(
+                    &name,
+                    line,
+                    "the line holds several records (a bare carriage return?)".into(),
+                );
+                continue;
             }
+            CsvLine::Record(rec) => rec,
+        };
+        if rec.iter().all(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_matches('\u{1a}')
+                .is_empty()
+        }) {
+            continue;
+        }
+        if rec.len() != header.len() {
+            sink.reject(
+                &name,
+                line,
+                format!(
+                    "expected {} fields (as the header), found {}",
+                    header.len(),
+                    rec.len()
+                ),
+            );
+            continue;
+        }
+        let rec = match csv::StringRecord::from_byte_record(rec) {
+            Ok(r) => r,
+            Err(_) => {
+                sink.reject(&name, line, "row is not valid utf-8".into());
+                continue;
+            }
+        };
+        match row(&name, line, &cols, addr_col, &rec) {
+            Ok(c) => sink.candidate(c)?,
+            Err(reason) => sink.reject(&name, line, reason),
         }
     }
     Ok(())
@@ -213,5 +268,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn one_record_per_line() {
+        // an open quote on line 2, a bare CR on line 4 (old Mac line ends), a short row on 5
+        let data =
+            "address,category\n\"0xa,mixer\n0xb,mixer\n0xc,mixer\r0xd,mixer\n0xe\n0xf,mixer\n";
+        let mut s = Collect::default();
+        parse(Input::from_bytes("f.csv", data.as_bytes()), &mut s).unwrap();
+        let a: Vec<_> = s
+            .candidates
+            .iter()
+            .map(|c| (c.address.as_str(), c.line))
+            .collect();
+        assert_eq!(a, [("0xb", 3), ("0xf", 6)]);
+        let r: Vec<_> = s.rejects.iter().map(|r| r.1).collect();
+        assert_eq!(r, [2, 4, 5]);
+        assert!(s.rejects[0].2.contains("unbalanced quote"));
+        assert!(s.rejects[1].2.contains("several records"));
+        // a CSV with a quoted field over two lines is not accepted silently either
+        let mut s = Collect::default();
+        parse(
+            Input::from_bytes("f.csv", b"address,name\n0xa,\"two\nlines\"\n0xb,n\n"),
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s.candidates.len(), 1);
+        assert_eq!(s.rejects.iter().map(|r| r.1).collect::<Vec<_>>(), [2, 3]);
     }
 }

@@ -1,7 +1,9 @@
 //! Importers, one per format. Each parser reads its input and hands rows to a [`Sink`]:
 //! valid-looking rows as [`Candidate`]s (the sink validates addresses), malformed rows as
 //! rejects with file, line and reason. A parser never panics on input; an input that is
-//! malformed as a whole (broken XML or YAML) is a [`LabelError::Parse`] and nothing is written.
+//! malformed as a whole (broken XML or YAML, a cut-off OFAC file) is a [`LabelError::Parse`],
+//! and an input in another format than the one given (sniffed from its first bytes) is a
+//! [`LabelError::WrongFormat`]; then nothing is written.
 
 pub mod csv;
 pub mod list;
@@ -12,7 +14,7 @@ pub mod tagpack;
 use super::{
     LabelError,
     model::Category,
-    store::{Candidate, Defaults, ImportReport, ImportSession, LabelStore},
+    store::{Candidate, Defaults, ImportReport, ImportSession, LabelStore, ShrinkGuard},
 };
 use std::{
     fmt,
@@ -132,6 +134,8 @@ pub struct ImportOptions {
     pub url: Option<String>,
     /// Defaults for rows lacking a field.
     pub defaults: Defaults,
+    /// Refusal of a version that delists too much of the source (default: at most 10 %).
+    pub guard: ShrinkGuard,
 }
 
 /// One named input stream.
@@ -186,6 +190,11 @@ pub fn import_inputs(
     if let Some(v) = &opts.version {
         session.set_version_if_unset(v);
     }
+    session.set_guard(opts.guard);
+    let mut inputs = inputs;
+    for input in &mut inputs {
+        sniff(format, input)?;
+    }
     match format {
         Format::OfacCsv => ofac_csv::parse(inputs, &mut session)?,
         _ => {
@@ -222,6 +231,145 @@ pub fn import_files(
         });
     }
     import_inputs(store, format, inputs, opts)
+}
+
+/// Refuses an input whose first bytes show another format: XML given as CSV, a list or a
+/// TagPack, or anything but XML given as `ofac-xml`. Reads nothing (peeks at the buffer).
+fn sniff(format: Format, input: &mut Input<'_>) -> Result<(), LabelError> {
+    let name = input.name.clone();
+    let head = input.reader.fill_buf().map_err(|source| LabelError::Read {
+        path: PathBuf::from(&name),
+        source,
+    })?;
+    let head = head
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(head);
+    let Some(start) = head.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Ok(()); // empty: the structure checks and the shrink guard decide
+    };
+    let first_line: String = String::from_utf8_lossy(head.get(start..).unwrap_or_default())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(60)
+        .collect();
+    let is_xml = head.get(start) == Some(&b'<');
+    let wrong = |expected: &'static str, found: String| LabelError::WrongFormat {
+        file: name.clone(),
+        expected,
+        found,
+    };
+    match format {
+        Format::OfacXml if !is_xml => {
+            let hint = if first_line.contains(',') {
+                " (a CSV? use --format ofac-csv for sdn.csv, or csv)"
+            } else {
+                ""
+            };
+            Err(wrong(
+                "XML",
+                format!("it starts with {first_line:?}, not with `<`{hint}"),
+            ))
+        }
+        Format::OfacCsv | Format::Csv | Format::List | Format::Tagpack if is_xml => {
+            let expected = match format {
+                Format::Tagpack => "TagPack YAML",
+                Format::List => "address list",
+                _ => "CSV",
+            };
+            Err(wrong(
+                expected,
+                format!(
+                    "it is XML or HTML (starts with {first_line:?}); for OFAC's advanced XML use --format ofac-xml"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One physical line of a CSV file, parsed on its own.
+pub(crate) enum CsvLine {
+    /// The fields of the line (blank lines give one empty field).
+    Record(::csv::ByteRecord),
+    /// The line has an odd number of `"`: a quoted field is not closed on it (records never
+    /// span lines in label files, so this is a malformed row, not the start of a long field).
+    Unbalanced,
+    /// The line holds more than one record: a bare carriage return ends a record inside it.
+    Several,
+}
+
+/// Reads a CSV file line by line, so that an unbalanced quote spoils only its own line and never
+/// swallows the rows after it. A record is one line: a quoted field cannot hold a line break.
+pub(crate) struct CsvLines<'r> {
+    reader: &'r mut dyn BufRead,
+    name: String,
+    buf: Vec<u8>,
+    line: u64,
+    /// Whether the last line read ended with a line break.
+    pub(crate) terminated: bool,
+}
+
+impl<'r> CsvLines<'r> {
+    /// Lines of `reader`, reported as `name`.
+    pub(crate) fn new(name: &str, reader: &'r mut dyn BufRead) -> Self {
+        Self {
+            reader,
+            name: name.to_owned(),
+            buf: Vec::new(),
+            line: 0,
+            terminated: true,
+        }
+    }
+
+    /// The next line with its 1-based number, or `None` at the end.
+    pub(crate) fn next_line(&mut self) -> Result<Option<(u64, CsvLine)>, LabelError> {
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|source| LabelError::Read {
+                path: PathBuf::from(&self.name),
+                source,
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        self.terminated = self.buf.last() == Some(&b'\n');
+        let mut body = self.buf.as_slice();
+        body = body.strip_suffix(b"\n").unwrap_or(body);
+        body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+            return Ok(Some((self.line, CsvLine::Unbalanced)));
+        }
+        let mut rdr = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(body.len().max(64))
+            .from_reader(body);
+        let mut rec = ::csv::ByteRecord::new();
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {
+                let mut more = ::csv::ByteRecord::new();
+                if matches!(rdr.read_byte_record(&mut more), Ok(true)) {
+                    return Ok(Some((self.line, CsvLine::Several)));
+                }
+                Ok(Some((self.line, CsvLine::Record(rec))))
+            }
+            // an empty line: one empty field, like a blank row
+            Ok(false) => Ok(Some((
+                self.line,
+                CsvLine::Record(::csv::ByteRecord::from(vec![""])),
+            ))),
+            Err(e) => Err(LabelError::Parse {
+                file: self.name.clone(),
+                line: self.line,
+                reason: format!("malformed csv row: {e}"),
+            }),
+        }
+    }
 }
 
 /// Reads a whole input, mapping I/O errors.

@@ -7,9 +7,12 @@
 //! `Digital Currency Address - CUR address` clause (including `alt.` ones) becomes a label.
 //! A continuation whose entry is not in the given `sdn.csv` is still searched on its own.
 //!
-//! Files are told apart by their column count (2: comments, 12: sdn).
+//! Files are told apart by their column count (2: comments, 12: sdn). The structure is checked
+//! strictly, since these files are downloaded and a cut-off file must never be imported in
+//! part: every row has the column count of the first, no quote is left open, and the file ends
+//! with a line break; otherwise the whole import is refused with the file and line.
 
-use super::{Input, Sink, field, read_all};
+use super::{CsvLine, CsvLines, Input, Sink, field, read_all};
 use crate::labels::{LabelError, store::Candidate};
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,50 +54,87 @@ struct Row {
     fields: Vec<String>,
 }
 
-/// Reads a headerless CSV into rows of raw (untrimmed) fields; undecodable rows are rejected.
-fn rows(name: &str, data: &[u8], sink: &mut dyn Sink) -> Vec<Row> {
-    let mut rdr = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(data);
+/// Reads a headerless CSV into rows of raw (untrimmed) fields, checking the file's structure:
+/// every row has the column count of the first, no quote is left open, and the file ends with
+/// a line break (OFAC's files do; a download cut off mid-way does not). Any of these is an
+/// error for the whole file, since a cut-off or garbled sanctions file must never be imported
+/// in part. A row that is not UTF-8 is rejected on its own.
+fn rows(name: &str, data: &[u8], sink: &mut dyn Sink) -> Result<Vec<Row>, LabelError> {
+    let bad = |line: u64, reason: String| LabelError::Parse {
+        file: name.to_owned(),
+        line,
+        reason,
+    };
+    let mut reader = data;
+    let mut lines = CsvLines::new(name, &mut reader);
     let mut out = Vec::new();
-    let mut rec = ::csv::ByteRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = rec.position().map_or(line, |p| p.line());
-                if rec
-                    .iter()
-                    .all(|f| field(&String::from_utf8_lossy(f)).is_none())
-                {
-                    continue; // blank line or the trailing 0x1A
-                }
-                let mut fields = Vec::with_capacity(rec.len());
-                let mut bad = false;
-                for f in rec.iter() {
-                    match std::str::from_utf8(f) {
-                        Ok(s) => fields.push(s.to_owned()),
-                        Err(_) => bad = true,
-                    }
-                }
-                if bad {
-                    sink.reject(name, line, "row is not valid utf-8".into());
-                } else {
-                    out.push(Row { line, fields });
-                }
+    let mut width: Option<(usize, u64)> = None;
+    let mut last_line = 0;
+    while let Some((line, l)) = lines.next_line()? {
+        last_line = line;
+        let rec = match l {
+            CsvLine::Unbalanced => {
+                return Err(bad(
+                    line,
+                    "unbalanced quote: a quoted field is not closed on its line (the file is cut off or malformed)".into(),
+                ));
             }
-            Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
-                sink.reject(name, line, format!("malformed csv row: {e}"));
-                if matches!(e.kind(), ::csv::ErrorKind::Io(_)) {
-                    break;
-                }
+            CsvLine::Several => {
+                return Err(bad(
+                    line,
+                    "the line holds several records (a bare carriage return): malformed file"
+                        .into(),
+                ));
+            }
+            CsvLine::Record(rec) => rec,
+        };
+        if rec
+            .iter()
+            .all(|f| field(&String::from_utf8_lossy(f)).is_none())
+        {
+            continue; // blank line or the trailing 0x1A
+        }
+        match width {
+            None => width = Some((rec.len(), line)),
+            Some((w, first)) if w != rec.len() => {
+                return Err(bad(
+                    line,
+                    format!(
+                        "expected {w} columns (as on line {first}), found {}; the file is cut off or malformed",
+                        rec.len()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let mut fields = Vec::with_capacity(rec.len());
+        let mut bad_utf8 = false;
+        for f in rec.iter() {
+            match std::str::from_utf8(f) {
+                Ok(s) => fields.push(s.to_owned()),
+                Err(_) => bad_utf8 = true,
             }
         }
+        if bad_utf8 {
+            sink.reject(name, line, "row is not valid utf-8".into());
+        } else {
+            out.push(Row { line, fields });
+        }
     }
-    out
+    let ends_cleanly = {
+        let trimmed = data
+            .iter()
+            .rposition(|b| *b != 0x1a && !matches!(b, b' ' | b'\t'))
+            .and_then(|i| data.get(i));
+        trimmed.is_none_or(|b| *b == b'\n')
+    };
+    if !ends_cleanly {
+        return Err(bad(
+            last_line,
+            "the last row does not end with a line break: the file is cut off".into(),
+        ));
+    }
+    Ok(out)
 }
 
 fn ent_num(s: &str) -> Option<String> {
@@ -111,7 +151,7 @@ pub fn parse(inputs: Vec<Input<'_>>, sink: &mut dyn Sink) -> Result<(), LabelErr
     for mut input in inputs {
         let data = read_all(&mut input)?;
         let name = input.name;
-        let rs = rows(&name, &data, sink);
+        let rs = rows(&name, &data, sink)?;
         let width = rs.first().map_or(0, |r| r.fields.len());
         match width {
             0 => {}
@@ -151,14 +191,6 @@ pub fn parse(inputs: Vec<Input<'_>>, sink: &mut dyn Sink) -> Result<(), LabelErr
     }
     for (name, rs) in sdn {
         for r in rs {
-            if r.fields.len() < 12 {
-                sink.reject(
-                    &name,
-                    r.line,
-                    format!("expected 12 columns, found {}", r.fields.len()),
-                );
-                continue;
-            }
             let Some(num) = ent_num(&r.fields[0]) else {
                 sink.reject(&name, r.line, format!("invalid ent_num {:?}", r.fields[0]));
                 continue;
@@ -270,5 +302,40 @@ mod tests {
         let a: Vec<_> = sink.candidates.iter().map(|c| c.address.as_str()).collect();
         assert_eq!(a, ["1GqChmWqGtsaLrGbHfgdrV5Nkvahtjjuxr", "0x1"]);
         assert_eq!(sink.candidates[0].program.as_deref(), Some("CYBER"));
+    }
+
+    #[test]
+    fn structure_faults_refuse_the_file() {
+        let row = "1,\"A\",\"individual\",\"CYBER\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,\"Digital Currency Address - XBT 1Gq\"";
+        let cases = [
+            (
+                format!("{row}\r\n1,\"A\",-0- \r\n"),
+                "line:2 expected 12 columns (as on line 1), found 3",
+            ),
+            (
+                format!("{row}\r\n{row}"),
+                "line:2 does not end with a line break",
+            ),
+            (format!("{row}\r\n1,\"A\r\n"), "line:2 unbalanced quote"),
+            (format!("{row}\r{row}\r\n"), "line:1 several records"),
+        ];
+        for (data, want) in cases {
+            let e = parse(
+                vec![Input::from_bytes("sdn.csv", data.as_bytes())],
+                &mut Collect::default(),
+            )
+            .unwrap_err();
+            let LabelError::Parse { line, reason, .. } = &e else {
+                panic!("{e}")
+            };
+            let got = format!("line:{line} {reason}");
+            let (l, w) = want.split_once(' ').unwrap();
+            assert!(got.starts_with(l) && got.contains(w), "{got} / {want}");
+        }
+        // the trailing 0x1A after the last line break is fine
+        let ok = format!("{row}\r\n\u{1a}");
+        let mut sink = Collect::default();
+        parse(vec![Input::from_bytes("sdn.csv", ok.as_bytes())], &mut sink).unwrap();
+        assert_eq!(sink.candidates.len(), 1);
     }
 }

@@ -92,6 +92,14 @@ pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
     let mut feature: Option<FeatureState> = None;
     let mut in_detail = false;
     let mut date = [0u32; 3];
+    // the root element's name and opening line, once seen; whether it was closed
+    let mut root: Option<(String, u64)> = None;
+    let mut root_closed = false;
+    let structure = |line: u64, reason: String| LabelError::Parse {
+        file: name.clone(),
+        line,
+        reason,
+    };
     loop {
         let line = reader.get_ref().lines + 1;
         let ev = reader
@@ -102,8 +110,47 @@ pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
                 reason: format!("malformed xml: {e}"),
             })?;
         match ev {
-            Event::Eof => break,
+            Event::Eof => {
+                match &root {
+                    None => {
+                        return Err(structure(
+                            line,
+                            "no xml element: the file is empty or not xml".into(),
+                        ));
+                    }
+                    Some((r, opened)) if !root_closed => {
+                        return Err(structure(
+                            line,
+                            format!(
+                                "the xml ends before its root element `{r}` (opened on line {opened}) is closed: the file is cut off; {} element(s) left open",
+                                stack.len()
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                break;
+            }
+            Event::Empty(e) if stack.is_empty() => {
+                if root.is_some() {
+                    return Err(structure(
+                        line,
+                        "a second root element after the first".into(),
+                    ));
+                }
+                root = Some((e.name().as_ref().to_owned(), line));
+                root_closed = true;
+            }
             Event::Start(e) => {
+                if stack.is_empty() {
+                    if root.is_some() {
+                        return Err(structure(
+                            line,
+                            "a second root element after the first (two files joined?)".into(),
+                        ));
+                    }
+                    root = Some((e.name().as_ref().to_owned(), line));
+                }
                 let local = e.local_name().as_ref().as_bytes().to_vec();
                 match local.as_slice() {
                     b"FeatureType" => {
@@ -137,11 +184,7 @@ pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
                 if stack.len() < 256 {
                     stack.push(local);
                 } else {
-                    return Err(LabelError::Parse {
-                        file: name,
-                        line,
-                        reason: "xml nested too deeply".into(),
-                    });
+                    return Err(structure(line, "xml nested too deeply".into()));
                 }
             }
             Event::Text(t) => {
@@ -181,6 +224,9 @@ pub fn parse(input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
             Event::End(e) => {
                 let local = e.local_name().as_ref().as_bytes().to_vec();
                 stack.pop();
+                if stack.is_empty() {
+                    root_closed = true;
+                }
                 let parent = stack.last().map(Vec::as_slice);
                 match local.as_slice() {
                     b"FeatureType" => {
@@ -333,5 +379,30 @@ mod tests {
         let mut sink = Collect::default();
         let r = parse(Input::from_bytes("t.xml", b"<a><b></a>"), &mut sink);
         assert!(matches!(r, Err(LabelError::Parse { .. })));
+    }
+
+    #[test]
+    fn must_reach_the_end_of_the_root() {
+        for (xml, want) in [
+            ("", "no xml element"),
+            ("<!-- only a comment -->\n", "no xml element"),
+            (
+                "<Sanctions>\n<DistinctParties>\n",
+                "root element `Sanctions` (opened on line 1)",
+            ),
+            ("<a></a>\n<b></b>\n", "a second root element"),
+        ] {
+            let e = parse(
+                Input::from_bytes("t.xml", xml.as_bytes()),
+                &mut Collect::default(),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(want), "{xml:?}: {e}");
+        }
+        parse(
+            Input::from_bytes("t.xml", b"<a/>\n"),
+            &mut Collect::default(),
+        )
+        .unwrap();
     }
 }

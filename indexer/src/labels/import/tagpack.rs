@@ -5,6 +5,11 @@
 //! `abuse` (wins over `category` for the taxonomy), `category`, `confidence`, `source`
 //! (evidence URL), `context` (a JSON string, kept compact in the notes), `lastmod` (the version
 //! hint: the newest `lastmod` of the header). Other scalar fields are kept as notes.
+//!
+//! An address must be a YAML string: YAML reads an unquoted `0x1234` as the number 4660, so a
+//! non-string address is rejected with its line and literal text, never converted. A document
+//! that is not a mapping with a `tags` list (e.g. a CSV, which YAML reads as plain text) is
+//! refused as a whole.
 
 use super::{Input, Sink, read_all};
 use crate::labels::{LabelError, model::Category, store::Candidate};
@@ -59,6 +64,30 @@ fn tag_lines(text: &str) -> Vec<u64> {
     out
 }
 
+/// The literal text and line of the `address:` key of the tag that starts on `line` (lines up to
+/// `next`, the next tag's line), or of the header when the tag has no address of its own.
+fn address_literal(text: &str, line: u64, next: Option<u64>, own: bool) -> (u64, Option<String>) {
+    let key_value = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.strip_prefix("address:").map(|v| {
+            let v = v.trim();
+            let v = v.split(" #").next().unwrap_or(v).trim();
+            v.to_owned()
+        })
+    };
+    for (i, l) in text.lines().enumerate() {
+        let n = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+        let in_tag = n >= line && next.is_none_or(|x| n < x);
+        let in_header = !own && !l.starts_with(' ') && !l.starts_with('-');
+        if ((own && in_tag) || (in_header && n < line))
+            && let Some(v) = key_value(l).filter(|v| !v.is_empty())
+        {
+            return (n, Some(v));
+        }
+    }
+    (line, None)
+}
+
 /// Parses one TagPack and feeds every tag to `sink`.
 pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError> {
     let name = input.name.clone();
@@ -72,10 +101,26 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
         reason: format!("malformed yaml: {e}"),
     })?;
     let Value::Mapping(mut top) = doc else {
-        return Err(LabelError::Parse {
+        let found = match &doc {
+            Value::Null => "an empty document".to_owned(),
+            Value::Sequence(_) => "a yaml list".to_owned(),
+            Value::String(t) => {
+                let first: String = t
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(60)
+                    .collect();
+                let csv = if first.contains(',') { " (a CSV?)" } else { "" };
+                format!("plain text starting with {first:?}{csv}")
+            }
+            _ => "a single yaml value".to_owned(),
+        };
+        return Err(LabelError::WrongFormat {
             file: name,
-            line: 1,
-            reason: "a tagpack is a mapping with a `tags` list".into(),
+            expected: "TagPack YAML",
+            found: format!("{found}, not a mapping with a `tags` list"),
         });
     };
     let tags = match top.remove("tags") {
@@ -99,6 +144,23 @@ pub fn parse(mut input: Input<'_>, sink: &mut dyn Sink) -> Result<(), LabelError
             sink.reject(&name, line, format!("tag #{} is not a mapping", i + 1));
             continue;
         };
+        let next = lines.get(i + 1).copied();
+        if let Some(v) = tag.get("address").or_else(|| header.get("address"))
+            && !matches!(v, Value::String(_))
+        {
+            let (at, literal) = address_literal(&text, line, next, tag.contains_key("address"));
+            let shown =
+                literal.unwrap_or_else(|| scalar(v).unwrap_or_else(|| "a non-text value".into()));
+            let read_as = scalar(v).map_or(String::new(), |n| format!(" (read as {n})"));
+            sink.reject(
+                &name,
+                at,
+                format!(
+                    "address {shown} is not a yaml string{read_as}: quote it, e.g. address: \"{shown}\""
+                ),
+            );
+            continue;
+        }
         match candidate(&name, line, &header, &tag) {
             Ok(c) => sink.candidate(c)?,
             Err(reason) => sink.reject(&name, line, reason),
