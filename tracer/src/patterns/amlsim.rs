@@ -148,6 +148,17 @@ pub struct AmlSimScore {
     pub cycle: KindScore,
 }
 
+/// A detector instance as far as scoring needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundInstance {
+    /// The typology.
+    pub kind: PatternKind,
+    /// Its center.
+    pub center: Address,
+    /// Its members, sorted.
+    pub members: Vec<Address>,
+}
+
 /// A loaded sample.
 #[derive(Debug)]
 pub struct AmlSim {
@@ -427,9 +438,23 @@ impl AmlSim {
 
     /// Scores detector instances (any kinds; fan-in and cycle instances are scored).
     pub fn score(&self, instances: &[PatternInstance]) -> AmlSimScore {
+        let found: Vec<FoundInstance> = instances
+            .iter()
+            .map(|i| FoundInstance {
+                kind: i.kind,
+                center: i.center,
+                members: i.members.clone(),
+            })
+            .collect();
+        self.score_found(&found)
+    }
+
+    /// Scores instances given by type, center and sorted members (e.g. read back from
+    /// `paytrace patterns --json`).
+    pub fn score_found(&self, found: &[FoundInstance]) -> AmlSimScore {
         AmlSimScore {
-            fan_in: score_fan_in(&self.fan_ins, instances),
-            cycle: score_cycles(&self.cycles, instances),
+            fan_in: score_fan_in(&self.fan_ins, found),
+            cycle: score_cycles(&self.cycles, found),
         }
     }
 }
@@ -470,14 +495,14 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-fn score_fan_in(planted: &[PlantedInstance], instances: &[PatternInstance]) -> KindScore {
+fn score_fan_in(planted: &[PlantedInstance], instances: &[FoundInstance]) -> KindScore {
     let targets: BTreeMap<Address, &PlantedInstance> =
         planted.iter().map(|p| (p.center, p)).collect();
     let scored: Vec<&PlantedInstance> = planted
         .iter()
         .filter(|p| p.members.len() >= 3) // the target and at least 2 senders
         .collect();
-    let fan: Vec<&PatternInstance> = instances
+    let fan: Vec<&FoundInstance> = instances
         .iter()
         .filter(|i| i.kind == PatternKind::FanIn)
         .collect();
@@ -509,9 +534,9 @@ fn score_fan_in(planted: &[PlantedInstance], instances: &[PatternInstance]) -> K
     }
 }
 
-fn score_cycles(planted: &[PlantedInstance], instances: &[PatternInstance]) -> KindScore {
+fn score_cycles(planted: &[PlantedInstance], instances: &[FoundInstance]) -> KindScore {
     let sets: BTreeSet<&[Address]> = planted.iter().map(|p| p.members.as_slice()).collect();
-    let cyc: Vec<&PatternInstance> = instances
+    let cyc: Vec<&FoundInstance> = instances
         .iter()
         .filter(|i| i.kind == PatternKind::Cycle)
         .collect();
