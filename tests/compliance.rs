@@ -643,17 +643,24 @@ fn patterns_cli_lists_typed_instances_and_rejects_unknown_types() {
     let mut s = String::from(
         "token_address,from_address,to_address,value,transaction_hash,log_index,block_number,block_timestamp\n",
     );
-    // Six senders into 0x50 within an hour (fan-in); 0x50 forwards it all (pass-through).
+    // 0x50 received from one sender a month before (its usual degree); then six senders
+    // within an hour (fan-in), and 0x50 forwards it all (pass-through).
+    s.push_str(&format!(
+        "{TOKEN},{},{},100,0x{:064x},0,1,1697400000\n",
+        a(0x60),
+        a(0x50),
+        98
+    ));
     for i in 0..6u8 {
         s.push_str(&format!(
-            "{TOKEN},{},{},100,0x{:064x},{i},1,1700000000\n",
+            "{TOKEN},{},{},100,0x{:064x},{i},2,1700000000\n",
             a(0x60 + i),
             a(0x50),
             u64::from(i) + 1
         ));
     }
     s.push_str(&format!(
-        "{TOKEN},{},{},600,0x{:064x},0,2,1700000600\n",
+        "{TOKEN},{},{},600,0x{:064x},0,3,1700000600\n",
         a(0x50),
         a(0x70),
         99

@@ -722,11 +722,16 @@ fn cycles(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
             let mut path: Vec<&Transfer> = vec![t0];
             let mut steps = 0usize;
             dfs(ix, p, *a, end, &mut path, &mut steps, &mut |cyc| {
+                // Report each cycle once: its transfers in time order have exactly one
+                // rotation that respects time, found from the address where it starts.
                 let keys: Vec<_> = cyc.iter().map(|t| t.key).collect();
-                // Report each cycle once, from its smallest member address.
-                let smallest = cyc.iter().map(|t| t.from).min();
-                if smallest == Some(*a) && seen.insert(keys) {
-                    loops.insert(cyc.iter().map(|t| t.from).collect());
+                if seen.insert(keys) {
+                    // The address sequence from its smallest address (as closed loops name it).
+                    let mut seq: Vec<Address> = cyc.iter().map(|t| t.from).collect();
+                    if let Some(i) = seq.iter().enumerate().min_by_key(|x| x.1).map(|x| x.0) {
+                        seq.rotate_left(i);
+                    }
+                    loops.insert(seq);
                     let summary = format!(
                         "round trip: value left {a} and returned through {} transfers",
                         cyc.len()

@@ -301,9 +301,15 @@ fn cycle_returns_value_within_the_window() {
     assert_eq!(v[0].transfers.len(), 3);
     assert_eq!(v[0].cycle_kind, Some(CycleKind::RoundTrip));
     assert_eq!(v[0].score, 0.5);
-    // Not time-respecting (the return happens before the first hop): no round trip, but a
-    // closed loop of value, scored half.
-    let back = vec![t(300, 1, 2, 100), t(400, 2, 3, 99), t(100, 3, 1, 98)];
+    // Time-respecting from 3 (3 -> 1 first): a round trip of 3, not of its smallest address.
+    let from3 = vec![t(300, 1, 2, 100), t(400, 2, 3, 99), t(100, 3, 1, 98)];
+    let v = only(&from3, PatternKind::Cycle);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].cycle_kind, Some(CycleKind::RoundTrip));
+    assert_eq!(v[0].center, addr(3));
+    // In no time order from any address (each hop before the previous one): no round trip,
+    // but a closed loop of value, scored half.
+    let back = vec![t(300, 1, 2, 100), t(200, 2, 3, 99), t(100, 3, 1, 98)];
     let v = only(&back, PatternKind::Cycle);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].cycle_kind, Some(CycleKind::ClosedLoop));
@@ -319,13 +325,13 @@ fn cycle_returns_value_within_the_window() {
         t(100 + 8 * DAY, 3, 1, 98),
     ];
     assert!(only(&late, PatternKind::Cycle).is_empty());
-    // A loop whose edges are each used long apart, but with a later repetition of one edge
-    // that brings them within the window.
+    // A loop in no time order whose edges are used long apart, but with a later repetition
+    // of one edge that brings them within the window.
     let rep = vec![
-        t(100, 1, 2, 100),
+        t(100, 3, 1, 98),
         t(100 + 20 * DAY, 2, 3, 99),
-        t(100 + 21 * DAY, 3, 1, 98),
-        t(100 + 22 * DAY, 1, 2, 100),
+        t(100 + 21 * DAY, 1, 2, 100),
+        t(100 + 22 * DAY, 3, 1, 98),
     ];
     let v = only(&rep, PatternKind::Cycle);
     assert_eq!(v.len(), 1, "{v:#?}");
