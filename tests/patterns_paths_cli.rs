@@ -115,12 +115,12 @@ fn structuring_threshold_comes_from_the_config_in_token_units() {
         ),
     )
     .unwrap();
-    let r = run_json(
-        paytrace(d)
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--json", "patterns", "--type", "structuring"]),
-    );
+    let r = run_json(paytrace(d).arg("--config").arg(&cfg).args([
+        "--json",
+        "patterns",
+        "--type",
+        "structuring",
+    ]));
     let inst = r["instances"].as_array().unwrap();
     assert_eq!(inst.len(), 1, "{r:#}");
     assert_eq!(inst[0]["center"], a(0x09));

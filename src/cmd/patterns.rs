@@ -71,7 +71,14 @@ struct Out<'a> {
 fn config_thresholds(cfg: &Config) -> anyhow::Result<Vec<AssetThreshold>> {
     let mut out = Vec::new();
     for (i, s) in cfg.patterns.structuring.iter().enumerate() {
-        let at = || format!("config [[patterns.structuring]] #{} ({}/{})", i + 1, s.chain, s.asset);
+        let at = || {
+            format!(
+                "config [[patterns.structuring]] #{} ({}/{})",
+                i + 1,
+                s.chain,
+                s.asset
+            )
+        };
         let chain = cfg.chains.get(&s.chain);
         let native_decimals = match chain.map(|c| c.kind) {
             Some(ChainKind::Bitcoin) => 8,
@@ -104,7 +111,11 @@ fn config_thresholds(cfg: &Config) -> anyhow::Result<Vec<AssetThreshold>> {
             );
         };
         let Some(decimals) = s.decimals.or(declared) else {
-            bail!("{}: the decimals of {} are unknown: set `decimals`", at(), s.asset);
+            bail!(
+                "{}: the decimals of {} are unknown: set `decimals`",
+                at(),
+                s.asset
+            );
         };
         let threshold = parse_units(&s.threshold, decimals)
             .map_err(|e| anyhow::anyhow!("{}: threshold {:?}: {e}", at(), s.threshold))?;
@@ -118,7 +129,10 @@ fn iso(t: Timestamp) -> String {
     i64::try_from(t.0)
         .ok()
         .and_then(|s| jiff::Timestamp::from_second(s).ok())
-        .map_or_else(|| t.0.to_string(), |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map_or_else(
+            || t.0.to_string(),
+            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 impl PatternsCmd {

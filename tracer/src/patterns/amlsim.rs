@@ -488,11 +488,7 @@ fn cycle_dfs(
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        1.0
-    } else {
-        a as f64 / b as f64
-    }
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
 fn score_fan_in(planted: &[PlantedInstance], instances: &[FoundInstance]) -> KindScore {
@@ -626,7 +622,10 @@ mod tests {
             "sourceNodeId,targetNodeId,value,time\n1,2,1.5,1\n1,2,x,2\n",
         );
         let e = AmlSim::load(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("transactions.csv:3") && e.contains("value"), "{e}");
+        assert!(
+            e.contains("transactions.csv:3") && e.contains("value"),
+            "{e}"
+        );
         sample(
             dir.path(),
             "nodeid,isFraud\n1,0\n",

@@ -287,10 +287,7 @@ fn windows_where<T>(
 ///   not fire (a degree cannot be unusual against itself).
 fn fan(ix: &Index<'_>, p: &PatternParams, incoming: bool) -> Vec<PatternInstance> {
     let mut out = Vec::new();
-    let usual = UsualAmounts::new(
-        ix.all,
-        if incoming { Side::Sent } else { Side::Received },
-    );
+    let usual = UsualAmounts::new(ix.all, if incoming { Side::Sent } else { Side::Received });
     let map = if incoming { &ix.inc } else { &ix.out };
     let (kind, word) = if incoming {
         (PatternKind::FanIn, "senders into")
@@ -355,25 +352,32 @@ fn fan(ix: &Index<'_>, p: &PatternParams, incoming: bool) -> Vec<PatternInstance
             Some(outside as f64 * len as f64 / outside_time as f64)
         };
         let mut worst: Option<(usize, f64)> = None;
-        let runs = windows_where(&list, |t| t.time.0, other, w, min_n, |l, r, inside| {
-            let (tl, tr) = (list[l].time.0, list[r].time.0);
-            let n = inside.len();
-            // Quick reject: at least `total - n` counterparties are outside.
-            let outside_time = span.saturating_sub(tr.saturating_sub(tl)).max(1);
-            let floor = (total - n) as f64 * tr.saturating_sub(tl).max(w) as f64
-                / outside_time as f64;
-            if (n as f64) < factor * floor {
-                return false;
-            }
-            let Some(usual) = usual_of(tl, tr, inside) else {
-                return false;
-            };
-            let ok = n as f64 >= factor * usual;
-            if ok && worst.is_none_or(|(m, _)| n > m) {
-                worst = Some((n, usual));
-            }
-            ok
-        });
+        let runs = windows_where(
+            &list,
+            |t| t.time.0,
+            other,
+            w,
+            min_n,
+            |l, r, inside| {
+                let (tl, tr) = (list[l].time.0, list[r].time.0);
+                let n = inside.len();
+                // Quick reject: at least `total - n` counterparties are outside.
+                let outside_time = span.saturating_sub(tr.saturating_sub(tl)).max(1);
+                let floor =
+                    (total - n) as f64 * tr.saturating_sub(tl).max(w) as f64 / outside_time as f64;
+                if (n as f64) < factor * floor {
+                    return false;
+                }
+                let Some(usual) = usual_of(tl, tr, inside) else {
+                    return false;
+                };
+                let ok = n as f64 >= factor * usual;
+                if ok && worst.is_none_or(|(m, _)| n > m) {
+                    worst = Some((n, usual));
+                }
+                ok
+            },
+        );
         for (l, r) in runs {
             let ts = &list[l..=r];
             let n = ts.iter().map(other).collect::<HashSet<_>>().len();

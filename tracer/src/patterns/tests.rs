@@ -96,7 +96,9 @@ fn fan_out_mirrors_fan_in() {
 fn fan_degree_is_judged_against_the_centers_usual_degree() {
     // Without anything before or after the burst its usual degree is unknown: no instance
     // (a degree cannot be unusual against itself).
-    let burst: Vec<Transfer> = (1..=10).map(|i| t(40 * DAY + u64::from(i), i, 100, 5)).collect();
+    let burst: Vec<Transfer> = (1..=10)
+        .map(|i| t(40 * DAY + u64::from(i), i, 100, 5))
+        .collect();
     assert!(only(&burst, PatternKind::FanIn).is_empty());
     // A quiet month before: the burst is unusual.
     let mut quiet = burst.clone();
@@ -108,7 +110,12 @@ fn fan_degree_is_judged_against_the_centers_usual_degree() {
     let mut busy = burst;
     for d in 1..30u64 {
         for k in 0..8u8 {
-            busy.push(t(d * DAY + u64::from(k), 20 + k + u8::try_from(d).unwrap() * 8 % 200, 100, 5));
+            busy.push(t(
+                d * DAY + u64::from(k),
+                20 + k + u8::try_from(d).unwrap() * 8 % 200,
+                100,
+                5,
+            ));
         }
     }
     assert!(only(&busy, PatternKind::FanIn).is_empty());
@@ -142,7 +149,11 @@ fn fan_in_of_amounts_unusual_for_their_senders() {
     assert_eq!(v[0].transfers.len(), 6);
     assert!(v[0].summary.contains("unusual"), "{}", v[0].summary);
     // One such sender is not a fan-in.
-    let one: Vec<Transfer> = ts.iter().filter(|x| x.from != addr(2) && x.from != addr(3)).cloned().collect();
+    let one: Vec<Transfer> = ts
+        .iter()
+        .filter(|x| x.from != addr(2) && x.from != addr(3))
+        .cloned()
+        .collect();
     assert!(detect(&one, &p).instances.is_empty());
 }
 
@@ -156,7 +167,11 @@ fn identical_instances_are_merged() {
         ta(200, 1, addr(2), addr(1), 50),
     ];
     let v = only(&ts, PatternKind::Cycle);
-    assert_eq!(v.len(), 1, "same kind, center, members and window listed twice: {v:#?}");
+    assert_eq!(
+        v.len(),
+        1,
+        "same kind, center, members and window listed twice: {v:#?}"
+    );
     assert_eq!(v[0].transfers.len(), 3);
     assert_eq!(v[0].members, vec![addr(1), addr(2)]);
 }

@@ -169,7 +169,9 @@ mod tests {
         let u = UsualAmounts::new(&ts, Side::Sent);
         let p = PatternParams::default();
         let a = |n: u8| Address::Evm([n; 20]);
-        let judge = |cp: u8, amt: u64| u.is_unusual(&a(1), &Asset::Native, &a(cp), Amount::from_u64(amt), &p);
+        let judge = |cp: u8, amt: u64| {
+            u.is_unusual(&a(1), &Asset::Native, &a(cp), Amount::from_u64(amt), &p)
+        };
         assert_eq!(judge(5, 40), Some(true));
         assert_eq!(judge(6, 450), Some(false));
         assert_eq!(judge(6, 5_100), Some(true));
