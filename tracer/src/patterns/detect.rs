@@ -387,9 +387,10 @@ fn fan(ix: &Index<'_>, p: &PatternParams, incoming: bool) -> Vec<PatternInstance
                 ts.len()
             );
             // The bar: the minimum, or the burst factor times the usual degree.
-            let need = (factor * usual).ceil();
-            // `need` is a small non-negative count here: the cast cannot truncate.
-            let bar = (need as usize).max(min_n);
+            let bar = (min_n..=n.max(min_n))
+                .find(|k| *k as f64 >= factor * usual)
+                .unwrap_or(n)
+                .max(min_n);
             out.push(PatternInstance::new(
                 kind,
                 strength(n, bar),

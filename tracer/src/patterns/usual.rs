@@ -127,20 +127,19 @@ impl UsualAmounts {
             };
             prof.sorted.get(i).map_or(0.0, |x| x.0)
         };
-        // Quantile with linear interpolation between order statistics (Hyndman-Fan type 7).
-        let q = |f: f64| -> f64 {
-            let h = (n - 1) as f64 * f;
-            let lo = h.floor();
-            // `lo` is in 0..n: the cast cannot truncate.
-            let i = lo as usize;
+        // Quantile `num / 4` with linear interpolation between order statistics
+        // (Hyndman-Fan type 7): position (n - 1) × num / 4.
+        let q = |num: usize| -> f64 {
+            let pos = (n - 1) * num;
+            let (i, rem) = (pos / 4, pos % 4);
             let a = get(i);
-            if i + 1 >= n {
+            if i + 1 >= n || rem == 0 {
                 a
             } else {
-                a + (h - lo) * (get(i + 1) - a)
+                a + rem as f64 / 4.0 * (get(i + 1) - a)
             }
         };
-        let (q1, med, q3) = (q(0.25), q(0.5), q(0.75));
+        let (q1, med, q3) = (q(1), q(2), q(3));
         let iqr = q3 - q1;
         let ratio = f64::from(p.usual_min_ratio.max(1)).log10();
         let lo = (q1 - 3.0 * iqr).min(med - ratio);
