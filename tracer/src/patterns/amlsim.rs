@@ -387,6 +387,13 @@ impl AmlSim {
         self.txs.is_empty()
     }
 
+    /// The data's horizon: from step 0 to the end of its last step, in seconds of the converted
+    /// sample's block time (150 steps: 12 960 000 s). The one parameter the detectors are given.
+    pub fn horizon_secs(&self) -> u64 {
+        let last = self.txs.iter().map(|t| t.step).max().unwrap_or(0);
+        last.saturating_add(1).saturating_mul(AMLSIM_STEP_SECS)
+    }
+
     /// The smallest amount (cents) sent by an account outside the patterns.
     pub fn background_min_cents(&self) -> Option<u64> {
         self.background_min_cents
@@ -608,6 +615,31 @@ mod tests {
         assert_eq!(score.fan_in.planted, 1);
         assert_eq!(score.fan_in.found, 0);
         assert_eq!(score.fan_in.missed, vec![node_address(3)]);
+    }
+
+    /// The shared sample, converted in memory (as `paytrace eval --amlsim` does) and scored with
+    /// the horizon-only parameters: the same figures as the end-to-end test through
+    /// `paytrace import transfers` and `paytrace patterns` in tests/compliance.rs.
+    #[test]
+    fn shared_sample_fan_ins_found_with_horizon_only_parameters() {
+        let dir = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/aml/amlsim-20K_fanin200"
+        ));
+        let s = AmlSim::load(dir).unwrap();
+        assert_eq!(s.horizon_secs(), 12_960_000);
+        let mut p = PatternParams {
+            kinds: vec![PatternKind::FanIn],
+            fan_min_counterparties: 2,
+            fan_min_unusual: 2,
+            max_instances: usize::MAX,
+            ..PatternParams::default()
+        };
+        p.set_horizon(s.horizon_secs());
+        let score = s.score(&detect(&s.transfers(ChainId(1)), &p).instances);
+        assert_eq!((score.fan_in.planted, score.fan_in.found), (152, 146));
+        assert_eq!(score.fan_in.instances, score.fan_in.correct_instances);
+        assert_eq!(score.cycle.planted, 0);
     }
 
     #[test]
