@@ -90,6 +90,36 @@ pub struct Config {
     /// Label sources (`[labels]`).
     #[serde(default)]
     pub labels: LabelsConfig,
+    /// Typology detectors (`[patterns]`).
+    #[serde(default)]
+    pub patterns: PatternsConfig,
+}
+
+/// The `[patterns]` section of the typology detectors.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternsConfig {
+    /// Reporting thresholds for the structuring detector, one per asset
+    /// (`[[patterns.structuring]]`). Without any, structuring is not detected.
+    #[serde(default)]
+    pub structuring: Vec<StructuringConfig>,
+}
+
+/// One structuring threshold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StructuringConfig {
+    /// The chain (a name as in `chains`).
+    pub chain: String,
+    /// `native`, a token symbol of the chain's `tokens`, or a token contract address
+    /// (then `decimals` is required unless the chain's `tokens` declares it).
+    pub asset: String,
+    /// The reporting threshold in token units (e.g. `"10000"` for 10 000 USDC).
+    pub threshold: String,
+    /// Decimals of the asset when `tokens` does not declare them (native: 18 on EVM chains,
+    /// 8 on Bitcoin).
+    #[serde(default)]
+    pub decimals: Option<u8>,
 }
 
 /// A payroll provider: its hot wallets on one chain and the assets it pays in.

@@ -1,10 +1,14 @@
 //! `paytrace patterns`: typology instances over the indexed (or imported) transfers.
 
 use super::Context;
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
-use paytrace_indexer::{Amount, BlockNumber, Transfer};
-use paytrace_tracer::patterns::{PatternKind, PatternParams, PatternReport, detect};
+use paytrace_config::{ChainKind, Config};
+use paytrace_indexer::{Address, Amount, Asset, BlockNumber, Timestamp, Transfer};
+use paytrace_tracer::{
+    patterns::{AssetThreshold, PatternKind, PatternParams, PatternReport, detect},
+    report::parse_units,
+};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -24,10 +28,12 @@ pub struct PatternsCmd {
     /// Last block.
     #[arg(long)]
     pub to_block: Option<u64>,
-    /// Fan-in / fan-out window in seconds [default: 86400].
+    /// The horizon in seconds: window of fan-in / fan-out, scatter-gather phases, cycles and
+    /// structuring [default: 86400 for fans, 7 days for cycles and structuring].
     #[arg(long)]
     pub window_secs: Option<u64>,
-    /// Fan-in / fan-out: distinct counterparties at least [default: 5].
+    /// Fan-in / fan-out: distinct counterparties at least, for both rules (unusual amounts and
+    /// unusual degree) [default: 2 with unusual amounts, 5 for a degree burst].
     #[arg(long)]
     pub min_counterparties: Option<usize>,
     /// Fan and scatter/gather detectors: only transfers of at most this many raw units.
@@ -39,7 +45,8 @@ pub struct PatternsCmd {
     /// Scatter-gather / gather-scatter: branches at least [default: 3].
     #[arg(long)]
     pub min_branches: Option<usize>,
-    /// Structuring threshold in raw units [default: 10000000000].
+    /// Structuring threshold in raw units for every asset without a `[[patterns.structuring]]`
+    /// threshold in the config [default: none; structuring needs a threshold].
     #[arg(long)]
     pub threshold: Option<Amount>,
     /// List at most this many instances per type.
@@ -60,18 +67,87 @@ struct Out<'a> {
     instances: &'a [paytrace_tracer::patterns::PatternInstance],
 }
 
+/// The structuring thresholds of the config in raw units.
+fn config_thresholds(cfg: &Config) -> anyhow::Result<Vec<AssetThreshold>> {
+    let mut out = Vec::new();
+    for (i, s) in cfg.patterns.structuring.iter().enumerate() {
+        let at = || {
+            format!(
+                "config [[patterns.structuring]] #{} ({}/{})",
+                i + 1,
+                s.chain,
+                s.asset
+            )
+        };
+        let chain = cfg.chains.get(&s.chain);
+        let native_decimals = match chain.map(|c| c.kind) {
+            Some(ChainKind::Bitcoin) => 8,
+            _ => 18,
+        };
+        let (asset, declared) = if s.asset.eq_ignore_ascii_case("native") {
+            (Asset::Native, Some(native_decimals))
+        } else if let Some(t) = chain.and_then(|c| {
+            c.tokens
+                .iter()
+                .find(|t| t.symbol == s.asset || t.address.eq_ignore_ascii_case(&s.asset))
+        }) {
+            let a: Address = t
+                .address
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: token address {:?}: {e}", at(), t.address))?;
+            (Asset::Token(a), Some(t.decimals))
+        } else if s.asset.starts_with("0x") {
+            let a: Address = s
+                .asset
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: asset {:?}: {e}", at(), s.asset))?;
+            (Asset::Token(a), None)
+        } else {
+            bail!(
+                "{}: asset {:?} is not native, a token of chains.{}.tokens or a 0x address",
+                at(),
+                s.asset,
+                s.chain
+            );
+        };
+        let Some(decimals) = s.decimals.or(declared) else {
+            bail!(
+                "{}: the decimals of {} are unknown: set `decimals`",
+                at(),
+                s.asset
+            );
+        };
+        let threshold = parse_units(&s.threshold, decimals)
+            .map_err(|e| anyhow::anyhow!("{}: threshold {:?}: {e}", at(), s.threshold))?;
+        out.push(AssetThreshold { asset, threshold });
+    }
+    Ok(out)
+}
+
+/// `2025-03-07T09:43:00Z`.
+fn iso(t: Timestamp) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(
+            || t.0.to_string(),
+            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+}
+
 impl PatternsCmd {
-    fn params(&self) -> PatternParams {
+    fn params(&self, cfg: &Config) -> anyhow::Result<PatternParams> {
         let mut p = PatternParams {
             kinds: self.types.clone(),
             max_instances: self.limit,
             ..PatternParams::default()
         };
         if let Some(v) = self.window_secs {
-            p.fan_window_secs = v;
+            p.set_horizon(v);
         }
         if let Some(v) = self.min_counterparties {
             p.fan_min_counterparties = v.max(1);
+            p.fan_min_unusual = v.max(1);
         }
         p.fan_max_amount = self.max_amount;
         if let Some(v) = self.min_amount {
@@ -80,14 +156,19 @@ impl PatternsCmd {
         if let Some(v) = self.min_branches {
             p.sg_min_branches = v.max(1);
         }
-        if let Some(v) = self.threshold {
-            p.structuring_threshold = v;
+        p.structuring_threshold = self.threshold;
+        p.structuring_asset_thresholds = config_thresholds(cfg)?;
+        if self.types.contains(&PatternKind::Structuring) && !p.has_structuring_threshold() {
+            bail!(
+                "structuring needs a reporting threshold: give --threshold RAW or set [[patterns.structuring]] in the config"
+            );
         }
-        p
+        Ok(p)
     }
 
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let p = self.params(&ctx.config)?;
         let store = ctx.open_store()?;
         let chains = match &self.chain {
             Some(n) => vec![
@@ -104,7 +185,6 @@ impl PatternsCmd {
                 ts.push(t?);
             }
         }
-        let p = self.params();
         let r: PatternReport = detect(&ts, &p);
         if ctx.json {
             ctx.print_json(&Out {
@@ -124,13 +204,23 @@ impl PatternsCmd {
                     String::new()
                 }
             );
-            for i in &r.instances {
+            if !p.has_structuring_threshold() && p.kinds.is_empty() {
                 println!(
-                    "{}\t{:.2}\t{}\t{} members\t{}",
-                    i.kind,
+                    "(structuring not checked: no threshold; see --threshold and [[patterns.structuring]])"
+                );
+            }
+            for i in &r.instances {
+                let kind = match i.cycle_kind {
+                    Some(c) => format!("{} ({c})", i.kind),
+                    None => i.kind.to_string(),
+                };
+                println!(
+                    "{kind}\t{:.2}\t{}\t{} members\t{} .. {}\t{}",
                     i.score,
                     i.center,
                     i.members.len(),
+                    iso(i.first_time),
+                    iso(i.last_time),
                     i.summary
                 );
             }

@@ -92,7 +92,8 @@ pub struct PathResult {
     pub to: String,
     /// Fewest hops, then earliest arrival.
     pub shortest: Option<FoundPath>,
-    /// The k paths with the largest bottleneck, best first.
+    /// The k paths with the largest bottleneck, best first, each through a different sequence
+    /// of addresses.
     pub most_valuable: Vec<FoundPath>,
     /// Whether the k-best search finished within its budget.
     pub exhaustive: bool,
@@ -293,7 +294,9 @@ fn shortest<L: LabelSource>(
 }
 
 /// The k simple time-respecting paths with the largest bottleneck (depth-first, largest edges
-/// first, pruned by the current k-th best).
+/// first, pruned by the current k-th best), distinct in their sequence of addresses: of paths
+/// through the same addresses in the same order (other transfers of the same hops) only the
+/// most valuable is kept.
 fn k_best<L: LabelSource>(
     sub: &Sub<'_, L>,
     start: NodeIndex,
@@ -302,7 +305,7 @@ fn k_best<L: LabelSource>(
     struct St<'a, 'l, L> {
         sub: &'a Sub<'l, L>,
         p: &'a PathParams,
-        best: Vec<(Amount, Vec<EdgeIndex>)>,
+        best: Vec<(Amount, Vec<EdgeIndex>, Vec<NodeIndex>)>,
         stack: Vec<EdgeIndex>,
         on_path: Vec<NodeIndex>,
         budget: usize,
@@ -314,6 +317,36 @@ fn k_best<L: LabelSource>(
             } else {
                 None
             }
+        }
+        /// The addresses a path passes through, in order.
+        fn addresses(&self, edges: &[EdgeIndex]) -> Vec<NodeIndex> {
+            let mut v: Vec<NodeIndex> = edges
+                .first()
+                .and_then(|e| self.sub.g.edge_endpoints(*e))
+                .map(|(a, _)| vec![a])
+                .unwrap_or_default();
+            v.extend(
+                edges
+                    .iter()
+                    .filter_map(|e| self.sub.g.edge_endpoints(*e).map(|(_, b)| b)),
+            );
+            v
+        }
+        /// Keeps the current stack as a result when it is among the k best: one path per
+        /// address sequence (the most valuable; on a tie, the one found first).
+        fn offer(&mut self, b: Amount) {
+            let seq = self.addresses(&self.stack);
+            if let Some(i) = self.best.iter().position(|x| x.2 == seq) {
+                if b > self.best[i].0 {
+                    self.best[i] = (b, self.stack.clone(), seq);
+                } else {
+                    return;
+                }
+            } else {
+                self.best.push((b, self.stack.clone(), seq));
+            }
+            self.best.sort_by_key(|x| std::cmp::Reverse(x.0));
+            self.best.truncate(self.p.k);
         }
         fn dfs(
             &mut self,
@@ -347,9 +380,7 @@ fn k_best<L: LabelSource>(
                 }
                 self.stack.push(id);
                 if self.sub.is_target(&self.sub.g[v]) {
-                    self.best.push((b, self.stack.clone()));
-                    self.best.sort_by_key(|x| std::cmp::Reverse(x.0));
-                    self.best.truncate(self.p.k);
+                    self.offer(b);
                 } else {
                     self.on_path.push(v);
                     let t = &self.sub.g[id];
@@ -373,7 +404,7 @@ fn k_best<L: LabelSource>(
     let paths = st
         .best
         .iter()
-        .map(|(_, edges)| path_of(sub, edges))
+        .map(|(_, edges, _)| path_of(sub, edges))
         .collect();
     (paths, exhaustive)
 }

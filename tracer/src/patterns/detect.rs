@@ -1,8 +1,11 @@
 //! The detectors (rules in docs/heuristics.md, "Typology detectors").
 
-use super::{PatternInstance, PatternKind, PatternParams, PatternReport};
+use super::{
+    CycleKind, PatternInstance, PatternKind, PatternParams, PatternReport,
+    usual::{Side, UsualAmounts},
+};
 use crate::model::mul_div_floor;
-use paytrace_indexer::{Address, Amount, Transfer, TransferKind, TxHash};
+use paytrace_indexer::{Address, Amount, Asset, Transfer, TransferKind, TxHash};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// `0.5` at `n == min`, rising linearly to `1.0` at `n == 2 × min`.
@@ -58,16 +61,17 @@ pub fn detect(ts: &[Transfer], p: &PatternParams) -> PatternReport {
         if !p.runs(kind) {
             continue;
         }
-        let mut v = match kind {
+        let v = match kind {
             PatternKind::Peel => peel(&ix, p),
             PatternKind::PassThrough => pass_through(&ix, p),
-            PatternKind::FanIn => fan(&ix, p, true, p.fan_min_counterparties),
-            PatternKind::FanOut => fan(&ix, p, false, p.fan_min_counterparties),
+            PatternKind::FanIn => fan(&ix, p, true),
+            PatternKind::FanOut => fan(&ix, p, false),
             PatternKind::ScatterGather => scatter_gather(&ix, p),
             PatternKind::GatherScatter => gather_scatter(&ix, p),
             PatternKind::Cycle => cycles(&ix, p),
             PatternKind::Structuring => structuring(&ix, p),
         };
+        let mut v = merge_identical(v);
         v.sort_by(|a, b| {
             b.score.total_cmp(&a.score).then(
                 a.transfers
@@ -83,6 +87,47 @@ pub fn detect(ts: &[Transfer], p: &PatternParams) -> PatternReport {
         report.instances.extend(v);
     }
     report
+}
+
+/// Merges instances of one kind that are the same finding: same cycle kind, center, members
+/// and window (first and last time). The merged instance has the union of the evidence and the
+/// highest score (its summary is that of the strongest).
+fn merge_identical(v: Vec<PatternInstance>) -> Vec<PatternInstance> {
+    type Key = (
+        Option<CycleKind>,
+        Address,
+        Vec<Address>,
+        paytrace_indexer::Timestamp,
+        paytrace_indexer::Timestamp,
+    );
+    let mut by: HashMap<Key, usize> = HashMap::new();
+    let mut out: Vec<PatternInstance> = Vec::with_capacity(v.len());
+    for i in v {
+        let key: Key = (
+            i.cycle_kind,
+            i.center,
+            i.members.clone(),
+            i.first_time,
+            i.last_time,
+        );
+        match by.get(&key) {
+            Some(&at) => {
+                let m = &mut out[at];
+                if i.score > m.score {
+                    m.score = i.score;
+                    m.summary = i.summary;
+                }
+                m.transfers.extend(i.transfers);
+                m.transfers.sort_by_key(|t| t.key);
+                m.transfers.dedup_by_key(|t| t.key);
+            }
+            None => {
+                by.insert(key, out.len());
+                out.push(i);
+            }
+        }
+    }
+    out
 }
 
 macro_rules! single {
@@ -144,6 +189,10 @@ pub fn detect_fan(ts: &[Transfer], p: &PatternParams, incoming: bool) -> Vec<Pat
 struct Index<'a> {
     out: BTreeMap<Address, Vec<&'a Transfer>>,
     inc: BTreeMap<Address, Vec<&'a Transfer>>,
+    /// Every transfer (self-transfers included).
+    all: &'a [Transfer],
+    /// Earliest and latest time of the examined transfers.
+    span: (u64, u64),
 }
 
 impl<'a> Index<'a> {
@@ -157,7 +206,14 @@ impl<'a> Index<'a> {
             out.entry(t.from).or_default().push(t);
             inc.entry(t.to).or_default().push(t);
         }
-        Self { out, inc }
+        let lo = ts.iter().map(|t| t.time.0).min().unwrap_or(0);
+        let hi = ts.iter().map(|t| t.time.0).max().unwrap_or(0);
+        Self {
+            out,
+            inc,
+            all: ts,
+            span: (lo, hi),
+        }
     }
 
     fn outgoing(&self, a: &Address) -> &[&'a Transfer] {
@@ -182,6 +238,18 @@ fn windows<T>(
     window: u64,
     min: usize,
 ) -> Vec<(usize, usize)> {
+    windows_where(list, time, key, window, min, |_, _, _| true)
+}
+
+/// As [`windows`], counting only the windows `(l, r, distinct keys)` that `accept` takes.
+fn windows_where<T>(
+    list: &[T],
+    time: impl Fn(&T) -> u64,
+    key: impl Fn(&T) -> Address,
+    window: u64,
+    min: usize,
+    mut accept: impl FnMut(usize, usize, &HashMap<Address, usize>) -> bool,
+) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
     let mut counts: HashMap<Address, usize> = HashMap::new();
     let mut l = 0;
@@ -197,7 +265,7 @@ fn windows<T>(
             }
             l += 1;
         }
-        if counts.len() >= min {
+        if counts.len() >= min && accept(l, r, &counts) {
             match out.last_mut() {
                 Some(last) if l <= last.1 => last.1 = r,
                 _ => out.push((l, r)),
@@ -207,29 +275,125 @@ fn windows<T>(
     out
 }
 
-/// Fan-in / fan-out instances of every address; `min` distinct counterparties in a window.
-fn fan(ix: &Index<'_>, p: &PatternParams, incoming: bool, min: usize) -> Vec<PatternInstance> {
+/// Fan-in (`incoming`) or fan-out instances of every address, by two rules (docs/heuristics.md):
+///
+/// * amount rule: at least `fan_min_unusual` distinct counterparties within a window whose
+///   transfers with the center are unusual for **them** (judged against their other
+///   counterparties, [`UsualAmounts`]);
+/// * degree rule: at least `fan_min_counterparties` distinct counterparties within a window and
+///   at least `fan_burst_factor` times the center's usual number for a window of that length,
+///   learnt from the center's transfers outside the window. When the examined transfers cover
+///   less than one window outside it, the center's usual degree is unknown and the rule does
+///   not fire (a degree cannot be unusual against itself).
+fn fan(ix: &Index<'_>, p: &PatternParams, incoming: bool) -> Vec<PatternInstance> {
     let mut out = Vec::new();
+    let usual = UsualAmounts::new(ix.all, if incoming { Side::Sent } else { Side::Received });
     let map = if incoming { &ix.inc } else { &ix.out };
+    let (kind, word) = if incoming {
+        (PatternKind::FanIn, "senders into")
+    } else {
+        (PatternKind::FanOut, "receivers from")
+    };
+    let w = p.fan_window_secs;
+    let span = ix.span.1.saturating_sub(ix.span.0);
     for (center, list) in map {
         let list: Vec<&Transfer> = list.iter().copied().filter(|t| amount_ok(t, p)).collect();
         let other = |t: &&Transfer| if incoming { t.from } else { t.to };
-        for (l, r) in windows(&list, |t| t.time.0, other, p.fan_window_secs, min) {
-            let ts = &list[l..=r];
+        // Amount rule.
+        let odd: Vec<&Transfer> = list
+            .iter()
+            .copied()
+            .filter(|t| usual.is_unusual(&other(t), &t.asset, center, t.amount, p) == Some(true))
+            .collect();
+        let min_odd = p.fan_min_unusual.max(1);
+        for (l, r) in windows(&odd, |t| t.time.0, other, w, min_odd) {
+            let ts = &odd[l..=r];
             let n = ts.iter().map(other).collect::<HashSet<_>>().len();
-            let (kind, word) = if incoming {
-                (PatternKind::FanIn, "senders into")
-            } else {
-                (PatternKind::FanOut, "receivers from")
-            };
             let summary = format!(
-                "{n} distinct {word} {center} within {}s ({} transfers)",
-                p.fan_window_secs,
+                "{n} distinct {word} {center} within {w}s with amounts unusual for them ({} transfers)",
                 ts.len()
             );
             out.push(PatternInstance::new(
                 kind,
-                strength(n, min),
+                strength(n, min_odd),
+                *center,
+                ts,
+                summary,
+            ));
+        }
+        // Degree rule: each window is compared with the center's usual degree.
+        let min_n = p.fan_min_counterparties.max(1);
+        if list.len() < min_n {
+            continue;
+        }
+        // Counterparty -> (first, last) time with the center.
+        let mut seen: HashMap<Address, (u64, u64)> = HashMap::new();
+        for t in &list {
+            let e = seen.entry(other(t)).or_insert((t.time.0, t.time.0));
+            e.0 = e.0.min(t.time.0);
+            e.1 = e.1.max(t.time.0);
+        }
+        let total = seen.len();
+        let factor = f64::from(p.fan_burst_factor);
+        // The usual number of distinct counterparties in a window [tl, tr], from the
+        // center's transfers outside it; `None` when less than a window lies outside.
+        let usual_of = |tl: u64, tr: u64, inside: &HashMap<Address, usize>| -> Option<f64> {
+            let outside_time = span.saturating_sub(tr.saturating_sub(tl));
+            if outside_time < w || outside_time == 0 {
+                return None;
+            }
+            // Counterparties with a transfer outside the window.
+            let only_inside = inside
+                .keys()
+                .filter(|a| seen.get(a).is_some_and(|(f, l)| *f >= tl && *l <= tr))
+                .count();
+            let outside = total - only_inside;
+            let len = tr.saturating_sub(tl).max(w);
+            Some(outside as f64 * len as f64 / outside_time as f64)
+        };
+        let mut worst: Option<(usize, f64)> = None;
+        let runs = windows_where(
+            &list,
+            |t| t.time.0,
+            other,
+            w,
+            min_n,
+            |l, r, inside| {
+                let (tl, tr) = (list[l].time.0, list[r].time.0);
+                let n = inside.len();
+                // Quick reject: at least `total - n` counterparties are outside.
+                let outside_time = span.saturating_sub(tr.saturating_sub(tl)).max(1);
+                let floor =
+                    (total - n) as f64 * tr.saturating_sub(tl).max(w) as f64 / outside_time as f64;
+                if (n as f64) < factor * floor {
+                    return false;
+                }
+                let Some(usual) = usual_of(tl, tr, inside) else {
+                    return false;
+                };
+                let ok = n as f64 >= factor * usual;
+                if ok && worst.is_none_or(|(m, _)| n > m) {
+                    worst = Some((n, usual));
+                }
+                ok
+            },
+        );
+        for (l, r) in runs {
+            let ts = &list[l..=r];
+            let n = ts.iter().map(other).collect::<HashSet<_>>().len();
+            let usual = worst.map_or(0.0, |x| x.1);
+            let summary = format!(
+                "{n} distinct {word} {center} within {w}s against a usual {usual:.1} per window ({} transfers)",
+                ts.len()
+            );
+            // The bar: the minimum, or the burst factor times the usual degree.
+            let bar = (min_n..=n.max(min_n))
+                .find(|k| *k as f64 >= factor * usual)
+                .unwrap_or(n)
+                .max(min_n);
+            out.push(PatternInstance::new(
+                kind,
+                strength(n, bar),
                 *center,
                 ts,
                 summary,
@@ -555,32 +719,183 @@ const CYCLE_STEPS: usize = 5_000;
 fn cycles(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
     let mut out = Vec::new();
     let mut seen: HashSet<Vec<paytrace_indexer::TransferKey>> = HashSet::new();
+    // Address sequences (from the smallest address) of the round trips found.
+    let mut loops: HashSet<Vec<Address>> = HashSet::new();
     for (a, list) in &ix.out {
         for t0 in list {
             let end = t0.time.0.saturating_add(p.cycle_window_secs);
             let mut path: Vec<&Transfer> = vec![t0];
             let mut steps = 0usize;
             dfs(ix, p, *a, end, &mut path, &mut steps, &mut |cyc| {
+                // Report each cycle once: its transfers in time order have exactly one
+                // rotation that respects time, found from the address where it starts.
                 let keys: Vec<_> = cyc.iter().map(|t| t.key).collect();
-                // Report each cycle once, from its smallest member address.
-                let smallest = cyc.iter().map(|t| t.from).min();
-                if smallest == Some(*a) && seen.insert(keys) {
+                if seen.insert(keys) {
+                    // The address sequence from its smallest address (as closed loops name it).
+                    let mut seq: Vec<Address> = cyc.iter().map(|t| t.from).collect();
+                    if let Some(i) = seq.iter().enumerate().min_by_key(|x| x.1).map(|x| x.0) {
+                        seq.rotate_left(i);
+                    }
+                    loops.insert(seq);
                     let summary = format!(
-                        "value left {a} and returned through {} transfers",
+                        "round trip: value left {a} and returned through {} transfers",
                         cyc.len()
                     );
-                    out.push(PatternInstance::new(
+                    let mut i = PatternInstance::new(
                         PatternKind::Cycle,
                         1.0 / (cyc.len() as f64 - 1.0).max(1.0),
                         *a,
                         cyc,
                         summary,
-                    ));
+                    );
+                    i.cycle_kind = Some(CycleKind::RoundTrip);
+                    out.push(i);
                 }
             });
         }
     }
+    out.extend(closed_loops(ix, p, &loops));
     out
+}
+
+/// Closed loops of value: a simple directed cycle of addresses `a → v1 → … → a` (`a` its
+/// smallest address, at most `cycle_max_len` edges) in which every edge carries a transfer
+/// within one window of `cycle_window_secs`, in any time order. Loops whose address sequence
+/// is also a round trip are not repeated. Score: half the round trip's.
+fn closed_loops(
+    ix: &Index<'_>,
+    p: &PatternParams,
+    round_trips: &HashSet<Vec<Address>>,
+) -> Vec<PatternInstance> {
+    let mut pairs: HashMap<(Address, Address), Vec<&Transfer>> = HashMap::new();
+    let mut succ: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
+    for (a, list) in &ix.out {
+        for t in list {
+            let e = pairs.entry((*a, t.to)).or_default();
+            if e.is_empty() {
+                succ.entry(*a).or_default().push(t.to);
+            }
+            e.push(t);
+        }
+    }
+    for v in succ.values_mut() {
+        v.sort();
+    }
+    let mut out = Vec::new();
+    for &a in succ.keys() {
+        let mut path = vec![a];
+        let mut steps = 0usize;
+        let mut found: Vec<Vec<Address>> = Vec::new();
+        loop_dfs(&succ, p.cycle_max_len, &mut path, &mut steps, &mut found);
+        for nodes in found {
+            if round_trips.contains(&nodes) {
+                continue;
+            }
+            let edges: Vec<&Vec<&Transfer>> = nodes
+                .iter()
+                .zip(nodes.iter().cycle().skip(1))
+                .filter_map(|(f, t)| pairs.get(&(*f, *t)))
+                .collect();
+            if edges.len() != nodes.len() {
+                continue;
+            }
+            let Some(ev) = covering_window(&edges, p.cycle_window_secs) else {
+                continue;
+            };
+            let summary = format!(
+                "closed loop: {} addresses from {a} passed value around within {}s, in no time order",
+                nodes.len(),
+                p.cycle_window_secs
+            );
+            let mut i = PatternInstance::new(
+                PatternKind::Cycle,
+                0.5 / (nodes.len() as f64 - 1.0).max(1.0),
+                a,
+                &ev,
+                summary,
+            );
+            i.cycle_kind = Some(CycleKind::ClosedLoop);
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Simple cycles through `path[0]` whose other addresses are all larger than it.
+fn loop_dfs(
+    succ: &BTreeMap<Address, Vec<Address>>,
+    max_len: usize,
+    path: &mut Vec<Address>,
+    steps: &mut usize,
+    found: &mut Vec<Vec<Address>>,
+) {
+    let (Some(&start), Some(&last)) = (path.first(), path.last()) else {
+        return;
+    };
+    for &v in succ.get(&last).map(Vec::as_slice).unwrap_or_default() {
+        *steps += 1;
+        if *steps > CYCLE_STEPS {
+            return;
+        }
+        if v == start {
+            if path.len() >= 2 {
+                found.push(path.clone());
+            }
+            continue;
+        }
+        if v < start || path.len() >= max_len || path.contains(&v) {
+            continue;
+        }
+        path.push(v);
+        loop_dfs(succ, max_len, path, steps, found);
+        path.pop();
+    }
+}
+
+/// The shortest time span holding a transfer of every edge, if at most `window` long: one
+/// transfer per edge (the earliest of that edge inside the span).
+fn covering_window<'a>(edges: &[&Vec<&'a Transfer>], window: u64) -> Option<Vec<&'a Transfer>> {
+    let mut all: Vec<(u64, usize, &'a Transfer)> = edges
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.iter().map(move |t| (t.time.0, i, *t)))
+        .collect();
+    all.sort_by_key(|x| (x.0, x.2.key));
+    let k = edges.len();
+    let mut count = vec![0usize; k];
+    let mut covered = 0usize;
+    let mut best: Option<(u64, usize, usize)> = None;
+    let mut l = 0usize;
+    for r in 0..all.len() {
+        let e = all[r].1;
+        if count[e] == 0 {
+            covered += 1;
+        }
+        count[e] += 1;
+        while covered == k {
+            let span = all[r].0.saturating_sub(all[l].0);
+            if best.is_none_or(|b| span < b.0) {
+                best = Some((span, l, r));
+            }
+            let e = all[l].1;
+            count[e] -= 1;
+            if count[e] == 0 {
+                covered -= 1;
+            }
+            l += 1;
+        }
+    }
+    let (span, l, r) = best?;
+    if span > window {
+        return None;
+    }
+    let mut pick: Vec<Option<&Transfer>> = vec![None; k];
+    for x in &all[l..=r] {
+        if pick[x.1].is_none() {
+            pick[x.1] = Some(x.2);
+        }
+    }
+    pick.into_iter().collect()
 }
 
 fn dfs<'a>(
@@ -623,47 +938,65 @@ fn dfs<'a>(
 
 fn structuring(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
     let mut out = Vec::new();
-    let thr = p.structuring_threshold;
-    let margin = mul_div_floor(
-        thr,
-        Amount::from_u64(u64::from(p.structuring_margin_ppm.min(1_000_000))),
-        Amount::from_u64(1_000_000),
-    )
-    .unwrap_or(Amount::ZERO);
-    let lo = thr.saturating_sub(margin);
-    for (sender, list) in &ix.out {
-        let list: Vec<&Transfer> = list
-            .iter()
-            .copied()
-            .filter(|t| t.amount >= lo && t.amount < thr)
-            .collect();
-        // Count transfers, not distinct receivers: key each by its own position.
-        let keyed: Vec<(usize, &Transfer)> = list.iter().copied().enumerate().collect();
-        let key = |x: &(usize, &Transfer)| {
-            let mut b = [0u8; 20];
-            b[12..].copy_from_slice(&u64::try_from(x.0).unwrap_or(u64::MAX).to_be_bytes());
-            Address::Evm(b)
-        };
-        for (l, r) in windows(
-            &keyed,
-            |x| x.1.time.0,
-            key,
-            p.structuring_window_secs,
-            p.structuring_min_count,
-        ) {
-            let ts: Vec<&Transfer> = keyed[l..=r].iter().map(|x| x.1).collect();
-            let summary = format!(
-                "{sender} sent {} amounts in [{lo}, {thr}) within {}s",
-                ts.len(),
-                p.structuring_window_secs
-            );
-            out.push(PatternInstance::new(
-                PatternKind::Structuring,
-                strength(ts.len(), p.structuring_min_count),
-                *sender,
-                &ts,
-                summary,
-            ));
+    if !p.has_structuring_threshold() {
+        return out;
+    }
+    // (lower bound, threshold) per asset.
+    let mut bounds: HashMap<Asset, Option<(Amount, Amount)>> = HashMap::new();
+    let mut bound = |a: &Asset| {
+        *bounds.entry(*a).or_insert_with(|| {
+            let thr = p.structuring_threshold_of(a)?;
+            let margin = mul_div_floor(
+                thr,
+                Amount::from_u64(u64::from(p.structuring_margin_ppm.min(1_000_000))),
+                Amount::from_u64(1_000_000),
+            )
+            .unwrap_or(Amount::ZERO);
+            Some((thr.saturating_sub(margin), thr))
+        })
+    };
+    for (sender, all) in &ix.out {
+        let mut by_asset: BTreeMap<Asset, Vec<&Transfer>> = BTreeMap::new();
+        for t in all {
+            if let Some((lo, thr)) = bound(&t.asset)
+                && t.amount >= lo
+                && t.amount < thr
+            {
+                by_asset.entry(t.asset).or_default().push(t);
+            }
+        }
+        for (asset, list) in by_asset {
+            let Some((lo, thr)) = bound(&asset) else {
+                continue;
+            };
+            // Count transfers, not distinct receivers: key each by its own position.
+            let keyed: Vec<(usize, &Transfer)> = list.iter().copied().enumerate().collect();
+            let key = |x: &(usize, &Transfer)| {
+                let mut b = [0u8; 20];
+                b[12..].copy_from_slice(&u64::try_from(x.0).unwrap_or(u64::MAX).to_be_bytes());
+                Address::Evm(b)
+            };
+            for (l, r) in windows(
+                &keyed,
+                |x| x.1.time.0,
+                key,
+                p.structuring_window_secs,
+                p.structuring_min_count,
+            ) {
+                let ts: Vec<&Transfer> = keyed[l..=r].iter().map(|x| x.1).collect();
+                let summary = format!(
+                    "{sender} sent {} amounts of {asset} in [{lo}, {thr}) raw units within {}s",
+                    ts.len(),
+                    p.structuring_window_secs
+                );
+                out.push(PatternInstance::new(
+                    PatternKind::Structuring,
+                    strength(ts.len(), p.structuring_min_count),
+                    *sender,
+                    &ts,
+                    summary,
+                ));
+            }
         }
     }
     out

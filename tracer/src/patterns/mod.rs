@@ -7,8 +7,15 @@
 //! evidence transfers. Bitcoin-style transaction nodes ([`Address::Tx`]) are collapsed first
 //! (see [`collapse_utxo`]) so that the same detectors work on UTXO chains and on token
 //! transfers. The exact rules are in docs/heuristics.md ("Typology detectors").
+//!
+//! No detector needs an amount bound read off the data: amounts are judged against the
+//! accounts' own usual amounts ([`usual`]), degrees against the center's usual degree, and
+//! structuring against a reporting threshold the user sets in token units. [`amlsim`] scores
+//! the detectors against the patterns planted in an IBM AMLSim sample.
 
+pub mod amlsim;
 mod detect;
+pub mod usual;
 
 pub use detect::{
     collapse_utxo, detect, detect_cycles, detect_fan, detect_gather_scatter, detect_pass_through,
@@ -36,7 +43,7 @@ pub enum PatternKind {
     ScatterGather,
     /// Many sources gather into one address that then scatters to many receivers.
     GatherScatter,
-    /// Value returning to an earlier address within a window.
+    /// Value returning to an earlier address within a window (see [`CycleKind`]).
     Cycle,
     /// Many amounts just under a reporting threshold.
     Structuring,
@@ -94,6 +101,34 @@ impl FromStr for PatternKind {
     }
 }
 
+/// How the transfers of a cycle are ordered in time.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CycleKind {
+    /// Each transfer after the previous one: value left an address and came back.
+    RoundTrip,
+    /// Every edge of a closed loop carries a transfer within the window, in any time order:
+    /// a closed loop of value, weaker evidence than a round trip (the return may precede the
+    /// departure, so it need not be the same money).
+    ClosedLoop,
+}
+
+impl CycleKind {
+    /// The stable name used in JSON and text.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::RoundTrip => "round-trip",
+            Self::ClosedLoop => "closed-loop",
+        }
+    }
+}
+
+impl fmt::Display for CycleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One transfer of an instance's evidence.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct EvidenceTransfer {
@@ -138,6 +173,9 @@ pub struct PatternInstance {
     /// The typology.
     #[serde(rename = "type")]
     pub kind: PatternKind,
+    /// Cycles only: round trip (time-ordered) or closed loop (any order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle_kind: Option<CycleKind>,
     /// Strength in `[0, 1]` (rules in docs/heuristics.md).
     pub score: f64,
     /// The central address (receiver of a fan-in, sender of a fan-out, hub, first hop, ...).
@@ -174,6 +212,7 @@ impl PatternInstance {
         let last_time = transfers.iter().map(|t| t.time).max().unwrap_or_default();
         Self {
             kind,
+            cycle_kind: None,
             score: score.clamp(0.0, 1.0),
             center,
             members,
@@ -185,19 +224,35 @@ impl PatternInstance {
     }
 }
 
-/// Parameters of every detector (defaults tuned for minutes-to-days laundering on EVM chains).
+/// Parameters of every detector. Only the horizon (`fan_window_secs`, `cycle_window_secs`,
+/// ...) is a user's choice; every other default comes from how accounts behave on chain and is
+/// explained in docs/heuristics.md ("Typology detectors").
 #[derive(Clone, PartialEq, Debug, Serialize)]
 pub struct PatternParams {
     /// Which detectors run (all when empty).
     pub kinds: Vec<PatternKind>,
     /// Fan-in / fan-out: window in seconds.
     pub fan_window_secs: u64,
-    /// Fan-in / fan-out: at least this many distinct counterparties in the window.
+    /// Fan-in / fan-out, degree rule: at least this many distinct counterparties in the window
+    /// (and `fan_burst_factor` times the center's usual number).
     pub fan_min_counterparties: usize,
-    /// Fan-in / fan-out / scatter / gather: only transfers of at most this amount count.
+    /// Fan-in / fan-out, amount rule: at least this many distinct counterparties in the window
+    /// whose transfers with the center are unusual for them (see [`usual`]).
+    pub fan_min_unusual: usize,
+    /// Fan-in / fan-out, degree rule: the window's distinct counterparties are at least this
+    /// many times the center's usual number for a window of that length.
+    pub fan_burst_factor: u32,
+    /// Fan-in / fan-out / scatter / gather: only transfers of at most this amount count
+    /// (none by default; the detectors need no amount bound).
     pub fan_max_amount: Option<Amount>,
     /// Fan-in / fan-out / scatter / gather: only transfers of at least this amount count.
     pub fan_min_amount: Amount,
+    /// Usual amounts: an account's usual amount is known from at least this many other
+    /// counterparties.
+    pub usual_min_counterparties: usize,
+    /// Usual amounts: an amount is unusual only when it differs from the account's median by at
+    /// least this factor (and lies outside Tukey's far-out fences of its amounts).
+    pub usual_min_ratio: u32,
     /// Scatter-gather / gather-scatter: the second phase starts within this many seconds of
     /// the first phase's end.
     pub sg_window_secs: u64,
@@ -214,12 +269,17 @@ pub struct PatternParams {
     pub peel_min_major_ppm: u32,
     /// Peel chain: the next hop is sent within this many seconds of the arrival.
     pub peel_window_secs: u64,
-    /// Cycle: value returns within this many seconds of leaving.
+    /// Cycle: value returns within this many seconds of leaving (round trip), or every edge of
+    /// the loop carries a transfer within this many seconds (closed loop).
     pub cycle_window_secs: u64,
     /// Cycle: at most this many transfers in the cycle.
     pub cycle_max_len: usize,
-    /// Structuring: the reporting threshold (raw units of the asset).
-    pub structuring_threshold: Amount,
+    /// Structuring: the reporting threshold in raw units for every asset without its own entry
+    /// in `structuring_asset_thresholds` (none: structuring looks only at those assets).
+    pub structuring_threshold: Option<Amount>,
+    /// Structuring: reporting thresholds per asset, raw units (from the config's token-unit
+    /// threshold and the tokens' decimals).
+    pub structuring_asset_thresholds: Vec<AssetThreshold>,
     /// Structuring: amounts in `[threshold × (1 − margin), threshold)` count, margin in ppm.
     pub structuring_margin_ppm: u32,
     /// Structuring: at least this many such amounts by one sender in the window.
@@ -228,6 +288,16 @@ pub struct PatternParams {
     pub structuring_window_secs: u64,
     /// Stop after this many instances per detector (the rest are counted, not listed).
     pub max_instances: usize,
+}
+
+/// A structuring threshold for one asset.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct AssetThreshold {
+    /// The asset (`native` or the token contract).
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// Threshold in raw units.
+    pub threshold: Amount,
 }
 
 /// One day in seconds.
@@ -239,8 +309,12 @@ impl Default for PatternParams {
             kinds: Vec::new(),
             fan_window_secs: DAY,
             fan_min_counterparties: 5,
+            fan_min_unusual: 2,
+            fan_burst_factor: 4,
             fan_max_amount: None,
             fan_min_amount: Amount::ZERO,
+            usual_min_counterparties: 2,
+            usual_min_ratio: 10,
             sg_window_secs: 3 * DAY,
             sg_min_branches: 3,
             pass_window_secs: 3_600,
@@ -250,8 +324,8 @@ impl Default for PatternParams {
             peel_window_secs: 7 * DAY,
             cycle_window_secs: 7 * DAY,
             cycle_max_len: 5,
-            // 10 000 units of a 6-decimals stablecoin.
-            structuring_threshold: Amount::from_u64(10_000_000_000),
+            structuring_threshold: None,
+            structuring_asset_thresholds: Vec::new(),
             structuring_margin_ppm: 100_000,
             structuring_min_count: 3,
             structuring_window_secs: 7 * DAY,
@@ -264,6 +338,29 @@ impl PatternParams {
     /// Whether detector `k` runs.
     pub fn runs(&self, k: PatternKind) -> bool {
         self.kinds.is_empty() || self.kinds.contains(&k)
+    }
+
+    /// Sets the horizon of every windowed typology (fan-in / fan-out, scatter-gather phases,
+    /// cycles, structuring) to `secs`.
+    pub fn set_horizon(&mut self, secs: u64) {
+        self.fan_window_secs = secs;
+        self.sg_window_secs = secs;
+        self.cycle_window_secs = secs;
+        self.structuring_window_secs = secs;
+    }
+
+    /// The structuring threshold of `asset`, if any.
+    pub fn structuring_threshold_of(&self, asset: &Asset) -> Option<Amount> {
+        self.structuring_asset_thresholds
+            .iter()
+            .find(|t| t.asset == *asset)
+            .map(|t| t.threshold)
+            .or(self.structuring_threshold)
+    }
+
+    /// Whether structuring has a threshold for any asset.
+    pub fn has_structuring_threshold(&self) -> bool {
+        self.structuring_threshold.is_some() || !self.structuring_asset_thresholds.is_empty()
     }
 }
 

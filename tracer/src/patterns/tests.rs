@@ -5,7 +5,7 @@ use super::*;
 use alloy_primitives::B256;
 use paytrace_indexer::{BlockNumber, ChainId, TransferKind};
 
-fn addr(n: u8) -> Address {
+pub(crate) fn addr(n: u8) -> Address {
     Address::Evm([n; 20])
 }
 
@@ -16,11 +16,11 @@ fn txn(n: u64) -> Address {
 }
 
 /// A native transfer at `time` seconds (block = time), one per transaction.
-fn t(time: u64, from: u8, to: u8, amount: u64) -> Transfer {
+pub(crate) fn t(time: u64, from: u8, to: u8, amount: u64) -> Transfer {
     ta(time, 0, addr(from), addr(to), amount)
 }
 
-fn ta(time: u64, pos: u32, from: Address, to: Address, amount: u64) -> Transfer {
+pub(crate) fn ta(time: u64, pos: u32, from: Address, to: Address, amount: u64) -> Transfer {
     let mut h = [0u8; 32];
     h[..8].copy_from_slice(&time.to_be_bytes());
     Transfer {
@@ -80,14 +80,100 @@ fn fan_in_needs_enough_distinct_senders_in_the_window() {
 
 #[test]
 fn fan_out_mirrors_fan_in() {
-    let ts: Vec<Transfer> = (1..=10)
-        .map(|i| t(1000 + u64::from(i), 100, i, 5))
+    // 100 paid one receiver a month before (its usual degree), then 10 within a minute.
+    let mut ts: Vec<Transfer> = (1..=10)
+        .map(|i| t(40 * DAY + u64::from(i), 100, i, 5))
         .collect();
+    ts.push(t(10 * DAY, 100, 1, 5));
     let v = only(&ts, PatternKind::FanOut);
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].center, addr(100));
     assert_eq!(v[0].score, 1.0, "10 receivers = 2 x minimum");
     assert!(only(&ts, PatternKind::FanIn).is_empty());
+}
+
+#[test]
+fn fan_degree_is_judged_against_the_centers_usual_degree() {
+    // Without anything before or after the burst its usual degree is unknown: no instance
+    // (a degree cannot be unusual against itself).
+    let burst: Vec<Transfer> = (1..=10)
+        .map(|i| t(40 * DAY + u64::from(i), i, 100, 5))
+        .collect();
+    assert!(only(&burst, PatternKind::FanIn).is_empty());
+    // A quiet month before: the burst is unusual.
+    let mut quiet = burst.clone();
+    quiet.push(t(DAY, 1, 100, 5));
+    let v = only(&quiet, PatternKind::FanIn);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].summary.contains("usual"), "{}", v[0].summary);
+    // A busy center (a service: 8 new senders every day for a month): 10 in a day is usual.
+    let mut busy = burst;
+    for d in 1..30u64 {
+        for k in 0..8u8 {
+            busy.push(t(
+                d * DAY + u64::from(k),
+                20 + k + u8::try_from(d).unwrap() * 8 % 200,
+                100,
+                5,
+            ));
+        }
+    }
+    assert!(only(&busy, PatternKind::FanIn).is_empty());
+}
+
+#[test]
+fn fan_in_of_amounts_unusual_for_their_senders() {
+    // Senders 1..=3 each pay two other receivers 500 every few days; on one day each sends
+    // 4 into 100 (a tenth of a percent of their usual payment). No window or amount bound is
+    // needed: the whole run is one window.
+    let mut ts = Vec::new();
+    for s in 1..=3u8 {
+        for (k, r) in [(1u64, 200u8), (2, 201), (3, 202)] {
+            ts.push(t(k * DAY + u64::from(s), s, r, 500));
+        }
+        ts.push(t(10 * DAY + u64::from(s) * 60, s, 100, 4));
+        ts.push(t(10 * DAY + u64::from(s) * 60 + 1, s, 100, 4));
+    }
+    // Sender 4 always pays 4: nothing unusual about it.
+    for (k, r) in [(1u64, 200u8), (2, 201), (11, 100)] {
+        ts.push(t(k * DAY + 9, 4, r, 4));
+    }
+    let p = PatternParams {
+        fan_window_secs: 30 * DAY,
+        ..params(PatternKind::FanIn)
+    };
+    let v = detect(&ts, &p).instances;
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].center, addr(100));
+    assert_eq!(v[0].members, vec![addr(1), addr(2), addr(3), addr(100)]);
+    assert_eq!(v[0].transfers.len(), 6);
+    assert!(v[0].summary.contains("unusual"), "{}", v[0].summary);
+    // One such sender is not a fan-in.
+    let one: Vec<Transfer> = ts
+        .iter()
+        .filter(|x| x.from != addr(2) && x.from != addr(3))
+        .cloned()
+        .collect();
+    assert!(detect(&one, &p).instances.is_empty());
+}
+
+#[test]
+fn identical_instances_are_merged() {
+    // Two round trips through the same addresses within one window (the second leg twice):
+    // one instance with the union of the evidence.
+    let ts = vec![
+        t(100, 1, 2, 100),
+        ta(200, 0, addr(2), addr(1), 50),
+        ta(200, 1, addr(2), addr(1), 50),
+    ];
+    let v = only(&ts, PatternKind::Cycle);
+    assert_eq!(
+        v.len(),
+        1,
+        "same kind, center, members and window listed twice: {v:#?}"
+    );
+    assert_eq!(v[0].transfers.len(), 3);
+    assert_eq!(v[0].members, vec![addr(1), addr(2)]);
 }
 
 #[test]
@@ -228,22 +314,50 @@ fn cycle_returns_value_within_the_window() {
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].members, vec![addr(1), addr(2), addr(3)]);
     assert_eq!(v[0].transfers.len(), 3);
-    // Not time-respecting (the return happens before the first hop): no cycle.
-    let back = vec![t(300, 1, 2, 100), t(400, 2, 3, 99), t(100, 3, 1, 98)];
-    assert!(only(&back, PatternKind::Cycle).is_empty());
-    // Outside the window.
+    assert_eq!(v[0].cycle_kind, Some(CycleKind::RoundTrip));
+    assert_eq!(v[0].score, 0.5);
+    // Time-respecting from 3 (3 -> 1 first): a round trip of 3, not of its smallest address.
+    let from3 = vec![t(300, 1, 2, 100), t(400, 2, 3, 99), t(100, 3, 1, 98)];
+    let v = only(&from3, PatternKind::Cycle);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].cycle_kind, Some(CycleKind::RoundTrip));
+    assert_eq!(v[0].center, addr(3));
+    // In no time order from any address (each hop before the previous one): no round trip,
+    // but a closed loop of value, scored half.
+    let back = vec![t(300, 1, 2, 100), t(200, 2, 3, 99), t(100, 3, 1, 98)];
+    let v = only(&back, PatternKind::Cycle);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].cycle_kind, Some(CycleKind::ClosedLoop));
+    assert_eq!(v[0].score, 0.25);
+    assert_eq!(v[0].center, addr(1));
+    assert_eq!(v[0].transfers.len(), 3);
+    let json = serde_json::to_value(&v[0]).unwrap();
+    assert_eq!(json["cycle_kind"], "closed-loop");
+    // Outside the window: neither.
     let late = vec![
         t(100, 1, 2, 100),
         t(200, 2, 3, 99),
         t(100 + 8 * DAY, 3, 1, 98),
     ];
     assert!(only(&late, PatternKind::Cycle).is_empty());
+    // A loop in no time order whose edges are used long apart, but with a later repetition
+    // of one edge that brings them within the window.
+    let rep = vec![
+        t(100, 3, 1, 98),
+        t(100 + 20 * DAY, 2, 3, 99),
+        t(100 + 21 * DAY, 1, 2, 100),
+        t(100 + 22 * DAY, 3, 1, 98),
+    ];
+    let v = only(&rep, PatternKind::Cycle);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].cycle_kind, Some(CycleKind::ClosedLoop));
+    assert_eq!(v[0].first_time, Timestamp(100 + 20 * DAY));
 }
 
 #[test]
 fn structuring_counts_amounts_just_under_the_threshold() {
     let p = PatternParams {
-        structuring_threshold: Amount::from_u64(10_000),
+        structuring_threshold: Some(Amount::from_u64(10_000)),
         ..params(PatternKind::Structuring)
     };
     // Three of 9 500 (within 10 % under 10 000) in a day, one of 10 000 (not under).
@@ -275,7 +389,8 @@ fn names_parse_and_max_instances_truncates() {
     assert!("fanin".parse::<PatternKind>().is_err());
     let mut ts = Vec::new();
     for c in 0..3u8 {
-        ts.extend((1..=5).map(|i| t(1000 + u64::from(i), 10 * c + i, 200 + c, 5)));
+        ts.extend((1..=5).map(|i| t(40 * DAY + u64::from(i), 10 * c + i, 200 + c, 5)));
+        ts.push(t(DAY, 1, 200 + c, 5));
     }
     let p = PatternParams {
         max_instances: 2,
@@ -316,7 +431,7 @@ mod props {
                 fan_min_counterparties: 3,
                 sg_min_branches: 2,
                 peel_min_hops: 2,
-                structuring_threshold: Amount::from_u64(1_000),
+                structuring_threshold: Some(Amount::from_u64(1_000)),
                 structuring_min_count: 2,
                 ..PatternParams::default()
             };
@@ -334,7 +449,7 @@ mod props {
                     prop_assert!(i.transfers.iter().all(|t| t.to == i.center));
                     let senders: std::collections::BTreeSet<Address> =
                         i.transfers.iter().map(|t| t.from).collect();
-                    prop_assert!(senders.len() >= 3);
+                    prop_assert!(senders.len() >= p.fan_min_unusual.min(3));
                 }
             }
             let mut rev = ts.clone();

@@ -1,0 +1,669 @@
+//! Pattern-level ground truth of an IBM AMLSim sample, and the scoring of detector output
+//! against it.
+//!
+//! A sample folder holds `nodes.csv` (`nodeid,isFraud,init_balance,fraudStep`) and
+//! `transactions.csv` (`sourceNodeId,targetNodeId,value,time`), optionally `alertPatterns*.csv`
+//! (the typology parameters: `type`, `min_accounts`, `max_accounts`, ...). The 2019 samples
+//! carry no list of the planted instances, so they are rebuilt from the transfers:
+//!
+//! * **pattern transfers** are the transfers between two accounts of planted patterns
+//!   (`isFraud = 1`) whose amount lies below the background's range, the smallest amount any
+//!   account outside the patterns sends (the simulator draws ordinary transfers, fraud
+//!   accounts' included, from one range; the typologies move amounts outside it);
+//! * a **fan-in instance that executed** is a receiver of pattern transfers with its senders;
+//!   targets with at least 2 senders are the ones a fan-in detector can be asked to find;
+//! * a **complete cycle that executed** is a simple directed cycle of pattern transfers (at most
+//!   the `max_accounts` of the `cycle` row of `alertPatterns*.csv`, else 10 accounts).
+//!
+//! Node labels (`isFraud`) only say which accounts belong to some pattern; detector output is
+//! never scored against them node by node, only instance by instance ([`AmlSim::score`]).
+//!
+//! [`AmlSim::transfers`] gives the sample as paytrace transfers in the layout of its ethereum-etl
+//! conversion: node `n` is address `n + 1`, values are cents of one token
+//! ([`AMLSIM_TOKEN`]), time step `s` is block `s` at `1 600 000 000 + s × 86 400`.
+
+use super::{PatternInstance, PatternKind};
+use alloy_primitives::B256;
+use paytrace_indexer::{
+    Address, Amount, Asset, BlockNumber, ChainId, Timestamp, Transfer, TransferKey, TransferKind,
+    TxHash,
+};
+use serde::Serialize;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+/// The token contract of the converted sample (`0x00…aa`).
+pub const AMLSIM_TOKEN: Address = {
+    let mut b = [0u8; 20];
+    b[19] = 0xaa;
+    Address::Evm(b)
+};
+
+/// Block time of step 0 of the converted sample.
+pub const AMLSIM_BASE_TIME: u64 = 1_600_000_000;
+
+/// Seconds per AMLSim time step in the converted sample (one day).
+pub const AMLSIM_STEP_SECS: u64 = 86_400;
+
+/// Longest planted cycle when `alertPatterns*.csv` names none.
+const DEFAULT_MAX_CYCLE: usize = 10;
+
+/// An AMLSim sample that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AmlSimError {
+    /// A file is missing or unreadable.
+    #[error("cannot read AMLSim file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row does not parse.
+    #[error("{path}:{line}: bad {field} {value:?} in the AMLSim sample")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// Column name.
+        field: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A transaction names a node that `nodes.csv` does not have.
+    #[error("{path}:{line}: node {node} is not in nodes.csv")]
+    UnknownNode {
+        /// The transactions file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// The node id.
+        node: u64,
+    },
+}
+
+impl AmlSimError {
+    /// Whether retrying could help (a read error, not bad content).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Io { .. })
+    }
+}
+
+/// One transaction of the sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tx {
+    from: u64,
+    to: u64,
+    cents: u64,
+    step: u64,
+}
+
+/// A planted instance that executed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlantedInstance {
+    /// `fan-in` or `cycle`.
+    #[serde(rename = "type")]
+    pub kind: PatternKind,
+    /// Fan-in: the receiving account; cycle: its smallest address.
+    pub center: Address,
+    /// Every account taking part (the center included), sorted.
+    pub members: Vec<Address>,
+    /// Pattern transfers that executed.
+    pub transfers: usize,
+}
+
+/// Found / planted and instance precision of one typology.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KindScore {
+    /// Planted instances that executed and are scored (fan-in: at least 2 senders).
+    pub planted: usize,
+    /// Of these, found by some instance.
+    pub found: usize,
+    /// `found / planted` (1 when nothing is planted).
+    pub recall: f64,
+    /// Detector instances of this typology.
+    pub instances: usize,
+    /// Of these, matching a planted instance.
+    pub correct_instances: usize,
+    /// `correct_instances / instances` (1 when there are none).
+    pub precision: f64,
+    /// Centers of planted instances not found (at most 20).
+    pub missed: Vec<Address>,
+}
+
+/// Pattern-level score of detector output on one sample.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AmlSimScore {
+    /// Fan-in: a planted target (at least 2 senders) is found when a fan-in instance has it as
+    /// center; an instance is correct when its center is a planted target and one of its
+    /// members is one of that target's planted senders.
+    pub fan_in: KindScore,
+    /// Cycles: a planted complete cycle is found when a cycle instance (round trip or closed
+    /// loop) has exactly its accounts; an instance is correct when it has exactly the accounts
+    /// of a planted cycle.
+    pub cycle: KindScore,
+}
+
+/// A detector instance as far as scoring needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundInstance {
+    /// The typology.
+    pub kind: PatternKind,
+    /// Its center.
+    pub center: Address,
+    /// Its members, sorted.
+    pub members: Vec<Address>,
+}
+
+/// A loaded sample.
+#[derive(Debug)]
+pub struct AmlSim {
+    txs: Vec<Tx>,
+    fan_ins: Vec<PlantedInstance>,
+    cycles: Vec<PlantedInstance>,
+    background_min_cents: Option<u64>,
+}
+
+/// The address of AMLSim node `n` in the converted sample (`n + 1`, big-endian).
+pub fn node_address(n: u64) -> Address {
+    let mut b = [0u8; 20];
+    b[12..].copy_from_slice(&n.saturating_add(1).to_be_bytes());
+    Address::Evm(b)
+}
+
+fn read(path: &Path) -> Result<String, AmlSimError> {
+    std::fs::read_to_string(path).map_err(|source| AmlSimError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `"103.5"` → 10350 cents.
+fn cents(v: &str) -> Option<u64> {
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let w: u64 = whole.parse().ok()?;
+    let f: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    w.checked_mul(100)?.checked_add(f)
+}
+
+/// Rows of a CSV file after its header, with their 1-based line numbers.
+fn rows(text: &str) -> impl Iterator<Item = (u64, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let line = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+            (line, l.split(',').map(str::trim).collect())
+        })
+}
+
+impl AmlSim {
+    /// Loads the sample in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, AmlSimError> {
+        let nodes_path = dir.join("nodes.csv");
+        let tx_path = dir.join("transactions.csv");
+        let nodes_text = read(&nodes_path)?;
+        let tx_text = read(&tx_path)?;
+        let bad = |path: &Path, line: u64, field: &'static str, value: &str| AmlSimError::Parse {
+            path: path.to_owned(),
+            line,
+            field,
+            value: value.to_owned(),
+        };
+        let mut fraud: BTreeMap<u64, bool> = BTreeMap::new();
+        for (line, f) in rows(&nodes_text) {
+            let id = f.first().copied().unwrap_or_default();
+            let flag = f.get(1).copied().unwrap_or_default();
+            let id: u64 = id
+                .parse()
+                .map_err(|_| bad(&nodes_path, line, "nodeid", id))?;
+            let flag = match flag {
+                "1" => true,
+                "0" => false,
+                other => return Err(bad(&nodes_path, line, "isFraud", other)),
+            };
+            fraud.insert(id, flag);
+        }
+        let mut txs = Vec::new();
+        for (line, f) in rows(&tx_text) {
+            let field = |i: usize| f.get(i).copied().unwrap_or_default();
+            let node = |i: usize, name: &'static str| -> Result<u64, AmlSimError> {
+                let v = field(i);
+                let n: u64 = v.parse().map_err(|_| bad(&tx_path, line, name, v))?;
+                if fraud.contains_key(&n) {
+                    Ok(n)
+                } else {
+                    Err(AmlSimError::UnknownNode {
+                        path: tx_path.clone(),
+                        line,
+                        node: n,
+                    })
+                }
+            };
+            let from = node(0, "sourceNodeId")?;
+            let to = node(1, "targetNodeId")?;
+            let cents = cents(field(2)).ok_or_else(|| bad(&tx_path, line, "value", field(2)))?;
+            let step: u64 = field(3)
+                .parse()
+                .map_err(|_| bad(&tx_path, line, "time", field(3)))?;
+            txs.push(Tx {
+                from,
+                to,
+                cents,
+                step,
+            });
+        }
+        let max_cycle = Self::max_cycle_len(dir)?;
+        let is_fraud = |n: &u64| fraud.get(n).copied().unwrap_or(false);
+        let background_min_cents = txs
+            .iter()
+            .filter(|t| !is_fraud(&t.from))
+            .map(|t| t.cents)
+            .min();
+        let pattern: Vec<&Tx> = txs
+            .iter()
+            .filter(|t| {
+                t.from != t.to
+                    && is_fraud(&t.from)
+                    && is_fraud(&t.to)
+                    && background_min_cents.is_some_and(|m| t.cents < m)
+            })
+            .collect();
+        // Fan-in targets.
+        let mut by_target: BTreeMap<u64, (BTreeSet<u64>, usize)> = BTreeMap::new();
+        for t in &pattern {
+            let e = by_target.entry(t.to).or_default();
+            e.0.insert(t.from);
+            e.1 += 1;
+        }
+        let fan_ins = by_target
+            .into_iter()
+            .map(|(target, (senders, n))| {
+                let mut members: Vec<Address> = senders.iter().map(|s| node_address(*s)).collect();
+                members.push(node_address(target));
+                members.sort();
+                PlantedInstance {
+                    kind: PatternKind::FanIn,
+                    center: node_address(target),
+                    members,
+                    transfers: n,
+                }
+            })
+            .collect();
+        // Complete cycles of pattern transfers.
+        let mut succ: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+        let mut count: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+        for t in &pattern {
+            succ.entry(t.from).or_default().insert(t.to);
+            *count.entry((t.from, t.to)).or_default() += 1;
+        }
+        let mut cycles = Vec::new();
+        for &start in succ.keys() {
+            let mut path = vec![start];
+            cycle_dfs(&succ, max_cycle, &mut path, &mut |p: &[u64]| {
+                let n: usize = p
+                    .iter()
+                    .zip(p.iter().cycle().skip(1))
+                    .map(|(a, b)| count.get(&(*a, *b)).copied().unwrap_or(0))
+                    .sum();
+                let mut members: Vec<Address> = p.iter().map(|x| node_address(*x)).collect();
+                members.sort();
+                cycles.push(PlantedInstance {
+                    kind: PatternKind::Cycle,
+                    center: node_address(start),
+                    members,
+                    transfers: n,
+                });
+            });
+        }
+        Ok(Self {
+            txs,
+            fan_ins,
+            cycles,
+            background_min_cents,
+        })
+    }
+
+    /// `max_accounts` of the `cycle` row of an `alertPatterns*.csv` in `dir`, if any.
+    fn max_cycle_len(dir: &Path) -> Result<usize, AmlSimError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| AmlSimError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut best: Option<usize> = None;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("alertPatterns") && name.ends_with(".csv")) {
+                continue;
+            }
+            let path = e.path();
+            let text = read(&path)?;
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let col = |n: &str| header.iter().position(|h| *h == n);
+            let (Some(ty), Some(max)) = (col("type"), col("max_accounts")) else {
+                continue;
+            };
+            for (line, f) in rows(&text) {
+                if f.get(ty).copied() == Some("cycle") {
+                    let v = f.get(max).copied().unwrap_or_default();
+                    let n: usize = v.parse().map_err(|_| AmlSimError::Parse {
+                        path: path.clone(),
+                        line,
+                        field: "max_accounts",
+                        value: v.to_owned(),
+                    })?;
+                    best = Some(best.map_or(n, |b: usize| b.max(n)));
+                }
+            }
+        }
+        Ok(best.unwrap_or(DEFAULT_MAX_CYCLE))
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether the sample has no transactions.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// The data's horizon: from step 0 to the end of its last step, in seconds of the converted
+    /// sample's block time (150 steps: 12 960 000 s). The one parameter the detectors are given.
+    pub fn horizon_secs(&self) -> u64 {
+        let last = self.txs.iter().map(|t| t.step).max().unwrap_or(0);
+        last.saturating_add(1).saturating_mul(AMLSIM_STEP_SECS)
+    }
+
+    /// The smallest amount (cents) sent by an account outside the patterns.
+    pub fn background_min_cents(&self) -> Option<u64> {
+        self.background_min_cents
+    }
+
+    /// Every planted fan-in that executed (at least one sender).
+    pub fn planted_fan_ins(&self) -> &[PlantedInstance] {
+        &self.fan_ins
+    }
+
+    /// Every planted cycle that executed completely.
+    pub fn planted_cycles(&self) -> &[PlantedInstance] {
+        &self.cycles
+    }
+
+    /// The sample as transfers on `chain` (layout in the module documentation).
+    pub fn transfers(&self, chain: ChainId) -> Vec<Transfer> {
+        let mut pos: BTreeMap<u64, u32> = BTreeMap::new();
+        self.txs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let p = pos.entry(t.step).or_default();
+                let position = *p;
+                *p = p.saturating_add(1);
+                let mut h = [0u8; 32];
+                h[24..].copy_from_slice(&u64::try_from(i + 1).unwrap_or(u64::MAX).to_be_bytes());
+                Transfer {
+                    key: TransferKey {
+                        chain,
+                        block: BlockNumber(t.step),
+                        tx_index: 0,
+                        kind: TransferKind::Token,
+                        position,
+                    },
+                    time: Timestamp(
+                        AMLSIM_BASE_TIME.saturating_add(t.step.saturating_mul(AMLSIM_STEP_SECS)),
+                    ),
+                    tx_hash: TxHash(B256::from(h)),
+                    from: node_address(t.from),
+                    to: node_address(t.to),
+                    asset: Asset::Token(AMLSIM_TOKEN),
+                    amount: Amount::from_u64(t.cents),
+                    trace_address: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    /// Scores detector instances (any kinds; fan-in and cycle instances are scored).
+    pub fn score(&self, instances: &[PatternInstance]) -> AmlSimScore {
+        let found: Vec<FoundInstance> = instances
+            .iter()
+            .map(|i| FoundInstance {
+                kind: i.kind,
+                center: i.center,
+                members: i.members.clone(),
+            })
+            .collect();
+        self.score_found(&found)
+    }
+
+    /// Scores instances given by type, center and sorted members (e.g. read back from
+    /// `paytrace patterns --json`).
+    pub fn score_found(&self, found: &[FoundInstance]) -> AmlSimScore {
+        AmlSimScore {
+            fan_in: score_fan_in(&self.fan_ins, found),
+            cycle: score_cycles(&self.cycles, found),
+        }
+    }
+}
+
+fn cycle_dfs(
+    succ: &BTreeMap<u64, BTreeSet<u64>>,
+    max_len: usize,
+    path: &mut Vec<u64>,
+    found: &mut dyn FnMut(&[u64]),
+) {
+    let (Some(&start), Some(&last)) = (path.first(), path.last()) else {
+        return;
+    };
+    let Some(next) = succ.get(&last) else {
+        return;
+    };
+    for &v in next {
+        if v == start {
+            if path.len() >= 2 {
+                found(path);
+            }
+            continue;
+        }
+        if v < start || path.len() >= max_len || path.contains(&v) {
+            continue;
+        }
+        path.push(v);
+        cycle_dfs(succ, max_len, path, found);
+        path.pop();
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+fn score_fan_in(planted: &[PlantedInstance], instances: &[FoundInstance]) -> KindScore {
+    let targets: BTreeMap<Address, &PlantedInstance> =
+        planted.iter().map(|p| (p.center, p)).collect();
+    let scored: Vec<&PlantedInstance> = planted
+        .iter()
+        .filter(|p| p.members.len() >= 3) // the target and at least 2 senders
+        .collect();
+    let fan: Vec<&FoundInstance> = instances
+        .iter()
+        .filter(|i| i.kind == PatternKind::FanIn)
+        .collect();
+    let centers: BTreeSet<Address> = fan.iter().map(|i| i.center).collect();
+    let correct = fan
+        .iter()
+        .filter(|i| {
+            targets.get(&i.center).is_some_and(|p| {
+                i.members
+                    .iter()
+                    .any(|m| *m != i.center && p.members.binary_search(m).is_ok())
+            })
+        })
+        .count();
+    let missed: Vec<Address> = scored
+        .iter()
+        .filter(|p| !centers.contains(&p.center))
+        .map(|p| p.center)
+        .collect();
+    let found = scored.len() - missed.len();
+    KindScore {
+        planted: scored.len(),
+        found,
+        recall: ratio(found, scored.len()),
+        instances: fan.len(),
+        correct_instances: correct,
+        precision: ratio(correct, fan.len()),
+        missed: missed.into_iter().take(20).collect(),
+    }
+}
+
+fn score_cycles(planted: &[PlantedInstance], instances: &[FoundInstance]) -> KindScore {
+    let sets: BTreeSet<&[Address]> = planted.iter().map(|p| p.members.as_slice()).collect();
+    let cyc: Vec<&FoundInstance> = instances
+        .iter()
+        .filter(|i| i.kind == PatternKind::Cycle)
+        .collect();
+    let got: BTreeSet<&[Address]> = cyc.iter().map(|i| i.members.as_slice()).collect();
+    let correct = cyc
+        .iter()
+        .filter(|i| sets.contains(i.members.as_slice()))
+        .count();
+    let missed: Vec<Address> = planted
+        .iter()
+        .filter(|p| !got.contains(p.members.as_slice()))
+        .map(|p| p.center)
+        .collect();
+    let found = planted.len() - missed.len();
+    KindScore {
+        planted: planted.len(),
+        found,
+        recall: ratio(found, planted.len()),
+        instances: cyc.len(),
+        correct_instances: correct,
+        precision: ratio(correct, cyc.len()),
+        missed: missed.into_iter().take(20).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::patterns::{PatternParams, detect};
+
+    fn sample(dir: &Path, nodes: &str, txs: &str) {
+        std::fs::write(dir.join("nodes.csv"), nodes).unwrap();
+        std::fs::write(dir.join("transactions.csv"), txs).unwrap();
+    }
+
+    #[test]
+    fn planted_fan_ins_and_cycles_are_rebuilt_and_scored() {
+        let dir = tempfile::tempdir().unwrap();
+        // Fraud: 1, 2, 3 (fan-in into 3), 4, 5, 6 (cycle 4 -> 5 -> 6 -> 4); 7..9 background.
+        let nodes = "nodeid,isFraud,init_balance,fraudStep\n\
+                     1,1,100,3\n2,1,100,4\n3,1,100,-1\n4,1,100,5\n5,1,100,-1\n6,1,100,-1\n\
+                     7,0,100,-1\n8,0,100,-1\n9,0,100,-1\n";
+        let txs = "sourceNodeId,targetNodeId,value,time\n\
+                   7,8,150.00,1\n8,9,120.5,1\n9,7,130,2\n1,7,200,2\n\
+                   1,3,4.5,3\n2,3,3.9,4\n4,5,2.5,5\n5,6,2.4,6\n6,4,2.3,7\n";
+        sample(dir.path(), nodes, txs);
+        let s = AmlSim::load(dir.path()).unwrap();
+        assert_eq!(s.len(), 9);
+        assert_eq!(s.background_min_cents(), Some(12_050));
+        let fan: Vec<_> = s
+            .planted_fan_ins()
+            .iter()
+            .filter(|p| p.members.len() >= 3)
+            .collect();
+        assert_eq!(fan.len(), 1);
+        assert_eq!(fan[0].center, node_address(3));
+        assert_eq!(s.planted_cycles().len(), 1);
+        assert_eq!(s.planted_cycles()[0].members.len(), 3);
+        let ts = s.transfers(ChainId(1));
+        assert_eq!(ts[4].from, node_address(1));
+        assert_eq!(ts[4].amount, Amount::from_u64(450));
+        let p = PatternParams {
+            kinds: vec![PatternKind::Cycle],
+            cycle_window_secs: 10 * AMLSIM_STEP_SECS,
+            ..PatternParams::default()
+        };
+        let score = s.score(&detect(&ts, &p).instances);
+        assert_eq!((score.cycle.planted, score.cycle.found), (1, 1));
+        // The background loop 7 -> 8 -> 9 -> 7 is found too: not planted.
+        assert_eq!(score.cycle.instances, 2);
+        assert_eq!(score.cycle.correct_instances, 1);
+        assert_eq!(score.fan_in.planted, 1);
+        assert_eq!(score.fan_in.found, 0);
+        assert_eq!(score.fan_in.missed, vec![node_address(3)]);
+    }
+
+    /// The shared sample, converted in memory (as `paytrace eval --amlsim` does) and scored with
+    /// the horizon-only parameters: the same figures as the end-to-end test through
+    /// `paytrace import transfers` and `paytrace patterns` in tests/compliance.rs.
+    #[test]
+    fn shared_sample_fan_ins_found_with_horizon_only_parameters() {
+        let dir = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/aml/amlsim-20K_fanin200"
+        ));
+        let s = AmlSim::load(dir).unwrap();
+        assert_eq!(s.horizon_secs(), 12_960_000);
+        let mut p = PatternParams {
+            kinds: vec![PatternKind::FanIn],
+            fan_min_counterparties: 2,
+            fan_min_unusual: 2,
+            max_instances: usize::MAX,
+            ..PatternParams::default()
+        };
+        p.set_horizon(s.horizon_secs());
+        let score = s.score(&detect(&s.transfers(ChainId(1)), &p).instances);
+        assert_eq!((score.fan_in.planted, score.fan_in.found), (152, 146));
+        assert_eq!(score.fan_in.instances, score.fan_in.correct_instances);
+        assert_eq!(score.cycle.planted, 0);
+    }
+
+    #[test]
+    fn bad_samples_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = AmlSim::load(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("nodes.csv"), "{e}");
+        assert!(e.is_retryable());
+        sample(
+            dir.path(),
+            "nodeid,isFraud\n1,0\n2,0\n",
+            "sourceNodeId,targetNodeId,value,time\n1,2,1.5,1\n1,2,x,2\n",
+        );
+        let e = AmlSim::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("transactions.csv:3") && e.contains("value"),
+            "{e}"
+        );
+        sample(
+            dir.path(),
+            "nodeid,isFraud\n1,0\n",
+            "sourceNodeId,targetNodeId,value,time\n1,2,1.5,1\n",
+        );
+        let e = AmlSim::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("node 2"), "{e}");
+    }
+}
