@@ -27,6 +27,10 @@ pub struct EvalCmd {
     /// the level of its executed planted patterns.
     #[arg(long, value_name = "DIR")]
     pub amlsim: Option<PathBuf>,
+    /// Keep each scenario's store, payroll batch and ground truth under DIR/seed-S-scale-K/
+    /// (to inspect a failing seed with the other commands) instead of deleting them.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 fn fmt_ratio(v: Option<f64>) -> String {
@@ -123,6 +127,7 @@ impl EvalCmd {
                 self.scales.clone()
             },
             amlsim: self.amlsim.clone(),
+            keep: self.keep.clone(),
         };
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(0);

@@ -96,6 +96,9 @@ pub struct EvalOptions {
     pub scales: Vec<u32>,
     /// An AMLSim sample directory.
     pub amlsim: Option<PathBuf>,
+    /// Keep each scenario's store, payroll batch and ground truth under this directory
+    /// (`seed-S-scale-K/`) instead of a temporary one.
+    pub keep: Option<PathBuf>,
 }
 
 /// Precision and recall of one finding kind.
@@ -260,7 +263,11 @@ pub fn run(
         let mut transfers = 0;
         for seed in opts.seed_start..opts.seed_start + opts.seeds {
             progress(done, total, &format!("seed {seed}, scale {scale}"));
-            let (n, counts) = evaluate_seed(seed, scale, cfg)?;
+            let keep = opts
+                .keep
+                .as_ref()
+                .map(|d| d.join(format!("seed-{seed}-scale-{scale}")));
+            let (n, counts) = evaluate_seed(seed, scale, cfg, keep.as_deref())?;
             transfers += n;
             for (k, c) in kinds.iter_mut().zip(counts) {
                 k.add(seed, c);
@@ -347,13 +354,44 @@ pub fn evaluate_seed(
     seed: u64,
     scale: u32,
     cfg: &AnalysisConfig,
+    keep: Option<&std::path::Path>,
 ) -> Result<(u64, Vec<Counts>), EvalError> {
     let s = Scenario::generate(seed, scale);
-    let dir = tempfile::tempdir().map_err(|source| EvalError::Io {
+    let tmp = tempfile::tempdir().map_err(|source| EvalError::Io {
         path: std::env::temp_dir(),
         source,
     })?;
-    let store = Store::open(dir.path().join("store")).map_err(|x| EvalError::Ingest {
+    let dir = match keep {
+        Some(d) => {
+            if d.exists() {
+                return Err(EvalError::Option(format!(
+                    "--keep: {} exists; choose an empty directory",
+                    d.display()
+                )));
+            }
+            std::fs::create_dir_all(d).map_err(|source| EvalError::Io {
+                path: d.to_path_buf(),
+                source,
+            })?;
+            let truth = d.join("ground-truth.json");
+            let text = serde_json::to_string_pretty(&serde_json::json!({
+                "seed": seed,
+                "scale": scale,
+                "tokens": s.tokens,
+                "providers": s.providers,
+                "payees": s.payees,
+                "truth": s.truth,
+            }))
+            .unwrap_or_default();
+            std::fs::write(&truth, text + "\n").map_err(|source| EvalError::Io {
+                path: truth.clone(),
+                source,
+            })?;
+            d.to_path_buf()
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let store = Store::open(dir.join("store")).map_err(|x| EvalError::Ingest {
         seed,
         message: x.to_string(),
     })?;
@@ -368,7 +406,7 @@ pub fn evaluate_seed(
             message: "the chain is not in the store".into(),
         })?;
     analysis::cluster_run(&store, CHAIN, cfg)?;
-    let batch = dir.path().join("payroll-batch.csv");
+    let batch = dir.join("payroll-batch.csv");
     std::fs::write(&batch, s.batch_csv(CHAIN)).map_err(|source| EvalError::Io {
         path: batch.clone(),
         source,
@@ -410,10 +448,20 @@ pub fn evaluate_seed(
             .payees
             .iter()
             .map(|p| {
-                (
-                    truth(p),
-                    reports[i].sanctioned.get(&p.address).copied().unwrap_or(0),
-                )
+                let found = reports[i].sanctioned.get(&p.address).copied().unwrap_or(0);
+                if found != truth(p) {
+                    tracing::debug!(
+                        seed,
+                        scale,
+                        model = analysis::models()[i].1,
+                        payee = %p.address,
+                        fake = p.fake,
+                        truth = truth(p).to_string(),
+                        found = found.to_string(),
+                        "sanctioned reach differs"
+                    );
+                }
+                (truth(p), found)
             })
             .collect();
         score_exact(&pairs)
