@@ -101,11 +101,7 @@ fn print_text(r: &EvalReport) {
     }
     println!("Targets:");
     for t in &r.targets {
-        println!(
-            "  [{}] {}",
-            if t.met { "met" } else { "not met" },
-            t.target
-        );
+        println!("  [{}] {}", if t.met { "met" } else { "not met" }, t.target);
     }
 }
 

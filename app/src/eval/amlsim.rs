@@ -106,7 +106,13 @@ fn rows<'a>(
         .collect())
 }
 
-fn field<'a>(path: &Path, line: usize, row: &[&'a str], i: usize, name: &str) -> Result<&'a str, EvalError> {
+fn field<'a>(
+    path: &Path,
+    line: usize,
+    row: &[&'a str],
+    i: usize,
+    name: &str,
+) -> Result<&'a str, EvalError> {
     row.get(i)
         .copied()
         .ok_or_else(|| bad(path, line, format!("missing field {name}")))
@@ -135,7 +141,9 @@ fn cents(path: &Path, line: usize, s: &str) -> Result<u64, EvalError> {
     } else {
         format!("{frac:0<2}").parse().map_err(|_| e())?
     };
-    w.checked_mul(100).and_then(|x| x.checked_add(f)).ok_or_else(e)
+    w.checked_mul(100)
+        .and_then(|x| x.checked_add(f))
+        .ok_or_else(e)
 }
 
 /// The `alertPatterns*.csv` file of `dir` (the first by name).
@@ -179,10 +187,29 @@ pub fn load(dir: &Path) -> Result<Sample, EvalError> {
         }
     }
     let mut fraud_step: BTreeMap<u64, i64> = BTreeMap::new();
-    for (line, r) in rows(&nodes_path, &nodes_text, &["nodeid", "isFraud", "init_balance", "fraudStep"])? {
-        let id = node(&nodes_path, line, field(&nodes_path, line, &r, 0, "nodeid")?, "nodeid")?;
-        let fraud = int(&nodes_path, line, field(&nodes_path, line, &r, 1, "isFraud")?, "isFraud")?;
-        let step = int(&nodes_path, line, field(&nodes_path, line, &r, 3, "fraudStep")?, "fraudStep")?;
+    for (line, r) in rows(
+        &nodes_path,
+        &nodes_text,
+        &["nodeid", "isFraud", "init_balance", "fraudStep"],
+    )? {
+        let id = node(
+            &nodes_path,
+            line,
+            field(&nodes_path, line, &r, 0, "nodeid")?,
+            "nodeid",
+        )?;
+        let fraud = int(
+            &nodes_path,
+            line,
+            field(&nodes_path, line, &r, 1, "isFraud")?,
+            "isFraud",
+        )?;
+        let step = int(
+            &nodes_path,
+            line,
+            field(&nodes_path, line, &r, 3, "fraudStep")?,
+            "fraudStep",
+        )?;
         if fraud == 1 {
             fraud_step.insert(id, step);
         }
@@ -198,10 +225,25 @@ pub fn load(dir: &Path) -> Result<Sample, EvalError> {
         &["sourceNodeId", "targetNodeId", "value", "time"],
     )?;
     for (i, (line, r)) in rows_tx.into_iter().enumerate() {
-        let s = node(&tx_path, line, field(&tx_path, line, &r, 0, "sourceNodeId")?, "sourceNodeId")?;
-        let t = node(&tx_path, line, field(&tx_path, line, &r, 1, "targetNodeId")?, "targetNodeId")?;
+        let s = node(
+            &tx_path,
+            line,
+            field(&tx_path, line, &r, 0, "sourceNodeId")?,
+            "sourceNodeId",
+        )?;
+        let t = node(
+            &tx_path,
+            line,
+            field(&tx_path, line, &r, 1, "targetNodeId")?,
+            "targetNodeId",
+        )?;
         let v = cents(&tx_path, line, field(&tx_path, line, &r, 2, "value")?)?;
-        let step = node(&tx_path, line, field(&tx_path, line, &r, 3, "time")?, "time")?;
+        let step = node(
+            &tx_path,
+            line,
+            field(&tx_path, line, &r, 3, "time")?,
+            "time",
+        )?;
         first = first.min(step);
         last = last.max(step);
         let pos = position.entry(step).or_default();
@@ -350,7 +392,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = load(d.path()).unwrap_err().to_string();
         assert!(e.contains("alertPatterns*.csv"), "{e}");
-        std::fs::write(d.path().join("alertPatterns-1K.csv"), "count,type\n1,fan_in\n").unwrap();
+        std::fs::write(
+            d.path().join("alertPatterns-1K.csv"),
+            "count,type\n1,fan_in\n",
+        )
+        .unwrap();
         let e = load(d.path()).unwrap_err().to_string();
         assert!(e.contains("transactions.csv"), "{e}");
         std::fs::write(
@@ -364,13 +410,16 @@ mod tests {
         )
         .unwrap();
         let e = load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("transactions.csv:3") && e.contains("targetNodeId"), "{e}");
+        assert!(
+            e.contains("transactions.csv:3") && e.contains("targetNodeId"),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_shared_20k_fanin200_sample() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/aml/amlsim-20K_fanin200");
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/aml/amlsim-20K_fanin200");
         let s = load(&dir).unwrap();
         // Facts of the data README: 118,250 rows over steps 1-149.
         assert_eq!(s.transfers.len(), 118_250);

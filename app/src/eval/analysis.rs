@@ -4,8 +4,7 @@
 
 use super::EvalError;
 use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, ChainId, Store, Transfer, labels::Date,
-    labels::LabelStore,
+    Address, Amount, Asset, BlockNumber, ChainId, Store, Transfer, labels::Date, labels::LabelStore,
 };
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,

@@ -322,7 +322,11 @@ pub fn ingest(store: &Store, s: &Scenario) -> Result<u64, EvalError> {
         while at < transfers.len() && transfers[at].key.block <= hi.number {
             at += 1;
         }
-        debug_assert!(transfers[start..at].iter().all(|t| t.key.block >= lo.number));
+        debug_assert!(
+            transfers[start..at]
+                .iter()
+                .all(|t| t.key.block >= lo.number)
+        );
         let p = PreparedRange::new(chain, chunk.to_vec(), &transfers[start..at])
             .map_err(|x| e(x.to_string()))?;
         store.write_prepared(p).map_err(|x| e(x.to_string()))?;
@@ -494,7 +498,10 @@ pub fn score_verdicts(fake: &[bool], flagged: &[bool]) -> Counts {
 
 /// Convergence: an operator is found when a finding names exactly its fake payees (tp); every
 /// other finding, and every repeat of an operator's finding, is a false positive.
-pub fn score_convergence(operators: &[BTreeSet<Address>], findings: &[BTreeSet<Address>]) -> Counts {
+pub fn score_convergence(
+    operators: &[BTreeSet<Address>],
+    findings: &[BTreeSet<Address>],
+) -> Counts {
     let mut found = vec![false; operators.len()];
     let mut c = Counts::default();
     for f in findings {
@@ -512,7 +519,10 @@ pub fn score_convergence(operators: &[BTreeSet<Address>], findings: &[BTreeSet<A
 
 /// Pairs (deposit address → exchange): equal pairs are tp, other found pairs fp, missing or
 /// wrong truth pairs fn.
-pub fn score_pairs(truth: &BTreeMap<Address, Address>, found: &BTreeMap<Address, Address>) -> Counts {
+pub fn score_pairs(
+    truth: &BTreeMap<Address, Address>,
+    found: &BTreeMap<Address, Address>,
+) -> Counts {
     let mut c = Counts::default();
     for (k, v) in found {
         if truth.get(k) == Some(v) {
@@ -521,7 +531,12 @@ pub fn score_pairs(truth: &BTreeMap<Address, Address>, found: &BTreeMap<Address,
             c.fp += 1;
         }
     }
-    c.fn_ = count(truth.iter().filter(|(k, v)| found.get(*k) != Some(*v)).count());
+    c.fn_ = count(
+        truth
+            .iter()
+            .filter(|(k, v)| found.get(*k) != Some(*v))
+            .count(),
+    );
     c
 }
 
@@ -590,7 +605,11 @@ fn score_amlsim(dir: PathBuf, s: &amlsim::Sample) -> AmlSimRun {
         .count();
     fan_in.tp = count(hit);
     fan_in.fn_ = count(t.fan_in.len() - hit);
-    fan_in.fp = count(fan.iter().filter(|f| !t.fan_in.contains_key(&f.center)).count());
+    fan_in.fp = count(
+        fan.iter()
+            .filter(|f| !t.fan_in.contains_key(&f.center))
+            .count(),
+    );
     let cycles = |name: &'static str, planted: &[BTreeSet<Address>]| {
         let mut k = KindScore::new(name);
         let same = |f: &FoundPattern, p: &BTreeSet<Address>| f.members == *p;
@@ -645,7 +664,10 @@ fn targets(seeds: u64, runs: &[ScaleRun], aml: Option<&AmlSimRun>) -> Vec<Target
         let get = |k: &str| r.kinds.iter().find(|x| x.kind == k);
         let mut t = |kind: &'static str, what: &str| {
             out.push(Target {
-                target: format!("{what} ({seeds} seeds at scale {}; the target is 50 seeds at scales 1 and 20)", r.scale),
+                target: format!(
+                    "{what} ({seeds} seeds at scale {}; the target is 50 seeds at scales 1 and 20)",
+                    r.scale
+                ),
                 kind,
                 scale: Some(r.scale),
                 met: get(kind).is_some_and(KindScore::perfect),
@@ -696,33 +718,66 @@ mod tests {
         let part = BTreeSet::from([a(1), a(2)]);
         assert_eq!(
             score_convergence(&ops, &[exact.clone()]),
-            Counts { tp: 1, fp: 0, fn_: 0 }
+            Counts {
+                tp: 1,
+                fp: 0,
+                fn_: 0
+            }
         );
         // Split by token, and a downstream repeat: none is the operator's finding but one.
         assert_eq!(
-            score_convergence(&ops, &[part.clone(), BTreeSet::from([a(3)]), exact.clone(), exact]),
-            Counts { tp: 1, fp: 3, fn_: 0 }
+            score_convergence(
+                &ops,
+                &[part.clone(), BTreeSet::from([a(3)]), exact.clone(), exact]
+            ),
+            Counts {
+                tp: 1,
+                fp: 3,
+                fn_: 0
+            }
         );
         assert_eq!(
             score_convergence(&ops, &[part]),
-            Counts { tp: 0, fp: 1, fn_: 1 }
+            Counts {
+                tp: 0,
+                fp: 1,
+                fn_: 1
+            }
         );
     }
 
     #[test]
     fn exact_amounts_count_once_per_payee() {
         let c = score_exact(&[(10, 10), (10, 9), (0, 5), (0, 0), (7, 0)]);
-        assert_eq!(c, Counts { tp: 1, fp: 2, fn_: 2 });
+        assert_eq!(
+            c,
+            Counts {
+                tp: 1,
+                fp: 2,
+                fn_: 2
+            }
+        );
     }
 
     #[test]
     fn verdicts_and_pairs() {
         assert_eq!(
             score_verdicts(&[true, true, false, false], &[true, false, true, false]),
-            Counts { tp: 1, fp: 1, fn_: 1 }
+            Counts {
+                tp: 1,
+                fp: 1,
+                fn_: 1
+            }
         );
         let truth = BTreeMap::from([(a(1), a(9)), (a(2), a(9))]);
         let found = BTreeMap::from([(a(1), a(9)), (a(2), a(8)), (a(3), a(9))]);
-        assert_eq!(score_pairs(&truth, &found), Counts { tp: 1, fp: 2, fn_: 1 });
+        assert_eq!(
+            score_pairs(&truth, &found),
+            Counts {
+                tp: 1,
+                fp: 2,
+                fn_: 1
+            }
+        );
     }
 }

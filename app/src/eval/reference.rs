@@ -265,7 +265,14 @@ pub fn reach(
         v
     };
     let fifo = run(&mut Fifo::default(), txs, &origins, stops, router, target);
-    let haircut = run(&mut Haircut::default(), txs, &origins, stops, router, target);
+    let haircut = run(
+        &mut Haircut::default(),
+        txs,
+        &origins,
+        stops,
+        router,
+        target,
+    );
     Reach {
         fifo: sum(fifo),
         haircut: sum(haircut),

@@ -540,7 +540,9 @@ impl Scenario {
             .map(|&i| (i, new_deposit(&mut g, &format!("payee {i} deposit"))))
             .collect();
         // Merchants: one or two real payees pay their own merchant every month.
-        let n_merch = usize::try_from(g.rng.range(1, 2)).unwrap_or(1).min(reals.len());
+        let n_merch = usize::try_from(g.rng.range(1, 2))
+            .unwrap_or(1)
+            .min(reals.len());
         let mut merchants: Vec<(usize, Address, Address, Vec<Address>)> = Vec::new();
         for k in 0..n_merch {
             let payee = reals[g.rng.index(reals.len())];
@@ -580,7 +582,14 @@ impl Scenario {
             }
         }
         for t in 0..n_stable {
-            g.send_note(t0, zero, router, AssetId::Token(t), 1_000_000_000 * UNIT, "mint");
+            g.send_note(
+                t0,
+                zero,
+                router,
+                AssetId::Token(t),
+                1_000_000_000 * UNIT,
+                "mint",
+            );
             for &h in &hots {
                 g.send_note(t0, zero, h, AssetId::Token(t), 1_000_000_000 * UNIT, "mint");
             }
@@ -792,7 +801,14 @@ impl Scenario {
                 let at = payday + 21 * DAY;
                 if m + 1 == months {
                     let v = u128::from(g.rng.range(20, 80)) * UNIT;
-                    g.send_note(at - DAY, *merchant, sanctioned, asset, v, "merchant payment");
+                    g.send_note(
+                        at - DAY,
+                        *merchant,
+                        sanctioned,
+                        asset,
+                        v,
+                        "merchant payment",
+                    );
                 }
                 let held = g.balance_before(*merchant, asset, at);
                 g.deposit(at, *merchant, *dep, asset, held / 2);
@@ -966,9 +982,8 @@ impl Scenario {
 
     /// The blocks and transfers of the chain `chain` (block `n` holds transaction `n - 1`).
     pub fn blocks(&self, chain: ChainId) -> (Vec<BlockRef>, Vec<Transfer>) {
-        let hash = |n: u64| {
-            alloy_primitives::keccak256(format!("paytrace eval {} block {n}", self.seed))
-        };
+        let hash =
+            |n: u64| alloy_primitives::keccak256(format!("paytrace eval {} block {n}", self.seed));
         let mut blocks = Vec::with_capacity(self.txs.len());
         let mut transfers = Vec::new();
         for (i, tx) in self.txs.iter().enumerate() {
@@ -1160,16 +1175,33 @@ mod tests {
                 .map(|m| m.amount)
                 .sum();
             let units = |a: &Amount| u128::try_from(a.raw()).unwrap();
-            let fifo: u128 = t.payees.iter().filter(|p| p.fake).map(|p| units(&p.fifo)).sum();
-            let haircut: u128 = t.payees.iter().filter(|p| p.fake).map(|p| units(&p.haircut)).sum();
+            let fifo: u128 = t
+                .payees
+                .iter()
+                .filter(|p| p.fake)
+                .map(|p| units(&p.fifo))
+                .sum();
+            let haircut: u128 = t
+                .payees
+                .iter()
+                .filter(|p| p.fake)
+                .map(|p| units(&p.haircut))
+                .sum();
             assert_eq!(fifo, paid, "seed {seed}");
-            assert!(haircut <= paid && paid - haircut <= 1_000, "seed {seed}: {haircut} of {paid}");
+            assert!(
+                haircut <= paid && paid - haircut <= 1_000,
+                "seed {seed}: {haircut} of {paid}"
+            );
             for p in t.payees.iter().filter(|p| p.fake) {
                 assert!(!p.haircut.is_zero(), "seed {seed} {}", p.name);
             }
             // Every deposit address swept to its hot wallet, which is labelled exchange.
             for (d, h) in &t.deposits {
-                assert!(s.labels.iter().any(|l| l.address == *h && l.category == "exchange"));
+                assert!(
+                    s.labels
+                        .iter()
+                        .any(|l| l.address == *h && l.category == "exchange")
+                );
                 assert!(
                     s.txs
                         .iter()
