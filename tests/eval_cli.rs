@@ -1,6 +1,8 @@
 //! End-to-end tests of `paytrace eval`: the JSON shape on two seeds, and clear errors for bad
 //! input (a missing AMLSim sample file, an unknown option value).
 
+#![allow(clippy::unwrap_used)] // `unwrap` is allowed in tests only (project rule)
+
 mod common;
 
 use common::{paytrace, run_json};

@@ -690,15 +690,14 @@ fn targets(seeds: u64, runs: &[ScaleRun], aml: Option<&AmlSimRun>) -> Vec<Target
             "haircut exposure to the sanctioned address exact for every payee",
         );
     }
-    if let Some(a) = aml {
-        if let Some(k) = a.kinds.iter().find(|k| k.kind == "amlsim_fan_in_targets") {
-            out.push(Target {
-                target: "AMLSim: planted fan-in targets found >= 0.95 with instance precision >= 0.95 (horizon-only parameters)".into(),
-                kind: k.kind,
-                scale: None,
-                met: k.recall.is_some_and(|r| r >= 0.95) && k.precision.is_some_and(|p| p >= 0.95),
-            });
-        }
+    let fan = aml.and_then(|a| a.kinds.iter().find(|k| k.kind == "amlsim_fan_in_targets"));
+    if let Some(k) = fan {
+        out.push(Target {
+            target: "AMLSim: planted fan-in targets found >= 0.95 with instance precision >= 0.95 (horizon-only parameters)".into(),
+            kind: k.kind,
+            scale: None,
+            met: k.recall.is_some_and(|r| r >= 0.95) && k.precision.is_some_and(|p| p >= 0.95),
+        });
     }
     out
 }
@@ -717,7 +716,7 @@ mod tests {
         let exact = BTreeSet::from([a(1), a(2), a(3)]);
         let part = BTreeSet::from([a(1), a(2)]);
         assert_eq!(
-            score_convergence(&ops, &[exact.clone()]),
+            score_convergence(&ops, std::slice::from_ref(&exact)),
             Counts {
                 tp: 1,
                 fp: 0,

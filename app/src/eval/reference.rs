@@ -47,8 +47,11 @@ fn mul_div(a: u128, b: u128, c: u128) -> u128 {
 /// Taint of one transfer: per origin, in the order it leaves (FIFO) or as a set (haircut).
 type Slices = Vec<(usize, u128)>;
 
+/// A FIFO holding: (origin, amount) slices in arrival order (`None`: clean).
+type Queue = VecDeque<(Option<usize>, u128)>;
+
 #[derive(Default)]
-struct Fifo(BTreeMap<(Address, AssetId), VecDeque<(Option<usize>, u128)>>);
+struct Fifo(BTreeMap<(Address, AssetId), Queue>);
 
 impl Fifo {
     /// Debits `amount` from `from`; returns the tainted slices it carries, in order.
