@@ -51,6 +51,9 @@ enum Command {
     Report(cmd::report::ReportCmd),
     /// Offline demo: a payroll scenario with fake payees, indexed, traced and reported.
     Demo(cmd::demo::DemoCmd),
+    /// Findings quality: seeded scenarios with ground truth (and AMLSim samples), scored per
+    /// finding kind against the targets.
+    Eval(cmd::eval::EvalCmd),
     /// Risk of an address (or a file of addresses): exposure, patterns, labels, as of a date.
     Screen(cmd::screen::ScreenCmd),
     /// Typology instances (peel chains, fan-in, cycles, ...) in the indexed transfers.
@@ -94,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(c) => c.run(&ctx),
         Command::Report(c) => c.run(&ctx),
         Command::Demo(c) => c.run(&ctx),
+        Command::Eval(c) => c.run(&ctx),
         Command::Screen(c) => c.run(&ctx),
         Command::Patterns(c) => c.run(&ctx),
         Command::Import(c) => c.run(&ctx),

@@ -7,6 +7,7 @@ pub mod btc;
 pub mod cluster;
 pub mod demo;
 mod demo_rpc;
+pub mod eval;
 pub mod import;
 pub mod index;
 pub mod init;

@@ -1,0 +1,232 @@
+//! Every call of the evaluation into the analysis (clustering, the payout report, screening,
+//! pattern detection) lives in this module, so that changes of those interfaces meet the
+//! harness in one place. The rest of the harness sees only the plain findings below.
+
+use super::EvalError;
+use paytrace_indexer::{
+    Address, Amount, Asset, BlockNumber, ChainId, Store, Transfer, labels::Date, labels::LabelStore,
+};
+use paytrace_tracer::{
+    MemoryLabels, Model, StoreLabels,
+    cluster::{ClusterParams, ClusterStore, exchanges_from_labels},
+    patterns::{PatternKind, PatternParams, detect},
+    report::{AssetBook, ClusterLookup, DestKind, ReportParams, batch, build_report},
+    risk::{RiskLevel, ScreenParams, StoreLabelHistory, screen},
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Screening parameters for a day and chain (from the user's `[risk]` configuration).
+pub type ScreenParamsFn = dyn Fn(Date, Option<ChainId>) -> ScreenParams + Send + Sync;
+
+/// The analysis parameters, as the configuration gives them.
+pub struct AnalysisConfig {
+    /// Clustering (`[cluster]`).
+    pub cluster: ClusterParams,
+    /// Screening (`[risk]`).
+    pub screen: Box<ScreenParamsFn>,
+}
+
+/// A token the report shows with its symbol and decimals.
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    /// Contract.
+    pub address: Address,
+    /// Symbol (as the batch names the asset).
+    pub symbol: String,
+    /// Decimals.
+    pub decimals: u8,
+}
+
+/// What a payout report found, reduced to what the harness scores.
+#[derive(Clone, Debug, Default)]
+pub struct ReportFindings {
+    /// Payees named by each convergence finding (by address).
+    pub convergence: Vec<BTreeSet<Address>>,
+    /// Per payee: value of its payouts that reached sanctioned addresses, raw units summed
+    /// over assets.
+    pub sanctioned: BTreeMap<Address, u128>,
+    /// Batch rows the report could not use.
+    pub issues: usize,
+}
+
+/// A detected pattern instance.
+#[derive(Clone, Debug)]
+pub struct FoundPattern {
+    /// Kind (`fan-in`, `peel`, `cycle`, ...).
+    pub kind: String,
+    /// Center.
+    pub center: Address,
+    /// Members.
+    pub members: BTreeSet<Address>,
+}
+
+fn err(step: &'static str) -> impl Fn(String) -> EvalError {
+    move |message| EvalError::Analysis { step, message }
+}
+
+fn units(a: Amount) -> u128 {
+    u128::try_from(a.raw()).unwrap_or(u128::MAX)
+}
+
+/// `cluster run` on `chain`, with the hot wallets of the label store.
+pub fn cluster_run(store: &Store, chain: &str, cfg: &AnalysisConfig) -> Result<(), EvalError> {
+    let e = err("cluster run");
+    let labels = LabelStore::open(store).map_err(|x| e(x.to_string()))?;
+    let ex = exchanges_from_labels(&labels).map_err(|x| e(x.to_string()))?;
+    let cs = ClusterStore::open(store).map_err(|x| e(x.to_string()))?;
+    cs.run(store, chain, &cfg.cluster, &ex)
+        .map_err(|x| e(x.to_string()))?;
+    Ok(())
+}
+
+/// The exchange hot wallet clustering attributed each of `addresses` to as a deposit address.
+pub fn deposits(
+    store: &Store,
+    addresses: &BTreeSet<Address>,
+) -> Result<BTreeMap<Address, Address>, EvalError> {
+    let e = err("deposit attribution");
+    let cs = ClusterStore::open(store).map_err(|x| e(x.to_string()))?;
+    let mut out = BTreeMap::new();
+    for a in addresses {
+        if let Some(d) = cs.deposit(a).map_err(|x| e(x.to_string()))? {
+            out.insert(*a, d.exchange);
+        }
+    }
+    Ok(out)
+}
+
+/// The persisted clusters, as `report payouts` reads them.
+struct Clusters(ClusterStore);
+
+impl ClusterLookup for Clusters {
+    fn cluster_of(&self, a: &Address) -> Option<String> {
+        let c = self.0.cluster_of(a).ok().flatten()?;
+        (self.0.size(c).ok()? > 1).then(|| c.to_string())
+    }
+}
+
+/// `report payouts --batch FILE --model MODEL` with the report's defaults otherwise.
+pub fn payout_report(
+    store: &Store,
+    batch_file: &Path,
+    tokens: &[TokenInfo],
+    chain: ChainId,
+    model: Model,
+) -> Result<ReportFindings, EvalError> {
+    let e = err("report payouts");
+    let mut assets = AssetBook::new();
+    assets.insert(Asset::Native, "ETH", 18);
+    for t in tokens {
+        assets.insert(Asset::Token(t.address), &t.symbol, t.decimals);
+    }
+    let file = batch_file.display().to_string();
+    let f = std::fs::File::open(batch_file).map_err(|source| EvalError::Io {
+        path: batch_file.to_path_buf(),
+        source,
+    })?;
+    let (rows, mut issues) = batch::parse(&file, f, &assets).map_err(|x| e(x.to_string()))?;
+    let (payouts, unmatched) =
+        batch::match_rows(store, &file, &rows, &[], Some(chain)).map_err(|x| e(x.to_string()))?;
+    issues.extend(unmatched);
+    let mut providers: Vec<Address> = payouts.iter().map(|p| p.from).collect();
+    providers.sort();
+    providers.dedup();
+    let mut params = ReportParams::default();
+    params.trace.model = model;
+    params.trace.chain = Some(chain);
+    params.threads = 1;
+    let labels =
+        StoreLabels::open(store, None, MemoryLabels::new()).map_err(|x| e(x.to_string()))?;
+    let asof = LabelStore::open(store).map_err(|x| e(x.to_string()))?;
+    let clusters = Clusters(ClusterStore::open(store).map_err(|x| e(x.to_string()))?);
+    let r = build_report(
+        store, &labels, &asof, &clusters, &file, &providers, &payouts, issues, assets, &params,
+    )
+    .map_err(|x| e(x.to_string()))?;
+    let mut sanctioned: BTreeMap<Address, u128> = BTreeMap::new();
+    for p in &r.payouts {
+        let v: u128 = p
+            .destinations
+            .iter()
+            .filter(|d| matches!(d.kind, DestKind::Sanctioned | DestKind::SanctionedLater))
+            .map(|d| units(d.amount))
+            .sum();
+        *sanctioned.entry(p.address).or_default() += v;
+    }
+    Ok(ReportFindings {
+        convergence: r
+            .convergence
+            .iter()
+            .map(|f| f.payees.iter().map(|p| p.address).collect())
+            .collect(),
+        sanctioned,
+        issues: r.issues.len(),
+    })
+}
+
+/// `screen ADDRESS --as-of DAY` for each address; returns its level's name and whether the
+/// level is medium or above.
+pub fn screen_levels(
+    store: &Store,
+    addresses: &[Address],
+    as_of: Date,
+    chain: ChainId,
+    cfg: &AnalysisConfig,
+) -> Result<Vec<(&'static str, bool)>, EvalError> {
+    let e = err("screen");
+    let p = (cfg.screen)(as_of, Some(chain));
+    let history = StoreLabelHistory::open(store).map_err(|x| e(x.to_string()))?;
+    addresses
+        .iter()
+        .map(|a| {
+            let r = screen(store, &history, a, &p).map_err(|x| e(format!("{a}: {x}")))?;
+            Ok((r.level.as_str(), r.level >= RiskLevel::Medium))
+        })
+        .collect()
+}
+
+fn found(r: paytrace_tracer::patterns::PatternReport) -> Vec<FoundPattern> {
+    r.instances
+        .into_iter()
+        .map(|i| FoundPattern {
+            kind: i.kind.as_str().to_owned(),
+            center: i.center,
+            members: i.members.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// `patterns` over every transfer of `chain`, default parameters.
+pub fn patterns(store: &Store, chain: ChainId) -> Result<Vec<FoundPattern>, EvalError> {
+    let e = err("patterns");
+    let ts: Vec<Transfer> = store
+        .range_transfers(chain, BlockNumber(0), BlockNumber(u64::MAX))
+        .collect::<Result<_, _>>()
+        .map_err(|x| e(x.to_string()))?;
+    let p = PatternParams {
+        max_instances: 1_000_000,
+        ..PatternParams::default()
+    };
+    Ok(found(detect(&ts, &p)))
+}
+
+/// `patterns --type fan-in,cycle --window-secs HORIZON --min-counterparties 2` (no amount
+/// bound) over `transfers`.
+pub fn horizon_patterns(transfers: &[Transfer], horizon_secs: u64) -> Vec<FoundPattern> {
+    let p = PatternParams {
+        kinds: vec![PatternKind::FanIn, PatternKind::Cycle],
+        fan_window_secs: horizon_secs,
+        fan_min_counterparties: 2,
+        fan_max_amount: None,
+        cycle_window_secs: horizon_secs,
+        max_instances: 1_000_000,
+        ..PatternParams::default()
+    };
+    found(detect(transfers, &p))
+}
+
+/// The taint models scored.
+pub fn models() -> [(Model, &'static str); 2] {
+    [(Model::Fifo, "fifo"), (Model::Haircut, "haircut")]
+}

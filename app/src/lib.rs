@@ -1,0 +1,7 @@
+//! paytrace application layer: what the command-line tool (and later a server) calls on top of
+//! the indexer and the tracer. It starts with the evaluation harness ([`eval`]): seeded payroll
+//! scenarios with exact ground truth, run through indexing, labels, clustering, reports,
+//! screening and pattern detection, and scored per finding kind; and AMLSim samples scored at
+//! the level of their planted patterns.
+
+pub mod eval;
