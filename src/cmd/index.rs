@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use paytrace_config::{ChainConfig, TraceMode, process_env};
 use paytrace_indexer::{
     BlockNumber, ChainKind,
-    evm::{EvmSource, RpcClient, RpcConfig},
+    evm::{EvmSource, RpcClient, RpcConfig, resolve_trace_mode},
     sync::{Commit, EvmSync, StopSignal, SyncOptions, SyncSummary},
 };
 use std::{process::ExitCode, time::Duration};
@@ -81,6 +81,13 @@ pub struct EvmChainArgs {
     /// Retries of a retryable request failure before giving up.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// Timeout of one request, in seconds [default: from config, 30].
+    #[arg(long)]
+    pub timeout_secs: Option<u64>,
+    /// Total time for one request, retries included, in seconds: a node that hangs or keeps
+    /// failing fails the run after about this long [default: from config, 60].
+    #[arg(long)]
+    pub deadline_secs: Option<u64>,
     /// How internal transfers are read: auto, parity, geth, none.
     #[arg(long, value_parser = parse_trace_mode)]
     pub trace_mode: Option<TraceMode>,
@@ -121,6 +128,14 @@ impl EvmChainArgs {
         if let Some(v) = self.max_retries {
             c.max_retries = v;
         }
+        if let Some(v) = self.timeout_secs {
+            anyhow::ensure!(v >= 1, "--timeout-secs must be at least 1");
+            c.timeout_secs = v;
+        }
+        if let Some(v) = self.deadline_secs {
+            anyhow::ensure!(v >= 1, "--deadline-secs must be at least 1");
+            c.deadline_secs = v;
+        }
         if let Some(v) = self.trace_mode {
             c.trace_mode = v;
         }
@@ -145,13 +160,12 @@ impl EvmChainArgs {
     ) -> anyhow::Result<(EvmSync, ChainConfig)> {
         let (cfg, url) = self.resolve(ctx)?;
         disable_transparent_huge_pages();
-        let store = ctx.open_store()?;
-        let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
         let rpc = RpcClient::new(RpcConfig {
             url,
             concurrency: cfg.concurrency,
             rps: cfg.rps,
             timeout: Duration::from_secs(cfg.timeout_secs),
+            deadline: Duration::from_secs(cfg.deadline_secs),
             max_retries: cfg.max_retries,
             min_backoff: Duration::from_millis(100),
         })?;
@@ -169,16 +183,21 @@ impl EvmChainArgs {
                     .collect::<anyhow::Result<Vec<_>>>()?,
             )
         };
-        let source = EvmSource::new(
+        // The node is asked how it traces before the store is opened: a node that cannot
+        // serve the chosen mode leaves no trace in the data directory.
+        let trace_mode = resolve_trace_mode(&rpc, cfg.trace_mode)
+            .await
+            .with_context(|| format!("connecting to the node of chain {:?}", self.chain))?;
+        let store = ctx.open_store()?;
+        let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
+        let source = EvmSource::with_trace_mode(
             rpc,
             chain,
-            cfg.trace_mode,
+            trace_mode,
             tokens,
             cfg.batch_size,
             cfg.logs_range,
-        )
-        .await
-        .with_context(|| format!("connecting to the node of chain {:?}", self.chain))?;
+        );
         let opts = SyncOptions {
             blocks_per_commit: cfg.blocks_per_commit,
             in_flight: cfg.concurrency.max(2),
@@ -321,6 +340,13 @@ fn print_summary(ctx: &Context, s: &SyncSummary) -> anyhow::Result<()> {
         "  skipped: {} failed txs, {} reverted value frames, {} ERC-721 logs, {} malformed logs, {} removed logs",
         k.failed_txs, k.reverted_value_frames, k.erc721_logs, k.malformed_logs, k.removed_logs
     );
+    if s.internal_transfers != "indexed" {
+        println!(
+            "  internal transfers: {}: the calls of {} transactions were not traced (index with \
+             --trace-mode auto, parity or geth to include them)",
+            s.internal_transfers, k.untraced_txs
+        );
+    }
     if s.reorgs > 0 {
         println!(
             "  reorgs handled: {} ({} blocks unwound)",
