@@ -7,7 +7,9 @@ use paytrace_config::{ChainConfig, TraceMode, process_env};
 use paytrace_indexer::{
     BlockNumber, ChainKind,
     evm::{EvmSource, RpcClient, RpcConfig, resolve_trace_mode},
-    sync::{Commit, EvmSync, StopSignal, SyncOptions, SyncSummary},
+    sync::{
+        Commit, EvmSync, FOLLOW_MAX_BACKOFF, StopSignal, SyncOptions, SyncSummary, follow_backoff,
+    },
 };
 use std::{process::ExitCode, time::Duration};
 
@@ -153,10 +155,13 @@ impl EvmChainArgs {
         Ok((c, url))
     }
 
+    /// The sync of this chain. `persistent` (follow): a retryable failure of the first
+    /// questions to the node is logged and asked again until it works or a stop is asked.
     async fn sync(
         &self,
         ctx: &Context,
         stop: StopSignal,
+        persistent: bool,
     ) -> anyhow::Result<(EvmSync, ChainConfig)> {
         let (cfg, url) = self.resolve(ctx)?;
         disable_transparent_huge_pages();
@@ -185,9 +190,21 @@ impl EvmChainArgs {
         };
         // The node is asked how it traces before the store is opened: a node that cannot
         // serve the chosen mode leaves no trace in the data directory.
-        let trace_mode = resolve_trace_mode(&rpc, cfg.trace_mode)
-            .await
-            .with_context(|| format!("connecting to the node of chain {:?}", self.chain))?;
+        let mut backoff = follow_backoff(Duration::from_millis(cfg.poll_interval_ms));
+        let trace_mode = loop {
+            match resolve_trace_mode(&rpc, cfg.trace_mode).await {
+                Ok(m) => break m,
+                Err(e) if persistent && e.is_retryable() && !stop.is_stopped() => {
+                    let wait = backoff.next().unwrap_or(FOLLOW_MAX_BACKOFF);
+                    tracing::warn!(chain = %self.chain, error = %e, retry_in_ms = wait.as_millis(), "cannot reach the node; retrying");
+                    stop.sleep(wait).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("connecting to the node of chain {:?}", self.chain)));
+                }
+            }
+        };
         let store = ctx.open_store()?;
         let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
         let source = EvmSource::with_trace_mode(
@@ -382,7 +399,7 @@ impl IndexCmd {
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
-            let (sync, _) = chain.sync(ctx, stop).await?;
+            let (sync, _) = chain.sync(ctx, stop, false).await?;
             let store = sync.store().clone();
             if let (Some(f), Some(t)) = (from, to) {
                 anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
@@ -430,7 +447,7 @@ impl FollowCmd {
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
-            let (sync, cfg) = chain.sync(ctx, stop).await?;
+            let (sync, cfg) = chain.sync(ctx, stop, true).await?;
             let confirmations = confirmations.unwrap_or(cfg.confirmations);
             let poll = Duration::from_millis(poll_interval_ms.unwrap_or(cfg.poll_interval_ms).max(10));
             tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");

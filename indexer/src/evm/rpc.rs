@@ -128,15 +128,15 @@ pub enum RpcError {
     /// No complete answer within the total deadline (a hung or failing node).
     #[error(
         "{method} ({what}): no complete answer within {}s ({attempts} attempts); last error: {last}",
-        elapsed.as_secs()
+        deadline.as_secs_f64()
     )]
     Deadline {
         /// Method.
         method: String,
         /// What was asked.
         what: String,
-        /// Time spent.
-        elapsed: Duration,
+        /// The deadline that passed (or would have passed before the next attempt).
+        deadline: Duration,
         /// Attempts made (the last one may have been cut by the deadline).
         attempts: u32,
         /// The last failure, or that the node did not answer.
@@ -376,7 +376,7 @@ impl RpcClient {
         let past_deadline = |attempts: u32, last: Option<&RpcError>| RpcError::Deadline {
             method: method.into(),
             what: what.into(),
-            elapsed: started.elapsed(),
+            deadline: cfg.deadline,
             attempts,
             last: last.map_or_else(|| "no answer".to_owned(), ToString::to_string),
         };
@@ -659,5 +659,92 @@ fn node_error(method: &str, what: &str, err: &ErrorPayload) -> RpcError {
         code: err.code,
         message: err.message.to_string(),
         retry: err.is_retry_err(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::{MAX_RETRY_AFTER, RpcError, parse_retry_after};
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        let now: jiff::Timestamp = "2026-12-07T18:00:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 07 Dec 2026 18:00:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 07 Dec 2026 17:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: no wait"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+        let long = RpcError::Status {
+            method: "eth_getLogs".into(),
+            what: "blocks 1..=2".into(),
+            status: 429,
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(3_600)),
+        };
+        assert_eq!(long.retry_after(), Some(MAX_RETRY_AFTER), "capped");
+    }
+
+    #[test]
+    fn malformed_and_incomplete_replies_are_retryable() {
+        let m = |message: &str| RpcError::Malformed {
+            method: "trace_block".into(),
+            what: "blocks 84..=93".into(),
+            message: message.into(),
+        };
+        assert!(m("EOF while parsing a list at line 1 column 4096").is_retryable());
+        assert!(m("1 of 10 calls unanswered").is_retryable());
+        let node = |code: i64, message: &str| RpcError::Node {
+            method: "trace_block".into(),
+            what: "block 7".into(),
+            code,
+            message: message.into(),
+            retry: false,
+        };
+        assert!(node(-32603, "internal error").is_retryable());
+        assert!(!node(-32000, "genesis is not traceable").is_retryable());
+        assert!(!node(-32601, "method not found").is_retryable());
+        assert!(
+            !RpcError::Encode {
+                method: "eth_call".into(),
+                what: "x".into(),
+                message: "bad".into(),
+            }
+            .is_retryable()
+        );
+        let status = |status: u16| RpcError::Status {
+            method: "eth_blockNumber".into(),
+            what: "head".into(),
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(status(429).is_retryable() && status(503).is_retryable());
+        assert!(status(408).is_retryable());
+        assert!(!status(400).is_retryable() && !status(401).is_retryable());
+        let d = RpcError::Deadline {
+            method: "eth_getBlockByNumber".into(),
+            what: "blocks 10..=19".into(),
+            deadline: Duration::from_secs(60),
+            attempts: 2,
+            last: "no answer".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "eth_getBlockByNumber (blocks 10..=19): no complete answer within 60s (2 attempts); \
+             last error: no answer"
+        );
     }
 }
