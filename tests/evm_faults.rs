@@ -363,6 +363,17 @@ async fn follow_survives_injected_faults() {
                 >= 3
         },
     );
+    assert!(
+        p.lines()
+            .iter()
+            .any(|l| l.contains("cannot reach the node; retrying")),
+        "a failing first question is retried too"
+    );
+    // Milder faults from here on, so that the steps' backoff stays short.
+    proxy.update(|f| {
+        f.truncate_pct = 5;
+        f.reset_pct = 0;
+    });
     p.wait_until("follow to reach the head", Duration::from_secs(180), &|p| {
         p.last_committed().is_some_and(|l| l >= head)
     });

@@ -426,7 +426,10 @@ impl EvmSource {
             }
             TraceMode::Geth => {
                 let chunks = numbers.chunks(self.batch_size).map(|chunk| async move {
-                    let calls: Vec<Call> = chunk
+                    // geth refuses to trace genesis ("genesis is not traceable"); it has no
+                    // transactions, so its traces are empty by definition.
+                    let traced: Vec<u64> = chunk.iter().copied().filter(|n| *n != 0).collect();
+                    let calls: Vec<Call> = traced
                         .iter()
                         .map(|n| Call {
                             method: "debug_traceBlockByNumber",
@@ -434,7 +437,10 @@ impl EvmSource {
                         })
                         .collect();
                     let what = format!("blocks {}..={}", chunk[0], chunk[chunk.len() - 1]);
-                    let v: Vec<Vec<GethTxTrace>> = self.rpc.batch(&calls, &what).await?;
+                    let mut v: Vec<Vec<GethTxTrace>> = self.rpc.batch(&calls, &what).await?;
+                    if traced.len() < chunk.len() {
+                        v.insert(0, Vec::new());
+                    }
                     Ok::<_, SourceError>(v)
                 });
                 Ok(Traces::Geth(

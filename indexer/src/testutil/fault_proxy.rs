@@ -144,7 +144,7 @@ impl FaultProxy {
     /// Starts a proxy of the JSON-RPC node at `upstream` on a free loopback port, with no
     /// faults and fault generator seed `seed`.
     pub fn start(upstream: &str, seed: u64) -> Result<Self> {
-        let err = |e: std::io::Error| TestUtilError::Generator(format!("fault proxy: {e}"));
+        let err = TestUtilError::Proxy;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let addr: SocketAddr = listener.local_addr().map_err(err)?;

@@ -92,6 +92,9 @@ pub enum TestUtilError {
     /// The chain did not behave as the generator planned.
     #[error("chain generator: {0}")]
     Generator(String),
+    /// The fault proxy could not start.
+    #[error("fault proxy: {0}")]
+    Proxy(#[source] std::io::Error),
 }
 
 impl std::fmt::Debug for TestUtilError {
