@@ -313,6 +313,7 @@ async fn hanging_node_fails_within_the_deadline() {
     .unwrap();
     let took = t.elapsed();
     let err = stderr_of(&out);
+    eprintln!("a hanging node failed the run after {took:?}");
     assert!(!out.status.success(), "must fail: {err}");
     assert!(took < Duration::from_secs(15), "took {took:?}: {err}");
     assert!(

@@ -134,7 +134,8 @@ pub enum ChainKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceMode {
-    /// Try parity `trace_block`, then geth `debug_traceBlockByNumber`, else no traces.
+    /// Try parity `trace_block`, then geth `debug_traceBlockByNumber`, on a recent block with
+    /// transactions; an error when neither works (never a silent fallback to `None`).
     #[default]
     Auto,
     /// Parity/OpenEthereum/Erigon/reth/anvil `trace_block`.
