@@ -347,10 +347,16 @@ impl EvmSync {
         let mut backoff = follow_backoff(poll);
         let mut failures = 0u32;
         while !self.stop.is_stopped() {
-            match self
+            let blocks_before = summary.blocks;
+            let step = self
                 .follow_step(from, confirmations, &mut summary, on_commit)
-                .await
-            {
+                .await;
+            if summary.blocks > blocks_before {
+                // A step that committed blocks before it failed: the node works, mostly.
+                failures = 0;
+                backoff = follow_backoff(poll);
+            }
+            match step {
                 Ok(()) => {
                     failures = 0;
                     backoff = follow_backoff(poll);

@@ -172,10 +172,16 @@ impl<S: BtcSource> BtcSync<S> {
         let mut backoff = crate::sync::follow_backoff(poll);
         let mut failures = 0u32;
         while !self.stop.is_stopped() {
-            match self
+            let blocks_before = s.stats.blocks;
+            let step = self
                 .follow_step(from, confirmations, &mut s, on_commit)
-                .await
-            {
+                .await;
+            if s.stats.blocks > blocks_before {
+                // A step that committed blocks before it failed: the node works, mostly.
+                failures = 0;
+                backoff = crate::sync::follow_backoff(poll);
+            }
+            match step {
                 Ok(()) => {
                     failures = 0;
                     backoff = crate::sync::follow_backoff(poll);
