@@ -169,7 +169,8 @@ pub enum ChainKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceMode {
-    /// Try parity `trace_block`, then geth `debug_traceBlockByNumber`, else no traces.
+    /// Try parity `trace_block`, then geth `debug_traceBlockByNumber`, on a recent block with
+    /// transactions; an error when neither works (never a silent fallback to `None`).
     #[default]
     Auto,
     /// Parity/OpenEthereum/Erigon/reth/anvil `trace_block`.
@@ -221,6 +222,10 @@ pub struct ChainConfig {
     /// Per-request timeout in seconds.
     #[serde(default = "defaults::timeout_secs")]
     pub timeout_secs: u64,
+    /// Total time for one request in seconds, retries and waits included: a node that hangs
+    /// or keeps failing fails the run after about this long, naming the request.
+    #[serde(default = "defaults::deadline_secs")]
+    pub deadline_secs: u64,
     /// Retries of a retryable failure before giving up.
     #[serde(default = "defaults::max_retries")]
     pub max_retries: u32,
@@ -268,6 +273,8 @@ pub mod limits {
     pub const RPS: RangeInclusive<u32> = 1..=1_000_000;
     /// `timeout_secs`.
     pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=3_600;
+    /// `deadline_secs`.
+    pub const DEADLINE_SECS: RangeInclusive<u64> = 1..=86_400;
     /// `max_retries`.
     pub const MAX_RETRIES: RangeInclusive<u32> = 0..=100;
     /// `poll_interval_ms`.
@@ -310,6 +317,10 @@ pub mod defaults {
     pub const fn timeout_secs() -> u64 {
         30
     }
+    /// 60 seconds.
+    pub const fn deadline_secs() -> u64 {
+        60
+    }
     /// 8 retries.
     pub const fn max_retries() -> u32 {
         8
@@ -335,6 +346,7 @@ impl Default for ChainConfig {
             logs_range: defaults::logs_range(),
             rps: None,
             timeout_secs: defaults::timeout_secs(),
+            deadline_secs: defaults::deadline_secs(),
             max_retries: defaults::max_retries(),
             poll_interval_ms: defaults::poll_interval_ms(),
             blocks_dir: None,
@@ -359,6 +371,7 @@ impl std::fmt::Debug for ChainConfig {
             .field("logs_range", &self.logs_range)
             .field("rps", &self.rps)
             .field("timeout_secs", &self.timeout_secs)
+            .field("deadline_secs", &self.deadline_secs)
             .field("max_retries", &self.max_retries)
             .field("poll_interval_ms", &self.poll_interval_ms)
             .field("blocks_dir", &self.blocks_dir)
@@ -610,6 +623,8 @@ impl ChainConfig {
                 .map_err(|e| bad("rps", format!("{e}, or no key for no limit")))?;
         }
         in_range(self.timeout_secs, &limits::TIMEOUT_SECS).map_err(|e| bad("timeout_secs", e))?;
+        in_range(self.deadline_secs, &limits::DEADLINE_SECS)
+            .map_err(|e| bad("deadline_secs", e))?;
         in_range(self.max_retries, &limits::MAX_RETRIES).map_err(|e| bad("max_retries", e))?;
         in_range(self.poll_interval_ms, &limits::POLL_INTERVAL_MS)
             .map_err(|e| bad("poll_interval_ms", e))?;

@@ -140,8 +140,14 @@ fn defaults_are_within_limits() {
         (8, 25, 100, 1_000)
     );
     assert_eq!(
-        (d.rps, d.timeout_secs, d.max_retries, d.poll_interval_ms),
-        (None, 30, 8, 1_000)
+        (
+            d.rps,
+            d.timeout_secs,
+            d.deadline_secs,
+            d.max_retries,
+            d.poll_interval_ms
+        ),
+        (None, 30, 60, 8, 1_000)
     );
 }
 
@@ -161,6 +167,7 @@ blocks_per_commit = 1
 logs_range = 1000000
 rps = 1
 timeout_secs = 3600
+deadline_secs = 86400
 max_retries = 0
 poll_interval_ms = 10
 tokens = [{ address = "0x2791bca1f2de4661ed88a30c99a7a9449aa84174", symbol = "USDC.e", decimals = 77 }]
@@ -270,6 +277,7 @@ fn unknown_chain_key_names_it_and_the_allowed_ones() {
         "logs_range",
         "rps",
         "timeout_secs",
+        "deadline_secs",
         "max_retries",
         "poll_interval_ms",
     ] {
@@ -445,6 +453,7 @@ fn out_of_range_numbers_name_the_key_and_range() {
             "3601",
             "an integer from 1 to 3600 (found 3601)",
         ),
+        ("deadline_secs", "0", "an integer from 1 to 86400 (found 0)"),
         ("max_retries", "101", "an integer from 0 to 100 (found 101)"),
         (
             "poll_interval_ms",
@@ -478,6 +487,7 @@ fn range_bounds_are_accepted() {
         ("logs_range", 1, 1_000_000),
         ("rps", 1, 1_000_000),
         ("timeout_secs", 1, 3_600),
+        ("deadline_secs", 1, 86_400),
         ("max_retries", 0, 100),
         ("poll_interval_ms", 10, 3_600_000),
     ] {

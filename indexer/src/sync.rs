@@ -187,6 +187,9 @@ pub struct SyncSummary {
     pub unwound_blocks: u64,
     /// Trace mode used.
     pub trace_mode: Option<TraceMode>,
+    /// Whether internal transfers were read: `indexed`, or `skipped (trace mode none)` when
+    /// the user chose no traces (`skipped.untraced_txs` counts the transactions not traced).
+    pub internal_transfers: String,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
     /// Transfers per second over the run.
@@ -295,9 +298,11 @@ impl EvmSync {
     }
 
     fn new_summary(&self) -> SyncSummary {
+        let mode = self.source.trace_mode();
         SyncSummary {
             chain: self.name.clone(),
-            trace_mode: Some(self.source.trace_mode()),
+            trace_mode: Some(mode),
+            internal_transfers: internal_transfers(mode).to_owned(),
             ..Default::default()
         }
     }
@@ -339,21 +344,35 @@ impl EvmSync {
     ) -> Result<SyncSummary, SyncError> {
         let started = Instant::now();
         let mut summary = self.new_summary();
+        let mut backoff = follow_backoff(poll);
         let mut failures = 0u32;
         while !self.stop.is_stopped() {
-            match self
+            let blocks_before = summary.blocks;
+            let step = self
                 .follow_step(from, confirmations, &mut summary, on_commit)
-                .await
-            {
+                .await;
+            if summary.blocks > blocks_before {
+                // A step that committed blocks before it failed: the node works, mostly.
+                failures = 0;
+                backoff = follow_backoff(poll);
+            }
+            match step {
                 Ok(()) => {
                     failures = 0;
+                    backoff = follow_backoff(poll);
                     self.store.persist()?;
                     self.stop.sleep(poll).await;
                 }
                 Err(e) if e.is_retryable() => {
                     failures = failures.saturating_add(1);
-                    let wait = poll.saturating_mul(2u32.saturating_pow(failures.min(6)));
-                    tracing::warn!(chain = %self.name, error = %e, retry_in_ms = wait.as_millis(), "follow step failed; retrying");
+                    let wait = backoff.next().unwrap_or(FOLLOW_MAX_BACKOFF);
+                    tracing::warn!(
+                        chain = %self.name,
+                        error = %e,
+                        failures,
+                        retry_in_ms = wait.as_millis(),
+                        "follow step failed; retrying"
+                    );
                     self.stop.sleep(wait).await;
                 }
                 Err(e) => return Err(e),
@@ -599,6 +618,30 @@ impl EvmSync {
     }
 }
 
+/// The `internal_transfers` value of a summary in trace mode `mode`.
+pub fn internal_transfers(mode: TraceMode) -> &'static str {
+    match mode {
+        TraceMode::Parity | TraceMode::Geth => "indexed",
+        TraceMode::None => "skipped (trace mode none)",
+    }
+}
+
+/// The longest wait between two failed steps of `follow`.
+pub const FOLLOW_MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Waits between failed steps of `follow` (EVM and Bitcoin): exponential from the poll
+/// interval up to [`FOLLOW_MAX_BACKOFF`], with jitter, never giving up (a follower outlives
+/// node outages). Rebuilt after each successful step.
+pub fn follow_backoff(poll: Duration) -> impl Iterator<Item = Duration> + Send {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(poll)
+        .with_max_delay(FOLLOW_MAX_BACKOFF.max(poll))
+        .without_max_times()
+        .with_jitter()
+        .build()
+}
+
 /// Transfers per block seen by the fetches of one run.
 #[derive(Debug, Default)]
 struct Density {
@@ -643,19 +686,24 @@ async fn fetch_unit(
     b: u64,
     retries: u32,
 ) -> Result<FetchedRange, SyncError> {
+    use backon::BackoffBuilder as _;
+    let mut backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(usize::try_from(retries).unwrap_or(usize::MAX))
+        .with_jitter()
+        .build();
     let mut attempt = 0u32;
     loop {
         match src.fetch_range(BlockNumber(a), BlockNumber(b)).await {
             Ok(r) => return Ok(r),
-            Err(e @ (SourceError::Inconsistent { .. } | SourceError::MissingBlock { .. }))
-                if attempt < retries =>
-            {
+            Err(e @ (SourceError::Inconsistent { .. } | SourceError::MissingBlock { .. })) => {
+                let Some(wait) = backoff.next() else {
+                    return Err(e.into());
+                };
                 attempt += 1;
-                tracing::warn!(from = a, to = b, error = %e, attempt, "re-fetching range");
-                tokio::time::sleep(Duration::from_millis(
-                    200u64.saturating_mul(u64::from(attempt)),
-                ))
-                .await;
+                tracing::warn!(from = a, to = b, error = %e, attempt, retry_in_ms = wait.as_millis(), "re-fetching range");
+                tokio::time::sleep(wait).await;
             }
             Err(e) => return Err(e.into()),
         }

@@ -236,6 +236,7 @@ fn rpc_client(
         concurrency: opts.in_flight,
         rps: cfg.rps,
         timeout: Duration::from_secs(cfg.timeout_secs),
+        deadline: Duration::from_secs(cfg.deadline_secs),
         max_retries: max_retries.unwrap_or(cfg.max_retries),
         min_backoff: Duration::from_millis(100),
     })?)

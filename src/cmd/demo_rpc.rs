@@ -288,6 +288,7 @@ pub async fn deploy_and_index(url: &str, store: &Store) -> anyhow::Result<(Scena
         concurrency: 4,
         rps: None,
         timeout: Duration::from_secs(30),
+        deadline: Duration::from_secs(60),
         max_retries: 3,
         min_backoff: Duration::from_millis(100),
     })?;

@@ -6,8 +6,10 @@ use clap::{Args, Subcommand};
 use paytrace_config::{ChainConfig, TraceMode, process_env};
 use paytrace_indexer::{
     BlockNumber, ChainKind,
-    evm::{EvmSource, RpcClient, RpcConfig},
-    sync::{Commit, EvmSync, StopSignal, SyncOptions, SyncSummary},
+    evm::{EvmSource, RpcClient, RpcConfig, resolve_trace_mode},
+    sync::{
+        Commit, EvmSync, FOLLOW_MAX_BACKOFF, StopSignal, SyncOptions, SyncSummary, follow_backoff,
+    },
 };
 use std::{process::ExitCode, time::Duration};
 
@@ -81,6 +83,13 @@ pub struct EvmChainArgs {
     /// Retries of a retryable request failure before giving up.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// Timeout of one request, in seconds [default: from config, 30].
+    #[arg(long)]
+    pub timeout_secs: Option<u64>,
+    /// Total time for one request, retries included, in seconds: a node that hangs or keeps
+    /// failing fails the run after about this long [default: from config, 60].
+    #[arg(long)]
+    pub deadline_secs: Option<u64>,
     /// How internal transfers are read: auto, parity, geth, none.
     #[arg(long, value_parser = parse_trace_mode)]
     pub trace_mode: Option<TraceMode>,
@@ -121,6 +130,14 @@ impl EvmChainArgs {
         if let Some(v) = self.max_retries {
             c.max_retries = v;
         }
+        if let Some(v) = self.timeout_secs {
+            anyhow::ensure!(v >= 1, "--timeout-secs must be at least 1");
+            c.timeout_secs = v;
+        }
+        if let Some(v) = self.deadline_secs {
+            anyhow::ensure!(v >= 1, "--deadline-secs must be at least 1");
+            c.deadline_secs = v;
+        }
         if let Some(v) = self.trace_mode {
             c.trace_mode = v;
         }
@@ -138,20 +155,22 @@ impl EvmChainArgs {
         Ok((c, url))
     }
 
+    /// The sync of this chain. `persistent` (follow): a retryable failure of the first
+    /// questions to the node is logged and asked again until it works or a stop is asked.
     async fn sync(
         &self,
         ctx: &Context,
         stop: StopSignal,
+        persistent: bool,
     ) -> anyhow::Result<(EvmSync, ChainConfig)> {
         let (cfg, url) = self.resolve(ctx)?;
         disable_transparent_huge_pages();
-        let store = ctx.open_store()?;
-        let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
         let rpc = RpcClient::new(RpcConfig {
             url,
             concurrency: cfg.concurrency,
             rps: cfg.rps,
             timeout: Duration::from_secs(cfg.timeout_secs),
+            deadline: Duration::from_secs(cfg.deadline_secs),
             max_retries: cfg.max_retries,
             min_backoff: Duration::from_millis(100),
         })?;
@@ -169,16 +188,33 @@ impl EvmChainArgs {
                     .collect::<anyhow::Result<Vec<_>>>()?,
             )
         };
-        let source = EvmSource::new(
+        // The node is asked how it traces before the store is opened: a node that cannot
+        // serve the chosen mode leaves no trace in the data directory.
+        let mut backoff = follow_backoff(Duration::from_millis(cfg.poll_interval_ms));
+        let trace_mode = loop {
+            match resolve_trace_mode(&rpc, cfg.trace_mode).await {
+                Ok(m) => break m,
+                Err(e) if persistent && e.is_retryable() && !stop.is_stopped() => {
+                    let wait = backoff.next().unwrap_or(FOLLOW_MAX_BACKOFF);
+                    tracing::warn!(chain = %self.chain, error = %e, retry_in_ms = wait.as_millis(), "cannot reach the node; retrying");
+                    stop.sleep(wait).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("connecting to the node of chain {:?}", self.chain)));
+                }
+            }
+        };
+        let store = ctx.open_store()?;
+        let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
+        let source = EvmSource::with_trace_mode(
             rpc,
             chain,
-            cfg.trace_mode,
+            trace_mode,
             tokens,
             cfg.batch_size,
             cfg.logs_range,
-        )
-        .await
-        .with_context(|| format!("connecting to the node of chain {:?}", self.chain))?;
+        );
         let opts = SyncOptions {
             blocks_per_commit: cfg.blocks_per_commit,
             in_flight: cfg.concurrency.max(2),
@@ -321,6 +357,13 @@ fn print_summary(ctx: &Context, s: &SyncSummary) -> anyhow::Result<()> {
         "  skipped: {} failed txs, {} reverted value frames, {} ERC-721 logs, {} malformed logs, {} removed logs",
         k.failed_txs, k.reverted_value_frames, k.erc721_logs, k.malformed_logs, k.removed_logs
     );
+    if s.internal_transfers != "indexed" {
+        println!(
+            "  internal transfers: {}: the calls of {} transactions were not traced (index with \
+             --trace-mode auto, parity or geth to include them)",
+            s.internal_transfers, k.untraced_txs
+        );
+    }
     if s.reorgs > 0 {
         println!(
             "  reorgs handled: {} ({} blocks unwound)",
@@ -356,7 +399,7 @@ impl IndexCmd {
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
-            let (sync, _) = chain.sync(ctx, stop).await?;
+            let (sync, _) = chain.sync(ctx, stop, false).await?;
             let store = sync.store().clone();
             if let (Some(f), Some(t)) = (from, to) {
                 anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
@@ -431,7 +474,7 @@ impl FollowCmd {
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
-            let (sync, cfg) = chain.sync(ctx, stop).await?;
+            let (sync, cfg) = chain.sync(ctx, stop, true).await?;
             let confirmations = confirmations.unwrap_or(cfg.confirmations);
             let poll = Duration::from_millis(poll_interval_ms.unwrap_or(cfg.poll_interval_ms).max(10));
             tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");

@@ -111,52 +111,91 @@ impl EsploraSource {
         self
     }
 
+    /// GETs `path` and parses the JSON body. Retryable failures (transport errors, 408, 429,
+    /// 5xx, a truncated or malformed body) are retried with exponential backoff, or after the
+    /// server's `Retry-After`, at most `max_retries` times.
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, BtcError> {
+        use backon::BackoffBuilder as _;
         let url = format!("{}{path}", self.base);
         let shown = format!(
             "{}{path}",
             crate::evm::rpc::redact(&self.base).trim_end_matches('/')
         );
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(20))
+            .with_max_times(usize::try_from(self.max_retries).unwrap_or(usize::MAX))
+            .with_jitter()
+            .build();
         let mut attempt = 0u32;
         loop {
-            let r = self.get_once(&url, &shown).await;
-            match r {
-                Err(e) if e.is_retryable() && attempt < self.max_retries => {
-                    attempt += 1;
-                    let wait = Duration::from_millis(100u64.saturating_mul(1 << attempt.min(8)));
-                    tracing::warn!(url = %shown, error = %e, attempt, "retrying esplora request");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-                Ok(body) => {
-                    return serde_json::from_slice(&body).map_err(|e| BtcError::Malformed {
-                        what: shown,
-                        message: e.to_string(),
-                    });
-                }
+            let (e, retry_after) = match self.get_once(&url, &shown).await {
+                Ok(body) => match serde_json::from_slice(&body) {
+                    Ok(v) => return Ok(v),
+                    // A body cut short or garbled on the way: asking again may help.
+                    Err(e) => (
+                        BtcError::Http {
+                            url: shown.clone(),
+                            message: format!("malformed response ({} bytes): {e}", body.len()),
+                            retryable: true,
+                        },
+                        None,
+                    ),
+                },
+                Err(e) => e,
+            };
+            if !e.is_retryable() {
+                return Err(e);
             }
+            let Some(wait) = backoff.next() else {
+                return Err(e);
+            };
+            let wait =
+                retry_after.map_or(wait, |d: Duration| d.min(crate::evm::rpc::MAX_RETRY_AFTER));
+            attempt += 1;
+            tracing::warn!(url = %shown, error = %e, attempt, retry_in_ms = wait.as_millis(), "retrying esplora request");
+            tokio::time::sleep(wait).await;
         }
     }
 
-    async fn get_once(&self, url: &str, shown: &str) -> Result<Vec<u8>, BtcError> {
+    async fn get_once(
+        &self,
+        url: &str,
+        shown: &str,
+    ) -> Result<Vec<u8>, (BtcError, Option<Duration>)> {
         let err = |message: String, retryable| BtcError::Http {
             url: shown.to_owned(),
             message,
             retryable,
         };
         let resp = self.http.get(url).send().await.map_err(|e| {
-            err(
-                e.to_string(),
-                e.is_timeout() || e.is_connect() || e.is_request(),
+            (
+                err(
+                    e.to_string(),
+                    e.is_timeout() || e.is_connect() || e.is_request(),
+                ),
+                None,
             )
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| err(e.to_string(), true))?;
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::evm::rpc::parse_retry_after(v, jiff::Timestamp::now()));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| (err(e.to_string(), true), None))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(err(
-                format!("http status {}: {text}", status.as_u16()),
-                status.as_u16() == 429 || status.is_server_error(),
+            let code = status.as_u16();
+            return Err((
+                err(
+                    format!("http status {code}: {text}"),
+                    code == 408 || code == 429 || status.is_server_error(),
+                ),
+                retry_after,
             ));
         }
         Ok(body.to_vec())

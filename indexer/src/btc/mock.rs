@@ -47,6 +47,9 @@ pub struct MockState {
     pub delay: Duration,
     /// A fault to serve.
     pub fault: Option<Fault>,
+    /// The next this many JSON-RPC answers are cut in half (a complete HTTP message whose
+    /// JSON body is truncated).
+    pub truncate_next: u32,
     /// Requests served.
     pub requests: u64,
     /// `GET` paths asked, in order.
@@ -220,7 +223,11 @@ async fn serve(mut sock: TcpStream, st: Arc<Mutex<MockState>>) -> std::io::Resul
             }
         } else {
             let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let s = st.lock().unwrap();
+            let mut s = st.lock().unwrap();
+            let truncate = s.truncate_next > 0;
+            if truncate {
+                s.truncate_next -= 1;
+            }
             let one = |r: &Value| {
                 let id = r.get("id").cloned().unwrap_or(Value::Null);
                 let method = r.get("method").and_then(Value::as_str).unwrap_or_default();
@@ -236,7 +243,15 @@ async fn serve(mut sock: TcpStream, st: Arc<Mutex<MockState>>) -> std::io::Resul
                 Value::Array(rs) => Value::Array(rs.iter().map(one).collect()),
                 r => one(r),
             };
-            ("200 OK", v.to_string())
+            let mut text = v.to_string();
+            if truncate {
+                let mut cut = text.len() / 2;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+            ("200 OK", text)
         };
         let resp = format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{out}",

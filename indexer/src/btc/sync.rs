@@ -169,21 +169,35 @@ impl<S: BtcSource> BtcSync<S> {
             chain: self.name.clone(),
             ..Default::default()
         };
+        let mut backoff = crate::sync::follow_backoff(poll);
         let mut failures = 0u32;
         while !self.stop.is_stopped() {
-            match self
+            let blocks_before = s.stats.blocks;
+            let step = self
                 .follow_step(from, confirmations, &mut s, on_commit)
-                .await
-            {
+                .await;
+            if s.stats.blocks > blocks_before {
+                // A step that committed blocks before it failed: the node works, mostly.
+                failures = 0;
+                backoff = crate::sync::follow_backoff(poll);
+            }
+            match step {
                 Ok(()) => {
                     failures = 0;
+                    backoff = crate::sync::follow_backoff(poll);
                     self.utxo.store().persist()?;
                     self.stop.sleep(poll).await;
                 }
                 Err(e) if e.is_retryable() => {
                     failures = failures.saturating_add(1);
-                    let wait = poll.saturating_mul(2u32.saturating_pow(failures.min(6)));
-                    tracing::warn!(chain = %self.name, error = %e, retry_in_ms = wait.as_millis(), "follow step failed; retrying");
+                    let wait = backoff.next().unwrap_or(crate::sync::FOLLOW_MAX_BACKOFF);
+                    tracing::warn!(
+                        chain = %self.name,
+                        error = %e,
+                        failures,
+                        retry_in_ms = wait.as_millis(),
+                        "follow step failed; retrying"
+                    );
                     self.stop.sleep(wait).await;
                 }
                 Err(e) => return Err(e),

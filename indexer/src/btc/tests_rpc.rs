@@ -277,3 +277,56 @@ async fn reorg_with_one_utxo_cache_matches_a_fresh_index() {
         assert_eq!(store.counters(c).unwrap(), fresh.counters(c).unwrap());
     }
 }
+
+/// `follow` survives truncated answers that exhaust the request's retries (none here): it
+/// logs, backs off and goes on to the tip instead of ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_survives_truncated_answers() {
+    let mut g = ChainGen::new(5, 3);
+    let st = MockState {
+        truncate_next: 4,
+        ..MockState::with_blocks(g.blocks(6))
+    };
+    let node = MockNode::start(st).await;
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::open(d.path()).unwrap();
+    let chain = store.register_chain("btc", ChainKind::Bitcoin).unwrap();
+    let stop = StopSignal::new();
+    let sync = BtcSync::new(
+        UtxoStore::open(&store).unwrap(),
+        RpcSource::new(client(&node.url), 0),
+        chain,
+        "btc",
+        SyncOptions {
+            blocks_per_commit: 3,
+            in_flight: 3,
+            unit_retries: 0,
+        },
+        stop.clone(),
+    );
+    let watcher = {
+        let store = store.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                if store.checkpoint(chain).unwrap().map(|b| b.number.0) == Some(5) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stop.stop();
+        })
+    };
+    let s = sync
+        .follow(None, 0, Duration::from_millis(10), &|_| {})
+        .await
+        .unwrap();
+    watcher.await.unwrap();
+    assert_eq!(s.checkpoint, Some(5), "{s:?}");
+    assert_eq!(
+        node.state.lock().unwrap().truncate_next,
+        0,
+        "all truncations served"
+    );
+}

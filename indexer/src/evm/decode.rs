@@ -40,6 +40,9 @@ pub struct DecodeStats {
     pub reverted_value_frames: u64,
     /// Calls below the top level that moved no value.
     pub zero_value_calls: u64,
+    /// Transactions whose calls were not traced (trace mode `none`): their internal
+    /// transfers are not indexed.
+    pub untraced_txs: u64,
 }
 
 impl DecodeStats {
@@ -51,6 +54,7 @@ impl DecodeStats {
         self.failed_txs += other.failed_txs;
         self.reverted_value_frames += other.reverted_value_frames;
         self.zero_value_calls += other.zero_value_calls;
+        self.untraced_txs += other.untraced_txs;
     }
 }
 

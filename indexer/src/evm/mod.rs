@@ -8,4 +8,4 @@ pub mod types;
 
 pub use decode::{DecodeError, DecodeStats, TRANSFER_TOPIC};
 pub use rpc::{RpcClient, RpcConfig, RpcError};
-pub use source::{EvmSource, FetchedRange, SourceError, TraceMode};
+pub use source::{EvmSource, FetchedRange, SourceError, TraceMode, resolve_trace_mode};

@@ -1,11 +1,17 @@
 //! A JSON-RPC client over HTTP: batching, bounded concurrency, retries with exponential
-//! backoff and jitter, and an optional requests-per-second limit.
+//! backoff and jitter, `Retry-After`, a per-request timeout and a total deadline per request,
+//! and an optional requests-per-second limit.
 //!
-//! Envelopes are alloy's (`alloy-json-rpc`); transport is reqwest; retries are `backon`'s;
-//! the rate limit is `governor`'s. Errors carry the method and what was asked.
+//! Envelopes are alloy's (`alloy-json-rpc`); transport is reqwest; backoff delays are
+//! `backon`'s; the rate limit is `governor`'s. Errors carry the method and what was asked.
+//!
+//! Every failure that may go away by asking again is retried with the same backoff and
+//! limits: transport errors, HTTP 408/429/5xx, rate-limit and internal (-32603) node errors,
+//! and malformed, truncated or incomplete replies. A batch reply missing some of its
+//! elements keeps the answered ones and asks again only for the missing calls.
 
 use alloy_json_rpc::{ErrorPayload, Id, Request, RequestPacket, ResponsePacket, ResponsePayload};
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Serialize, de::DeserializeOwned};
 use std::{
@@ -14,9 +20,12 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::sync::Semaphore;
+
+/// The longest `Retry-After` honoured; a node asking for more is retried after this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Settings of an [`RpcClient`].
 #[derive(Clone, Debug)]
@@ -27,8 +36,11 @@ pub struct RpcConfig {
     pub concurrency: usize,
     /// Requests per second (none: unlimited).
     pub rps: Option<u32>,
-    /// Per-request timeout.
+    /// Per-request timeout (one HTTP exchange).
     pub timeout: Duration,
+    /// Total time for one request, retries and waits included: past it the request fails
+    /// with [`RpcError::Deadline`] naming the method and what was asked.
+    pub deadline: Duration,
     /// Retries of a retryable failure.
     pub max_retries: u32,
     /// First backoff delay.
@@ -36,13 +48,15 @@ pub struct RpcConfig {
 }
 
 impl RpcConfig {
-    /// Defaults for `url`.
+    /// Defaults for `url`: 8 in flight, no rate limit, 30 s per request, 60 s deadline,
+    /// 8 retries from 100 ms.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             concurrency: 8,
             rps: None,
             timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(60),
             max_retries: 8,
             min_backoff: Duration::from_millis(100),
         }
@@ -74,6 +88,8 @@ pub enum RpcError {
         status: u16,
         /// Start of the body.
         body: String,
+        /// The node's `Retry-After` (seconds or HTTP date), when it sent one.
+        retry_after: Option<Duration>,
     },
     /// The node answered with a JSON-RPC error object.
     #[error("{method} ({what}): node error {code}: {message}")]
@@ -89,7 +105,7 @@ pub enum RpcError {
         /// alloy's judgement of the payload (rate limits).
         retry: bool,
     },
-    /// The response is not the JSON expected (truncated, wrong shape).
+    /// The response is not the JSON expected (truncated, wrong shape, batch elements missing).
     #[error("{method} ({what}): malformed response: {message}")]
     Malformed {
         /// Method.
@@ -99,11 +115,39 @@ pub enum RpcError {
         /// Parser message.
         message: String,
     },
+    /// The request could not be encoded (a bug of the caller, never retried).
+    #[error("{method} ({what}): cannot encode the request: {message}")]
+    Encode {
+        /// Method.
+        method: String,
+        /// What was asked.
+        what: String,
+        /// Serializer message.
+        message: String,
+    },
+    /// No complete answer within the total deadline (a hung or failing node).
+    #[error(
+        "{method} ({what}): no complete answer within {}s ({attempts} attempts); last error: {last}",
+        deadline.as_secs_f64()
+    )]
+    Deadline {
+        /// Method.
+        method: String,
+        /// What was asked.
+        what: String,
+        /// The deadline that passed (or would have passed before the next attempt).
+        deadline: Duration,
+        /// Attempts made (the last one may have been cut by the deadline).
+        attempts: u32,
+        /// The last failure, or that the node did not answer.
+        last: String,
+    },
 }
 
 impl RpcError {
-    /// Whether the same request may succeed later: connection failures, timeouts, HTTP 429
-    /// and 5xx, and node errors that mean "rate limited".
+    /// Whether the same request may succeed later: connection failures, timeouts, HTTP 408,
+    /// 429 and 5xx, node errors that mean "rate limited" or "internal error" (-32603),
+    /// malformed or incomplete replies, and an exceeded deadline.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { source, .. } => {
@@ -111,10 +155,24 @@ impl RpcError {
                     || source.is_connect()
                     || source.is_request()
                     || source.is_body()
+                    || source.is_decode()
             }
-            Self::Status { status, .. } => *status == 429 || *status >= 500,
-            Self::Node { retry, .. } => *retry,
-            Self::Malformed { .. } => false,
+            Self::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            Self::Node { retry, code, .. } => *retry || *code == -32603,
+            Self::Malformed { .. } | Self::Deadline { .. } => true,
+            Self::Encode { .. } => false,
+        }
+    }
+
+    /// The wait the node asked for (`Retry-After` on a 429 or 503), capped at
+    /// [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status {
+                retry_after: Some(d),
+                ..
+            } => Some((*d).min(MAX_RETRY_AFTER)),
+            _ => None,
         }
     }
 
@@ -163,6 +221,20 @@ impl RpcError {
         .iter()
         .any(|p| text.contains(p))
     }
+}
+
+/// Parses a `Retry-After` header value: delay seconds, or an HTTP date (the wait until it,
+/// zero when it has passed). `None` when it is neither.
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()?;
+    let wait = at.duration_since(now);
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// One call of a batch.
@@ -260,10 +332,10 @@ impl RpcClient {
         params: P,
         what: &str,
     ) -> Result<T, RpcError> {
-        let params = serde_json::to_value(params).map_err(|e| RpcError::Malformed {
+        let params = serde_json::to_value(params).map_err(|e| RpcError::Encode {
             method: method.into(),
             what: what.into(),
-            message: format!("cannot encode params: {e}"),
+            message: format!("params: {e}"),
         })?;
         let mut out = self.batch(&[Call { method, params }], what).await?;
         out.pop().ok_or_else(|| RpcError::Malformed {
@@ -273,8 +345,13 @@ impl RpcClient {
         })
     }
 
-    /// A batch of calls in one HTTP request; results in call order. A node error on any call
-    /// fails the batch (with that call's method). Retries the whole batch when retryable.
+    /// A batch of calls in one HTTP request; results in call order.
+    ///
+    /// Retryable failures are retried with exponential backoff (or after the node's
+    /// `Retry-After`), at most `max_retries` times and within the total `deadline`. Answered
+    /// calls are kept: a retry asks only for the calls still unanswered (a reply missing
+    /// elements, or elements failing with a retryable node error). A non-retryable node
+    /// error on any call fails the batch (with that call's method).
     pub async fn batch<T: DeserializeOwned>(
         &self,
         calls: &[Call],
@@ -284,29 +361,104 @@ impl RpcClient {
             return Ok(Vec::new());
         };
         let method = first.method;
-        let attempt = || async { self.batch_once::<T>(calls, what).await };
-        attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(self.inner.cfg.min_backoff)
-                    .with_max_delay(Duration::from_secs(20))
-                    .with_max_times(usize::try_from(self.inner.cfg.max_retries).unwrap_or(usize::MAX))
-                    .with_jitter(),
-            )
-            .when(RpcError::is_retryable)
-            .notify(|e, dur| {
-                tracing::warn!(method, what, error = %e, retry_in_ms = dur.as_millis(), "retrying request");
-            })
-            .await
+        let cfg = &self.inner.cfg;
+        let started = Instant::now();
+        let deadline = started + cfg.deadline;
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(cfg.min_backoff)
+            .with_max_delay(Duration::from_secs(20))
+            .with_max_times(usize::try_from(cfg.max_retries).unwrap_or(usize::MAX))
+            .with_jitter()
+            .build();
+        let mut slots: Vec<Option<T>> = (0..calls.len()).map(|_| None).collect();
+        let mut attempts = 0u32;
+        let mut last: Option<RpcError> = None;
+        let past_deadline = |attempts: u32, last: Option<&RpcError>| RpcError::Deadline {
+            method: method.into(),
+            what: what.into(),
+            deadline: cfg.deadline,
+            attempts,
+            last: last.map_or_else(|| "no answer".to_owned(), ToString::to_string),
+        };
+        loop {
+            let pending: Vec<usize> = slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.is_none().then_some(i))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let sub: Vec<&Call> = pending.iter().map(|&i| &calls[i]).collect();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            attempts = attempts.saturating_add(1);
+            let err =
+                match tokio::time::timeout(remaining, self.batch_once::<T>(&sub, what, remaining))
+                    .await
+                {
+                    Err(_) => return Err(past_deadline(attempts, last.as_ref())),
+                    Ok(Err(e)) => e,
+                    Ok(Ok(partial)) => {
+                        let asked = pending.len();
+                        let mut unanswered = 0usize;
+                        for (i, got) in pending.into_iter().zip(partial.got) {
+                            match got {
+                                Some(v) => slots[i] = Some(v),
+                                None => unanswered += 1,
+                            }
+                        }
+                        match partial.err {
+                            Some(e) => e,
+                            None if unanswered == 0 => continue,
+                            None => RpcError::Malformed {
+                                method: method.into(),
+                                what: what.into(),
+                                message: format!("{unanswered} of {asked} calls unanswered"),
+                            },
+                        }
+                    }
+                };
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            let Some(delay) = backoff.next() else {
+                return Err(err);
+            };
+            let delay = err.retry_after().unwrap_or(delay);
+            if Instant::now() + delay >= deadline {
+                return Err(past_deadline(attempts, Some(&err)));
+            }
+            tracing::warn!(
+                method,
+                what,
+                attempt = attempts,
+                error = %err,
+                retry_in_ms = delay.as_millis(),
+                retry_after = err.retry_after().is_some(),
+                "retrying request"
+            );
+            tokio::time::sleep(delay).await;
+            last = Some(err);
+        }
+        Ok(slots.into_iter().flatten().collect())
     }
 
+    /// One HTTP exchange for `calls`. Answers come back in call order, `None` for a call the
+    /// reply does not answer; `err` is a retryable node error of some element (its call is
+    /// unanswered). Other failures are the `Err`.
     async fn batch_once<T: DeserializeOwned>(
         &self,
-        calls: &[Call],
+        calls: &[&Call],
         what: &str,
-    ) -> Result<Vec<T>, RpcError> {
+        timeout: Duration,
+    ) -> Result<Partial<T>, RpcError> {
         let method = calls.first().map(|c| c.method).unwrap_or("batch");
         let malformed = |m: &str, message: String| RpcError::Malformed {
+            method: m.into(),
+            what: what.into(),
+            message,
+        };
+        let encode = |m: &str, message: String| RpcError::Encode {
             method: m.into(),
             what: what.into(),
             message,
@@ -320,7 +472,7 @@ impl RpcClient {
             let id = base + u64::try_from(i).unwrap_or(u64::MAX);
             let req = Request::new(c.method, Id::Number(id), &c.params)
                 .serialize()
-                .map_err(|e| malformed(c.method, format!("cannot encode request: {e}")))?;
+                .map_err(|e| encode(c.method, format!("request: {e}")))?;
             packet.push(req);
         }
         let single = calls.len() == 1;
@@ -335,7 +487,7 @@ impl RpcClient {
         } else {
             packet
                 .serialize()
-                .map_err(|e| malformed(method, format!("cannot encode batch: {e}")))?
+                .map_err(|e| encode(method, format!("batch: {e}")))?
                 .get()
                 .to_owned()
         };
@@ -347,7 +499,7 @@ impl RpcClient {
             .await
             .ok();
         }
-        let queued = std::time::Instant::now();
+        let queued = Instant::now();
         let bytes = {
             let _permit = self
                 .inner
@@ -355,7 +507,7 @@ impl RpcClient {
                 .acquire()
                 .await
                 .map_err(|_| malformed(method, "client closed".into()))?;
-            let sent = std::time::Instant::now();
+            let sent = Instant::now();
             let transport = |source| RpcError::Transport {
                 method: method.into(),
                 what: what.into(),
@@ -366,11 +518,21 @@ impl RpcClient {
                 .http
                 .post(&self.inner.cfg.url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .timeout(
+                    timeout
+                        .min(self.inner.cfg.timeout)
+                        .max(Duration::from_millis(1)),
+                )
                 .body(body)
                 .send()
                 .await
                 .map_err(transport)?;
             let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
             let bytes = read_body(resp).await.map_err(transport)?;
             if !status.is_success() {
                 let body: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
@@ -379,6 +541,7 @@ impl RpcClient {
                     what: what.into(),
                     status: status.as_u16(),
                     body,
+                    retry_after,
                 });
             }
             tracing::trace!(
@@ -391,7 +554,7 @@ impl RpcClient {
             );
             bytes
         };
-        let parse_started = std::time::Instant::now();
+        let parse_started = Instant::now();
         // One typed pass over the body; only a failure is parsed again, untyped, to say why.
         let packet: ResponsePacket<T> = match serde_json::from_slice(&bytes) {
             Ok(p) => p,
@@ -407,25 +570,14 @@ impl RpcClient {
             ResponsePacket::Single(r) => vec![r],
             ResponsePacket::Batch(v) => v,
         };
-        if responses.len() != calls.len() {
-            // A single error object for a batch request.
-            if let [r] = responses.as_slice()
-                && let ResponsePayload::Failure(err) = &r.payload
-            {
-                return Err(node_error(method, what, err));
-            }
-            return Err(malformed(
-                method,
-                format!("{} responses for {} calls", responses.len(), calls.len()),
-            ));
-        }
-        let mut slots: Vec<Option<T>> = (0..calls.len()).map(|_| None).collect();
+        let mut got: Vec<Option<T>> = (0..calls.len()).map(|_| None).collect();
+        let mut err = None;
         for r in responses {
             let Id::Number(id) = r.id else {
                 // An error object without a usable id (some nodes answer a failed request,
                 // batch or not, with `"id": null`).
-                if let ResponsePayload::Failure(err) = &r.payload {
-                    return Err(node_error(method, what, err));
+                if let ResponsePayload::Failure(e) = &r.payload {
+                    return Err(node_error(method, what, e));
                 }
                 return Err(malformed(
                     method,
@@ -438,18 +590,24 @@ impl RpcClient {
                 .filter(|i| *i < calls.len())
                 .ok_or_else(|| malformed(method, format!("unexpected response id {id}")))?;
             match r.payload {
-                ResponsePayload::Success(v) => slots[idx] = Some(v),
-                ResponsePayload::Failure(err) => {
-                    return Err(node_error(calls[idx].method, what, &err));
+                ResponsePayload::Success(v) => got[idx] = Some(v),
+                ResponsePayload::Failure(e) => {
+                    let e = node_error(calls[idx].method, what, &e);
+                    if !e.is_retryable() {
+                        return Err(e);
+                    }
+                    err.get_or_insert(e);
                 }
             }
         }
-        slots
-            .into_iter()
-            .zip(calls)
-            .map(|(v, c)| v.ok_or_else(|| malformed(c.method, "missing response".into())))
-            .collect()
+        Ok(Partial { got, err })
     }
+}
+
+/// What one exchange answered (see [`RpcClient::batch_once`]).
+struct Partial<T> {
+    got: Vec<Option<T>>,
+    err: Option<RpcError>,
 }
 
 /// The most bytes reserved up front for a body from its `Content-Length` (a larger body still
@@ -470,7 +628,7 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Erro
 
 /// Explains a body that did not parse as the expected typed responses: a node error object
 /// (for the whole batch or one call), or malformed JSON / a result of the wrong shape.
-fn diagnose(bytes: &[u8], calls: &[Call], what: &str, typed: serde_json::Error) -> RpcError {
+fn diagnose(bytes: &[u8], calls: &[&Call], what: &str, typed: serde_json::Error) -> RpcError {
     let method = calls.first().map(|c| c.method).unwrap_or("batch");
     let malformed = |message: String| RpcError::Malformed {
         method: method.into(),
@@ -501,5 +659,92 @@ fn node_error(method: &str, what: &str, err: &ErrorPayload) -> RpcError {
         code: err.code,
         message: err.message.to_string(),
         retry: err.is_retry_err(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::{MAX_RETRY_AFTER, RpcError, parse_retry_after};
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        let now: jiff::Timestamp = "2026-12-07T18:00:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 07 Dec 2026 18:00:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 07 Dec 2026 17:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: no wait"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+        let long = RpcError::Status {
+            method: "eth_getLogs".into(),
+            what: "blocks 1..=2".into(),
+            status: 429,
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(3_600)),
+        };
+        assert_eq!(long.retry_after(), Some(MAX_RETRY_AFTER), "capped");
+    }
+
+    #[test]
+    fn malformed_and_incomplete_replies_are_retryable() {
+        let m = |message: &str| RpcError::Malformed {
+            method: "trace_block".into(),
+            what: "blocks 84..=93".into(),
+            message: message.into(),
+        };
+        assert!(m("EOF while parsing a list at line 1 column 4096").is_retryable());
+        assert!(m("1 of 10 calls unanswered").is_retryable());
+        let node = |code: i64, message: &str| RpcError::Node {
+            method: "trace_block".into(),
+            what: "block 7".into(),
+            code,
+            message: message.into(),
+            retry: false,
+        };
+        assert!(node(-32603, "internal error").is_retryable());
+        assert!(!node(-32000, "genesis is not traceable").is_retryable());
+        assert!(!node(-32601, "method not found").is_retryable());
+        assert!(
+            !RpcError::Encode {
+                method: "eth_call".into(),
+                what: "x".into(),
+                message: "bad".into(),
+            }
+            .is_retryable()
+        );
+        let status = |status: u16| RpcError::Status {
+            method: "eth_blockNumber".into(),
+            what: "head".into(),
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(status(429).is_retryable() && status(503).is_retryable());
+        assert!(status(408).is_retryable());
+        assert!(!status(400).is_retryable() && !status(401).is_retryable());
+        let d = RpcError::Deadline {
+            method: "eth_getBlockByNumber".into(),
+            what: "blocks 10..=19".into(),
+            deadline: Duration::from_secs(60),
+            attempts: 2,
+            last: "no answer".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "eth_getBlockByNumber (blocks 10..=19): no complete answer within 60s (2 attempts); \
+             last error: no answer"
+        );
     }
 }

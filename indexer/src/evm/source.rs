@@ -64,6 +64,22 @@ pub enum SourceError {
         /// The missing method.
         method: &'static str,
     },
+    /// Trace mode `auto`: neither trace method works on the node, so internal transfers
+    /// cannot be read. Never a silent fallback to no traces: the user must choose it.
+    #[error(
+        "trace mode auto: the node traces block {block} neither with trace_block ({parity}) nor \
+         with debug_traceBlockByNumber ({geth}); internal transfers cannot be indexed from this \
+         node: pass --trace-mode none (or set trace_mode = \"none\" for the chain) to index \
+         without internal transfers, or use a node with parity or geth traces"
+    )]
+    NoTraceMethod {
+        /// The block probed.
+        block: u64,
+        /// What `trace_block` answered.
+        parity: String,
+        /// What `debug_traceBlockByNumber` answered.
+        geth: String,
+    },
 }
 
 impl SourceError {
@@ -72,7 +88,7 @@ impl SourceError {
         match self {
             Self::Rpc(e) => e.is_retryable(),
             Self::MissingBlock { .. } | Self::Inconsistent { .. } => true,
-            Self::Decode(_) | Self::TracesUnsupported { .. } => false,
+            Self::Decode(_) | Self::TracesUnsupported { .. } | Self::NoTraceMethod { .. } => false,
         }
     }
 }
@@ -104,8 +120,10 @@ fn hex(n: u64) -> String {
 }
 
 impl EvmSource {
-    /// Builds a source. `trace` is the configured mode; `auto` probes the node (parity first,
-    /// then geth, else none). `tokens`: `None` reads `Transfer` logs of every contract.
+    /// Builds a source. `trace` is the configured mode; `auto` probes the node at a recent
+    /// block with transactions (parity `trace_block` first, then geth
+    /// `debug_traceBlockByNumber`) and fails with [`SourceError::NoTraceMethod`] when neither
+    /// works. `tokens`: `None` reads `Transfer` logs of every contract.
     pub async fn new(
         rpc: RpcClient,
         chain: ChainId,
@@ -114,21 +132,30 @@ impl EvmSource {
         batch_size: usize,
         logs_range: u64,
     ) -> Result<Self, SourceError> {
-        let trace_mode = match trace {
-            paytrace_config::TraceMode::Parity => TraceMode::Parity,
-            paytrace_config::TraceMode::Geth => TraceMode::Geth,
-            paytrace_config::TraceMode::None => TraceMode::None,
-            paytrace_config::TraceMode::Auto => detect_trace_mode(&rpc).await?,
-        };
+        let trace_mode = resolve_trace_mode(&rpc, trace).await?;
+        Ok(Self::with_trace_mode(
+            rpc, chain, trace_mode, tokens, batch_size, logs_range,
+        ))
+    }
+
+    /// Builds a source with a trace mode already resolved (see [`resolve_trace_mode`]).
+    pub fn with_trace_mode(
+        rpc: RpcClient,
+        chain: ChainId,
+        trace_mode: TraceMode,
+        tokens: Option<Vec<Address>>,
+        batch_size: usize,
+        logs_range: u64,
+    ) -> Self {
         tracing::info!(node = %rpc.url(), trace_mode = ?trace_mode, "evm source ready");
-        Ok(Self {
+        Self {
             rpc,
             chain,
             trace_mode,
             tokens,
             batch_size: batch_size.max(1),
             logs_range: AtomicU64::new(logs_range.max(1)),
-        })
+        }
     }
 
     /// The resolved trace mode.
@@ -264,6 +291,8 @@ impl EvmSource {
             (Traces::None, Blocks::Full(full)) => {
                 failed = self.failed_from_receipts(full).await?;
                 stats.failed_txs += u64::try_from(failed.len()).unwrap_or(u64::MAX);
+                let txs: usize = full.iter().map(|b| b.transactions.len()).sum();
+                stats.untraced_txs += u64::try_from(txs).unwrap_or(u64::MAX);
             }
             (Traces::Geth(_) | Traces::None, Blocks::Hashes(_)) => {
                 // `blocks` asks for full blocks in these modes.
@@ -397,7 +426,10 @@ impl EvmSource {
             }
             TraceMode::Geth => {
                 let chunks = numbers.chunks(self.batch_size).map(|chunk| async move {
-                    let calls: Vec<Call> = chunk
+                    // geth refuses to trace genesis ("genesis is not traceable"); it has no
+                    // transactions, so its traces are empty by definition.
+                    let traced: Vec<u64> = chunk.iter().copied().filter(|n| *n != 0).collect();
+                    let calls: Vec<Call> = traced
                         .iter()
                         .map(|n| Call {
                             method: "debug_traceBlockByNumber",
@@ -405,7 +437,10 @@ impl EvmSource {
                         })
                         .collect();
                     let what = format!("blocks {}..={}", chunk[0], chunk[chunk.len() - 1]);
-                    let v: Vec<Vec<GethTxTrace>> = self.rpc.batch(&calls, &what).await?;
+                    let mut v: Vec<Vec<GethTxTrace>> = self.rpc.batch(&calls, &what).await?;
+                    if traced.len() < chunk.len() {
+                        v.insert(0, Vec::new());
+                    }
                     Ok::<_, SourceError>(v)
                 });
                 Ok(Traces::Geth(
@@ -480,31 +515,116 @@ enum Traces {
     None,
 }
 
-/// Probes `trace_block`, then `debug_traceBlockByNumber`, on block 0.
+/// Blocks below the head searched for one with transactions to probe the trace methods on.
+const PROBE_SEARCH_BLOCKS: u64 = 64;
+
+/// The block the trace methods are probed on: the newest of the last
+/// [`PROBE_SEARCH_BLOCKS`] blocks that has transactions (tracing it needs the node's state,
+/// as indexing will), else the head. Never genesis unless the chain has nothing else (geth
+/// refuses to trace genesis).
+async fn probe_block(rpc: &RpcClient) -> Result<u64, SourceError> {
+    let head: U64 = rpc
+        .call("eth_blockNumber", json!([]), "trace mode probe: head")
+        .await?;
+    let head: u64 = head.to();
+    let low = head.saturating_sub(PROBE_SEARCH_BLOCKS - 1).max(1);
+    if head == 0 {
+        return Ok(0);
+    }
+    let numbers: Vec<u64> = (low..=head).rev().collect();
+    for chunk in numbers.chunks(16) {
+        let calls: Vec<Call> = chunk
+            .iter()
+            .map(|n| Call {
+                method: "eth_getBlockByNumber",
+                params: json!([hex(*n), false]),
+            })
+            .collect();
+        let what = format!(
+            "trace mode probe: blocks {}..={}",
+            chunk[chunk.len() - 1],
+            chunk[0]
+        );
+        let blocks: Vec<Option<RpcBlockHashes>> = rpc.batch(&calls, &what).await?;
+        if let Some(b) = blocks.iter().flatten().find(|b| !b.transactions.is_empty()) {
+            return Ok(b.number.to());
+        }
+    }
+    Ok(head)
+}
+
+/// The trace mode to use for the configured one: `auto` probes the node (see
+/// [`EvmSource::new`]); the others are taken as they are.
+pub async fn resolve_trace_mode(
+    rpc: &RpcClient,
+    configured: paytrace_config::TraceMode,
+) -> Result<TraceMode, SourceError> {
+    Ok(match configured {
+        paytrace_config::TraceMode::Parity => TraceMode::Parity,
+        paytrace_config::TraceMode::Geth => TraceMode::Geth,
+        paytrace_config::TraceMode::None => TraceMode::None,
+        paytrace_config::TraceMode::Auto => detect_trace_mode(rpc).await?,
+    })
+}
+
+/// Probes `trace_block`, then `debug_traceBlockByNumber` with the `callTracer`, on
+/// [`probe_block`]. Retryable failures are retried by the client (and end the run when they
+/// persist); a node error of both methods is [`SourceError::NoTraceMethod`].
 async fn detect_trace_mode(rpc: &RpcClient) -> Result<TraceMode, SourceError> {
-    match rpc
-        .call::<_, serde_json::Value>("trace_block", json!(["0x0"]), "trace mode probe")
+    let block = probe_block(rpc).await?;
+    let what = format!("trace mode probe: block {block}");
+    let parity = match rpc
+        .call::<_, serde_json::Value>("trace_block", json!([hex(block)]), &what)
         .await
     {
-        Ok(_) => return Ok(TraceMode::Parity),
-        Err(e) if e.is_method_not_found() || matches!(e, RpcError::Node { .. }) => {
-            tracing::debug!(error = %e, "trace_block unavailable");
+        Ok(serde_json::Value::Array(_)) => {
+            tracing::debug!(block, "trace_block works");
+            return Ok(TraceMode::Parity);
         }
-        Err(e) => return Err(e.into()),
-    }
-    match rpc
+        Ok(other) => format!("answered {}", short(&other)),
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => {
+            tracing::debug!(block, error = %e, "trace_block unavailable");
+            answer(&e)
+        }
+    };
+    let geth = match rpc
         .call::<_, serde_json::Value>(
             "debug_traceBlockByNumber",
-            json!(["0x0", { "tracer": "callTracer" }]),
-            "trace mode probe",
+            json!([hex(block), { "tracer": "callTracer" }]),
+            &what,
         )
         .await
     {
-        Ok(_) => Ok(TraceMode::Geth),
-        Err(e) if e.is_method_not_found() || matches!(e, RpcError::Node { .. }) => {
-            tracing::warn!(error = %e, "the node has no trace methods: internal transfers will not be indexed and failed transactions come from receipts");
-            Ok(TraceMode::None)
+        Ok(serde_json::Value::Array(_)) => {
+            tracing::debug!(block, "debug_traceBlockByNumber works");
+            return Ok(TraceMode::Geth);
         }
-        Err(e) => Err(e.into()),
+        Ok(other) => format!("answered {}", short(&other)),
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => answer(&e),
+    };
+    Err(SourceError::NoTraceMethod {
+        block,
+        parity,
+        geth,
+    })
+}
+
+/// A node's failure as shown in [`SourceError::NoTraceMethod`]: the error code and message.
+fn answer(e: &RpcError) -> String {
+    match e {
+        RpcError::Node { code, message, .. } => format!("error {code}: {message}"),
+        RpcError::Status { status, body, .. } => format!("http status {status}: {body}"),
+        other => other.to_string(),
+    }
+}
+
+/// The start of a JSON value, for messages.
+fn short(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
     }
 }

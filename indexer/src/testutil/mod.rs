@@ -1,6 +1,6 @@
 //! Test support (feature `test-utils`): a real anvil node, a small JSON-RPC client for driving
-//! it, the compiled test contracts and a deterministic chain generator that knows which
-//! transfers the indexer must find.
+//! it, the compiled test contracts, a deterministic chain generator that knows which
+//! transfers the indexer must find, and a fault-injecting JSON-RPC proxy.
 //!
 //! Tests need the anvil binary: run `scripts/install-anvil` once (it installs the pinned
 //! version into `<workspace>/.tools/anvil`), or point `PAYTRACE_ANVIL` at a binary. A missing
@@ -9,12 +9,14 @@
 mod abi;
 mod anvil;
 mod contracts;
+mod fault_proxy;
 mod generator;
 mod rpc;
 
 pub use abi::{AbiValue, encode_call, encode_values, selector};
 pub use anvil::{ANVIL_ENV, Anvil, AnvilBuilder, anvil_binary, workspace_root};
 pub use contracts::{Artifacts, Contract};
+pub use fault_proxy::{FailCalls, Fault, FaultProxy, Faults, Seen};
 pub use generator::{BulkOptions, ChainGenerator, Deployed, TxSpec};
 pub use rpc::{Block, BlockTx, Log, Receipt, Rpc, TxRequest};
 
@@ -90,6 +92,9 @@ pub enum TestUtilError {
     /// The chain did not behave as the generator planned.
     #[error("chain generator: {0}")]
     Generator(String),
+    /// The fault proxy could not start.
+    #[error("fault proxy: {0}")]
+    Proxy(#[source] std::io::Error),
 }
 
 impl std::fmt::Debug for TestUtilError {
