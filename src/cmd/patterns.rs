@@ -88,7 +88,7 @@ impl PatternsCmd {
 
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_read()?;
         let chains = match &self.chain {
             Some(n) => vec![
                 store

@@ -183,8 +183,10 @@ fn decode_labels(key: &[u8], v: &[u8]) -> Result<Vec<Label>, LabelError> {
 impl LabelStore {
     /// Opens (or creates) the label keyspaces in `store`.
     ///
-    /// An import that crashed during its apply phase is finished here (rolled forward); the
-    /// staging of an import that crashed before it is discarded.
+    /// An import that crashed during its apply phase is finished here (rolled forward: readers
+    /// must not see half an import). The staging of an import that crashed before its apply
+    /// is discarded here only when `store` is open for writing: a read open writes nothing
+    /// (readers never look at the staging, and the next import clears it first).
     pub fn open(store: &Store) -> Result<Self, LabelError> {
         let this = Self {
             db: store.database().clone(),
@@ -207,7 +209,7 @@ impl LabelStore {
                 "finishing a label import interrupted during its apply phase"
             );
             this.apply_staged(plan)?;
-        } else {
+        } else if !store.is_read_only() {
             this.clear_staging()?;
         }
         Ok(this)
