@@ -15,6 +15,7 @@ pub mod patterns;
 pub mod query;
 pub mod report;
 pub mod screen;
+pub mod store;
 pub mod trace;
 
 use anyhow::Context as _;

@@ -38,6 +38,7 @@
 
 mod balances;
 mod bulk;
+mod check;
 mod error;
 mod flow;
 pub mod journal;
@@ -46,6 +47,7 @@ mod txrow;
 
 pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
 pub use bulk::BulkMarker;
+pub use check::{ChainCheckpoint, CheckReport, JournalCheck, KeyspaceCheck, RepairReport};
 #[cfg(test)]
 pub(crate) use bulk::BulkStop;
 pub use error::StoreError;
@@ -550,11 +552,14 @@ impl Store {
         if self.read_only {
             return Ok(());
         }
-        for name in self.db.list_keyspace_names() {
-            let ks = self
-                .db
-                .keyspace(&name, opts)
-                .map_err(|e| self.io("open keyspace", e))?;
+        let keyspaces = self
+            .db
+            .list_keyspace_names()
+            .iter()
+            .map(|name| self.db.keyspace(name, opts))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.io("open keyspace", e))?;
+        for ks in &keyspaces {
             ks.rotate_memtable_and_wait()
                 .map_err(|e| self.io("flush memtable", e))?;
         }
@@ -563,7 +568,18 @@ impl Store {
             .map_err(|e| self.io("persist", e))?;
         self.wait_for_compactions();
         self.remove_old_versions()?;
-        let unflushed = self.db.write_buffer_size();
+        // Every memtable empty (a rotation finds nothing to seal) and none waiting for its
+        // flush: every journaled batch is in tables.
+        let mut unflushed = 0usize;
+        for ks in &keyspaces {
+            if ks
+                .rotate_memtable()
+                .map_err(|e| self.io("flush memtable", e))?
+                || ks.sealed_memtable_count() > 0
+            {
+                unflushed += 1;
+            }
+        }
         let journals = journal::journal_files(&self.path)?;
         let (Some(active), 1, 0) = (journals.last(), journals.len(), unflushed) else {
             tracing::debug!(
