@@ -77,7 +77,11 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn assert_unchanged(before: &BTreeMap<PathBuf, Vec<u8>>, dir: &Path, what: &str) {
     let after = snapshot(dir);
     let names = |m: &BTreeMap<PathBuf, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(before), names(&after), "{what}: files added or removed");
+    assert_eq!(
+        names(before),
+        names(&after),
+        "{what}: files added or removed"
+    );
     for (p, b) in before {
         assert!(after[p] == *b, "{what}: {} changed", p.display());
     }
@@ -153,7 +157,11 @@ fn journal(dir: &Path) -> PathBuf {
 fn flip(file: &Path, fraction: f64) {
     let mut b = std::fs::read(file).unwrap();
     let used = b.iter().rposition(|x| *x != 0).unwrap();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let at = (used as f64 * fraction) as usize;
     for x in &mut b[at..at + 16] {
         *x ^= 0x5a;
@@ -182,9 +190,15 @@ fn flipped_journal_bytes_are_a_loud_error_and_only_repair_cuts_the_store() {
         assert!(err.contains("store repair"), "{err}");
         assert_unchanged(&before, &dir, "stats on a damaged store");
         // A writer refuses too.
-        let out = run(paytrace(&dir).args(["labels", "import", "--format", "list"]).arg(&jnl));
+        let out = run(paytrace(&dir)
+            .args(["labels", "import", "--format", "list"])
+            .arg(&jnl));
         assert_eq!(out.status.code(), Some(1));
-        assert!(text(&out.stderr).contains("damaged"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("damaged"),
+            "{}",
+            text(&out.stderr)
+        );
         assert_unchanged(&before, &dir, "a writer on a damaged store");
 
         // `store check` reports it (exit 3) and changes nothing.
@@ -250,9 +264,17 @@ const READ_COMMANDS: &[&[&str]] = &[
     &["stats"],
     &["address", "0x00000000000000000000000000000000000000a1"],
     &["trace", "0x00000000000000000000000000000000000000a1"],
-    &["labels", "show", "0x00000000000000000000000000000000000000a1"],
+    &[
+        "labels",
+        "show",
+        "0x00000000000000000000000000000000000000a1",
+    ],
     &["labels", "list"],
-    &["cluster", "show", "0x00000000000000000000000000000000000000a1"],
+    &[
+        "cluster",
+        "show",
+        "0x00000000000000000000000000000000000000a1",
+    ],
     &["screen", "0x00000000000000000000000000000000000000a1"],
     &["patterns"],
 ];
@@ -269,7 +291,10 @@ fn read_commands_on_a_missing_store_fail_and_create_nothing() {
         assert!(err.contains("no paytrace store"), "{args:?}: {err}");
         assert!(err.contains("paytrace index evm"), "{args:?}: {err}");
         assert!(err.contains("paytrace demo"), "{args:?}: {err}");
-        assert!(!tmp.path().join("typo").exists(), "{args:?} created the data dir");
+        assert!(
+            !tmp.path().join("typo").exists(),
+            "{args:?} created the data dir"
+        );
     }
     // Without --data-dir: the default ./paytrace-data is not created either.
     let cwd = tempfile::tempdir().unwrap();
@@ -291,7 +316,10 @@ fn read_commands_on_a_missing_store_fail_and_create_nothing() {
     // A file where the data dir should be is refused by readers and writers alike.
     let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    for args in [&["stats"][..], &["labels", "import", "--format", "list", "x"][..]] {
+    for args in [
+        &["stats"][..],
+        &["labels", "import", "--format", "list", "x"][..],
+    ] {
         let out = run(paytrace(&file).args(args));
         assert_eq!(out.status.code(), Some(1));
         assert!(
@@ -331,11 +359,21 @@ fn bulk_writers_leave_an_empty_journal_and_read_commands_write_nothing() {
     let dir = tmp.path().join("store");
     let csv = tmp.path().join("t.csv");
     let addrs = transfers_csv(&csv, 2_000);
-    ok(paytrace(&dir).args(["import", "transfers"]).arg(&csv).args(["--chain", CHAIN]));
+    ok(paytrace(&dir)
+        .args(["import", "transfers"])
+        .arg(&csv)
+        .args(["--chain", CHAIN]));
     let list = tmp.path().join("exchanges.txt");
     std::fs::write(&list, format!("{}\n{}\n", addrs[0], addrs[1])).unwrap();
     ok(paytrace(&dir)
-        .args(["labels", "import", "--format", "list", "--category", "exchange"])
+        .args([
+            "labels",
+            "import",
+            "--format",
+            "list",
+            "--category",
+            "exchange",
+        ])
         .args(["--chain", "ethereum", "--version", "2025-01-01"])
         .arg(&list));
     // The next open replays nothing.
@@ -399,7 +437,10 @@ fn a_locked_store_names_the_holding_command() {
     let dir = tmp.path().join("store");
     write_store(&dir, 1);
     let held = Store::open(&dir).unwrap();
-    for args in [&["stats"][..], &["labels", "import", "--format", "list", "x"][..]] {
+    for args in [
+        &["stats"][..],
+        &["labels", "import", "--format", "list", "x"][..],
+    ] {
         let out = run(paytrace(&dir).args(args));
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");

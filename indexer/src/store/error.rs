@@ -4,6 +4,44 @@ use super::ChainKind;
 use crate::model::{BlockNumber, ChainId, TransferKey};
 use std::path::{Path, PathBuf};
 
+/// Where a journal of a store is damaged ([`StoreError::CorruptJournal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalDamage {
+    /// The data dir.
+    pub path: PathBuf,
+    /// The journal file.
+    pub file: PathBuf,
+    /// Byte offset of the damage.
+    pub offset: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// Bytes from the damage to the end of the file.
+    pub lost: u64,
+    /// What does not decode.
+    pub reason: String,
+    /// The last intact checkpoints, readable.
+    pub intact: String,
+}
+
+impl std::fmt::Display for JournalDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the store at {} is damaged: journal {} does not decode at byte {} of {} ({}); the \
+             last intact state is {}. Nothing was changed. Run `paytrace store check` for \
+             details; `paytrace store repair` cuts the store back to that state (the {} bytes \
+             from there on are lost)",
+            self.path.display(),
+            self.file.display(),
+            self.offset,
+            self.bytes,
+            self.reason,
+            self.intact,
+            self.lost
+        )
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,28 +96,8 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A journal of the store is damaged: the store is not opened and nothing is changed.
-    #[error(
-        "the store at {path} is damaged: journal {file} does not decode at byte {offset} of \
-         {bytes} ({reason}); the last intact state is {intact}. Nothing was changed. Run \
-         `paytrace store check` for details; `paytrace store repair` cuts the store back to \
-         that state (the {lost} bytes from there on are lost)"
-    )]
-    CorruptJournal {
-        /// The data dir.
-        path: PathBuf,
-        /// The journal file.
-        file: PathBuf,
-        /// Byte offset of the damage.
-        offset: u64,
-        /// The file's size.
-        bytes: u64,
-        /// Bytes from the damage to the end of the file.
-        lost: u64,
-        /// What does not decode.
-        reason: String,
-        /// The last intact checkpoints, readable.
-        intact: String,
-    },
+    #[error("{0}")]
+    CorruptJournal(Box<JournalDamage>),
     /// A file-system operation on the data dir failed.
     #[error("cannot {op} {path}: {source}")]
     Fs {
@@ -187,7 +205,7 @@ impl StoreError {
 
     /// Whether the store (or one of its files) is damaged.
     pub fn is_corrupt(&self) -> bool {
-        matches!(self, Self::CorruptJournal { .. } | Self::Corrupt { .. })
+        matches!(self, Self::CorruptJournal(_) | Self::Corrupt { .. })
     }
 
     /// A file-system error on `path`: [`StoreError::ReadOnly`] for a read-only file system or

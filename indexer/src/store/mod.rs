@@ -47,10 +47,10 @@ mod txrow;
 
 pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
 pub use bulk::BulkMarker;
-pub use check::{ChainCheckpoint, CheckReport, JournalCheck, KeyspaceCheck, RepairReport};
 #[cfg(test)]
 pub(crate) use bulk::BulkStop;
-pub use error::StoreError;
+pub use check::{ChainCheckpoint, CheckReport, JournalCheck, KeyspaceCheck, RepairReport};
+pub use error::{JournalDamage, StoreError};
 
 use crate::model::{
     Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind, TxHash,
@@ -338,7 +338,7 @@ impl Store {
     fn check_journals(path: &Path, writer_crashed: bool) -> Result<(), StoreError> {
         let files = journal::check_journals(path, writer_crashed)?;
         if let Some((f, d)) = journal::first_damage(&files) {
-            return Err(StoreError::CorruptJournal {
+            return Err(StoreError::CorruptJournal(Box::new(JournalDamage {
                 path: path.to_path_buf(),
                 file: f.path.clone(),
                 offset: d.offset,
@@ -346,7 +346,7 @@ impl Store {
                 lost: d.bytes,
                 reason: d.reason.clone(),
                 intact: describe_intact(&files),
-            });
+            })));
         }
         for f in &files {
             if let Some(d) = &f.damage {
