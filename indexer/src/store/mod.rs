@@ -580,7 +580,14 @@ impl Store {
                 unflushed += 1;
             }
         }
-        let journals = journal::journal_files(&self.path)?;
+        // Sealed journals are deleted by the engine's worker after the flushes that empty
+        // them: wait for that (briefly; a journal left behind only costs a replay).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut journals = journal::journal_files(&self.path)?;
+        while journals.len() > 1 && unflushed == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            journals = journal::journal_files(&self.path)?;
+        }
         let (Some(active), 1, 0) = (journals.last(), journals.len(), unflushed) else {
             tracing::debug!(
                 journals = journals.len(),
