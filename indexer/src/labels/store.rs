@@ -1000,4 +1000,35 @@ mod tests {
         assert!(l.apply.get(APPLY_KEY).unwrap().is_none());
         assert!(l.staging.iter().next().is_none());
     }
+
+    #[test]
+    fn a_read_open_leaves_the_staging_for_the_next_write_open() {
+        assert_eq!(
+            crate::store::LABEL_KEYSPACES,
+            [KS_LABELS, KS_SOURCES, KS_BY_SOURCE, KS_STAGING, KS_APPLY],
+            "write opens create exactly the label keyspaces"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap();
+            // what an import that failed while staging leaves behind
+            l.staging.insert(b"k", b"v").unwrap();
+            store.persist_for_reopen().unwrap();
+        }
+        {
+            let store = Store::open_read(dir.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap();
+            assert!(
+                l.staging.first_key_value().is_some(),
+                "a read open cleared it"
+            );
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let l = LabelStore::open(&store).unwrap();
+        assert!(
+            l.staging.first_key_value().is_none(),
+            "a write open clears it"
+        );
+    }
 }
