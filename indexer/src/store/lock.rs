@@ -122,6 +122,12 @@ pub(crate) fn locked_error(dir: &Path) -> StoreError {
     StoreError::Locked {
         path: dir.to_path_buf(),
         holder: match holder {
+            // `follow` runs until stopped: waiting is not the answer.
+            Some(h) if h.command.contains(" follow") => format!(
+                "{} (it runs until stopped: stop it with Ctrl-C or SIGTERM to use the store, \
+                 it resumes from its checkpoint when started again)",
+                h.describe()
+            ),
             Some(h) => h.describe(),
             None => "another paytrace command that reads it".to_owned(),
         },
