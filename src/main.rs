@@ -66,6 +66,9 @@ enum Command {
     /// Watchlist: addresses (and payers) screened by the alert rules.
     #[command(subcommand)]
     Watch(cmd::alerts::WatchCmd),
+    /// The store itself: verify it, cut a damaged one back to its last intact state.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCmd),
 }
 
 fn main() -> ExitCode {
@@ -103,5 +106,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(c) => c.run(&ctx),
         Command::Alerts(c) => c.run(&ctx),
         Command::Watch(c) => c.run(&ctx),
+        Command::Store(c) => c.run(&ctx),
     }
 }

@@ -154,6 +154,7 @@ pub(crate) fn after_index<T: Serialize>(
             true,
         )?)
     };
+    store.persist_for_reopen()?;
     if ctx.json {
         let mut v = serde_json::to_value(summary)?;
         if let Some(o) = v.as_object_mut() {
@@ -198,7 +199,7 @@ impl BalancesArgs {
             compact &= r.compaction.is_none();
             reports.push(r);
         }
-        store.persist()?;
+        store.persist_for_reopen()?;
         if ctx.json {
             ctx.print_json(&serde_json::json!({ "chains": reports }))?;
         } else if reports.is_empty() {

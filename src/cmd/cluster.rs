@@ -61,7 +61,10 @@ pub struct ExplainArgs {
 impl ClusterCmd {
     /// Runs the command.
     pub fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = match self {
+            Self::Run(_) => ctx.open_store()?,
+            Self::Show(_) | Self::Explain(_) => ctx.open_store_read()?,
+        };
         let cs = ClusterStore::open(&store).context("opening the cluster keyspaces")?;
         match self {
             Self::Run(a) => run(ctx, &store, &cs, a),
@@ -168,6 +171,7 @@ fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::R
             }
         }
     }
+    store.persist_for_reopen()?;
     Ok(ExitCode::SUCCESS)
 }
 

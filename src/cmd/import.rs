@@ -375,6 +375,7 @@ impl ImportCmd {
         let Self::Transfers(a) = self;
         let store = ctx.open_store()?;
         let r = import_transfers(&store, &a.file, &a.chain, a.strict)?;
+        store.persist_for_reopen()?;
         if ctx.json {
             ctx.print_json(&r)?;
         } else {

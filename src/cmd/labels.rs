@@ -179,7 +179,10 @@ struct ShowOut<'a> {
 impl LabelsCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = match self {
+            Self::Import(_) | Self::Fetch(_) => ctx.open_store()?,
+            Self::Show(_) | Self::List(_) | Self::Sources => ctx.open_store_read()?,
+        };
         let labels = LabelStore::open(&store).context("opening the label store")?;
         match self {
             Self::Import(a) => {
@@ -318,6 +321,7 @@ impl LabelsCmd {
                 super::alerts::after_labels_change(&ctx.config, &store);
             }
         }
+        store.persist_for_reopen()?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -16,12 +16,13 @@ pub mod patterns;
 pub mod query;
 pub mod report;
 pub mod screen;
+pub mod store;
 pub mod trace;
 
 use anyhow::Context as _;
 use clap::Args;
 use paytrace_config::{Config, DEFAULT_DATA_DIR};
-use paytrace_indexer::Store;
+use paytrace_indexer::{OpenMode, Store};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -71,17 +72,28 @@ impl Context {
         })
     }
 
-    /// Opens the store in the data dir.
+    /// Opens the store in the data dir for writing (created when missing).
     pub fn open_store(&self) -> anyhow::Result<Store> {
         Store::open(&self.data_dir)
             .with_context(|| format!("opening the store in {}", self.data_dir.display()))
     }
 
-    /// Opens the store in the data dir for queries: a larger block cache
+    /// Opens the existing store in the data dir for reading: a missing store is an error
+    /// naming the path and the commands that create one; nothing is created or written.
+    pub fn open_store_read(&self) -> anyhow::Result<Store> {
+        Store::open_read(&self.data_dir)
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+    }
+
+    /// [`Context::open_store_read`] for queries: a larger block cache
     /// ([`paytrace_indexer::QUERY_CACHE_BYTES`]) so that address-index seeks stay in memory.
     pub fn open_store_for_queries(&self) -> anyhow::Result<Store> {
-        Store::open_with_cache(&self.data_dir, Some(paytrace_indexer::QUERY_CACHE_BYTES))
-            .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+        Store::open_with(
+            &self.data_dir,
+            OpenMode::Read,
+            Some(paytrace_indexer::QUERY_CACHE_BYTES),
+        )
+        .with_context(|| format!("opening the store in {}", self.data_dir.display()))
     }
 
     /// Prints `value` as pretty JSON on stdout.

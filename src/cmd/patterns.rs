@@ -169,7 +169,7 @@ impl PatternsCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let p = self.params(&ctx.config)?;
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_read()?;
         let chains = match &self.chain {
             Some(n) => vec![
                 store

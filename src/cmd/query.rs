@@ -184,7 +184,7 @@ impl AddressCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let address = parse_address(&self.address)?;
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_read()?;
         let chain = match &self.chain {
             Some(name) => Some(
                 store
@@ -316,7 +316,7 @@ struct StatsOut {
 impl StatsCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = ctx.open_store_read()?;
         let mut chains = Vec::new();
         for c in store.chains()? {
             let by_kind = store.counters(c.id)?;

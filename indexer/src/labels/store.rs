@@ -219,8 +219,10 @@ fn decode_labels(key: &[u8], v: &[u8]) -> Result<Vec<Label>, LabelError> {
 impl LabelStore {
     /// Opens (or creates) the label keyspaces in `store`.
     ///
-    /// An import that crashed during its apply phase is finished here (rolled forward); the
-    /// staging of an import that crashed before it is discarded.
+    /// An import that crashed during its apply phase is finished here (rolled forward: readers
+    /// must not see half an import). The staging of an import that crashed before its apply
+    /// is discarded here only when `store` is open for writing: a read open writes nothing
+    /// (readers never look at the staging, and the next import clears it first).
     pub fn open(store: &Store) -> Result<Self, LabelError> {
         let this = Self {
             db: store.database().clone(),
@@ -243,7 +245,7 @@ impl LabelStore {
                 "finishing a label import interrupted during its apply phase"
             );
             this.apply_staged(plan)?;
-        } else {
+        } else if !store.is_read_only() {
             this.clear_staging()?;
         }
         Ok(this)
@@ -1100,5 +1102,36 @@ mod tests {
         assert_eq!(dump(&l), expected);
         assert!(l.apply.get(APPLY_KEY).unwrap().is_none());
         assert!(l.staging.iter().next().is_none());
+    }
+
+    #[test]
+    fn a_read_open_leaves_the_staging_for_the_next_write_open() {
+        assert_eq!(
+            crate::store::LABEL_KEYSPACES,
+            [KS_LABELS, KS_SOURCES, KS_BY_SOURCE, KS_STAGING, KS_APPLY],
+            "write opens create exactly the label keyspaces"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap();
+            // what an import that failed while staging leaves behind
+            l.staging.insert(b"k", b"v").unwrap();
+            store.persist_for_reopen().unwrap();
+        }
+        {
+            let store = Store::open_read(dir.path()).unwrap();
+            let l = LabelStore::open(&store).unwrap();
+            assert!(
+                l.staging.first_key_value().is_some(),
+                "a read open cleared it"
+            );
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let l = LabelStore::open(&store).unwrap();
+        assert!(
+            l.staging.first_key_value().is_none(),
+            "a write open clears it"
+        );
     }
 }

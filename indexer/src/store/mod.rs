@@ -38,15 +38,19 @@
 
 mod balances;
 mod bulk;
+mod check;
 mod error;
 mod flow;
+pub mod journal;
+pub mod lock;
 mod txrow;
 
 pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
 pub use bulk::BulkMarker;
 #[cfg(test)]
 pub(crate) use bulk::BulkStop;
-pub use error::StoreError;
+pub use check::{ChainCheckpoint, CheckReport, JournalCheck, KeyspaceCheck, RepairReport};
+pub use error::{JournalDamage, StoreError};
 
 use crate::model::{
     Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind, TxHash,
@@ -197,7 +201,43 @@ pub struct Store {
     /// The balance stage's progress and the lowest chain id, read once and cached for the
     /// tracer's look-ups (reset by every write that changes them).
     balances_view: std::sync::Arc<std::sync::RwLock<Option<balances::BalancesView>>>,
+    /// Opened for reading only ([`Store::open_read`]).
+    read_only: bool,
+    /// The store's own lock (`lock.rs`); released (and, for a writer, the close recorded) when
+    /// the last clone drops. Declared last: fields drop in order, so the engine closes first.
+    _lock: std::sync::Arc<StoreLock>,
 }
+
+/// The lock a [`Store`] holds on its data dir.
+#[derive(Debug)]
+enum StoreLock {
+    Writer(#[allow(dead_code)] lock::WriterLock),
+    Reader(#[allow(dead_code)] lock::ReaderLock),
+}
+
+/// How [`Store::open_with`] opens a store.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OpenMode {
+    /// For writing: creates the data dir and the store when missing, takes the write lock.
+    Write,
+    /// For reading: fails when there is no store, creates nothing, and writes nothing to a
+    /// store that its last writer closed with [`Store::persist_for_reopen`] (the storage
+    /// engine runs no background flush or compaction).
+    Read,
+}
+
+/// The keyspaces of the label store (`labels/store.rs`), created by every write open so that
+/// a later read open finds them and creates nothing.
+pub(crate) const LABEL_KEYSPACES: [&str; 5] = [
+    "labels",
+    "label_sources",
+    "label_by_source",
+    "label_staging",
+    "label_apply",
+];
+
+/// The storage engine's version marker: present in every store it created.
+const ENGINE_VERSION_FILE: &str = "version";
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -240,12 +280,13 @@ fn scan_only_opts() -> KeyspaceCreateOptions {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path` for writing.
     ///
-    /// Fails with a clear error when the directory is locked by another process, is not a
-    /// paytrace store, is corrupt, or has another schema version.
+    /// Fails with a clear error when the directory is locked by another process (naming it),
+    /// is not a paytrace store, has a damaged journal, is on a read-only file system, or has
+    /// another schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, None)
+        Self::open_inner(path.as_ref(), None, None, OpenMode::Write)
     }
 
     /// [`Store::open`] with a block cache of `cache_bytes` instead of the storage engine's
@@ -257,7 +298,23 @@ impl Store {
         path: impl AsRef<Path>,
         cache_bytes: Option<u64>,
     ) -> Result<Self, StoreError> {
-        Self::open_inner(path.as_ref(), cache_bytes, None)
+        Self::open_inner(path.as_ref(), cache_bytes, None, OpenMode::Write)
+    }
+
+    /// Opens the existing store in `path` for reading (see [`OpenMode::Read`]): a missing
+    /// store is [`StoreError::Missing`] and nothing is created.
+    pub fn open_read(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_inner(path.as_ref(), None, None, OpenMode::Read)
+    }
+
+    /// Opens the store in `path` in `mode`, with a block cache of `cache_bytes` (see
+    /// [`Store::open_with_cache`]).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        mode: OpenMode,
+        cache_bytes: Option<u64>,
+    ) -> Result<Self, StoreError> {
+        Self::open_inner(path.as_ref(), cache_bytes, None, mode)
     }
 
     /// [`Store::open`] for a bulk writer ([`Store::write_prepared_bulk`], `index btc`): the
@@ -267,18 +324,89 @@ impl Store {
     /// all samples of a Bitcoin sync (docs/benchmarks.md). A bulk writer needs no memtable
     /// flushes, so one worker that compacts is all it needs.
     pub fn open_for_bulk(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_inner(path.as_ref(), None, Some(1))
+        Self::open_inner(path.as_ref(), None, Some(1), OpenMode::Write)
+    }
+
+    /// Whether this store was opened for reading only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Checks the journals of the store in `path` before the engine opens (and would silently
+    /// truncate) them: damage is [`StoreError::CorruptJournal`]; a torn tail left by a
+    /// crashed writer is logged and left to the engine, which drops it.
+    fn check_journals(path: &Path, writer_crashed: bool) -> Result<(), StoreError> {
+        let files = journal::check_journals(path, writer_crashed)?;
+        if let Some((f, d)) = journal::first_damage(&files) {
+            return Err(StoreError::CorruptJournal(Box::new(JournalDamage {
+                path: path.to_path_buf(),
+                file: f.path.clone(),
+                offset: d.offset,
+                bytes: f.bytes,
+                lost: d.bytes,
+                reason: d.reason.clone(),
+                intact: describe_intact(&files),
+            })));
+        }
+        for f in &files {
+            if let Some(d) = &f.damage {
+                tracing::warn!(
+                    file = %f.path.display(),
+                    offset = d.offset,
+                    bytes = d.bytes,
+                    "the last writer did not close the store (crash): the incomplete batch at \
+                     the end of its journal is dropped"
+                );
+            }
+        }
+        Ok(())
     }
 
     fn open_inner(
         path: &Path,
         cache_bytes: Option<u64>,
         workers: Option<usize>,
+        mode: OpenMode,
     ) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::NotADirectory { path });
         }
+        let lock = match mode {
+            OpenMode::Write => {
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| StoreError::fs("create the data dir", &path, e))?;
+                // Taken before the engine looks at the directory: creation of a new store is
+                // serialised, and nothing is written before the journals are checked.
+                let mut lock = lock::WriterLock::acquire(&path)?;
+                if path.join(ENGINE_VERSION_FILE).exists() {
+                    Self::check_journals(&path, lock.previous_crashed)?;
+                }
+                lock.record_open()?;
+                StoreLock::Writer(lock)
+            }
+            OpenMode::Read => {
+                if !path.exists() {
+                    return Err(StoreError::Missing { path });
+                }
+                if !path.join(ENGINE_VERSION_FILE).exists() {
+                    let empty = std::fs::read_dir(&path)
+                        .map_err(|e| StoreError::fs("read", &path, e))?
+                        .next()
+                        .is_none();
+                    if empty {
+                        return Err(StoreError::Missing { path });
+                    }
+                    return Err(StoreError::NotAStore {
+                        path,
+                        reason: "no storage engine version file".into(),
+                    });
+                }
+                let lock = lock::ReaderLock::acquire(&path)?;
+                Self::check_journals(&path, lock.previous_crashed)?;
+                StoreLock::Reader(lock)
+            }
+        };
         // No journal compression: the engine's default compresses every value of 4 KiB or
         // more with LZ4 inside the serial commit (5 % of `index evm`'s instructions for the
         // transaction rows of batch payouts); the journal is short-lived (dropped once its
@@ -288,22 +416,20 @@ impl Store {
         if let Some(bytes) = cache_bytes {
             builder = builder.cache_size(bytes);
         }
-        if let Some(n) = workers {
+        if mode == OpenMode::Read {
+            // No background worker: a reader needs no flush, and a compaction the last writer
+            // left pending must not write to the store while it only reads it.
+            builder = builder.worker_threads_unchecked(0);
+        } else if let Some(n) = workers {
             builder = builder.worker_threads(n);
         }
         let db = builder.open().map_err(|source| match source {
-            fjall::Error::Locked => StoreError::Locked { path: path.clone() },
-            source => StoreError::Open {
-                path: path.clone(),
-                source,
-            },
+            fjall::Error::Locked => lock::locked_error(&path),
+            source => StoreError::open(&path, source),
         })?;
         let ks_with = |name: &str, options: fn() -> KeyspaceCreateOptions| {
             db.keyspace(name, options)
-                .map_err(|source| StoreError::Open {
-                    path: path.clone(),
-                    source,
-                })
+                .map_err(|source| StoreError::open(&path, source))
         };
         let ks = |name: &str| ks_with(name, opts);
         // The address indexes are only ever scanned by prefix, never read by point, so their
@@ -322,15 +448,163 @@ impl Store {
             counters: ks("counters")?,
             balances: ks("balances")?,
             balances_view: std::sync::Arc::default(),
+            read_only: mode == OpenMode::Read,
+            _lock: std::sync::Arc::new(lock),
             db,
             path,
         };
         store.check_schema()?;
+        if mode == OpenMode::Write {
+            for name in LABEL_KEYSPACES {
+                store.keyspace(name)?;
+            }
+            store.record_keyspace_ids()?;
+        }
         // A bulk range a crash interrupted is discarded before anything reads the store.
         for m in store.bulk_markers()? {
             crate::btc::utxo::discard_bulk_range(&store, m)?;
         }
         Ok(store)
+    }
+
+    /// Writes [`journal::KeyspaceIds`] next to the store when they changed (so that a check of
+    /// a damaged journal can name the checkpoints it holds).
+    fn record_keyspace_ids(&self) -> Result<(), StoreError> {
+        let ids = journal::KeyspaceIds {
+            checkpoints: self.checkpoints.id(),
+        };
+        if journal::KeyspaceIds::read(&self.path) == Some(ids) {
+            return Ok(());
+        }
+        let file = self.path.join(journal::KeyspaceIds::FILE);
+        let tmp = self
+            .path
+            .join(format!("{}.tmp", journal::KeyspaceIds::FILE));
+        let bytes = serde_json::to_vec(&ids).map_err(|e| StoreError::Encode(e.to_string()))?;
+        std::fs::write(&tmp, bytes).map_err(|e| StoreError::fs("write", &tmp, e))?;
+        std::fs::rename(&tmp, &file).map_err(|e| StoreError::fs("write", &file, e))
+    }
+
+    /// Waits (at most a minute) until the storage engine has run no compaction for 100 ms:
+    /// the flushes of [`Store::persist_for_reopen`] queue compaction checks, and a compaction
+    /// finishing later leaves an old version file behind for the next open to delete.
+    fn wait_for_compactions(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut quiet = 0;
+        let mut done = self.db.compactions_completed();
+        while quiet < 5 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let now = self.db.compactions_completed();
+            if self.db.active_compactions() == 0 && now == done {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+            done = now;
+        }
+    }
+
+    /// Deletes the version files of every keyspace older than its current one (`v<N>` below
+    /// the id in `current`): the storage engine deletes them when it next opens the keyspace,
+    /// which would make that open a write. Their content is superseded; the engine keeps the
+    /// versions it still uses in memory, and a later failure of its own clean-up to find one
+    /// is only logged by it.
+    fn remove_old_versions(&self) -> Result<(), StoreError> {
+        let root = self.path.join("keyspaces");
+        let io = |p: &Path, e| StoreError::fs("clean up old versions in", p, e);
+        for dir in std::fs::read_dir(&root).map_err(|e| io(&root, e))? {
+            let dir = dir.map_err(|e| io(&root, e))?.path();
+            let Ok(current) = std::fs::read(dir.join("current")) else {
+                continue;
+            };
+            let Some(current) = current.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)) else {
+                continue;
+            };
+            for f in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let f = f.map_err(|e| io(&dir, e))?;
+                let name = f.file_name();
+                let old = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix('v'))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|v| v < current);
+                if old {
+                    match std::fs::remove_file(f.path()) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&f.path(), e)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the next open of the store fast and write-free: flushes every keyspace's memtable
+    /// to tables, syncs, and empties the journal (all of whose batches are then in tables), so
+    /// the next open replays nothing. Bulk writers (index, import, balances, cluster run,
+    /// labels import) call it when they finish.
+    ///
+    /// Call it when this process has finished writing (no write may run concurrently); writes
+    /// after it are journaled as usual. The journal is left as it is when anything is still
+    /// unflushed. Does nothing on a store opened for reading.
+    pub fn persist_for_reopen(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        let keyspaces = self
+            .db
+            .list_keyspace_names()
+            .iter()
+            .map(|name| self.db.keyspace(name, opts))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.io("open keyspace", e))?;
+        for ks in &keyspaces {
+            ks.rotate_memtable_and_wait()
+                .map_err(|e| self.io("flush memtable", e))?;
+        }
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| self.io("persist", e))?;
+        self.wait_for_compactions();
+        self.remove_old_versions()?;
+        // Every memtable empty (a rotation finds nothing to seal) and none waiting for its
+        // flush: every journaled batch is in tables.
+        let mut unflushed = 0usize;
+        for ks in &keyspaces {
+            if ks
+                .rotate_memtable()
+                .map_err(|e| self.io("flush memtable", e))?
+                || ks.sealed_memtable_count() > 0
+            {
+                unflushed += 1;
+            }
+        }
+        // Sealed journals are deleted by the engine's worker after the flushes that empty
+        // them: wait for that (briefly; a journal left behind only costs a replay).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut journals = journal::journal_files(&self.path)?;
+        while journals.len() > 1 && unflushed == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            journals = journal::journal_files(&self.path)?;
+        }
+        let (Some(active), 1, 0) = (journals.last(), journals.len(), unflushed) else {
+            tracing::debug!(
+                journals = journals.len(),
+                unflushed,
+                "journal kept: not everything is flushed yet"
+            );
+            return Ok(());
+        };
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(active)
+            .map_err(|e| StoreError::fs("open the journal", active, e))?;
+        f.set_len(0)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StoreError::fs("empty the journal", active, e))?;
+        tracing::debug!(journal = %active.display(), "journal emptied: every batch is in tables");
+        Ok(())
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -339,6 +613,10 @@ impl Store {
             .get(SCHEMA_KEY)
             .map_err(|e| self.io("read schema version", e))?
         {
+            None if self.read_only => Err(StoreError::NotAStore {
+                path: self.path.clone(),
+                reason: "no schema version".into(),
+            }),
             None => {
                 self.meta
                     .insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().to_vec())
@@ -384,7 +662,16 @@ impl Store {
     }
 
     /// Opens (or creates) an extra keyspace owned by another module.
+    ///
+    /// On a store opened for reading a missing keyspace is still created (the module never
+    /// ran on this store; an empty keyspace is what it reads), logged at debug level.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
+        if self.read_only && !self.db.keyspace_exists(name) {
+            tracing::debug!(
+                keyspace = name,
+                "creating a missing keyspace on a read open"
+            );
+        }
         self.db
             .keyspace(name, opts)
             .map_err(|e| self.io("open keyspace", e))
@@ -1245,6 +1532,34 @@ impl PreparedRange {
     /// Transfers per kind.
     pub fn by_kind(&self) -> &BTreeMap<TransferKind, u64> {
         &self.by_kind
+    }
+}
+
+/// The last intact checkpoints of a journal check, readable.
+fn describe_intact(files: &[journal::JournalFile]) -> String {
+    let cps = journal::intact_checkpoints(files);
+    let upto = files
+        .iter()
+        .position(|f| f.damage.as_ref().is_some_and(|d| !d.torn_tail))
+        .map_or(files.len(), |i| i + 1);
+    let seqno = files
+        .get(..upto)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f.last_seqno)
+        .max();
+    let batch = match seqno {
+        Some(s) => format!("journal batch {s}"),
+        None => "no intact batch in the damaged journal".to_owned(),
+    };
+    if cps.is_empty() {
+        format!("{batch} (no checkpoint in the intact part of the journal: the flushed tables)")
+    } else {
+        let list: Vec<String> = cps
+            .iter()
+            .map(|(c, b)| format!("chain id {c} at block {b}"))
+            .collect();
+        format!("{} ({batch})", list.join(", "))
     }
 }
 
