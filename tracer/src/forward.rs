@@ -1,10 +1,15 @@
 //! The forward taint engine: follows seed value through the store in canonical event order.
 //!
-//! Only the addresses that receive taint are loaded ("expanded"): their whole history (in and
-//! out, up to `until`) is read through [`FlowSource`], the part before the first tainted
-//! arrival is replayed to get the balance, and the rest is merged into one global event queue
-//! ordered by [`TransferKey`]. Each transfer is processed once, debiting its sender (if
-//! followed) and crediting its receiver.
+//! Only the addresses that receive taint are loaded ("expanded"): their history (in and out,
+//! up to `until`) is read through [`FlowSource`], the part before the first tainted arrival
+//! (from a balance checkpoint) is replayed to get the balance, and the rest is merged into one
+//! global event queue ordered by [`TransferKey`]. Each transfer is processed once, debiting its
+//! sender (if followed) and crediting its receiver.
+//!
+//! After the arrival a history is read in windows of blocks ([`HistoryWindow`]): at the end
+//! of a window an address that holds no taint is suspended (reading stops; it only sends clean
+//! value) until a tainted arrival resumes it, so a busy address that passed its taint on is not
+//! read to the end. See docs/architecture.md, "Balance checkpoints".
 
 use crate::{
     Model,
@@ -697,11 +702,23 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             };
             let inc = self
                 .src
-                .address_transfers_range(&addr, Direction::Incoming, self.p.chain, Some(&from), None)
+                .address_transfers_range(
+                    &addr,
+                    Direction::Incoming,
+                    self.p.chain,
+                    Some(&from),
+                    None,
+                )
                 .map_err(TraceError::source)?;
             let out = self
                 .src
-                .address_transfers_range(&addr, Direction::Outgoing, self.p.chain, Some(&from), None)
+                .address_transfers_range(
+                    &addr,
+                    Direction::Outgoing,
+                    self.p.chain,
+                    Some(&from),
+                    None,
+                )
                 .map_err(TraceError::source)?;
             self.stats.transfers_read += inc.len() + out.len();
             for e in merge_dedup(inc, out, |x: &Transfer| x.key) {

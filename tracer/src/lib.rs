@@ -37,6 +37,6 @@ pub use result::{
     TraceResult, TraceStats, Truncation,
 };
 pub use source::{
-    Category, Checkpointed, FlowSource, HistoryWindow, LabelSource, MemoryGraph, MemoryLabels, StopList,
-    StoreLabels,
+    Category, Checkpointed, FlowSource, HistoryWindow, LabelSource, MemoryGraph, MemoryLabels,
+    StopList, StoreLabels,
 };
