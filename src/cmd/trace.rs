@@ -7,9 +7,16 @@ use clap::{Args, ValueEnum};
 use paytrace_indexer::{Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, TxHash};
 use paytrace_tracer::{
     BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
-    StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward, trace_forward,
+    StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
+    trace_forward_within,
 };
-use std::{fmt::Write as _, process::ExitCode};
+use serde::Serialize;
+use std::{
+    fmt::Write as _,
+    io::{IsTerminal as _, Write as _},
+    process::ExitCode,
+    time::Duration,
+};
 
 /// Output format of `paytrace trace`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,9 +104,15 @@ pub struct TraceCmd {
     /// Do not follow transfers carrying less than this (raw units).
     #[arg(long, default_value = "0")]
     pub min_amount: String,
-    /// Follow at most this many addresses.
+    /// Follow (load the history of) at most this many addresses; when the limit stops the
+    /// trace, the result says `truncated: true` (`truncated_by: max_nodes`).
     #[arg(long, default_value_t = 10_000)]
     pub max_nodes: usize,
+    /// Time budget in milliseconds (default: none): when it runs out the trace stops
+    /// following new addresses and the result says `truncated: true` (`truncated_by:
+    /// time_budget`).
+    #[arg(long, value_name = "MS")]
+    pub budget_ms: Option<u64>,
     /// At most this many evidence paths.
     #[arg(long, default_value_t = 20)]
     pub max_paths: usize,
@@ -139,24 +152,43 @@ enum SeedArg {
     Tx(TxHash, Option<usize>),
 }
 
+/// What a seed argument may be, for error messages.
+const SEED_FORMS: &str = "expected an address (0x + 40 hex digits, a Bitcoin address, or \
+script:/tx: + 64 hex digits) or a transaction hash (0x + 64 hex digits, optionally TX:INDEX)";
+
 fn parse_seed(s: &str) -> anyhow::Result<SeedArg> {
-    if let Ok(a) = s.parse::<Address>() {
+    if let Ok(a) = super::query::parse_address(s) {
         return Ok(SeedArg::Address(a));
     }
     let (tx, idx) = match s.rsplit_once(':') {
-        Some((t, i)) if !t.starts_with("script") => (
+        Some((t, i)) if !t.starts_with("script") && !t.starts_with("tx") => (
             t,
-            Some(
-                i.parse::<usize>()
-                    .with_context(|| format!("{s:?}: INDEX must be a number"))?,
-            ),
+            Some(i.parse::<usize>().with_context(|| {
+                format!("seed {s:?}: INDEX after ':' must be a number (TX:INDEX)")
+            })?),
         ),
         _ => (s, None),
     };
     let h: alloy_primitives::B256 = tx
         .parse()
-        .with_context(|| format!("{s:?} is neither an address nor a transaction hash"))?;
+        .map_err(|_| anyhow::anyhow!("seed {s:?}: {}; {SEED_FORMS}", seed_problem(tx)))?;
     Ok(SeedArg::Tx(TxHash(h), idx))
+}
+
+/// What is wrong with a seed that is neither an address nor a transaction hash.
+fn seed_problem(s: &str) -> String {
+    let hex = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if let Some((i, c)) = hex.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        let pos = i + s.len() - hex.len();
+        return format!("{c:?} at position {pos} is not a hex digit");
+    }
+    match hex.len() {
+        40 => "not a valid address (mixed case must be the EIP-55 checksum)".to_owned(),
+        n => format!("{n} hex digits is neither 40 (address) nor 64 (transaction hash)"),
+    }
 }
 
 impl TraceCmd {
@@ -182,12 +214,15 @@ impl TraceCmd {
         let params = self.params(chain)?;
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
             .context("opening the label store")?;
+        let budget = self.budget_ms.map(Duration::from_millis);
+        let back = |seed: &BackSeed| trace_backward_within(&store, &labels, seed, &params, budget);
+        let fwd = |seed: &Seed| trace_forward_within(&store, &labels, seed, &params, budget);
         let result = match parse_seed(&self.seed)? {
             SeedArg::Address(a) => {
                 if self.backward {
-                    trace_backward(&store, &labels, &BackSeed::Address(a), &params)?
+                    back(&BackSeed::Address(a))?
                 } else {
-                    trace_forward(&store, &labels, &Seed::Outflows(a), &params)?
+                    fwd(&Seed::Outflows(a))?
                 }
             }
             SeedArg::Tx(tx, idx) => {
@@ -212,21 +247,43 @@ impl TraceCmd {
                             keys.len()
                         );
                     };
-                    trace_backward(&store, &labels, &BackSeed::Transfer(*k), &params)?
+                    back(&BackSeed::Transfer(*k))?
                 } else {
-                    trace_forward(&store, &labels, &Seed::Transfers(keys), &params)?
+                    fwd(&Seed::Transfers(keys))?
                 }
             }
         };
         let format = if ctx.json { Format::Json } else { self.format };
+        let stdout = std::io::stdout();
+        let pretty = stdout.is_terminal();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         match format {
-            Format::Json => ctx.print_json(&result)?,
-            Format::Dot => print!("{}", export::to_dot(&result)),
-            Format::Graphml => print!("{}", export::to_graphml(&result)),
-            Format::Text => print!("{}", render_text(&result)),
+            Format::Json => write_json(&mut out, &result, pretty)?,
+            Format::Dot => out.write_all(export::to_dot(&result).as_bytes())?,
+            Format::Graphml => out.write_all(export::to_graphml(&result).as_bytes())?,
+            Format::Text => out.write_all(render_text(&result).as_bytes())?,
         }
+        out.flush().context("writing the result to stdout")?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Streams `value` as JSON to `out` (no intermediate string): indented when `pretty` (a
+/// terminal), compact otherwise (a file or a pipe), with a final newline.
+pub fn write_json<W: std::io::Write, T: Serialize>(
+    out: &mut W,
+    value: &T,
+    pretty: bool,
+) -> anyhow::Result<()> {
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, value)
+    } else {
+        serde_json::to_writer(&mut *out, value)
+    }
+    .context("writing the JSON result to stdout")?;
+    out.write_all(b"\n")
+        .context("writing the JSON result to stdout")?;
+    Ok(())
 }
 
 /// The text report of a trace.
@@ -244,6 +301,20 @@ pub fn render_text(r: &TraceResult) -> String {
     );
     for (asset, v) in &r.seed.total {
         let _ = writeln!(s, "  seed value: {v} {}", asset);
+    }
+    if let Some(by) = r.truncated_by {
+        let why = match by {
+            paytrace_tracer::Truncation::MaxNodes => {
+                format!("--max-nodes {} addresses were followed", p.max_nodes)
+            }
+            paytrace_tracer::Truncation::TimeBudget => "the time budget ran out".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "  TRUNCATED ({}): {why}; addresses reached later were not followed, amounts \
+             beyond them are missing",
+            by.as_str()
+        );
     }
     if r.incomplete_history {
         let _ = writeln!(

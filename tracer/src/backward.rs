@@ -14,7 +14,7 @@ use crate::{
     model::{mul_div_floor, mul_div_rem},
     result::{
         Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
-        TraceResult, TraceStats, sort_destinations,
+        TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, LabelSource},
 };
@@ -23,6 +23,7 @@ use std::{
     cmp::Reverse,
     collections::{BTreeMap, HashMap, VecDeque},
     rc::Rc,
+    time::{Duration, Instant},
 };
 
 /// What a backward trace explains.
@@ -200,14 +201,29 @@ struct Demand {
     hops: u32,
 }
 
-/// Runs a backward (source of funds) trace.
+/// Runs a backward (source of funds) trace (no time budget; `p.max_nodes` still bounds it).
 pub fn trace_backward<S: FlowSource, L: LabelSource>(
     source: &S,
     labels: &L,
     seed: &BackSeed,
     p: &TraceParams,
 ) -> Result<TraceResult, TraceError> {
+    trace_backward_within(source, labels, seed, p, None)
+}
+
+/// Runs a backward trace that stops loading new addresses once `budget` (counted from this
+/// call) has run out: demands on addresses not loaded by then are reported with status
+/// `time_budget` (totals category `time_budget`) and the result is marked `truncated`.
+pub fn trace_backward_within<S: FlowSource, L: LabelSource>(
+    source: &S,
+    labels: &L,
+    seed: &BackSeed,
+    p: &TraceParams,
+    budget: Option<Duration>,
+) -> Result<TraceResult, TraceError> {
     let mut b = Back {
+        deadline: budget.map(|d| Instant::now() + d),
+        truncated: None,
         src: source,
         labels,
         p,
@@ -255,6 +271,10 @@ pub fn trace_backward<S: FlowSource, L: LabelSource>(
 }
 
 struct Back<'a, S, L> {
+    /// When the time budget runs out.
+    deadline: Option<Instant>,
+    /// The first limit that stopped a load.
+    truncated: Option<Truncation>,
     src: &'a S,
     labels: &'a L,
     p: &'a TraceParams,
@@ -443,7 +463,12 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
             return self.stop(x, Status::AtDepthLimit, "before_window", &t.asset, d.amount);
         }
         if !self.hist.contains_key(&x) && self.stats.expanded_addresses >= self.p.max_nodes {
+            self.truncated.get_or_insert(Truncation::MaxNodes);
             return self.stop(x, Status::NodeLimit, "node_limit", &t.asset, d.amount);
+        }
+        if !self.hist.contains_key(&x) && self.deadline.is_some_and(|dl| Instant::now() >= dl) {
+            self.truncated.get_or_insert(Truncation::TimeBudget);
+            return self.stop(x, Status::TimeBudget, "time_budget", &t.asset, d.amount);
         }
         let h = self.history(&x, Some(t.key))?;
         let (mut prov, mut clamped) = self.replay(&x, &h, t.asset, Some(t.key))?;
@@ -525,6 +550,8 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
         let paths = evidence_back(&destinations, &edges, self.p.max_paths);
         Ok(TraceResult {
             model: self.p.model,
+            truncated: self.truncated.is_some(),
+            truncated_by: self.truncated,
             seed,
             parameters: Parameters::record("backward", self.p, self.src, self.labels)?,
             incomplete_history: self.incomplete,

@@ -147,6 +147,10 @@ impl<S: FlowSource> CachedSource<S> {
 impl<S: FlowSource> FlowSource for CachedSource<S> {
     type Error = S::Error;
 
+    fn history_window(&self) -> crate::source::HistoryWindow {
+        self.src.history_window()
+    }
+
     fn address_transfers(
         &self,
         address: &Address,

@@ -91,6 +91,7 @@ fn status_name(s: Option<Status>) -> &'static str {
         Some(Status::AtDepthLimit) => "at_depth_limit",
         Some(Status::BelowMinAmount) => "below_min_amount",
         Some(Status::NodeLimit) => "node_limit",
+        Some(Status::TimeBudget) => "time_budget",
         Some(Status::Swapped) => "swapped",
         None => "seed_sender",
     }
@@ -108,7 +109,12 @@ pub fn to_dot(r: &TraceResult) -> String {
         let color = match n.status {
             Some(Status::Exited) => "red",
             Some(Status::Payee) => "blue",
-            Some(Status::AtDepthLimit | Status::NodeLimit | Status::BelowMinAmount) => "gray",
+            Some(
+                Status::AtDepthLimit
+                | Status::NodeLimit
+                | Status::TimeBudget
+                | Status::BelowMinAmount,
+            ) => "gray",
             _ => "black",
         };
         let mut label = n.address.to_string();

@@ -1,10 +1,15 @@
 //! The forward taint engine: follows seed value through the store in canonical event order.
 //!
-//! Only the addresses that receive taint are loaded ("expanded"): their whole history (in and
-//! out, up to `until`) is read through [`FlowSource`], the part before the first tainted
-//! arrival is replayed to get the balance, and the rest is merged into one global event queue
-//! ordered by [`TransferKey`]. Each transfer is processed once, debiting its sender (if
-//! followed) and crediting its receiver.
+//! Only the addresses that receive taint are loaded ("expanded"): their history (in and out,
+//! up to `until`) is read through [`FlowSource`], the part before the first tainted arrival
+//! (from a balance checkpoint) is replayed to get the balance, and the rest is merged into one
+//! global event queue ordered by [`TransferKey`]. Each transfer is processed once, debiting its
+//! sender (if followed) and crediting its receiver.
+//!
+//! After the arrival a history is read in windows of blocks ([`HistoryWindow`]): at the end
+//! of a window an address that holds no taint is suspended (reading stops; it only sends clean
+//! value) until a tainted arrival resumes it, so a busy address that passed its taint on is not
+//! read to the end. See docs/architecture.md, "Balance checkpoints".
 
 use crate::{
     Model,
@@ -13,14 +18,17 @@ use crate::{
     model::{Carry, Holding, mul_div_floor},
     result::{
         Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
-        TraceParams, TraceResult, TraceStats, sort_destinations,
+        TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
     },
-    source::{Category, FlowSource, LabelSource},
+    source::{Category, FlowSource, HistoryWindow, LabelSource, WINDOW_ENTRIES},
 };
-use paytrace_indexer::{Address, Amount, Asset, Direction, Transfer, TransferKey};
+use paytrace_indexer::{
+    Address, Amount, Asset, BlockNumber, ChainId, Direction, Transfer, TransferKey, TransferKind,
+};
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BinaryHeap, HashMap, HashSet},
+    time::{Duration, Instant},
 };
 
 /// How an address takes part in the flow.
@@ -59,16 +67,62 @@ struct Node {
     /// TIHO at a transaction node: the tainted part decided for each output (per asset, on
     /// the first output of that asset).
     tiho: HashMap<TransferKey, Amount>,
+    /// The history (of an expanded node) is read up to this key, exclusive; `None`: all of it.
+    read_to: Option<TransferKey>,
+    /// Everything held is clean and reading stopped at `read_to`: the node's later events
+    /// are ignored until a tainted arrival resumes it; the rest of its history is read at
+    /// the end only for its clamps (`incomplete_history`).
+    suspended: bool,
+    /// The current reading window in blocks (0: whole history).
+    window: u64,
 }
 
-/// Runs a forward trace.
+/// Heap entry tags: a node's continuation (its history must be read further before any
+/// event at or after the key) sorts before a transfer of the same key.
+const CONT: u8 = 0;
+const XFER: u8 = 1;
+
+/// Runs a forward trace (no time budget; `params.max_nodes` still bounds it).
 pub fn trace_forward<S: FlowSource, L: LabelSource>(
     source: &S,
     labels: &L,
     seed: &Seed,
     params: &TraceParams,
 ) -> Result<TraceResult, TraceError> {
+    trace_forward_within(source, labels, seed, params, None)
+}
+
+/// Runs a forward trace that stops expanding addresses once `budget` (counted from this call)
+/// has run out: addresses reached after that are reported with status `time_budget` and the
+/// result is marked `truncated`. Events of addresses already expanded are still processed, so
+/// the amounts stay consistent (a lower bound of the complete trace's reach).
+pub fn trace_forward_within<S: FlowSource, L: LabelSource>(
+    source: &S,
+    labels: &L,
+    seed: &Seed,
+    params: &TraceParams,
+    budget: Option<Duration>,
+) -> Result<TraceResult, TraceError> {
+    let deadline = budget.map(|b| Instant::now() + b);
+    let win = source.history_window();
+    let (win_chain, last_block) = if win == HistoryWindow::Off {
+        (None, None)
+    } else {
+        let ends = source.checkpoints().map_err(TraceError::source)?;
+        let c = match params.chain {
+            Some(c) => Some(c),
+            // Windows are per chain: with no chain restriction only on a single-chain source.
+            None if ends.len() == 1 => ends.keys().next().copied(),
+            None => None,
+        };
+        (c, c.and_then(|c| ends.get(&c).copied()))
+    };
     let mut e = Engine {
+        deadline,
+        truncated: None,
+        win,
+        win_chain,
+        last_block,
         src: source,
         labels,
         p: params,
@@ -88,10 +142,21 @@ pub fn trace_forward<S: FlowSource, L: LabelSource>(
         e.push(t);
     }
     e.run()?;
+    e.settle()?;
     e.finish(seed_info)
 }
 
 struct Engine<'a, S, L> {
+    /// When the time budget runs out.
+    deadline: Option<Instant>,
+    /// The first limit that stopped an expansion.
+    truncated: Option<Truncation>,
+    /// How histories are read after the first tainted arrival.
+    win: HistoryWindow,
+    /// The chain windows apply to (none: histories are read whole).
+    win_chain: Option<ChainId>,
+    /// Its last block: a window reaching past it reads to the end.
+    last_block: Option<BlockNumber>,
     src: &'a S,
     labels: &'a L,
     p: &'a TraceParams,
@@ -99,7 +164,8 @@ struct Engine<'a, S, L> {
     index: HashMap<Address, usize>,
     /// Queued transfers, taken out when processed (each index is popped once).
     arena: Vec<Option<Transfer>>,
-    heap: BinaryHeap<Reverse<(TransferKey, usize)>>,
+    /// Queued events: (key, tag, arena index for `XFER` / node index for `CONT`).
+    heap: BinaryHeap<Reverse<(TransferKey, u8, usize)>>,
     seeds: HashSet<TransferKey>,
     stats: TraceStats,
     /// Tainted value a swap address's cross-asset payout carries (accumulated per payout).
@@ -197,7 +263,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
 
     fn push(&mut self, t: Transfer) {
         let i = self.arena.len();
-        self.heap.push(Reverse((t.key, i)));
+        self.heap.push(Reverse((t.key, XFER, i)));
         self.arena.push(Some(t));
     }
 
@@ -219,6 +285,9 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             incomplete: false,
             outputs: Vec::new(),
             tiho: HashMap::new(),
+            read_to: None,
+            suspended: false,
+            window: 0,
         });
         self.index.insert(a, i);
         i
@@ -226,7 +295,12 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
 
     fn run(&mut self) -> Result<(), TraceError> {
         let mut last: Option<TransferKey> = None;
-        while let Some(Reverse((key, i))) = self.heap.pop() {
+        while let Some(Reverse((key, tag, i))) = self.heap.pop() {
+            if tag == CONT {
+                self.cursor = Some(key);
+                self.next_window(i, key)?;
+                continue;
+            }
             if last == Some(key) {
                 continue;
             }
@@ -255,6 +329,10 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         let mut carry = Carry::clean();
         if let Some(&s) = self.index.get(&t.from) {
             match self.nodes[s].role {
+                // Holds no taint: sends clean value, its state is caught up when it resumes.
+                Role::Expanded if self.nodes[s].suspended => {
+                    sender_hops = Some(self.nodes[s].hops);
+                }
                 Role::Expanded => {
                     let d = if model == Model::Tiho && t.from.is_tx() {
                         let tainted = self.tiho_share(s, t)?;
@@ -297,7 +375,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         if let Some(&r) = self.index.get(&t.to) {
             let model = self.p.model;
             let n = &mut self.nodes[r];
-            if n.role == Role::Expanded {
+            if n.role == Role::Expanded && !n.suspended {
                 Self::holding(model, n, t.asset).credit(t.amount, &Carry::clean())?;
             }
         }
@@ -326,6 +404,13 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         if let Some(&r) = self.index.get(&t.to)
             && self.nodes[r].role == Role::Expanded
         {
+            if self.nodes[r].suspended {
+                if carry.tainted.is_zero() {
+                    self.nodes[r].payee |= is_seed;
+                    return Ok(());
+                }
+                self.resume(r, t.key, false)?;
+            }
             if !carry.tainted.is_zero() {
                 self.record(r, t, &carry, hops);
             }
@@ -358,7 +443,11 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         } else if !is_seed && carry.tainted < self.p.min_amount {
             Some(Status::BelowMinAmount)
         } else if self.stats.expanded_addresses >= self.p.max_nodes {
+            self.truncated.get_or_insert(Truncation::MaxNodes);
             Some(Status::NodeLimit)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.truncated.get_or_insert(Truncation::TimeBudget);
+            Some(Status::TimeBudget)
         } else {
             None
         };
@@ -393,6 +482,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         // the checkpoint's clean balances are the whole state there.
         let cp = self.checkpoint(r, t)?;
         let from = cp.as_ref().map(|c| c.at);
+        let cp_density = cp.as_ref().map(|c| (c.entries, c.at.block));
         if let Some(c) = cp {
             let n = &mut self.nodes[r];
             n.incomplete |= c.clamped;
@@ -402,6 +492,71 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             self.stats.checkpoints_used += 1;
             self.stats.replay_skipped += usize::try_from(c.entries).unwrap_or(usize::MAX);
         }
+        let w = self.first_window(&addr, cp_density);
+        self.nodes[r].window = w;
+        let end = self.window_end(&t.key, w);
+        self.read_chunk(r, from, end, Some((t.key, false)), prior)?;
+        // Credit the transfer that brought the node in.
+        let c = self.nodes[r]
+            .credit_index
+            .get(&t.key)
+            .map(|&i| self.nodes[r].credits[i].carry.clone())
+            .unwrap_or_default();
+        let n = &mut self.nodes[r];
+        Self::holding(model, n, t.asset).credit(t.amount, &c)
+    }
+
+    /// The first reading window (blocks) of a node being expanded; 0 reads its whole history.
+    /// Adaptive: about `WINDOW_ENTRIES` entries at the density its checkpoint shows (entries
+    /// before the checkpoint per block from the chain's start); without a checkpoint the
+    /// history is short and read whole.
+    fn first_window(&self, addr: &Address, cp: Option<(u64, BlockNumber)>) -> u64 {
+        if addr.is_tx() || self.win_chain.is_none() {
+            return 0;
+        }
+        match (self.win, cp) {
+            (HistoryWindow::Off, _) | (HistoryWindow::Adaptive, None) => 0,
+            (HistoryWindow::Blocks(n), _) => n.max(1),
+            (HistoryWindow::Adaptive, Some((entries, at))) => {
+                let w = u128::from(WINDOW_ENTRIES) * u128::from(at.0.max(1))
+                    / u128::from(entries.max(1));
+                u64::try_from(w).unwrap_or(u64::MAX).max(1)
+            }
+        }
+    }
+
+    /// The end (exclusive) of a window of `w` blocks after `k`'s block; `None`: to the end
+    /// of the history.
+    fn window_end(&self, k: &TransferKey, w: u64) -> Option<TransferKey> {
+        let c = self.win_chain?;
+        let last = self.last_block?;
+        if w == 0 || k.chain != c {
+            return None;
+        }
+        let b = k.block.0.checked_add(w)?;
+        (b <= last.0).then_some(TransferKey {
+            chain: c,
+            block: BlockNumber(b),
+            tx_index: 0,
+            kind: TransferKind::Native,
+            position: 0,
+        })
+    }
+
+    /// Reads node `r`'s history in `from..end` (open bounds when `None`): entries before
+    /// `split` (and at it when `split.1`) are replayed into its state, later ones queued;
+    /// the entry at `split` itself (the arrival being processed) is left to the caller. With
+    /// an `end`, a continuation is queued there.
+    fn read_chunk(
+        &mut self,
+        r: usize,
+        from: Option<TransferKey>,
+        end: Option<TransferKey>,
+        split: Option<(TransferKey, bool)>,
+        prior: Status,
+    ) -> Result<(), TraceError> {
+        let model = self.p.model;
+        let addr = self.nodes[r].address;
         let inc = self
             .src
             .address_transfers_range(
@@ -409,7 +564,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                 Direction::Incoming,
                 self.p.chain,
                 from.as_ref(),
-                None,
+                end.as_ref(),
             )
             .map_err(TraceError::source)?;
         let out = self
@@ -419,7 +574,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                 Direction::Outgoing,
                 self.p.chain,
                 from.as_ref(),
-                None,
+                end.as_ref(),
             )
             .map_err(TraceError::source)?;
         self.stats.transfers_read += inc.len() + out.len();
@@ -434,7 +589,8 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             if keep_outputs && e.from == addr && e.to != addr {
                 self.nodes[r].outputs.push((e.key, e.asset, e.amount));
             }
-            if e.key < t.key {
+            let before = split.is_some_and(|(k, incl)| e.key < k || (incl && e.key == k));
+            if before {
                 let n = &mut self.nodes[r];
                 let mut sent = Carry::clean();
                 if e.from == addr {
@@ -457,18 +613,129 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                     };
                     Self::holding(model, n, e.asset).credit(e.amount, &c)?;
                 }
-            } else if e.key > t.key {
+            } else if split.is_none_or(|(k, _)| e.key > k) {
                 self.push(e);
             }
         }
-        // Credit the transfer that brought the node in.
-        let c = self.nodes[r]
-            .credit_index
-            .get(&t.key)
-            .map(|&i| self.nodes[r].credits[i].carry.clone())
-            .unwrap_or_default();
-        let n = &mut self.nodes[r];
-        Self::holding(model, n, t.asset).credit(t.amount, &c)
+        self.nodes[r].read_to = end;
+        if let Some(k) = end {
+            self.heap.push(Reverse((k, CONT, r)));
+        }
+        Ok(())
+    }
+
+    /// The continuation of node `r` at `k`: all its events before `k` are processed. If it
+    /// holds no taint it is suspended (reading stops); otherwise the next, twice as large,
+    /// window is read.
+    fn next_window(&mut self, r: usize, k: TransferKey) -> Result<(), TraceError> {
+        let n = &self.nodes[r];
+        if n.suspended || n.read_to != Some(k) {
+            return Ok(());
+        }
+        if n.holdings.values().all(Holding::is_clean) {
+            self.nodes[r].suspended = true;
+            return Ok(());
+        }
+        let w = n.window.saturating_mul(2);
+        self.nodes[r].window = w;
+        let end = self.window_end(&k, w);
+        self.read_chunk(r, Some(k), end, None, Status::AtDepthLimit)
+    }
+
+    /// Resumes suspended node `r` at `k`: replays its history from where reading stopped up
+    /// to `k` (exclusive, or inclusive when `incl`) as clean value (it held no taint) and
+    /// queues the rest of a window.
+    fn resume(&mut self, r: usize, k: TransferKey, incl: bool) -> Result<(), TraceError> {
+        let from = self.nodes[r].read_to;
+        self.nodes[r].suspended = false;
+        let w = self.nodes[r].window;
+        let end = self.window_end(&k, w);
+        self.read_chunk(r, from, end, Some((k, incl)), Status::AtDepthLimit)
+    }
+
+    /// At the end: the clamps in the unread rest of each suspended node's history (the only
+    /// thing it can still change: `incomplete_history`). The latest balance checkpoint at or
+    /// after where reading stopped stands for the part before it.
+    fn settle(&mut self) -> Result<(), TraceError> {
+        let model = self.p.model;
+        for r in 0..self.nodes.len() {
+            let n = &self.nodes[r];
+            let (true, Some(p)) = (n.suspended, n.read_to) else {
+                continue;
+            };
+            let addr = n.address;
+            let last = TransferKey {
+                chain: p.chain,
+                block: BlockNumber(u64::MAX),
+                tx_index: u32::MAX,
+                kind: TransferKind::Utxo,
+                position: u32::MAX,
+            };
+            let cp = self
+                .src
+                .balance_checkpoint(&addr, self.p.chain, &last)
+                .map_err(TraceError::source)?
+                .filter(|c| {
+                    c.at >= p
+                        && c.at.chain == p.chain
+                        && self.p.until.is_none_or(|u| c.max_time <= u)
+                });
+            let mut state: HashMap<Asset, Holding> = HashMap::new();
+            let mut clamped = false;
+            let from = match cp {
+                Some(c) => {
+                    clamped |= c.clamped;
+                    for (asset, v) in c.balances {
+                        state
+                            .entry(asset)
+                            .or_insert_with(|| Holding::new(model))
+                            .credit(v, &Carry::clean())?;
+                    }
+                    c.at
+                }
+                None => {
+                    for (asset, h) in &n.holdings {
+                        state.insert(*asset, h.clone());
+                    }
+                    p
+                }
+            };
+            let inc = self
+                .src
+                .address_transfers_range(
+                    &addr,
+                    Direction::Incoming,
+                    self.p.chain,
+                    Some(&from),
+                    None,
+                )
+                .map_err(TraceError::source)?;
+            let out = self
+                .src
+                .address_transfers_range(
+                    &addr,
+                    Direction::Outgoing,
+                    self.p.chain,
+                    Some(&from),
+                    None,
+                )
+                .map_err(TraceError::source)?;
+            self.stats.transfers_read += inc.len() + out.len();
+            for e in merge_dedup(inc, out, |x: &Transfer| x.key) {
+                if !self.in_window(&e) {
+                    continue;
+                }
+                let h = state.entry(e.asset).or_insert_with(|| Holding::new(model));
+                if e.from == addr {
+                    clamped |= h.debit(e.amount)?.clamped;
+                }
+                if e.to == addr {
+                    h.credit(e.amount, &Carry::clean())?;
+                }
+            }
+            self.nodes[r].incomplete |= clamped;
+        }
+        Ok(())
     }
 
     /// The balance checkpoint node `r` (expanded by tainted arrival `t`) can resume its replay
@@ -561,6 +828,12 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                 && let Some(&q) = self.index.get(&o.to)
                 && self.nodes[q].role == Role::Expanded
             {
+                if self.nodes[q].suspended
+                    && let Some(c) = self.cursor
+                {
+                    // Catch up with everything up to the event being processed first.
+                    self.resume(q, c, true)?;
+                }
                 // The payout preceded the arrival in the transaction (e.g. a pool that pays out
                 // before it is paid) and its receiver already took it in as clean: re-colour.
                 let model = self.p.model;
@@ -654,6 +927,8 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         let paths = self.evidence(&destinations);
         Ok(TraceResult {
             model: self.p.model,
+            truncated: self.truncated.is_some(),
+            truncated_by: self.truncated,
             seed,
             parameters: Parameters::record("forward", self.p, self.src, self.labels)?,
             incomplete_history: incomplete,

@@ -26,17 +26,17 @@ mod result;
 pub mod risk;
 pub mod source;
 
-pub use backward::{BackSeed, trace_backward};
+pub use backward::{BackSeed, trace_backward, trace_backward_within};
 pub use cache::CachedSource;
 pub use error::TraceError;
-pub use forward::trace_forward;
+pub use forward::{trace_forward, trace_forward_within};
 pub use model::{Model, ModelParseError};
 pub use paths::{FoundPath, PathParams, PathResult, PathTarget, find_paths};
 pub use result::{
     Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status, TraceParams,
-    TraceResult, TraceStats,
+    TraceResult, TraceStats, Truncation,
 };
 pub use source::{
-    Category, Checkpointed, FlowSource, LabelSource, MemoryGraph, MemoryLabels, StopList,
-    StoreLabels,
+    Category, Checkpointed, FlowSource, HistoryWindow, LabelSource, MemoryGraph, MemoryLabels,
+    StopList, StoreLabels,
 };

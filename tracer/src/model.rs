@@ -268,6 +268,17 @@ impl Holding {
         }
     }
 
+    /// Whether nothing held is tainted and nothing received ever will be by this state alone
+    /// (poison: not poisoned; haircut: no tainted part; lots: no tainted lot). A clean holding
+    /// behaves like a fresh one credited with its balance.
+    pub fn is_clean(&self) -> bool {
+        match self {
+            Self::Poison { poisoned, .. } => !poisoned,
+            Self::Haircut { tainted, .. } => tainted.is_zero(),
+            Self::Lots { segments, .. } => segments.iter().all(|s| !s.tainted),
+        }
+    }
+
     /// The known balance.
     pub fn balance(&self) -> Result<Amount, TraceError> {
         match self {

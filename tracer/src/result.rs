@@ -83,6 +83,8 @@ pub enum Status {
     BelowMinAmount,
     /// The node limit was reached: not followed.
     NodeLimit,
+    /// The trace's time budget ran out: not followed.
+    TimeBudget,
     /// A swap/DEX address: tainted value in one asset was converted to the other assets it
     /// paid out in the same transaction (followed from there); the value in is not followed.
     Swapped,
@@ -99,6 +101,7 @@ impl Status {
             Self::AtDepthLimit => "at_depth_limit",
             Self::BelowMinAmount => "below_min_amount",
             Self::NodeLimit => "node_limit",
+            Self::TimeBudget => "time_budget",
             Self::Swapped => "swapped",
         }
     }
@@ -336,11 +339,39 @@ pub struct TraceStats {
     pub replay_skipped: usize,
 }
 
+/// Why a trace stopped expanding before it was complete.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncation {
+    /// `max_nodes` addresses were expanded; later ones were not followed (status
+    /// `node_limit`).
+    MaxNodes,
+    /// The time budget ran out; addresses reached later were not followed (status
+    /// `time_budget`).
+    TimeBudget,
+}
+
+impl Truncation {
+    /// The name used in JSON and text (`max_nodes`, `time_budget`).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::MaxNodes => "max_nodes",
+            Self::TimeBudget => "time_budget",
+        }
+    }
+}
+
 /// A complete trace result.
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceResult {
     /// Taint model.
     pub model: Model,
+    /// A limit stopped the trace from expanding every address it reached: the result is a
+    /// lower bound of the flow (see `truncated_by` and the `node_limit` / `time_budget`
+    /// destinations).
+    pub truncated: bool,
+    /// The first limit that was hit (`max_nodes` or `time_budget`), `null` when complete.
+    pub truncated_by: Option<Truncation>,
     /// The seed.
     pub seed: SeedInfo,
     /// Reproduction parameters.

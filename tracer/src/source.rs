@@ -14,8 +14,32 @@ use std::{
     fmt,
 };
 
+/// How the forward engine reads the history of an address it follows after the first
+/// tainted arrival (see `forward.rs`): in windows of blocks, so that it stops reading once
+/// the address holds no taint. Results never depend on it; only the amount read does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum HistoryWindow {
+    /// Windows sized from the address's density (its balance checkpoint before the arrival):
+    /// about [`WINDOW_ENTRIES`] entries, doubling; addresses without a checkpoint (short
+    /// histories) are read whole.
+    #[default]
+    Adaptive,
+    /// Windows of this many blocks (at least 1) for every address (tests).
+    Blocks(u64),
+    /// Whole histories (as before windows existed).
+    Off,
+}
+
+/// The number of history entries the first adaptive window aims at.
+pub const WINDOW_ENTRIES: u64 = 256;
+
 /// Read access to indexed transfers: everything a trace needs.
 pub trait FlowSource {
+    /// How the forward engine windows history reads (default: adaptive).
+    fn history_window(&self) -> HistoryWindow {
+        HistoryWindow::Adaptive
+    }
+
     /// The error of the underlying storage.
     type Error: std::error::Error + Send + Sync + 'static;
 
@@ -306,6 +330,9 @@ impl FlowSource for Store {
 
 impl<S: FlowSource + ?Sized> FlowSource for &S {
     type Error = S::Error;
+    fn history_window(&self) -> HistoryWindow {
+        (**self).history_window()
+    }
     fn address_transfers(
         &self,
         address: &Address,
@@ -602,6 +629,9 @@ impl<S: FlowSource> Checkpointed<S> {
 
 impl<S: FlowSource> FlowSource for Checkpointed<S> {
     type Error = S::Error;
+    fn history_window(&self) -> HistoryWindow {
+        self.src.history_window()
+    }
     fn address_transfers(
         &self,
         address: &Address,

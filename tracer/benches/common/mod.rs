@@ -294,6 +294,13 @@ pub fn bench_source(store: Store, chain: ChainId) -> BenchSource {
 
 impl paytrace_tracer::FlowSource for BenchSource {
     type Error = paytrace_indexer::StoreError;
+    fn history_window(&self) -> paytrace_tracer::HistoryWindow {
+        if self.is_plain() {
+            paytrace_tracer::HistoryWindow::Off
+        } else {
+            paytrace_tracer::HistoryWindow::Adaptive
+        }
+    }
     fn address_transfers(
         &self,
         address: &Address,

@@ -616,7 +616,7 @@ fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Optio
         Status::Swapped => (DestKind::Labelled, None, d.amount),
         Status::Followed if cat.is_some() => (DestKind::Labelled, None, d.held),
         Status::Followed => (DestKind::Unattributed, None, d.held),
-        Status::AtDepthLimit | Status::BelowMinAmount | Status::NodeLimit => {
+        Status::AtDepthLimit | Status::BelowMinAmount | Status::NodeLimit | Status::TimeBudget => {
             (DestKind::Limit, None, d.amount)
         }
     }
