@@ -18,7 +18,7 @@ use paytrace_tracer::cluster::ClusterStore;
 use paytrace_tracer::{
     demo::{DEFAULT_BASE, Scenario, check},
     report::{ReportParams, discover_payouts},
-    risk::{ScreenResult, StoreLabelHistory, screen},
+    risk::{ScreenResult, screen},
 };
 use serde::Serialize;
 use std::{
@@ -100,7 +100,8 @@ fn screen_scenario(
     let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(s.end().0)?)
         .context("the scenario's last day")?;
     let p = super::screen::screen_params(&ctx.config.risk, as_of, chain);
-    let history = StoreLabelHistory::open(store).context("opening the label store")?;
+    let clusters = super::report::StoreClusters::open(store)?;
+    let history = super::report::screen_history(store, &clusters)?;
     s.payees
         .iter()
         .map(|x| (x.name.clone(), x.address))
@@ -238,6 +239,12 @@ impl DemoCmd {
         // Labels as of the scenario's last day decide where traces stop, so a scenario
         // shifted into the future (--rpc on a node whose clock is ahead) reads the same.
         let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(scenario.end().0)?);
+        // Payee verdicts: the screening as of the same day, as `screen_scenario` below and
+        // `paytrace screen --as-of` give them.
+        let verdict_day = as_of.context("the scenario's last day")?;
+        params.as_of = Some(verdict_day);
+        let verdict_params = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        params.scoring = verdict_params.scoring.clone();
         let report = run_on_store(
             &store,
             &scenario.provider_name,
@@ -247,6 +254,7 @@ impl DemoCmd {
             scenario.asset_book(),
             &params,
             as_of,
+            Some(&verdict_params),
         )?;
         let written = write_report(&report, out, &[Format::Html, Format::Json, Format::Csv])?;
         let screened = screen_scenario(ctx, &store, &scenario, chain)?;

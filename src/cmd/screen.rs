@@ -9,10 +9,7 @@ use paytrace_indexer::{Address, ChainId, Store, labels::Date};
 use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
-    risk::{
-        CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, StoreLabelHistory,
-        screen_each,
-    },
+    risk::{CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, screen_each},
 };
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -182,7 +179,8 @@ impl ScreenCmd {
         };
         let store = ctx.open_store_for_queries()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
-        let history = StoreLabelHistory::open(&store).context("opening the label store")?;
+        let clusters = super::report::StoreClusters::open(&store)?;
+        let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
         let mut p = screen_params(&ctx.config.risk, as_of, chain);
         if let Some(h) = self.hops {
@@ -229,9 +227,9 @@ impl ScreenCmd {
                 }
             }
         });
-        if history.errors() > 0 {
+        if history.labels.errors() > 0 {
             tracing::warn!(
-                errors = history.errors(),
+                errors = history.labels.errors(),
                 "some label reads failed and counted as unlabelled"
             );
         }

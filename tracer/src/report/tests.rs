@@ -153,12 +153,18 @@ fn convergence_finds_shared_addresses_in_the_window() {
     let keys: Vec<&str> = r.convergence.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(keys, [addr(20).to_string()]);
     let f = &r.convergence[0];
-    assert_eq!(f.amount, Amount::from_u64(250));
+    assert_eq!(
+        f.amounts[&Asset::Token(addr(TOKEN)).to_string()],
+        Amount::from_u64(250)
+    );
     assert_eq!(f.hops, 1);
     assert_eq!(f.evidence.len(), 4, "{:?}", f.evidence);
-    assert_eq!(r.shared_deposits.len(), 1);
-    assert_eq!(r.shared_deposits[0].address, Some(addr(30)));
-    assert_eq!(r.shared_deposits[0].hops, 2);
+    // The deposit address 30 got A's and B's value only through 20: 20's onward path, not a
+    // finding of its own.
+    assert!(r.shared_deposits.is_empty());
+    assert_eq!(f.onward.len(), 1);
+    assert_eq!(f.onward[0].address, Some(addr(30)));
+    assert_eq!(f.onward[0].hops, 2);
     // Payee 12 kept its salary; A's and B's risk is medium (convergence + deposit exit).
     let c = r.payees.iter().find(|p| p.address == addr(12)).unwrap();
     assert_eq!(c.risk.level, RiskLevel::None);
@@ -260,7 +266,8 @@ fn sanctioned_is_judged_as_of_the_arrival() {
     let arrival = t(5, 10, 40, 60).time;
     for (from, kind, level) in [
         (arrival.0, DestKind::Sanctioned, RiskLevel::Severe),
-        (arrival.0 + 1, DestKind::SanctionedLater, RiskLevel::High),
+        // Listed after the arrival: half weight, as in screening (100 x 0.5).
+        (arrival.0 + 1, DestKind::SanctionedLater, RiskLevel::Medium),
     ] {
         let listings = MemoryListings(
             [(addr(40), ("SDN".to_owned(), Timestamp(from)))]
