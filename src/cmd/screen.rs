@@ -77,19 +77,7 @@ pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Opti
 
 /// The screening parameters from the `[risk]` section.
 pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
-    let mut scoring = Scoring::default();
-    for (c, s) in &cfg.severities {
-        scoring.severities.insert(c.trim().to_ascii_lowercase(), *s);
-    }
-    scoring.hop_decay = cfg.hop_decay;
-    scoring.full_share = cfg.full_share;
-    scoring.min_share = cfg.min_share;
-    scoring.before_listing_weight = cfg.before_listing_weight;
-    scoring.recency_days = cfg.recency_days;
-    scoring.old_weight = cfg.old_weight;
-    scoring.pattern_weight = cfg.pattern_weight;
-    let t = &cfg.thresholds;
-    scoring.thresholds = [t.severe, t.high, t.medium, t.low];
+    let scoring = Scoring::from_config(cfg);
     ScreenParams {
         as_of,
         hops: cfg.hops,

@@ -315,7 +315,7 @@ pub struct ScreenResult {
     /// Work counters.
     pub stats: ScreenStats,
     /// Every address the address's outflows reached within the hop limit, with its hops (the
-    /// direct receiver is 0); used by convergence rules, not serialised.
+    /// direct receiver is 0), services left out; used by convergence rules, not serialised.
     #[serde(skip)]
     pub reached: Vec<(Address, u32)>,
 }
@@ -705,7 +705,11 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     let mut reached: Vec<(Address, u32)> = r
         .destinations
         .iter()
-        .filter(|d| !d.amount.is_zero() && d.address != *address)
+        .filter(|d| {
+            !d.amount.is_zero()
+                && d.address != *address
+                && d.category.as_ref().is_none_or(|c| !p.services.contains(c))
+        })
         .map(|d| (d.address, d.hops))
         .collect();
     reached.sort();

@@ -121,30 +121,42 @@ pub const DEFAULT_SEVERITIES: [(&str, u32); 11] = [
 ];
 
 impl Default for Scoring {
+    /// The defaults of `[risk]` (`paytrace_config::RiskConfig::default`), the one place they
+    /// are set.
     fn default() -> Self {
-        Self {
-            severities: DEFAULT_SEVERITIES
-                .iter()
-                .map(|(c, s)| ((*c).to_owned(), *s))
-                .collect(),
-            hop_decay: 0.8,
-            full_share: 0.1,
-            min_share: 0.001,
-            before_listing_weight: 0.5,
-            recency_days: 365,
-            old_weight: 0.5,
-            pattern_weight: 40.0,
-            thresholds: [80.0, 60.0, 35.0, 10.0],
-            network_min_share: 0.05,
-            consolidation_min_share: 0.5,
-            network_min_severity: 70,
-            network_score: 50.0,
-            signature_score: 70.0,
-        }
+        Self::from_config(&paytrace_config::RiskConfig::default())
     }
 }
 
 impl Scoring {
+    /// The scoring of a `[risk]` section: its severities merged over [`DEFAULT_SEVERITIES`].
+    pub fn from_config(cfg: &paytrace_config::RiskConfig) -> Self {
+        let mut severities: BTreeMap<String, u32> = DEFAULT_SEVERITIES
+            .iter()
+            .map(|(c, s)| ((*c).to_owned(), *s))
+            .collect();
+        for (c, s) in &cfg.severities {
+            severities.insert(c.trim().to_ascii_lowercase(), *s);
+        }
+        let t = &cfg.thresholds;
+        Self {
+            severities,
+            hop_decay: cfg.hop_decay,
+            full_share: cfg.full_share,
+            min_share: cfg.min_share,
+            before_listing_weight: cfg.before_listing_weight,
+            recency_days: cfg.recency_days,
+            old_weight: cfg.old_weight,
+            pattern_weight: cfg.pattern_weight,
+            thresholds: [t.severe, t.high, t.medium, t.low],
+            network_min_share: cfg.network_min_share,
+            consolidation_min_share: cfg.consolidation_min_share,
+            network_min_severity: cfg.network_min_severity,
+            network_score: cfg.network_score,
+            signature_score: cfg.signature_score,
+        }
+    }
+
     /// The severity of `cat`.
     pub fn severity(&self, cat: &Category) -> u32 {
         self.severities
