@@ -731,10 +731,12 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
             })
         })
         .collect();
+    // Largest shares first; of equal shares the farthest (a chain of pass-through wallets
+    // ends where the value meets other value).
     wallets.sort_by(|a, b| {
         b.share
             .total_cmp(&a.share)
-            .then(a.hops.cmp(&b.hops))
+            .then(b.hops.cmp(&a.hops))
             .then(a.address.cmp(&b.address))
     });
     wallets.dedup_by_key(|w| w.address);
@@ -789,7 +791,7 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
 
 /// Network context: at most this many counterparty wallets are examined per screening (the
 /// largest shares of the outflow).
-const NETWORK_WALLETS: usize = 3;
+const NETWORK_WALLETS: usize = 6;
 /// Network context: the upstream walk from a wallet visits at most this many addresses.
 const UPSTREAM_NODES: usize = 64;
 /// Network context: at most this many payers of the address (its largest unlabelled or
@@ -1040,9 +1042,11 @@ fn network_context<S: FlowSource, H: LabelHistory>(
             .filter(|h| h.share >= sc.network_min_share)
             .collect();
         // Consolidation: the wallet's direct senders whose upstream (within the hop limit)
-        // holds payees of one of the address's payers.
+        // holds payees of one of the address's payers (only a wallet with several senders
+        // can consolidate).
         let mut best: (usize, f64, Option<Address>, Vec<Address>) = (0, 0.0, None, Vec::new());
-        for (payer, payees) in &payees_of {
+        let senders: BTreeSet<Address> = w_ins.iter().map(|t| t.from).collect();
+        for (payer, payees) in payees_of.iter().filter(|_| senders.len() >= 2) {
             let (found, derived) = upstream_payees(
                 src, labels, p, &w.address, &w_ins, payer, payees, until, stats,
             )?;
@@ -1159,5 +1163,7 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
     Ok((found, derived))
 }
 
+#[cfg(test)]
+mod rule_tests;
 #[cfg(test)]
 mod tests;
