@@ -341,13 +341,27 @@ pub(crate) fn validate(
         ("min_share", risk.min_share),
         ("before_listing_weight", risk.before_listing_weight),
         ("old_weight", risk.old_weight),
+        ("network_min_share", risk.network_min_share),
+        ("consolidation_min_share", risk.consolidation_min_share),
     ] {
         if !frac(v) {
             return Err(bad(format!("risk.{k}"), "a number from 0 to 1"));
         }
     }
-    if !(risk.pattern_weight.is_finite() && (0.0..=100.0).contains(&risk.pattern_weight)) {
-        return Err(bad("risk.pattern_weight".into(), "a number from 0 to 100"));
+    for (k, v) in [
+        ("pattern_weight", risk.pattern_weight),
+        ("network_score", risk.network_score),
+        ("signature_score", risk.signature_score),
+    ] {
+        if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+            return Err(bad(format!("risk.{k}"), "a number from 0 to 100"));
+        }
+    }
+    if risk.network_min_severity > 100 {
+        return Err(bad(
+            "risk.network_min_severity".into(),
+            "an integer from 0 to 100",
+        ));
     }
     for (c, s) in &risk.severities {
         if *s > 100 {

@@ -112,13 +112,12 @@ pub struct EvalSummary {
     pub pending: usize,
 }
 
+/// Subjects with their roles, and the payers.
+type Subjects = (Vec<(Role, Address)>, Vec<Address>);
+
 /// The subjects: watched addresses and payees of the payers (config and watchlist); and the
 /// payers.
-fn subjects(
-    cfg: &Config,
-    store: &Store,
-    alerts: &AlertStore,
-) -> anyhow::Result<(Vec<(Role, Address)>, Vec<Address>)> {
+fn subjects(cfg: &Config, store: &Store, alerts: &AlertStore) -> anyhow::Result<Subjects> {
     let mut out: BTreeMap<Address, Role> = BTreeMap::new();
     let mut payers = Vec::new();
     for p in &cfg.alerts.payers {
@@ -227,7 +226,7 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
         .collect();
     let new = alerts.raise(&findings, &hooks)?;
     for a in &new {
-        tracing::debug!(id = a.id, rule = %a.rule, severity = %a.severity, subject = %a.subject, "alert raised");
+        tracing::info!(id = a.id, rule = %a.rule, severity = %a.severity, subject = %a.subject, "alert raised");
     }
     let summary = EvalSummary {
         screened: subjects.len(),

@@ -568,14 +568,16 @@ pub fn print_summary(ctx: &Context, r: &Report, w: &Written) -> anyhow::Result<(
         );
     }
     if let Some(d) = &r.verdicts_as_of {
-        let mut by: Vec<String> = r
-            .summary
-            .payees_by_risk
+        use paytrace_tracer::risk::RiskLevel as L;
+        let by: Vec<String> = [L::Severe, L::High, L::Medium, L::Low, L::None]
             .iter()
-            .rev()
-            .map(|(l, n)| format!("{n} {l}"))
+            .filter_map(|l| {
+                r.summary
+                    .payees_by_risk
+                    .get(l.as_str())
+                    .map(|n| format!("{n} {l}"))
+            })
             .collect();
-        by.sort();
         println!("Payee verdicts as of {d}: {}", by.join(", "));
     }
     for f in r.convergence.iter().take(5) {
@@ -606,7 +608,7 @@ pub fn print_summary(ctx: &Context, r: &Report, w: &Written) -> anyhow::Result<(
                         hops_text(o.hops)
                     ))
                     .collect::<Vec<_>>()
-                    .join(" -> ")
+                    .join("; ")
             );
         }
     }
