@@ -318,7 +318,8 @@ impl DemoCmd {
             );
             print_summary(ctx, &report, &written)?;
             println!(
-                "Screening as of the scenario's last day ({}):",
+                "Screening as of the scenario's last day, {} ({}):",
+                report.verdicts_as_of.as_deref().unwrap_or(""),
                 screening_file.display()
             );
             for x in screening.iter().filter(|x| x.level != "none") {

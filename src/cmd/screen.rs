@@ -117,7 +117,10 @@ fn text_line(r: &ScreenResult) -> String {
         .first()
         .map(|x| x.text.as_str())
         .unwrap_or("no exposure found");
-    format!("{}\t{}\t{:.1}\t{}", r.address, r.level, r.score, top)
+    format!(
+        "{}\t{}\t{:.1}\tas of {}\t{}",
+        r.address, r.level, r.score, r.as_of, top
+    )
 }
 
 fn render_text(r: &ScreenResult) -> String {
@@ -135,15 +138,21 @@ fn render_text(r: &ScreenResult) -> String {
         s.push_str("  no exposure found\n");
     }
     for e in r.direct.iter().chain(r.indirect.iter()) {
+        let kind = match e.kind {
+            paytrace_tracer::risk::ExposureKind::Direct => "direct",
+            paytrace_tracer::risk::ExposureKind::Indirect => "indirect",
+        };
+        let dir = match e.direction {
+            paytrace_tracer::risk::Flow::Sent => "sent",
+            paytrace_tracer::risk::Flow::Received => "received",
+        };
         s.push_str(&format!(
-            "  {:?} {:?} {}: {} raw units of {} ({:.2}%), {} hops, counterparties {}\n",
-            e.kind,
-            e.direction,
+            "  {kind} {dir} {}: {} raw units of {} ({:.2}%), {}, counterparties {}\n",
             e.category,
             e.amount,
             e.asset,
             e.share * 100.0,
-            e.hops,
+            paytrace_tracer::risk::hops_text(e.hops.saturating_add(1)),
             e.counterparties
                 .iter()
                 .map(ToString::to_string)
