@@ -187,13 +187,18 @@ pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Resul
 /// [`ClusterLookup`] and [`DepositLookup`](paytrace_tracer::report::DepositLookup) over the
 /// clusters and deposit attributions `paytrace cluster run` left in the store (addresses never
 /// clustered, or alone in their cluster, have none).
-pub struct StoreClusters(ClusterStore);
+pub struct StoreClusters(
+    ClusterStore,
+    /// Deposit attributions read so far (traces ask for the same addresses many times).
+    std::sync::RwLock<HashMap<Address, Option<String>>>,
+);
 
 impl StoreClusters {
     /// Opens the cluster keyspaces of `store`.
     pub fn open(store: &Store) -> anyhow::Result<Self> {
         Ok(Self(
             ClusterStore::open(store).context("opening the cluster keyspaces")?,
+            std::sync::RwLock::new(HashMap::new()),
         ))
     }
 }
@@ -215,13 +220,27 @@ pub fn screen_history<'a>(
 
 impl paytrace_tracer::report::DepositLookup for StoreClusters {
     fn deposit_of(&self, a: &Address) -> Option<String> {
-        match self.0.deposit(a) {
+        // A poisoned lock only means a thread panicked while holding it; the map is intact.
+        if let Some(v) = self
+            .1
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(a)
+        {
+            return v.clone();
+        }
+        let v = match self.0.deposit(a) {
             Ok(d) => d.map(|d| d.entity.unwrap_or_else(|| d.exchange.to_string())),
             Err(e) => {
                 tracing::warn!(address = %a, error = %e, "deposit look-up failed; treated as not attributed");
                 None
             }
-        }
+        };
+        self.1
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(*a, v.clone());
+        v
     }
 }
 
