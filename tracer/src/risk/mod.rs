@@ -145,6 +145,10 @@ pub struct Exposure {
     pub evidence: Vec<EvidenceTransfer>,
     /// Evidence paths (indirect; at most 3).
     pub paths: Vec<EvidencePath>,
+    /// Indirect sent exposure to a category of at least `network_min_severity`: the amount the
+    /// same trace under FIFO gives (shown with the haircut amount when they disagree; the
+    /// smaller is the weaker signal). `None` when not computed.
+    pub fifo_amount: Option<Amount>,
 }
 
 impl Exposure {
@@ -174,6 +178,7 @@ impl Exposure {
             score: 0.0,
             evidence: Vec::new(),
             paths: Vec::new(),
+            fifo_amount: None,
         }
     }
 
@@ -498,6 +503,14 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
             e.listed_since.as_deref().unwrap_or("a later date")
         )
     };
+    let models = match e.fifo_amount {
+        Some(f) if f != e.amount => format!(
+            "; FIFO gives {f}, haircut {}: {} is the weaker signal",
+            e.amount,
+            if f < e.amount { "FIFO" } else { "haircut" }
+        ),
+        _ => String::new(),
+    };
     let floor = if e.kind == ExposureKind::Indirect && e.share < p.scoring.min_share {
         format!(
             "; below the {:.2}% materiality floor",
@@ -518,7 +531,7 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
             e.share * 100.0
         ),
         ExposureKind::Indirect => format!(
-            "indirectly {dir} {} within {} ({} raw units of {}, {:.2}% of the total){when}{floor}",
+            "indirectly {dir} {} within {} ({} raw units of {}, {:.2}% of the total){when}{floor}{models}",
             e.category,
             hops_text(e.hops.saturating_add(1)),
             e.amount,
@@ -741,6 +754,31 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     });
     wallets.dedup_by_key(|w| w.address);
     wallets.truncate(NETWORK_WALLETS);
+    // Where haircut finds high-risk exposure, the same trace under FIFO: both are shown when
+    // they disagree (the smaller is the weaker signal).
+    if by
+        .keys()
+        .any(|(c, _)| p.scoring.severity(c) >= p.scoring.network_min_severity)
+    {
+        let mut tp = trace_params(p, until, min);
+        tp.model = Model::Fifo;
+        let f = trace_forward(src, labels, &Seed::Outflows(*address), &tp)?;
+        stats.traces += 1;
+        stats.expanded_addresses += f.stats.expanded_addresses;
+        stats.transfers_read += f.stats.transfers_read;
+        let mut fifo: BTreeMap<(Category, Asset), Amount> = BTreeMap::new();
+        for d in f.destinations.iter().filter(|d| d.hops > 0) {
+            if let Some(c) = &d.category {
+                let e = fifo.entry((c.clone(), d.asset)).or_default();
+                *e = e.checked_add(d.amount)?;
+            }
+        }
+        for ((c, a), e) in by.iter_mut() {
+            if p.scoring.severity(c) >= p.scoring.network_min_severity {
+                e.fifo_amount = Some(fifo.get(&(c.clone(), *a)).copied().unwrap_or_default());
+            }
+        }
+    }
     let exp = by
         .into_values()
         .map(|mut e| {

@@ -161,6 +161,16 @@ fn a_tiny_haircut_share_is_low_not_severe() {
     assert!(e.share < 0.001, "{}", e.share);
     assert_eq!(r.level, RiskLevel::Low, "{:#?}", r.reasons);
     assert!(r.reasons[0].text.contains("materiality floor"));
+    // FIFO disagrees (the merchant's first receipt was the payee's, and FIFO sends it first):
+    // both amounts are shown, and which is the weaker signal.
+    assert_eq!(e.fifo_amount, Some(Amount::from_u64(1_000_000)));
+    assert!(
+        r.reasons[0]
+            .text
+            .contains("FIFO gives 1000000, haircut 200: haircut is the weaker signal"),
+        "{}",
+        r.reasons[0].text
+    );
 }
 
 const W: u8 = 60;
