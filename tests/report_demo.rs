@@ -315,7 +315,10 @@ fn batch_csv_bad_rows_are_reported_by_line() {
     // The rest of the report is produced: every good row matched its payout.
     assert_eq!(r["summary"]["payouts"], u64::try_from(good_rows).unwrap());
     assert_eq!(r["payouts"][0]["line"], 2);
-    assert_eq!(r["convergence"].as_array().unwrap().len(), 5);
+    // One finding for the operator; the peel chain, the facilitator and the deposit
+    // addresses downstream are its onward path.
+    assert_eq!(r["convergence"].as_array().unwrap().len(), 1);
+    assert_eq!(r["convergence"][0]["onward"].as_array().unwrap().len(), 7);
     // --since/--until select the batch's payouts by their on-chain time (the scenario pays
     // monthly, January to June 2025: March and April are 24 of the 72 payouts).
     let r = run_json(
@@ -381,4 +384,68 @@ fn provider_from_the_config_with_a_date_range() {
         r["assets"]["assets"][&truth["tokens"][0]["address"].as_str().unwrap().to_string()]["symbol"],
         "USDC"
     );
+}
+
+/// One verdict: the report's payee verdicts are the screening of each payee as of the report's
+/// day (printed with it), `paytrace screen --as-of` that day gives the same level, and the
+/// report holds one convergence finding for the operator with the rest as its onward path.
+/// One alert per finding: `alerts evaluate` over the provider's payees raises one convergence
+/// alert naming the four fake payees (no alert for the DEX router or downstream addresses).
+#[test]
+fn one_verdict_everywhere_and_one_alert_per_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let s = demo(&out, None);
+    assert_eq!(s["truth_mismatches"], serde_json::json!([]), "{s:#}");
+    let report = read_json(&out.join("payout-report.json"));
+    let scenario = read_json(&out.join("ground-truth.json"));
+    let store = out.join("store");
+    let day = report["verdicts_as_of"].as_str().unwrap().to_owned();
+    assert_eq!(report["convergence"].as_array().unwrap().len(), 1);
+    let f = &report["convergence"][0];
+    assert_eq!(f["payees"].as_array().unwrap().len(), 4);
+    assert_eq!(f["onward"].as_array().unwrap().len(), 7, "{f:#}");
+    // Every arrival of the window: more than one month's forwarding.
+    assert!(f["arrivals"].as_u64().unwrap() > 4, "{f:#}");
+    let screening = read_json(&out.join("screening.json"));
+    for p in report["payees"].as_array().unwrap() {
+        let addr = p["address"].as_str().unwrap();
+        assert_eq!(p["risk"]["as_of"], day.as_str(), "{p:#}");
+        let r = run_json(paytrace(&store).args(["--json", "screen", addr, "--as-of", &day]));
+        assert_eq!(r["level"], p["risk"]["level"], "{addr}: {r:#}");
+        assert_eq!(r["as_of"], day.as_str());
+        let demo_level = screening
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["result"]["address"] == p["address"])
+            .map(|x| x["result"]["level"].clone())
+            .unwrap();
+        assert_eq!(demo_level, p["risk"]["level"], "{addr}");
+    }
+    // Alerts.
+    let cfg = dir.path().join("alerts.toml");
+    let provider = scenario["provider"].as_str().unwrap();
+    std::fs::write(&cfg, format!("[alerts]\npayers = [\"{provider}\"]\n")).unwrap();
+    let o = common::run_ok(
+        paytrace(&store)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "alerts", "evaluate"]),
+    );
+    let alerts: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let conv: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "payee-convergence")
+        .collect();
+    assert_eq!(conv.len(), 1, "{alerts:#?}");
+    assert_eq!(conv[0]["subject"], scenario["truth"]["operator"]);
+    assert_eq!(conv[0]["addresses"].as_array().unwrap().len(), 4);
+    let ids: BTreeSet<u64> = alerts.iter().map(|a| a["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), alerts.len(), "each alert once");
 }

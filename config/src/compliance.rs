@@ -23,7 +23,8 @@ pub struct RiskConfig {
     pub hop_decay: f64,
     /// Indirect exposure share that counts fully.
     pub full_share: f64,
-    /// Indirect exposure share below which it is ignored.
+    /// Materiality floor: indirect exposure below this share of the address's flows scores at
+    /// most `low`.
     pub min_share: f64,
     /// Multiplier when the counterparty was labelled only after the transfers.
     pub before_listing_weight: f64,
@@ -37,6 +38,20 @@ pub struct RiskConfig {
     pub patterns: bool,
     /// Lowest score of each level.
     pub thresholds: Thresholds,
+    /// Network context: share of the address's outflow a counterparty wallet must receive, and
+    /// share of the wallet's sends to high-risk addresses that counts.
+    pub network_min_share: f64,
+    /// Network context: share of a wallet's receipts from several payees of the address's
+    /// payer that makes it a salary consolidation wallet.
+    pub consolidation_min_share: f64,
+    /// Network context: lowest category severity of a high-risk receiver.
+    pub network_min_severity: u32,
+    /// Network context: score of a consolidation wallet, or of a wallet sending a material
+    /// share to high-risk addresses.
+    pub network_score: f64,
+    /// Network context: score of a consolidation wallet that also sends a material share to
+    /// high-risk addresses.
+    pub signature_score: f64,
 }
 
 /// Lowest score (0..100) of each risk level.
@@ -93,6 +108,11 @@ impl Default for RiskConfig {
             pattern_weight: 40.0,
             patterns: true,
             thresholds: Thresholds::default(),
+            network_min_share: 0.05,
+            consolidation_min_share: 0.5,
+            network_min_severity: 70,
+            network_score: 50.0,
+            signature_score: 70.0,
         }
     }
 }
@@ -321,13 +341,27 @@ pub(crate) fn validate(
         ("min_share", risk.min_share),
         ("before_listing_weight", risk.before_listing_weight),
         ("old_weight", risk.old_weight),
+        ("network_min_share", risk.network_min_share),
+        ("consolidation_min_share", risk.consolidation_min_share),
     ] {
         if !frac(v) {
             return Err(bad(format!("risk.{k}"), "a number from 0 to 1"));
         }
     }
-    if !(risk.pattern_weight.is_finite() && (0.0..=100.0).contains(&risk.pattern_weight)) {
-        return Err(bad("risk.pattern_weight".into(), "a number from 0 to 100"));
+    for (k, v) in [
+        ("pattern_weight", risk.pattern_weight),
+        ("network_score", risk.network_score),
+        ("signature_score", risk.signature_score),
+    ] {
+        if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+            return Err(bad(format!("risk.{k}"), "a number from 0 to 100"));
+        }
+    }
+    if risk.network_min_severity > 100 {
+        return Err(bad(
+            "risk.network_min_severity".into(),
+            "an integer from 0 to 100",
+        ));
     }
     for (c, s) in &risk.severities {
         if *s > 100 {

@@ -14,8 +14,9 @@ use paytrace_config::{Config, WebhookConfig, WebhookFormat};
 use paytrace_indexer::{Address, Direction, Store};
 use paytrace_tracer::{
     FlowSource,
-    alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate},
-    risk::{CachedSource, RiskLevel, StoreLabelHistory, screen_all},
+    alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate_with},
+    report::{ReportParams, discover_payouts},
+    risk::{CachedSource, RiskLevel, screen_all},
 };
 use serde::Serialize;
 use std::{
@@ -111,12 +112,12 @@ pub struct EvalSummary {
     pub pending: usize,
 }
 
-/// The subjects: watched addresses and payees of the payers (config and watchlist).
-fn subjects(
-    cfg: &Config,
-    store: &Store,
-    alerts: &AlertStore,
-) -> anyhow::Result<Vec<(Role, Address)>> {
+/// Subjects with their roles, and the payers.
+type Subjects = (Vec<(Role, Address)>, Vec<Address>);
+
+/// The subjects: watched addresses and payees of the payers (config and watchlist); and the
+/// payers.
+fn subjects(cfg: &Config, store: &Store, alerts: &AlertStore) -> anyhow::Result<Subjects> {
     let mut out: BTreeMap<Address, Role> = BTreeMap::new();
     let mut payers = Vec::new();
     for p in &cfg.alerts.payers {
@@ -136,17 +137,21 @@ fn subjects(
             }
         }
     }
-    Ok(out.into_iter().map(|(a, r)| (r, a)).collect())
+    payers.sort();
+    payers.dedup();
+    Ok((out.into_iter().map(|(a, r)| (r, a)).collect(), payers))
 }
 
 /// Screens the subjects, evaluates the rules and stores the new alerts (with their outbox
 /// entries). Returns the new alerts and the summary without deliveries.
 pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>, EvalSummary)> {
     let alerts = AlertStore::open(store)?;
-    let subjects = subjects(cfg, store, &alerts)?;
-    let history = StoreLabelHistory::open(store).context("opening the label store")?;
+    let (subjects, payers) = subjects(cfg, store, &alerts)?;
+    let clusters = super::report::StoreClusters::open(store)?;
+    let history = super::report::screen_history(store, &clusters)?;
     let rules = cfg.alerts.rules_or_default();
-    let mut p = screen_params(&cfg.risk, paytrace_indexer::labels::today(), None);
+    let today = paytrace_indexer::labels::today();
+    let mut p = screen_params(&cfg.risk, today, None);
     let rule_hops = rules.iter().map(|r| r.max_hops).max().unwrap_or(1);
     p.hops = p.hops.max(rule_hops.saturating_sub(1)).clamp(1, 10);
     // Subjects are screened on every core (at most 8) sharing one history cache; the results
@@ -160,7 +165,54 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
     {
         results.push((*role, r.with_context(|| format!("screening {a}"))?));
     }
-    let findings = evaluate(&rules, &results);
+    // Convergence rules: one alert per finding of the payout report over the payers' payouts
+    // (the report's rules: one finding per destination, continuations folded, services
+    // ignored).
+    let conv_rules: Vec<_> = rules
+        .iter()
+        .filter(|r| r.kind == paytrace_config::RuleKind::Convergence)
+        .collect();
+    let convergence = if conv_rules.is_empty() || payers.is_empty() {
+        None
+    } else {
+        let payouts = discover_payouts(
+            store,
+            &payers,
+            None,
+            None,
+            None,
+            None,
+            &std::collections::HashMap::new(),
+        )?;
+        let mut rp = ReportParams::default();
+        rp.convergence.min_payees = conv_rules
+            .iter()
+            .map(|r| r.min_payees.max(2))
+            .min()
+            .unwrap_or(2);
+        rp.convergence.max_hops = conv_rules
+            .iter()
+            .map(|r| r.max_hops.max(1))
+            .max()
+            .unwrap_or(1);
+        rp.trace.max_hops = rp.convergence.max_hops;
+        rp.scoring = p.scoring.clone();
+        rp.as_of = Some(today);
+        let r = super::report::run_on_store(
+            store,
+            "alerts",
+            &payers,
+            &payouts,
+            Vec::new(),
+            paytrace_tracer::report::AssetBook::new(),
+            &rp,
+            None,
+            None,
+        )
+        .context("building the payout report for the convergence rules")?;
+        Some(r.convergence)
+    };
+    let findings = evaluate_with(&rules, &results, convergence.as_deref());
     let hooks: Vec<(String, RiskLevel)> = cfg
         .alerts
         .webhooks
@@ -174,7 +226,7 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
         .collect();
     let new = alerts.raise(&findings, &hooks)?;
     for a in &new {
-        tracing::warn!(id = a.id, rule = %a.rule, severity = %a.severity, subject = %a.subject, text = %a.text, "alert raised");
+        tracing::info!(id = a.id, rule = %a.rule, severity = %a.severity, subject = %a.subject, "alert raised");
     }
     let summary = EvalSummary {
         screened: subjects.len(),

@@ -18,7 +18,7 @@ use paytrace_tracer::cluster::ClusterStore;
 use paytrace_tracer::{
     demo::{DEFAULT_BASE, Scenario, check},
     report::{ReportParams, discover_payouts},
-    risk::{ScreenResult, StoreLabelHistory, screen},
+    risk::{ScreenResult, screen},
 };
 use serde::Serialize;
 use std::{
@@ -104,7 +104,8 @@ fn screen_scenario(
     let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(s.end().0)?)
         .context("the scenario's last day")?;
     let p = super::screen::screen_params(&ctx.config.risk, as_of, chain);
-    let history = StoreLabelHistory::open(store).context("opening the label store")?;
+    let clusters = super::report::StoreClusters::open(store)?;
+    let history = super::report::screen_history(store, &clusters)?;
     s.payees
         .iter()
         .map(|x| (x.name.clone(), x.address))
@@ -243,6 +244,12 @@ impl DemoCmd {
         // Labels as of the scenario's last day decide where traces stop, so a scenario
         // shifted into the future (--rpc on a node whose clock is ahead) reads the same.
         let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(scenario.end().0)?);
+        // Payee verdicts: the screening as of the same day, as `screen_scenario` below and
+        // `paytrace screen --as-of` give them.
+        let verdict_day = as_of.context("the scenario's last day")?;
+        params.as_of = Some(verdict_day);
+        let verdict_params = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        params.scoring = verdict_params.scoring.clone();
         let report = run_on_store(
             &store,
             &scenario.provider_name,
@@ -252,6 +259,7 @@ impl DemoCmd {
             scenario.asset_book(),
             &params,
             as_of,
+            Some(&verdict_params),
         )?;
         let written = write_report(&report, out, &[Format::Html, Format::Json, Format::Csv])?;
         let screened = screen_scenario(ctx, &store, &scenario, chain)?;
@@ -315,7 +323,8 @@ impl DemoCmd {
             );
             print_summary(ctx, &report, &written)?;
             println!(
-                "Screening as of the scenario's last day ({}):",
+                "Screening as of the scenario's last day, {} ({}):",
+                report.verdicts_as_of.as_deref().unwrap_or(""),
                 screening_file.display()
             );
             for x in screening.iter().filter(|x| x.level != "none") {

@@ -9,9 +9,10 @@ use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
     cluster::ClusterStore,
     report::{
-        AssetBook, ClusterLookup, Payout, Report, ReportParams, batch, build_report,
-        discover_payouts, render,
+        AssetBook, ClusterLookup, MergeEvidence, Payout, Report, ReportParams, WithDeposits,
+        apply_verdicts, batch, build_report, discover_payouts, render,
     },
+    risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
 };
 use serde::Serialize;
 use std::{
@@ -183,17 +184,96 @@ pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Resul
     Ok(w)
 }
 
-/// The clusters of the store as `paytrace cluster run` left them (addresses never clustered,
-/// or alone in their cluster, have none).
-pub fn store_clusters(store: &Store) -> anyhow::Result<Box<dyn ClusterLookup>> {
-    let cs = ClusterStore::open(store).context("opening the cluster keyspaces")?;
-    Ok(Box::new(StoreClusters(cs)))
+/// [`ClusterLookup`] and [`DepositLookup`](paytrace_tracer::report::DepositLookup) over the
+/// clusters and deposit attributions `paytrace cluster run` left in the store (addresses never
+/// clustered, or alone in their cluster, have none).
+pub struct StoreClusters(
+    ClusterStore,
+    /// Deposit attributions read so far (traces ask for the same addresses many times).
+    std::sync::RwLock<HashMap<Address, Option<String>>>,
+);
+
+impl StoreClusters {
+    /// Opens the cluster keyspaces of `store`.
+    pub fn open(store: &Store) -> anyhow::Result<Self> {
+        Ok(Self(
+            ClusterStore::open(store).context("opening the cluster keyspaces")?,
+            std::sync::RwLock::new(HashMap::new()),
+        ))
+    }
 }
 
-/// [`ClusterLookup`] over the persisted clusters.
-struct StoreClusters(ClusterStore);
+/// The label history screening reads: the label store, plus the deposit addresses `cluster run`
+/// attributed (as `exchange_deposit` of their exchange).
+pub type ScreenHistory<'a> = WithDeposits<'a, StoreLabelHistory, StoreClusters>;
+
+/// [`ScreenHistory`] of `store` over `clusters`.
+pub fn screen_history<'a>(
+    store: &Store,
+    clusters: &'a StoreClusters,
+) -> anyhow::Result<ScreenHistory<'a>> {
+    Ok(WithDeposits {
+        labels: StoreLabelHistory::open(store).context("opening the label store")?,
+        deposits: clusters,
+    })
+}
+
+impl paytrace_tracer::report::DepositLookup for StoreClusters {
+    fn deposit_of(&self, a: &Address) -> Option<String> {
+        // A poisoned lock only means a thread panicked while holding it; the map is intact.
+        if let Some(v) = self
+            .1
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(a)
+        {
+            return v.clone();
+        }
+        let v = match self.0.deposit(a) {
+            Ok(d) => d.map(|d| d.entity.unwrap_or_else(|| d.exchange.to_string())),
+            Err(e) => {
+                tracing::warn!(address = %a, error = %e, "deposit look-up failed; treated as not attributed");
+                None
+            }
+        };
+        self.1
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(*a, v.clone());
+        v
+    }
+}
 
 impl ClusterLookup for StoreClusters {
+    fn merge_evidence(&self, _cluster: &str, addresses: &[Address]) -> Vec<MergeEvidence> {
+        let look = || -> Result<Vec<MergeEvidence>, paytrace_tracer::cluster::ClusterError> {
+            let Some(first) = addresses.first() else {
+                return Ok(Vec::new());
+            };
+            let Some(c) = self.0.cluster_of(first)? else {
+                return Ok(Vec::new());
+            };
+            let mut merges = self.0.merges_of_limit(c, 500)?;
+            // The merges that touch the payees first.
+            merges.sort_by_key(|m| !(addresses.contains(&m.a) || addresses.contains(&m.b)));
+            Ok(merges
+                .into_iter()
+                .take(20)
+                .map(|m| MergeEvidence {
+                    a: m.a,
+                    b: m.b,
+                    heuristic: m.heuristic.name(),
+                    tx: m.tx,
+                    related_tx: m.related_tx,
+                })
+                .collect())
+        };
+        look().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cluster merge evidence look-up failed; listed without it");
+            Vec::new()
+        })
+    }
+
     fn cluster_of(&self, a: &Address) -> Option<String> {
         let look = || -> Result<Option<String>, paytrace_tracer::cluster::ClusterError> {
             let Some(c) = self.0.cluster_of(a)? else {
@@ -208,14 +288,9 @@ impl ClusterLookup for StoreClusters {
     }
 }
 
-struct Boxed<'a>(&'a dyn ClusterLookup);
-impl ClusterLookup for Boxed<'_> {
-    fn cluster_of(&self, a: &Address) -> Option<String> {
-        self.0.cluster_of(a)
-    }
-}
-
-/// Runs a report on the store.
+/// Runs a report on the store: deposit addresses attributed by `cluster run` count as
+/// `exchange_deposit` of their exchange, and with `verdicts` every payee's risk is its
+/// screening verdict as of that day (the same as `paytrace screen --as-of`).
 #[allow(clippy::too_many_arguments)]
 pub fn run_on_store(
     store: &Store,
@@ -226,23 +301,23 @@ pub fn run_on_store(
     assets: AssetBook,
     params: &ReportParams,
     labels_as_of: Option<paytrace_indexer::labels::Date>,
+    verdicts: Option<&ScreenParams>,
 ) -> anyhow::Result<Report> {
-    let labels = StoreLabels::open(store, labels_as_of, MemoryLabels::new())
-        .context("opening the label store")?;
+    let clusters = StoreClusters::open(store)?;
+    let labels = WithDeposits {
+        labels: StoreLabels::open(store, labels_as_of, MemoryLabels::new())
+            .context("opening the label store")?,
+        deposits: &clusters,
+    };
     let asof = paytrace_indexer::labels::LabelStore::open(store)?;
-    let clusters = store_clusters(store)?;
-    let r = build_report(
-        store,
-        &labels,
-        &asof,
-        &Boxed(clusters.as_ref()),
-        title,
-        providers,
-        payouts,
-        issues,
-        assets,
-        params,
+    let mut r = build_report(
+        store, &labels, &asof, &clusters, title, providers, payouts, issues, assets, params,
     )?;
+    if let Some(p) = verdicts {
+        let history = screen_history(store, &clusters)?;
+        let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
+        apply_verdicts(&mut r, &src, &history, p, params.threads)?;
+    }
     Ok(r)
 }
 
@@ -421,6 +496,12 @@ impl PayoutsArgs {
         } else {
             providers
         };
+        // Payee verdicts: the screening as of the labels' day (default today), with the
+        // config's `[risk]` scoring, as `paytrace screen --as-of` gives them.
+        let verdict_day = as_of.unwrap_or_else(paytrace_indexer::labels::today);
+        params.as_of = Some(verdict_day);
+        let sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        params.scoring = sp.scoring.clone();
         let report = run_on_store(
             &store,
             &title,
@@ -430,6 +511,7 @@ impl PayoutsArgs {
             assets,
             &params,
             as_of,
+            Some(&sp),
         )?;
         for i in &report.issues {
             eprintln!("warning: {i}");
@@ -504,20 +586,50 @@ pub fn print_summary(ctx: &Context, r: &Report, w: &Written) -> anyhow::Result<(
             r.summary.flagged_payees.join(", ")
         );
     }
+    if let Some(d) = &r.verdicts_as_of {
+        use paytrace_tracer::risk::RiskLevel as L;
+        let by: Vec<String> = [L::Severe, L::High, L::Medium, L::Low, L::None]
+            .iter()
+            .filter_map(|l| {
+                r.summary
+                    .payees_by_risk
+                    .get(l.as_str())
+                    .map(|n| format!("{n} {l}"))
+            })
+            .collect();
+        println!("Payee verdicts as of {d}: {}", by.join(", "));
+    }
     for f in r.convergence.iter().take(5) {
         println!(
-            "Convergence #{}: {} received {} from {} payees ({}), {} hop(s) away",
+            "Convergence #{}: {} received {} from {} payees ({}), {} away, arrivals {} to {}",
             f.rank,
             f.key,
-            r.assets.format(&f.asset, f.amount),
+            r.assets.format_amounts(&f.amounts),
             f.payees.len(),
             f.payees
                 .iter()
                 .map(|p| p.payee.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            f.hops
+            hops_text(f.hops),
+            render::datetime(f.first_arrival),
+            render::datetime(f.last_arrival)
         );
+        if !f.onward.is_empty() {
+            println!(
+                "  onward: {}",
+                f.onward
+                    .iter()
+                    .map(|o| format!(
+                        "{} ({}, {})",
+                        o.key,
+                        r.assets.format_amounts(&o.amounts),
+                        hops_text(o.hops)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
     }
     for f in &r.shared_deposits {
         println!(

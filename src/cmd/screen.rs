@@ -9,10 +9,7 @@ use paytrace_indexer::{Address, ChainId, Store, labels::Date};
 use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
-    risk::{
-        CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, StoreLabelHistory,
-        screen_each,
-    },
+    risk::{CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, screen_each},
 };
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -80,19 +77,7 @@ pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Opti
 
 /// The screening parameters from the `[risk]` section.
 pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
-    let mut scoring = Scoring::default();
-    for (c, s) in &cfg.severities {
-        scoring.severities.insert(c.trim().to_ascii_lowercase(), *s);
-    }
-    scoring.hop_decay = cfg.hop_decay;
-    scoring.full_share = cfg.full_share;
-    scoring.min_share = cfg.min_share;
-    scoring.before_listing_weight = cfg.before_listing_weight;
-    scoring.recency_days = cfg.recency_days;
-    scoring.old_weight = cfg.old_weight;
-    scoring.pattern_weight = cfg.pattern_weight;
-    let t = &cfg.thresholds;
-    scoring.thresholds = [t.severe, t.high, t.medium, t.low];
+    let scoring = Scoring::from_config(cfg);
     ScreenParams {
         as_of,
         hops: cfg.hops,
@@ -132,7 +117,10 @@ fn text_line(r: &ScreenResult) -> String {
         .first()
         .map(|x| x.text.as_str())
         .unwrap_or("no exposure found");
-    format!("{}\t{}\t{:.1}\t{}", r.address, r.level, r.score, top)
+    format!(
+        "{}\t{}\t{:.1}\tas of {}\t{}",
+        r.address, r.level, r.score, r.as_of, top
+    )
 }
 
 fn render_text(r: &ScreenResult) -> String {
@@ -150,15 +138,21 @@ fn render_text(r: &ScreenResult) -> String {
         s.push_str("  no exposure found\n");
     }
     for e in r.direct.iter().chain(r.indirect.iter()) {
+        let kind = match e.kind {
+            paytrace_tracer::risk::ExposureKind::Direct => "direct",
+            paytrace_tracer::risk::ExposureKind::Indirect => "indirect",
+        };
+        let dir = match e.direction {
+            paytrace_tracer::risk::Flow::Sent => "sent",
+            paytrace_tracer::risk::Flow::Received => "received",
+        };
         s.push_str(&format!(
-            "  {:?} {:?} {}: {} raw units of {} ({:.2}%), {} hops, counterparties {}\n",
-            e.kind,
-            e.direction,
+            "  {kind} {dir} {}: {} raw units of {} ({:.2}%), {}, counterparties {}\n",
             e.category,
             e.amount,
             e.asset,
             e.share * 100.0,
-            e.hops,
+            paytrace_tracer::risk::hops_text(e.hops.saturating_add(1)),
             e.counterparties
                 .iter()
                 .map(ToString::to_string)
@@ -182,7 +176,8 @@ impl ScreenCmd {
         };
         let store = ctx.open_store_for_queries()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
-        let history = StoreLabelHistory::open(&store).context("opening the label store")?;
+        let clusters = super::report::StoreClusters::open(&store)?;
+        let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
         let mut p = screen_params(&ctx.config.risk, as_of, chain);
         if let Some(h) = self.hops {
@@ -229,9 +224,9 @@ impl ScreenCmd {
                 }
             }
         });
-        if history.errors() > 0 {
+        if history.labels.errors() > 0 {
             tracing::warn!(
-                errors = history.errors(),
+                errors = history.labels.errors(),
                 "some label reads failed and counted as unlabelled"
             );
         }

@@ -95,9 +95,14 @@ pub struct DemoPayee {
 pub struct Truth {
     /// Per payee.
     pub payees: Vec<TruthPayee>,
-    /// Convergence points (not exchange deposits): address → payee names.
+    /// Convergence findings (not exchange deposits): address → payee names. One per
+    /// operator: the addresses downstream of it are its onward path, not findings.
     pub convergence: BTreeMap<Address, BTreeSet<String>>,
-    /// Exchange deposit addresses paid into by several payees: address → payee names.
+    /// The onward path of each convergence finding: the downstream addresses whose payees and
+    /// value all came through it.
+    pub onward: BTreeMap<Address, BTreeSet<Address>>,
+    /// Exchange deposit addresses paid into directly by several payees: address → payee
+    /// names (deposits downstream of a finding are in its onward path).
     pub shared_deposits: BTreeMap<Address, BTreeSet<String>>,
     /// Payees that address clustering (default parameters) puts in one cluster: the two fake
     /// payees who pay into the same exchange deposit address (one exchange account, one
@@ -136,8 +141,10 @@ pub struct TruthPayee {
     pub destinations: BTreeSet<(Address, String, u32)>,
     /// Exact totals by kind, for destinations one hop away (and `still_held`).
     pub exact: BTreeMap<String, Amount>,
-    /// Risk level of the payee.
-    pub risk: String,
+    /// Lowest acceptable verdict (fake payees: medium).
+    pub min_risk: crate::risk::RiskLevel,
+    /// Highest acceptable verdict (ordinary payees: low).
+    pub max_risk: crate::risk::RiskLevel,
 }
 
 /// The whole scenario.
@@ -386,7 +393,8 @@ impl Scenario {
                 paid: Amount::ZERO,
                 destinations: BTreeSet::new(),
                 exact: BTreeMap::new(),
-                risk: String::new(),
+                min_risk: crate::risk::RiskLevel::None,
+                max_risk: crate::risk::RiskLevel::Severe,
             })
             .collect();
         let exact = |t: &mut Vec<TruthPayee>, i: usize, kind: &str, v: u64| {
@@ -654,17 +662,30 @@ impl Scenario {
                     add(d_op[2], "exchange_deposit", 5);
                 }
             }
-            tp.risk = match k {
-                0 | 3 | 6 => "none",
-                8..=11 => "severe",
-                _ => "low",
-            }
-            .to_owned();
+            use crate::risk::RiskLevel;
+            (tp.min_risk, tp.max_risk) = if tp.fake {
+                (RiskLevel::Medium, RiskLevel::Severe)
+            } else {
+                (RiskLevel::None, RiskLevel::Low)
+            };
         }
         let mut convergence = BTreeMap::new();
-        for x in [operator, peel[0], peel[1], peel[2], facilitator] {
-            convergence.insert(x, fakes.clone());
-        }
+        convergence.insert(operator, fakes.clone());
+        let mut onward = BTreeMap::new();
+        onward.insert(
+            operator,
+            [
+                peel[0],
+                peel[1],
+                peel[2],
+                facilitator,
+                d_op[0],
+                d_op[1],
+                d_op[2],
+            ]
+            .into_iter()
+            .collect(),
+        );
         let mut shared_deposits = BTreeMap::new();
         shared_deposits.insert(
             d_shared,
@@ -673,9 +694,6 @@ impl Scenario {
                 .map(|s| (*s).to_owned())
                 .collect(),
         );
-        for d in d_op {
-            shared_deposits.insert(d, fakes.clone());
-        }
         let payee_clusters = [[names[8].0, names[9].0]
             .iter()
             .map(|s| (*s).to_owned())
@@ -685,6 +703,7 @@ impl Scenario {
         let truth = Truth {
             payees: truth_payees,
             convergence,
+            onward,
             shared_deposits,
             payee_clusters,
             operator,
@@ -1023,12 +1042,10 @@ pub fn check(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
                 tp.name, tp.exact
             ));
         }
-        if ps.risk.level.as_str() != tp.risk {
+        if ps.risk.level < tp.min_risk || ps.risk.level > tp.max_risk {
             diffs.push(format!(
-                "{}: risk {}, expected {}",
-                tp.name,
-                ps.risk.level.as_str(),
-                tp.risk
+                "{}: risk {}, expected {} to {}",
+                tp.name, ps.risk.level, tp.min_risk, tp.max_risk
             ));
         }
     }
@@ -1052,6 +1069,20 @@ pub fn check(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
         diffs.push(format!(
             "convergence points {conv:?}, expected {:?}",
             truth.convergence
+        ));
+    }
+    let onward: BTreeMap<Address, BTreeSet<Address>> = report
+        .convergence
+        .iter()
+        .filter_map(|f| {
+            f.address
+                .map(|a| (a, f.onward.iter().filter_map(|o| o.address).collect()))
+        })
+        .collect();
+    if onward != truth.onward {
+        diffs.push(format!(
+            "onward paths {onward:?}, expected {:?}",
+            truth.onward
         ));
     }
     let shared = as_map(&report.shared_deposits);

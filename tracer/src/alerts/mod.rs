@@ -73,8 +73,23 @@ fn severity(r: &RuleConfig) -> RiskLevel {
     r.severity.parse().unwrap_or(RiskLevel::High)
 }
 
-/// Evaluates `rules` over the screening results of `subjects` (`(role, result)`).
+/// Evaluates `rules` over the screening results of `subjects` (`(role, result)`); convergence
+/// rules use the addresses the payees' screenings reached ([`evaluate_with`] takes a payout
+/// report's convergence findings instead).
 pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<Finding> {
+    evaluate_with(rules, subjects, None)
+}
+
+/// Evaluates `rules` over the screening results of `subjects` (`(role, result)`). With
+/// `convergence` (the findings of a payout report over the payers' payouts), a convergence
+/// rule raises one alert per finding (naming its payees and its onward path), with the
+/// report's rules applied: one finding per destination, continuations folded in, exchanges,
+/// bridges and DEX routers ignored.
+pub fn evaluate_with(
+    rules: &[RuleConfig],
+    subjects: &[(Role, ScreenResult)],
+    convergence: Option<&[crate::report::Finding]>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for rule in rules {
         match rule.kind {
@@ -104,10 +119,11 @@ pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<
                             role: *role,
                             category: None,
                             text: format!(
-                                "{} {} screened {}: {top}",
+                                "{} {} screened {} as of {}: {top}",
                                 role.as_str(),
                                 r.address,
-                                r.level
+                                r.level,
+                                r.as_of
                             ),
                             addresses: vec![r.address],
                             evidence: serde_json::to_value(&r.reasons).unwrap_or_default(),
@@ -147,7 +163,10 @@ pub fn evaluate(rules: &[RuleConfig], subjects: &[(Role, ScreenResult)]) -> Vec<
                     }
                 }
             }
-            RuleKind::Convergence => convergence_rule(rule, subjects, &mut out),
+            RuleKind::Convergence => match convergence {
+                Some(found) => report_convergence_rule(rule, found, &mut out),
+                None => convergence_rule(rule, subjects, &mut out),
+            },
         }
     }
     out
@@ -212,10 +231,11 @@ fn exposure_rule(rule: &RuleConfig, role: Role, r: &ScreenResult, out: &mut Vec<
             role,
             category: Some(e.category.to_string()),
             text: format!(
-                "{} {}: {kind} exposure ({dir}) to {} within {transfers} transfers, {} raw units of {} ({:.2}%){later}",
+                "{} {}: {kind} exposure ({dir}) to {} within {}, {} raw units of {} ({:.2}%){later}",
                 role.as_str(),
                 r.address,
                 e.category,
+                crate::risk::hops_text(transfers),
                 e.amount,
                 e.asset,
                 e.share * 100.0
@@ -226,23 +246,86 @@ fn exposure_rule(rule: &RuleConfig, role: Role, r: &ScreenResult, out: &mut Vec<
     }
 }
 
+/// One alert per convergence finding of a payout report.
+fn report_convergence_rule(
+    rule: &RuleConfig,
+    found: &[crate::report::Finding],
+    out: &mut Vec<Finding>,
+) {
+    for f in found {
+        if f.payees.len() < rule.min_payees.max(2) || f.hops > rule.max_hops.max(1) {
+            continue;
+        }
+        let payees: Vec<Address> = f.payees.iter().map(|p| p.address).collect();
+        let subject = f
+            .address
+            .or_else(|| f.addresses.first().copied())
+            .unwrap_or(payees[0]);
+        let onward = if f.onward.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; onward: {}",
+                f.onward
+                    .iter()
+                    .map(|o| o.key.clone())
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            )
+        };
+        out.push(Finding {
+            key: format!("{}|{}|convergence|{}", rule.name, f.key, join(&payees)),
+            rule: rule.name.clone(),
+            severity: severity(rule),
+            subject,
+            role: Role::Destination,
+            category: f.category.as_ref().map(ToString::to_string),
+            text: format!(
+                "funds of {} payees ({}) converge on {} {} away{onward}",
+                payees.len(),
+                f.payees
+                    .iter()
+                    .map(|p| p.payee.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.key,
+                crate::risk::hops_text(f.hops)
+            ),
+            addresses: payees,
+            evidence: serde_json::to_value(f).unwrap_or_default(),
+        });
+    }
+}
+
+/// Convergence over the payees' screenings: the addresses their outflows reached. Of the
+/// addresses reached by the same set of payees only the nearest is an alert (the others are
+/// its onward path), and service addresses (where traces stop) are not meeting points.
 fn convergence_rule(rule: &RuleConfig, subjects: &[(Role, ScreenResult)], out: &mut Vec<Finding>) {
     let payees: BTreeSet<Address> = subjects.iter().map(|(_, r)| r.address).collect();
-    let mut at: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
+    let mut at: BTreeMap<Address, (BTreeSet<Address>, u32)> = BTreeMap::new();
     for (role, r) in subjects {
         if *role != Role::Payee {
             continue;
         }
         for (dest, hops) in &r.reached {
             if u32::saturating_add(*hops, 1) <= rule.max_hops.max(1) && !payees.contains(dest) {
-                at.entry(*dest).or_default().insert(r.address);
+                let e = at.entry(*dest).or_insert((BTreeSet::new(), u32::MAX));
+                e.0.insert(r.address);
+                e.1 = e.1.min(*hops);
             }
         }
     }
-    for (dest, from) in at {
-        if from.len() < rule.min_payees {
-            continue;
+    // Per payee set, the nearest destination (then the smallest address).
+    let mut groups: BTreeMap<BTreeSet<Address>, Vec<(u32, Address)>> = BTreeMap::new();
+    for (dest, (from, hops)) in at {
+        if from.len() >= rule.min_payees.max(2) {
+            groups.entry(from).or_default().push((hops, dest));
         }
+    }
+    for (from, mut dests) in groups {
+        dests.sort();
+        let dest = dests[0].1;
+        let onward: Vec<Address> = dests[1..].iter().map(|d| d.1).collect();
         let from: Vec<Address> = from.into_iter().collect();
         out.push(Finding {
             key: format!("{}|{dest}|convergence|{}", rule.name, join(&from)),
@@ -252,12 +335,17 @@ fn convergence_rule(rule: &RuleConfig, subjects: &[(Role, ScreenResult)], out: &
             role: Role::Destination,
             category: None,
             text: format!(
-                "funds of {} payees converge on {dest} within {} transfers",
+                "funds of {} payees converge on {dest} {} away{}",
                 from.len(),
-                rule.max_hops
+                crate::risk::hops_text(dests[0].0.saturating_add(1)),
+                if onward.is_empty() {
+                    String::new()
+                } else {
+                    format!("; onward: {}", join(&onward))
+                }
             ),
             addresses: from.clone(),
-            evidence: serde_json::json!({ "payees": from }),
+            evidence: serde_json::json!({ "payees": from, "onward": onward }),
         });
     }
 }

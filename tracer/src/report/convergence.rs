@@ -3,10 +3,20 @@
 //! contractors whose salaries end up in one wallet), payees the clustering puts in one
 //! cluster, and exchange deposit addresses several payees paid into.
 //!
-//! Pure over the per-payout trace digests; ranking: number of payees (descending), tainted
-//! amount (descending), hops (ascending), then the key.
+//! Pure over the per-payout trace digests. Rules (docs/heuristics.md, "Convergence"):
+//!
+//! * one finding per destination address (or cluster), whatever asset the payees were paid in
+//!   or the value arrived in, with per-asset amounts;
+//! * the window: of the windows of `window_secs` that hold the most distinct payees (then the
+//!   most value, then the earliest), every arrival inside it counts, and its first and last
+//!   arrival are the finding's;
+//! * a finding whose payees all belong to an upstream finding, and whose every arrival came
+//!   through that finding's addresses (no tainted path from the payee avoids them), is that
+//!   finding's continuation: listed in its `onward` path, not as a finding of its own;
+//! * ranking: number of payees (descending), value (descending, amounts scaled to 18 decimals
+//!   where the asset's decimals are known), hops (ascending), then the key.
 
-use super::{ClusterLookup, Payout, back_chain};
+use super::{AssetBook, ClusterLookup, Payout, back_chain};
 use crate::{
     PathHop, Status, TraceError, TraceResult,
     result::{FlowEdge, ser_display},
@@ -14,7 +24,7 @@ use crate::{
 };
 use paytrace_indexer::{Address, Amount, Asset, Timestamp, TransferKey};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Bounds of convergence detection.
 #[derive(Clone, Debug, Serialize)]
@@ -54,17 +64,19 @@ pub struct TraceDigest {
     pub seed: TransferKey,
     /// The payout asset.
     pub asset: Asset,
-    /// Addresses reached (hops ≥ 1) in the payout asset.
+    /// Addresses reached (hops ≥ 1), in every asset the value took (swaps included).
     pub arrivals: Vec<Arrival>,
     /// Transfers that carried taint.
     pub edges: Vec<FlowEdge>,
 }
 
-/// One address a payout reached.
+/// One address a payout reached, in one asset.
 #[derive(Clone, Debug)]
 pub struct Arrival {
     /// Address.
     pub address: Address,
+    /// Asset the value arrived in.
+    pub asset: Asset,
     /// Label category.
     pub category: Option<Category>,
     /// Labels.
@@ -85,9 +97,10 @@ impl TraceDigest {
         let arrivals = r
             .destinations
             .iter()
-            .filter(|d| d.asset == p.asset && d.hops >= 1 && d.address != p.address)
+            .filter(|d| d.hops >= 1 && d.address != p.address)
             .map(|d| Arrival {
                 address: d.address,
+                asset: d.asset,
                 category: d.category.clone(),
                 labels: d.labels.clone(),
                 status: d.status,
@@ -102,7 +115,12 @@ impl TraceDigest {
             seed: p.key,
             asset: p.asset,
             arrivals,
-            edges: r.edges.clone(),
+            edges: r
+                .edges
+                .iter()
+                .filter(|e| !e.tainted.is_zero())
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -114,12 +132,46 @@ pub struct FindingPayee {
     pub payee: String,
     /// Address.
     pub address: Address,
-    /// Tainted value of this payee that arrived, raw units.
-    pub amount: Amount,
+    /// Tainted value of this payee that arrived, per asset, raw units.
+    pub amounts: BTreeMap<String, Amount>,
     /// Shortest hops.
     pub hops: u32,
     /// First arrival.
     pub first_arrival: Timestamp,
+}
+
+/// One transfer of a finding's evidence.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidenceHop {
+    /// The transfer.
+    #[serde(flatten)]
+    pub hop: PathHop,
+    /// Its asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+}
+
+/// A downstream address whose payees and value all came through a finding (its onward path).
+#[derive(Clone, Debug, Serialize)]
+pub struct Onward {
+    /// The address, or `cluster:<id>`.
+    pub key: String,
+    /// The address (address continuations).
+    pub address: Option<Address>,
+    /// Label category.
+    pub category: Option<Category>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Payees whose value reached it.
+    pub payees: usize,
+    /// Value that reached it from these payees, per asset, raw units.
+    pub amounts: BTreeMap<String, Amount>,
+    /// Shortest hops from any of the payees.
+    pub hops: u32,
+    /// First arrival in the window.
+    pub first_arrival: Timestamp,
+    /// Last arrival in the window.
+    pub last_arrival: Timestamp,
 }
 
 /// An address (or cluster) that received value from several payees.
@@ -141,19 +193,36 @@ pub struct Finding {
     pub labels: Vec<String>,
     /// The payees, by address.
     pub payees: Vec<FindingPayee>,
-    /// Asset of the amounts.
-    #[serde(serialize_with = "ser_display")]
-    pub asset: Asset,
-    /// Tainted value that arrived from these payees, raw units.
-    pub amount: Amount,
+    /// Tainted value that arrived from these payees within the window, per asset, raw units.
+    pub amounts: BTreeMap<String, Amount>,
+    /// Arrivals counted (one per payout and asset reaching the finding in the window).
+    pub arrivals: usize,
     /// Shortest hops from any of the payees.
     pub hops: u32,
-    /// First arrival.
+    /// First arrival in the window.
     pub first_arrival: Timestamp,
     /// Last arrival in the window.
     pub last_arrival: Timestamp,
     /// The evidence subgraph: transfers from the payouts to the finding, in time order.
-    pub evidence: Vec<PathHop>,
+    pub evidence: Vec<EvidenceHop>,
+    /// Downstream addresses whose payees and value all came through this finding, nearest
+    /// first.
+    pub onward: Vec<Onward>,
+}
+
+/// One merge behind a payee cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MergeEvidence {
+    /// One address.
+    pub a: Address,
+    /// The other address.
+    pub b: Address,
+    /// The clustering heuristic (`deposit_address`, `multi_input`, ...).
+    pub heuristic: String,
+    /// The evidence transaction.
+    pub tx: paytrace_indexer::TxHash,
+    /// A second transaction the evidence rests on (the deposit sweep, the airdrop).
+    pub related_tx: Option<paytrace_indexer::TxHash>,
 }
 
 /// Payees that the clustering puts in one cluster.
@@ -163,6 +232,8 @@ pub struct PayeeCluster {
     pub cluster: String,
     /// The payees.
     pub payees: Vec<ClusterPayee>,
+    /// The merges that joined the cluster (at most 20).
+    pub evidence: Vec<MergeEvidence>,
 }
 
 /// A payee in a cluster.
@@ -185,43 +256,64 @@ pub struct Convergence {
     pub payee_clusters: Vec<PayeeCluster>,
 }
 
+#[derive(Clone, Copy)]
 struct Hit<'a> {
     digest: usize,
     arrival: &'a Arrival,
 }
 
-/// The arrivals whose times fit the window and that have the most distinct payees (earliest
-/// such window on ties).
+/// The window of at most `window` seconds with the most distinct payees (then the most
+/// arrivals, then the earliest), and every arrival inside it.
 fn best_window<'a>(
     mut hits: Vec<Hit<'a>>,
     digests: &[TraceDigest],
     window: Option<u64>,
 ) -> Vec<Hit<'a>> {
-    hits.sort_by_key(|h| (h.arrival.time, h.digest));
+    hits.sort_by_key(|h| (h.arrival.time, h.digest, h.arrival.asset));
     let Some(w) = window else { return hits };
-    let mut best = (0usize, 0usize, 0usize); // (payees, start, end)
-    let mut start = 0;
-    for end in 0..hits.len() {
-        while hits[end]
-            .arrival
-            .time
-            .0
-            .saturating_sub(hits[start].arrival.time.0)
-            > w
+    let mut count: HashMap<Address, usize> = HashMap::new();
+    let mut best = (0usize, 0usize, 0usize, 0usize); // (payees, arrivals, start, end)
+    let mut end = 0;
+    for start in 0..hits.len() {
+        while end < hits.len()
+            && hits[end]
+                .arrival
+                .time
+                .0
+                .saturating_sub(hits[start].arrival.time.0)
+                <= w
         {
-            start += 1;
+            *count
+                .entry(digests[hits[end].digest].payee_address)
+                .or_default() += 1;
+            end += 1;
         }
-        let n = hits[start..=end]
-            .iter()
-            .map(|h| digests[h.digest].payee_address)
-            .collect::<BTreeSet<_>>()
-            .len();
-        if n > best.0 {
-            best = (n, start, end + 1);
+        let n = count.len();
+        if (n, end - start) > (best.0, best.1) {
+            best = (n, end - start, start, end);
+        }
+        let a = digests[hits[start].digest].payee_address;
+        if let Some(c) = count.get_mut(&a) {
+            *c -= 1;
+            if *c == 0 {
+                count.remove(&a);
+            }
         }
     }
-    hits.drain(best.1..best.2).collect()
+    hits.drain(best.2..best.3).collect()
 }
+
+fn add_amount(
+    m: &mut BTreeMap<String, Amount>,
+    asset: &Asset,
+    v: Amount,
+) -> Result<(), TraceError> {
+    let e = m.entry(asset.to_string()).or_default();
+    *e = e.checked_add(v)?;
+    Ok(())
+}
+
+type Incoming<'d> = HashMap<usize, HashMap<Address, Vec<&'d FlowEdge>>>;
 
 fn finding<'d>(
     key: String,
@@ -229,10 +321,10 @@ fn finding<'d>(
     cluster: Option<String>,
     hits: &[Hit<'_>],
     digests: &'d [TraceDigest],
-    incoming: &mut HashMap<usize, HashMap<Address, Vec<&'d FlowEdge>>>,
+    incoming: &mut Incoming<'d>,
 ) -> Result<Finding, TraceError> {
     let mut payees: BTreeMap<Address, FindingPayee> = BTreeMap::new();
-    let mut amount = Amount::ZERO;
+    let mut amounts = BTreeMap::new();
     let mut addresses = BTreeSet::new();
     type HopKey = (
         Timestamp,
@@ -240,23 +332,24 @@ fn finding<'d>(
         paytrace_indexer::TxHash,
         Address,
         Address,
+        String,
     );
-    let mut evidence: BTreeMap<HopKey, PathHop> = BTreeMap::new();
+    let mut evidence: BTreeMap<HopKey, EvidenceHop> = BTreeMap::new();
     for h in hits {
         let d = &digests[h.digest];
         let a = h.arrival;
-        amount = amount.checked_add(a.amount)?;
+        add_amount(&mut amounts, &a.asset, a.amount)?;
         addresses.insert(a.address);
         let e = payees
             .entry(d.payee_address)
             .or_insert_with(|| FindingPayee {
                 payee: d.payee.clone(),
                 address: d.payee_address,
-                amount: Amount::ZERO,
+                amounts: BTreeMap::new(),
                 hops: a.hops,
                 first_arrival: a.time,
             });
-        e.amount = e.amount.checked_add(a.amount)?;
+        add_amount(&mut e.amounts, &a.asset, a.amount)?;
         e.hops = e.hops.min(a.hops);
         e.first_arrival = e.first_arrival.min(a.time);
         let inc = incoming.entry(h.digest).or_insert_with(|| {
@@ -267,10 +360,24 @@ fn finding<'d>(
             }
             m
         });
-        for hop in back_chain(inc, d.seed, &a.address, &d.asset) {
+        for hop in back_chain(inc, d.seed, &a.address, &a.asset) {
+            let asset = inc
+                .get(&hop.to)
+                .and_then(|v| {
+                    v.iter()
+                        .find(|e| e.tx_hash == hop.tx_hash && e.from == hop.from)
+                })
+                .map_or(a.asset, |e| e.asset);
             evidence
-                .entry((hop.time, hop.block, hop.tx_hash, hop.from, hop.to))
-                .or_insert(hop);
+                .entry((
+                    hop.time,
+                    hop.block,
+                    hop.tx_hash,
+                    hop.from,
+                    hop.to,
+                    asset.to_string(),
+                ))
+                .or_insert(EvidenceHop { hop, asset });
         }
     }
     let first = hits
@@ -292,11 +399,6 @@ fn finding<'d>(
         .first()
         .map(|h| (h.arrival.category.clone(), h.arrival.labels.clone()))
         .unwrap_or_default();
-    let asset = hits
-        .first()
-        .map(|h| digests[h.digest].asset)
-        .unwrap_or(Asset::Native);
-    let evidence: Vec<PathHop> = evidence.into_values().collect();
     Ok(Finding {
         rank: 0,
         key,
@@ -310,21 +412,40 @@ fn finding<'d>(
             Vec::new()
         },
         payees: payees.into_values().collect(),
-        asset,
-        amount,
+        amounts,
+        arrivals: hits.len(),
         hops,
         first_arrival: first,
         last_arrival: last,
-        evidence,
+        evidence: evidence.into_values().collect(),
+        onward: Vec::new(),
     })
 }
 
-fn rank(v: &mut [Finding]) {
+/// The value of per-asset amounts for ranking: each scaled to 18 decimals when the asset's
+/// decimals are known (raw otherwise), summed (saturating).
+fn value(amounts: &BTreeMap<String, Amount>, assets: &AssetBook) -> Amount {
+    let mut total = Amount::ZERO;
+    for (a, v) in amounts {
+        let scaled = match assets.assets.get(a) {
+            Some(i) if i.decimals < 18 => {
+                let f = alloy_primitives::U256::from(10u64)
+                    .saturating_pow(alloy_primitives::U256::from(18 - i.decimals));
+                Amount::from_raw(v.raw().saturating_mul(f))
+            }
+            _ => *v,
+        };
+        total = Amount::from_raw(total.raw().saturating_add(scaled.raw()));
+    }
+    total
+}
+
+fn rank(v: &mut [Finding], assets: &AssetBook) {
     v.sort_by(|a, b| {
         b.payees
             .len()
             .cmp(&a.payees.len())
-            .then(b.amount.cmp(&a.amount))
+            .then(value(&b.amounts, assets).cmp(&value(&a.amounts, assets)))
             .then(a.hops.cmp(&b.hops))
             .then(a.key.cmp(&b.key))
     });
@@ -333,20 +454,141 @@ fn rank(v: &mut [Finding]) {
     }
 }
 
-/// Finds convergence points, shared deposit addresses and payee clusters.
+/// Whether `target` is reachable from `from` over the tainted edges of digest `d` without
+/// passing through any address of `through`.
+fn reachable_avoiding(
+    d: &TraceDigest,
+    from: Address,
+    target: Address,
+    through: &BTreeSet<Address>,
+) -> bool {
+    if through.contains(&from) {
+        return false;
+    }
+    let mut out: HashMap<Address, Vec<Address>> = HashMap::new();
+    for e in &d.edges {
+        out.entry(e.from).or_default().push(e.to);
+    }
+    let mut seen = HashSet::from([from]);
+    let mut queue = VecDeque::from([from]);
+    while let Some(a) = queue.pop_front() {
+        if a == target {
+            return true;
+        }
+        for n in out.get(&a).into_iter().flatten() {
+            if !through.contains(n) && seen.insert(*n) {
+                queue.push_back(*n);
+            }
+        }
+    }
+    false
+}
+
+/// A finding with the hits it was built from.
+struct Candidate<'a> {
+    f: Finding,
+    hits: Vec<Hit<'a>>,
+}
+
+/// Whether every hit of `b` came through the addresses of `a` (and `b`'s payees are `a`'s).
+fn continues(a: &Candidate<'_>, b: &Candidate<'_>, digests: &[TraceDigest]) -> bool {
+    let pa: BTreeSet<Address> = a.f.payees.iter().map(|p| p.address).collect();
+    if b.f.key == a.f.key
+        || !b.f.payees.iter().all(|p| pa.contains(&p.address))
+        || a.f.hops > b.f.hops
+    {
+        return false;
+    }
+    let through: BTreeSet<Address> = a.f.addresses.iter().copied().collect();
+    if b.f.addresses.iter().any(|x| through.contains(x)) {
+        return false;
+    }
+    b.hits.iter().all(|h| {
+        let d = &digests[h.digest];
+        !reachable_avoiding(d, d.payee_address, h.arrival.address, &through)
+    })
+}
+
+/// Folds continuations into the onward path of their root finding; returns the roots.
+fn fold(cands: Vec<Candidate<'_>>, digests: &[TraceDigest]) -> Vec<Finding> {
+    let n = cands.len();
+    // upstream[j]: the findings j continues.
+    let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (j, b) in cands.iter().enumerate() {
+        for (i, a) in cands.iter().enumerate() {
+            if i != j && continues(a, b, digests) {
+                upstream[j].push(i);
+            }
+        }
+    }
+    // Roots continue nothing (of two that continue each other, which only happens when they
+    // reach the payees' value at the same hops, the smaller key is the root).
+    let is_root: Vec<bool> = (0..n)
+        .map(|j| {
+            upstream[j]
+                .iter()
+                .all(|&i| upstream[i].contains(&j) && cands[j].f.key < cands[i].f.key)
+        })
+        .collect();
+    let mut onward: BTreeMap<usize, Vec<Onward>> = BTreeMap::new();
+    for j in (0..n).filter(|&j| !is_root[j]) {
+        // The root it continues with the most payees, then the fewest hops, then the key.
+        let root = upstream[j]
+            .iter()
+            .copied()
+            .filter(|&i| is_root[i])
+            .min_by(|&x, &y| {
+                let (a, b) = (&cands[x].f, &cands[y].f);
+                b.payees
+                    .len()
+                    .cmp(&a.payees.len())
+                    .then(a.hops.cmp(&b.hops))
+                    .then(a.key.cmp(&b.key))
+            });
+        let Some(root) = root else { continue };
+        let f = &cands[j].f;
+        onward.entry(root).or_default().push(Onward {
+            key: f.key.clone(),
+            address: f.address,
+            category: f.category.clone(),
+            labels: f.labels.clone(),
+            payees: f.payees.len(),
+            amounts: f.amounts.clone(),
+            hops: f.hops,
+            first_arrival: f.first_arrival,
+            last_arrival: f.last_arrival,
+        });
+    }
+    cands
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| is_root[*j])
+        .map(|(j, c)| {
+            let mut f = c.f;
+            let mut on = onward.remove(&j).unwrap_or_default();
+            on.sort_by(|a, b| a.hops.cmp(&b.hops).then(a.key.cmp(&b.key)));
+            f.onward = on;
+            f
+        })
+        .collect()
+}
+
+/// Finds convergence points, shared deposit addresses and payee clusters; `assets` gives the
+/// decimals that rank findings of different assets by value.
 pub fn detect<C: ClusterLookup>(
     digests: &[TraceDigest],
     payouts: &[Payout],
     clusters: &C,
     p: &ConvergenceParams,
+    assets: &AssetBook,
 ) -> Result<Convergence, TraceError> {
     let ignore: BTreeSet<Category> = p
         .ignore_categories
         .iter()
         .map(|c| Category::new(c))
         .collect();
-    // (address, asset) -> arrivals
-    let mut by_addr: BTreeMap<(Address, Asset), Vec<Hit<'_>>> = BTreeMap::new();
+    // address -> arrivals (every asset)
+    let mut by_addr: BTreeMap<Address, Vec<Hit<'_>>> = BTreeMap::new();
     for (i, d) in digests.iter().enumerate() {
         for a in &d.arrivals {
             if a.hops > p.max_hops
@@ -355,27 +597,20 @@ pub fn detect<C: ClusterLookup>(
             {
                 continue;
             }
-            by_addr.entry((a.address, d.asset)).or_default().push(Hit {
+            by_addr.entry(a.address).or_default().push(Hit {
                 digest: i,
                 arrival: a,
             });
         }
     }
     let mut incoming = HashMap::new();
-    let mut findings = Vec::new();
-    let mut shared = Vec::new();
-    let mut by_cluster: BTreeMap<(String, Asset), Vec<Hit<'_>>> = BTreeMap::new();
+    let mut cands = Vec::new();
+    let mut by_cluster: BTreeMap<String, Vec<Hit<'_>>> = BTreeMap::new();
     let mut address_payees: BTreeMap<String, Vec<BTreeSet<Address>>> = BTreeMap::new();
-    for ((addr, asset), hits) in by_addr {
+    for (addr, hits) in by_addr {
         let cluster = clusters.cluster_of(&addr);
         if let Some(c) = &cluster {
-            by_cluster
-                .entry((c.clone(), asset))
-                .or_default()
-                .extend(hits.iter().map(|h| Hit {
-                    digest: h.digest,
-                    arrival: h.arrival,
-                }));
+            by_cluster.entry(c.clone()).or_default().extend(hits.iter());
         }
         let distinct: BTreeSet<Address> = hits
             .iter()
@@ -402,13 +637,9 @@ pub fn detect<C: ClusterLookup>(
                 .or_default()
                 .push(f.payees.iter().map(|x| x.address).collect());
         }
-        if f.category.as_ref().map(Category::as_str) == Some("exchange_deposit") {
-            shared.push(f);
-        } else {
-            findings.push(f);
-        }
+        cands.push(Candidate { f, hits });
     }
-    for ((c, _asset), hits) in by_cluster {
+    for (c, hits) in by_cluster {
         let distinct: BTreeSet<Address> = hits
             .iter()
             .map(|h| digests[h.digest].payee_address)
@@ -432,11 +663,14 @@ pub fn detect<C: ClusterLookup>(
             .get(&c)
             .is_some_and(|v| v.iter().any(|s| s.is_superset(&set)));
         if f.payees.len() >= p.min_payees && !covered {
-            findings.push(f);
+            cands.push(Candidate { f, hits });
         }
     }
-    rank(&mut findings);
-    rank(&mut shared);
+    let (mut shared, mut findings): (Vec<Finding>, Vec<Finding>) = fold(cands, digests)
+        .into_iter()
+        .partition(|f| f.category.as_ref().map(Category::as_str) == Some("exchange_deposit"));
+    rank(&mut findings, assets);
+    rank(&mut shared, assets);
     // Payees in one cluster.
     let mut pc: BTreeMap<String, BTreeMap<Address, String>> = BTreeMap::new();
     for x in payouts {
@@ -451,6 +685,7 @@ pub fn detect<C: ClusterLookup>(
         .into_iter()
         .filter(|(_, m)| m.len() >= 2)
         .map(|(cluster, m)| PayeeCluster {
+            evidence: clusters.merge_evidence(&cluster, &m.keys().copied().collect::<Vec<_>>()),
             cluster,
             payees: m
                 .into_iter()

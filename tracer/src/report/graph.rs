@@ -190,7 +190,7 @@ impl FlowGraph {
             .findings
             .iter()
             .chain(&conv.shared_deposits)
-            .flat_map(|f| f.evidence.iter().flat_map(|h| [h.from, h.to]))
+            .flat_map(|f| f.evidence.iter().flat_map(|h| [h.hop.from, h.hop.to]))
             .collect();
         let mut all: BTreeSet<Address> = BTreeSet::new();
         for (f, t, _) in agg.keys() {

@@ -34,7 +34,9 @@ use paytrace_indexer::{
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub use convergence::{ConvergenceParams, Finding, PayeeCluster};
+pub use convergence::{
+    ConvergenceParams, EvidenceHop, Finding, FindingPayee, MergeEvidence, Onward, PayeeCluster,
+};
 
 /// One payout: a transfer from the provider to a payee.
 #[derive(Clone, Debug, Serialize)]
@@ -143,6 +145,102 @@ impl AssetBook {
     }
 }
 
+impl AssetBook {
+    /// Per-asset amounts (asset string → raw) in token units with symbols, `; `-separated.
+    pub fn format_amounts(&self, m: &BTreeMap<String, Amount>) -> String {
+        m.iter()
+            .map(|(a, v)| match self.assets.get(a) {
+                Some(i) => format!("{} {}", v.to_decimal_string(i.decimals), i.symbol),
+                None => format!("{v} {a}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Exchange deposit addresses that clustering attributed to an exchange (`cluster run`).
+pub trait DepositLookup {
+    /// The exchange `address` is a deposit address of (entity name, or the hot wallet it
+    /// sweeps to), if clustering found it to be one.
+    fn deposit_of(&self, address: &Address) -> Option<String>;
+}
+
+/// No attribution.
+impl DepositLookup for NoClusters {
+    fn deposit_of(&self, _: &Address) -> Option<String> {
+        None
+    }
+}
+
+impl DepositLookup for HashMap<Address, String> {
+    fn deposit_of(&self, address: &Address) -> Option<String> {
+        self.get(address).cloned()
+    }
+}
+
+/// Labels with the deposit addresses attributed by clustering added as `exchange_deposit` of
+/// their exchange (where the labels say nothing of the address): what the report's
+/// destinations, shared deposits and graph, and screening, see. A label always wins over an
+/// attribution.
+pub struct WithDeposits<'a, L, D: ?Sized> {
+    /// The labels.
+    pub labels: L,
+    /// The attributions.
+    pub deposits: &'a D,
+}
+
+impl<L, D: DepositLookup + ?Sized> WithDeposits<'_, L, D> {
+    fn attributed(&self, a: &Address) -> Option<String> {
+        self.deposits
+            .deposit_of(a)
+            .map(|x| format!("{x} deposit address (attributed by clustering)"))
+    }
+}
+
+impl<L: LabelSource, D: DepositLookup + ?Sized> LabelSource for WithDeposits<'_, L, D> {
+    fn category(&self, address: &Address) -> Option<Category> {
+        self.labels.category(address).or_else(|| {
+            self.deposits
+                .deposit_of(address)
+                .map(|_| Category::new("exchange_deposit"))
+        })
+    }
+
+    fn labels(&self, address: &Address) -> Vec<String> {
+        match self.labels.category(address) {
+            Some(_) => self.labels.labels(address),
+            None => self.attributed(address).into_iter().collect(),
+        }
+    }
+
+    fn version(&self) -> Option<String> {
+        self.labels.version()
+    }
+}
+
+impl<H: crate::risk::LabelHistory, D: DepositLookup + ?Sized> crate::risk::LabelHistory
+    for WithDeposits<'_, H, D>
+{
+    fn spans(&self, address: &Address) -> Vec<crate::risk::LabelSpan> {
+        let mut v = self.labels.spans(address);
+        if v.is_empty()
+            && let Some(name) = self.attributed(address)
+        {
+            v.push(crate::risk::LabelSpan {
+                category: Category::new("exchange_deposit"),
+                name,
+                valid_from: None,
+                valid_to: None,
+            });
+        }
+        v
+    }
+
+    fn version(&self) -> Option<String> {
+        self.labels.version()
+    }
+}
+
 /// Parses an amount in token units (`5178.15`) into raw units with `decimals` places, exactly.
 /// Rejects signs, exponents, empty parts and more fractional digits than `decimals`.
 pub fn parse_units(text: &str, decimals: u8) -> Result<Amount, String> {
@@ -177,6 +275,12 @@ pub fn parse_units(text: &str, decimals: u8) -> Result<Amount, String> {
 pub trait ClusterLookup {
     /// The cluster id of `address`, if it is in a cluster of more than one address.
     fn cluster_of(&self, address: &Address) -> Option<String>;
+
+    /// The merges that joined `addresses` in `cluster` (evidence of a payee cluster).
+    fn merge_evidence(&self, cluster: &str, addresses: &[Address]) -> Vec<MergeEvidence> {
+        let _ = (cluster, addresses);
+        Vec::new()
+    }
 }
 
 /// No clustering: every address is its own cluster.
@@ -347,54 +451,39 @@ pub struct PayoutDestination {
     pub path: Vec<PathHop>,
 }
 
-/// Risk level of a payout or payee.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskLevel {
-    /// Nothing found.
-    #[default]
-    None,
-    /// Exchanges, bridges, unattributed wallets.
-    Low,
-    /// Converges with other payees' money, or shares a cluster or deposit address with them.
-    Medium,
-    /// Reached a mixer, or an address sanctioned after the arrival.
-    High,
-    /// Reached an address sanctioned as of the arrival.
-    Severe,
-}
+pub use crate::risk::RiskLevel;
 
-/// The risk of a payout (or a payee, over its payouts).
+/// The risk of a payout (or a payee, over its payouts; or the payee's screening verdict).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Risk {
     /// Level.
     pub level: RiskLevel,
-    /// Why, in words.
-    pub reasons: Vec<String>,
+    /// Score 0..100 (the highest reason's).
+    pub score: f64,
+    /// The day the verdict is as of (screening verdicts; `None` for payout facts).
+    pub as_of: Option<String>,
+    /// Why: typed reasons with their evidence addresses, highest score first.
+    pub reasons: Vec<crate::risk::Reason>,
     /// Value per report category (`sanctioned`, `mixer`, `exchange`, ...), raw units of the
     /// payout's asset.
     pub exposure: BTreeMap<String, Amount>,
 }
 
-impl RiskLevel {
-    /// The stable snake_case name.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Severe => "severe",
-        }
-    }
-}
-
 impl Risk {
-    fn raise(&mut self, level: RiskLevel, reason: String) {
-        self.level = self.level.max(level);
-        if !self.reasons.contains(&reason) {
-            self.reasons.push(reason);
+    fn raise(&mut self, r: crate::risk::Reason) {
+        self.level = self.level.max(r.level);
+        if r.score > self.score {
+            self.score = r.score;
         }
+        if !self
+            .reasons
+            .iter()
+            .any(|x| x.kind == r.kind && x.text == r.text)
+        {
+            self.reasons.push(r);
+        }
+        self.reasons
+            .sort_by(|a, b| b.score.total_cmp(&a.score).then(a.text.cmp(&b.text)));
     }
 }
 
@@ -439,8 +528,12 @@ pub struct PayeeSummary {
     pub paid: BTreeMap<String, Amount>,
     /// Category → asset → value.
     pub totals: BTreeMap<String, BTreeMap<String, Amount>>,
-    /// Highest risk over its payouts and the convergence findings.
+    /// The payee's verdict: its screening as of the report's day when the report was
+    /// screened ([`apply_verdicts`]), otherwise the highest risk over its payouts and the
+    /// convergence findings.
     pub risk: Risk,
+    /// Keys of the convergence findings, shared deposits and payee clusters it is part of.
+    pub findings: Vec<String>,
 }
 
 /// Totals of the whole report.
@@ -476,6 +569,10 @@ pub struct ReportParams {
     /// Threads tracing payouts in parallel (0: one per core, at most 8; 1: on the calling
     /// thread). The report is the same for any number.
     pub threads: usize,
+    /// The scoring of exposures (the same rules as screening).
+    pub scoring: crate::risk::Scoring,
+    /// The day payout exposures are scored as of (recency); `None`: each as of its arrival.
+    pub as_of: Option<paytrace_indexer::labels::Date>,
 }
 
 impl Default for ReportParams {
@@ -489,6 +586,8 @@ impl Default for ReportParams {
             max_graph_nodes: 120,
             cache_transfers: 1_000_000,
             threads: 0,
+            scoring: crate::risk::Scoring::default(),
+            as_of: None,
         }
     }
 }
@@ -535,8 +634,138 @@ pub struct Report {
     pub shared_deposits: Vec<Finding>,
     /// Batch rows that are bad, duplicate or unmatched, by line.
     pub issues: Vec<batch::RowIssue>,
+    /// The day the payees' verdicts are as of, when they are screening verdicts.
+    pub verdicts_as_of: Option<String>,
     /// The flow graph drawn in the HTML report.
     pub graph: graph::FlowGraph,
+}
+
+/// Sorts payees by level (highest first) and name, and counts them per level in `summary`.
+fn rank_payees(payees: &mut [PayeeSummary], summary: &mut Summary) {
+    payees.sort_by(|a, b| b.risk.level.cmp(&a.risk.level).then(a.payee.cmp(&b.payee)));
+    summary.payees_by_risk.clear();
+    summary.flagged_payees.clear();
+    for p in payees.iter() {
+        let level = p.risk.level.as_str().to_owned();
+        *summary.payees_by_risk.entry(level).or_default() += 1;
+        if p.risk.level >= RiskLevel::High {
+            summary.flagged_payees.push(p.payee.clone());
+        }
+    }
+}
+
+/// The risk reason of one payout destination, scored by [`crate::risk::Scoring::score`]
+/// (category severity, hops after the payee's direct counterparty, share of the payout,
+/// listed at the time or later, recency as of [`ReportParams::as_of`]); `None` when the
+/// category has no severity.
+fn payout_reason(
+    p: &Payout,
+    d: &crate::Destination,
+    kind: DestKind,
+    entity: Option<&str>,
+    params: &ReportParams,
+) -> Option<crate::risk::Reason> {
+    use crate::risk::{ExposureKind, Reason, ReasonKind, hops_text, ratio};
+    let (category, at_time) = match kind {
+        DestKind::Sanctioned => (Category::new("sanctioned"), true),
+        DestKind::SanctionedLater => (Category::new("sanctioned"), false),
+        DestKind::StillHeld | DestKind::Limit => return None,
+        _ => (d.category.clone()?, true),
+    };
+    let sc = &params.scoring;
+    if sc.severity(&category) == 0 || d.amount.is_zero() {
+        return None;
+    }
+    let share = ratio(d.amount, p.amount);
+    let (ek, hops) = if d.hops <= 1 {
+        (ExposureKind::Direct, 0)
+    } else {
+        (ExposureKind::Indirect, d.hops - 1)
+    };
+    let now = params
+        .as_of
+        .map_or(d.first_arrival, crate::risk::end_of_day);
+    let score = sc.score(&category, ek, hops, share, at_time, d.first_arrival, now);
+    let listed = match (kind, entity) {
+        (DestKind::Sanctioned, Some(e)) => format!(" (sanctioned: {e})"),
+        (DestKind::SanctionedLater, _) => " (listed as sanctioned only after the arrival)".into(),
+        _ => String::new(),
+    };
+    let floor = if ek == ExposureKind::Indirect && share < sc.min_share {
+        format!("; below the {:.2}% materiality floor", sc.min_share * 100.0)
+    } else {
+        String::new()
+    };
+    Some(Reason {
+        kind: match ek {
+            ExposureKind::Direct => ReasonKind::Direct,
+            ExposureKind::Indirect => ReasonKind::Indirect,
+        },
+        category: category.to_string(),
+        score,
+        level: sc.level(score),
+        text: format!(
+            "reached {} {}{listed} {} after the payee, {:.2}% of the payout{floor}",
+            category,
+            d.address,
+            hops_text(d.hops),
+            share * 100.0
+        ),
+        addresses: vec![d.address],
+        labelled_at_time: at_time,
+    })
+}
+
+/// Replaces every payee's risk by its verdict: the screening of its address (the one scoring
+/// function of `screen`, alerts and the demo) as of `p.as_of`, on `threads` threads; then
+/// re-ranks the payees and recounts the summary. The same address, day and parameters give the
+/// same level as `paytrace screen`.
+pub fn apply_verdicts<S, H>(
+    report: &mut Report,
+    src: &S,
+    history: &H,
+    p: &crate::risk::ScreenParams,
+    threads: usize,
+) -> Result<(), TraceError>
+where
+    S: FlowSource + Sync,
+    H: crate::risk::LabelHistory + Sync,
+{
+    let addresses: Vec<Address> = report.payees.iter().map(|x| x.address).collect();
+    let mut failed = None;
+    let mut results = Vec::with_capacity(addresses.len());
+    crate::risk::screen_each(src, history, &addresses, p, threads, |_, r| match r {
+        Ok(r) => {
+            results.push(r);
+            true
+        }
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for (payee, r) in report.payees.iter_mut().zip(results) {
+        let exposure = std::mem::take(&mut payee.risk.exposure);
+        payee.risk = verdict_of(&r);
+        payee.risk.exposure = exposure;
+    }
+    rank_payees(&mut report.payees, &mut report.summary);
+    report.verdicts_as_of = Some(p.as_of.to_string());
+    Ok(())
+}
+
+/// A screening result as a report [`Risk`].
+pub fn verdict_of(r: &crate::risk::ScreenResult) -> Risk {
+    Risk {
+        level: r.level,
+        score: r.score,
+        as_of: Some(r.as_of.clone()),
+        reasons: r.reasons.clone(),
+        exposure: BTreeMap::new(),
+    }
 }
 
 /// Back-chains through the tainted transfers of a trace from `to` to the seed: at each address
@@ -622,11 +851,13 @@ fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Optio
     }
 }
 
-/// Turns one payout's trace into its report entry (risk from its own destinations only).
+/// Turns one payout's trace into its report entry (risk from its own destinations only,
+/// scored by the screening rules: severity, hops, share of the payout, listing date).
 fn summarise<A: AsOfLabels>(
     p: &Payout,
     r: &TraceResult,
     asof: &A,
+    params: &ReportParams,
 ) -> Result<PayoutReport, TraceError> {
     let mut incoming: HashMap<Address, Vec<&FlowEdge>> = HashMap::new();
     for e in &r.edges {
@@ -641,31 +872,8 @@ fn summarise<A: AsOfLabels>(
         }
         let (kind, entity, amount) = classify(d, asof);
         add(&mut totals, kind.as_str(), amount)?;
-        match kind {
-            DestKind::Sanctioned => risk.raise(
-                RiskLevel::Severe,
-                format!(
-                    "reached {} (sanctioned: {}) in {} hop(s)",
-                    d.address,
-                    entity.as_deref().unwrap_or("listed"),
-                    d.hops
-                ),
-            ),
-            DestKind::SanctionedLater => risk.raise(
-                RiskLevel::High,
-                format!(
-                    "reached {} in {} hop(s), listed as sanctioned after the arrival",
-                    d.address, d.hops
-                ),
-            ),
-            DestKind::Mixer => risk.raise(
-                RiskLevel::High,
-                format!("reached mixer {} in {} hop(s)", d.address, d.hops),
-            ),
-            DestKind::Exchange | DestKind::ExchangeDeposit | DestKind::Bridge => {
-                risk.raise(RiskLevel::Low, format!("{} exit", kind.as_str()))
-            }
-            _ => {}
+        if let Some(reason) = payout_reason(p, d, kind, entity.as_deref(), params) {
+            risk.raise(reason);
         }
         if kind == DestKind::StillHeld {
             // The payee itself: no path, listed only when it still holds value.
@@ -757,7 +965,7 @@ pub fn build_report<
             &params.trace,
         )?;
         Ok((
-            summarise(p, &r, asof)?,
+            summarise(p, &r, asof, params)?,
             convergence::TraceDigest::new(p, &r),
             r.parameters.checkpoints,
         ))
@@ -786,33 +994,54 @@ pub fn build_report<
             .map(|(c, b)| (c.0, b))
             .collect();
     }
-    let conv = convergence::detect(&traces, payouts, clusters, &params.convergence)?;
-    // Convergence raises the risk of the payouts involved.
+    let conv = convergence::detect(&traces, payouts, clusters, &params.convergence, &assets)?;
+    // Convergence raises the risk of the payouts involved (reports built without screening;
+    // screened reports replace the payee's risk by its verdict).
+    let sc = &params.scoring;
+    let mut part_of: BTreeMap<Address, Vec<String>> = BTreeMap::new();
     for f in conv.findings.iter().chain(&conv.shared_deposits) {
         for payee in &f.payees {
+            part_of
+                .entry(payee.address)
+                .or_default()
+                .push(f.key.clone());
             for r in reports.iter_mut().filter(|r| r.address == payee.address) {
-                r.risk.raise(
-                    RiskLevel::Medium,
-                    format!(
-                        "value converges with {} other payee(s) at {}",
+                r.risk.raise(crate::risk::Reason {
+                    kind: crate::risk::ReasonKind::Convergence,
+                    category: "convergence".into(),
+                    score: sc.network_score,
+                    level: sc.level(sc.network_score),
+                    text: format!(
+                        "value meets that of {} other payee(s) at {}",
                         f.payees.len().saturating_sub(1),
-                        f.address.map_or_else(|| f.key.clone(), |a| a.to_string())
+                        f.key
                     ),
-                );
+                    addresses: f.payees.iter().map(|x| x.address).take(10).collect(),
+                    labelled_at_time: true,
+                });
             }
         }
     }
     for c in &conv.payee_clusters {
         for a in &c.payees {
+            part_of
+                .entry(a.address)
+                .or_default()
+                .push(format!("cluster:{}", c.cluster));
             for r in reports.iter_mut().filter(|r| r.address == a.address) {
-                r.risk.raise(
-                    RiskLevel::Medium,
-                    format!(
+                r.risk.raise(crate::risk::Reason {
+                    kind: crate::risk::ReasonKind::Convergence,
+                    category: "payee_cluster".into(),
+                    score: sc.network_score,
+                    level: sc.level(sc.network_score),
+                    text: format!(
                         "payee address is in cluster {} with {} other payee(s)",
                         c.cluster,
                         c.payees.len().saturating_sub(1)
                     ),
-                );
+                    addresses: c.payees.iter().map(|x| x.address).take(10).collect(),
+                    labelled_at_time: true,
+                });
             }
         }
     }
@@ -831,6 +1060,7 @@ pub fn build_report<
             paid: BTreeMap::new(),
             totals: BTreeMap::new(),
             risk: Risk::default(),
+            findings: part_of.get(&r.address).cloned().unwrap_or_default(),
         });
         e.payouts += 1;
         add(&mut e.paid, &r.asset.to_string(), r.amount)?;
@@ -839,11 +1069,8 @@ pub fn build_report<
             add2(&mut e.totals, k, &r.asset, *v)?;
             add2(&mut summary.totals, k, &r.asset, *v)?;
         }
-        e.risk.level = e.risk.level.max(r.risk.level);
         for reason in &r.risk.reasons {
-            if !e.risk.reasons.contains(reason) {
-                e.risk.reasons.push(reason.clone());
-            }
+            e.risk.raise(reason.clone());
         }
         for (k, v) in &r.risk.exposure {
             add(&mut e.risk.exposure, k, *v)?;
@@ -851,14 +1078,7 @@ pub fn build_report<
     }
     summary.payees = payees.len();
     let mut payees: Vec<PayeeSummary> = payees.into_values().collect();
-    payees.sort_by(|a, b| b.risk.level.cmp(&a.risk.level).then(a.payee.cmp(&b.payee)));
-    for p in &payees {
-        let level = p.risk.level.as_str().to_owned();
-        *summary.payees_by_risk.entry(level).or_default() += 1;
-        if p.risk.level >= RiskLevel::High {
-            summary.flagged_payees.push(p.payee.clone());
-        }
-    }
+    rank_payees(&mut payees, &mut summary);
     let graph = graph::FlowGraph::build(
         &traces,
         &conv,
@@ -886,6 +1106,7 @@ pub fn build_report<
         payee_clusters: conv.payee_clusters,
         shared_deposits: conv.shared_deposits,
         issues,
+        verdicts_as_of: None,
         graph,
     })
 }

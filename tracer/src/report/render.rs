@@ -13,31 +13,33 @@ pub fn datetime(t: Timestamp) -> String {
         .unwrap_or_else(|| t.0.to_string())
 }
 
-/// The first reasons, most severe first (sanctioned, mixer, convergence, exits), then a count.
-fn short_reasons(reasons: &[String]) -> String {
-    let rank = |r: &String| {
-        if r.contains("(sanctioned") {
-            0
-        } else if r.contains("sanctioned after") || r.contains("mixer") {
-            1
-        } else if r.contains("cluster") || r.contains("converges") {
-            2
-        } else {
-            3
-        }
-    };
-    let mut v: Vec<&String> = reasons.iter().collect();
-    v.sort_by_key(|r| rank(r));
+/// The first reasons (already ranked by score), their "as of" day, then a count.
+fn short_reasons(risk: &super::Risk) -> String {
+    let v = &risk.reasons;
     let mut s = v
         .iter()
         .take(3)
-        .map(|r| r.as_str())
+        .map(|r| r.text.as_str())
         .collect::<Vec<_>>()
         .join("; ");
     if v.len() > 3 {
         s.push_str(&format!("; and {} more (JSON report)", v.len() - 3));
     }
+    if let Some(d) = &risk.as_of {
+        s = format!("as of {d}: {s}");
+    }
     s
+}
+
+/// Per-asset amounts in token units, `; `-separated.
+fn amounts(r: &Report, m: &std::collections::BTreeMap<String, Amount>) -> String {
+    m.iter()
+        .map(|(a, v)| match r.assets.assets.get(a) {
+            Some(i) => format!("{} {}", v.to_decimal_string(i.decimals), i.symbol),
+            None => format!("{v} {a}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn risk_class(l: RiskLevel) -> &'static str {
@@ -186,7 +188,7 @@ pub fn to_html(r: &Report) -> String {
             went,
             risk_class(p.risk.level),
             p.risk.level.as_str(),
-            xml(&short_reasons(&p.risk.reasons))
+            xml(&short_reasons(&p.risk))
         );
     }
     s.push_str("</tbody></table>");
@@ -218,33 +220,46 @@ pub fn to_html(r: &Report) -> String {
             let payees = f
                 .payees
                 .iter()
-                .map(|p| format!("{} ({})", xml(&p.payee), xml(&fmt(&f.asset, p.amount))))
+                .map(|p| format!("{} ({})", xml(&p.payee), xml(&amounts(r, &p.amounts))))
                 .collect::<Vec<_>>()
                 .join("<br>");
+            let onward = f
+                .onward
+                .iter()
+                .map(|o| {
+                    format!(
+                        "<br>&rarr; <code>{}</code> {} ({}, {})",
+                        xml(&o.key),
+                        xml(&o.labels.join(", ")),
+                        xml(&amounts(r, &o.amounts)),
+                        xml(&crate::risk::hops_text(o.hops))
+                    )
+                })
+                .collect::<String>();
             let ev = f
                 .evidence
                 .iter()
                 .map(|h| {
                     format!(
                         "<code>{}</code> {} &rarr; {} {}",
-                        h.tx_hash,
-                        super::graph::short(&h.from),
-                        super::graph::short(&h.to),
-                        xml(&fmt(&f.asset, h.tainted))
+                        h.hop.tx_hash,
+                        super::graph::short(&h.hop.from),
+                        super::graph::short(&h.hop.to),
+                        xml(&fmt(&h.asset, h.hop.tainted))
                     )
                 })
                 .collect::<Vec<_>>()
                 .join("<br>");
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>\
+                "<tr><td>{}</td><td><code>{}</code>{onward}</td><td>{}</td><td>{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} &ndash; {}</td>\
                  <td class=\"small\">{}</td></tr>",
                 f.rank,
                 xml(&f.key),
                 xml(&f.labels.join(", ")),
                 payees,
-                xml(&fmt(&f.asset, f.amount)),
+                xml(&amounts(r, &f.amounts)),
                 f.hops,
                 datetime(f.first_arrival),
                 datetime(f.last_arrival),

@@ -153,12 +153,18 @@ fn convergence_finds_shared_addresses_in_the_window() {
     let keys: Vec<&str> = r.convergence.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(keys, [addr(20).to_string()]);
     let f = &r.convergence[0];
-    assert_eq!(f.amount, Amount::from_u64(250));
+    assert_eq!(
+        f.amounts[&Asset::Token(addr(TOKEN)).to_string()],
+        Amount::from_u64(250)
+    );
     assert_eq!(f.hops, 1);
     assert_eq!(f.evidence.len(), 4, "{:?}", f.evidence);
-    assert_eq!(r.shared_deposits.len(), 1);
-    assert_eq!(r.shared_deposits[0].address, Some(addr(30)));
-    assert_eq!(r.shared_deposits[0].hops, 2);
+    // The deposit address 30 got A's and B's value only through 20: 20's onward path, not a
+    // finding of its own.
+    assert!(r.shared_deposits.is_empty());
+    assert_eq!(f.onward.len(), 1);
+    assert_eq!(f.onward[0].address, Some(addr(30)));
+    assert_eq!(f.onward[0].hops, 2);
     // Payee 12 kept its salary; A's and B's risk is medium (convergence + deposit exit).
     let c = r.payees.iter().find(|p| p.address == addr(12)).unwrap();
     assert_eq!(c.risk.level, RiskLevel::None);
@@ -260,7 +266,8 @@ fn sanctioned_is_judged_as_of_the_arrival() {
     let arrival = t(5, 10, 40, 60).time;
     for (from, kind, level) in [
         (arrival.0, DestKind::Sanctioned, RiskLevel::Severe),
-        (arrival.0 + 1, DestKind::SanctionedLater, RiskLevel::High),
+        // Listed after the arrival: half weight, as in screening (100 x 0.5).
+        (arrival.0 + 1, DestKind::SanctionedLater, RiskLevel::Medium),
     ] {
         let listings = MemoryListings(
             [(addr(40), ("SDN".to_owned(), Timestamp(from)))]
@@ -424,4 +431,122 @@ fn parallel_report_equals_serial_report() {
     let (json, csv, _) = run(4);
     assert!(json == json1, "report differs with 4 threads");
     assert_eq!(csv, csv1);
+}
+
+/// A transfer of token `token` at hour `hour`.
+fn tt(hour: u64, from: u8, to: u8, token: u8, amount: u64) -> Transfer {
+    let mut x = t(hour, from, to, amount);
+    x.asset = Asset::Token(addr(token));
+    x
+}
+
+fn report_of(g: &MemoryGraph, params: &ReportParams) -> Report {
+    let payouts = discover_payouts(
+        g,
+        &[addr(1)],
+        None,
+        None,
+        None,
+        None,
+        &[(addr(10), "A".to_owned()), (addr(11), "B".to_owned())]
+            .into_iter()
+            .collect(),
+    )
+    .unwrap();
+    build_report(
+        g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        params,
+    )
+    .unwrap()
+}
+
+/// A and B are paid monthly for three months and forward each salary to 20 the next day: the
+/// finding's amount is every arrival of the 90-day window, not the first burst.
+#[test]
+fn convergence_amounts_cover_every_arrival_in_the_window() {
+    let mut rows = Vec::new();
+    for m in 0..3u64 {
+        let h = m * 720;
+        rows.push(t(h + 1, 1, 10, 100));
+        rows.push(t(h + 2, 1, 11, 200));
+        rows.push(t(h + 25, 10, 20, 100));
+        rows.push(t(h + 26, 11, 20, 200));
+    }
+    let g = MemoryGraph::from_transfers(rows);
+    let r = report_of(&g, &ReportParams::default());
+    assert_eq!(r.convergence.len(), 1);
+    let f = &r.convergence[0];
+    assert_eq!(
+        f.amounts[&Asset::Token(addr(TOKEN)).to_string()],
+        Amount::from_u64(900)
+    );
+    assert_eq!(f.arrivals, 6);
+    assert_eq!(f.first_arrival, t(25, 10, 20, 1).time);
+    assert_eq!(f.last_arrival, t(1440 + 26, 11, 20, 1).time);
+    // A 29-day window holds one month: the first (earliest of the fullest windows).
+    let mut p = ReportParams::default();
+    p.convergence.window_secs = Some(29 * 86_400);
+    let r = report_of(&g, &p);
+    let f = &r.convergence[0];
+    assert_eq!(
+        f.amounts[&Asset::Token(addr(TOKEN)).to_string()],
+        Amount::from_u64(300)
+    );
+    assert_eq!(f.last_arrival, t(26, 11, 20, 1).time);
+}
+
+/// A is paid in one token, B in another; both forward to 20, which forwards everything to 21
+/// and 21 to 22: one finding at 20 naming both payees with both assets, 21 and 22 its onward
+/// path (downstream addresses that only one payee reached are no convergence at all).
+#[test]
+fn one_convergence_finding_per_destination_across_tokens_with_its_onward_path() {
+    let g = MemoryGraph::from_transfers([
+        tt(1, 1, 10, TOKEN, 100),
+        tt(2, 1, 11, 0xef, 300),
+        tt(3, 10, 20, TOKEN, 100),
+        tt(4, 11, 20, 0xef, 300),
+        tt(5, 20, 21, TOKEN, 100),
+        tt(6, 20, 21, 0xef, 300),
+        tt(7, 21, 22, 0xef, 300),
+        tt(8, 21, 22, TOKEN, 100),
+        tt(9, 10, 23, TOKEN, 1),
+    ]);
+    let r = report_of(&g, &ReportParams::default());
+    let keys: Vec<&str> = r.convergence.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, [addr(20).to_string()]);
+    let f = &r.convergence[0];
+    let names: Vec<&str> = f.payees.iter().map(|p| p.payee.as_str()).collect();
+    assert_eq!(names, ["A", "B"]);
+    assert_eq!(f.amounts.len(), 2);
+    assert_eq!(
+        f.amounts[&Asset::Token(addr(0xef)).to_string()],
+        Amount::from_u64(300)
+    );
+    let onward: Vec<Option<Address>> = f.onward.iter().map(|o| o.address).collect();
+    assert_eq!(onward, [Some(addr(21)), Some(addr(22))]);
+    assert_eq!(f.onward[1].payees, 2);
+    // One alert for the finding, naming its payees and its onward path.
+    let rule = paytrace_config::RuleConfig {
+        name: "conv".into(),
+        kind: paytrace_config::RuleKind::Convergence,
+        min_payees: 2,
+        ..paytrace_config::AlertsConfig::default()
+            .rules_or_default()
+            .into_iter()
+            .find(|r| r.kind == paytrace_config::RuleKind::Convergence)
+            .unwrap()
+    };
+    let alerts = crate::alerts::evaluate_with(&[rule], &[], Some(&r.convergence));
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].addresses, vec![addr(10), addr(11)]);
+    assert!(alerts[0].text.contains("(A, B)"), "{}", alerts[0].text);
+    assert!(alerts[0].text.contains("onward"), "{}", alerts[0].text);
 }

@@ -21,7 +21,7 @@ pub use score::{RiskLevel, Scoring, UnknownLevel};
 
 use crate::{
     BackSeed, EvidencePath, Model, Seed, StopList, TraceError, TraceParams,
-    patterns::{EvidenceTransfer, PatternInstance, PatternParams, detect},
+    patterns::{EvidenceTransfer, PatternInstance, PatternKind, PatternParams, detect},
     result::ser_display,
     source::{Category, FlowSource, LabelSource},
     trace_backward, trace_forward,
@@ -30,7 +30,7 @@ use paytrace_indexer::{
     Address, Amount, Asset, ChainId, Direction, Timestamp, Transfer, labels::Date,
 };
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// What a screening looks at.
 #[derive(Clone, Debug)]
@@ -145,6 +145,10 @@ pub struct Exposure {
     pub evidence: Vec<EvidenceTransfer>,
     /// Evidence paths (indirect; at most 3).
     pub paths: Vec<EvidencePath>,
+    /// Indirect sent exposure to a category of at least `network_min_severity`: the amount the
+    /// same trace under FIFO gives (shown with the haircut amount when they disagree; the
+    /// smaller is the weaker signal). `None` when not computed.
+    pub fifo_amount: Option<Amount>,
 }
 
 impl Exposure {
@@ -174,6 +178,7 @@ impl Exposure {
             score: 0.0,
             evidence: Vec::new(),
             paths: Vec::new(),
+            fifo_amount: None,
         }
     }
 
@@ -201,11 +206,61 @@ impl Exposure {
     }
 }
 
+/// What kind of fact a reason is.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKind {
+    /// The address's own label.
+    Label,
+    /// Direct exposure (its own counterparty).
+    Direct,
+    /// Indirect exposure (within the hop limit, haircut taint).
+    Indirect,
+    /// A pattern the address itself performs.
+    Pattern,
+    /// Network context: a counterparty wallet that consolidates several payees' salaries or
+    /// sends a material share of its funds to high-risk addresses.
+    Network,
+    /// A payout report's convergence finding or payee cluster (reports built without
+    /// screening only).
+    Convergence,
+}
+
+impl ReasonKind {
+    /// The stable snake_case name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Label => "label",
+            Self::Direct => "direct",
+            Self::Indirect => "indirect",
+            Self::Pattern => "pattern",
+            Self::Network => "network",
+            Self::Convergence => "convergence",
+        }
+    }
+}
+
+impl PartialEq<&str> for ReasonKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// "1 hop", "3 hops": the one wording of distances in every output. A hop is one transfer: an
+/// address's direct counterparty is 1 hop away.
+pub fn hops_text(n: u32) -> String {
+    if n == 1 {
+        "1 hop".to_owned()
+    } else {
+        format!("{n} hops")
+    }
+}
+
 /// One reason for the level.
 #[derive(Clone, Debug, Serialize)]
 pub struct Reason {
-    /// `label`, `direct`, `indirect` or `pattern`.
-    pub kind: &'static str,
+    /// What kind of fact it is.
+    pub kind: ReasonKind,
     /// Category (labels and exposures) or pattern type.
     pub category: String,
     /// Score 0..100.
@@ -253,8 +308,11 @@ pub struct ScreenResult {
     pub direct: Vec<Exposure>,
     /// Indirect exposures.
     pub indirect: Vec<Exposure>,
-    /// Patterns the address takes part in.
+    /// Patterns the address itself performs (and is no service doing what services do).
     pub patterns: Vec<PatternInstance>,
+    /// Network context: counterparty wallets that consolidate payees' salaries or send a
+    /// material share to high-risk addresses.
+    pub network: Vec<NetworkFinding>,
     /// Hop limit of indirect exposure.
     pub hops: u32,
     /// Label set version.
@@ -262,7 +320,7 @@ pub struct ScreenResult {
     /// Work counters.
     pub stats: ScreenStats,
     /// Every address the address's outflows reached within the hop limit, with its hops (the
-    /// direct receiver is 0); used by convergence rules, not serialised.
+    /// direct receiver is 0), services left out; used by convergence rules, not serialised.
     #[serde(skip)]
     pub reached: Vec<(Address, u32)>,
 }
@@ -320,7 +378,7 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         let score = f64::from(p.scoring.severity(&s.category));
         if score > 0.0 {
             reasons.push(Reason {
-                kind: "label",
+                kind: ReasonKind::Label,
                 category: s.category.to_string(),
                 score,
                 level: p.scoring.level(score),
@@ -337,11 +395,16 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
     }
     let mut indirect = Vec::new();
     let mut reached = Vec::new();
+    let mut network = Vec::new();
     if p.hops > 0 {
-        let (fwd, r) =
+        let (fwd, r, wallets) =
             forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?;
         indirect.extend(fwd);
         reached = r;
+        network = network_context(
+            src, history, &labels, p, address, &ins, &wallets, until, &mut stats,
+        )?;
+        reasons.extend(network.iter().map(|n| n.reason(p)));
         indirect.extend(backward_exposure(
             src, history, &labels, p, &ins, until, &mut stats,
         )?);
@@ -384,12 +447,12 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         hood.dedup_by_key(|t| t.key);
         let rep = detect(&hood, pp);
         for inst in rep.instances {
-            if !inst.members.contains(address) {
+            if !counts_for(&inst, address, &labels, &p.services) {
                 continue;
             }
             let score = inst.score * p.scoring.pattern_weight;
             reasons.push(Reason {
-                kind: "pattern",
+                kind: ReasonKind::Pattern,
                 category: inst.kind.to_string(),
                 score,
                 level: p.scoring.level(score),
@@ -418,6 +481,7 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         direct,
         indirect,
         patterns,
+        network,
         hops: p.hops,
         label_set_version: history.version(),
         stats,
@@ -439,21 +503,37 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
             e.listed_since.as_deref().unwrap_or("a later date")
         )
     };
+    let models = match e.fifo_amount {
+        Some(f) if f != e.amount => format!(
+            "; FIFO gives {f}, haircut {}: {} is the weaker signal",
+            e.amount,
+            if f < e.amount { "FIFO" } else { "haircut" }
+        ),
+        _ => String::new(),
+    };
+    let floor = if e.kind == ExposureKind::Indirect && e.share < p.scoring.min_share {
+        format!(
+            "; below the {:.2}% materiality floor",
+            p.scoring.min_share * 100.0
+        )
+    } else {
+        String::new()
+    };
     let text = match e.kind {
         ExposureKind::Direct => format!(
-            "directly {dir} {} {} ({} transfers, {} raw units of {}, {:.2}% of the total){when}",
+            "directly {dir} {} {} ({}, {} transfers, {} raw units of {}, {:.2}% of the total){when}",
             e.counterparties.len(),
             e.category,
+            hops_text(1),
             e.transfers,
             e.amount,
             e.asset,
             e.share * 100.0
         ),
         ExposureKind::Indirect => format!(
-            "indirectly {dir} {} within {} hop{} ({} raw units of {}, {:.2}% of the total){when}",
+            "indirectly {dir} {} within {} ({} raw units of {}, {:.2}% of the total){when}{floor}{models}",
             e.category,
-            e.hops,
-            if e.hops == 1 { "" } else { "s" },
+            hops_text(e.hops.saturating_add(1)),
             e.amount,
             e.asset,
             e.share * 100.0
@@ -461,8 +541,8 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
     };
     Reason {
         kind: match e.kind {
-            ExposureKind::Direct => "direct",
-            ExposureKind::Indirect => "indirect",
+            ExposureKind::Direct => ReasonKind::Direct,
+            ExposureKind::Indirect => ReasonKind::Indirect,
         },
         category: e.category.to_string(),
         score: e.score,
@@ -614,14 +694,14 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     outs: &[Transfer],
     until: Timestamp,
     stats: &mut ScreenStats,
-) -> Result<(Vec<Exposure>, Reached), TraceError> {
+) -> Result<(Vec<Exposure>, Reached, Vec<Wallet>), TraceError> {
     if outs.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
     let tot = totals(outs)?;
     let min = tot
         .values()
-        .map(|t| share_of(*t, p.scoring.min_share))
+        .map(|t| share_of(*t, p.scoring.min_share / 10.0))
         .min()
         .unwrap_or(Amount::ZERO);
     let r = trace_forward(
@@ -638,11 +718,67 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     let mut reached: Vec<(Address, u32)> = r
         .destinations
         .iter()
-        .filter(|d| !d.amount.is_zero() && d.address != *address)
+        .filter(|d| {
+            !d.amount.is_zero()
+                && d.address != *address
+                && d.category.as_ref().is_none_or(|c| !p.services.contains(c))
+        })
         .map(|d| (d.address, d.hops))
         .collect();
     reached.sort();
     reached.dedup_by_key(|x| x.0);
+    // Unlabelled wallets that received a material share of the outflow (network context).
+    let mut wallets: Vec<Wallet> = r
+        .destinations
+        .iter()
+        .filter(|d| d.category.is_none() && d.address != *address)
+        .filter_map(|d| {
+            let share = ratio(d.amount, tot.get(&d.asset).copied().unwrap_or_default());
+            (share >= p.scoring.network_min_share).then(|| Wallet {
+                address: d.address,
+                asset: d.asset,
+                amount: d.amount,
+                share,
+                hops: d.hops,
+                path: r.paths.iter().find(|x| x.to == d.address).cloned(),
+            })
+        })
+        .collect();
+    // Largest shares first; of equal shares the farthest (a chain of pass-through wallets
+    // ends where the value meets other value).
+    wallets.sort_by(|a, b| {
+        b.share
+            .total_cmp(&a.share)
+            .then(b.hops.cmp(&a.hops))
+            .then(a.address.cmp(&b.address))
+    });
+    wallets.dedup_by_key(|w| w.address);
+    wallets.truncate(NETWORK_WALLETS);
+    // Where haircut finds high-risk exposure, the same trace under FIFO: both are shown when
+    // they disagree (the smaller is the weaker signal).
+    if by
+        .keys()
+        .any(|(c, _)| p.scoring.severity(c) >= p.scoring.network_min_severity)
+    {
+        let mut tp = trace_params(p, until, min);
+        tp.model = Model::Fifo;
+        let f = trace_forward(src, labels, &Seed::Outflows(*address), &tp)?;
+        stats.traces += 1;
+        stats.expanded_addresses += f.stats.expanded_addresses;
+        stats.transfers_read += f.stats.transfers_read;
+        let mut fifo: BTreeMap<(Category, Asset), Amount> = BTreeMap::new();
+        for d in f.destinations.iter().filter(|d| d.hops > 0) {
+            if let Some(c) = &d.category {
+                let e = fifo.entry((c.clone(), d.asset)).or_default();
+                *e = e.checked_add(d.amount)?;
+            }
+        }
+        for ((c, a), e) in by.iter_mut() {
+            if p.scoring.severity(c) >= p.scoring.network_min_severity {
+                e.fifo_amount = Some(fifo.get(&(c.clone(), *a)).copied().unwrap_or_default());
+            }
+        }
+    }
     let exp = by
         .into_values()
         .map(|mut e| {
@@ -651,7 +787,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
             e
         })
         .collect();
-    Ok((exp, reached))
+    Ok((exp, reached, wallets))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -673,7 +809,7 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
     seeds.truncate(p.max_backward_seeds);
     let mut by = BTreeMap::new();
     for t in seeds {
-        let tp = trace_params(p, until, share_of(t.amount, p.scoring.min_share));
+        let tp = trace_params(p, until, share_of(t.amount, p.scoring.min_share / 10.0));
         let r = trace_backward(src, labels, &BackSeed::Transfer(t.key), &tp)?;
         stats.traces += 1;
         stats.expanded_addresses += r.stats.expanded_addresses;
@@ -691,5 +827,381 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
         .collect())
 }
 
+/// Network context: at most this many counterparty wallets are examined per screening (the
+/// largest shares of the outflow).
+const NETWORK_WALLETS: usize = 6;
+/// Network context: the upstream walk from a wallet visits at most this many addresses.
+const UPSTREAM_NODES: usize = 64;
+/// Network context: at most this many payers of the address (its largest unlabelled or
+/// payroll senders) define "payees".
+const PAYERS: usize = 3;
+
+/// Whether a pattern instance counts toward `address`'s risk: the address performs it (is its
+/// center, or a link of a peel chain or cycle), and the acting address is no service doing
+/// what services do (labelled service category, or a sweep of everything it moved to
+/// exchange wallets).
+pub fn counts_for<H: LabelHistory>(
+    inst: &PatternInstance,
+    address: &Address,
+    labels: &AsOfLabels<'_, H>,
+    services: &StopList,
+) -> bool {
+    let performs = inst.center == *address
+        || (matches!(inst.kind, PatternKind::Peel | PatternKind::Cycle)
+            && inst.transfers.iter().any(|t| t.from == *address));
+    if !performs {
+        return false;
+    }
+    if labels
+        .category(&inst.center)
+        .is_some_and(|c| services.contains(&c))
+    {
+        return false;
+    }
+    let outs: Vec<&EvidenceTransfer> = inst
+        .transfers
+        .iter()
+        .filter(|t| t.from == inst.center)
+        .collect();
+    let sweep = !outs.is_empty()
+        && outs.iter().all(|t| {
+            labels
+                .category(&t.to)
+                .is_some_and(|c| c.as_str() == "exchange")
+        });
+    !sweep
+}
+
+/// A counterparty wallet that received a material share of the address's outflow.
+#[derive(Clone, Debug)]
+struct Wallet {
+    address: Address,
+    asset: Asset,
+    amount: Amount,
+    share: f64,
+    hops: u32,
+    path: Option<EvidencePath>,
+}
+
+/// A material share of a wallet's sends that went to high-risk addresses.
+#[derive(Clone, Debug, Serialize)]
+pub struct HighRiskSends {
+    /// Category (severity at least `network_min_severity`).
+    pub category: Category,
+    /// Asset.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// What the wallet sent there, raw units.
+    pub amount: Amount,
+    /// Share of what the wallet sent of the asset, 0..1.
+    pub share: f64,
+    /// The receivers (at most 10).
+    pub counterparties: Vec<Address>,
+    /// Whether the category held at the time of at least one of these sends (`false`: the
+    /// receivers were labelled only later).
+    pub labelled_at_time: bool,
+}
+
+/// Network context of a screening: a wallet that received a material share of the address's
+/// funds and consolidates several payees' salaries, or sends a material share of its own
+/// funds to high-risk addresses.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetworkFinding {
+    /// The wallet.
+    pub wallet: Address,
+    /// Hops from the screened address (1: its direct receiver).
+    pub hops: u32,
+    /// Asset of the screened address's value that reached it.
+    #[serde(serialize_with = "ser_display")]
+    pub asset: Asset,
+    /// The screened address's value that reached it (haircut), raw units.
+    pub amount: Amount,
+    /// Share of the screened address's outflow of the asset, 0..1.
+    pub share: f64,
+    /// The payer whose payees' salaries meet there, if the wallet consolidates.
+    pub payer: Option<Address>,
+    /// The payees whose salaries meet there (the screened address included), sorted.
+    pub payees: Vec<Address>,
+    /// Share of the wallet's receipts (of its most consolidated asset) that came from those
+    /// payees, 0..1.
+    pub consolidated_share: f64,
+    /// Its material sends to high-risk addresses, in any asset.
+    pub high_risk: Vec<HighRiskSends>,
+    /// Score 0..100.
+    pub score: f64,
+    /// Level of this finding alone.
+    pub level: RiskLevel,
+    /// The transfers from the screened address to the wallet, when recorded.
+    pub path: Option<EvidencePath>,
+}
+
+impl NetworkFinding {
+    /// Whether the wallet consolidates several payees' salaries.
+    pub fn consolidates(&self) -> bool {
+        self.payees.len() >= 2
+    }
+
+    fn reason(&self, p: &ScreenParams) -> Reason {
+        let mut parts = Vec::new();
+        if self.consolidates() {
+            parts.push(format!(
+                "consolidates the salaries of {} payees of {} ({:.0}% of what it received)",
+                self.payees.len(),
+                self.payer.map(|a| a.to_string()).unwrap_or_default(),
+                self.consolidated_share * 100.0
+            ));
+        }
+        for h in &self.high_risk {
+            parts.push(format!(
+                "sent {:.2}% of its {} to {} {}",
+                h.share * 100.0,
+                h.asset,
+                h.counterparties.len(),
+                h.category
+            ));
+        }
+        let mut addresses = vec![self.wallet];
+        addresses.extend(self.high_risk.iter().flat_map(|h| h.counterparties.clone()));
+        addresses.truncate(10);
+        Reason {
+            kind: ReasonKind::Network,
+            category: if self.consolidates() && !self.high_risk.is_empty() {
+                "salary_consolidation_to_high_risk".into()
+            } else if self.consolidates() {
+                "salary_consolidation".into()
+            } else {
+                "counterparty_sends_to_high_risk".into()
+            },
+            score: self.score,
+            level: p.scoring.level(self.score),
+            text: format!(
+                "sent {:.2}% of its {} to wallet {} ({} away), which {}",
+                self.share * 100.0,
+                self.asset,
+                self.wallet,
+                hops_text(self.hops),
+                parts.join(" and ")
+            ),
+            addresses,
+            labelled_at_time: self.high_risk.is_empty()
+                || self.high_risk.iter().any(|h| h.labelled_at_time),
+        }
+    }
+}
+
+/// The network context of `address` over the wallets its outflow reached materially.
+#[allow(clippy::too_many_arguments)]
+fn network_context<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    history: &H,
+    labels: &AsOfLabels<'_, H>,
+    p: &ScreenParams,
+    address: &Address,
+    ins: &[Transfer],
+    wallets: &[Wallet],
+    until: Timestamp,
+    stats: &mut ScreenStats,
+) -> Result<Vec<NetworkFinding>, TraceError> {
+    if wallets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sc = &p.scoring;
+    let read = |a: &Address, dir| -> Result<Vec<Transfer>, TraceError> {
+        Ok(src
+            .address_transfers(a, dir, p.chain)
+            .map_err(TraceError::source)?
+            .into_iter()
+            .filter(|t| t.time <= until && !t.amount.is_zero())
+            .collect())
+    };
+    // The payers: the largest senders of the address that are no services.
+    let mut by_sender: BTreeMap<Address, Amount> = BTreeMap::new();
+    for t in ins {
+        if labels
+            .category(&t.from)
+            .is_some_and(|c| p.services.contains(&c))
+        {
+            continue;
+        }
+        let e = by_sender.entry(t.from).or_default();
+        *e = e.checked_add(t.amount)?;
+    }
+    let mut payers: Vec<(Amount, Address)> = by_sender.into_iter().map(|(a, v)| (v, a)).collect();
+    payers.sort_by(|a, b| b.cmp(a));
+    payers.truncate(PAYERS);
+    let mut payees_of: Vec<(Address, BTreeSet<Address>)> = Vec::new();
+    for (_, payer) in &payers {
+        let outs = read(payer, Direction::Outgoing)?;
+        stats.transfers_read += outs.len();
+        let set: BTreeSet<Address> = outs.iter().map(|t| t.to).filter(|a| a != payer).collect();
+        // A payer pays several addresses (the screened one among them).
+        if set.len() >= 2 && set.contains(address) {
+            payees_of.push((*payer, set));
+        }
+    }
+    let mut out = Vec::new();
+    for w in wallets {
+        let w_outs = read(&w.address, Direction::Outgoing)?;
+        let w_ins = read(&w.address, Direction::Incoming)?;
+        stats.transfers_read += w_outs.len() + w_ins.len();
+        // Material sends to high-risk categories, per (category, asset).
+        let sent = totals(&w_outs)?;
+        let mut risky: BTreeMap<(Category, Asset), HighRiskSends> = BTreeMap::new();
+        for t in &w_outs {
+            let Some(cat) = labels.category(&t.to) else {
+                continue;
+            };
+            if sc.severity(&cat) < sc.network_min_severity {
+                continue;
+            }
+            let e = risky
+                .entry((cat.clone(), t.asset))
+                .or_insert_with(|| HighRiskSends {
+                    category: cat,
+                    asset: t.asset,
+                    amount: Amount::ZERO,
+                    share: 0.0,
+                    counterparties: Vec::new(),
+                    labelled_at_time: false,
+                });
+            e.labelled_at_time |= held_at(&history.spans(&t.to), &e.category, t.time).0;
+            e.amount = e.amount.checked_add(t.amount)?;
+            if !e.counterparties.contains(&t.to) && e.counterparties.len() < 10 {
+                e.counterparties.push(t.to);
+            }
+        }
+        let high_risk: Vec<HighRiskSends> = risky
+            .into_values()
+            .map(|mut h| {
+                h.share = ratio(h.amount, sent.get(&h.asset).copied().unwrap_or_default());
+                h.counterparties.sort();
+                h
+            })
+            .filter(|h| h.share >= sc.network_min_share)
+            .collect();
+        // Consolidation: the wallet's direct senders whose upstream (within the hop limit)
+        // holds payees of one of the address's payers (only a wallet with several senders
+        // can consolidate).
+        let mut best: (usize, f64, Option<Address>, Vec<Address>) = (0, 0.0, None, Vec::new());
+        let senders: BTreeSet<Address> = w_ins.iter().map(|t| t.from).collect();
+        for (payer, payees) in payees_of.iter().filter(|_| senders.len() >= 2) {
+            let (found, derived) = upstream_payees(
+                src, labels, p, &w.address, &w_ins, payer, payees, until, stats,
+            )?;
+            let mut found = found;
+            found.insert(*address);
+            let received = totals(&w_ins)?;
+            let mut from_payees: BTreeMap<Asset, Amount> = BTreeMap::new();
+            for t in w_ins.iter().filter(|t| derived.contains(&t.from)) {
+                let e = from_payees.entry(t.asset).or_default();
+                *e = e.checked_add(t.amount)?;
+            }
+            let share = from_payees
+                .iter()
+                .map(|(a, v)| ratio(*v, received.get(a).copied().unwrap_or_default()))
+                .fold(0.0, f64::max);
+            if found.len() >= 2
+                && share >= sc.consolidation_min_share
+                && (found.len(), share) > (best.0, best.1)
+            {
+                best = (
+                    found.len(),
+                    share,
+                    Some(*payer),
+                    found.into_iter().collect(),
+                );
+            }
+        }
+        let consolidates = best.0 >= 2;
+        if !consolidates && high_risk.is_empty() {
+            continue;
+        }
+        let mut score = if consolidates && !high_risk.is_empty() {
+            sc.signature_score
+        } else {
+            sc.network_score
+        };
+        // High-risk receivers labelled only after the sends weigh as in exposure scoring.
+        if !consolidates && high_risk.iter().all(|h| !h.labelled_at_time) {
+            score *= sc.before_listing_weight;
+        }
+        out.push(NetworkFinding {
+            wallet: w.address,
+            hops: w.hops.saturating_add(1),
+            asset: w.asset,
+            amount: w.amount,
+            share: w.share,
+            payer: best.2,
+            payees: best.3,
+            consolidated_share: best.1,
+            high_risk,
+            score,
+            level: sc.level(score),
+            path: w.path.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Walks the senders of `wallet` upstream (at most `hops + 1` levels and [`UPSTREAM_NODES`]
+/// addresses, stopping at labelled addresses, the payer and payees) and returns the payees
+/// found and the wallet's direct senders through which a payee was reached.
+#[allow(clippy::too_many_arguments)]
+fn upstream_payees<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    labels: &AsOfLabels<'_, H>,
+    p: &ScreenParams,
+    wallet: &Address,
+    w_ins: &[Transfer],
+    payer: &Address,
+    payees: &BTreeSet<Address>,
+    until: Timestamp,
+    stats: &mut ScreenStats,
+) -> Result<(BTreeSet<Address>, BTreeSet<Address>), TraceError> {
+    let mut found = BTreeSet::new();
+    let mut derived = BTreeSet::new();
+    // node -> the wallet's direct sender it was first reached through.
+    let mut root: HashMap<Address, Address> = HashMap::new();
+    let mut queue: VecDeque<(Address, u32)> = VecDeque::new();
+    for t in w_ins {
+        if t.from == *wallet || t.from == *payer || root.contains_key(&t.from) {
+            continue;
+        }
+        root.insert(t.from, t.from);
+        queue.push_back((t.from, 0));
+    }
+    while let Some((a, depth)) = queue.pop_front() {
+        let r = root.get(&a).copied().unwrap_or(a);
+        if payees.contains(&a) {
+            found.insert(a);
+            derived.insert(r);
+            continue;
+        }
+        if depth >= p.hops || labels.category(&a).is_some() || root.len() >= UPSTREAM_NODES {
+            continue;
+        }
+        let ins = src
+            .address_transfers(&a, Direction::Incoming, p.chain)
+            .map_err(TraceError::source)?;
+        stats.transfers_read += ins.len();
+        for t in ins
+            .iter()
+            .filter(|t| t.time <= until && !t.amount.is_zero())
+        {
+            if t.from == *wallet || t.from == *payer || root.contains_key(&t.from) {
+                continue;
+            }
+            if root.len() >= UPSTREAM_NODES {
+                break;
+            }
+            root.insert(t.from, r);
+            queue.push_back((t.from, depth + 1));
+        }
+    }
+    Ok((found, derived))
+}
+
+#[cfg(test)]
+mod rule_tests;
 #[cfg(test)]
 mod tests;

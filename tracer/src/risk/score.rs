@@ -6,13 +6,15 @@ use paytrace_indexer::Timestamp;
 use serde::Serialize;
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
-/// Risk level, ordered `none < low < medium < high < severe`.
+/// Risk level, ordered `none < low < medium < high < severe`: the one level type of screening,
+/// reports, alerts and the demo.
 #[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize,
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// Nothing found.
+    #[default]
     None,
     /// Low.
     Low,
@@ -71,7 +73,8 @@ pub struct Scoring {
     pub hop_decay: f64,
     /// Indirect exposure at or above this share counts fully; below, `sqrt(share / full_share)`.
     pub full_share: f64,
-    /// Indirect exposure below this share is ignored.
+    /// Materiality floor: indirect exposure below this share of the address's flows (of the
+    /// asset) scores at most `low` (it is reported, never severe).
     pub min_share: f64,
     /// Multiplier when the counterparty was labelled only after the transfers.
     pub before_listing_weight: f64,
@@ -84,6 +87,22 @@ pub struct Scoring {
     pub pattern_weight: f64,
     /// Lowest score of each level: severe, high, medium, low.
     pub thresholds: [f64; 4],
+    /// Network context: a counterparty wallet counts when it received at least this share of
+    /// the address's outflow (of an asset), and its own sends to high-risk categories count
+    /// when they are at least this share of what it sent (of an asset).
+    pub network_min_share: f64,
+    /// Network context: a wallet consolidates payees' salaries when value from at least two
+    /// payees of the address's payer is at least this share of what it received (of an
+    /// asset).
+    pub consolidation_min_share: f64,
+    /// Network context: categories of at least this severity are high-risk counterparties.
+    pub network_min_severity: u32,
+    /// Score of a network-context finding alone (a consolidation wallet, or a wallet sending a
+    /// material share to high-risk addresses): medium by default.
+    pub network_score: f64,
+    /// Score of a consolidation wallet that also sends a material share to high-risk
+    /// addresses (the salary-consolidation signature): high by default.
+    pub signature_score: f64,
 }
 
 /// Default category severities.
@@ -102,25 +121,42 @@ pub const DEFAULT_SEVERITIES: [(&str, u32); 11] = [
 ];
 
 impl Default for Scoring {
+    /// The defaults of `[risk]` (`paytrace_config::RiskConfig::default`), the one place they
+    /// are set.
     fn default() -> Self {
-        Self {
-            severities: DEFAULT_SEVERITIES
-                .iter()
-                .map(|(c, s)| ((*c).to_owned(), *s))
-                .collect(),
-            hop_decay: 0.8,
-            full_share: 0.1,
-            min_share: 0.001,
-            before_listing_weight: 0.5,
-            recency_days: 365,
-            old_weight: 0.5,
-            pattern_weight: 40.0,
-            thresholds: [80.0, 60.0, 35.0, 10.0],
-        }
+        Self::from_config(&paytrace_config::RiskConfig::default())
     }
 }
 
 impl Scoring {
+    /// The scoring of a `[risk]` section: its severities merged over [`DEFAULT_SEVERITIES`].
+    pub fn from_config(cfg: &paytrace_config::RiskConfig) -> Self {
+        let mut severities: BTreeMap<String, u32> = DEFAULT_SEVERITIES
+            .iter()
+            .map(|(c, s)| ((*c).to_owned(), *s))
+            .collect();
+        for (c, s) in &cfg.severities {
+            severities.insert(c.trim().to_ascii_lowercase(), *s);
+        }
+        let t = &cfg.thresholds;
+        Self {
+            severities,
+            hop_decay: cfg.hop_decay,
+            full_share: cfg.full_share,
+            min_share: cfg.min_share,
+            before_listing_weight: cfg.before_listing_weight,
+            recency_days: cfg.recency_days,
+            old_weight: cfg.old_weight,
+            pattern_weight: cfg.pattern_weight,
+            thresholds: [t.severe, t.high, t.medium, t.low],
+            network_min_share: cfg.network_min_share,
+            consolidation_min_share: cfg.consolidation_min_share,
+            network_min_severity: cfg.network_min_severity,
+            network_score: cfg.network_score,
+            signature_score: cfg.signature_score,
+        }
+    }
+
     /// The severity of `cat`.
     pub fn severity(&self, cat: &Category) -> u32 {
         self.severities
@@ -148,28 +184,57 @@ impl Scoring {
 
     /// The score of one exposure (as of the time `now`).
     pub fn exposure_score(&self, e: &Exposure, now: Timestamp) -> f64 {
-        let sev = f64::from(self.severity(&e.category));
+        self.score(
+            &e.category,
+            e.kind,
+            e.hops,
+            e.share,
+            e.labelled_at_time,
+            e.last_time,
+            now,
+        )
+    }
+
+    /// The one exposure scoring rule (docs/heuristics.md, "Risk scoring"): severity of
+    /// `category`, times `hop_decay^hops` and `sqrt(share / full_share)` below `full_share`
+    /// (indirect), capped at the `low` threshold below the `min_share` materiality floor
+    /// (indirect), times `before_listing_weight` when labelled only later, times `old_weight`
+    /// when the last transfer is older than `recency_days` before `now`. `hops` counts after
+    /// the direct counterparty (0: direct).
+    #[allow(clippy::too_many_arguments)]
+    pub fn score(
+        &self,
+        category: &Category,
+        kind: ExposureKind,
+        hops: u32,
+        share: f64,
+        labelled_at_time: bool,
+        last_time: Timestamp,
+        now: Timestamp,
+    ) -> f64 {
+        let sev = f64::from(self.severity(category));
         if sev == 0.0 {
             return 0.0;
         }
         let mut s = sev;
-        if e.kind == ExposureKind::Indirect {
-            if e.share < self.min_share {
-                return 0.0;
-            }
-            s *= self
-                .hop_decay
-                .powi(i32::try_from(e.hops).unwrap_or(i32::MAX));
-            if e.share < self.full_share && self.full_share > 0.0 {
-                s *= (e.share / self.full_share).sqrt();
+        let mut immaterial = false;
+        if kind == ExposureKind::Indirect {
+            immaterial = share < self.min_share;
+            s *= self.hop_decay.powi(i32::try_from(hops).unwrap_or(i32::MAX));
+            if share < self.full_share && self.full_share > 0.0 {
+                s *= (share / self.full_share).sqrt();
             }
         }
-        if !e.labelled_at_time {
+        if !labelled_at_time {
             s *= self.before_listing_weight;
         }
-        let age_days = now.0.saturating_sub(e.last_time.0) / 86_400;
+        let age_days = now.0.saturating_sub(last_time.0) / 86_400;
         if age_days > self.recency_days {
             s *= self.old_weight;
+        }
+        if immaterial {
+            // Reported, but below the materiality floor it never scores above low.
+            s = sev.min(self.thresholds[3]);
         }
         s.clamp(0.0, 100.0)
     }

@@ -1,0 +1,245 @@
+//! The screening rules of findings, one small named graph per rule: false positives (a payee's
+//! own deposit address sweeping, an airdrop scatter, a merchant that later pays a sanctioned
+//! address, a 0.02 % haircut share) and false negatives (fake payees whose salaries meet at a
+//! consolidation wallet in different tokens, 1 to 4 hops after payday).
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::MemoryGraph;
+use alloy_primitives::B256;
+use paytrace_indexer::{BlockNumber, TransferKey, TransferKind, TxHash};
+
+fn addr(n: u8) -> Address {
+    Address::Evm([n; 20])
+}
+
+const USDC: u8 = 0xa1;
+const USDT: u8 = 0xa2;
+
+/// One transfer per row: (block, from, to, token, amount); block `b` is `b` minutes after
+/// 2025-01-10 00:00 UTC.
+fn table(rows: &[(u64, u8, u8, u8, u64)]) -> MemoryGraph {
+    let base = end_of_day("2025-01-09".parse().unwrap()).0 + 1;
+    MemoryGraph::from_transfers(rows.iter().map(|&(b, from, to, token, amount)| {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&b.to_be_bytes());
+        Transfer {
+            key: TransferKey {
+                chain: ChainId(1),
+                block: BlockNumber(b),
+                tx_index: 0,
+                kind: TransferKind::Token,
+                position: 0,
+            },
+            time: Timestamp(base + b * 60),
+            tx_hash: TxHash(B256::from(h)),
+            from: addr(from),
+            to: addr(to),
+            asset: Asset::Token(addr(token)),
+            amount: Amount::from_u64(amount),
+            trace_address: vec![],
+        }
+    }))
+}
+
+fn params() -> ScreenParams {
+    ScreenParams::new("2025-03-01".parse().unwrap())
+}
+
+fn history(labels: &[(u8, &str)]) -> MemoryLabelHistory {
+    let mut h = MemoryLabelHistory::new();
+    for (a, c) in labels {
+        h.insert(addr(*a), c, None, None);
+    }
+    h
+}
+
+const PROVIDER: u8 = 1;
+const HOT: u8 = 2;
+const SANCTIONED: u8 = 3;
+
+/// A real payee (10) cashes out four salaries at its own deposit address (20), which forwards
+/// each receipt to the exchange's hot wallet within minutes (a pass-through by design).
+#[test]
+fn own_deposit_address_sweeps_do_not_count_against_the_payee() {
+    let mut rows = Vec::new();
+    for m in 0..4u64 {
+        let b = m * 10_000;
+        // Paid on day 0, cashed out on day 3, swept within minutes.
+        rows.push((b + 1, PROVIDER, 10, USDC, 5_000_000_000));
+        rows.push((b + 4_320, 10, 20, USDC, 5_000_000_000));
+        rows.push((b + 4_321, 20, HOT, USDC, 5_000_000_000));
+    }
+    let g = table(&rows);
+    let h = history(&[(HOT, "exchange")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.patterns.is_empty(), "{:#?}", r.patterns);
+    assert!(r.level <= RiskLevel::Low, "{:#?}", r.reasons);
+    // The deposit address itself sweeps what it receives to an exchange: a service doing
+    // what services do.
+    let d = screen(&g, &h, &addr(20), &params()).unwrap();
+    assert!(
+        d.reasons.iter().all(|x| x.kind != ReasonKind::Pattern),
+        "{:#?}",
+        d.reasons
+    );
+}
+
+/// An airdrop distributor (30) sends one token to 24 receivers, two of them payees (10, 11).
+#[test]
+fn airdrop_scatter_counts_for_the_distributor_not_its_receivers() {
+    let mut rows = vec![
+        (1, PROVIDER, 10, USDC, 4_000_000_000),
+        (2, PROVIDER, 11, USDC, 4_000_000_000),
+    ];
+    for (i, to) in (10u8..34).enumerate() {
+        rows.push((100 + i as u64, 30, to, USDT, 1_000_000));
+    }
+    let g = table(&rows);
+    let h = history(&[]);
+    for payee in [10, 11] {
+        let r = screen(&g, &h, &addr(payee), &params()).unwrap();
+        assert!(
+            r.reasons.iter().all(|x| x.kind != ReasonKind::Pattern),
+            "{:#?}",
+            r.reasons
+        );
+        assert_eq!(r.level, RiskLevel::None, "{:#?}", r.reasons);
+    }
+    let d = screen(&g, &h, &addr(30), &params()).unwrap();
+    assert!(d.patterns.iter().any(|p| p.center == addr(30)));
+}
+
+/// A real payee (10) pays a merchant (40) 5 % of its salary; the merchant has much larger other
+/// business (from 41..=45) and later pays the sanctioned address once, a sliver of its sends.
+#[test]
+fn a_merchant_paying_a_sanctioned_address_once_does_not_taint_its_customers() {
+    let mut rows = vec![
+        (1, PROVIDER, 10, USDC, 4_000_000_000),
+        (2, 10, 40, USDC, 200_000_000),
+    ];
+    for (i, c) in (41u8..=45).enumerate() {
+        rows.push((10 + i as u64, c, 40, USDC, 20_000_000_000));
+    }
+    rows.push((100, 40, 50, USDC, 60_000_000_000));
+    rows.push((101, 40, SANCTIONED, USDC, 20_000_000));
+    let g = table(&rows);
+    let h = history(&[(SANCTIONED, "sanctioned")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.network.is_empty(), "{:#?}", r.network);
+    assert!(r.level <= RiskLevel::Low, "{:#?}", r.reasons);
+}
+
+/// A 0.02 % haircut share of a payee's funds reaching a sanctioned address through a third
+/// party is reported, below the materiality floor, and low.
+#[test]
+fn a_tiny_haircut_share_is_low_not_severe() {
+    let s = Scoring::default();
+    let cat = Category::new("sanctioned");
+    let now = Timestamp(1_000);
+    let tiny = s.score(&cat, ExposureKind::Indirect, 1, 0.0002, true, now, now);
+    assert_eq!(s.level(tiny), RiskLevel::Low);
+    let material = s.score(&cat, ExposureKind::Indirect, 1, 0.2, true, now, now);
+    assert!(s.level(material) >= RiskLevel::High);
+    // On a graph: the payee (10) pays a merchant (40) that mixes it with 4,999x other money
+    // and pays the sanctioned address 0.02 % of its funds: 0.02 % of the payee's outflow
+    // under haircut.
+    let g = table(&[
+        (1, PROVIDER, 10, USDC, 1_000_000),
+        (4_320, 10, 40, USDC, 1_000_000),
+        (4_321, 41, 40, USDC, 4_999_000_000),
+        (4_400, 40, SANCTIONED, USDC, 1_000_000),
+        (4_401, 40, 50, USDC, 4_999_000_000),
+    ]);
+    let h = history(&[(SANCTIONED, "sanctioned")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    let e = r
+        .indirect
+        .iter()
+        .find(|e| e.category.as_str() == "sanctioned")
+        .expect("the sliver is reported");
+    assert!(e.share < 0.001, "{}", e.share);
+    assert_eq!(r.level, RiskLevel::Low, "{:#?}", r.reasons);
+    assert!(r.reasons[0].text.contains("materiality floor"));
+    // FIFO disagrees (the merchant's first receipt was the payee's, and FIFO sends it first):
+    // both amounts are shown, and which is the weaker signal.
+    assert_eq!(e.fifo_amount, Some(Amount::from_u64(1_000_000)));
+    assert!(
+        r.reasons[0]
+            .text
+            .contains("FIFO gives 1000000, haircut 200: haircut is the weaker signal"),
+        "{}",
+        r.reasons[0].text
+    );
+}
+
+const W: u8 = 60;
+
+/// Three fake payees (10 in USDC, 11 in USDT, 12 in USDC) of one provider, next to a real one
+/// (13). Their salaries meet at the consolidation wallet W after 1, 2 and 4 hops; W pays the
+/// sanctioned facilitator 10 % in USDT and the rest to an unlabelled wallet (61).
+fn consolidation() -> MemoryGraph {
+    table(&[
+        (1, PROVIDER, 10, USDC, 5_000_000_000),
+        (2, PROVIDER, 11, USDT, 5_000_000_000),
+        (3, PROVIDER, 12, USDC, 5_000_000_000),
+        (4, PROVIDER, 13, USDC, 5_000_000_000),
+        (10, 10, W, USDC, 5_000_000_000),
+        (11, 11, 70, USDT, 5_000_000_000),
+        (12, 70, W, USDT, 5_000_000_000),
+        (13, 12, 71, USDC, 5_000_000_000),
+        (14, 71, 72, USDC, 5_000_000_000),
+        (15, 72, 73, USDC, 5_000_000_000),
+        (16, 73, W, USDC, 5_000_000_000),
+        (20, W, SANCTIONED, USDT, 500_000_000),
+        (21, W, 61, USDT, 4_500_000_000),
+        (22, W, 61, USDC, 10_000_000_000),
+        (30, 13, 80, USDC, 5_000_000_000),
+    ])
+}
+
+#[test]
+fn salaries_meeting_at_a_wallet_that_pays_a_sanctioned_address_are_the_signature() {
+    let g = consolidation();
+    let h = history(&[(SANCTIONED, "sanctioned")]);
+    for fake in [10u8, 11, 12] {
+        let r = screen(&g, &h, &addr(fake), &params()).unwrap();
+        assert!(r.level >= RiskLevel::Medium, "{fake}: {:#?}", r.reasons);
+        let n = r
+            .network
+            .iter()
+            .find(|n| n.wallet == addr(W))
+            .unwrap_or_else(|| panic!("{fake}: {:#?} {:#?}", r.network, r.reached));
+        assert_eq!(n.payees, vec![addr(10), addr(11), addr(12)], "{fake}");
+        assert_eq!(n.payer, Some(addr(PROVIDER)));
+        assert_eq!(n.high_risk.len(), 1);
+        assert_eq!(n.high_risk[0].asset, Asset::Token(addr(USDT)));
+        assert!(n.level >= RiskLevel::High, "{fake}: {n:#?}");
+        assert!(
+            r.reasons
+                .iter()
+                .any(|x| x.kind == ReasonKind::Network && x.addresses.contains(&addr(W)))
+        );
+    }
+    // The real payee sent its salary elsewhere: no network finding, at most low (it forwarded
+    // its salary within minutes itself).
+    let real = screen(&g, &h, &addr(13), &params()).unwrap();
+    assert!(real.network.is_empty());
+    assert!(real.level <= RiskLevel::Low, "{:#?}", real.reasons);
+}
+
+#[test]
+fn a_consolidation_wallet_alone_makes_its_payees_medium() {
+    // The same without the sanctioned payment: consolidation alone is medium.
+    let g = table(&[
+        (1, PROVIDER, 10, USDC, 5_000_000_000),
+        (2, PROVIDER, 11, USDT, 5_000_000_000),
+        (10, 10, W, USDC, 5_000_000_000),
+        (11, 11, 70, USDT, 5_000_000_000),
+        (12, 70, W, USDT, 5_000_000_000),
+    ]);
+    let r = screen(&g, &history(&[]), &addr(11), &params()).unwrap();
+    assert_eq!(r.level, RiskLevel::Medium, "{:#?}", r.reasons);
+    assert_eq!(r.network[0].payees, vec![addr(10), addr(11)]);
+    assert!(r.network[0].high_risk.is_empty());
+}
