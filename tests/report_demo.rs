@@ -395,7 +395,7 @@ fn provider_from_the_config_with_a_date_range() {
 fn one_verdict_everywhere_and_one_alert_per_finding() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let s = demo(&out, None);
+    let s = demo(&out, false);
     assert_eq!(s["truth_mismatches"], serde_json::json!([]), "{s:#}");
     let report = read_json(&out.join("payout-report.json"));
     let scenario = read_json(&out.join("ground-truth.json"));
