@@ -140,7 +140,12 @@ fn report_payouts_on_a_terminal_prints_a_summary_not_the_json_document() {
         &["--json", "report", "payouts", "--provider-address", &payer],
     );
     assert!(json.trim_start().starts_with('{'), "{json}");
-    assert!(text.len() * 5 < json.len(), "{} / {} bytes", text.len(), json.len());
+    assert!(
+        text.len() * 5 < json.len(),
+        "{} / {} bytes",
+        text.len(),
+        json.len()
+    );
     // Into a pipe, the default stays the JSON document.
     let out = paytrace(&store)
         .args(["report", "payouts", "--provider-address", &payer])
@@ -168,7 +173,13 @@ fn bad_option_values_exit_1_naming_the_option_and_the_accepted_formats() {
             "yesterday",
         ),
         (
-            vec!["path", payee.as_str(), payee.as_str(), "--until", "2025-02-30"],
+            vec![
+                "path",
+                payee.as_str(),
+                payee.as_str(),
+                "--until",
+                "2025-02-30",
+            ],
             "--until",
             "day",
         ),
@@ -193,9 +204,15 @@ fn bad_option_values_exit_1_naming_the_option_and_the_accepted_formats() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     // Any bad command line exits 1 as documented; help exits 0.
-    let out = paytrace(&store).args(["stats", "--no-such-flag"]).output().unwrap();
+    let out = paytrace(&store)
+        .args(["stats", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let out = paytrace(&store).args(["screen", "--help"]).output().unwrap();
+    let out = paytrace(&store)
+        .args(["screen", "--help"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--as-of"));
 }

@@ -11,8 +11,7 @@ use paytrace_indexer::{
 };
 use std::path::Path;
 
-const HEADER: &str =
-    "token_address,from_address,to_address,value,transaction_hash,log_index,block_number,block_timestamp\n";
+const HEADER: &str = "token_address,from_address,to_address,value,transaction_hash,log_index,block_number,block_timestamp\n";
 
 /// A row of token 0xaa from address `from` to `to` (one-byte ids), in `block` at `log_index`.
 fn row(n: u64, from: u8, to: u8, block: u64, log_index: u32) -> String {
@@ -77,11 +76,7 @@ fn rows_out_of_block_order_are_refused_naming_the_line_and_nothing_is_written() 
     let sorted = d.join("sorted.csv");
     write_csv(
         &sorted,
-        &[
-            row(1, 1, 2, 7, 1),
-            row(2, 2, 3, 7, 0),
-            row(3, 3, 4, 9, 0),
-        ],
+        &[row(1, 1, 2, 7, 1), row(2, 2, 3, 7, 0), row(3, 3, 4, 9, 0)],
     );
     let r = run_json(
         paytrace(&d.join("store"))
@@ -89,7 +84,10 @@ fn rows_out_of_block_order_are_refused_naming_the_line_and_nothing_is_written() 
             .arg(&sorted),
     );
     assert_eq!(r["imported"], 3, "{r}");
-    assert_eq!((r["first_block"].as_u64(), r["last_block"].as_u64()), (Some(7), Some(9)));
+    assert_eq!(
+        (r["first_block"].as_u64(), r["last_block"].as_u64()),
+        (Some(7), Some(9))
+    );
     let next = d.join("next.csv");
     write_csv(&next, &[row(4, 4, 5, 12, 0)]);
     let r = run_json(
@@ -97,7 +95,10 @@ fn rows_out_of_block_order_are_refused_naming_the_line_and_nothing_is_written() 
             .args(["--json", "import", "transfers", "--chain", "imp"])
             .arg(&next),
     );
-    assert_eq!((r["first_block"].as_u64(), r["last_block"].as_u64()), (Some(10), Some(12)));
+    assert_eq!(
+        (r["first_block"].as_u64(), r["last_block"].as_u64()),
+        (Some(10), Some(12))
+    );
     assert_eq!(chain_state(&d.join("store"), "imp"), Some((4, Some(12))));
 }
 
@@ -111,7 +112,13 @@ fn a_file_larger_than_one_commit_is_imported_whole() {
     for i in 0..120_000u64 {
         let from = u8::try_from(i % 200).unwrap() + 1;
         let to = u8::try_from((i * 7) % 200).unwrap() + 1;
-        s.push_str(&row(i + 1, from, to, 100 + i / 2_000, u32::try_from(i % 2_000).unwrap()));
+        s.push_str(&row(
+            i + 1,
+            from,
+            to,
+            100 + i / 2_000,
+            u32::try_from(i % 2_000).unwrap(),
+        ));
     }
     std::fs::write(&csv, s).unwrap();
     let r = run_json(
@@ -122,7 +129,10 @@ fn a_file_larger_than_one_commit_is_imported_whole() {
     assert_eq!(r["rows"], 120_000, "{r}");
     assert_eq!(r["imported"], 120_000, "{r}");
     assert_eq!(r["rejected_count"], 0, "{r}");
-    assert_eq!((r["first_block"].as_u64(), r["last_block"].as_u64()), (Some(100), Some(159)));
+    assert_eq!(
+        (r["first_block"].as_u64(), r["last_block"].as_u64()),
+        (Some(100), Some(159))
+    );
     assert_eq!(
         chain_state(&d.join("store"), "imported"),
         Some((120_000, Some(159)))
