@@ -1,6 +1,8 @@
 //! End-to-end: how the commands behave in Unix pipes and on a terminal, and their exit
 //! statuses on bad command lines (docs/cli.md: 0 success, 1 error, 3 `screen --fail-on`).
 
+#![allow(clippy::unwrap_used)] // `unwrap` is allowed in tests only (project rule)
+
 mod common;
 
 use common::{paytrace, run_json};

@@ -2,6 +2,8 @@
 //! cannot import without damage (rows out of block order, a chain indexed from a node), and
 //! `paytrace index btc` refuses an empty blk file.
 
+#![allow(clippy::unwrap_used)] // `unwrap` is allowed in tests only (project rule)
+
 mod common;
 
 use common::{paytrace, run_json};
