@@ -232,7 +232,7 @@ fn check_importable(store: &Store, chain_name: &str) -> anyhow::Result<()> {
 }
 
 /// Most transfers held before a commit (a block with more is committed whole).
-const TRANSFERS_PER_COMMIT: usize = 50_000;
+const TRANSFERS_PER_COMMIT: usize = 20_000;
 /// Most blocks (empty ones included) per commit.
 const BLOCKS_PER_COMMIT: u64 = 10_000;
 
