@@ -106,7 +106,7 @@ fn rows_out_of_block_order_are_refused_naming_the_line_and_nothing_is_written() 
 
 #[test]
 fn a_file_larger_than_one_commit_is_imported_whole() {
-    // 120,000 rows in 60 blocks of 2,000: three commits of at most 50,000 transfers.
+    // 120,000 rows in 60 blocks of 2,000: several commits of at most 20,000 transfers.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let csv = d.join("big.csv");
