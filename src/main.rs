@@ -1,6 +1,7 @@
 //! The `paytrace` command-line tool.
 
 mod cmd;
+mod output;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -71,16 +72,33 @@ enum Command {
     Store(cmd::store::StoreCmd),
 }
 
+/// Exit statuses (docs/cli.md): 0 success, 1 any error (a bad command line included: clap's
+/// own status 2 is not used), 3 `screen --fail-on` met. A closed stdout is a success.
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; errors to stderr with status 1.
+            let code = if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+            // Nothing more to say if even this cannot be printed.
+            let _ = e.print();
+            return code;
+        }
+    };
     cmd::init_tracing(cli.global.verbose);
-    match run(cli) {
+    output::install_panic_hook();
+    output::run_catching(|| match run(cli) {
         Ok(code) => code,
+        Err(e) if output::is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

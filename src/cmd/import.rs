@@ -182,24 +182,96 @@ fn parse_row(
     })
 }
 
-/// A synthetic block hash for imported blocks (the file has none): the chain's name hash is
-/// not needed, only uniqueness per number within the chain.
+/// Prefix of the synthetic block hashes of imported blocks (`impt`, then zeros, then the block
+/// number): how `import transfers` recognises a chain it wrote itself.
+const IMPORTED_HASH_PREFIX: [u8; 24] = {
+    let mut p = [0u8; 24];
+    p[0] = b'i';
+    p[1] = b'm';
+    p[2] = b'p';
+    p[3] = b't';
+    p
+};
+
+/// A synthetic block hash for imported blocks (the file has none): only uniqueness per number
+/// within the chain is needed.
 fn block_hash(n: u64) -> alloy_primitives::B256 {
     let mut b = [0u8; 32];
-    b[..4].copy_from_slice(b"impt");
+    b[..24].copy_from_slice(&IMPORTED_HASH_PREFIX);
     b[24..].copy_from_slice(&n.to_be_bytes());
     alloy_primitives::B256::from(b)
 }
 
-/// Imports `path` into chain `chain_name`; bad rows are skipped and reported (or fail the
-/// whole import with `strict`).
-pub fn import_transfers(
-    store: &Store,
+/// Whether `hash` is a synthetic hash of an imported block.
+fn is_imported_hash(hash: &alloy_primitives::B256) -> bool {
+    hash.as_slice().starts_with(&IMPORTED_HASH_PREFIX)
+}
+
+/// Refuses a chain whose blocks come from another source (a node through `index evm`/`follow`,
+/// blk files, the demo): imported blocks would fill every block number from its checkpoint to
+/// the file's blocks with synthetic empty blocks and break the hash chain `follow` compares
+/// with the node.
+fn check_importable(store: &Store, chain_name: &str) -> anyhow::Result<()> {
+    let Some(info) = store.chain_by_name(chain_name)? else {
+        return Ok(());
+    };
+    if info.kind != ChainKind::Evm {
+        bail!(
+            "chain {chain_name:?} is a {:?} chain indexed by `index btc`: `import transfers` only writes EVM token transfers; import into another --chain (default \"imported\"); nothing was imported",
+            info.kind
+        );
+    }
+    match store.checkpoint(info.id)? {
+        Some(cp) if !is_imported_hash(&cp.hash) => bail!(
+            "chain {chain_name:?} is indexed from a node (by `index evm`/`follow`, or by the demo: its last block {} has hash {}, not an imported block): importing a file into it would write synthetic blocks into that chain and break `follow`; import into another --chain (default \"imported\"); nothing was imported",
+            cp.number,
+            cp.hash
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Most transfers held before a commit (a block with more is committed whole).
+const TRANSFERS_PER_COMMIT: usize = 20_000;
+/// Most blocks (empty ones included) per commit.
+const BLOCKS_PER_COMMIT: u64 = 10_000;
+
+/// What one pass over the file saw.
+#[derive(Default)]
+struct Scan {
+    /// Data rows read.
+    rows: u64,
+    /// Rejected rows (at most 100 kept).
+    rejected: Vec<Rejected>,
+    /// Number of rejected rows.
+    rejected_count: u64,
+    /// First and last block of an accepted row.
+    blocks: Option<(u64, u64)>,
+}
+
+impl Scan {
+    fn reject(&mut self, rj: Rejected, log: bool, file: &str) {
+        if log {
+            tracing::warn!(file = %file, line = rj.line, field = %rj.field, reason = %rj.reason, "bad row skipped");
+        }
+        self.rejected_count += 1;
+        if self.rejected.len() < 100 {
+            self.rejected.push(rj);
+        }
+    }
+}
+
+/// Reads `path` once, row by row, and hands the accepted rows of each block to `on_block` in
+/// block order (sorted by log index, duplicates of a (block, log index) rejected). Only one
+/// block's rows are held. A row whose block is lower than the previous row's is an error
+/// naming both lines: the file must be in block order.
+fn scan_file(
     path: &std::path::Path,
-    chain_name: &str,
+    chain: ChainId,
     strict: bool,
-) -> anyhow::Result<ImportReport> {
-    let chain = store.register_chain(chain_name, ChainKind::Evm)?;
+    log: bool,
+    mut on_block: impl FnMut(u64, Vec<Row>) -> anyhow::Result<()>,
+) -> anyhow::Result<Scan> {
     let file = path.display().to_string();
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
@@ -222,16 +294,48 @@ pub fn import_transfers(
             );
         }
     }
-    let mut rows: Vec<Row> = Vec::new();
-    let mut rejected = Vec::new();
-    let mut rejected_count = 0u64;
-    let mut n = 0u64;
-    for rec in rdr.records() {
-        n += 1;
-        let line = n + 1;
-        let rec = match rec {
-            Ok(r) => r,
+    let mut scan = Scan::default();
+    // The rows of the current block and the line of its first row.
+    let mut block: Vec<Row> = Vec::new();
+    let mut current: Option<(u64, u64)> = None;
+    let mut rec = csv::StringRecord::new();
+    let mut flush = |rows: &mut Vec<Row>, scan: &mut Scan| -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        rows.sort_by_key(|r| (r.log_index, r.line));
+        let mut kept: Vec<Row> = Vec::with_capacity(rows.len());
+        for r in rows.drain(..) {
+            if let Some(prev) = kept.last()
+                && prev.log_index == r.log_index
+            {
+                let rj = Rejected {
+                    line: r.line,
+                    field: "log_index".into(),
+                    reason: format!(
+                        "duplicate log_index {} in block {} (first on line {})",
+                        r.log_index, r.block, prev.line
+                    ),
+                };
+                if strict {
+                    bail!("{file}:{}: {}; nothing was imported", rj.line, rj.reason);
+                }
+                scan.reject(rj, log, &file);
+                continue;
+            }
+            kept.push(r);
+        }
+        let b = kept.first().map_or(0, |r| r.block);
+        scan.blocks = Some(scan.blocks.map_or((b, b), |(f, _)| (f, b)));
+        on_block(b, kept)
+    };
+    loop {
+        let line = scan.rows + 2;
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
             Err(e) => {
+                scan.rows += 1;
                 let rj = Rejected {
                     line,
                     field: "row".into(),
@@ -240,15 +344,13 @@ pub fn import_transfers(
                 if strict {
                     bail!("{file}:{line}: {}; nothing was imported", rj.reason);
                 }
-                rejected_count += 1;
-                if rejected.len() < 100 {
-                    rejected.push(rj);
-                }
+                scan.reject(rj, log, &file);
                 continue;
             }
-        };
-        match parse_row(chain, &rec, &col, line) {
-            Ok(r) => rows.push(r),
+        }
+        scan.rows += 1;
+        let row = match parse_row(chain, &rec, &col, line) {
+            Ok(r) => r,
             Err(rj) => {
                 if strict {
                     bail!(
@@ -258,56 +360,128 @@ pub fn import_transfers(
                         rj.reason
                     );
                 }
-                tracing::warn!(file = %file, line = rj.line, field = %rj.field, reason = %rj.reason, "bad row skipped");
-                rejected_count += 1;
-                if rejected.len() < 100 {
-                    rejected.push(rj);
-                }
+                scan.reject(rj, log, &file);
+                continue;
+            }
+        };
+        match current {
+            Some((b, _)) if row.block == b => {}
+            Some((b, first_line)) if row.block < b => bail!(
+                "{file}:{line}: block_number {} comes after block {b} (line {first_line}): rows must be in block order (sort the file by block_number, e.g. `(head -n 1 FILE; tail -n +2 FILE | sort -t, -k N,N -n) > sorted.csv` with N the block_number column); nothing was imported",
+                row.block
+            ),
+            _ => {
+                flush(&mut block, &mut scan)?;
+                current = Some((row.block, line));
             }
         }
+        block.push(row);
     }
-    rows.sort_by_key(|r| (r.block, r.log_index, r.line));
-    // Duplicate (block, log_index): keep the first, reject the others.
-    let mut dedup: Vec<Row> = Vec::with_capacity(rows.len());
-    for r in rows {
-        if let Some(prev) = dedup.last()
-            && prev.block == r.block
-            && prev.log_index == r.log_index
+    flush(&mut block, &mut scan)?;
+    Ok(scan)
+}
+
+/// Blocks and transfers waiting for the next commit.
+struct Pending<'a> {
+    store: &'a Store,
+    chain: ChainId,
+    refs: Vec<BlockRef>,
+    transfers: Vec<Transfer>,
+    parent: alloy_primitives::B256,
+    /// The next block number to write.
+    next: u64,
+    /// Timestamp of the last block written (blocks without a timestamp inherit it).
+    last_time: u64,
+    imported: u64,
+}
+
+impl Pending<'_> {
+    fn push_block(&mut self, n: u64, time: u64, rows: Vec<Row>) -> anyhow::Result<()> {
+        let hash = block_hash(n);
+        self.refs.push(BlockRef {
+            number: BlockNumber(n),
+            hash,
+            parent: self.parent,
+            time: Timestamp(time),
+        });
+        self.parent = hash;
+        self.last_time = time;
+        self.next = n + 1;
+        for r in rows {
+            let mut t = r.transfer;
+            t.time = Timestamp(time);
+            self.transfers.push(t);
+        }
+        if self.transfers.len() >= TRANSFERS_PER_COMMIT
+            || u64::try_from(self.refs.len()).unwrap_or(u64::MAX) >= BLOCKS_PER_COMMIT
         {
-            let rj = Rejected {
-                line: r.line,
-                field: "log_index".into(),
-                reason: format!(
-                    "duplicate log_index {} in block {} (first on line {})",
-                    r.log_index, r.block, prev.line
-                ),
-            };
-            if strict {
-                bail!("{file}:{}: {}; nothing was imported", rj.line, rj.reason);
-            }
-            rejected_count += 1;
-            if rejected.len() < 100 {
-                rejected.push(rj);
-            }
-            continue;
+            self.commit()?;
         }
-        dedup.push(r);
+        Ok(())
     }
-    let rows = dedup;
-    let (Some(first), Some(last)) = (rows.first().map(|r| r.block), rows.last().map(|r| r.block))
-    else {
+
+    /// Writes the blocks up to `n` (exclusive) that have no rows.
+    fn fill_to(&mut self, n: u64) -> anyhow::Result<()> {
+        while self.next < n {
+            let t = self.last_time;
+            self.push_block(self.next, t, Vec::new())?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if self.refs.is_empty() {
+            return Ok(());
+        }
+        let refs = std::mem::take(&mut self.refs);
+        let ts = std::mem::take(&mut self.transfers);
+        self.imported += u64::try_from(ts.len()).unwrap_or(u64::MAX);
+        self.store
+            .write_prepared(PreparedRange::new(self.chain, refs, &ts)?)?;
+        Ok(())
+    }
+}
+
+/// Imports `path` into chain `chain_name`; bad rows are skipped and reported (or fail the
+/// whole import with `strict`).
+///
+/// The file is read twice, row by row: a first pass checks the header, the block order and
+/// (with `strict`) every row, so that a refused file writes nothing; the second writes the
+/// blocks as they come, committing every [`TRANSFERS_PER_COMMIT`] transfers or
+/// [`BLOCKS_PER_COMMIT`] blocks. Memory holds one commit, whatever the file's size.
+pub fn import_transfers(
+    store: &Store,
+    path: &std::path::Path,
+    chain_name: &str,
+    strict: bool,
+) -> anyhow::Result<ImportReport> {
+    check_importable(store, chain_name)?;
+    let file = path.display().to_string();
+    let existing = store.chain_by_name(chain_name)?.map(|c| c.id);
+    // The first pass needs no chain id (its rows are dropped); a new chain is registered only
+    // once the file is accepted.
+    let check = scan_file(
+        path,
+        existing.unwrap_or(ChainId(0)),
+        strict,
+        false,
+        |_, _| Ok(()),
+    )?;
+    let Some((first, last)) = check.blocks else {
         return Ok(ImportReport {
             chain: chain_name.to_owned(),
             file,
-            rows: n,
+            rows: check.rows,
             imported: 0,
-            rejected,
-            rejected_count,
+            rejected: check.rejected,
+            rejected_count: check.rejected_count,
             first_block: None,
             last_block: None,
         });
     };
-    let start = match store.checkpoint(chain)? {
+    let chain = store.register_chain(chain_name, ChainKind::Evm)?;
+    let checkpoint = store.checkpoint(chain)?;
+    let start = match &checkpoint {
         Some(cp) if cp.number.0 >= first => bail!(
             "{file}: block {first} is not after the checkpoint {} of chain {chain_name:?}: import files in block order (or into another --chain); nothing was imported",
             cp.number
@@ -315,55 +489,42 @@ pub fn import_transfers(
         Some(cp) => cp.number.0 + 1,
         None => first,
     };
-    let mut parent = match store.checkpoint(chain)? {
-        Some(cp) => cp.hash,
-        None => block_hash(start.wrapping_sub(1)),
+    let mut pending = Pending {
+        store,
+        chain,
+        refs: Vec::new(),
+        transfers: Vec::new(),
+        parent: checkpoint.map_or_else(|| block_hash(start.wrapping_sub(1)), |cp| cp.hash),
+        next: start,
+        last_time: 0,
+        imported: 0,
     };
-    let mut time_of: BTreeMap<u64, u64> = BTreeMap::new();
-    for r in &rows {
-        if let Some(t) = r.time {
-            let e = time_of.entry(r.block).or_insert(t);
-            *e = (*e).max(t);
-        }
-    }
-    let mut it = rows.into_iter().peekable();
-    let mut imported = 0u64;
-    let mut last_time = 0u64;
-    let mut b = start;
-    const PER_COMMIT: u64 = 10_000;
-    while b <= last {
-        let end = b.saturating_add(PER_COMMIT - 1).min(last);
-        let mut refs = Vec::new();
-        let mut ts = Vec::new();
-        for n in b..=end {
-            let time = time_of.get(&n).copied().unwrap_or(last_time);
-            last_time = time;
-            let hash = block_hash(n);
-            refs.push(BlockRef {
-                number: BlockNumber(n),
-                hash,
-                parent,
-                time: Timestamp(time),
-            });
-            parent = hash;
-            while let Some(r) = it.next_if(|r| r.block == n) {
-                let mut t = r.transfer;
-                t.time = Timestamp(time);
-                ts.push(t);
-            }
-        }
-        imported += u64::try_from(ts.len()).unwrap_or(u64::MAX);
-        store.write_prepared(PreparedRange::new(chain, refs, &ts)?)?;
-        b = end + 1;
+    let scan = scan_file(path, chain, strict, true, |n, rows| {
+        pending.fill_to(n)?;
+        let time = rows
+            .iter()
+            .filter_map(|r| r.time)
+            .max()
+            .unwrap_or(pending.last_time);
+        pending.push_block(n, time, rows)
+    })?;
+    pending.commit()?;
+    if scan.blocks != check.blocks || scan.rows != check.rows {
+        bail!(
+            "{file} changed while it was imported ({} rows, then {}): blocks {start}..={} were written; check the chain with `paytrace stats`",
+            check.rows,
+            scan.rows,
+            pending.next.saturating_sub(1)
+        );
     }
     store.persist()?;
     Ok(ImportReport {
         chain: chain_name.to_owned(),
         file,
-        rows: n,
-        imported,
-        rejected,
-        rejected_count,
+        rows: scan.rows,
+        imported: pending.imported,
+        rejected: scan.rejected,
+        rejected_count: scan.rejected_count,
         first_block: Some(start),
         last_block: Some(last),
     })

@@ -17,6 +17,7 @@ pub mod query;
 pub mod report;
 pub mod screen;
 pub mod store;
+pub mod time_arg;
 pub mod trace;
 
 use anyhow::Context as _;
@@ -98,7 +99,10 @@ impl Context {
 
     /// Prints `value` as pretty JSON on stdout.
     pub fn print_json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        use std::io::Write as _;
+        let mut out = crate::output::stdout();
+        writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+        out.flush()?;
         Ok(())
     }
 }

@@ -90,8 +90,8 @@ pub struct PayoutsArgs {
     /// always judged as of each transfer's date.
     #[arg(long)]
     pub labels_as_of: Option<String>,
-    /// Output format(s) (repeatable or comma-separated) [default: json on stdout; with --out:
-    /// html, json and csv].
+    /// Output format(s) (repeatable or comma-separated) [default: json on stdout, a summary on
+    /// a terminal; with --out: html, json and csv].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub format: Vec<Format>,
     /// Directory to write `payout-report.{html,json,csv}` into.
@@ -525,6 +525,21 @@ impl PayoutsArgs {
                 };
                 let w = write_report(&report, dir, &formats)?;
                 print_summary(ctx, &report, &w)?;
+            }
+            None if !ctx.json
+                && self.format.is_empty()
+                && std::io::IsTerminal::is_terminal(&std::io::stdout()) =>
+            {
+                // The full report is a large document: on a terminal, only when asked.
+                let none = Written {
+                    html: None,
+                    json: None,
+                    csv: None,
+                };
+                print_summary(ctx, &report, &none)?;
+                println!(
+                    "Full report: --json (or --format json|csv|html) prints it, --out DIR writes the HTML, JSON and CSV files."
+                );
             }
             None => {
                 let f = if ctx.json {

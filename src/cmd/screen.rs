@@ -32,9 +32,9 @@ pub struct ScreenCmd {
     /// Only this chain.
     #[arg(long)]
     pub chain: Option<String>,
-    /// Screen as of this day (YYYY-MM-DD): transfers up to its end, labels valid that day
-    /// [default: today].
-    #[arg(long, value_parser = parse_day)]
+    /// Screen as of this day (YYYY-MM-DD; an RFC 3339 date-time or Unix seconds mean their UTC
+    /// day): transfers up to its end, labels valid that day [default: today].
+    #[arg(long, value_parser = super::time_arg::parse_day)]
     pub as_of: Option<Date>,
     /// Hops of indirect exposure [default: from config, 3].
     #[arg(long)]
@@ -50,11 +50,6 @@ pub struct ScreenCmd {
     /// order and are the same for any number.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-}
-
-pub(crate) fn parse_day(s: &str) -> Result<Date, String> {
-    paytrace_indexer::labels::parse_date(s)
-        .ok_or_else(|| format!("invalid date {s:?} (expected YYYY-MM-DD)"))
 }
 
 fn parse_level(s: &str) -> Result<RiskLevel, String> {
@@ -189,8 +184,7 @@ impl ScreenCmd {
         }
         let bulk = self.file.is_some();
         let mut worst = RiskLevel::None;
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
+        let mut out = crate::output::stdout();
         // A file is screened on several threads (one per core, at most 8) sharing one history
         // cache and one label cache; results are printed in file order and are the same as
         // screening the addresses one by one.

@@ -95,11 +95,11 @@ pub struct TraceCmd {
     /// Maximum hops after the payee (the seed's receiver is hop 0).
     #[arg(long, default_value_t = 5)]
     pub hops: u32,
-    /// Window start, Unix seconds.
-    #[arg(long)]
+    /// Window start: YYYY-MM-DD (UTC), RFC 3339 or Unix seconds.
+    #[arg(long, value_parser = super::time_arg::parse_since)]
     pub since: Option<u64>,
-    /// Window end, Unix seconds.
-    #[arg(long)]
+    /// Window end (inclusive; a day means its last second): YYYY-MM-DD, RFC 3339 or Unix seconds.
+    #[arg(long, value_parser = super::time_arg::parse_until)]
     pub until: Option<u64>,
     /// Do not follow transfers carrying less than this (raw units).
     #[arg(long, default_value = "0")]
@@ -414,11 +414,11 @@ pub struct PathCmd {
     /// How many most valuable paths.
     #[arg(short, long, default_value_t = 5)]
     pub k: usize,
-    /// Window start, Unix seconds.
-    #[arg(long)]
+    /// Window start: YYYY-MM-DD (UTC), RFC 3339 or Unix seconds.
+    #[arg(long, value_parser = super::time_arg::parse_since)]
     pub since: Option<u64>,
-    /// Window end, Unix seconds.
-    #[arg(long)]
+    /// Window end (inclusive; a day means its last second): YYYY-MM-DD, RFC 3339 or Unix seconds.
+    #[arg(long, value_parser = super::time_arg::parse_until)]
     pub until: Option<u64>,
     /// Ignore transfers smaller than this (raw units).
     #[arg(long, default_value = "0")]

@@ -197,6 +197,7 @@ impl BlkIndex {
             xor: self.xor,
         };
         let mut pos = 0u64;
+        let mut blocks = 0u64;
         while pos < file_len {
             let left = file_len - pos;
             if left < 8 {
@@ -256,7 +257,14 @@ impl BlkIndex {
                 ),
             );
             self.total_bytes += u64::from(len);
+            blocks += 1;
             pos = body + u64::from(len);
+        }
+        if blocks == 0 {
+            return Err(BtcError::EmptyBlkFile {
+                file: path.to_path_buf(),
+                bytes: file_len,
+            });
         }
         Ok(())
     }
@@ -419,6 +427,21 @@ mod tests {
             h255.to_string(),
             "00000000d0a75c861fabf9ff7b92022f60e4afeed9331fe5aa073d8e4706fe3c"
         );
+    }
+
+    #[test]
+    fn refuses_an_empty_blk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [("blk00000.dat", 0usize), ("blk00001.dat", 4096)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; bytes]).unwrap();
+            let err = BlkIndex::scan(vec![p.clone()], None).unwrap_err();
+            assert!(
+                matches!(&err, BtcError::EmptyBlkFile { file, bytes: b } if *file == p && *b == u64::try_from(bytes).unwrap()),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -65,6 +65,14 @@ pub enum BtcError {
         /// Magic expected (hex).
         expected: String,
     },
+    /// A blk file holds no block at all (zero bytes, or only zero padding).
+    #[error("{}: empty blk file: no block in its {bytes} bytes (a blk file holds at least one block: truncated, or still being copied?); remove it or pass the complete file", file.display())]
+    EmptyBlkFile {
+        /// The file.
+        file: PathBuf,
+        /// Its length in bytes.
+        bytes: u64,
+    },
     /// A record runs past the end of its file.
     #[error("{} offset {offset}: truncated record: {message}", file.display())]
     Truncated {
