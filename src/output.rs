@@ -68,6 +68,10 @@ pub fn is_stdout_closed(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<io::Error>()
                 .and_then(|io| io.get_ref())
                 .is_some_and(|inner| inner.is::<StdoutClosed>())
+            // serde_json keeps the writer's io::Error inside and exposes only its kind; a
+            // result is serialised into a writer only for standard output.
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
     })
 }
 

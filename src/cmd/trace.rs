@@ -254,9 +254,8 @@ impl TraceCmd {
             }
         };
         let format = if ctx.json { Format::Json } else { self.format };
-        let stdout = std::io::stdout();
-        let pretty = stdout.is_terminal();
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let pretty = std::io::stdout().is_terminal();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::output::stdout());
         match format {
             Format::Json => write_json(&mut out, &result, pretty)?,
             Format::Dot => out.write_all(export::to_dot(&result).as_bytes())?,
