@@ -7,7 +7,7 @@ use super::Context;
 use anyhow::Context as _;
 use clap::Args;
 use paytrace_app::eval::{
-    EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
+    AmlSimKind, EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
 };
 use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
 
@@ -74,6 +74,20 @@ fn table(kinds: &[KindScore]) {
     }
 }
 
+fn amlsim_table(kinds: &[AmlSimKind]) {
+    println!(
+        "  {:<28} {:>9} {:>7} {:>8} {:>6} {:>9} {:>7}",
+        "kind", "precision", "recall", "planted", "found", "instances", "correct"
+    );
+    for k in kinds {
+        let s = &k.score;
+        println!(
+            "  {:<28} {:>9.3} {:>7.3} {:>8} {:>6} {:>9} {:>7}",
+            k.kind, s.precision, s.recall, s.planted, s.found, s.instances, s.correct_instances
+        );
+    }
+}
+
 fn print_text(r: &EvalReport) {
     for run in &r.runs {
         println!(
@@ -97,7 +111,7 @@ fn print_text(r: &EvalReport) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        table(&a.kinds);
+        amlsim_table(&a.kinds);
     }
     println!("Targets:");
     for t in &r.targets {
