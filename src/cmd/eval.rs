@@ -9,6 +9,7 @@ use clap::Args;
 use paytrace_app::eval::{
     AmlSimKind, EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
 };
+use paytrace_tracer::patterns::PatternKind;
 use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
 
 /// Arguments of `paytrace eval`.
@@ -27,6 +28,15 @@ pub struct EvalCmd {
     /// the level of its executed planted patterns.
     #[arg(long, value_name = "DIR")]
     pub amlsim: Option<PathBuf>,
+    /// Typologies detected and scored on the AMLSim sample: fan-in, cycle (comma-separated or
+    /// repeated) [default: both].
+    #[arg(
+        long = "amlsim-types",
+        value_delimiter = ',',
+        value_name = "TYPE",
+        requires = "amlsim"
+    )]
+    pub amlsim_types: Vec<PatternKind>,
     /// Keep each scenario's store, payroll batch and ground truth under DIR/seed-S-scale-K/
     /// (to inspect a failing seed with the other commands) instead of deleting them.
     #[arg(long, value_name = "DIR")]
@@ -137,6 +147,7 @@ impl EvalCmd {
                 self.scales.clone()
             },
             amlsim: self.amlsim.clone(),
+            amlsim_kinds: self.amlsim_types.clone(),
             keep: self.keep.clone(),
         };
         let bar = std::io::stderr().is_terminal().then(|| {

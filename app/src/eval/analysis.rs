@@ -232,11 +232,15 @@ pub fn horizon_params(horizon_secs: u64) -> PatternParams {
     p
 }
 
-/// Detects fan-ins and cycles in an AMLSim sample with the horizon-only parameters (the
-/// window is the sample's horizon) and scores them against its executed planted patterns.
-pub fn amlsim_score(sample: &AmlSim) -> AmlSimScore {
+/// Detects fan-ins and cycles (or only `kinds` of them, when given) in an AMLSim sample with
+/// the horizon-only parameters (the window is the sample's horizon) and scores them against
+/// its executed planted patterns.
+pub fn amlsim_score(sample: &AmlSim, kinds: &[PatternKind]) -> AmlSimScore {
     let transfers = sample.transfers(ChainId(1));
-    let p = horizon_params(sample.horizon_secs());
+    let mut p = horizon_params(sample.horizon_secs());
+    if !kinds.is_empty() {
+        p.kinds = kinds.to_vec();
+    }
     let report = detect(&transfers, &p);
     tracing::debug!(
         instances = report.instances.len(),

@@ -18,7 +18,10 @@ use paytrace_indexer::{
     labels::{Format as LabelFormat, ImportOptions, Input, LabelStore, import_inputs},
     store::PreparedRange,
 };
-use paytrace_tracer::patterns::amlsim::{self, AmlSim, AmlSimError};
+use paytrace_tracer::patterns::{
+    PatternKind,
+    amlsim::{self, AmlSim, AmlSimError},
+};
 use scenario::{PlantedPattern, Scenario};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,6 +116,9 @@ pub struct EvalOptions {
     pub scales: Vec<u32>,
     /// An AMLSim sample directory.
     pub amlsim: Option<PathBuf>,
+    /// The typologies detected and scored on the AMLSim sample: fan-in, cycle or both (all
+    /// when empty).
+    pub amlsim_kinds: Vec<PatternKind>,
     /// Keep each scenario's store, payroll batch and ground truth under this directory
     /// (`seed-S-scale-K/`) instead of a temporary one.
     pub keep: Option<PathBuf>,
@@ -281,6 +287,15 @@ pub fn run(
             "--scale: expected a noise scale from 1 to 1000".into(),
         ));
     }
+    if let Some(k) = opts
+        .amlsim_kinds
+        .iter()
+        .find(|k| !matches!(k, PatternKind::FanIn | PatternKind::Cycle))
+    {
+        return Err(EvalError::Option(format!(
+            "--amlsim-types: {k} is not scored on AMLSim samples; expected fan-in or cycle"
+        )));
+    }
     // Read the sample first: a bad path fails before minutes of scenarios.
     let sample = opts.amlsim.as_deref().map(AmlSim::load).transpose()?;
     let total = opts.seeds * count(opts.scales.len()) + u64::from(sample.is_some());
@@ -313,7 +328,7 @@ pub fn run(
     let amlsim = match (sample, &opts.amlsim) {
         (Some(s), Some(dir)) => {
             progress(done, total, "AMLSim sample");
-            let r = score_amlsim(dir.clone(), &s);
+            let r = score_amlsim(dir.clone(), &s, &opts.amlsim_kinds);
             done += 1;
             Some(r)
         }
@@ -620,27 +635,43 @@ pub fn score_patterns(planted: &[PlantedPattern], found: &[FoundPattern], kind: 
     }
 }
 
-fn score_amlsim(dir: PathBuf, s: &AmlSim) -> AmlSimRun {
-    let score = analysis::amlsim_score(s);
+fn score_amlsim(dir: PathBuf, s: &AmlSim, kinds: &[PatternKind]) -> AmlSimRun {
+    let runs = |k| kinds.is_empty() || kinds.contains(&k);
+    let score = analysis::amlsim_score(s, kinds);
     let planted = BTreeMap::from([
         ("fan_in_targets", count(score.fan_in.planted)),
         ("cycles", count(score.cycle.planted)),
         ("round_trips", count(score.round_trip.planted)),
         ("participants", count(score.nodes.planted)),
     ]);
-    let kind = |kind, score| AmlSimKind { kind, score };
+    let mut scored = Vec::new();
+    if runs(PatternKind::FanIn) {
+        scored.push(AmlSimKind {
+            kind: "amlsim_fan_in_targets",
+            score: score.fan_in,
+        });
+    }
+    if runs(PatternKind::Cycle) {
+        scored.push(AmlSimKind {
+            kind: "amlsim_cycles",
+            score: score.cycle,
+        });
+        scored.push(AmlSimKind {
+            kind: "amlsim_round_trips",
+            score: score.round_trip,
+        });
+    }
+    scored.push(AmlSimKind {
+        kind: "amlsim_nodes",
+        score: score.nodes,
+    });
     AmlSimRun {
         dir,
         transactions: count(s.len()),
         window_secs: s.horizon_secs(),
         declared_patterns: s.declared_patterns().to_vec(),
         planted,
-        kinds: vec![
-            kind("amlsim_fan_in_targets", score.fan_in),
-            kind("amlsim_cycles", score.cycle),
-            kind("amlsim_round_trips", score.round_trip),
-            kind("amlsim_nodes", score.nodes),
-        ],
+        kinds: scored,
     }
 }
 

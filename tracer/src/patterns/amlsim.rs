@@ -412,7 +412,11 @@ impl AmlSim {
                 .split(',')
                 .map(str::trim)
                 .collect();
-            let col = |n: &str| header.iter().position(|h| h.trim_start_matches('\u{feff}') == n);
+            let col = |n: &str| {
+                header
+                    .iter()
+                    .position(|h| h.trim_start_matches('\u{feff}') == n)
+            };
             let Some(ty) = col("type") else {
                 continue;
             };
@@ -727,10 +731,7 @@ mod tests {
         assert_eq!(fan[0].center, node_address(3));
         assert_eq!(s.planted_cycles().len(), 1);
         assert_eq!(s.planted_cycles()[0].members.len(), 3);
-        assert_eq!(
-            s.planted_cycles()[0].cycle_kind,
-            Some(CycleKind::RoundTrip)
-        );
+        assert_eq!(s.planted_cycles()[0].cycle_kind, Some(CycleKind::RoundTrip));
         assert!(s.declared_patterns().is_empty());
         let expected: BTreeSet<Address> = [1, 2, 3, 4, 5, 6].map(node_address).into();
         assert_eq!(s.participants(), &expected);
@@ -791,7 +792,11 @@ mod tests {
             .collect();
         assert_eq!(fan.len(), 1);
         assert_eq!(fan[0].members, [1, 2, 3].map(node_address));
-        assert!(s.planted_fan_ins().iter().all(|p| p.center != node_address(5)));
+        assert!(
+            s.planted_fan_ins()
+                .iter()
+                .all(|p| p.center != node_address(5))
+        );
         assert!(!s.participants().contains(&node_address(5)));
     }
 
