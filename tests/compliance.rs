@@ -336,6 +336,7 @@ fn amlsim_planted_fan_ins_found_with_horizon_only_parameters() {
                 .iter()
                 .map(|m| m.as_str().unwrap().parse().unwrap())
                 .collect(),
+            cycle_kind: None,
         })
         .collect();
     let s = truth.score_found(&found);

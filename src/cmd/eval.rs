@@ -7,8 +7,9 @@ use super::Context;
 use anyhow::Context as _;
 use clap::Args;
 use paytrace_app::eval::{
-    EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
+    AmlSimKind, EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
 };
+use paytrace_tracer::patterns::PatternKind;
 use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
 
 /// Arguments of `paytrace eval`.
@@ -27,6 +28,15 @@ pub struct EvalCmd {
     /// the level of its executed planted patterns.
     #[arg(long, value_name = "DIR")]
     pub amlsim: Option<PathBuf>,
+    /// Typologies detected and scored on the AMLSim sample: fan-in, cycle (comma-separated or
+    /// repeated) [default: both].
+    #[arg(
+        long = "amlsim-types",
+        value_delimiter = ',',
+        value_name = "TYPE",
+        requires = "amlsim"
+    )]
+    pub amlsim_types: Vec<PatternKind>,
     /// Keep each scenario's store, payroll batch and ground truth under DIR/seed-S-scale-K/
     /// (to inspect a failing seed with the other commands) instead of deleting them.
     #[arg(long, value_name = "DIR")]
@@ -74,6 +84,20 @@ fn table(kinds: &[KindScore]) {
     }
 }
 
+fn amlsim_table(kinds: &[AmlSimKind]) {
+    println!(
+        "  {:<28} {:>9} {:>7} {:>8} {:>6} {:>9} {:>7}",
+        "kind", "precision", "recall", "planted", "found", "instances", "correct"
+    );
+    for k in kinds {
+        let s = &k.score;
+        println!(
+            "  {:<28} {:>9.3} {:>7.3} {:>8} {:>6} {:>9} {:>7}",
+            k.kind, s.precision, s.recall, s.planted, s.found, s.instances, s.correct_instances
+        );
+    }
+}
+
 fn print_text(r: &EvalReport) {
     for run in &r.runs {
         println!(
@@ -97,7 +121,7 @@ fn print_text(r: &EvalReport) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        table(&a.kinds);
+        amlsim_table(&a.kinds);
     }
     println!("Targets:");
     for t in &r.targets {
@@ -123,6 +147,7 @@ impl EvalCmd {
                 self.scales.clone()
             },
             amlsim: self.amlsim.clone(),
+            amlsim_kinds: self.amlsim_types.clone(),
             keep: self.keep.clone(),
         };
         let bar = std::io::stderr().is_terminal().then(|| {

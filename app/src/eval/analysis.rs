@@ -9,7 +9,11 @@ use paytrace_indexer::{
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
     cluster::{ClusterParams, ClusterStore, exchanges_from_labels},
-    patterns::{PatternKind, PatternParams, detect},
+    patterns::{
+        PatternKind, PatternParams,
+        amlsim::{AmlSim, AmlSimScore},
+        detect,
+    },
     report::{AssetBook, ClusterLookup, DestKind, ReportParams, batch, build_report},
     risk::{RiskLevel, ScreenParams, StoreLabelHistory, screen},
 };
@@ -211,19 +215,39 @@ pub fn patterns(store: &Store, chain: ChainId) -> Result<Vec<FoundPattern>, Eval
     Ok(found(detect(&ts, &p)))
 }
 
-/// `patterns --type fan-in,cycle --window-secs HORIZON --min-counterparties 2` (no amount
-/// bound) over `transfers`.
-pub fn horizon_patterns(transfers: &[Transfer], horizon_secs: u64) -> Vec<FoundPattern> {
-    let p = PatternParams {
+/// The horizon-only detector parameters, as `patterns --type fan-in,cycle --window-secs
+/// HORIZON --min-counterparties 2` sets them (every window is the horizon, 2 counterparties
+/// for the degree and the amount rule), no amount bound, every instance kept; the rest are
+/// the detectors' defaults.
+pub fn horizon_params(horizon_secs: u64) -> PatternParams {
+    let mut p = PatternParams {
         kinds: vec![PatternKind::FanIn, PatternKind::Cycle],
-        fan_window_secs: horizon_secs,
         fan_min_counterparties: 2,
+        fan_min_unusual: 2,
         fan_max_amount: None,
-        cycle_window_secs: horizon_secs,
-        max_instances: 1_000_000,
+        max_instances: usize::MAX,
         ..PatternParams::default()
     };
-    found(detect(transfers, &p))
+    p.set_horizon(horizon_secs);
+    p
+}
+
+/// Detects fan-ins and cycles (or only `kinds` of them, when given) in an AMLSim sample with
+/// the horizon-only parameters (the window is the sample's horizon) and scores them against
+/// its executed planted patterns.
+pub fn amlsim_score(sample: &AmlSim, kinds: &[PatternKind]) -> AmlSimScore {
+    let transfers = sample.transfers(ChainId(1));
+    let mut p = horizon_params(sample.horizon_secs());
+    if !kinds.is_empty() {
+        p.kinds = kinds.to_vec();
+    }
+    let report = detect(&transfers, &p);
+    tracing::debug!(
+        instances = report.instances.len(),
+        truncated = report.truncated,
+        "AMLSim patterns detected"
+    );
+    sample.score(&report.instances)
 }
 
 /// The taint models scored.

@@ -4,10 +4,10 @@
 //! through the indexer's write path, import its labels through the label store, run the
 //! analysis as a user would (`cluster run`, `report payouts --batch` under FIFO and haircut,
 //! `screen` of every payee as of the last day, `patterns`), and score the findings against the
-//! ground truth per finding kind. AMLSim samples are scored at the level of their executed
-//! planted patterns ([`amlsim`]). Every call into the analysis is in [`analysis`].
+//! ground truth per finding kind. AMLSim samples are loaded and scored at the level of their
+//! executed planted patterns by the tracer's [`paytrace_tracer::patterns::amlsim`]. Every call
+//! into the analysis is in [`analysis`].
 
-pub mod amlsim;
 pub mod analysis;
 pub mod reference;
 pub mod scenario;
@@ -17,6 +17,10 @@ use paytrace_indexer::{
     Address, ChainKind, Store,
     labels::{Format as LabelFormat, ImportOptions, Input, LabelStore, import_inputs},
     store::PreparedRange,
+};
+use paytrace_tracer::patterns::{
+    PatternKind,
+    amlsim::{self, AmlSim, AmlSimError},
 };
 use scenario::{PlantedPattern, Scenario};
 use serde::Serialize;
@@ -30,7 +34,7 @@ pub const CHAIN: &str = "eval";
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A sample file or directory does not exist.
-    #[error("{}: no such file (an AMLSim sample needs transactions.csv, nodes.csv and alertPatterns*.csv)", path.display())]
+    #[error("{}: no such file (an AMLSim sample needs transactions.csv and nodes.csv)", path.display())]
     MissingFile {
         /// The path.
         path: PathBuf,
@@ -53,6 +57,10 @@ pub enum EvalError {
         /// What is wrong.
         message: String,
     },
+    /// An AMLSim sample file that cannot be read or has a bad row (named with its line and
+    /// field).
+    #[error(transparent)]
+    Sample(AmlSimError),
     /// A bad option value.
     #[error("{0}")]
     Option(String),
@@ -74,14 +82,26 @@ pub enum EvalError {
     },
 }
 
+impl From<AmlSimError> for EvalError {
+    fn from(e: AmlSimError) -> Self {
+        match e {
+            AmlSimError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                Self::MissingFile { path }
+            }
+            other => Self::Sample(other),
+        }
+    }
+}
+
 impl EvalError {
     /// Whether the error is the user's input (a file, a directory or an option), not the
     /// harness or the analysis.
     pub fn is_input(&self) -> bool {
-        matches!(
-            self,
-            Self::MissingFile { .. } | Self::Input { .. } | Self::Option(_)
-        )
+        match self {
+            Self::MissingFile { .. } | Self::Input { .. } | Self::Option(_) => true,
+            Self::Sample(e) => !e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -96,6 +116,9 @@ pub struct EvalOptions {
     pub scales: Vec<u32>,
     /// An AMLSim sample directory.
     pub amlsim: Option<PathBuf>,
+    /// The typologies detected and scored on the AMLSim sample: fan-in, cycle or both (all
+    /// when empty).
+    pub amlsim_kinds: Vec<PatternKind>,
     /// Keep each scenario's store, payroll batch and ground truth under this directory
     /// (`seed-S-scale-K/`) instead of a temporary one.
     pub keep: Option<PathBuf>,
@@ -182,6 +205,17 @@ pub struct ScaleRun {
     pub kinds: Vec<KindScore>,
 }
 
+/// One scored kind of an AMLSim sample: the tracer's pattern-level score under a stable name.
+#[derive(Clone, Debug, Serialize)]
+pub struct AmlSimKind {
+    /// `amlsim_fan_in_targets`, `amlsim_cycles`, `amlsim_round_trips` or `amlsim_nodes`.
+    pub kind: &'static str,
+    /// Planted and found items, detector instances and the correct ones, recall, precision,
+    /// the first missed centers.
+    #[serde(flatten)]
+    pub score: amlsim::KindScore,
+}
+
 /// The scores of an AMLSim sample.
 #[derive(Clone, Debug, Serialize)]
 pub struct AmlSimRun {
@@ -193,11 +227,11 @@ pub struct AmlSimRun {
     pub window_secs: u64,
     /// Pattern types the sample's alertPatterns file declares.
     pub declared_patterns: Vec<String>,
-    /// Executed planted patterns: fan-in targets (at least 2 senders), cycles in any order,
-    /// time-ordered cycles, participants.
+    /// Executed planted patterns: fan-in targets (at least 2 senders), complete cycles, the
+    /// round trips among them, participants.
     pub planted: BTreeMap<&'static str, u64>,
     /// Per kind.
-    pub kinds: Vec<KindScore>,
+    pub kinds: Vec<AmlSimKind>,
 }
 
 /// One target of the findings-quality work, with whether this run met it.
@@ -253,8 +287,17 @@ pub fn run(
             "--scale: expected a noise scale from 1 to 1000".into(),
         ));
     }
+    if let Some(k) = opts
+        .amlsim_kinds
+        .iter()
+        .find(|k| !matches!(k, PatternKind::FanIn | PatternKind::Cycle))
+    {
+        return Err(EvalError::Option(format!(
+            "--amlsim-types: {k} is not scored on AMLSim samples; expected fan-in or cycle"
+        )));
+    }
     // Read the sample first: a bad path fails before minutes of scenarios.
-    let sample = opts.amlsim.as_deref().map(amlsim::load).transpose()?;
+    let sample = opts.amlsim.as_deref().map(AmlSim::load).transpose()?;
     let total = opts.seeds * count(opts.scales.len()) + u64::from(sample.is_some());
     let mut done = 0;
     let mut runs = Vec::new();
@@ -285,7 +328,7 @@ pub fn run(
     let amlsim = match (sample, &opts.amlsim) {
         (Some(s), Some(dir)) => {
             progress(done, total, "AMLSim sample");
-            let r = score_amlsim(dir.clone(), &s);
+            let r = score_amlsim(dir.clone(), &s, &opts.amlsim_kinds);
             done += 1;
             Some(r)
         }
@@ -592,68 +635,43 @@ pub fn score_patterns(planted: &[PlantedPattern], found: &[FoundPattern], kind: 
     }
 }
 
-fn score_amlsim(dir: PathBuf, s: &amlsim::Sample) -> AmlSimRun {
-    let found = analysis::horizon_patterns(&s.transfers, s.horizon_secs);
-    let t = &s.truth;
-    let fan: Vec<&FoundPattern> = found.iter().filter(|f| f.kind == "fan-in").collect();
-    let cyc: Vec<&FoundPattern> = found.iter().filter(|f| f.kind == "cycle").collect();
-    let mut fan_in = KindScore::new("amlsim_fan_in_targets");
-    let hit = t
-        .fan_in
-        .keys()
-        .filter(|a| fan.iter().any(|f| f.center == **a))
-        .count();
-    fan_in.tp = count(hit);
-    fan_in.fn_ = count(t.fan_in.len() - hit);
-    fan_in.fp = count(
-        fan.iter()
-            .filter(|f| !t.fan_in.contains_key(&f.center))
-            .count(),
-    );
-    let cycles = |name: &'static str, planted: &[BTreeSet<Address>]| {
-        let mut k = KindScore::new(name);
-        let same = |f: &FoundPattern, p: &BTreeSet<Address>| f.members == *p;
-        let hit = planted
-            .iter()
-            .filter(|p| cyc.iter().any(|f| same(f, p)))
-            .count();
-        k.tp = count(hit);
-        k.fn_ = count(planted.len() - hit);
-        k.fp = count(
-            cyc.iter()
-                .filter(|f| !planted.iter().any(|p| same(f, p)))
-                .count(),
-        );
-        k
-    };
-    let mut ordered = cycles("amlsim_cycles_time_ordered", &t.cycles_time_ordered);
-    let mut any = cycles("amlsim_cycles_any_order", &t.cycles_any_order);
-    let flagged: BTreeSet<Address> = fan
-        .iter()
-        .chain(&cyc)
-        .flat_map(|f| f.members.iter().copied())
-        .collect();
-    let mut nodes = KindScore::new("amlsim_nodes");
-    nodes.tp = count(flagged.intersection(&t.participants).count());
-    nodes.fp = count(flagged.difference(&t.participants).count());
-    nodes.fn_ = count(t.participants.difference(&flagged).count());
-    let mut kinds = vec![fan_in, ordered.clone(), any.clone(), nodes];
-    ordered.finish();
-    any.finish();
-    kinds.iter_mut().for_each(KindScore::finish);
+fn score_amlsim(dir: PathBuf, s: &AmlSim, kinds: &[PatternKind]) -> AmlSimRun {
+    let runs = |k| kinds.is_empty() || kinds.contains(&k);
+    let score = analysis::amlsim_score(s, kinds);
     let planted = BTreeMap::from([
-        ("fan_in_targets", count(t.fan_in.len())),
-        ("cycles_any_order", count(t.cycles_any_order.len())),
-        ("cycles_time_ordered", count(t.cycles_time_ordered.len())),
-        ("participants", count(t.participants.len())),
+        ("fan_in_targets", count(score.fan_in.planted)),
+        ("cycles", count(score.cycle.planted)),
+        ("round_trips", count(score.round_trip.planted)),
+        ("participants", count(score.nodes.planted)),
     ]);
+    let mut scored = Vec::new();
+    if runs(PatternKind::FanIn) {
+        scored.push(AmlSimKind {
+            kind: "amlsim_fan_in_targets",
+            score: score.fan_in,
+        });
+    }
+    if runs(PatternKind::Cycle) {
+        scored.push(AmlSimKind {
+            kind: "amlsim_cycles",
+            score: score.cycle,
+        });
+        scored.push(AmlSimKind {
+            kind: "amlsim_round_trips",
+            score: score.round_trip,
+        });
+    }
+    scored.push(AmlSimKind {
+        kind: "amlsim_nodes",
+        score: score.nodes,
+    });
     AmlSimRun {
         dir,
-        transactions: count(s.transfers.len()),
-        window_secs: s.horizon_secs,
-        declared_patterns: s.declared.clone(),
+        transactions: count(s.len()),
+        window_secs: s.horizon_secs(),
+        declared_patterns: s.declared_patterns().to_vec(),
         planted,
-        kinds,
+        kinds: scored,
     }
 }
 
@@ -696,7 +714,7 @@ fn targets(seeds: u64, runs: &[ScaleRun], aml: Option<&AmlSimRun>) -> Vec<Target
             target: "AMLSim: planted fan-in targets found >= 0.95 with instance precision >= 0.95 (horizon-only parameters)".into(),
             kind: k.kind,
             scale: None,
-            met: k.recall.is_some_and(|r| r >= 0.95) && k.precision.is_some_and(|p| p >= 0.95),
+            met: k.score.planted > 0 && k.score.recall >= 0.95 && k.score.precision >= 0.95,
         });
     }
     out

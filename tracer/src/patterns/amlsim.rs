@@ -13,16 +13,24 @@
 //! * a **fan-in instance that executed** is a receiver of pattern transfers with its senders;
 //!   targets with at least 2 senders are the ones a fan-in detector can be asked to find;
 //! * a **complete cycle that executed** is a simple directed cycle of pattern transfers (at most
-//!   the `max_accounts` of the `cycle` row of `alertPatterns*.csv`, else 10 accounts).
+//!   the `max_accounts` of the `cycle` row of `alertPatterns*.csv`, else 10 accounts); it is a
+//!   [`CycleKind::RoundTrip`] when, from some account, one transfer of each edge can be picked
+//!   in time order round the loop, else a [`CycleKind::ClosedLoop`];
+//! * the **participants** are the accounts of pattern transfers.
+//!
+//! The simulator's `fraudStep` is not used: it holds one step per account, while an account
+//! can take part in two patterns (its second pattern's transfers are at another step), and
+//! fraud accounts also make ordinary transfers at that step.
 //!
 //! Node labels (`isFraud`) only say which accounts belong to some pattern; detector output is
-//! never scored against them node by node, only instance by instance ([`AmlSim::score`]).
+//! never scored against them node by node, only instance by instance ([`AmlSim::score`]), and
+//! nodes against the participants of executed patterns.
 //!
 //! [`AmlSim::transfers`] gives the sample as paytrace transfers in the layout of its ethereum-etl
 //! conversion: node `n` is address `n + 1`, values are cents of one token
 //! ([`AMLSIM_TOKEN`]), time step `s` is block `s` at `1 600 000 000 + s × 86 400`.
 
-use super::{PatternInstance, PatternKind};
+use super::{CycleKind, PatternInstance, PatternKind};
 use alloy_primitives::B256;
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Timestamp, Transfer, TransferKey, TransferKind,
@@ -114,9 +122,13 @@ pub struct PlantedInstance {
     pub members: Vec<Address>,
     /// Pattern transfers that executed.
     pub transfers: usize,
+    /// Cycles only: whether the transfers can be taken in time order round the loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle_kind: Option<CycleKind>,
 }
 
-/// Found / planted and instance precision of one typology.
+/// Found / planted and instance precision of one typology (or, for nodes, participants
+/// flagged / participants and flagged accounts that are participants).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct KindScore {
     /// Planted instances that executed and are scored (fan-in: at least 2 senders).
@@ -146,6 +158,14 @@ pub struct AmlSimScore {
     /// loop) has exactly its accounts; an instance is correct when it has exactly the accounts
     /// of a planted cycle.
     pub cycle: KindScore,
+    /// Round trips: a planted cycle whose transfers run in time order round the loop is found
+    /// when a round-trip instance has exactly its accounts; a round-trip instance is correct
+    /// when it has exactly the accounts of such a planted cycle.
+    pub round_trip: KindScore,
+    /// Nodes: the planted items are the participants (accounts of pattern transfers), the
+    /// found items the members of fan-in and cycle instances; a participant is found when some
+    /// instance names it, a flagged account is correct when it is a participant.
+    pub nodes: KindScore,
 }
 
 /// A detector instance as far as scoring needs it.
@@ -157,6 +177,8 @@ pub struct FoundInstance {
     pub center: Address,
     /// Its members, sorted.
     pub members: Vec<Address>,
+    /// Cycles: round trip or closed loop.
+    pub cycle_kind: Option<CycleKind>,
 }
 
 /// A loaded sample.
@@ -165,6 +187,8 @@ pub struct AmlSim {
     txs: Vec<Tx>,
     fan_ins: Vec<PlantedInstance>,
     cycles: Vec<PlantedInstance>,
+    participants: BTreeSet<Address>,
+    declared: Vec<String>,
     background_min_cents: Option<u64>,
 }
 
@@ -212,6 +236,15 @@ fn rows(text: &str) -> impl Iterator<Item = (u64, Vec<&str>)> {
 impl AmlSim {
     /// Loads the sample in `dir`.
     pub fn load(dir: &Path) -> Result<Self, AmlSimError> {
+        if !dir.is_dir() {
+            return Err(AmlSimError::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such sample directory",
+                ),
+            });
+        }
         let nodes_path = dir.join("nodes.csv");
         let tx_path = dir.join("transactions.csv");
         let nodes_text = read(&nodes_path)?;
@@ -265,7 +298,7 @@ impl AmlSim {
                 step,
             });
         }
-        let max_cycle = Self::max_cycle_len(dir)?;
+        let (declared, max_cycle) = Self::alert_patterns(dir)?;
         let is_fraud = |n: &u64| fraud.get(n).copied().unwrap_or(false);
         let background_min_cents = txs
             .iter()
@@ -280,6 +313,10 @@ impl AmlSim {
                     && is_fraud(&t.to)
                     && background_min_cents.is_some_and(|m| t.cents < m)
             })
+            .collect();
+        let participants: BTreeSet<Address> = pattern
+            .iter()
+            .flat_map(|t| [node_address(t.from), node_address(t.to)])
             .collect();
         // Fan-in targets.
         let mut by_target: BTreeMap<u64, (BTreeSet<u64>, usize)> = BTreeMap::new();
@@ -299,25 +336,33 @@ impl AmlSim {
                     center: node_address(target),
                     members,
                     transfers: n,
+                    cycle_kind: None,
                 }
             })
             .collect();
         // Complete cycles of pattern transfers.
         let mut succ: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
-        let mut count: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+        let mut steps: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
         for t in &pattern {
             succ.entry(t.from).or_default().insert(t.to);
-            *count.entry((t.from, t.to)).or_default() += 1;
+            steps.entry((t.from, t.to)).or_default().push(t.step);
         }
+        steps.values_mut().for_each(|v| v.sort_unstable());
         let mut cycles = Vec::new();
         for &start in succ.keys() {
             let mut path = vec![start];
             cycle_dfs(&succ, max_cycle, &mut path, &mut |p: &[u64]| {
-                let n: usize = p
+                let edges: Vec<&[u64]> = p
                     .iter()
                     .zip(p.iter().cycle().skip(1))
-                    .map(|(a, b)| count.get(&(*a, *b)).copied().unwrap_or(0))
-                    .sum();
+                    .map(|(a, b)| steps.get(&(*a, *b)).map_or(&[][..], Vec::as_slice))
+                    .collect();
+                let n: usize = edges.iter().map(|e| e.len()).sum();
+                let kind = if time_ordered(&edges) {
+                    CycleKind::RoundTrip
+                } else {
+                    CycleKind::ClosedLoop
+                };
                 let mut members: Vec<Address> = p.iter().map(|x| node_address(*x)).collect();
                 members.sort();
                 cycles.push(PlantedInstance {
@@ -325,6 +370,7 @@ impl AmlSim {
                     center: node_address(start),
                     members,
                     transfers: n,
+                    cycle_kind: Some(kind),
                 });
             });
         }
@@ -332,23 +378,32 @@ impl AmlSim {
             txs,
             fan_ins,
             cycles,
+            participants,
+            declared,
             background_min_cents,
         })
     }
 
-    /// `max_accounts` of the `cycle` row of an `alertPatterns*.csv` in `dir`, if any.
-    fn max_cycle_len(dir: &Path) -> Result<usize, AmlSimError> {
+    /// The pattern types declared by the `alertPatterns*.csv` files of `dir` (in file and row
+    /// order, each once), and the longest planted cycle: the largest `max_accounts` of a
+    /// `cycle` row, else 10.
+    fn alert_patterns(dir: &Path) -> Result<(Vec<String>, usize), AmlSimError> {
         let entries = std::fs::read_dir(dir).map_err(|source| AmlSimError::Io {
             path: dir.to_owned(),
             source,
         })?;
         let mut best: Option<usize> = None;
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("alertPatterns") && name.ends_with(".csv")) {
-                continue;
-            }
-            let path = e.path();
+        let mut declared: Vec<String> = Vec::new();
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("alertPatterns") && name.ends_with(".csv")
+            })
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for path in files {
             let text = read(&path)?;
             let mut lines = text.lines();
             let header: Vec<&str> = lines
@@ -357,12 +412,22 @@ impl AmlSim {
                 .split(',')
                 .map(str::trim)
                 .collect();
-            let col = |n: &str| header.iter().position(|h| *h == n);
-            let (Some(ty), Some(max)) = (col("type"), col("max_accounts")) else {
+            let col = |n: &str| {
+                header
+                    .iter()
+                    .position(|h| h.trim_start_matches('\u{feff}') == n)
+            };
+            let Some(ty) = col("type") else {
                 continue;
             };
+            let max = col("max_accounts");
             for (line, f) in rows(&text) {
-                if f.get(ty).copied() == Some("cycle") {
+                if let Some(t) = f.get(ty).filter(|t| !t.is_empty())
+                    && !declared.iter().any(|d| d == t)
+                {
+                    declared.push((*t).to_owned());
+                }
+                if let (Some(max), Some("cycle")) = (max, f.get(ty).copied()) {
                     let v = f.get(max).copied().unwrap_or_default();
                     let n: usize = v.parse().map_err(|_| AmlSimError::Parse {
                         path: path.clone(),
@@ -374,7 +439,18 @@ impl AmlSim {
                 }
             }
         }
-        Ok(best.unwrap_or(DEFAULT_MAX_CYCLE))
+        Ok((declared, best.unwrap_or(DEFAULT_MAX_CYCLE)))
+    }
+
+    /// The pattern types the sample's `alertPatterns*.csv` declares (`fan_in`, `cycle`, ...;
+    /// empty without such a file).
+    pub fn declared_patterns(&self) -> &[String] {
+        &self.declared
+    }
+
+    /// Every account of a pattern transfer, sorted.
+    pub fn participants(&self) -> &BTreeSet<Address> {
+        &self.participants
     }
 
     /// Number of transactions.
@@ -451,6 +527,7 @@ impl AmlSim {
                 kind: i.kind,
                 center: i.center,
                 members: i.members.clone(),
+                cycle_kind: i.cycle_kind,
             })
             .collect();
         self.score_found(&found)
@@ -459,9 +536,22 @@ impl AmlSim {
     /// Scores instances given by type, center and sorted members (e.g. read back from
     /// `paytrace patterns --json`).
     pub fn score_found(&self, found: &[FoundInstance]) -> AmlSimScore {
+        let round_trips: Vec<PlantedInstance> = self
+            .cycles
+            .iter()
+            .filter(|c| c.cycle_kind == Some(CycleKind::RoundTrip))
+            .cloned()
+            .collect();
+        let found_round_trips: Vec<FoundInstance> = found
+            .iter()
+            .filter(|f| f.cycle_kind == Some(CycleKind::RoundTrip))
+            .cloned()
+            .collect();
         AmlSimScore {
             fan_in: score_fan_in(&self.fan_ins, found),
             cycle: score_cycles(&self.cycles, found),
+            round_trip: score_cycles(&round_trips, &found_round_trips),
+            nodes: score_nodes(&self.participants, found),
         }
     }
 }
@@ -492,6 +582,26 @@ fn cycle_dfs(
         cycle_dfs(succ, max_len, path, found);
         path.pop();
     }
+}
+
+/// Whether one transfer of each edge (`edges[i]`: the sorted steps of the loop's `i`-th
+/// edge) can be picked so that the steps never decrease round the loop, starting at some
+/// edge.
+fn time_ordered(edges: &[&[u64]]) -> bool {
+    let n = edges.len();
+    (0..n).any(|start| {
+        let mut at = 0u64;
+        (0..n).all(|k| {
+            // The earliest transfer of the edge at or after the previous one.
+            match edges[(start + k) % n].iter().find(|s| **s >= at) {
+                Some(s) => {
+                    at = *s;
+                    true
+                }
+                None => false,
+            }
+        })
+    })
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -534,6 +644,28 @@ fn score_fan_in(planted: &[PlantedInstance], instances: &[FoundInstance]) -> Kin
         correct_instances: correct,
         precision: ratio(correct, fan.len()),
         missed: missed.into_iter().take(20).collect(),
+    }
+}
+
+fn score_nodes(participants: &BTreeSet<Address>, instances: &[FoundInstance]) -> KindScore {
+    let flagged: BTreeSet<Address> = instances
+        .iter()
+        .filter(|i| matches!(i.kind, PatternKind::FanIn | PatternKind::Cycle))
+        .flat_map(|i| i.members.iter().copied())
+        .collect();
+    let found = flagged.intersection(participants).count();
+    KindScore {
+        planted: participants.len(),
+        found,
+        recall: ratio(found, participants.len()),
+        instances: flagged.len(),
+        correct_instances: found,
+        precision: ratio(found, flagged.len()),
+        missed: participants
+            .difference(&flagged)
+            .take(20)
+            .copied()
+            .collect(),
     }
 }
 
@@ -599,6 +731,10 @@ mod tests {
         assert_eq!(fan[0].center, node_address(3));
         assert_eq!(s.planted_cycles().len(), 1);
         assert_eq!(s.planted_cycles()[0].members.len(), 3);
+        assert_eq!(s.planted_cycles()[0].cycle_kind, Some(CycleKind::RoundTrip));
+        assert!(s.declared_patterns().is_empty());
+        let expected: BTreeSet<Address> = [1, 2, 3, 4, 5, 6].map(node_address).into();
+        assert_eq!(s.participants(), &expected);
         let ts = s.transfers(ChainId(1));
         assert_eq!(ts[4].from, node_address(1));
         assert_eq!(ts[4].amount, Amount::from_u64(450));
@@ -615,6 +751,64 @@ mod tests {
         assert_eq!(score.fan_in.planted, 1);
         assert_eq!(score.fan_in.found, 0);
         assert_eq!(score.fan_in.missed, vec![node_address(3)]);
+        // Both loops are time-ordered: the planted one is a round trip found as one.
+        assert_eq!((score.round_trip.planted, score.round_trip.found), (1, 1));
+        assert_eq!(score.round_trip.instances, 2);
+        assert_eq!(score.round_trip.correct_instances, 1);
+        // Nodes: the cycle's 3 participants of 6 are flagged, with the 3 background accounts.
+        assert_eq!((score.nodes.planted, score.nodes.found), (6, 3));
+        assert_eq!(
+            (score.nodes.instances, score.nodes.correct_instances),
+            (6, 3)
+        );
+        assert_eq!(score.nodes.precision, 0.5);
+        assert_eq!(score.nodes.missed, [1, 2, 3].map(node_address));
+    }
+
+    /// The simulator's `fraudStep` is one step per account: an account in two patterns makes
+    /// the second one's transfers at another step, and ordinary transfers at that step are
+    /// not pattern transfers. The amounts tell them apart.
+    #[test]
+    fn pattern_transfers_are_told_by_amount_not_by_fraud_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = "nodeid,isFraud,init_balance,fraudStep\n\
+                     1,1,100,3\n2,1,100,9\n3,1,100,-1\n5,1,100,-1\n\
+                     7,0,100,-1\n8,0,100,-1\n";
+        let txs = "sourceNodeId,targetNodeId,value,time\n\
+                   7,8,120.00,1\n1,3,4.5,3\n2,3,3.9,4\n1,5,150,3\n";
+        sample(dir.path(), nodes, txs);
+        std::fs::write(
+            dir.path().join("alertPatterns-1K.csv"),
+            "count,type,schedule_id,min_accounts,max_accounts\n\
+             3,fan_in,2,5,10\n4,cycle,2,5,4\n2,fan_in,2,5,10",
+        )
+        .unwrap();
+        let s = AmlSim::load(dir.path()).unwrap();
+        assert_eq!(s.declared_patterns(), ["fan_in", "cycle"]);
+        let fan: Vec<_> = s
+            .planted_fan_ins()
+            .iter()
+            .filter(|p| p.members.len() >= 3)
+            .collect();
+        assert_eq!(fan.len(), 1);
+        assert_eq!(fan[0].members, [1, 2, 3].map(node_address));
+        assert!(
+            s.planted_fan_ins()
+                .iter()
+                .all(|p| p.center != node_address(5))
+        );
+        assert!(!s.participants().contains(&node_address(5)));
+    }
+
+    #[test]
+    fn round_trips_pick_one_transfer_per_edge_in_time_order() {
+        // 3 -> 5 (edge 0), then 6 (edge 1), then 7 (edge 2).
+        assert!(time_ordered(&[&[3, 9], &[1, 5], &[7]]));
+        // From edge 1: 1, then 7 (edge 2), then 9 (edge 0).
+        assert!(time_ordered(&[&[9], &[1], &[7]]));
+        // 5, 2, 9 cannot be ordered from any edge.
+        assert!(!time_ordered(&[&[5], &[2], &[9]]));
+        assert!(!time_ordered(&[&[5], &[]]));
     }
 
     /// The shared sample, converted in memory (as `paytrace eval --amlsim` does) and scored with
@@ -627,7 +821,11 @@ mod tests {
             "/../../shared/data/aml/amlsim-20K_fanin200"
         ));
         let s = AmlSim::load(dir).unwrap();
+        // Facts of the data README: 118,250 rows over steps 1-149.
+        assert_eq!(s.len(), 118_250);
         assert_eq!(s.horizon_secs(), 12_960_000);
+        assert_eq!(s.declared_patterns(), ["fan_in", "fan_out", "cycle"]);
+        assert_eq!(s.participants().len(), 659);
         let mut p = PatternParams {
             kinds: vec![PatternKind::FanIn],
             fan_min_counterparties: 2,
@@ -645,6 +843,8 @@ mod tests {
     #[test]
     fn bad_samples_name_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
+        let e = AmlSim::load(&dir.path().join("nowhere")).unwrap_err();
+        assert!(e.to_string().contains("nowhere: no such sample"), "{e}");
         let e = AmlSim::load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("nodes.csv"), "{e}");
         assert!(e.is_retryable());
