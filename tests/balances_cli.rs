@@ -9,38 +9,9 @@ mod common;
 
 use alloy_primitives::B256;
 use common::*;
-use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, BlockRef, ChainKind, Store, Timestamp, Transfer,
-    TransferKey, TransferKind, TxHash,
-};
+use paytrace_indexer::{BlockNumber, BlockRef, ChainKind, Store, Timestamp};
 use serde_json::Value;
 use std::path::Path;
-
-fn a(n: u8) -> Address {
-    Address::Evm([n; 20])
-}
-
-fn t(block: u64, i: u32, from: u8, to: u8, v: u64) -> Transfer {
-    let mut h = [0u8; 32];
-    h[..8].copy_from_slice(&block.to_be_bytes());
-    h[8..12].copy_from_slice(&i.to_be_bytes());
-    Transfer {
-        key: TransferKey {
-            chain: paytrace_indexer::ChainId(1),
-            block: BlockNumber(block),
-            tx_index: i,
-            kind: TransferKind::Native,
-            position: 0,
-        },
-        time: Timestamp(block * 12),
-        tx_hash: TxHash(B256::from(h)),
-        from: a(from),
-        to: a(to),
-        asset: Asset::Native,
-        amount: Amount::from_u64(v),
-        trace_address: Vec::new(),
-    }
-}
 
 /// Payee 2 and its counterparty 3 have long clean histories (with clamps: 3 sends more than
 /// it received) before the seed (1 -> 2, block 100); afterwards 2 pays 3 and the exchange 9.

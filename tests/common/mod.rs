@@ -318,3 +318,32 @@ pub fn assert_stats(data_dir: &Path, expected: &[Transfer], head: u64, head_hash
         );
     }
 }
+
+/// The EVM address whose 20 bytes are all `n`.
+pub fn a(n: u8) -> paytrace_indexer::Address {
+    paytrace_indexer::Address::Evm([n; 20])
+}
+
+/// A native transfer on chain 1 from `a(from)` to `a(to)` of `v` units at block `block`,
+/// transaction `i` (time `block * 12`; the hash encodes block and index).
+pub fn t(block: u64, i: u32, from: u8, to: u8, v: u64) -> Transfer {
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(&block.to_be_bytes());
+    h[8..12].copy_from_slice(&i.to_be_bytes());
+    Transfer {
+        key: paytrace_indexer::TransferKey {
+            chain: ChainId(1),
+            block: BlockNumber(block),
+            tx_index: i,
+            kind: TransferKind::Native,
+            position: 0,
+        },
+        time: paytrace_indexer::Timestamp(block * 12),
+        tx_hash: paytrace_indexer::TxHash(alloy_primitives::B256::from(h)),
+        from: a(from),
+        to: a(to),
+        asset: paytrace_indexer::Asset::Native,
+        amount: paytrace_indexer::Amount::from_u64(v),
+        trace_address: Vec::new(),
+    }
+}
