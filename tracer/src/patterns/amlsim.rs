@@ -147,6 +147,27 @@ pub struct KindScore {
     pub missed: Vec<Address>,
 }
 
+impl KindScore {
+    /// The score of `found` of `planted`, `correct` of `instances`, with the first 20 misses.
+    fn new(
+        planted: usize,
+        found: usize,
+        instances: usize,
+        correct: usize,
+        missed: impl IntoIterator<Item = Address>,
+    ) -> Self {
+        Self {
+            planted,
+            found,
+            recall: ratio(found, planted),
+            instances,
+            correct_instances: correct,
+            precision: ratio(correct, instances),
+            missed: missed.into_iter().take(20).collect(),
+        }
+    }
+}
+
 /// Pattern-level score of detector output on one sample.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AmlSimScore {
@@ -636,15 +657,7 @@ fn score_fan_in(planted: &[PlantedInstance], instances: &[FoundInstance]) -> Kin
         .map(|p| p.center)
         .collect();
     let found = scored.len() - missed.len();
-    KindScore {
-        planted: scored.len(),
-        found,
-        recall: ratio(found, scored.len()),
-        instances: fan.len(),
-        correct_instances: correct,
-        precision: ratio(correct, fan.len()),
-        missed: missed.into_iter().take(20).collect(),
-    }
+    KindScore::new(scored.len(), found, fan.len(), correct, missed)
 }
 
 fn score_nodes(participants: &BTreeSet<Address>, instances: &[FoundInstance]) -> KindScore {
@@ -654,19 +667,13 @@ fn score_nodes(participants: &BTreeSet<Address>, instances: &[FoundInstance]) ->
         .flat_map(|i| i.members.iter().copied())
         .collect();
     let found = flagged.intersection(participants).count();
-    KindScore {
-        planted: participants.len(),
+    KindScore::new(
+        participants.len(),
         found,
-        recall: ratio(found, participants.len()),
-        instances: flagged.len(),
-        correct_instances: found,
-        precision: ratio(found, flagged.len()),
-        missed: participants
-            .difference(&flagged)
-            .take(20)
-            .copied()
-            .collect(),
-    }
+        flagged.len(),
+        found,
+        participants.difference(&flagged).copied(),
+    )
 }
 
 fn score_cycles(planted: &[PlantedInstance], instances: &[FoundInstance]) -> KindScore {
@@ -686,15 +693,7 @@ fn score_cycles(planted: &[PlantedInstance], instances: &[FoundInstance]) -> Kin
         .map(|p| p.center)
         .collect();
     let found = planted.len() - missed.len();
-    KindScore {
-        planted: planted.len(),
-        found,
-        recall: ratio(found, planted.len()),
-        instances: cyc.len(),
-        correct_instances: correct,
-        precision: ratio(correct, cyc.len()),
-        missed: missed.into_iter().take(20).collect(),
-    }
+    KindScore::new(planted.len(), found, cyc.len(), correct, missed)
 }
 
 #[cfg(test)]
