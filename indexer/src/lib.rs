@@ -19,5 +19,5 @@ pub use model::{
 };
 pub use store::{
     BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, ChainInfo, ChainKind, Direction, KeyspaceOp,
-    OpenMode, QUERY_CACHE_BYTES, Store, StoreError, balance_checkpoints,
+    MODULE_KEYSPACES, OpenMode, QUERY_CACHE_BYTES, Store, StoreError, balance_checkpoints,
 };

@@ -373,52 +373,76 @@ pub fn after_labels_change(cfg: &Config, store: &Store) {
 }
 
 /// Runs rule evaluation and delivery after the `follow` loop commits new blocks: `on_commit`
-/// marks the hook dirty, a background task evaluates at most once per `every`.
+/// marks the hook dirty, a background task evaluates at most once per `every`. [`FollowHook::stop`]
+/// ends the task cleanly (a last evaluation of what was committed, no write left running), so
+/// that the command can close the store for a write-free next open.
 pub struct FollowHook {
     dirty: Arc<AtomicBool>,
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One evaluation and delivery round of [`FollowHook`].
+async fn hook_round(cfg: &Config, store: &Store) {
+    let (c, s) = (cfg.clone(), store.clone());
+    let res = tokio::task::spawn_blocking(move || evaluate_rules(&c, &s)).await;
+    match res {
+        Ok(Ok((_, s))) => tracing::info!(
+            screened = s.screened,
+            raised = s.raised,
+            "alert rules evaluated after sync"
+        ),
+        Ok(Err(e)) => tracing::error!(
+            error = format!("{e:#}"),
+            "alert evaluation after sync failed"
+        ),
+        Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
+    }
+    if !cfg.alerts.webhooks.is_empty()
+        && let Err(e) = deliver(cfg, store).await
+    {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "webhook delivery after sync failed"
+        );
+    }
 }
 
 impl FollowHook {
     /// Starts the background task on the current tokio runtime.
     pub fn start(cfg: Config, store: Store, every: Duration) -> Self {
         let dirty = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&dirty);
-        tokio::spawn(async move {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (flag, stopped) = (Arc::clone(&dirty), Arc::clone(&stop));
+        let task = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
-                if !flag.swap(false, Ordering::SeqCst) {
-                    continue;
+                let last = tokio::select! {
+                    () = tokio::time::sleep(every) => false,
+                    () = stopped.notified() => true,
+                };
+                if flag.swap(false, Ordering::SeqCst) {
+                    hook_round(&cfg, &store).await;
                 }
-                let (c, s) = (cfg.clone(), store.clone());
-                let res = tokio::task::spawn_blocking(move || evaluate_rules(&c, &s)).await;
-                match res {
-                    Ok(Ok((_, s))) => tracing::info!(
-                        screened = s.screened,
-                        raised = s.raised,
-                        "alert rules evaluated after sync"
-                    ),
-                    Ok(Err(e)) => tracing::error!(
-                        error = format!("{e:#}"),
-                        "alert evaluation after sync failed"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "alert evaluation task failed"),
-                }
-                if !cfg.alerts.webhooks.is_empty()
-                    && let Err(e) = deliver(&cfg, &store).await
-                {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "webhook delivery after sync failed"
-                    );
+                if last {
+                    break;
                 }
             }
         });
-        Self { dirty }
+        Self { dirty, stop, task }
     }
 
     /// Marks new blocks committed.
     pub fn committed(&self) {
         self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends the background task: evaluates what was committed since its last round, then
+    /// returns once nothing of it runs (its store handle is dropped).
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "alert task failed");
+        }
     }
 }
 
@@ -432,10 +456,26 @@ fn print_alert_text(a: &Alert) {
 impl AlertsCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let read_only = matches!(self.action, None | Some(AlertsAction::List { .. }));
+        let store = if read_only {
+            ctx.open_store_read()?
+        } else {
+            ctx.open_store()?
+        };
         let alerts = AlertStore::open(&store)?;
         let list = |state: Option<AlertState>| -> anyhow::Result<()> {
-            for a in alerts.list(state)? {
+            let all = alerts.list(state)?;
+            if all.is_empty() && !ctx.json {
+                println!(
+                    "no alerts{} in {}: alerts are raised by `paytrace alerts evaluate` and \
+                     `paytrace follow` for the {} address(es) of the watchlist and the payees \
+                     of payers",
+                    state.map_or_else(String::new, |s| format!(" in state {s}")),
+                    ctx.data_dir.display(),
+                    alerts.watchlist()?.len()
+                );
+            }
+            for a in all {
                 if ctx.json {
                     println!("{}", serde_json::to_string(&a)?);
                 } else {
@@ -488,6 +528,8 @@ impl AlertsCmd {
                 }
             }
         }
+        // The next (read) open replays nothing and writes nothing.
+        store.persist_for_reopen()?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -495,7 +537,11 @@ impl AlertsCmd {
 impl WatchCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let store = ctx.open_store()?;
+        let store = if matches!(self, Self::List) {
+            ctx.open_store_read()?
+        } else {
+            ctx.open_store()?
+        };
         let alerts = AlertStore::open(&store)?;
         match self {
             Self::Add {
@@ -540,6 +586,8 @@ impl WatchCmd {
                 }
             }
         }
+        // The next (read) open replays nothing and writes nothing.
+        store.persist_for_reopen()?;
         Ok(ExitCode::SUCCESS)
     }
 }

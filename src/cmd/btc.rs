@@ -335,8 +335,11 @@ impl BtcFollowArgs {
                     super::balances::after_commit(&store, chain, &self.chain);
                     alerts.committed();
                 })
-                .await
-                .with_context(|| format!("following chain {:?}", self.chain))?;
+                .await;
+            // No write left running, then a store the next read open does not write to.
+            alerts.stop().await;
+            store.persist_for_reopen()?;
+            let s = s.with_context(|| format!("following chain {:?}", self.chain))?;
             progress.finish();
             print_summary(ctx, &s)?;
             Ok(ExitCode::SUCCESS)

@@ -223,6 +223,9 @@ impl DemoCmd {
             deposits = cluster_run.stats.deposits,
             "clustered"
         );
+        // Everything is written: the commands of the guide open the store without a replay
+        // and without writing to it.
+        store.persist_for_reopen()?;
         let names: HashMap<Address, String> = scenario
             .payees
             .iter()

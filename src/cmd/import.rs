@@ -77,27 +77,6 @@ const REQUIRED: [&str; 7] = [
     "block_number",
 ];
 
-/// Parses a block timestamp: Unix seconds, or a UTC date-time.
-fn parse_time(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    if let Ok(v) = s.parse::<u64>() {
-        return Ok(v);
-    }
-    let t = s
-        .trim_end_matches(" UTC")
-        .trim_end_matches('Z')
-        .replace(' ', "T");
-    let dt: jiff::civil::DateTime = t
-        .parse()
-        .map_err(|e| format!("not Unix seconds or a UTC date-time: {e}"))?;
-    let ts = dt
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .map_err(|e| e.to_string())?
-        .timestamp()
-        .as_second();
-    u64::try_from(ts).map_err(|_| "before 1970".to_owned())
-}
-
 /// One parsed row.
 struct Row {
     line: u64,
@@ -146,14 +125,14 @@ fn parse_row(
         .parse()
         .map_err(|e| bad("block_number", format!("{bn:?}: {e}")))?;
     let time = match col.get("block_timestamp") {
-        Some(_) if !get("block_timestamp").is_empty() => {
-            Some(parse_time(get("block_timestamp")).map_err(|e| {
+        Some(_) if !get("block_timestamp").is_empty() => Some(
+            super::time_arg::parse_instant_utc(get("block_timestamp")).map_err(|e| {
                 bad(
                     "block_timestamp",
                     format!("{:?}: {e}", get("block_timestamp")),
                 )
-            })?)
-        }
+            })?,
+        ),
         _ => None,
     };
     Ok(Row {

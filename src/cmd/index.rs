@@ -494,8 +494,11 @@ impl FollowCmd {
                     super::balances::after_commit(&store, id, &chain.chain);
                     alerts.committed();
                 })
-                .await
-                .with_context(|| format!("following chain {:?}", chain.chain))?;
+                .await;
+            // No write left running, then a store the next read open does not write to.
+            alerts.stop().await;
+            store.persist_for_reopen()?;
+            let summary = summary.with_context(|| format!("following chain {:?}", chain.chain))?;
             progress.finish();
             print_summary(ctx, &summary)?;
             Ok(ExitCode::SUCCESS)

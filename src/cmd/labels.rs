@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use paytrace_indexer::labels::{
     Category, DEFAULT_MAX_SHRINK_PCT, Defaults, Format, ImportOptions, ImportReport, Input,
-    LabelAddress, LabelStore, ShrinkGuard, import_files, import_inputs, parse_date,
+    LabelAddress, LabelStore, ShrinkGuard, import_files, import_inputs,
 };
 use serde::Serialize;
 use std::{path::PathBuf, process::ExitCode};
@@ -94,7 +94,7 @@ pub struct ShowArgs {
     /// The address (EVM, Bitcoin, Tron; others need --chain).
     pub address: String,
     /// Date the labels must hold on (YYYY-MM-DD) [default: today].
-    #[arg(long, value_parser = parse_day)]
+    #[arg(long, value_parser = super::time_arg::parse_day)]
     pub as_of: Option<paytrace_indexer::labels::Date>,
     /// Currency code or chain of the address (needed for LTC, XMR, ...).
     #[arg(long)]
@@ -162,10 +162,6 @@ fn parse_format(s: &str) -> Result<Format, String> {
 
 fn parse_category(s: &str) -> Result<Category, String> {
     s.parse().map_err(|e| format!("{e}"))
-}
-
-fn parse_day(s: &str) -> Result<paytrace_indexer::labels::Date, String> {
-    parse_date(s).ok_or_else(|| format!("invalid date {s:?} (expected YYYY-MM-DD)"))
 }
 
 #[derive(Serialize)]

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod demo;
 mod demo_rpc;
 pub mod eval;
+pub mod explain;
 pub mod import;
 pub mod index;
 pub mod init;

@@ -4,7 +4,7 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use paytrace_config::{ChainKind, Config};
-use paytrace_indexer::{Address, Amount, Asset, BlockNumber, Timestamp, Transfer};
+use paytrace_indexer::{Address, Amount, Asset, BlockNumber, Transfer};
 use paytrace_tracer::{
     patterns::{AssetThreshold, PatternKind, PatternParams, PatternReport, detect},
     report::parse_units,
@@ -124,17 +124,6 @@ fn config_thresholds(cfg: &Config) -> anyhow::Result<Vec<AssetThreshold>> {
     Ok(out)
 }
 
-/// `2025-03-07T09:43:00Z`.
-fn iso(t: Timestamp) -> String {
-    i64::try_from(t.0)
-        .ok()
-        .and_then(|s| jiff::Timestamp::from_second(s).ok())
-        .map_or_else(
-            || t.0.to_string(),
-            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
-}
-
 impl PatternsCmd {
     fn params(&self, cfg: &Config) -> anyhow::Result<PatternParams> {
         let mut p = PatternParams {
@@ -204,6 +193,28 @@ impl PatternsCmd {
                     String::new()
                 }
             );
+            if r.instances.is_empty() {
+                println!(
+                    "searched {} in {} blocks {}..={} ({} transfers); {}",
+                    if self.types.is_empty() {
+                        "every type".to_owned()
+                    } else {
+                        self.types
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    self.chain
+                        .as_deref()
+                        .map_or_else(|| "every chain".to_owned(), |c| format!("chain {c}")),
+                    self.from_block,
+                    self.to_block
+                        .map_or_else(|| "the last".to_owned(), |b| b.to_string()),
+                    r.transfers_examined,
+                    super::explain::chains_indexed(&store)?
+                );
+            }
             if !p.has_structuring_threshold() && p.kinds.is_empty() {
                 println!(
                     "(structuring not checked: no threshold; see --threshold and [[patterns.structuring]])"
@@ -219,8 +230,8 @@ impl PatternsCmd {
                     i.score,
                     i.center,
                     i.members.len(),
-                    iso(i.first_time),
-                    iso(i.last_time),
+                    super::time_arg::iso(i.first_time),
+                    super::time_arg::iso(i.last_time),
                     i.summary
                 );
             }

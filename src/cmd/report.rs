@@ -61,12 +61,13 @@ pub struct PayoutsArgs {
     /// A payroll batch CSV (`payee,address,chain,asset,amount,tx_hash,date`).
     #[arg(long, value_name = "FILE.csv")]
     pub batch: Option<PathBuf>,
-    /// Payouts from this day (`YYYY-MM-DD`, UTC) or Unix second on.
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Payouts up to this day (inclusive) or Unix second.
-    #[arg(long)]
-    pub until: Option<String>,
+    /// Payouts from this time on: YYYY-MM-DD (UTC), RFC 3339 or Unix seconds.
+    #[arg(long, value_parser = super::time_arg::parse_since)]
+    pub since: Option<u64>,
+    /// Payouts up to this time (inclusive; a day means its last second): YYYY-MM-DD, RFC 3339
+    /// or Unix seconds.
+    #[arg(long, value_parser = super::time_arg::parse_until)]
+    pub until: Option<u64>,
     /// Taint model.
     #[arg(long, default_value = "haircut", value_parser = parse_model)]
     pub model: Model,
@@ -88,8 +89,8 @@ pub struct PayoutsArgs {
     pub tokens: Vec<String>,
     /// Labels valid on this day decide where traces stop (default: today). Sanctions are
     /// always judged as of each transfer's date.
-    #[arg(long)]
-    pub labels_as_of: Option<String>,
+    #[arg(long, value_parser = super::time_arg::parse_day)]
+    pub labels_as_of: Option<paytrace_indexer::labels::Date>,
     /// Output format(s) (repeatable or comma-separated) [default: json on stdout, a summary on
     /// a terminal; with --out: html, json and csv].
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -106,20 +107,6 @@ pub struct PayoutsArgs {
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse()
         .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
-}
-
-/// A day (`YYYY-MM-DD`, start or, with `end`, last second of the day) or Unix seconds.
-pub fn parse_time(s: &str, end: bool, flag: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Timestamp(n));
-    }
-    let d = paytrace_indexer::labels::parse_date(s)
-        .with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD or Unix seconds"))?;
-    let z = d
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .with_context(|| format!("{flag} {s:?}"))?;
-    let secs = u64::try_from(z.timestamp().as_second()).context("date before 1970")?;
-    Ok(Timestamp(if end { secs + 86_399 } else { secs }))
 }
 
 /// The assets of the config (all chains' token lists) plus `--token` flags.
@@ -366,19 +353,66 @@ impl ReportCmd {
 }
 
 impl PayoutsArgs {
+    /// Why no payout was found: what was searched, the nearest days with payouts outside
+    /// the window, and the chains indexed.
+    fn no_payouts(
+        &self,
+        store: &Store,
+        title: &str,
+        providers: &[Address],
+        assets: Option<&[Asset]>,
+        chain: Option<ChainId>,
+    ) -> anyhow::Result<String> {
+        use super::explain;
+        let on = self
+            .chain
+            .as_deref()
+            .map_or_else(|| "any chain".to_owned(), |c| format!("chain {c}"));
+        let mut msg = format!(
+            "no payouts from {title} on {on} {}",
+            explain::window(self.since, self.until)
+        );
+        if (self.since.is_some() || self.until.is_some()) && !providers.is_empty() {
+            let all =
+                discover_payouts(store, providers, assets, None, None, chain, &HashMap::new())?;
+            let before = all
+                .iter()
+                .map(|p| p.time)
+                .filter(|t| self.since.is_some_and(|s| t.0 < s))
+                .max();
+            let after = all
+                .iter()
+                .map(|p| p.time)
+                .filter(|t| self.until.is_some_and(|u| t.0 > u))
+                .min();
+            let day = |t: Timestamp| explain::day(t);
+            match (before, after) {
+                (None, None) => msg.push_str("; none at any other time either"),
+                (Some(b), None) => msg.push_str(&format!(
+                    "; the nearest payout day is {} (before the window)",
+                    day(b)
+                )),
+                (None, Some(a)) => msg.push_str(&format!(
+                    "; the nearest payout day is {} (after the window)",
+                    day(a)
+                )),
+                (Some(b), Some(a)) => msg.push_str(&format!(
+                    "; the nearest payout days are {} (before the window) and {} (after)",
+                    day(b),
+                    day(a)
+                )),
+            }
+        }
+        msg.push_str("; ");
+        msg.push_str(&explain::chains_indexed(store)?);
+        Ok(msg)
+    }
+
     fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
         let assets = asset_book(ctx, &self.tokens)?;
-        let since = self
-            .since
-            .as_deref()
-            .map(|s| parse_time(s, false, "--since"))
-            .transpose()?;
-        let until = self
-            .until
-            .as_deref()
-            .map(|s| parse_time(s, true, "--until"))
-            .transpose()?;
+        let since = self.since.map(Timestamp);
+        let until = self.until.map(Timestamp);
         let mut chain_name = self.chain.clone();
         let (title, providers, asset_filter): (String, Vec<Address>, Option<Vec<Asset>>) =
             match (&self.provider, self.provider_address.is_empty()) {
@@ -472,6 +506,12 @@ impl PayoutsArgs {
                 (payouts, Vec::new())
             }
         };
+        if payouts.is_empty() {
+            eprintln!(
+                "note: {}",
+                self.no_payouts(&store, &title, &providers, asset_filter.as_deref(), chain)?
+            );
+        }
         let mut params = ReportParams::default();
         params.trace.model = self.model;
         params.trace.max_hops = self.hops;
@@ -480,14 +520,7 @@ impl PayoutsArgs {
         params.convergence.max_hops = self.hops;
         params.convergence.window_secs = (self.window_days > 0).then(|| self.window_days * 86_400);
         params.threads = self.threads;
-        let as_of = self
-            .labels_as_of
-            .as_deref()
-            .map(|s| {
-                paytrace_indexer::labels::parse_date(s)
-                    .with_context(|| format!("--labels-as-of {s:?}: expected YYYY-MM-DD"))
-            })
-            .transpose()?;
+        let as_of = self.labels_as_of;
         let providers_shown = if providers.is_empty() {
             let mut v: Vec<Address> = payouts.iter().map(|p| p.from).collect();
             v.sort();

@@ -158,6 +158,31 @@ fn render_text(r: &ScreenResult) -> String {
     s
 }
 
+/// What a screening without findings looked at: the address's transfers in the store (none
+/// at all names the chains indexed).
+fn searched(store: &paytrace_indexer::Store, r: &ScreenResult) -> anyhow::Result<String> {
+    use paytrace_indexer::Direction;
+    let seen = |d| {
+        store
+            .address_transfers(&r.address, d, None)
+            .next()
+            .transpose()
+            .map(|t| t.is_some())
+    };
+    if !seen(Direction::Outgoing)? && !seen(Direction::Incoming)? {
+        return Ok(format!(
+            "the store holds no transfer of {} on any chain; {}",
+            r.address,
+            super::explain::chains_indexed(store)?
+        ));
+    }
+    Ok(format!(
+        "searched its transfers up to {} and the labels valid on {}",
+        paytrace_tracer::risk::hops_text(r.hops),
+        r.as_of
+    ))
+}
+
 impl ScreenCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -207,6 +232,9 @@ impl ScreenCmd {
                         writeln!(out, "{}", text_line(&r))?;
                     } else {
                         write!(out, "{}", render_text(&r))?;
+                        if r.reasons.is_empty() {
+                            writeln!(out, "  {}", searched(&store, &r)?)?;
+                        }
                     }
                     Ok(())
                 });

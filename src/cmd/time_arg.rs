@@ -1,8 +1,9 @@
 //! Time and date options of the command line (`--since`, `--until`, `--as-of`): each takes
 //! `YYYY-MM-DD` (UTC), an RFC 3339 date-time (`2025-03-01T12:00:00Z`) or Unix seconds, and a
-//! bad value is refused with the option's accepted formats and what is wrong with it.
+//! bad value is refused with the option's accepted formats and what is wrong with it. Times
+//! shown to a user go through [`iso`] (ISO 8601, UTC).
 
-use paytrace_indexer::labels::Date;
+use paytrace_indexer::{Timestamp, labels::Date};
 
 /// The formats every time option accepts, for messages.
 pub const FORMATS: &str =
@@ -67,10 +68,63 @@ pub fn parse_day(s: &str) -> Result<Date, String> {
     }
 }
 
+/// A point in time of a data file (a CSV's `block_timestamp`): Unix seconds, RFC 3339, or a
+/// date-time without offset taken as UTC (`2025-03-01 12:00:00`, `2025-03-01 12:00:00 UTC`,
+/// BigQuery's export form); a day means its first second.
+pub fn parse_instant_utc(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix(" UTC").unwrap_or(t);
+    if let Ok(v) = parse_since(t) {
+        return Ok(v);
+    }
+    let civil = t.strip_suffix('Z').unwrap_or(t).replace(' ', "T");
+    let dt: jiff::civil::DateTime = civil
+        .parse()
+        .map_err(|e| format!("invalid time {s:?}: {e} (expected {FORMATS})"))?;
+    let secs = dt
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|e| format!("invalid time {s:?}: {e}"))?
+        .timestamp()
+        .as_second();
+    unsigned(secs, s)
+}
+
+/// A block time as ISO 8601 in UTC, `2025-03-07T09:43:00Z` (the number itself when out of
+/// range).
+pub fn iso(t: Timestamp) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(
+            || t.0.to_string(),
+            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests only
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_file_times_and_iso_output() {
+        for s in [
+            "1740830400",
+            "2025-03-01T12:00:00Z",
+            "2025-03-01 12:00:00 UTC",
+            "2025-03-01 12:00:00",
+            "2025-03-01T12:00:00",
+            "2025-03-01 13:00:00+01:00",
+        ] {
+            assert_eq!(parse_instant_utc(s), Ok(1_740_830_400), "{s}");
+        }
+        assert!(
+            parse_instant_utc("soon")
+                .unwrap_err()
+                .contains("YYYY-MM-DD")
+        );
+        assert_eq!(iso(Timestamp(1_740_830_400)), "2025-03-01T12:00:00Z");
+    }
 
     #[test]
     fn accepts_days_date_times_and_unix_seconds() {

@@ -207,6 +207,21 @@ impl TraceCmd {
         })
     }
 
+    /// Why an address seed selects nothing: what was searched and what the store holds.
+    fn no_outflows(&self, store: &Store, a: &Address) -> anyhow::Result<String> {
+        use super::explain;
+        let chain = self
+            .chain
+            .as_deref()
+            .map_or_else(|| "any chain".to_owned(), |c| format!("chain {c}"));
+        Ok(format!(
+            "nothing to trace: {a} sent no transfer on {chain} {}; {}; {}",
+            explain::window(self.since, self.until),
+            explain::address_activity(store, a, paytrace_indexer::Direction::Outgoing)?,
+            explain::chains_indexed(store)?
+        ))
+    }
+
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
@@ -222,7 +237,12 @@ impl TraceCmd {
                 if self.backward {
                     back(&BackSeed::Address(a))?
                 } else {
-                    fwd(&Seed::Outflows(a))?
+                    match fwd(&Seed::Outflows(a)) {
+                        Err(paytrace_tracer::TraceError::EmptySeed(_)) => {
+                            bail!("{}", self.no_outflows(&store, &a)?)
+                        }
+                        r => r?,
+                    }
                 }
             }
             SeedArg::Tx(tx, idx) => {
@@ -391,8 +411,14 @@ pub fn render_text(r: &TraceResult) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{} addresses followed, {} transfers read; checkpoints {:?}",
-        r.stats.expanded_addresses, r.stats.transfers_read, p.checkpoints
+        "\n{} addresses followed, {} transfers read; read up to {}",
+        r.stats.expanded_addresses,
+        r.stats.transfers_read,
+        p.checkpoints
+            .iter()
+            .map(|(c, b)| format!("block {b} (chain #{c})"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     s
 }
@@ -493,8 +519,12 @@ fn render_paths(r: &PathResult) -> String {
         for h in &p.hops {
             let _ = writeln!(
                 s,
-                "    {} -> {}  {}  t={}  tx {}",
-                h.from, h.to, h.amount, h.time.0, h.tx_hash
+                "    {} -> {}  {}  {}  tx {}",
+                h.from,
+                h.to,
+                h.amount,
+                super::time_arg::iso(h.time),
+                h.tx_hash
             );
         }
     };

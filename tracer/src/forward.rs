@@ -245,7 +245,10 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         ts.sort_by_key(|t| t.key);
         ts.dedup_by_key(|t| t.key);
         if ts.is_empty() {
-            return Err(TraceError::EmptySeed(format!("{seed:?}")));
+            return Err(TraceError::EmptySeed(match seed {
+                Seed::Outflows(a) => format!("{a} sent no transfer within the chain and window"),
+                Seed::Transfers(_) => "no seed transfer given".to_owned(),
+            }));
         }
         let mut total = BTreeMap::new();
         for t in &ts {

@@ -236,6 +236,34 @@ pub(crate) const LABEL_KEYSPACES: [&str; 5] = [
     "label_apply",
 ];
 
+/// The keyspaces of the other modules (alerts and watchlist, clusters, the Bitcoin UTXO set),
+/// created like the label keyspaces by every write open: a read open of a store that no such
+/// module wrote yet finds them empty instead of creating them (a write). Each module's tests
+/// check that its keyspaces are listed here.
+pub const MODULE_KEYSPACES: [&str; 21] = [
+    "alerts",
+    "alert_keys",
+    "alert_meta",
+    "watchlist",
+    "webhook_outbox",
+    "cluster_ids",
+    "cluster_addrs",
+    "cluster_uf",
+    "cluster_members",
+    "cluster_merges",
+    "cluster_merge_index",
+    "cluster_refused",
+    "cluster_coinjoins",
+    "cluster_deposits",
+    "cluster_airdrop_hits",
+    "cluster_airdrop_fwd",
+    "cluster_meta",
+    "btc_utxo",
+    "btc_undo",
+    "btc_tx",
+    "btc_scripts",
+];
+
 /// The storage engine's version marker: present in every store it created.
 const ENGINE_VERSION_FILE: &str = "version";
 
@@ -455,8 +483,10 @@ impl Store {
         };
         store.check_schema()?;
         if mode == OpenMode::Write {
-            for name in LABEL_KEYSPACES {
-                store.keyspace(name)?;
+            for name in LABEL_KEYSPACES.iter().chain(MODULE_KEYSPACES.iter()) {
+                if !store.db.keyspace_exists(name) {
+                    store.keyspace(name)?;
+                }
             }
             store.record_keyspace_ids()?;
         }

@@ -903,3 +903,16 @@ pub fn exchanges_from_labels(labels: &LabelStore) -> Result<Exchanges, ClusterEr
     }
     Ok(ex)
 }
+
+#[cfg(test)]
+mod keyspace_tests {
+    #[test]
+    fn write_opens_create_the_cluster_keyspaces() {
+        for k in super::KEYSPACES {
+            assert!(
+                paytrace_indexer::MODULE_KEYSPACES.contains(&k),
+                "{k} is not in MODULE_KEYSPACES: a read open would create it"
+            );
+        }
+    }
+}
