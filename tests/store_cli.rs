@@ -454,3 +454,58 @@ fn a_locked_store_names_the_holding_command() {
     drop(held);
     ok(paytrace(&dir).arg("stats"));
 }
+
+/// Regression: a damaged table was reported by its keyspace only; `store check` names the
+/// table file (and the other tables of the keyspace read fine).
+#[test]
+fn store_check_names_the_damaged_table_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    write_store(&dir, 20);
+    // Everything in tables, the journal empty.
+    Store::open(&dir).unwrap().persist_for_reopen().unwrap();
+    let check = json(paytrace(&dir).args(["--json", "store", "check"]));
+    let folder = check["keyspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "transfers")
+        .unwrap()["folder"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tables: Vec<PathBuf> = std::fs::read_dir(Path::new(&folder).join("tables"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let table = tables
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    // 16 bytes inside the data blocks (written first, before the index and the trailer).
+    let mut b = std::fs::read(table).unwrap();
+    let at = b.len() / 10;
+    for x in &mut b[at..at + 16] {
+        *x ^= 0x5a;
+    }
+    std::fs::write(table, b).unwrap();
+    let out = run(paytrace(&dir).args(["--json", "store", "check"]));
+    assert!(!out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["intact"], false, "{v}");
+    let ks = v["keyspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "transfers")
+        .unwrap();
+    let damaged = ks["damaged_tables"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{ks}");
+    assert_eq!(damaged[0]["file"], table.display().to_string(), "{ks}");
+    let out = run(paytrace(&dir).args(["store", "check"]));
+    assert!(
+        text(&out.stdout).contains(&format!("table file {}", table.display())),
+        "{}",
+        text(&out.stdout)
+    );
+}

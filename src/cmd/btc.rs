@@ -21,6 +21,36 @@ use paytrace_indexer::{
 };
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
+/// The request time limits of a node or Esplora server, as `index evm` takes them.
+#[derive(Debug, Args)]
+pub struct RequestTimes {
+    /// Timeout of one request, in seconds [default: from config, 30].
+    #[arg(long)]
+    pub timeout_secs: Option<u64>,
+    /// Total time for one request, retries included, in seconds: a node that hangs or keeps
+    /// failing fails the run after about this long [default: from config, 60].
+    #[arg(long)]
+    pub deadline_secs: Option<u64>,
+}
+
+impl RequestTimes {
+    /// The chain's config with the flags applied.
+    fn apply(
+        &self,
+        mut c: paytrace_config::ChainConfig,
+    ) -> anyhow::Result<paytrace_config::ChainConfig> {
+        if let Some(v) = self.timeout_secs {
+            anyhow::ensure!(v >= 1, "--timeout-secs must be at least 1");
+            c.timeout_secs = v;
+        }
+        if let Some(v) = self.deadline_secs {
+            anyhow::ensure!(v >= 1, "--deadline-secs must be at least 1");
+            c.deadline_secs = v;
+        }
+        Ok(c)
+    }
+}
+
 /// `paytrace index btc` arguments.
 #[derive(Debug, Args)]
 pub struct BtcIndexArgs {
@@ -78,9 +108,12 @@ pub struct BtcIndexArgs {
     /// Ranges fetched and decoded ahead of the writer.
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// Retries of a retryable RPC failure.
+    /// Retries of a retryable RPC or Esplora failure.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// Request time limits.
+    #[command(flatten)]
+    pub times: RequestTimes,
     /// Do not update the balance checkpoints at the end (`paytrace index balances`).
     #[arg(long)]
     pub no_balances: bool,
@@ -93,7 +126,7 @@ pub struct BtcIndexArgs {
 impl BtcIndexArgs {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let cfg = ctx.config.chain_or_default(&self.chain);
+        let cfg = self.times.apply(ctx.config.chain_or_default(&self.chain))?;
         // One engine worker: large ranges are ingested in bulk (see `Store::open_for_bulk`).
         let store = paytrace_indexer::Store::open_for_bulk(&ctx.data_dir)
             .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
@@ -118,7 +151,12 @@ impl BtcIndexArgs {
             install_signal_handler(&stop);
             let esplora = self.esplora.clone().or(cfg.esplora_url.clone());
             if let Some(url) = esplora.filter(|_| !self.seed.is_empty()) {
-                let src = EsploraSource::new(&url, cfg.max_retries, Duration::from_secs(cfg.timeout_secs))?;
+                let src = EsploraSource::new(
+                    &url,
+                    self.max_retries.unwrap_or(cfg.max_retries),
+                    Duration::from_secs(cfg.timeout_secs),
+                )?
+                .with_deadline(Duration::from_secs(cfg.deadline_secs));
                 let crawl = EsploraCrawl::new(utxo, chain, src);
                 let report = crawl
                     .crawl(&self.seed, self.hops, self.max_txs, &stop)
@@ -283,12 +321,15 @@ pub struct BtcFollowArgs {
     /// Retries of a retryable RPC failure within one step.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// Request time limits.
+    #[command(flatten)]
+    pub times: RequestTimes,
 }
 
 impl BtcFollowArgs {
     /// Runs the command: follows the tip until Ctrl-C / SIGTERM, then prints the summary.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let cfg = ctx.config.chain_or_default(&self.chain);
+        let cfg = self.times.apply(ctx.config.chain_or_default(&self.chain))?;
         let Some(url) = self.rpc.clone().or(cfg.rpc_url.clone()) else {
             anyhow::bail!(
                 "no Bitcoin Core node: pass --rpc URL (or set chains.{}.rpc_url)",

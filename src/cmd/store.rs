@@ -61,12 +61,22 @@ impl StoreCmd {
                     for k in &r.keyspaces {
                         match &k.error {
                             None => println!("  keyspace {}: {} entries", k.name, k.entries),
-                            Some(e) => println!(
-                                "  keyspace {} ({}): DAMAGED after {} entries: {e}",
-                                k.name,
-                                k.folder.display(),
-                                k.entries
-                            ),
+                            Some(e) => {
+                                println!(
+                                    "  keyspace {} ({}): DAMAGED after {} entries: {e}",
+                                    k.name,
+                                    k.folder.display(),
+                                    k.entries
+                                );
+                                for t in &k.damaged_tables {
+                                    println!(
+                                        "    table file {}: DAMAGED after {} entries: {}",
+                                        t.file.display(),
+                                        t.entries_before,
+                                        t.error
+                                    );
+                                }
+                            }
                         }
                     }
                     for c in &r.chains {

@@ -83,7 +83,12 @@ pub struct EsploraSource {
     http: reqwest::Client,
     max_retries: u32,
     page: usize,
+    deadline: Duration,
 }
+
+/// The total time of one Esplora request, retries included, unless
+/// [`EsploraSource::with_deadline`] sets another (as `--deadline-secs` does).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 
 impl EsploraSource {
     /// A client of the Esplora API at `base` (e.g. `https://blockstream.info/api`).
@@ -101,7 +106,15 @@ impl EsploraSource {
             http,
             max_retries,
             page: 25,
+            deadline: DEFAULT_DEADLINE,
         })
+    }
+
+    /// The total time of one request, retries and their waits included: a server that hangs
+    /// or keeps failing fails the request after about `deadline`, naming it.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The server's page size of `/address/:a/txs/chain/:last` (25 for Esplora); a shorter
@@ -113,7 +126,7 @@ impl EsploraSource {
 
     /// GETs `path` and parses the JSON body. Retryable failures (transport errors, 408, 429,
     /// 5xx, a truncated or malformed body) are retried with exponential backoff, or after the
-    /// server's `Retry-After`, at most `max_retries` times.
+    /// server's `Retry-After`, at most `max_retries` times and within the total deadline.
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, BtcError> {
         use backon::BackoffBuilder as _;
         let url = format!("{}{path}", self.base);
@@ -128,8 +141,28 @@ impl EsploraSource {
             .with_jitter()
             .build();
         let mut attempt = 0u32;
+        let started = std::time::Instant::now();
+        let past_deadline = |attempts: u32, last: &dyn std::fmt::Display| BtcError::Http {
+            url: shown.clone(),
+            message: format!(
+                "no complete answer within the deadline of {}s ({attempts} attempts); last \
+                 error: {last}",
+                self.deadline.as_secs_f64()
+            ),
+            retryable: false,
+        };
         loop {
-            let (e, retry_after) = match self.get_once(&url, &shown).await {
+            let remaining = self.deadline.saturating_sub(started.elapsed());
+            let once = match tokio::time::timeout(remaining, self.get_once(&url, &shown)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(past_deadline(
+                        attempt + 1,
+                        &"the server did not answer in time",
+                    ));
+                }
+            };
+            let (e, retry_after) = match once {
                 Ok(body) => match serde_json::from_slice(&body) {
                     Ok(v) => return Ok(v),
                     // A body cut short or garbled on the way: asking again may help.
@@ -153,6 +186,9 @@ impl EsploraSource {
             let wait =
                 retry_after.map_or(wait, |d: Duration| d.min(crate::evm::rpc::MAX_RETRY_AFTER));
             attempt += 1;
+            if started.elapsed() + wait >= self.deadline {
+                return Err(past_deadline(attempt, &e));
+            }
             tracing::warn!(url = %shown, error = %e, attempt, retry_in_ms = wait.as_millis(), "retrying esplora request");
             tokio::time::sleep(wait).await;
         }

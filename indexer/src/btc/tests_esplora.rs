@@ -216,3 +216,36 @@ async fn crawl_from_a_seed_follows_payments_with_pagination() {
         .unwrap();
     assert_eq!(again.transfers, 0);
 }
+
+/// A server that accepts connections and never answers: with a 30 s per-request timeout and
+/// retries left, the request still fails after the 1 s deadline, naming the request (before,
+/// it waited for the timeout of every attempt).
+#[tokio::test]
+async fn a_hung_server_fails_within_the_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            open.push(sock);
+        }
+    });
+    let src = EsploraSource::new(&url, 5, Duration::from_secs(30))
+        .unwrap()
+        .with_deadline(Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let e = src
+        .address_txs("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", 10)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    hold.abort();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("deadline of 1s")
+            && msg.contains("/address/12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S/txs"),
+        "{msg}"
+    );
+    assert!(!e.is_retryable());
+}

@@ -60,6 +60,44 @@ pub struct KeyspaceCheck {
     pub entries: u64,
     /// The first read error (a table block's checksum, a missing file), if any.
     pub error: Option<String>,
+    /// The table files of the keyspace that fail to read, each with its error (found by
+    /// reading every table on its own once the keyspace failed).
+    pub damaged_tables: Vec<DamagedTable>,
+}
+
+/// A table file that fails to read.
+#[derive(Clone, Debug, Serialize)]
+pub struct DamagedTable {
+    /// The file.
+    pub file: PathBuf,
+    /// Entries read from it before the error.
+    pub entries_before: u64,
+    /// The read error.
+    pub error: String,
+}
+
+/// Every table file of `ks` read on its own: those that fail, with their first error.
+fn damaged_tables(ks: &fjall::Keyspace) -> Vec<DamagedTable> {
+    use fjall::AbstractTree as _;
+    let version = ks.tree.current_version();
+    let mut out = Vec::new();
+    for t in version.iter_tables() {
+        let mut n = 0u64;
+        for kv in t.iter() {
+            match kv {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    out.push(DamagedTable {
+                        file: ks.path().join("tables").join(t.id().to_string()),
+                        entries_before: n,
+                        error: e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A chain's checkpoint.
@@ -177,12 +215,14 @@ impl Store {
                 folder: ks.path().to_path_buf(),
                 entries: 0,
                 error: None,
+                damaged_tables: Vec::new(),
             };
             for kv in ks.iter() {
                 match kv.into_inner() {
                     Ok(_) => check.entries += 1,
                     Err(e) => {
                         check.error = Some(e.to_string());
+                        check.damaged_tables = damaged_tables(&ks);
                         report.intact = false;
                         break;
                     }

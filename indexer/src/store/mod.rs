@@ -49,7 +49,9 @@ pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_ch
 pub use bulk::BulkMarker;
 #[cfg(test)]
 pub(crate) use bulk::BulkStop;
-pub use check::{ChainCheckpoint, CheckReport, JournalCheck, KeyspaceCheck, RepairReport};
+pub use check::{
+    ChainCheckpoint, CheckReport, DamagedTable, JournalCheck, KeyspaceCheck, RepairReport,
+};
 pub use error::{JournalDamage, StoreError};
 
 use crate::model::{
