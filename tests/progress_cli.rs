@@ -50,3 +50,72 @@ async fn index_without_to_shows_a_fixed_total_from_the_head_at_start() {
         "the bar's total must be fixed at the head at start:\n{screen}"
     );
 }
+
+/// Runs `paytrace ARGS` on a pseudo-terminal (under `script`) and returns what it showed.
+fn on_terminal(data_dir: &std::path::Path, args: &str) -> String {
+    let cmd = format!(
+        "{} --data-dir {} {args}",
+        env!("CARGO_BIN_EXE_paytrace"),
+        data_dir.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("PAYTRACE_CONFIG")
+        .env_remove("PAYTRACE_DATA_DIR")
+        .env("TERM", "xterm")
+        .output()
+        .expect("run `script` (util-linux) to give paytrace a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "{args} failed:\n{screen}");
+    screen
+}
+
+/// Regression: `import transfers` and `screen --file` showed no progress at all; they share
+/// the bar style of `index evm` (fixed total, rate, ETA).
+#[test]
+fn import_and_bulk_screening_show_a_bar_with_a_fixed_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = |n: u64| format!("0x{n:040x}");
+    let mut csv = String::from(
+        "token_address,from_address,to_address,value,transaction_hash,log_index,block_number,block_timestamp\n",
+    );
+    for i in 0..20_000u64 {
+        csv.push_str(&format!(
+            "{},{},{},{},0x{i:064x},{},{},{}\n",
+            addr(0xaa),
+            addr(0x10 + i % 50),
+            addr(0x100 + i % 70),
+            1000 + i,
+            i % 10,
+            i / 10,
+            1_740_787_200 + i
+        ));
+    }
+    let file = dir.path().join("t.csv");
+    std::fs::write(&file, csv).unwrap();
+    let store = dir.path().join("store");
+    let screen = on_terminal(&store, &format!("import transfers {}", file.display()));
+    assert!(screen.contains("importing"), "{screen}");
+    assert!(screen.contains("eta"), "{screen}");
+    let list = dir.path().join("addresses.txt");
+    std::fs::write(
+        &list,
+        (0..40u64)
+            .map(|i| addr(0x10 + i))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let screen = on_terminal(
+        &store,
+        &format!("screen --file {} --as-of 2025-03-02", list.display()),
+    );
+    assert!(screen.contains("/40 addresses"), "{screen}");
+    let totals: std::collections::BTreeSet<&str> = screen
+        .split_whitespace()
+        .filter_map(|w| w.split_once('/'))
+        .filter(|(pos, len)| pos.parse::<u64>().is_ok() && len.parse::<u64>().is_ok())
+        .map(|(_, len)| len)
+        .collect();
+    assert_eq!(totals, std::collections::BTreeSet::from(["40"]), "{screen}");
+}

@@ -10,7 +10,7 @@ use paytrace_app::eval::{
     AmlSimKind, EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
 };
 use paytrace_tracer::patterns::PatternKind;
-use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 /// Arguments of `paytrace eval`.
 #[derive(Debug, Args)]
@@ -150,16 +150,7 @@ impl EvalCmd {
             amlsim_kinds: self.amlsim_types.clone(),
             keep: self.keep.clone(),
         };
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = indicatif::ProgressBar::new(0);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
+        let bar = super::progress::bar("eval", 0, "steps");
         let mut progress = |done: u64, total: u64, msg: &str| {
             if let Some(b) = &bar {
                 b.set_length(total);
@@ -168,9 +159,7 @@ impl EvalCmd {
             }
         };
         let report = run_eval(&opts, &cfg, &mut progress).context("paytrace eval")?;
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
+        super::progress::finish(bar.as_ref());
         if ctx.json {
             ctx.print_json(&report)?;
         } else {

@@ -274,6 +274,9 @@ fn scan_file(
         }
     }
     let mut scan = Scan::default();
+    // The file is read twice (checked, then written): one bar per pass, in bytes.
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let bar = super::progress::bar(if log { "importing" } else { "checking" }, size, "bytes");
     // The rows of the current block and the line of its first row.
     let mut block: Vec<Row> = Vec::new();
     let mut current: Option<(u64, u64)> = None;
@@ -310,6 +313,11 @@ fn scan_file(
     };
     loop {
         let line = scan.rows + 2;
+        if let Some(b) = &bar
+            && scan.rows % 4096 == 0
+        {
+            b.set_position(rdr.position().byte());
+        }
         match rdr.read_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {}
@@ -357,6 +365,7 @@ fn scan_file(
         block.push(row);
     }
     flush(&mut block, &mut scan)?;
+    super::progress::finish(bar.as_ref());
     Ok(scan)
 }
 

@@ -282,13 +282,7 @@ impl Progress {
                 indicatif::ProgressBar::new_spinner,
                 indicatif::ProgressBar::new,
             );
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {prefix} [{bar:30}] {pos}/{len} blocks {msg} ({per_sec}, eta {eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            bar.set_style(super::progress::style("blocks"));
             bar.set_prefix(chain.to_owned());
             bar
         });

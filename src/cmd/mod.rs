@@ -14,6 +14,7 @@ pub mod index;
 pub mod init;
 pub mod labels;
 pub mod patterns;
+pub mod progress;
 pub mod query;
 pub mod report;
 pub mod screen;

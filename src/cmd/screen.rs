@@ -216,7 +216,15 @@ impl ScreenCmd {
         let threads = if bulk { self.threads } else { 1 };
         let src = CachedSource::new(&store, HISTORY_CACHE);
         let mut failed: Option<anyhow::Error> = None;
+        let bar = if bulk {
+            super::progress::bar("screen", u64::try_from(addresses.len())?, "addresses")
+        } else {
+            None
+        };
         screen_each(&src, &history, &addresses, &p, threads, |i, r| {
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
             let printed = r
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("screening {}", addresses[i]))
@@ -246,6 +254,7 @@ impl ScreenCmd {
                 }
             }
         });
+        super::progress::finish(bar.as_ref());
         if history.labels.errors() > 0 {
             tracing::warn!(
                 errors = history.labels.errors(),
