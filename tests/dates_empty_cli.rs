@@ -99,6 +99,9 @@ fn text_outputs_show_iso_times_and_no_debug_formatting() {
         }
     }
     assert!(trace.contains("read up to block 427"), "{trace}");
+    // The first arrival of each destination is a date-time, not Unix seconds.
+    assert!(trace.contains("2025-01-"), "{trace}");
+    assert!(!trace.contains(" 17"), "Unix seconds in:\n{trace}");
 }
 
 #[test]

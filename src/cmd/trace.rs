@@ -358,7 +358,7 @@ pub fn render_text(r: &TraceResult) -> String {
     );
     let _ = writeln!(
         s,
-        "  {:<44} {:<16} {:>4} {:>30}  {:<10} labels",
+        "  {:<44} {:<16} {:>4} {:>30}  {:<20} labels",
         "address", "status", "hops", "amount", "first"
     );
     for d in r.destinations.iter().take(50) {
@@ -368,12 +368,12 @@ pub fn render_text(r: &TraceResult) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<44} {:<16} {:>4} {:>30}  {:<10} {}{}",
+            "  {:<44} {:<16} {:>4} {:>30}  {:<20} {}{}",
             d.address.to_string(),
             status,
             d.hops,
             format!("{} {}", d.amount, d.asset),
-            d.first_arrival.0,
+            super::time_arg::iso(d.first_arrival),
             d.labels.join(", "),
             if d.incomplete_history {
                 " (incomplete)"
