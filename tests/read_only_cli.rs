@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{paytrace, run_ok};
+use common::{Running, paytrace, run_ok};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -115,4 +115,60 @@ fn read_commands_leave_the_store_directory_unchanged() {
     reads_write_nothing(&store, "after alerts evaluate");
     run_ok(paytrace(&store).args(["alerts", "ack", "1"]));
     reads_write_nothing(&store, "after alerts ack");
+}
+
+/// After `follow evm` stopped (its alert task stopped first, then the store persisted), the
+/// next read commands write nothing. Runs against a real anvil node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_after_follow_write_nothing() {
+    let anvil = paytrace_indexer::testutil::Anvil::spawn().await.unwrap();
+    anvil
+        .rpc()
+        .call_raw("anvil_mine", serde_json::json!(["0x14"]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let url = anvil.url().to_owned();
+    let store2 = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = paytrace(&store2);
+        c.args(["follow", "evm", "--chain", "dev", "--rpc", &url])
+            .args(["--confirmations", "0", "--poll-interval-ms", "50"]);
+        let mut f = Running::spawn(c);
+        f.wait_until(
+            "blocks 0..=20 committed",
+            std::time::Duration::from_secs(60),
+            &|r| r.last_committed().is_some_and(|b| b >= 20),
+        );
+        let st = f.signal_and_wait("-INT", std::time::Duration::from_secs(30));
+        assert!(st.success(), "follow exited with {st}");
+        for args in [
+            &["stats"][..],
+            &["alerts", "list"],
+            &["watch", "list"],
+            &[
+                "trace",
+                "0x0000000000000000000000000000000000000001",
+                "--backward",
+            ],
+        ] {
+            let before = snapshot(&store2);
+            let out = paytrace(&store2).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let d = diff(&before, &snapshot(&store2));
+            assert!(
+                d.is_empty(),
+                "after follow: `paytrace {}` wrote: {d:?}",
+                args.join(" ")
+            );
+        }
+    })
+    .await
+    .unwrap();
+    drop(store);
 }

@@ -591,3 +591,29 @@ impl WatchCmd {
         Ok(ExitCode::SUCCESS)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests only
+mod tests {
+    use super::*;
+
+    /// `FollowHook::stop` runs the last evaluation of what was committed and returns once the
+    /// task is gone (before, the task was detached and never ended: it could still write when
+    /// `follow` closed the store). The store then closes for a write-free reopen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_follow_hook_stops_cleanly_after_a_last_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hook = FollowHook::start(Config::default(), store.clone(), Duration::from_secs(3600));
+        hook.committed();
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(60), hook.stop())
+            .await
+            .expect("the hook stops without waiting for its next round");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        // The task dropped its store handle: this one is the last.
+        store.persist_for_reopen().unwrap();
+        drop(store);
+        drop(Store::open_read(dir.path()).unwrap());
+    }
+}
