@@ -70,7 +70,7 @@ fn on_terminal(data_dir: &std::path::Path, args: &str) -> String {
     screen
 }
 
-/// Regression: `import transfers` and `screen --file` showed no progress at all; they share
+/// Regression: `import transfers`, `screen --file` and `cluster run` showed no progress; they share
 /// the bar style of `index evm` (fixed total, rate, ETA).
 #[test]
 fn import_and_bulk_screening_show_a_bar_with_a_fixed_total() {
@@ -118,4 +118,7 @@ fn import_and_bulk_screening_show_a_bar_with_a_fixed_total() {
         .map(|(_, len)| len)
         .collect();
     assert_eq!(totals, std::collections::BTreeSet::from(["40"]), "{screen}");
+    // `cluster run`: blocks 0..=1999, one total from the start.
+    let screen = on_terminal(&store, "cluster run");
+    assert!(screen.contains("/2000 blocks"), "{screen}");
 }

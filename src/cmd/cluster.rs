@@ -147,9 +147,17 @@ fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::R
     };
     let mut runs: Vec<RunReport> = Vec::new();
     for name in chains {
+        let mut bar: Option<indicatif::ProgressBar> = None;
         let r = cs
-            .run(store, &name, &params, &ex)
+            .run_with_progress(store, &name, &params, &ex, &mut |done, total| {
+                let b = bar.get_or_insert_with(|| {
+                    super::progress::bar(&name, total, "blocks")
+                        .unwrap_or_else(indicatif::ProgressBar::hidden)
+                });
+                b.set_position(done);
+            })
             .with_context(|| format!("clustering chain {name}"))?;
+        super::progress::finish(bar.as_ref());
         runs.push(r);
     }
     if ctx.json {

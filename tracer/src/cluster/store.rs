@@ -572,6 +572,20 @@ impl ClusterStore {
         params: &ClusterParams,
         exchanges: &Exchanges,
     ) -> Result<RunReport, ClusterError> {
+        self.run_with_progress(store, chain_name, params, exchanges, &mut |_, _| {})
+    }
+
+    /// [`ClusterStore::run`], calling `progress(blocks_done, blocks_total)` after each range
+    /// (the total is fixed when the run starts: the blocks from the cluster checkpoint to the
+    /// chain's checkpoint).
+    pub fn run_with_progress(
+        &self,
+        store: &Store,
+        chain_name: &str,
+        params: &ClusterParams,
+        exchanges: &Exchanges,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunReport, ClusterError> {
         let info = store
             .chain_by_name(chain_name)?
             .ok_or_else(|| ClusterError::UnknownChain(chain_name.to_owned()))?;
@@ -618,6 +632,10 @@ impl ClusterStore {
             run_range(
                 store, &mut state, self, params, exchanges, info.id, info.kind, lo, hi,
             )?;
+            progress(
+                hi.0 - from.0 + 1,
+                head.number.0.saturating_sub(from.0).saturating_add(1),
+            );
             let last = hi >= head.number;
             if last || state.pending() >= params.commit_pending {
                 let cp = if last {
