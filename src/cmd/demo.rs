@@ -177,7 +177,14 @@ fn import_labels(store: &Store, s: &Scenario, dir: &Path) -> anyhow::Result<()> 
         &opts,
     )?;
     if r.rejected > 0 {
-        bail!("demo labels rejected: {:?}", r.rejects);
+        bail!(
+            "demo labels rejected: {}",
+            r.rejects
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
     Ok(())
 }
