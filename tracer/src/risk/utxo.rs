@@ -119,7 +119,7 @@ pub(crate) fn indirect_hops(flow: Flow, engine_hops: u32) -> Option<u32> {
         // Backward: the paying transaction is hop 0, its inputs hop 1, the transaction that
         // paid them hop 2, their inputs hop 3, ...
         Flow::Received => {
-            if engine_hops % 2 == 0 {
+            if engine_hops.is_multiple_of(2) {
                 // A transaction node (holds nothing).
                 return None;
             }
