@@ -515,6 +515,58 @@ fn mixed_evm_and_bitcoin_batch_report_with_exact_amounts_and_bad_rows() {
             "{stderr}"
         );
     }
+    // Convergence across chains: once a label attributes Ann's receiver (EVM) to the entity
+    // whose Bitcoin address Ben paid, the two payees meet at that entity.
+    let labels = dir.path().join("tie.csv");
+    std::fs::write(
+        &labels,
+        format!("address,category,entity\n{wallet},sanctioned,SECONDEYE SOLUTION\n"),
+    )
+    .unwrap();
+    run_json(
+        paytrace(&data)
+            .args([
+                "--json",
+                "labels",
+                "import",
+                "--format",
+                "csv",
+                "--version",
+                "2021-07-08",
+            ])
+            .arg(&labels),
+    );
+    let out = report(
+        &data,
+        &batch,
+        &[
+            "--json",
+            "--provider-address",
+            provider,
+            "--provider-address",
+            &c.provider,
+            "--token",
+            &token,
+        ],
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = r["convergence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "cluster:entity:SECONDEYE SOLUTION")
+        .unwrap_or_else(|| panic!("{:#}", r["convergence"]));
+    let payees: Vec<&str> = f["payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["payee"].as_str().unwrap())
+        .collect();
+    assert_eq!(payees, ["Ann", "Ben"], "{f:#}");
+    assert_eq!(
+        f["amounts"],
+        serde_json::json!({usdc_key: "1000000000", "bitcoin:native": "20000000"})
+    );
     // CSV: one asset key per chain family.
     let out = report(
         &data,

@@ -9,8 +9,8 @@ use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
     cluster::ClusterStore,
     report::{
-        AssetBook, ClusterLookup, MergeEvidence, Payout, Report, ReportParams, WithDeposits,
-        apply_verdicts, batch, build_report, discover_payouts, render,
+        AssetBook, ClusterLookup, EntityTies, LabelEntities, MergeEvidence, Payout, Report,
+        ReportParams, WithDeposits, apply_verdicts, batch, build_report, discover_payouts, render,
     },
     risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
 };
@@ -332,8 +332,16 @@ pub fn run_on_store(
         deposits: &clusters,
     };
     let asof = paytrace_indexer::labels::LabelStore::open(store)?;
+    // Clusters, and label entities tying addresses across chains.
+    let ties = EntityTies {
+        clusters: &clusters,
+        entities: &LabelEntities {
+            labels: &asof,
+            as_of: labels_as_of,
+        },
+    };
     let mut r = build_report(
-        store, &labels, &asof, &clusters, title, providers, payouts, issues, assets, params,
+        store, &labels, &asof, &ties, title, providers, payouts, issues, assets, params,
     )?;
     if let Some(p) = verdicts {
         let history = screen_history(store, &clusters)?;

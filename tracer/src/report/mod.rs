@@ -351,6 +351,77 @@ impl ClusterLookup for HashMap<Address, String> {
     }
 }
 
+/// The entities labels attribute addresses to (the label store plugs in here): what ties an
+/// EVM address and a Bitcoin address of one owner when no clustering can (clustering works
+/// within one chain).
+pub trait EntityLookup {
+    /// The entity a label of a [`TIE_CATEGORIES`] category attributes `address` to, if any.
+    fn entity_of(&self, address: &Address) -> Option<String>;
+}
+
+/// Label categories whose entity ties the addresses it labels into one owner for convergence:
+/// a sanctioned person or group, a scammer, a hacker, a ransomware group, a known owner. Shared
+/// services (exchanges and their deposit addresses, bridges, DeFi, mixers, wallet services,
+/// OTC desks, gambling, miners, payroll providers) are used by unrelated people and tie nothing.
+pub const TIE_CATEGORIES: [&str; 5] = ["sanctioned", "scam", "hack", "ransomware", "unknown"];
+
+impl EntityLookup for HashMap<Address, String> {
+    fn entity_of(&self, address: &Address) -> Option<String> {
+        self.get(address).cloned()
+    }
+}
+
+/// The label store's entities (labels valid on `as_of`, today when `None`), restricted to
+/// [`TIE_CATEGORIES`].
+pub struct LabelEntities<'a> {
+    /// The label store.
+    pub labels: &'a paytrace_indexer::labels::LabelStore,
+    /// The day the labels must hold on.
+    pub as_of: Option<paytrace_indexer::labels::Date>,
+}
+
+impl EntityLookup for LabelEntities<'_> {
+    fn entity_of(&self, address: &Address) -> Option<String> {
+        match self.labels.labels_for(address, self.as_of) {
+            Ok(ls) => ls
+                .into_iter()
+                .find(|l| TIE_CATEGORIES.contains(&l.category.as_str()))
+                .map(|l| l.entity),
+            Err(e) => {
+                tracing::warn!(address = %address, error = %e, "label look-up failed; no entity tie");
+                None
+            }
+        }
+    }
+}
+
+/// Clusters, with addresses outside every cluster tied by their labels' entity (cluster
+/// `entity:<name>`): a payee paid on an EVM chain and one paid on Bitcoin whose value reaches
+/// addresses of one entity on each chain converge there.
+pub struct EntityTies<'a, C: ?Sized, E: ?Sized> {
+    /// The clustering.
+    pub clusters: &'a C,
+    /// The label entities.
+    pub entities: &'a E,
+}
+
+impl<C: ClusterLookup + ?Sized, E: EntityLookup + ?Sized> ClusterLookup for EntityTies<'_, C, E> {
+    fn cluster_of(&self, address: &Address) -> Option<String> {
+        self.clusters.cluster_of(address).or_else(|| {
+            self.entities
+                .entity_of(address)
+                .map(|e| format!("entity:{e}"))
+        })
+    }
+
+    fn merge_evidence(&self, cluster: &str, addresses: &[Address]) -> Vec<MergeEvidence> {
+        if cluster.starts_with("entity:") {
+            return Vec::new();
+        }
+        self.clusters.merge_evidence(cluster, addresses)
+    }
+}
+
 /// Sanctions as of a date (labels are valid in time; a payout is judged by the listing in
 /// force when the value arrived).
 pub trait AsOfLabels {

@@ -325,3 +325,64 @@ fn mixed_evm_and_bitcoin_report_keeps_units_apart_and_converges_across_chains() 
         "{csv}"
     );
 }
+
+#[test]
+fn a_label_entity_on_both_chains_ties_evm_and_bitcoin_payees() {
+    let g = mixed_graph();
+    let csv = format!(
+        "payee,address,chain,asset,amount\n\
+         Ann,{ann},ethereum,USDC,2\n\
+         Ben,{BEN},bitcoin,BTC,0.25\n",
+        ann = evm(10)
+    );
+    let (rows, _) = batch::parse("mixed.csv", csv.as_bytes(), &book()).unwrap();
+    let providers = [evm(1), btc(PROVIDER)];
+    let (payouts, _) = batch::match_rows(&g, "mixed.csv", &rows, &providers, None).unwrap();
+    // No clustering; labels attribute wallet 20 (EVM) and WALLET (Bitcoin) to one entity.
+    let entities: HashMap<Address, String> = [
+        (evm(20), "Tetra".to_owned()),
+        (btc(WALLET), "Tetra".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let ties = EntityTies {
+        clusters: &NoClusters,
+        entities: &entities,
+    };
+    let r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &ties,
+        "mixed",
+        &providers,
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    let f = r
+        .convergence
+        .iter()
+        .find(|f| f.key == "cluster:entity:Tetra")
+        .unwrap_or_else(|| panic!("{:#?}", r.convergence));
+    let names: Vec<&str> = f.payees.iter().map(|p| p.payee.as_str()).collect();
+    assert_eq!(names, ["Ann", "Ben"]);
+    assert_eq!(f.addresses, vec![evm(20), btc(WALLET)]);
+    // Without the tie, two payees on two chains never meet.
+    let r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "mixed",
+        &providers,
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    assert!(r.convergence.is_empty(), "{:#?}", r.convergence);
+}
