@@ -2,6 +2,7 @@
 //! merkle roots, blk*.dat framing) that pays real OFAC-listed XBT addresses, indexed with
 //! `paytrace index btc --blk-file`:
 //!
+//! * the real mainnet blocks 1–255 screened through their transactions (a test listing);
 //! * OFAC sanctions on Bitcoin: the SDN CSV (XBT remarks, joined with the comments file) and
 //!   the XBT list import as `bitcoin` labels; `screen` finds direct and indirect exposure
 //!   through transaction nodes, as of a date;
@@ -593,4 +594,49 @@ fn mixed_evm_and_bitcoin_batch_report_with_exact_amounts_and_bad_rows() {
             .any(|l| l.starts_with("Cat,") && l.contains(",bitcoin:native,50000000,")),
         "{csv}"
     );
+}
+
+/// The real mainnet blocks 1–255: with a test listing of 15NUwyBYrZcnUgTagsm1A7M2yL2GntpuaZ
+/// (which received, in block 187, the 1 BTC that 12cbQ… paid 13HtsYzn… in block 183), 13Htsy…
+/// sent to it directly and 12cbQ… indirectly, one address further, 1 BTC each; as of the day
+/// before those blocks, neither.
+#[test]
+fn real_blocks_screened_through_their_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let blocks = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/btc/blocks1-256.dat"
+    );
+    run_json(paytrace(&data).args(["--json", "index", "btc", "--blk-file", blocks]));
+    let listed = "15NUwyBYrZcnUgTagsm1A7M2yL2GntpuaZ";
+    let csv = dir.path().join("listing.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "address,category,entity,valid_from\n{listed},sanctioned,test listing,2009-01-01\n"
+        ),
+    )
+    .unwrap();
+    run_json(
+        paytrace(&data)
+            .args(["--json", "labels", "import", "--format", "csv"])
+            .arg(&csv),
+    );
+    let t = |k: &str, hops: u64| {
+        (
+            k.to_owned(),
+            "sent".to_owned(),
+            COIN.to_string(),
+            hops,
+            id(listed),
+        )
+    };
+    let hts = screen(&data, "13HtsYzne8xVPdGDnmJX8gHgBZerAfJGEf", "2009-01-31");
+    assert_eq!(sanctioned(&hts), vec![t("direct", 0)], "{hts:#}");
+    assert_eq!(hts["level"], "severe");
+    let payer = screen(&data, "12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", "2009-01-31");
+    assert_eq!(sanctioned(&payer), vec![t("indirect", 1)], "{payer:#}");
+    let early = screen(&data, "12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", "2009-01-11");
+    assert!(sanctioned(&early).is_empty(), "{early:#}");
 }
