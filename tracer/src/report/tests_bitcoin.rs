@@ -222,6 +222,19 @@ fn bitcoin_payouts_are_found_through_transaction_nodes() {
     assert!(issues.is_empty(), "{issues:?}");
     assert_eq!(payouts[0].from, p);
     assert_eq!(payouts[0].key, found[0].key);
+    // The row's txid as explorers print it (64 hex digits, no 0x) picks the transaction.
+    let txid = alloy_primitives::hex::encode(found[1].tx_hash.0);
+    let csv = format!(
+        "payee,address,chain,asset,amount,tx_hash\nCat,{CAT},bitcoin,BTC,0.5,{txid}\n\
+         Cat,{CAT},bitcoin,BTC,0.5,{}\n",
+        "ab".repeat(32)
+    );
+    let (cat_rows, issues) = batch::parse("t.csv", csv.as_bytes(), &book()).unwrap();
+    assert!(issues.is_empty(), "{issues:?}");
+    let (matched, unmatched) = batch::match_rows(&g, "t.csv", &cat_rows, &[p], None).unwrap();
+    assert_eq!(matched.len(), 1);
+    assert_eq!(matched[0].key, found[1].key);
+    assert_eq!(unmatched[0].line, 3);
     let (payouts, issues) = batch::match_rows(&g, "b.csv", &rows, &[btc(WALLET)], None).unwrap();
     assert!(payouts.is_empty());
     assert_eq!(issues[0].kind, batch::IssueKind::Unmatched);
