@@ -385,6 +385,42 @@ fn bitcoin_only_batch_report_in_btc() {
     assert_eq!(sdn["address"], id(SDN));
     assert_eq!(sdn["sanctioned_entity"], "SECONDEYE SOLUTION");
     assert_eq!(r["summary"]["flagged_payees"], serde_json::json!(["Ben"]));
+    // The same payroll found on chain from a config provider paying in BTC: the outputs of
+    // its transaction except its change.
+    let cfg = dir.path().join("paytrace.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[providers]]\nname = \"BTC Payroll\"\nchain = \"bitcoin\"\naddresses = [\"{}\"]\nassets = [\"BTC\"]\n",
+            c.provider
+        ),
+    )
+    .unwrap();
+    let found = run_json(paytrace(&data).arg("--config").arg(&cfg).args([
+        "--json",
+        "report",
+        "payouts",
+        "--provider",
+        "BTC Payroll",
+    ]));
+    let got: Vec<(&str, &str)> = found["payouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["address"].as_str().unwrap(),
+                p["amount"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (id(&c.ben).as_str(), "25000000"),
+            (id(&c.cat).as_str(), "50000000")
+        ]
+    );
     // HTML in BTC units.
     let out = report(
         &data,
