@@ -673,6 +673,9 @@ fn real_blocks_screened_through_their_transactions() {
     assert_eq!(hts["level"], "severe");
     let payer = screen(&data, "12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", "2009-01-31");
     assert_eq!(sanctioned(&payer), vec![t("indirect", 1)], "{payer:#}");
+    // 1 of the 32 BTC 12cbQ… paid others (10 + 10 + 1 + 1 + 10; its change is not a payment).
+    let share = payer["indirect"][0]["share"].as_f64().unwrap();
+    assert!((share - 1.0 / 32.0).abs() < 1e-12, "{payer:#}");
     let early = screen(&data, "12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3S", "2009-01-11");
     assert!(sanctioned(&early).is_empty(), "{early:#}");
 }

@@ -391,23 +391,33 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
     }
 
     // A Bitcoin address is screened through its transaction nodes (risk/utxo.rs).
+    // Its transfers with its real counterparties are what it sent and received: shares of
+    // exposures are of their totals (change excluded).
     let utxo = utxo::is_utxo_holder(address);
+    let (sent, received) = if utxo {
+        let keep = |t: &Transfer| t.time <= until;
+        (
+            utxo::through_tx_nodes(src, address, &outs, Flow::Sent, p.chain, &keep)?,
+            utxo::through_tx_nodes(src, address, &ins, Flow::Received, p.chain, &keep)?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let (sent, received): (&[Transfer], &[Transfer]) = if utxo {
+        (&sent, &received)
+    } else {
+        (&outs, &ins)
+    };
     let mut direct = Vec::new();
-    for (flow, list) in [(Flow::Sent, &outs), (Flow::Received, &ins)] {
-        if utxo {
-            let seen =
-                utxo::through_tx_nodes(src, address, list, flow, p.chain, &|t| t.time <= until)?;
-            direct.extend(direct_exposure(history, &labels, p, flow, &seen)?);
-        } else {
-            direct.extend(direct_exposure(history, &labels, p, flow, list)?);
-        }
+    for (flow, list) in [(Flow::Sent, sent), (Flow::Received, received)] {
+        direct.extend(direct_exposure(history, &labels, p, flow, list)?);
     }
     let mut indirect = Vec::new();
     let mut reached = Vec::new();
     let mut network = Vec::new();
     if p.hops > 0 {
         let (fwd, r, wallets) = forward_exposure(
-            src, history, &labels, p, address, &outs, until, utxo, &mut stats,
+            src, history, &labels, p, address, &outs, sent, until, utxo, &mut stats,
         )?;
         indirect.extend(fwd);
         reached = r;
@@ -416,8 +426,8 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         )?;
         reasons.extend(network.iter().map(|n| n.reason(p)));
         // A Bitcoin address's change (outputs of transactions it spent in) is its own value,
-        // not value received.
-        let received: std::borrow::Cow<'_, [Transfer]> = if utxo {
+        // not value received: no backward seed.
+        let seeds: std::borrow::Cow<'_, [Transfer]> = if utxo {
             ins.iter()
                 .filter(|t| !outs.iter().any(|o| o.to == t.from))
                 .cloned()
@@ -426,7 +436,7 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
             std::borrow::Cow::Borrowed(&ins)
         };
         indirect.extend(backward_exposure(
-            src, history, &labels, p, &received, until, utxo, &mut stats,
+            src, history, &labels, p, &seeds, received, until, utxo, &mut stats,
         )?);
     }
     for e in direct.iter_mut().chain(indirect.iter_mut()) {
@@ -741,6 +751,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     p: &ScreenParams,
     address: &Address,
     outs: &[Transfer],
+    sent: &[Transfer],
     until: Timestamp,
     utxo: bool,
     stats: &mut ScreenStats,
@@ -748,7 +759,9 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     if outs.is_empty() {
         return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
-    let tot = totals(outs)?;
+    // Shares are of what the address sent to its counterparties (`sent`: for a Bitcoin
+    // address, the outputs it paid, change excluded).
+    let tot = totals(sent)?;
     let min = tot
         .values()
         .map(|t| share_of(*t, p.scoring.min_share / 10.0))
@@ -854,6 +867,7 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
     labels: &AsOfLabels<'_, H>,
     p: &ScreenParams,
     ins: &[Transfer],
+    received: &[Transfer],
     until: Timestamp,
     utxo: bool,
     stats: &mut ScreenStats,
@@ -880,7 +894,8 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
         stats.transfers_read += r.stats.transfers_read;
         collect_indirect(history, &r, Flow::Received, utxo, &mut by)?;
     }
-    let tot = totals(ins)?;
+    // Shares are of what the address received from its counterparties.
+    let tot = totals(received)?;
     Ok(by
         .into_values()
         .map(|mut e| {

@@ -144,6 +144,10 @@ fn sent_to_a_sanctioned_address_directly_and_indirectly() {
     let e = only(&d.indirect, Flow::Sent);
     assert_eq!(e.hops, 1);
     assert_eq!(e.amount, Amount::from_u64(COIN / 5));
+    assert!((e.share - 0.2).abs() < 1e-12, "{}", e.share);
+    // B received 0.5 BTC from A (and no change): all of it traces back to S.
+    let b = only(&screen_of(B).indirect, Flow::Received).share;
+    assert!((b - 1.0).abs() < 1e-12, "{b}");
 }
 
 #[test]
