@@ -134,9 +134,7 @@ pub fn parse_bitcoin_address(text: &str) -> Result<Address, String> {
     };
     let t = text.trim();
     if t.starts_with("0x") || t.starts_with("0X") {
-        return Err(format!(
-            "{t:?} is an EVM address, not a Bitcoin address (the row's chain is bitcoin)"
-        ));
+        return Err(format!("{t:?} is an EVM address, not a Bitcoin address"));
     }
     let unchecked: bitcoin::Address<NetworkUnchecked> =
         t.parse().map_err(|e: bitcoin::address::ParseError| {
