@@ -115,6 +115,32 @@ fn assert_truth(out: &Path, summary: &Value) {
             assert_eq!(x["result"]["level"], "severe", "{x:#}");
             continue;
         }
+        if name == "operator (bitcoin)" {
+            // Screened on the Bitcoin chain through its transaction nodes: the facilitator's
+            // Bitcoin address is two addresses after its direct counterparties.
+            let r = &x["result"];
+            assert!(
+                matches!(r["level"].as_str().unwrap(), "high" | "severe"),
+                "{x:#}"
+            );
+            let btc_sdn = scenario["bitcoin"]["parties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "facilitator")
+                .unwrap()["id"]
+                .clone();
+            assert!(
+                r["indirect"].as_array().unwrap().iter().any(|e| {
+                    e["category"] == "sanctioned"
+                        && e["direction"] == "sent"
+                        && e["hops"] == 2
+                        && e["counterparties"].as_array().unwrap().contains(&btc_sdn)
+                }),
+                "{x:#}"
+            );
+            continue;
+        }
         let r = &x["result"];
         if r["indirect"].as_array().unwrap().iter().any(|e| {
             e["category"] == "sanctioned"
@@ -133,7 +159,8 @@ fn assert_truth(out: &Path, summary: &Value) {
     }
     assert_eq!(exposed, fakes);
     assert_eq!(raised, fakes);
-    assert_eq!(summary["screening"].as_array().unwrap().len(), 13);
+    assert_eq!(summary["screening"].as_array().unwrap().len(), 14);
+    assert_bitcoin_leg(out, summary, &scenario);
     // Independently of the binary's own check: the convergence points and shared deposit
     // addresses are exactly the planted ones, with the planted payees.
     for (rk, tk) in [
@@ -189,6 +216,67 @@ fn assert_truth(out: &Path, summary: &Value) {
         .collect();
     assert_eq!(flagged, fakes);
     assert_eq!(report["summary"]["payouts"], 72);
+}
+
+/// The Bitcoin leg: the operator's 1.5 BTC withdrawal from the exchange, traced on the demo's
+/// Bitcoin chain, ends exactly where the scenario put it (cash-out wallet, exchange deposit,
+/// the facilitator's Bitcoin address, three fees), in satoshis in JSON and BTC in HTML.
+fn assert_bitcoin_leg(out: &Path, summary: &Value, scenario: &Value) {
+    let b = &summary["bitcoin"];
+    let leg = &scenario["bitcoin"];
+    assert_eq!(b["chain"], "demo-btc");
+    assert_eq!(b["withdrawal"], "150000000");
+    assert_eq!(b["withdrawal_tx"], leg["withdrawal_txid"]);
+    assert!(b["operator"].as_str().unwrap().starts_with("bc1q"), "{b:#}");
+    let got: BTreeSet<(String, String, String, u64)> = b["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["address"].as_str().unwrap().to_owned(),
+                d["kind"].as_str().unwrap().to_owned(),
+                d["amount"].as_str().unwrap().to_owned(),
+                d["hops"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String, String, u64)> = leg["destinations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(a, d)| {
+            (
+                a.clone(),
+                d["kind"].as_str().unwrap().to_owned(),
+                d["amount"].as_str().unwrap().to_owned(),
+                d["hops"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    let amounts: Vec<u64> = want.iter().map(|d| d.2.parse().unwrap()).collect();
+    assert_eq!(
+        amounts.iter().sum::<u64>(),
+        150_000_000,
+        "all of it accounted for"
+    );
+    // One fee of 0.0001 BTC per peel transaction after the withdrawal.
+    let fees: Vec<&str> = want
+        .iter()
+        .filter(|d| d.1 == "fee")
+        .map(|d| d.2.as_str())
+        .collect();
+    assert_eq!(fees, ["10000"; 3]);
+    let r = read_json(&out.join("bitcoin-report.json"));
+    assert_eq!(r["summary"]["paid"]["bitcoin:native"], "150000000");
+    assert_eq!(r["assets"]["assets"]["bitcoin:native"]["symbol"], "BTC");
+    let html = std::fs::read_to_string(out.join("bitcoin-report.html")).unwrap();
+    assert!(
+        html.contains("1.5 BTC") || html.contains("1.50000000 BTC"),
+        "BTC units"
+    );
+    assert!(html.contains(" BTC") && !html.contains(" ETH"));
 }
 
 #[test]

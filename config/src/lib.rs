@@ -558,8 +558,24 @@ impl Config {
                     "at least one hot-wallet address".to_owned(),
                 ));
             }
+            // A provider on a Bitcoin chain (a `bitcoin` chain section, or the chain named
+            // `bitcoin`/`btc` without one) pays from Bitcoin addresses in BTC; the binary checks
+            // each address fully (checksum, network) when it reads it.
+            let bitcoin = match self.chains.get(&p.chain) {
+                Some(c) => c.kind == ChainKind::Bitcoin,
+                None => p.chain == "bitcoin" || p.chain == "btc",
+            };
             for (j, a) in p.addresses.iter().enumerate() {
-                if !is_hex_address(a) {
+                if bitcoin && !is_bitcoin_address_form(a) {
+                    return Err(bad(
+                        &format!("addresses[{j}]"),
+                        format!(
+                            "a Bitcoin address (base58 or bech32) on the Bitcoin chain `{}` (found `{a}`)",
+                            p.chain
+                        ),
+                    ));
+                }
+                if !bitcoin && !is_hex_address(a) {
                     return Err(bad(
                         &format!("addresses[{j}]"),
                         format!("0x followed by 40 hex digits (found `{a}`)"),
@@ -569,6 +585,7 @@ impl Config {
             let tokens = self.chains.get(&p.chain).map(|c| &c.tokens);
             for (j, a) in p.assets.iter().enumerate() {
                 let known = a == "native"
+                    || (bitcoin && a.eq_ignore_ascii_case("BTC"))
                     || is_hex_address(a)
                     || tokens.is_some_and(|t| t.iter().any(|t| t.symbol.eq_ignore_ascii_case(a)));
                 if !known {
@@ -741,6 +758,19 @@ fn placeholder_names(template: &str) -> Vec<String> {
 }
 
 /// `Ok` when `value` is in `range`, else what is expected and what was found.
+/// The form of a Bitcoin address: base58 (`1…`, `3…`) or bech32/bech32m (`bc1…`), 26 to 90
+/// characters of their alphabets. Checksums and networks are checked where the address is read.
+fn is_bitcoin_address_form(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    (26..=90).contains(&s.len())
+        && if lower.starts_with("bc1") {
+            s.bytes().all(|b| b.is_ascii_alphanumeric())
+        } else {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() && !b"0OIl".contains(&b))
+        }
+}
+
 fn is_hex_address(s: &str) -> bool {
     s.strip_prefix("0x")
         .is_some_and(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -49,3 +49,29 @@ fn bad_providers_name_the_key() {
     let unknown_key = GOOD.replace("assets =", "wallets =");
     assert!(Config::parse(&unknown_key, Path::new("t.toml")).is_err());
 }
+
+#[test]
+fn bitcoin_providers_pay_from_bitcoin_addresses_in_btc() {
+    let cfg = "[[providers]]\nname = \"BTC Payroll\"\nchain = \"bitcoin\"\n\
+               addresses = [\"bc1qm34lsc65zpw79lxes69zkqmk6ee3ewf0j77s3h\", \"12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h\"]\n\
+               assets = [\"BTC\"]\n";
+    let c = Config::parse(cfg, Path::new("t.toml")).unwrap();
+    assert_eq!(c.provider("BTC Payroll").unwrap().addresses.len(), 2);
+    // An EVM address on the Bitcoin chain, and a Bitcoin address on an EVM chain, are refused.
+    let evm = cfg.replace(
+        "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h",
+        "0x1111111111111111111111111111111111111111",
+    );
+    assert_eq!(invalid_key(&evm), "providers[0].addresses[1]");
+    let on_eth = GOOD.replace(
+        "0x1111111111111111111111111111111111111111",
+        "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h",
+    );
+    assert_eq!(invalid_key(&on_eth), "providers[0].addresses[0]");
+    // A chain section of kind bitcoin under another name.
+    let named = format!(
+        "[chains.btc-main]\nkind = \"bitcoin\"\n\n{}",
+        cfg.replace("chain = \"bitcoin\"", "chain = \"btc-main\"")
+    );
+    assert!(Config::parse(&named, Path::new("t.toml")).is_ok());
+}

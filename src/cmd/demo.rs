@@ -74,8 +74,43 @@ pub struct DemoSummary<'a> {
     pub files: &'a Written,
     /// The ground truth file.
     pub ground_truth: PathBuf,
+    /// The Bitcoin leg: the operator's withdrawal from the exchange traced on the demo's
+    /// Bitcoin chain.
+    pub bitcoin: DemoBitcoin,
     /// Differences between findings and ground truth (empty: all found exactly).
     pub truth_mismatches: &'a [String],
+}
+
+/// The Bitcoin leg of the demo, as found.
+#[derive(Debug, Serialize)]
+pub struct DemoBitcoin {
+    /// Chain name in the demo's store.
+    pub chain: String,
+    /// Transfers indexed on it.
+    pub transfers: u64,
+    /// The operator's Bitcoin address.
+    pub operator: String,
+    /// The withdrawal transaction.
+    pub withdrawal_tx: String,
+    /// The withdrawal, satoshis.
+    pub withdrawal: paytrace_indexer::Amount,
+    /// Where it went: address (or `tx:<txid>` for fees), kind, satoshis, hops.
+    pub destinations: Vec<DemoBtcDestination>,
+    /// The report of the withdrawal (JSON, as `report payouts`).
+    pub report_file: PathBuf,
+}
+
+/// One destination of the Bitcoin withdrawal.
+#[derive(Debug, Serialize)]
+pub struct DemoBtcDestination {
+    /// Bitcoin address, or `tx:<txid>` for a fee.
+    pub address: String,
+    /// Kind (as in the payout report).
+    pub kind: &'static str,
+    /// Satoshis that ended there.
+    pub amount: paytrace_indexer::Amount,
+    /// Hops after the operator's address.
+    pub hops: u32,
 }
 
 /// One screened address of the demo.
@@ -93,28 +128,77 @@ pub struct DemoScreen {
     pub reason: Option<String>,
 }
 
+/// Name of the screening of the operator's Bitcoin address in the demo's screening list.
+pub const OPERATOR_BTC: &str = "operator (bitcoin)";
+
 /// Screens every payee and the operator wallet as of the scenario's last day, with the config's
-/// `[risk]` scoring (defaults unless a config says otherwise).
+/// `[risk]` scoring (defaults unless a config says otherwise), then the operator's Bitcoin
+/// address on the Bitcoin leg's chain (`btc_chain`).
 fn screen_scenario(
     ctx: &Context,
     store: &Store,
     s: &Scenario,
     chain: Option<paytrace_indexer::ChainId>,
+    btc_chain: Option<paytrace_indexer::ChainId>,
 ) -> anyhow::Result<Vec<(String, ScreenResult)>> {
     let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(s.end().0)?)
         .context("the scenario's last day")?;
     let p = super::screen::screen_params(&ctx.config.risk, as_of, chain);
+    let p_btc = super::screen::screen_params(&ctx.config.risk, as_of, btc_chain);
     let clusters = super::report::StoreClusters::open(store)?;
     let history = super::report::screen_history(store, &clusters)?;
     s.payees
         .iter()
-        .map(|x| (x.name.clone(), x.address))
-        .chain([("operator".to_owned(), s.truth.operator)])
-        .map(|(name, a)| {
-            let r = screen(store, &history, &a, &p).with_context(|| format!("screening {a}"))?;
+        .map(|x| (x.name.clone(), x.address, &p))
+        .chain([
+            ("operator".to_owned(), s.truth.operator, &p),
+            (OPERATOR_BTC.to_owned(), s.bitcoin.operator(), &p_btc),
+        ])
+        .map(|(name, a, p)| {
+            let r = screen(store, &history, &a, p).with_context(|| format!("screening {a}"))?;
             Ok((name, r))
         })
         .collect()
+}
+
+/// Reports the Bitcoin leg: the exchange's withdrawal to the operator's Bitcoin address, traced
+/// on the leg's chain with the demo's labels (as `report payouts --provider-address` does),
+/// written to `bitcoin-report.json` and `bitcoin-report.html` in `out`.
+fn report_bitcoin(
+    store: &Store,
+    s: &Scenario,
+    params: &ReportParams,
+    as_of: Option<paytrace_indexer::labels::Date>,
+    out: &Path,
+) -> anyhow::Result<(paytrace_tracer::report::Report, PathBuf)> {
+    let leg = &s.bitcoin;
+    let chain = store.chain_by_name(&leg.chain)?.map(|c| c.id);
+    let names: HashMap<Address, String> = [(leg.operator(), OPERATOR_BTC.to_owned())]
+        .into_iter()
+        .collect();
+    let payouts = discover_payouts(store, &[leg.exchange()], None, None, None, chain, &names)?;
+    let mut params = params.clone();
+    params.trace.chain = chain;
+    let mut book = paytrace_tracer::report::AssetBook::new();
+    book.insert_bitcoin();
+    let report = run_on_store(
+        store,
+        "ExampleX Exchange: the operator's Bitcoin withdrawal",
+        &[leg.exchange()],
+        &payouts,
+        Vec::new(),
+        book,
+        &params,
+        as_of,
+        None,
+    )?;
+    let json = out.join("bitcoin-report.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    let html = out.join("bitcoin-report.html");
+    std::fs::write(&html, paytrace_tracer::report::render::to_html(&report))
+        .with_context(|| format!("writing {}", html.display()))?;
+    Ok((report, json))
 }
 
 fn fresh_store(dir: &Path) -> anyhow::Result<Store> {
@@ -212,6 +296,13 @@ impl DemoCmd {
             let n = ingest_offline(&store, &s)?;
             (s, n, "offline")
         };
+        // The Bitcoin leg is written through the Bitcoin indexer's own decode and write path
+        // in both modes (there is no Bitcoin node to deploy it on).
+        let btc_transfers = scenario
+            .bitcoin
+            .ingest(&store)
+            .context("writing the demo's Bitcoin leg")?;
+        store.persist()?;
         import_labels(&store, &scenario, out)?;
         // Clustering with the default parameters (deposit addresses, airdrops); the report
         // reads the clusters for its "payees in one cluster" findings.
@@ -272,7 +363,9 @@ impl DemoCmd {
             Some(&verdict_params),
         )?;
         let written = write_report(&report, out, &[Format::Html, Format::Json, Format::Csv])?;
-        let screened = screen_scenario(ctx, &store, &scenario, chain)?;
+        let btc_chain = store.chain_by_name(&scenario.bitcoin.chain)?.map(|c| c.id);
+        let (btc_report, btc_file) = report_bitcoin(&store, &scenario, &params, as_of, out)?;
+        let screened = screen_scenario(ctx, &store, &scenario, chain, btc_chain)?;
         let screening_file = out.join("screening.json");
         let body: Vec<_> = screened
             .iter()
@@ -291,10 +384,39 @@ impl DemoCmd {
             &report,
             &scenario.truth,
         ));
+        let (evm_screened, btc_screened): (Vec<_>, Vec<_>) = screened
+            .iter()
+            .cloned()
+            .partition(|(n, _)| n != OPERATOR_BTC);
         mismatches.extend(paytrace_tracer::demo::check_screening(
-            &screened,
+            &evm_screened,
             &scenario.truth,
         ));
+        mismatches.extend(scenario.bitcoin.check(&btc_report));
+        match btc_screened.first() {
+            Some((_, r)) => mismatches.extend(scenario.bitcoin.check_screening(r)),
+            None => mismatches.push("the operator's Bitcoin address was not screened".into()),
+        }
+        let leg = &scenario.bitcoin;
+        let bitcoin = DemoBitcoin {
+            chain: leg.chain.clone(),
+            transfers: btc_transfers,
+            operator: leg.text(&leg.operator()),
+            withdrawal_tx: leg.withdrawal_txid.clone(),
+            withdrawal: leg.withdrawal,
+            destinations: btc_report
+                .payouts
+                .iter()
+                .flat_map(|p| &p.destinations)
+                .map(|d| DemoBtcDestination {
+                    address: leg.text(&d.address),
+                    kind: d.kind.as_str(),
+                    amount: d.amount,
+                    hops: d.hops,
+                })
+                .collect(),
+            report_file: btc_file,
+        };
         let screening: Vec<DemoScreen> = screened
             .iter()
             .map(|(name, r)| DemoScreen {
@@ -323,6 +445,7 @@ impl DemoCmd {
                 screening_file,
                 files: &written,
                 ground_truth: truth_path.clone(),
+                bitcoin,
                 truth_mismatches: &mismatches,
             })?;
         } else {
@@ -332,6 +455,24 @@ impl DemoCmd {
                 store_dir.display()
             );
             print_summary(ctx, &report, &written)?;
+            let book = &btc_report.assets;
+            println!(
+                "Bitcoin ({}): the operator withdrew {} from the exchange to {} (tx {}); traced there ({}):",
+                bitcoin.chain,
+                book.format_key(paytrace_tracer::report::BITCOIN_NATIVE, bitcoin.withdrawal),
+                bitcoin.operator,
+                bitcoin.withdrawal_tx,
+                bitcoin.report_file.display()
+            );
+            for d in &bitcoin.destinations {
+                println!(
+                    "  {} {}: {} ({})",
+                    d.kind.replace('_', " "),
+                    d.address,
+                    book.format_key(paytrace_tracer::report::BITCOIN_NATIVE, d.amount),
+                    paytrace_tracer::risk::hops_text(d.hops)
+                );
+            }
             println!(
                 "Screening as of the scenario's last day, {} ({}):",
                 report.verdicts_as_of.as_deref().unwrap_or(""),
@@ -341,7 +482,7 @@ impl DemoCmd {
                 println!(
                     "  {} {}: {} ({:.0}) {}",
                     x.name,
-                    x.address,
+                    leg.text(&x.address),
                     x.level,
                     x.score,
                     x.reason.as_deref().unwrap_or("")

@@ -9,8 +9,8 @@ use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
     cluster::ClusterStore,
     report::{
-        AssetBook, ClusterLookup, MergeEvidence, Payout, Report, ReportParams, WithDeposits,
-        apply_verdicts, batch, build_report, discover_payouts, render,
+        AssetBook, ClusterLookup, EntityTies, LabelEntities, MergeEvidence, Payout, Report,
+        ReportParams, WithDeposits, apply_verdicts, batch, build_report, discover_payouts, render,
     },
     risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
 };
@@ -113,6 +113,7 @@ fn parse_model(s: &str) -> Result<Model, String> {
 pub fn asset_book(ctx: &Context, flags: &[String]) -> anyhow::Result<AssetBook> {
     let mut b = AssetBook::new();
     b.insert(Asset::Native, "ETH", 18);
+    b.insert_bitcoin();
     for c in ctx.config.chains.values() {
         for t in &c.tokens {
             let a: Address = t.address.to_ascii_lowercase().parse()?;
@@ -133,6 +134,27 @@ pub fn asset_book(ctx: &Context, flags: &[String]) -> anyhow::Result<AssetBook> 
         b.insert(Asset::Token(a), sym, dec);
     }
     Ok(b)
+}
+
+/// A provider address: an EVM address (any case) or `script:`/`tx:` id, or a Bitcoin mainnet
+/// address.
+fn parse_provider(text: &str) -> anyhow::Result<Address> {
+    let t = text.trim();
+    if t.starts_with("0x") || t.starts_with("0X") {
+        return Ok(t.to_ascii_lowercase().parse::<Address>()?);
+    }
+    t.parse::<Address>()
+        .or_else(|_| batch::parse_bitcoin_address(t).map_err(anyhow::Error::msg))
+}
+
+/// The names of the store's Bitcoin chains (batch rows naming one are Bitcoin rows).
+fn bitcoin_chains(store: &Store) -> anyhow::Result<Vec<String>> {
+    Ok(store
+        .chains()?
+        .into_iter()
+        .filter(|c| c.kind == paytrace_indexer::ChainKind::Bitcoin)
+        .map(|c| c.name)
+        .collect())
 }
 
 /// Where the files went.
@@ -297,8 +319,16 @@ pub fn run_on_store(
         deposits: &clusters,
     };
     let asof = paytrace_indexer::labels::LabelStore::open(store)?;
+    // Clusters, and label entities tying addresses across chains.
+    let ties = EntityTies {
+        clusters: &clusters,
+        entities: &LabelEntities {
+            labels: &asof,
+            as_of: labels_as_of,
+        },
+    };
     let mut r = build_report(
-        store, &labels, &asof, &clusters, title, providers, payouts, issues, assets, params,
+        store, &labels, &asof, &ties, title, providers, payouts, issues, assets, params,
     )?;
     if let Some(p) = verdicts {
         let history = screen_history(store, &clusters)?;
@@ -424,8 +454,11 @@ impl PayoutsArgs {
                     let addrs = p
                         .addresses
                         .iter()
-                        .map(|a| a.to_ascii_lowercase().parse::<Address>())
-                        .collect::<Result<Vec<_>, _>>()?;
+                        .map(|a| {
+                            parse_provider(a)
+                                .with_context(|| format!("provider {name:?}: address {a:?}"))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
                     let assets_f = if p.assets.is_empty() {
                         None
                     } else {
@@ -447,8 +480,7 @@ impl PayoutsArgs {
                         .provider_address
                         .iter()
                         .map(|a| {
-                            a.parse::<Address>()
-                                .with_context(|| format!("--provider-address {a:?}"))
+                            parse_provider(a).with_context(|| format!("--provider-address {a:?}"))
                         })
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     let title = addrs
@@ -470,7 +502,8 @@ impl PayoutsArgs {
             Some(path) => {
                 let file = path.display().to_string();
                 let f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
-                let (rows, mut issues) = batch::parse(&file, f, &assets)?;
+                let (rows, mut issues) =
+                    batch::parse_with_chains(&file, f, &assets, &bitcoin_chains(&store)?)?;
                 let (payouts, unmatched) =
                     batch::match_rows(&store, &file, &rows, &providers, chain)?;
                 issues.extend(unmatched);

@@ -15,6 +15,10 @@
 //! the labels and the [`Truth`] the report must find. The binary writes the steps through the
 //! store's write path (offline) or sends them to an anvil node and indexes them (`--rpc`).
 
+mod btc_leg;
+
+pub use btc_leg::{BTC_CHAIN, BitcoinLeg, BtcDestination, BtcParty};
+
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
     TransferKind, TxHash,
@@ -168,6 +172,9 @@ pub struct Scenario {
     pub labels: Vec<DemoLabel>,
     /// Ground truth.
     pub truth: Truth,
+    /// The Bitcoin leg: the operator's proceeds withdrawn from the exchange in BTC and peeled
+    /// (with its own ground truth).
+    pub bitcoin: BitcoinLeg,
 }
 
 /// A named demo address: `keccak256("paytrace demo " + name)[12..]`.
@@ -715,6 +722,9 @@ impl Scenario {
                 .map(|(k, v)| (k, Amount::from_u64(v)))
                 .collect(),
         };
+        // The operator buys BTC at the exchange after its fifth month's deposits and withdraws
+        // it (before the scenario's last day, after the facilitator's listing).
+        let bitcoin = BitcoinLeg::generate(base, base + 158 * DAY, &day_string(listed_at));
         Self {
             base: Timestamp(base),
             tokens,
@@ -725,6 +735,7 @@ impl Scenario {
             steps,
             labels,
             truth,
+            bitcoin,
         }
     }
 
@@ -809,7 +820,19 @@ impl Scenario {
                 l.valid_from.as_deref().unwrap_or("")
             ));
         }
+        for row in self.bitcoin.label_rows() {
+            s.push_str(&row);
+            s.push('\n');
+        }
         s
+    }
+
+    /// The labelled parties of the Bitcoin leg: (address, category, entity, valid from).
+    fn bitcoin_labels(&self) -> impl Iterator<Item = (Address, &str, &str, Option<&str>)> {
+        self.bitcoin.parties.iter().filter_map(|p| {
+            let (c, e, v) = p.label.as_ref()?;
+            Some((p.id, c.as_str(), e.as_str(), v.as_deref()))
+        })
     }
 
     /// The payroll batch of the scenario as the finance team would export it
@@ -854,6 +877,9 @@ impl Scenario {
                 vec![format!("{} ({}, demo)", l.entity, l.category)],
             );
         }
+        for (a, c, e, _) in self.bitcoin_labels() {
+            m.insert_named(a, c, vec![format!("{e} ({c}, demo)")]);
+        }
         m.set_version("demo");
         m
     }
@@ -861,15 +887,18 @@ impl Scenario {
     /// The sanctions listings with their start (midnight UTC of `valid_from`).
     pub fn memory_listings(&self) -> crate::report::MemoryListings {
         let mut m = crate::report::MemoryListings::default();
-        for l in self.labels.iter().filter(|l| l.category == "sanctioned") {
-            let from = l
-                .valid_from
-                .as_deref()
-                .and_then(paytrace_indexer::labels::parse_date)
+        let start = |v: Option<&str>| {
+            v.and_then(paytrace_indexer::labels::parse_date)
                 .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
                 .and_then(|z| u64::try_from(z.timestamp().as_second()).ok())
-                .unwrap_or(0);
+                .unwrap_or(0)
+        };
+        for l in self.labels.iter().filter(|l| l.category == "sanctioned") {
+            let from = start(l.valid_from.as_deref());
             m.0.insert(l.address, (l.entity.clone(), Timestamp(from)));
+        }
+        for (a, _, e, v) in self.bitcoin_labels().filter(|l| l.1 == "sanctioned") {
+            m.0.insert(a, (e.to_owned(), Timestamp(start(v))));
         }
         m
     }
@@ -884,6 +913,9 @@ impl Scenario {
                 .as_deref()
                 .and_then(paytrace_indexer::labels::parse_date);
             m.insert(l.address, &l.category, from, None);
+        }
+        for (a, c, _, v) in self.bitcoin_labels() {
+            m.insert(a, c, v.and_then(paytrace_indexer::labels::parse_date), None);
         }
         m
     }

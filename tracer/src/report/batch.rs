@@ -4,8 +4,13 @@
 //! `asset` a symbol or a token contract address, `amount` in token units such as `5178.15`;
 //! extra columns are ignored, column order is free). Every row that cannot become a payout is
 //! reported with its line and the reason; the others are matched to indexed transfers.
+//!
+//! A row whose `chain` is `bitcoin` (or `btc`, or the name of a Bitcoin chain of the store)
+//! pays BTC (`asset` `BTC` or `native`, `amount` in BTC with up to 8 decimals) to a Bitcoin
+//! mainnet address (base58 P2PKH/P2SH, bech32, bech32m); its payout is the output of the
+//! provider's transaction to that address.
 
-use super::{AssetBook, Payout, parse_units};
+use super::{AssetBook, AssetInfo, Payout, parse_units, payer_of};
 use crate::{FlowSource, TraceError};
 use paytrace_indexer::{
     Address, Amount, Asset, ChainId, Direction, Timestamp, TransferKey, TxHash,
@@ -69,6 +74,10 @@ pub struct BatchRow {
     pub payee: String,
     /// Payee address.
     pub address: Address,
+    /// The address as written in the file.
+    pub address_text: String,
+    /// The amount as written, with the asset's symbol (`0.25 BTC`).
+    pub amount_text: String,
     /// Chain name, if given.
     pub chain: Option<String>,
     /// Asset.
@@ -104,11 +113,75 @@ pub enum BatchError {
     },
 }
 
-/// Parses a batch CSV; returns the good rows and the issues (bad rows and duplicates).
+/// Whether a batch row's `chain` names a Bitcoin chain: `bitcoin`, `btc`, or one of
+/// `bitcoin_chains` (names of the store's Bitcoin chains), case-insensitively.
+pub fn is_bitcoin_chain(chain: &str, bitcoin_chains: &[String]) -> bool {
+    let c = chain.trim();
+    c.eq_ignore_ascii_case("bitcoin")
+        || c.eq_ignore_ascii_case("btc")
+        || bitcoin_chains.iter().any(|b| b.eq_ignore_ascii_case(c))
+}
+
+/// The payee address of a `chain = bitcoin` batch row: a Bitcoin mainnet address (base58
+/// P2PKH/P2SH with a valid checksum, or bech32/bech32m of a valid witness version), as the
+/// indexer's address of its output script. The message says what is wrong (another network,
+/// a bad checksum, an EVM address).
+pub fn parse_bitcoin_address(text: &str) -> Result<Address, String> {
+    use bitcoin::{
+        Network,
+        address::NetworkUnchecked,
+        hashes::{Hash as _, sha256},
+    };
+    let t = text.trim();
+    if t.starts_with("0x") || t.starts_with("0X") {
+        return Err(format!("{t:?} is an EVM address, not a Bitcoin address"));
+    }
+    let unchecked: bitcoin::Address<NetworkUnchecked> =
+        t.parse().map_err(|e: bitcoin::address::ParseError| {
+            // The parser's own message is short ("base58 error"): add its causes.
+            let mut why = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                why.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            format!("{t:?} is not a valid Bitcoin address: {why}")
+        })?;
+    let addr = unchecked.require_network(Network::Bitcoin).map_err(|_| {
+        format!("{t:?} is an address of another network (testnet, signet or regtest), not Bitcoin mainnet")
+    })?;
+    let script = addr.script_pubkey();
+    Ok(Address::Script(
+        sha256::Hash::hash(script.as_bytes()).to_byte_array(),
+    ))
+}
+
+/// What a `chain = bitcoin` row pays: BTC, 8 decimals.
+fn btc_info() -> AssetInfo {
+    AssetInfo {
+        symbol: "BTC".to_owned(),
+        decimals: 8,
+        asset: Asset::Native,
+    }
+}
+
+/// Parses a batch CSV; returns the good rows and the issues (bad rows and duplicates). Rows
+/// whose `chain` is `bitcoin` or `btc` are Bitcoin rows (see [`parse_with_chains`]).
 pub fn parse(
     file: &str,
     reader: impl std::io::Read,
     assets: &AssetBook,
+) -> Result<(Vec<BatchRow>, Vec<RowIssue>), BatchError> {
+    parse_with_chains(file, reader, assets, &[])
+}
+
+/// [`parse`], where a row whose `chain` is one of `bitcoin_chains` (the store's Bitcoin chain
+/// names) is also a Bitcoin row.
+pub fn parse_with_chains(
+    file: &str,
+    reader: impl std::io::Read,
+    assets: &AssetBook,
+    bitcoin_chains: &[String],
 ) -> Result<(Vec<BatchRow>, Vec<RowIssue>), BatchError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -179,19 +252,46 @@ pub fn parse(
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `payee`".into()))?;
             let addr_text = get(Some(c_addr))
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `address`".into()))?;
-            let address: Address = addr_text
-                .parse()
-                .map_err(|e| issue(IssueKind::BadAddress, format!("field `address`: {e}")))?;
+            let chain_text = get(c_chain);
+            let bitcoin = chain_text.is_some_and(|c| is_bitcoin_chain(c, bitcoin_chains));
+            let address: Address = if bitcoin {
+                parse_bitcoin_address(addr_text)
+                    .map_err(|e| issue(IssueKind::BadAddress, format!("field `address`: {e}")))?
+            } else {
+                addr_text.parse().map_err(|e| {
+                    let hint = if parse_bitcoin_address(addr_text).is_ok() {
+                        " (a Bitcoin address: set the row's `chain` to bitcoin)"
+                    } else {
+                        ""
+                    };
+                    issue(IssueKind::BadAddress, format!("field `address`: {e}{hint}"))
+                })?
+            };
             let asset_text = get(Some(c_asset))
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `asset`".into()))?;
-            let info = assets.resolve(asset_text).ok_or_else(|| {
-                issue(
-                    IssueKind::UnknownAsset,
-                    format!(
-                        "field `asset`: {asset_text:?} is not a configured token (symbol or contract address with decimals)"
-                    ),
-                )
-            })?;
+            let btc = btc_info();
+            let info = if bitcoin {
+                if !(asset_text.eq_ignore_ascii_case("btc")
+                    || asset_text.eq_ignore_ascii_case("native"))
+                {
+                    return Err(issue(
+                        IssueKind::UnknownAsset,
+                        format!(
+                            "field `asset`: {asset_text:?} on a bitcoin row (bitcoin rows pay BTC)"
+                        ),
+                    ));
+                }
+                &btc
+            } else {
+                assets.resolve(asset_text).ok_or_else(|| {
+                    issue(
+                        IssueKind::UnknownAsset,
+                        format!(
+                            "field `asset`: {asset_text:?} is not a configured token (symbol or contract address with decimals)"
+                        ),
+                    )
+                })?
+            };
             let amount_text = get(Some(c_amount))
                 .ok_or_else(|| issue(IssueKind::MissingField, "empty `amount`".into()))?;
             let amount = parse_units(amount_text, info.decimals)
@@ -204,7 +304,11 @@ pub fn parse(
                 Some(t) => Some(TxHash(t.parse().map_err(|_| {
                     issue(
                         IssueKind::BadTxHash,
-                        format!("field `tx_hash`: {t:?} is not a 0x-prefixed 32-byte hash"),
+                        if bitcoin {
+                            format!("field `tx_hash`: {t:?} is not a txid (64 hex digits)")
+                        } else {
+                            format!("field `tx_hash`: {t:?} is not a 0x-prefixed 32-byte hash")
+                        },
                     )
                 })?)),
             };
@@ -221,7 +325,9 @@ pub fn parse(
                 line,
                 payee: name,
                 address,
-                chain: get(c_chain).map(str::to_owned),
+                address_text: addr_text.to_owned(),
+                amount_text: format!("{amount_text} {}", info.symbol),
+                chain: chain_text.map(str::to_owned),
                 asset: info.asset,
                 amount,
                 tx_hash,
@@ -280,33 +386,48 @@ pub fn match_rows<S: FlowSource>(
                 .ok()
                 .and_then(paytrace_indexer::labels::date_of_unix)
         };
-        let found = incoming.iter().find(|t| {
+        let mut found = None;
+        for t in incoming.iter().filter(|t| {
             !used.contains(&t.key)
                 && t.asset == r.asset
                 && t.amount == r.amount
-                && (providers.is_empty() || providers.contains(&t.from))
                 && r.tx_hash.is_none_or(|h| h == t.tx_hash)
                 && r.date.is_none_or(|d| day_of(t.time) == Some(d))
-        });
+        }) {
+            // The payer: the sender, or a Bitcoin transaction's largest (provider) input.
+            if let Some(from) = payer_of(source, t, providers, chain)? {
+                found = Some((t, from));
+                break;
+            }
+        }
         match found {
-            Some(t) => {
+            Some((t, from)) => {
                 used.insert(t.key);
-                payouts.push(Payout::from_transfer(r.payee.clone(), t, Some(r.line)));
+                let mut p = Payout::from_transfer(r.payee.clone(), t, Some(r.line));
+                p.from = from;
+                payouts.push(p);
             }
             None => {
                 let (kind, message) = if incoming.is_empty() {
                     (
                         IssueKind::UnknownAddress,
-                        format!("address {} has no indexed incoming transfer", r.address),
+                        format!(
+                            "address {} has no indexed incoming transfer",
+                            r.address_text
+                        ),
                     )
                 } else {
                     (
                         IssueKind::Unmatched,
                         format!(
-                            "no indexed transfer of {} {} to {}{}{}",
-                            r.amount,
-                            r.asset,
-                            r.address,
+                            "no indexed transfer of {} to {}{}{}{}",
+                            r.amount_text,
+                            r.address_text,
+                            if providers.is_empty() {
+                                ""
+                            } else {
+                                " from the provider"
+                            },
                             r.tx_hash.map(|h| format!(" in {h}")).unwrap_or_default(),
                             r.date.map(|d| format!(" on {d}")).unwrap_or_default()
                         ),

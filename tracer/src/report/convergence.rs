@@ -303,12 +303,15 @@ fn best_window<'a>(
     hits.drain(best.2..best.3).collect()
 }
 
+/// Adds `v` of `asset` arrived at `holder` under its [`super::asset_key`] (a Bitcoin
+/// address's coin is not an EVM chain's).
 fn add_amount(
     m: &mut BTreeMap<String, Amount>,
     asset: &Asset,
+    holder: &Address,
     v: Amount,
 ) -> Result<(), TraceError> {
-    let e = m.entry(asset.to_string()).or_default();
+    let e = m.entry(super::asset_key(asset, holder)).or_default();
     *e = e.checked_add(v)?;
     Ok(())
 }
@@ -338,7 +341,7 @@ fn finding<'d>(
     for h in hits {
         let d = &digests[h.digest];
         let a = h.arrival;
-        add_amount(&mut amounts, &a.asset, a.amount)?;
+        add_amount(&mut amounts, &a.asset, &a.address, a.amount)?;
         addresses.insert(a.address);
         let e = payees
             .entry(d.payee_address)
@@ -349,7 +352,7 @@ fn finding<'d>(
                 hops: a.hops,
                 first_arrival: a.time,
             });
-        add_amount(&mut e.amounts, &a.asset, a.amount)?;
+        add_amount(&mut e.amounts, &a.asset, &a.address, a.amount)?;
         e.hops = e.hops.min(a.hops);
         e.first_arrival = e.first_arrival.min(a.time);
         let inc = incoming.entry(h.digest).or_insert_with(|| {

@@ -364,7 +364,9 @@ impl FlowGraph {
 
     /// The graph as a standalone SVG element (no scripts, no external references). Every node
     /// is a `<g class="node">`, every edge a `<path class="edge">`.
-    pub fn to_svg(&self, fmt_amount: &dyn Fn(&Asset, Amount) -> String) -> String {
+    /// `fmt_amount` formats an amount of an asset moved by the address given (a Bitcoin
+    /// address's coin is BTC, an EVM address's the chain's coin).
+    pub fn to_svg(&self, fmt_amount: &dyn Fn(&Asset, &Address, Amount) -> String) -> String {
         const COL: usize = 230;
         const ROW: usize = 58;
         const W: usize = 180;
@@ -420,7 +422,7 @@ impl FlowGraph {
                  marker-end=\"url(#arrow)\"><title>{} → {}: {} ({} transfer(s))</title></path>",
                 xml(&a.label),
                 xml(&b.label),
-                xml(&fmt_amount(&e.asset, e.amount)),
+                xml(&fmt_amount(&e.asset, &b.address, e.amount)),
                 e.transfers
             );
         }

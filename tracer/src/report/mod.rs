@@ -21,6 +21,8 @@ pub mod graph;
 pub mod render;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bitcoin;
 
 use crate::{
     FlowSource, LabelSource, PathHop, Seed, Status, TraceError, TraceParams, TraceResult,
@@ -80,10 +82,31 @@ impl Payout {
     }
 }
 
+/// The key of the native coin of Bitcoin-family chains in report maps ([`asset_key`]).
+pub const BITCOIN_NATIVE: &str = "bitcoin:native";
+
+/// Whether `a` is an address of a Bitcoin-family chain (an output script or a transaction
+/// node): value it holds or moves is in that chain's coin.
+pub const fn is_bitcoin_family(a: &Address) -> bool {
+    matches!(a, Address::Script(_) | Address::Tx(_))
+}
+
+/// The key of `asset` held or moved by `holder` in the report's per-asset maps (`paid`,
+/// `totals`, finding `amounts`) and in the [`AssetBook`]: the token address, `native` for an
+/// EVM chain's coin, or [`BITCOIN_NATIVE`] for a Bitcoin chain's coin, so a report that pays
+/// on both never adds wei to satoshis.
+pub fn asset_key(asset: &Asset, holder: &Address) -> String {
+    match asset {
+        Asset::Native if is_bitcoin_family(holder) => BITCOIN_NATIVE.to_owned(),
+        _ => asset.to_string(),
+    }
+}
+
 /// Symbols and decimals of the assets a report shows (from the config's token list).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AssetBook {
-    /// Per asset (`native` or token address): symbol and decimals.
+    /// Per asset key (`native`, `bitcoin:native` or a token address, see [`asset_key`]): symbol
+    /// and decimals.
     pub assets: BTreeMap<String, AssetInfo>,
 }
 
@@ -117,9 +140,41 @@ impl AssetBook {
         );
     }
 
+    /// Adds the native coin of Bitcoin chains (`BTC`, 8 decimals) under [`BITCOIN_NATIVE`].
+    pub fn insert_bitcoin(&mut self) {
+        self.assets.insert(
+            BITCOIN_NATIVE.to_owned(),
+            AssetInfo {
+                symbol: "BTC".to_owned(),
+                decimals: 8,
+                asset: Asset::Native,
+            },
+        );
+    }
+
     /// The info of `asset`, if known.
     pub fn info(&self, asset: &Asset) -> Option<&AssetInfo> {
         self.assets.get(&asset.to_string())
+    }
+
+    /// The info of `asset` held or moved by `holder` (see [`asset_key`]), if known.
+    pub fn info_at(&self, asset: &Asset, holder: &Address) -> Option<&AssetInfo> {
+        self.assets.get(&asset_key(asset, holder))
+    }
+
+    /// `amount` of `asset` held or moved by `holder` in token units with the symbol
+    /// (`0.25000000 BTC` for a Bitcoin address's coin), or raw units and the asset key.
+    pub fn format_at(&self, asset: &Asset, holder: &Address, amount: Amount) -> String {
+        self.format_key(&asset_key(asset, holder), amount)
+    }
+
+    /// `amount` of the asset with key `key` ([`asset_key`]) in token units with the symbol, or
+    /// raw units and the key.
+    pub fn format_key(&self, key: &str, amount: Amount) -> String {
+        match self.assets.get(key) {
+            Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
+            None => format!("{amount} {key}"),
+        }
     }
 
     /// Resolves a symbol (case-insensitive) or a token contract address.
@@ -146,13 +201,10 @@ impl AssetBook {
 }
 
 impl AssetBook {
-    /// Per-asset amounts (asset string → raw) in token units with symbols, `; `-separated.
+    /// Per-asset amounts (asset key → raw) in token units with symbols, `; `-separated.
     pub fn format_amounts(&self, m: &BTreeMap<String, Amount>) -> String {
         m.iter()
-            .map(|(a, v)| match self.assets.get(a) {
-                Some(i) => format!("{} {}", v.to_decimal_string(i.decimals), i.symbol),
-                None => format!("{v} {a}"),
-            })
+            .map(|(a, v)| self.format_key(a, *v))
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -299,6 +351,77 @@ impl ClusterLookup for HashMap<Address, String> {
     }
 }
 
+/// The entities labels attribute addresses to (the label store plugs in here): what ties an
+/// EVM address and a Bitcoin address of one owner when no clustering can (clustering works
+/// within one chain).
+pub trait EntityLookup {
+    /// The entity a label of a [`TIE_CATEGORIES`] category attributes `address` to, if any.
+    fn entity_of(&self, address: &Address) -> Option<String>;
+}
+
+/// Label categories whose entity ties the addresses it labels into one owner for convergence:
+/// a sanctioned person or group, a scammer, a hacker, a ransomware group, a known owner. Shared
+/// services (exchanges and their deposit addresses, bridges, DeFi, mixers, wallet services,
+/// OTC desks, gambling, miners, payroll providers) are used by unrelated people and tie nothing.
+pub const TIE_CATEGORIES: [&str; 5] = ["sanctioned", "scam", "hack", "ransomware", "unknown"];
+
+impl EntityLookup for HashMap<Address, String> {
+    fn entity_of(&self, address: &Address) -> Option<String> {
+        self.get(address).cloned()
+    }
+}
+
+/// The label store's entities (labels valid on `as_of`, today when `None`), restricted to
+/// [`TIE_CATEGORIES`].
+pub struct LabelEntities<'a> {
+    /// The label store.
+    pub labels: &'a paytrace_indexer::labels::LabelStore,
+    /// The day the labels must hold on.
+    pub as_of: Option<paytrace_indexer::labels::Date>,
+}
+
+impl EntityLookup for LabelEntities<'_> {
+    fn entity_of(&self, address: &Address) -> Option<String> {
+        match self.labels.labels_for(address, self.as_of) {
+            Ok(ls) => ls
+                .into_iter()
+                .find(|l| TIE_CATEGORIES.contains(&l.category.as_str()))
+                .map(|l| l.entity),
+            Err(e) => {
+                tracing::warn!(address = %address, error = %e, "label look-up failed; no entity tie");
+                None
+            }
+        }
+    }
+}
+
+/// Clusters, with addresses outside every cluster tied by their labels' entity (cluster
+/// `entity:<name>`): a payee paid on an EVM chain and one paid on Bitcoin whose value reaches
+/// addresses of one entity on each chain converge there.
+pub struct EntityTies<'a, C: ?Sized, E: ?Sized> {
+    /// The clustering.
+    pub clusters: &'a C,
+    /// The label entities.
+    pub entities: &'a E,
+}
+
+impl<C: ClusterLookup + ?Sized, E: EntityLookup + ?Sized> ClusterLookup for EntityTies<'_, C, E> {
+    fn cluster_of(&self, address: &Address) -> Option<String> {
+        self.clusters.cluster_of(address).or_else(|| {
+            self.entities
+                .entity_of(address)
+                .map(|e| format!("entity:{e}"))
+        })
+    }
+
+    fn merge_evidence(&self, cluster: &str, addresses: &[Address]) -> Vec<MergeEvidence> {
+        if cluster.starts_with("entity:") {
+            return Vec::new();
+        }
+        self.clusters.merge_evidence(cluster, addresses)
+    }
+}
+
 /// Sanctions as of a date (labels are valid in time; a payout is judged by the listing in
 /// force when the value arrived).
 pub trait AsOfLabels {
@@ -340,9 +463,69 @@ impl AsOfLabels for paytrace_indexer::labels::LabelStore {
     }
 }
 
+/// The payer of transfer `t` into a payee: its sender, or for an output of a Bitcoin
+/// transaction node the input address that paid the most into the transaction (of
+/// `providers`, when given; ties: the first input). `None` when `providers` are given and none
+/// of them paid.
+pub fn payer_of<S: FlowSource>(
+    source: &S,
+    t: &Transfer,
+    providers: &[Address],
+    chain: Option<ChainId>,
+) -> Result<Option<Address>, TraceError> {
+    if !t.from.is_tx() {
+        return Ok((providers.is_empty() || providers.contains(&t.from)).then_some(t.from));
+    }
+    let inputs = source
+        .address_transfers(&t.from, Direction::Incoming, chain.or(Some(t.key.chain)))
+        .map_err(TraceError::source)?;
+    let mut best: Option<(Amount, Address)> = None;
+    for i in inputs
+        .iter()
+        .filter(|i| i.key.block == t.key.block && i.key.tx_index == t.key.tx_index)
+    {
+        if !providers.is_empty() && !providers.contains(&i.from) {
+            continue;
+        }
+        if best.is_none_or(|(v, _)| i.amount > v) {
+            best = Some((i.amount, i.from));
+        }
+    }
+    Ok(best.map(|(_, a)| a))
+}
+
+/// The outputs of the Bitcoin transactions `provider` spent from: `(output, provider)` for
+/// every output of every transaction node `provider` paid into (each transaction once).
+fn utxo_outputs<S: FlowSource>(
+    source: &S,
+    provider: &Address,
+    chain: Option<ChainId>,
+    seen: &mut BTreeSet<Address>,
+) -> Result<Vec<Transfer>, TraceError> {
+    let mut out = Vec::new();
+    for input in source
+        .address_transfers(provider, Direction::Outgoing, chain)
+        .map_err(TraceError::source)?
+    {
+        if !input.to.is_tx() || !seen.insert(input.to) {
+            continue;
+        }
+        out.extend(
+            source
+                .address_transfers(&input.to, Direction::Outgoing, Some(input.key.chain))
+                .map_err(TraceError::source)?,
+        );
+    }
+    Ok(out)
+}
+
 /// The outgoing transfers of `providers` in `[since, until]` (in `assets` when given, on
 /// `chain` when given), one payout each, in canonical order. Transfers between provider
 /// addresses are not payouts. `names` gives payee names by address.
+///
+/// A Bitcoin provider address pays through transaction nodes: every output of a transaction
+/// it spent from is a payout (outputs back to provider addresses are change), paid by the
+/// provider address that put the most into the transaction.
 pub fn discover_payouts<S: FlowSource>(
     source: &S,
     providers: &[Address],
@@ -353,12 +536,18 @@ pub fn discover_payouts<S: FlowSource>(
     names: &HashMap<Address, String>,
 ) -> Result<Vec<Payout>, TraceError> {
     let provider_set: BTreeSet<Address> = providers.iter().copied().collect();
+    let provider_list: Vec<Address> = provider_set.iter().copied().collect();
     let mut out = Vec::new();
+    let mut txs_seen = BTreeSet::new();
     for p in &provider_set {
-        for t in source
-            .address_transfers(p, Direction::Outgoing, chain)
-            .map_err(TraceError::source)?
-        {
+        let sent = if is_bitcoin_family(p) {
+            utxo_outputs(source, p, chain, &mut txs_seen)?
+        } else {
+            source
+                .address_transfers(p, Direction::Outgoing, chain)
+                .map_err(TraceError::source)?
+        };
+        for t in sent {
             if provider_set.contains(&t.to)
                 || t.amount.is_zero()
                 || since.is_some_and(|s| t.time < s)
@@ -371,7 +560,11 @@ pub fn discover_payouts<S: FlowSource>(
                 .get(&t.to)
                 .cloned()
                 .unwrap_or_else(|| t.to.to_string());
-            out.push(Payout::from_transfer(name, &t, None));
+            let mut payout = Payout::from_transfer(name, &t, None);
+            if t.from.is_tx() {
+                payout.from = payer_of(source, &t, &provider_list, chain)?.unwrap_or(*p);
+            }
+            out.push(payout);
         }
     }
     out.sort_by_key(|p| p.key);
@@ -400,6 +593,8 @@ pub enum DestKind {
     Unattributed,
     /// Still held by the payee.
     StillHeld,
+    /// Left at a Bitcoin transaction node: the fee the transaction paid to the miner.
+    Fee,
     /// Not followed further: hop, node or amount limit.
     Limit,
 }
@@ -417,6 +612,7 @@ impl DestKind {
             Self::Labelled => "labelled",
             Self::Unattributed => "unattributed",
             Self::StillHeld => "still_held",
+            Self::Fee => "fee",
             Self::Limit => "limit",
         }
     }
@@ -669,7 +865,7 @@ fn payout_reason(
     let (category, at_time) = match kind {
         DestKind::Sanctioned => (Category::new("sanctioned"), true),
         DestKind::SanctionedLater => (Category::new("sanctioned"), false),
-        DestKind::StillHeld | DestKind::Limit => return None,
+        DestKind::StillHeld | DestKind::Fee | DestKind::Limit => return None,
         _ => (d.category.clone()?, true),
     };
     let sc = &params.scoring;
@@ -819,10 +1015,10 @@ fn add(m: &mut BTreeMap<String, Amount>, k: &str, v: Amount) -> Result<(), Trace
 fn add2(
     m: &mut BTreeMap<String, BTreeMap<String, Amount>>,
     k: &str,
-    asset: &Asset,
+    asset_key: &str,
     v: Amount,
 ) -> Result<(), TraceError> {
-    add(m.entry(k.to_owned()).or_default(), &asset.to_string(), v)
+    add(m.entry(k.to_owned()).or_default(), asset_key, v)
 }
 
 /// Classifies a destination of a payout trace.
@@ -843,6 +1039,8 @@ fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Optio
         },
         // Converted into other assets at a swap (followed from there in those assets).
         Status::Swapped => (DestKind::Labelled, None, d.amount),
+        // What a Bitcoin transaction's outputs did not carry on went to the miner.
+        Status::Followed if d.address.is_tx() => (DestKind::Fee, None, d.held),
         Status::Followed if cat.is_some() => (DestKind::Labelled, None, d.held),
         Status::Followed => (DestKind::Unattributed, None, d.held),
         Status::AtDepthLimit | Status::BelowMinAmount | Status::NodeLimit | Status::TimeBudget => {
@@ -1063,11 +1261,12 @@ pub fn build_report<
             findings: part_of.get(&r.address).cloned().unwrap_or_default(),
         });
         e.payouts += 1;
-        add(&mut e.paid, &r.asset.to_string(), r.amount)?;
-        add(&mut summary.paid, &r.asset.to_string(), r.amount)?;
+        let key = asset_key(&r.asset, &r.address);
+        add(&mut e.paid, &key, r.amount)?;
+        add(&mut summary.paid, &key, r.amount)?;
         for (k, v) in &r.totals {
-            add2(&mut e.totals, k, &r.asset, *v)?;
-            add2(&mut summary.totals, k, &r.asset, *v)?;
+            add2(&mut e.totals, k, &key, *v)?;
+            add2(&mut summary.totals, k, &key, *v)?;
         }
         for reason in &r.risk.reasons {
             e.risk.raise(reason.clone());

@@ -60,7 +60,9 @@ code{font-size:12px}.risk{padding:1px 6px;border-radius:4px;font-weight:bold}\
 
 /// The report as one self-contained HTML page.
 pub fn to_html(r: &Report) -> String {
-    let fmt = |a: &Asset, v: Amount| r.assets.format(a, v);
+    let fmt =
+        |a: &Asset, holder: &paytrace_indexer::Address, v: Amount| r.assets.format_at(a, holder, v);
+    let fmt_key = |k: &str, v: Amount| r.assets.format_key(k, v);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -112,21 +114,19 @@ pub fn to_html(r: &Report) -> String {
         sm.payouts, sm.payees
     );
     for (a, v) in &sm.paid {
-        let asset = a.parse().map(Asset::Token).unwrap_or(Asset::Native);
         let _ = write!(
             s,
             "<tr><th>Paid</th><td class=\"num\">{}</td></tr>",
-            xml(&fmt(&asset, *v))
+            xml(&fmt_key(a, *v))
         );
     }
     for (cat, m) in &sm.totals {
         for (a, v) in m {
-            let asset = a.parse().map(Asset::Token).unwrap_or(Asset::Native);
             let _ = write!(
                 s,
                 "<tr><th>&rarr; {}</th><td class=\"num\">{}</td></tr>",
                 xml(&cat.replace('_', " ")),
-                xml(&fmt(&asset, *v))
+                xml(&fmt_key(a, *v))
             );
         }
     }
@@ -159,20 +159,15 @@ pub fn to_html(r: &Report) -> String {
         let paid = p
             .paid
             .iter()
-            .map(|(a, v)| fmt(&a.parse().map(Asset::Token).unwrap_or(Asset::Native), *v))
+            .map(|(a, v)| fmt_key(a, *v))
             .collect::<Vec<_>>()
             .join("<br>");
         let went = p
             .totals
             .iter()
             .flat_map(|(cat, m)| {
-                m.iter().map(move |(a, v)| {
-                    format!(
-                        "{}: {}",
-                        cat.replace('_', " "),
-                        fmt(&a.parse().map(Asset::Token).unwrap_or(Asset::Native), *v)
-                    )
-                })
+                m.iter()
+                    .map(move |(a, v)| format!("{}: {}", cat.replace('_', " "), fmt_key(a, *v)))
             })
             .collect::<Vec<_>>()
             .join("<br>");
@@ -245,7 +240,7 @@ pub fn to_html(r: &Report) -> String {
                         h.hop.tx_hash,
                         super::graph::short(&h.hop.from),
                         super::graph::short(&h.hop.to),
-                        xml(&fmt(&h.asset, h.hop.tainted))
+                        xml(&fmt(&h.asset, &h.hop.to, h.hop.tainted))
                     )
                 })
                 .collect::<Vec<_>>()
@@ -333,7 +328,7 @@ pub fn to_html(r: &Report) -> String {
                         .first()
                         .map(|l| format!(" {}", xml(l)))
                         .unwrap_or_default(),
-                    xml(&fmt(&p.asset, d.amount)),
+                    xml(&fmt(&p.asset, &p.address, d.amount)),
                     d.hops
                 )
             })
@@ -345,7 +340,7 @@ pub fn to_html(r: &Report) -> String {
              <td class=\"small\">{}</td><td><span class=\"risk {}\">{}</span></td></tr>",
             datetime(p.time),
             xml(&p.payee),
-            xml(&fmt(&p.asset, p.amount)),
+            xml(&fmt(&p.asset, &p.address, p.amount)),
             p.tx_hash,
             d,
             risk_class(p.risk.level),
@@ -393,7 +388,7 @@ pub fn to_csv(r: &Report) -> String {
             p.address.to_string(),
             p.tx_hash.to_string(),
             p.time.0.to_string(),
-            p.asset.to_string(),
+            super::asset_key(&p.asset, &p.address),
             p.amount.to_string(),
             p.risk.level.as_str().to_owned(),
         ]

@@ -9,6 +9,7 @@
 mod bulk;
 mod labels;
 mod score;
+mod utxo;
 
 pub use crate::cache::CachedSource;
 
@@ -389,24 +390,53 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         }
     }
 
+    // A Bitcoin address is screened through its transaction nodes (risk/utxo.rs).
+    // Its transfers with its real counterparties are what it sent and received: shares of
+    // exposures are of their totals (change excluded).
+    let utxo = utxo::is_utxo_holder(address);
+    let (sent, received) = if utxo {
+        let keep = |t: &Transfer| t.time <= until;
+        (
+            utxo::through_tx_nodes(src, address, &outs, Flow::Sent, p.chain, &keep)?,
+            utxo::through_tx_nodes(src, address, &ins, Flow::Received, p.chain, &keep)?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let (sent, received): (&[Transfer], &[Transfer]) = if utxo {
+        (&sent, &received)
+    } else {
+        (&outs, &ins)
+    };
     let mut direct = Vec::new();
-    for (flow, list) in [(Flow::Sent, &outs), (Flow::Received, &ins)] {
+    for (flow, list) in [(Flow::Sent, sent), (Flow::Received, received)] {
         direct.extend(direct_exposure(history, &labels, p, flow, list)?);
     }
     let mut indirect = Vec::new();
     let mut reached = Vec::new();
     let mut network = Vec::new();
     if p.hops > 0 {
-        let (fwd, r, wallets) =
-            forward_exposure(src, history, &labels, p, address, &outs, until, &mut stats)?;
+        let (fwd, r, wallets) = forward_exposure(
+            src, history, &labels, p, address, &outs, sent, until, utxo, &mut stats,
+        )?;
         indirect.extend(fwd);
         reached = r;
         network = network_context(
             src, history, &labels, p, address, &ins, &wallets, until, &mut stats,
         )?;
         reasons.extend(network.iter().map(|n| n.reason(p)));
+        // A Bitcoin address's change (outputs of transactions it spent in) is its own value,
+        // not value received: no backward seed.
+        let seeds: std::borrow::Cow<'_, [Transfer]> = if utxo {
+            ins.iter()
+                .filter(|t| !outs.iter().any(|o| o.to == t.from))
+                .cloned()
+                .collect()
+        } else {
+            std::borrow::Cow::Borrowed(&ins)
+        };
         indirect.extend(backward_exposure(
-            src, history, &labels, p, &ins, until, &mut stats,
+            src, history, &labels, p, &seeds, received, until, utxo, &mut stats,
         )?);
     }
     for e in direct.iter_mut().chain(indirect.iter_mut()) {
@@ -613,6 +643,23 @@ fn share_of(total: Amount, min_share: f64) -> Amount {
         .unwrap_or(Amount::ZERO)
 }
 
+/// [`trace_params`] of an indirect trace in direction `flow`, from a Bitcoin address when
+/// `utxo` (whose transaction nodes the engines count as hops: the limit reaches as far in
+/// addresses as from an EVM address).
+fn trace_params_for(
+    p: &ScreenParams,
+    until: Timestamp,
+    min_amount: Amount,
+    flow: Flow,
+    utxo: bool,
+) -> TraceParams {
+    let mut tp = trace_params(p, until, min_amount);
+    if utxo {
+        tp.max_hops = utxo::engine_max_hops(flow, p.hops);
+    }
+    tp
+}
+
 fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> TraceParams {
     TraceParams {
         model: Model::Haircut,
@@ -634,13 +681,25 @@ fn collect_indirect<H: LabelHistory>(
     history: &H,
     r: &crate::TraceResult,
     flow: Flow,
+    utxo: bool,
     by: &mut BTreeMap<(Category, Asset), Exposure>,
 ) -> Result<(), TraceError> {
     for d in &r.destinations {
         let Some(cat) = &d.category else { continue };
-        if d.hops == 0 || d.amount.is_zero() {
+        if d.amount.is_zero() {
             continue;
         }
+        // Hops as from an EVM address (the direct counterparty is 0 and is direct exposure).
+        let hops = if utxo {
+            match utxo::indirect_hops(flow, d.hops) {
+                Some(h) => h,
+                None => continue,
+            }
+        } else if d.hops == 0 {
+            continue;
+        } else {
+            d.hops
+        };
         let spans = history.spans(&d.address);
         let (mut held, since) = held_at(&spans, cat, d.first_arrival);
         // As for direct exposure, the label counts as held at the time when any tainted
@@ -663,11 +722,11 @@ fn collect_indirect<H: LabelHistory>(
                 flow,
                 cat.clone(),
                 d.asset,
-                d.hops,
+                hops,
                 d.first_arrival,
             )
         });
-        e.hops = e.hops.min(d.hops);
+        e.hops = e.hops.min(hops);
         e.add(d.amount, d.first_arrival, held, since)?;
         if !e.counterparties.contains(&d.address) && e.counterparties.len() < 10 {
             e.counterparties.push(d.address);
@@ -692,13 +751,17 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     p: &ScreenParams,
     address: &Address,
     outs: &[Transfer],
+    sent: &[Transfer],
     until: Timestamp,
+    utxo: bool,
     stats: &mut ScreenStats,
 ) -> Result<(Vec<Exposure>, Reached, Vec<Wallet>), TraceError> {
     if outs.is_empty() {
         return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
-    let tot = totals(outs)?;
+    // Shares are of what the address sent to its counterparties (`sent`: for a Bitcoin
+    // address, the outputs it paid, change excluded).
+    let tot = totals(sent)?;
     let min = tot
         .values()
         .map(|t| share_of(*t, p.scoring.min_share / 10.0))
@@ -708,19 +771,20 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
         src,
         labels,
         &Seed::Outflows(*address),
-        &trace_params(p, until, min),
+        &trace_params_for(p, until, min, Flow::Sent, utxo),
     )?;
     stats.traces += 1;
     stats.expanded_addresses += r.stats.expanded_addresses;
     stats.transfers_read += r.stats.transfers_read;
     let mut by = BTreeMap::new();
-    collect_indirect(history, &r, Flow::Sent, &mut by)?;
+    collect_indirect(history, &r, Flow::Sent, utxo, &mut by)?;
     let mut reached: Vec<(Address, u32)> = r
         .destinations
         .iter()
         .filter(|d| {
             !d.amount.is_zero()
                 && d.address != *address
+                && !d.address.is_tx()
                 && d.category.as_ref().is_none_or(|c| !p.services.contains(c))
         })
         .map(|d| (d.address, d.hops))
@@ -731,7 +795,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     let mut wallets: Vec<Wallet> = r
         .destinations
         .iter()
-        .filter(|d| d.category.is_none() && d.address != *address)
+        .filter(|d| d.category.is_none() && d.address != *address && !d.address.is_tx())
         .filter_map(|d| {
             let share = ratio(d.amount, tot.get(&d.asset).copied().unwrap_or_default());
             (share >= p.scoring.network_min_share).then(|| Wallet {
@@ -760,14 +824,20 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
         .keys()
         .any(|(c, _)| p.scoring.severity(c) >= p.scoring.network_min_severity)
     {
-        let mut tp = trace_params(p, until, min);
+        let mut tp = trace_params_for(p, until, min, Flow::Sent, utxo);
         tp.model = Model::Fifo;
         let f = trace_forward(src, labels, &Seed::Outflows(*address), &tp)?;
         stats.traces += 1;
         stats.expanded_addresses += f.stats.expanded_addresses;
         stats.transfers_read += f.stats.transfers_read;
         let mut fifo: BTreeMap<(Category, Asset), Amount> = BTreeMap::new();
-        for d in f.destinations.iter().filter(|d| d.hops > 0) {
+        for d in f.destinations.iter().filter(|d| {
+            if utxo {
+                utxo::indirect_hops(Flow::Sent, d.hops).is_some()
+            } else {
+                d.hops > 0
+            }
+        }) {
             if let Some(c) = &d.category {
                 let e = fifo.entry((c.clone(), d.asset)).or_default();
                 *e = e.checked_add(d.amount)?;
@@ -797,7 +867,9 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
     labels: &AsOfLabels<'_, H>,
     p: &ScreenParams,
     ins: &[Transfer],
+    received: &[Transfer],
     until: Timestamp,
+    utxo: bool,
     stats: &mut ScreenStats,
 ) -> Result<Vec<Exposure>, TraceError> {
     // The largest incoming transfers from unlabelled senders (labelled ones are direct).
@@ -809,14 +881,21 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
     seeds.truncate(p.max_backward_seeds);
     let mut by = BTreeMap::new();
     for t in seeds {
-        let tp = trace_params(p, until, share_of(t.amount, p.scoring.min_share / 10.0));
+        let tp = trace_params_for(
+            p,
+            until,
+            share_of(t.amount, p.scoring.min_share / 10.0),
+            Flow::Received,
+            utxo,
+        );
         let r = trace_backward(src, labels, &BackSeed::Transfer(t.key), &tp)?;
         stats.traces += 1;
         stats.expanded_addresses += r.stats.expanded_addresses;
         stats.transfers_read += r.stats.transfers_read;
-        collect_indirect(history, &r, Flow::Received, &mut by)?;
+        collect_indirect(history, &r, Flow::Received, utxo, &mut by)?;
     }
-    let tot = totals(ins)?;
+    // Shares are of what the address received from its counterparties.
+    let tot = totals(received)?;
     Ok(by
         .into_values()
         .map(|mut e| {
@@ -1205,3 +1284,5 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
 mod rule_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_utxo;
