@@ -25,7 +25,6 @@ use paytrace_indexer::{
     labels::LabelAddress,
     model::AddressParseError,
 };
-use std::error::Error as _;
 
 /// What every address argument accepts, for error messages.
 pub const ADDRESS_FORMS: &str = "expected 0x + 40 hex digits (EVM), a Bitcoin mainnet address \
@@ -38,7 +37,7 @@ pub const TX_FORMS: &str = "a transaction hash (64 hex digits, 0x optional), or 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressArgError {
     /// An EVM-form (`0x`) or store-id string that is malformed.
-    #[error("{arg} {input:?}: {reason}")]
+    #[error("{arg}: {input:?}: {reason}")]
     Evm {
         /// The argument (e.g. `seed`, `--provider-address`, `file.txt:3`).
         arg: String,
@@ -48,7 +47,7 @@ pub enum AddressArgError {
         reason: String,
     },
     /// A valid address of another Bitcoin network (testnet, signet, regtest).
-    #[error("{arg} {input:?}: a Bitcoin {network} address; paytrace indexes Bitcoin mainnet")]
+    #[error("{arg}: {input:?} is a Bitcoin {network} address; paytrace indexes Bitcoin mainnet")]
     WrongNetwork {
         /// The argument.
         arg: String,
@@ -58,7 +57,7 @@ pub enum AddressArgError {
         network: &'static str,
     },
     /// A Bitcoin-form string that does not decode (checksum, length, witness version).
-    #[error("{arg} {input:?}: not a valid Bitcoin address: {reason}")]
+    #[error("{arg}: {input:?} is not a valid Bitcoin address: {reason}")]
     Bitcoin {
         /// The argument.
         arg: String,
@@ -68,7 +67,7 @@ pub enum AddressArgError {
         reason: String,
     },
     /// `TX:INDEX` with a bad index.
-    #[error("{arg} {input:?}: INDEX after ':' must be a number (TX:INDEX)")]
+    #[error("{arg}: {input:?}: INDEX after ':' must be a number (TX:INDEX)")]
     BadIndex {
         /// The argument.
         arg: String,
@@ -76,7 +75,7 @@ pub enum AddressArgError {
         input: String,
     },
     /// Matches no accepted form.
-    #[error("{arg} {input:?}: not an address; {forms}")]
+    #[error("{arg}: {input:?} is not an address; {forms}")]
     Unrecognised {
         /// The argument.
         arg: String,
@@ -117,18 +116,19 @@ pub enum Target {
 /// Parses an address argument named `arg` (see the module doc for the forms).
 pub fn parse_address(arg: &str, input: &str) -> Result<Address, AddressArgError> {
     let s = input.trim();
-    let evm = |e: AddressParseError| AddressArgError::Evm {
-        arg: arg.to_owned(),
-        input: s.to_owned(),
-        reason: match e {
-            AddressParseError::Invalid { .. } => "expected 0x followed by 40 hex digits".into(),
-            AddressParseError::BadChecksum { .. } => {
-                "mixed-case address with a wrong EIP-55 checksum".into()
-            }
-        },
-    };
-    if s.starts_with("0x") || s.starts_with("0X") {
-        return s.parse::<Address>().map_err(evm);
+    if is_hex_like(s) {
+        return s.parse::<Address>().map_err(|e| AddressArgError::Evm {
+            arg: arg.to_owned(),
+            input: s.to_owned(),
+            reason: match e {
+                AddressParseError::BadChecksum { .. } => {
+                    "mixed-case address with a wrong EIP-55 checksum".into()
+                }
+                AddressParseError::Invalid { .. } => {
+                    format!("{}; expected 0x + 40 hex digits", hex_problem(s, false))
+                }
+            },
+        });
     }
     if s.starts_with("script:") || s.starts_with("tx:") {
         return s.parse::<Address>().map_err(|_| AddressArgError::Evm {
@@ -149,20 +149,31 @@ pub fn parse_address(arg: &str, input: &str) -> Result<Address, AddressArgError>
 /// Parses a seed argument: an address, a transaction hash or `TX:INDEX`.
 pub fn parse_target(arg: &str, input: &str) -> Result<Target, AddressArgError> {
     let s = input.trim();
-    if let Some(hash) = tx_hash(s) {
-        return Ok(Target::Tx { hash, index: None });
-    }
-    if let Some((tx, idx)) = s.rsplit_once(':')
-        && let Some(hash) = tx_hash(tx)
+    let bad_hash = |tx: &str| AddressArgError::Evm {
+        arg: arg.to_owned(),
+        input: s.to_owned(),
+        reason: format!(
+            "{}; expected an address (0x + 40 hex digits, a Bitcoin address, or script:/tx: + \
+             64 hex digits) or a transaction hash (0x + 64 hex digits, 0x optional, or TX:INDEX)",
+            hex_problem(tx, true)
+        ),
+    };
+    if !s.starts_with("script:")
+        && !s.starts_with("tx:")
+        && let Some((tx, idx)) = s.rsplit_once(':')
     {
         let index = idx.parse::<u32>().map_err(|_| AddressArgError::BadIndex {
             arg: arg.to_owned(),
             input: s.to_owned(),
         })?;
+        let hash = tx_hash(tx).ok_or_else(|| bad_hash(tx))?;
         return Ok(Target::Tx {
             hash,
             index: Some(index),
         });
+    }
+    if let Some(hash) = tx_hash(s) {
+        return Ok(Target::Tx { hash, index: None });
     }
     match parse_address(arg, s) {
         Ok(a) => Ok(Target::Address(a)),
@@ -173,17 +184,26 @@ pub fn parse_target(arg: &str, input: &str) -> Result<Target, AddressArgError> {
                 forms: format!("{ADDRESS_FORMS}; or {TX_FORMS}"),
             })
         }
-        Err(AddressArgError::Evm { arg, input, reason }) if is_hex_like(&input) => {
-            let digits = input.len().saturating_sub(2);
-            Err(AddressArgError::Evm {
-                arg,
-                reason: format!(
-                    "{reason}, or 64 for a transaction hash (found {digits} characters after 0x)"
-                ),
-                input,
-            })
-        }
+        Err(AddressArgError::Evm { .. }) if is_hex_like(s) && s.len() != 42 => Err(bad_hash(s)),
         Err(e) => Err(e),
+    }
+}
+
+/// What is wrong with a `0x` string that is not an address (nor, when `or_tx`, a transaction
+/// hash).
+fn hex_problem(s: &str, or_tx: bool) -> String {
+    let hex = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if let Some((i, c)) = hex.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        let pos = i + s.len() - hex.len();
+        return format!("{c:?} at position {pos} is not a hex digit");
+    }
+    match (hex.len(), or_tx) {
+        (40, _) => "not a valid address (mixed case must be the EIP-55 checksum)".to_owned(),
+        (n, true) => format!("{n} hex digits is neither 40 (address) nor 64 (transaction hash)"),
+        (n, false) => format!("{n} hex digits, not 40"),
     }
 }
 
@@ -353,7 +373,7 @@ mod tests {
             let e = parse_address("--provider-address", s).unwrap_err();
             assert!(matches!(e, AddressArgError::WrongNetwork { .. }), "{s}: {e}");
             let m = e.to_string();
-            assert!(m.starts_with("--provider-address"), "{m}");
+            assert!(m.starts_with("--provider-address: "), "{m}");
             assert!(m.contains("testnet"), "{m}");
         }
         let e = err("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080");
@@ -412,7 +432,13 @@ mod tests {
             Target::Address(Address::Tx(_))
         ));
         let e = parse_target("seed", "0x1234").unwrap_err().to_string();
-        assert!(e.starts_with("seed ") && e.contains("64 for a transaction hash"), "{e}");
+        assert!(e.starts_with("seed: ") && e.contains("4 hex digits is neither 40"), "{e}");
+        let e = parse_target("seed", "0xabc:x").unwrap_err().to_string();
+        assert!(e.contains("INDEX after ':' must be a number"), "{e}");
+        let e = parse_target("seed", &format!("0x{}", "Z".repeat(40)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'Z' at position 2 is not a hex digit"), "{e}");
         let e = parse_target("seed", "nope").unwrap_err().to_string();
         assert!(e.contains("TX:INDEX"), "{e}");
     }

@@ -18,6 +18,7 @@ use paytrace_tracer::{
     report::{ReportParams, discover_payouts},
     risk::{CachedSource, RiskLevel, screen_all},
 };
+use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{
     collections::BTreeMap,
@@ -93,10 +94,6 @@ fn parse_state(s: &str) -> Result<AlertState, String> {
     s.parse()
 }
 
-fn parse_address(s: &str) -> anyhow::Result<Address> {
-    s.parse().map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
-}
-
 /// What one evaluation did (`alerts evaluate --json`, and logged after imports and syncs).
 #[derive(Debug, Default, Serialize)]
 pub struct EvalSummary {
@@ -121,7 +118,7 @@ fn subjects(cfg: &Config, store: &Store, alerts: &AlertStore) -> anyhow::Result<
     let mut out: BTreeMap<Address, Role> = BTreeMap::new();
     let mut payers = Vec::new();
     for p in &cfg.alerts.payers {
-        payers.push(parse_address(p).context("alerts.payers")?);
+        payers.push(parse_address("alerts.payers", p)?);
     }
     for w in alerts.watchlist()? {
         if w.payer {
@@ -503,7 +500,7 @@ impl WatchCmd {
                 note,
                 payer,
             } => {
-                let e = alerts.watch(parse_address(address)?, note.clone(), *payer)?;
+                let e = alerts.watch(parse_address("ADDRESS", address)?, note.clone(), *payer)?;
                 if ctx.json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
@@ -515,7 +512,7 @@ impl WatchCmd {
                 }
             }
             Self::Remove { address } => {
-                let a = parse_address(address)?;
+                let a = parse_address("ADDRESS", address)?;
                 let had = alerts.unwatch(&a)?;
                 if ctx.json {
                     println!("{}", serde_json::json!({ "address": a, "removed": had }));

@@ -7,13 +7,14 @@ use clap::{Args, Subcommand};
 use paytrace_config::ClusterConfig;
 use paytrace_indexer::{
     Address, ChainId, Store,
-    labels::{LabelAddress, LabelStore},
+    labels::LabelStore,
 };
 use paytrace_tracer::cluster::{
     ChangeHeuristic, ChangeRule, ClusterLabel, ClusterParams, ClusterStore, CoinJoinParams,
     CollapseGuard, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge, RunReport,
     exchanges_from_labels,
 };
+use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{collections::BTreeMap, process::ExitCode};
 
@@ -175,18 +176,6 @@ fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_address(s: &str) -> anyhow::Result<Address> {
-    if let Ok(a) = s.parse::<Address>() {
-        return Ok(a);
-    }
-    LabelAddress::parse(s, None)
-        .ok()
-        .and_then(|a| a.indexed())
-        .with_context(|| {
-            format!("{s:?} is not an address (0x + 40 hex digits, script:<64 hex>, or a Bitcoin address)")
-        })
-}
-
 /// One merge as shown in JSON.
 #[derive(Serialize)]
 struct MergeView {
@@ -263,7 +252,7 @@ struct ShowView {
 }
 
 fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow::Result<ExitCode> {
-    let address = parse_address(&a.address)?;
+    let address = parse_address("ADDRESS", &a.address)?;
     let names = chain_names(store)?;
     let labels = LabelStore::open(store).context("opening the label store")?;
     let cluster = cs.cluster_of(&address)?;
@@ -369,7 +358,7 @@ fn explain(
     cs: &ClusterStore,
     a: ExplainArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (x, y) = (parse_address(&a.a)?, parse_address(&a.b)?);
+    let (x, y) = (parse_address("A", &a.a)?, parse_address("B", &a.b)?);
     let names = chain_names(store)?;
     let e = cs.explain(&x, &y)?;
     let out = ExplainView {

@@ -6,6 +6,7 @@ use clap::Args;
 use paytrace_indexer::{
     Address, Amount, Asset, ChainId, ChainInfo, Direction, Store, Transfer, TransferKind,
 };
+use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{collections::BTreeMap, process::ExitCode};
 
@@ -61,18 +62,6 @@ pub struct Namer {
     chains: BTreeMap<ChainId, ChainInfo>,
     symbols: BTreeMap<(String, Address), (String, u8)>,
     btc: Option<paytrace_indexer::btc::UtxoStore>,
-}
-
-/// Parses an address argument: `0x...` (EVM), `script:`/`tx:` ids, or a Bitcoin address
-/// (`1...`, `3...`, `bc1...`), which maps to its script id.
-pub fn parse_address(s: &str) -> anyhow::Result<Address> {
-    match s.parse::<Address>() {
-        Ok(a) => Ok(a),
-        Err(e) => match paytrace_indexer::labels::LabelAddress::parse(s, Some("btc")) {
-            Ok(l) => l.indexed().context("not an indexed address"),
-            Err(_) => Err(e.into()),
-        },
-    }
 }
 
 impl Namer {
@@ -183,7 +172,7 @@ struct AddressOut {
 impl AddressCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let address = parse_address(&self.address)?;
+        let address = parse_address("ADDRESS", &self.address)?;
         let store = ctx.open_store_read()?;
         let chain = match &self.chain {
             Some(name) => Some(

@@ -4,7 +4,7 @@
 use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
+use paytrace_indexer::{Address, Asset, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
     cluster::ClusterStore,
@@ -14,6 +14,7 @@ use paytrace_tracer::{
     },
     risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
 };
+use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{
     collections::HashMap,
@@ -345,18 +346,6 @@ fn name_payees(store: &Store, payouts: &mut [Payout]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
-    }
-}
-
 impl ReportCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -390,7 +379,7 @@ impl PayoutsArgs {
                     let addrs = p
                         .addresses
                         .iter()
-                        .map(|a| a.to_ascii_lowercase().parse::<Address>())
+                        .map(|a| parse_address(&format!("provider {name:?} address"), a))
                         .collect::<Result<Vec<_>, _>>()?;
                     let assets_f = if p.assets.is_empty() {
                         None
@@ -412,11 +401,8 @@ impl PayoutsArgs {
                     let addrs = self
                         .provider_address
                         .iter()
-                        .map(|a| {
-                            a.parse::<Address>()
-                                .with_context(|| format!("--provider-address {a:?}"))
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()?;
+                        .map(|a| parse_address("--provider-address", a))
+                        .collect::<Result<Vec<_>, _>>()?;
                     let title = addrs
                         .iter()
                         .map(ToString::to_string)
@@ -431,7 +417,7 @@ impl PayoutsArgs {
                     }
                 },
             };
-        let chain = chain_id(&store, chain_name.as_deref())?;
+        let chain = super::chain_id(&store, chain_name.as_deref())?;
         let (payouts, issues) = match &self.batch {
             Some(path) => {
                 let file = path.display().to_string();

@@ -5,12 +5,13 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use paytrace_config::RiskConfig;
-use paytrace_indexer::{Address, ChainId, Store, labels::Date};
+use paytrace_indexer::{Address, ChainId, labels::Date};
 use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
     risk::{CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, screen_each},
 };
+use paytrace_app::address::parse_address;
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
 /// Exit status when `--fail-on` is given and a result is at or above the level.
@@ -57,19 +58,6 @@ fn parse_level(s: &str) -> Result<RiskLevel, String> {
         .map_err(|e: paytrace_tracer::risk::UnknownLevel| e.to_string())
 }
 
-/// The chain id of `name`, if given.
-pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
-    }
-}
-
 /// The screening parameters from the `[risk]` section.
 pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
     let scoring = Scoring::from_config(cfg);
@@ -97,10 +85,8 @@ pub fn read_address_file(path: &std::path::Path) -> anyhow::Result<Vec<Address>>
         if s.is_empty() {
             continue;
         }
-        let a: Address = s
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{}:{}: address {s:?}: {e}", path.display(), i + 1))?;
-        out.push(a);
+        let arg = format!("{}:{}", path.display(), i + 1);
+        out.push(parse_address(&arg, s)?);
     }
     Ok(out)
 }
@@ -162,15 +148,12 @@ impl ScreenCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let addresses = match (&self.address, &self.file) {
-            (Some(a), None) => vec![
-                a.parse::<Address>()
-                    .map_err(|e| anyhow::anyhow!("address {a:?}: {e}"))?,
-            ],
+            (Some(a), None) => vec![parse_address("ADDRESS", a)?],
             (None, Some(f)) => read_address_file(f)?,
             _ => bail!("give an ADDRESS or --file"),
         };
         let store = ctx.open_store_for_queries()?;
-        let chain = chain_id(&store, self.chain.as_deref())?;
+        let chain = super::chain_id(&store, self.chain.as_deref())?;
         let clusters = super::report::StoreClusters::open(&store)?;
         let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);

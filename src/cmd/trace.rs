@@ -4,12 +4,17 @@
 use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use paytrace_indexer::{Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, TxHash};
+use paytrace_app::address::Target;
+use paytrace_indexer::{
+    Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
+    model::UTXO_OUTPUT_BASE,
+};
 use paytrace_tracer::{
     BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
     StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
     trace_forward_within,
 };
+use paytrace_app::address::{parse_address, parse_target};
 use serde::Serialize;
 use std::{
     fmt::Write as _,
@@ -56,7 +61,7 @@ impl LabelArgs {
             let (a, c) = s
                 .split_once('=')
                 .with_context(|| format!("--stop {s:?}: expected ADDR=CATEGORY"))?;
-            let addr: Address = a.parse().with_context(|| format!("--stop {s:?}"))?;
+            let addr = parse_address("--stop", a)?;
             l.insert(addr, c);
         }
         l.set_version("cli");
@@ -135,62 +140,6 @@ fn parse_model(s: &str) -> Result<Model, String> {
         .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
 }
 
-fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
-    }
-}
-
-enum SeedArg {
-    Address(Address),
-    Tx(TxHash, Option<usize>),
-}
-
-/// What a seed argument may be, for error messages.
-const SEED_FORMS: &str = "expected an address (0x + 40 hex digits, a Bitcoin address, or \
-script:/tx: + 64 hex digits) or a transaction hash (0x + 64 hex digits, optionally TX:INDEX)";
-
-fn parse_seed(s: &str) -> anyhow::Result<SeedArg> {
-    if let Ok(a) = super::query::parse_address(s) {
-        return Ok(SeedArg::Address(a));
-    }
-    let (tx, idx) = match s.rsplit_once(':') {
-        Some((t, i)) if !t.starts_with("script") && !t.starts_with("tx") => (
-            t,
-            Some(i.parse::<usize>().with_context(|| {
-                format!("seed {s:?}: INDEX after ':' must be a number (TX:INDEX)")
-            })?),
-        ),
-        _ => (s, None),
-    };
-    let h: alloy_primitives::B256 = tx
-        .parse()
-        .map_err(|_| anyhow::anyhow!("seed {s:?}: {}; {SEED_FORMS}", seed_problem(tx)))?;
-    Ok(SeedArg::Tx(TxHash(h), idx))
-}
-
-/// What is wrong with a seed that is neither an address nor a transaction hash.
-fn seed_problem(s: &str) -> String {
-    let hex = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if let Some((i, c)) = hex.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        let pos = i + s.len() - hex.len();
-        return format!("{c:?} at position {pos} is not a hex digit");
-    }
-    match hex.len() {
-        40 => "not a valid address (mixed case must be the EIP-55 checksum)".to_owned(),
-        n => format!("{n} hex digits is neither 40 (address) nor 64 (transaction hash)"),
-    }
-}
-
 impl TraceCmd {
     fn params(&self, chain: Option<ChainId>) -> anyhow::Result<TraceParams> {
         Ok(TraceParams {
@@ -207,51 +156,123 @@ impl TraceCmd {
         })
     }
 
+    /// A trace from a transaction. On Bitcoin (a transaction node between inputs and
+    /// outputs) forward follows its outputs' value and backward explains its inputs' value;
+    /// `TX:INDEX` names output INDEX. On EVM chains the seed is the transaction's transfers
+    /// (`TX:INDEX`: the INDEX-th in canonical order).
+    fn tx_seed(
+        &self,
+        store: &Store,
+        chain: Option<ChainId>,
+        tx: TxHash,
+        idx: Option<u32>,
+        back: impl Fn(&BackSeed) -> Result<TraceResult, paytrace_tracer::TraceError>,
+        fwd: impl Fn(&Seed) -> Result<TraceResult, paytrace_tracer::TraceError>,
+    ) -> anyhow::Result<TraceResult> {
+        let ts = store.tx_transfers(&tx, chain, self.block.map(BlockNumber))?;
+        let shown = |t: &Transfer| {
+            if [t.from, t.to].iter().any(Address::is_tx) {
+                format!("{:x}", tx.0)
+            } else {
+                tx.to_string()
+            }
+        };
+        let Some(first) = ts.first() else {
+            bail!("transaction {tx} has no indexed transfer");
+        };
+        let name = shown(first);
+        let node = ts
+            .iter()
+            .flat_map(|t| [t.from, t.to])
+            .find(Address::is_tx);
+        if let Some(node) = node {
+            let outputs: Vec<&Transfer> = ts.iter().filter(|t| t.from == node).collect();
+            let inputs: Vec<TransferKey> =
+                ts.iter().filter(|t| t.to == node).map(|t| t.key).collect();
+            return Ok(match idx {
+                Some(i) => {
+                    let pos = UTXO_OUTPUT_BASE.checked_add(i);
+                    let out = outputs
+                        .iter()
+                        .find(|t| Some(t.key.position) == pos)
+                        .with_context(|| {
+                            format!(
+                                "transaction {name} has no output {i} carrying value (outputs: {})",
+                                outputs
+                                    .iter()
+                                    .map(|t| t.key.position.saturating_sub(UTXO_OUTPUT_BASE).to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })?;
+                    if self.backward {
+                        back(&BackSeed::Transfer(out.key))?
+                    } else {
+                        fwd(&Seed::Transfers(vec![out.key]))?
+                    }
+                }
+                None if self.backward => {
+                    if inputs.is_empty() {
+                        bail!("transaction {name} has no indexed input");
+                    }
+                    back(&BackSeed::Transfers(inputs))?
+                }
+                None => {
+                    if outputs.is_empty() {
+                        bail!("transaction {name} has no output carrying value");
+                    }
+                    fwd(&Seed::Transfers(outputs.iter().map(|t| t.key).collect()))?
+                }
+            });
+        }
+        let keys: Vec<TransferKey> = match idx {
+            Some(i) => vec![
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| ts.get(i))
+                    .with_context(|| {
+                        format!("transaction {tx} has {} transfers, no index {i}", ts.len())
+                    })?
+                    .key,
+            ],
+            None => ts.iter().map(|t| t.key).collect(),
+        };
+        Ok(if self.backward {
+            let [k] = keys.as_slice() else {
+                bail!(
+                    "transaction {tx} has {} transfers: pick one with {tx}:INDEX",
+                    keys.len()
+                );
+            };
+            back(&BackSeed::Transfer(*k))?
+        } else {
+            fwd(&Seed::Transfers(keys))?
+        })
+    }
+
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let chain = chain_id(&store, self.chain.as_deref())?;
+        let chain = super::chain_id(&store, self.chain.as_deref())?;
         let params = self.params(chain)?;
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
             .context("opening the label store")?;
         let budget = self.budget_ms.map(Duration::from_millis);
         let back = |seed: &BackSeed| trace_backward_within(&store, &labels, seed, &params, budget);
         let fwd = |seed: &Seed| trace_forward_within(&store, &labels, seed, &params, budget);
-        let result = match parse_seed(&self.seed)? {
-            SeedArg::Address(a) => {
+        let result = match parse_target("seed", &self.seed)? {
+            Target::Address(Address::Tx(internal)) => {
+                let tx = TxHash(paytrace_indexer::btc::utxo::display_b256(&internal));
+                self.tx_seed(&store, chain, tx, None, back, fwd)?
+            }
+            Target::Address(a) => {
                 if self.backward {
                     back(&BackSeed::Address(a))?
                 } else {
                     fwd(&Seed::Outflows(a))?
                 }
             }
-            SeedArg::Tx(tx, idx) => {
-                let ts = store.tx_transfers(&tx, chain, self.block.map(BlockNumber))?;
-                if ts.is_empty() {
-                    bail!("transaction {tx} has no indexed transfer");
-                }
-                let keys: Vec<_> = match idx {
-                    Some(i) => vec![
-                        ts.get(i)
-                            .with_context(|| {
-                                format!("transaction {tx} has {} transfers, no index {i}", ts.len())
-                            })?
-                            .key,
-                    ],
-                    None => ts.iter().map(|t| t.key).collect(),
-                };
-                if self.backward {
-                    let [k] = keys.as_slice() else {
-                        bail!(
-                            "transaction {tx} has {} transfers: pick one with {tx}:INDEX",
-                            keys.len()
-                        );
-                    };
-                    back(&BackSeed::Transfer(*k))?
-                } else {
-                    fwd(&Seed::Transfers(keys))?
-                }
-            }
+            Target::Tx { hash, index } => self.tx_seed(&store, chain, hash, index, back, fwd)?,
         };
         let format = if ctx.json { Format::Json } else { self.format };
         let pretty = std::io::stdout().is_terminal();
@@ -440,9 +461,9 @@ impl PathCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let from: Address = self.from.parse().context("FROM")?;
+        let from = parse_address("FROM", &self.from)?;
         let target = match (&self.to, &self.to_category) {
-            (Some(t), None) => PathTarget::Address(t.parse().context("TO")?),
+            (Some(t), None) => PathTarget::Address(parse_address("TO", t)?),
             (None, Some(c)) => PathTarget::Category(paytrace_tracer::Category::new(c)),
             _ => bail!("give either TO or --to-category"),
         };
@@ -458,7 +479,7 @@ impl PathCmd {
             min_amount: self.min_amount.parse().context("--min-amount")?,
             max_nodes: self.max_nodes,
             k: self.k,
-            chain: chain_id(&store, self.chain.as_deref())?,
+            chain: super::chain_id(&store, self.chain.as_deref())?,
             asset,
             stop: self.labels.stop_list(),
             ..PathParams::default()

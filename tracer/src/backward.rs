@@ -31,6 +31,8 @@ use std::{
 pub enum BackSeed {
     /// The sources of this transfer's value.
     Transfer(TransferKey),
+    /// The sources of these transfers' value together (the inputs of a Bitcoin transaction).
+    Transfers(Vec<TransferKey>),
     /// The sources of this address's balance at the end of the window (every asset).
     Address(Address),
 }
@@ -236,31 +238,8 @@ pub fn trace_backward_within<S: FlowSource, L: LabelSource>(
         incomplete: false,
     };
     let seed_info = match seed {
-        BackSeed::Transfer(k) => {
-            let t = source
-                .transfer(k)
-                .map_err(TraceError::source)?
-                .ok_or(TraceError::SeedNotFound(*k))?;
-            b.demands.insert(
-                t.key,
-                (
-                    t.clone(),
-                    Demand {
-                        amount: t.amount,
-                        hops: 0,
-                    },
-                ),
-            );
-            b.edges.push(edge(&t, t.amount));
-            let mut total = BTreeMap::new();
-            total.insert(t.asset.to_string(), t.amount);
-            SeedInfo {
-                kind: "transfer",
-                address: Some(t.from),
-                transfers: vec![edge(&t, t.amount)],
-                total,
-            }
-        }
+        BackSeed::Transfer(k) => b.seed_transfers(std::slice::from_ref(k))?,
+        BackSeed::Transfers(keys) => b.seed_transfers(keys)?,
         BackSeed::Address(a) => b.seed_address(a)?,
     };
     while let Some((_, (t, d))) = b.demands.pop_last() {
@@ -289,6 +268,45 @@ struct Back<'a, S, L> {
 }
 
 impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
+    /// Demands for the whole of each seed transfer (`transfer` for one, `transaction` for
+    /// several, e.g. the inputs of a Bitcoin transaction).
+    fn seed_transfers(&mut self, keys: &[TransferKey]) -> Result<SeedInfo, TraceError> {
+        let mut transfers = Vec::with_capacity(keys.len());
+        let mut total = BTreeMap::new();
+        let mut address = None;
+        for k in keys {
+            let t = self
+                .src
+                .transfer(k)
+                .map_err(TraceError::source)?
+                .ok_or(TraceError::SeedNotFound(*k))?;
+            if self.demands.contains_key(&t.key) {
+                continue;
+            }
+            address.get_or_insert(if keys.len() == 1 { t.from } else { t.to });
+            let e: &mut Amount = total.entry(t.asset.to_string()).or_default();
+            *e = e.checked_add(t.amount)?;
+            self.edges.push(edge(&t, t.amount));
+            transfers.push(edge(&t, t.amount));
+            let amount = t.amount;
+            self.demands
+                .insert(t.key, (t, Demand { amount, hops: 0 }));
+        }
+        if transfers.is_empty() {
+            return Err(TraceError::EmptySeed(format!("{keys:?}")));
+        }
+        Ok(SeedInfo {
+            kind: if keys.len() == 1 {
+                "transfer"
+            } else {
+                "transaction"
+            },
+            address,
+            transfers,
+            total,
+        })
+    }
+
     /// `a`'s history before `before` (all of it when `None`). Demands are explained in
     /// descending key order and only look at transfers before their own, so the first load of
     /// an address (at its latest demand) holds everything later demands on it need; it is
