@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod balances;
 pub mod btc;
+pub mod chain_view;
 pub mod cluster;
 pub mod demo;
 mod demo_rpc;

@@ -4,6 +4,7 @@
 use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use super::chain_view::ChainView;
 use paytrace_app::address::Target;
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
@@ -277,11 +278,27 @@ impl TraceCmd {
         let format = if ctx.json { Format::Json } else { self.format };
         let pretty = std::io::stdout().is_terminal();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::output::stdout());
+        let subject = result
+            .seed
+            .address
+            .or_else(|| result.seed.transfers.first().map(|e| e.from))
+            .unwrap_or(Address::ZERO_EVM);
+        let view = ChainView::open(&store, &subject)?;
         match format {
+            Format::Json if view.is_bitcoin() => {
+                let s = if pretty {
+                    serde_json::to_string_pretty(&result)?
+                } else {
+                    serde_json::to_string(&result)?
+                };
+                writeln!(out, "{}", view.rewrite(&s))?;
+            }
             Format::Json => write_json(&mut out, &result, pretty)?,
-            Format::Dot => out.write_all(export::to_dot(&result).as_bytes())?,
-            Format::Graphml => out.write_all(export::to_graphml(&result).as_bytes())?,
-            Format::Text => out.write_all(render_text(&result).as_bytes())?,
+            Format::Dot => out.write_all(view.rewrite(&export::to_dot(&result)).as_bytes())?,
+            Format::Graphml => {
+                out.write_all(view.rewrite(&export::to_graphml(&result)).as_bytes())?;
+            }
+            Format::Text => out.write_all(view.rewrite(&render_text(&result, &view)).as_bytes())?,
         }
         out.flush().context("writing the result to stdout")?;
         Ok(ExitCode::SUCCESS)
@@ -306,8 +323,9 @@ pub fn write_json<W: std::io::Write, T: Serialize>(
     Ok(())
 }
 
-/// The text report of a trace.
-pub fn render_text(r: &TraceResult) -> String {
+/// The text report of a trace (amounts through `view`: BTC units on Bitcoin). The seed's
+/// receivers are called receivers here (`payee` in JSON, whose keys are stable).
+pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
     let mut s = String::new();
     let p = &r.parameters;
     let _ = writeln!(
@@ -320,7 +338,7 @@ pub fn render_text(r: &TraceResult) -> String {
         r.seed.transfers.len()
     );
     for (asset, v) in &r.seed.total {
-        let _ = writeln!(s, "  seed value: {v} {}", asset);
+        let _ = writeln!(s, "  seed value: {}", view.amount(v, asset));
     }
     if let Some(by) = r.truncated_by {
         let why = match by {
@@ -345,7 +363,12 @@ pub fn render_text(r: &TraceResult) -> String {
     let _ = writeln!(s, "\nTotals by category:");
     for (cat, m) in &r.totals_by_category {
         for (asset, v) in m {
-            let _ = writeln!(s, "  {cat:<20} {v} {}", asset);
+            let cat = if cat == "still_at_payee" {
+                "still_at_receiver"
+            } else {
+                cat
+            };
+            let _ = writeln!(s, "  {cat:<20} {}", view.amount(v, asset));
         }
     }
     let _ = writeln!(
@@ -366,14 +389,15 @@ pub fn render_text(r: &TraceResult) -> String {
         let status = serde_json::to_value(d.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
+            .map(|s| if s == "payee" { "receiver".to_owned() } else { s })
             .unwrap_or_default();
         let _ = writeln!(
             s,
             "  {:<44} {:<16} {:>4} {:>30}  {:<10} {}{}",
-            d.address.to_string(),
+            view.address(&d.address),
             status,
             d.hops,
-            format!("{} {}", d.amount, d.asset),
+            view.amount(&d.amount, &d.asset.to_string()),
             d.first_arrival.0,
             d.labels.join(", "),
             if d.incomplete_history {
@@ -395,17 +419,22 @@ pub fn render_text(r: &TraceResult) -> String {
         for path in &r.paths {
             let _ = writeln!(
                 s,
-                "  to {} ({}): {} {}",
-                path.to,
+                "  to {} ({}): {}",
+                view.address(&path.to),
                 path.category.as_ref().map_or("unlabelled", |c| c.as_str()),
-                path.amount,
-                path.asset
+                view.amount(&path.amount, &path.asset.to_string()),
             );
+            let asset = path.asset.to_string();
             for h in &path.hops {
                 let _ = writeln!(
                     s,
                     "    {} -> {}  {} of {}  tx {} block {}",
-                    h.from, h.to, h.tainted, h.amount, h.tx_hash, h.block
+                    view.address(&h.from),
+                    view.address(&h.to),
+                    view.number(&h.tainted, &asset),
+                    view.number(&h.amount, &asset),
+                    h.tx_hash,
+                    h.block
                 );
             }
         }
