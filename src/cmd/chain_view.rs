@@ -80,6 +80,11 @@ impl ChainView {
     /// Rewrites rendered output (text or JSON): every `script:<64 hex>` becomes its address
     /// when the script is standard, and on Bitcoin every `0x<64 hex>` (a txid) loses its `0x`.
     pub fn rewrite(&self, s: &str) -> String {
+        self.rewrite_as(s, self.bitcoin)
+    }
+
+    /// [`ChainView::rewrite`] for an output about Bitcoin (`bitcoin`) or not.
+    pub fn rewrite_as(&self, s: &str, bitcoin: bool) -> String {
         if self.utxo.is_none() {
             return s.to_owned();
         }
@@ -104,7 +109,7 @@ impl ChainView {
                     continue;
                 }
             }
-            if self.bitcoin && boundary && b[i..].starts_with(b"0x") && hex64(i + 2) {
+            if bitcoin && boundary && b[i..].starts_with(b"0x") && hex64(i + 2) {
                 out.push_str(&s[copied..i]);
                 i += 2;
                 copied = i;
@@ -115,6 +120,15 @@ impl ChainView {
         out.push_str(&s[copied..]);
         out
     }
+}
+
+/// Prints `value` as indented JSON (as `--json` does), rewritten through `view`.
+pub fn print_json<T: serde::Serialize>(value: &T, view: &ChainView) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = crate::output::stdout();
+    writeln!(out, "{}", view.rewrite(&serde_json::to_string_pretty(value)?))?;
+    out.flush()?;
+    Ok(())
 }
 
 /// A native amount in text: the chain's symbol with all its decimals (e.g. `50.00000000 BTC`).

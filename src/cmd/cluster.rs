@@ -15,7 +15,16 @@ use paytrace_tracer::cluster::{
     exchanges_from_labels,
 };
 use paytrace_app::address::parse_address;
+use super::chain_view::ChainView;
 use serde::Serialize;
+
+/// `writeln!` into a `String` (the text is rewritten for Bitcoin before it is printed).
+macro_rules! outln {
+    ($buf:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($t)*);
+    }};
+}
 use std::{collections::BTreeMap, process::ExitCode};
 
 /// Cluster commands.
@@ -290,19 +299,21 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
         merges_total: usize::try_from(size.saturating_sub(1)).unwrap_or(usize::MAX),
         merges: merges.iter().map(|m| view(m, &names)).collect(),
     };
+    let cv = ChainView::open(store, &address)?;
     if ctx.json {
-        ctx.print_json(&out)?;
+        super::chain_view::print_json(&out, &cv)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut buf = String::new();
     match out.cluster {
-        Some(c) => println!(
+        Some(c) => outln!(buf, 
             "{} is in cluster {c} of {} addresses",
             out.address, out.size
         ),
-        None => println!("{} is in no cluster (no heuristic merged it)", out.address),
+        None => outln!(buf, "{} is in no cluster (no heuristic merged it)", out.address),
     }
     if let Some(d) = &out.deposit {
-        println!(
+        outln!(buf, 
             "deposit address of {} ({}), first sweep {} in block {}",
             d.entity.as_deref().unwrap_or("an exchange"),
             d.exchange,
@@ -310,34 +321,35 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
             d.block
         );
     }
-    println!("members:");
+    outln!(buf, "members:");
     for m in &out.members {
-        println!("  {m}");
+        outln!(buf, "  {m}");
     }
     if out.members.len() < usize::try_from(out.size).unwrap_or(usize::MAX) {
-        println!("  ... ({} more)", out.size as usize - out.members.len());
+        outln!(buf, "  ... ({} more)", out.size as usize - out.members.len());
     }
     if !out.labels.is_empty() {
-        println!("labels:");
+        outln!(buf, "labels:");
         for l in &out.labels {
-            println!(
+            outln!(buf, 
                 "  {} {} ({}, confidence {}) via {}",
                 l.category, l.entity, l.source, l.confidence, l.member
             );
         }
     }
     for c in &out.conflicts {
-        println!("conflict: entities {}", c.entities.join(", "));
+        outln!(buf, "conflict: entities {}", c.entities.join(", "));
     }
     if !out.merges.is_empty() {
-        println!("merges ({}):", out.merges_total);
+        outln!(buf, "merges ({}):", out.merges_total);
         for m in &out.merges {
-            println!(
+            outln!(buf, 
                 "  {} + {}: {} (confidence {}) tx {} block {} on {}",
                 m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
             );
         }
     }
+    print!("{}", cv.rewrite(&buf));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -370,14 +382,16 @@ fn explain(
         path: e.path.iter().map(|m| view(m, &names)).collect(),
         refused: e.refused.iter().map(|r| refused_view(r, &names)).collect(),
     };
+    let cv = ChainView::open(store, &x)?;
     if ctx.json {
-        ctx.print_json(&out)?;
+        super::chain_view::print_json(&out, &cv)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut buf = String::new();
     if out.joined {
-        println!("{} and {} are in one cluster:", out.a, out.b);
+        outln!(buf, "{} and {} are in one cluster:", out.a, out.b);
         for m in &out.path {
-            println!(
+            outln!(buf, 
                 "  {} + {}: {} (confidence {}) tx {} block {} on {}",
                 m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
             );
@@ -385,7 +399,7 @@ fn explain(
     } else {
         let show =
             |c: Option<u32>| c.map_or_else(|| "no cluster".to_owned(), |c| format!("cluster {c}"));
-        println!(
+        outln!(buf, 
             "{} ({}) and {} ({}) are not joined",
             out.a,
             show(out.cluster_a),
@@ -393,7 +407,7 @@ fn explain(
             show(out.cluster_b)
         );
         for r in &out.refused {
-            println!(
+            outln!(buf, 
                 "  refused by the collapse guard: {} + {}: {} (confidence {}) tx {}, cluster sizes {} and {}",
                 r.merge.a,
                 r.merge.b,
@@ -405,5 +419,6 @@ fn explain(
             );
         }
     }
+    print!("{}", cv.rewrite(&buf));
     Ok(ExitCode::SUCCESS)
 }

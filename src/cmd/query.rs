@@ -116,8 +116,13 @@ impl Namer {
     /// Symbol and decimals of an asset on a chain, when known.
     pub fn asset(&self, chain: ChainId, asset: &Asset) -> Option<(String, u8)> {
         match asset {
-            Asset::Native if self.is_bitcoin(chain) => Some(("BTC".to_owned(), 8)),
-            Asset::Native => Some(("ETH".to_owned(), 18)),
+            Asset::Native => {
+                let kind = self
+                    .chains
+                    .get(&chain)
+                    .map_or(paytrace_indexer::ChainKind::Evm, |c| c.kind);
+                Some((kind.native_symbol().to_owned(), kind.native_decimals()))
+            }
             Asset::Token(a) => self.symbols.get(&(self.chain(chain), *a)).cloned(),
         }
     }
@@ -264,13 +269,19 @@ impl AddressCmd {
             println!("{title}:");
             for t in list {
                 let other = if title == "incoming" { &t.from } else { &t.to };
+                // Native Bitcoin amounts in BTC (8 decimals); other amounts in raw units.
+                let amount = match namer.chains.values().find(|c| c.name == t.chain) {
+                    Some(c) if c.kind == paytrace_indexer::ChainKind::Bitcoin && t.asset == "native" => {
+                        super::chain_view::native_text(c.kind, &t.amount)
+                    }
+                    _ => format!("{} {}", t.amount, t.symbol.as_deref().unwrap_or(&t.asset)),
+                };
                 println!(
-                    "  {} block {} {} {} {} {} {}",
+                    "  {} block {} {} {} {} {}",
                     t.chain,
                     t.block,
                     t.kind,
-                    t.amount,
-                    t.symbol.as_deref().unwrap_or(&t.asset),
+                    amount,
                     if title == "incoming" { "from" } else { "to" },
                     other
                 );

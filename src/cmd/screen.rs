@@ -11,6 +11,7 @@ use paytrace_tracer::{
     patterns::PatternParams,
     risk::{CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, screen_each},
 };
+use super::chain_view::ChainView;
 use paytrace_app::address::parse_address;
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -104,7 +105,7 @@ fn text_line(r: &ScreenResult) -> String {
     )
 }
 
-fn render_text(r: &ScreenResult) -> String {
+fn render_text(r: &ScreenResult, bitcoin: bool) -> String {
     let mut s = format!(
         "{}: {} (score {:.1}) as of {}, {} hops\n",
         r.address, r.level, r.score, r.as_of, r.hops
@@ -127,11 +128,14 @@ fn render_text(r: &ScreenResult) -> String {
             paytrace_tracer::risk::Flow::Sent => "sent",
             paytrace_tracer::risk::Flow::Received => "received",
         };
+        let amount = if bitcoin && e.asset.to_string() == "native" {
+            super::chain_view::native_text(paytrace_indexer::ChainKind::Bitcoin, &e.amount)
+        } else {
+            format!("{} raw units of {}", e.amount, e.asset)
+        };
         s.push_str(&format!(
-            "  {kind} {dir} {}: {} raw units of {} ({:.2}%), {}, counterparties {}\n",
+            "  {kind} {dir} {}: {amount} ({:.2}%), {}, counterparties {}\n",
             e.category,
-            e.amount,
-            e.asset,
             e.share * 100.0,
             paytrace_tracer::risk::hops_text(e.hops.saturating_add(1)),
             e.counterparties
@@ -173,6 +177,9 @@ impl ScreenCmd {
         // screening the addresses one by one.
         let threads = if bulk { self.threads } else { 1 };
         let src = CachedSource::new(&store, HISTORY_CACHE);
+        // Bitcoin results show addresses and txids as Bitcoin does (see `chain_view`).
+        let cv = ChainView::new(&store, true)?;
+        let bitcoin = |i: usize| !matches!(addresses.get(i), Some(Address::Evm(_)) | None);
         let mut failed: Option<anyhow::Error> = None;
         screen_each(&src, &history, &addresses, &p, threads, |i, r| {
             let printed = r
@@ -180,16 +187,18 @@ impl ScreenCmd {
                 .with_context(|| format!("screening {}", addresses[i]))
                 .and_then(|r| {
                     worst = worst.max(r.level);
+                    let btc = bitcoin(i);
+                    let show = |s: String| cv.rewrite_as(&s, btc);
                     if ctx.json {
                         if bulk {
-                            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                            writeln!(out, "{}", show(serde_json::to_string(&r)?))?;
                         } else {
-                            writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+                            writeln!(out, "{}", show(serde_json::to_string_pretty(&r)?))?;
                         }
                     } else if bulk {
-                        writeln!(out, "{}", text_line(&r))?;
+                        writeln!(out, "{}", show(text_line(&r)))?;
                     } else {
-                        write!(out, "{}", render_text(&r))?;
+                        write!(out, "{}", show(render_text(&r, btc)))?;
                     }
                     Ok(())
                 });

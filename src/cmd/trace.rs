@@ -516,16 +516,17 @@ impl PathCmd {
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
             .context("opening the label store")?;
         let r = find_paths(&store, &labels, &from, &target, &p)?;
+        let view = ChainView::open(&store, &from)?;
         if ctx.json {
-            ctx.print_json(&r)?;
+            super::chain_view::print_json(&r, &view)?;
         } else {
-            print!("{}", render_paths(&r));
+            print!("{}", view.rewrite(&render_paths(&r, &view)));
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn render_paths(r: &PathResult) -> String {
+fn render_paths(r: &PathResult, view: &ChainView) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -535,16 +536,19 @@ fn render_paths(r: &PathResult) -> String {
     let one = |title: &str, p: &paytrace_tracer::FoundPath, s: &mut String| {
         let _ = writeln!(
             s,
-            "{title}: {} hops, value {} {}",
+            "{title}: {} hops, value {}",
             p.hops.len(),
-            p.value,
-            p.asset
+            view.amount(&p.value, &p.asset.to_string()),
         );
         for h in &p.hops {
             let _ = writeln!(
                 s,
                 "    {} -> {}  {}  t={}  tx {}",
-                h.from, h.to, h.amount, h.time.0, h.tx_hash
+                h.from,
+                h.to,
+                view.number(&h.amount, &p.asset.to_string()),
+                h.time.0,
+                h.tx_hash
             );
         }
     };
