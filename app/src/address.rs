@@ -184,7 +184,11 @@ pub fn parse_target(arg: &str, input: &str) -> Result<Target, AddressArgError> {
                 forms: format!("{ADDRESS_FORMS}; or {TX_FORMS}"),
             })
         }
-        Err(AddressArgError::Evm { .. }) if is_hex_like(s) && s.len() != 42 => Err(bad_hash(s)),
+        Err(AddressArgError::Evm { .. })
+            if is_hex_like(s) && !(s.len() == 42 && s[2..].bytes().all(|b| b.is_ascii_hexdigit())) =>
+        {
+            Err(bad_hash(s))
+        }
         Err(e) => Err(e),
     }
 }

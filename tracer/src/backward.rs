@@ -13,7 +13,7 @@ use crate::{
     merge::merge_dedup,
     model::{mul_div_floor, mul_div_rem},
     result::{
-        Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
+        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
         TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, LabelSource},
@@ -193,6 +193,8 @@ impl Prov {
 #[derive(Default)]
 struct BNode {
     category: Option<Category>,
+    /// A transaction node with a CoinJoin shape (category `mixer`).
+    coinjoin: Option<CoinJoinEvidence>,
     status: Option<Status>,
     per_asset: BTreeMap<Asset, (Amount, u32, Option<Transfer>)>,
     incomplete: bool,
@@ -463,7 +465,20 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
     /// Explains demand `d` on transfer `t` at its sender.
     fn explain(&mut self, t: &Transfer, d: Demand) -> Result<(), TraceError> {
         let x = t.from;
+        let first_visit = !self.nodes.contains_key(&x);
         self.touch(x, t.asset, d.amount, d.hops, t);
+        // Value that came out of a CoinJoin has a mixer as its source (not followed further
+        // when `mixer` stops the trace, as by default).
+        if first_visit
+            && x.is_tx()
+            && self.nodes.get(&x).is_some_and(|n| n.category.is_none())
+            && let Some(ev) =
+                CoinJoinEvidence::detect(self.src, &x, t.key.chain, &mut self.stats.transfers_read)?
+        {
+            let n = self.nodes.entry(x).or_default();
+            n.category = Some(Category::new(CoinJoinEvidence::CATEGORY));
+            n.coinjoin = Some(ev);
+        }
         let cat = self.nodes.get(&x).and_then(|n| n.category.clone());
         if let Some(c) = cat.filter(|c| self.p.stop.contains(c)) {
             return self.stop(x, Status::Exited, c.as_str(), &t.asset, d.amount);
@@ -559,6 +574,7 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
                     first_arrival: first.time,
                     first_arrival_tx: first.tx_hash,
                     incomplete_history: n.incomplete,
+                    coinjoin: n.coinjoin.clone(),
                 });
             }
         }

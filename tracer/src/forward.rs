@@ -17,7 +17,7 @@ use crate::{
     merge::merge_dedup,
     model::{Carry, Holding, mul_div_floor},
     result::{
-        Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
+        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
         TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, HistoryWindow, LabelSource, WINDOW_ENTRIES},
@@ -75,6 +75,8 @@ struct Node {
     suspended: bool,
     /// The current reading window in blocks (0: whole history).
     window: u64,
+    /// A transaction node with a CoinJoin shape (category `mixer`).
+    coinjoin: Option<CoinJoinEvidence>,
 }
 
 /// Heap entry tags: a node's continuation (its history must be read further before any
@@ -288,6 +290,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             read_to: None,
             suspended: false,
             window: 0,
+            coinjoin: None,
         });
         self.index.insert(a, i);
         i
@@ -425,6 +428,22 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         self.record(r, t, &carry, hops);
         if self.nodes[r].role == Role::Swap {
             return self.swap(r, t, &carry);
+        }
+        // A CoinJoin met by the trace is a mixer: an exit (when `mixer` stops the trace, as by
+        // default) with the detection as evidence, not an ordinary transaction to follow.
+        if t.to.is_tx()
+            && self.nodes[r].category.is_none()
+            && self.nodes[r].credits.len() == 1
+            && matches!(self.nodes[r].role, Role::Frontier(_))
+            && let Some(ev) = CoinJoinEvidence::detect(
+                self.src,
+                &t.to,
+                t.key.chain,
+                &mut self.stats.transfers_read,
+            )?
+        {
+            self.nodes[r].category = Some(Category::new(CoinJoinEvidence::CATEGORY));
+            self.nodes[r].coinjoin = Some(ev);
         }
         let cat = self.nodes[r].category.clone();
         if cat.as_ref().is_some_and(|c| self.p.stop.contains(c)) {
@@ -886,6 +905,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                     first_arrival: first.transfer.time,
                     first_arrival_tx: first.transfer.tx_hash,
                     incomplete_history: n.incomplete,
+                    coinjoin: n.coinjoin.clone(),
                 });
             }
             for ((st, asset), v) in &n.leaked {

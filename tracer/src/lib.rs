@@ -33,7 +33,7 @@ pub use forward::{trace_forward, trace_forward_within};
 pub use model::{Model, ModelParseError};
 pub use paths::{FoundPath, PathParams, PathResult, PathTarget, find_paths};
 pub use result::{
-    Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status, TraceParams,
+    CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status, TraceParams,
     TraceResult, TraceStats, Truncation,
 };
 pub use source::{
