@@ -1,6 +1,7 @@
 //! End-to-end: the analysis commands on Bitcoin. The real mainnet blocks 1–255 (block 170 traced
 //! forward and backward, screened by address), a generated chain with a peel chain into a
 //! CoinJoin (exact taint), and bad Bitcoin addresses rejected with an error naming the argument.
+#![allow(clippy::unwrap_used)] // `unwrap` is allowed in tests only (project rule)
 
 mod common;
 
@@ -58,7 +59,10 @@ fn block_170_traced_and_screened_by_address() {
     assert_eq!(d(PAYEE)["status"], "payee");
     assert_eq!(d(PAYEE)["first_arrival_tx"], TX170);
     // The change is followed to the README's peels (e.g. 10 BTC in block 181).
-    assert_eq!(d("1DUDsfc23Dv9sPMEk5RsrtfzCw5ofi5sVW")["amount"], "1000000000");
+    assert_eq!(
+        d("1DUDsfc23Dv9sPMEk5RsrtfzCw5ofi5sVW")["amount"],
+        "1000000000"
+    );
     let s = v.to_string();
     assert!(!s.contains("script:"), "{s}");
     assert!(!s.contains(&format!("0x{TX170}")), "{s}");
@@ -93,7 +97,8 @@ fn block_170_traced_and_screened_by_address() {
     assert_eq!(v["seed"]["address"], PAYER);
 
     // Screening by address, text and JSON.
-    let v = run_json(paytrace(dir.path()).args(["--json", "screen", PAYER, "--as-of", "2009-02-01"]));
+    let v =
+        run_json(paytrace(dir.path()).args(["--json", "screen", PAYER, "--as-of", "2009-02-01"]));
     assert_eq!(v["address"], PAYER);
     assert!(!v.to_string().contains("script:"), "{v}");
     let t = text(paytrace(dir.path()).args(["screen", PAYER, "--as-of", "2009-02-01"]));
@@ -103,7 +108,10 @@ fn block_170_traced_and_screened_by_address() {
     let t = text(paytrace(dir.path()).args(["screen", "--file", file.to_str().unwrap()]));
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines.len(), 2, "{t}");
-    assert!(lines[0].starts_with(PAYER) && lines[1].starts_with(PAYEE), "{t}");
+    assert!(
+        lines[0].starts_with(PAYER) && lines[1].starts_with(PAYEE),
+        "{t}"
+    );
 
     // The transaction node in text: BTC amounts (50, not 5000000000 BTC).
     let t = text(paytrace(dir.path()).args(["address", &format!("tx:{TX170}")]));
@@ -111,7 +119,10 @@ fn block_170_traced_and_screened_by_address() {
 
     // Path and cluster show name Bitcoin addresses.
     let t = text(paytrace(dir.path()).args(["path", PAYER, PAYEE]));
-    assert!(t.contains(PAYEE) && t.contains("value 10.00000000 BTC"), "{t}");
+    assert!(
+        t.contains(PAYEE) && t.contains("value 10.00000000 BTC"),
+        "{t}"
+    );
     assert!(!t.contains("script:"), "{t}");
     let t = text(paytrace(dir.path()).args(["cluster", "show", PAYEE]));
     assert!(t.contains(PAYEE) && !t.contains("script:"), "{t}");
@@ -134,7 +145,11 @@ fn bad_bitcoin_addresses_name_the_argument() {
     // A testnet address on mainnet.
     fails(
         &["screen", "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"],
-        &["ADDRESS: \"mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn\"", "testnet", "mainnet"],
+        &[
+            "ADDRESS: \"mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn\"",
+            "testnet",
+            "mainnet",
+        ],
     );
     fails(
         &["trace", "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"],
@@ -159,11 +174,7 @@ fn bad_bitcoin_addresses_name_the_argument() {
         &["ADDRESS: ", "witness version 1 with a bech32 checksum"],
     );
     fails(
-        &[
-            "watch",
-            "add",
-            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kemeawh",
-        ],
+        &["watch", "add", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kemeawh"],
         &["ADDRESS: ", "witness version 0 with a bech32m checksum"],
     );
     fails(
@@ -177,7 +188,11 @@ fn bad_bitcoin_addresses_name_the_argument() {
     );
     // A bad line of `screen --file` names the file and the line.
     let file = dir.path().join("list.txt");
-    std::fs::write(&file, format!("{PAYER}\n\n12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3T\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("{PAYER}\n\n12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3T\n"),
+    )
+    .unwrap();
     fails(
         &["screen", "--file", file.to_str().unwrap()],
         &["list.txt:3: ", "checksum"],
@@ -300,7 +315,10 @@ fn peel_chain_into_a_coinjoin_exact_taint() {
     let seed = tx(&[a], &[(2, BTC), (3, 49 * BTC)]);
     let peel1 = tx(&[op(&seed, 1)], &[(4, BTC), (5, 48 * BTC)]);
     let fund = tx(&[q], &[(5, 2 * BTC), (7, 48 * BTC)]);
-    let peel2 = tx(&[op(&peel1, 1), op(&fund, 0)], &[(8, 250_000_000), (9, 4_750_000_000)]);
+    let peel2 = tx(
+        &[op(&peel1, 1), op(&fund, 0)],
+        &[(8, 250_000_000), (9, 4_750_000_000)],
+    );
     let cj = tx(
         &[op(&peel2, 1), p1, p2],
         &[
@@ -316,7 +334,16 @@ fn peel_chain_into_a_coinjoin_exact_taint() {
     let cj_id = cj.compute_txid().to_string();
     let (blocks, _) = chain(
         &[1, 10, 11, 6, 30, 30, 30, 30],
-        vec![vec![], vec![], vec![], vec![], vec![seed], vec![peel1, fund], vec![peel2], vec![cj]],
+        vec![
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![seed],
+            vec![peel1, fund],
+            vec![peel2],
+            vec![cj],
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     let files = paytrace_indexer::btc::generate::write_blk_files(
@@ -327,12 +354,23 @@ fn peel_chain_into_a_coinjoin_exact_taint() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    run_json(paytrace(&data).args(["--json", "index", "btc", "--blk-file", files[0].to_str().unwrap()]));
+    run_json(paytrace(&data).args([
+        "--json",
+        "index",
+        "btc",
+        "--blk-file",
+        files[0].to_str().unwrap(),
+    ]));
 
     let v = run_json(paytrace(&data).args(["--json", "trace", &seed_id]));
     assert_eq!(v["seed"]["total"]["native"], "5000000000");
     let cat = |c: &str| v["totals_by_category"][c]["native"].clone();
-    assert_eq!(cat("still_at_payee"), "100000000", "{}", v["totals_by_category"]);
+    assert_eq!(
+        cat("still_at_payee"),
+        "100000000",
+        "{}",
+        v["totals_by_category"]
+    );
     assert_eq!(cat("unattributed"), "340000000");
     assert_eq!(cat("mixer"), "4560000000");
     assert_eq!(total(&v), 5_000_000_000);

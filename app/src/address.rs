@@ -20,11 +20,7 @@ use bitcoin::{
     address::NetworkUnchecked,
     bech32::{Bech32, Bech32m, Fe32, primitives::decode::UncheckedHrpstring},
 };
-use paytrace_indexer::{
-    Address, TxHash,
-    labels::LabelAddress,
-    model::AddressParseError,
-};
+use paytrace_indexer::{Address, TxHash, labels::LabelAddress, model::AddressParseError};
 
 /// What every address argument accepts, for error messages.
 pub const ADDRESS_FORMS: &str = "expected 0x + 40 hex digits (EVM), a Bitcoin mainnet address \
@@ -185,7 +181,8 @@ pub fn parse_target(arg: &str, input: &str) -> Result<Target, AddressArgError> {
             })
         }
         Err(AddressArgError::Evm { .. })
-            if is_hex_like(s) && !(s.len() == 42 && s[2..].bytes().all(|b| b.is_ascii_hexdigit())) =>
+            if is_hex_like(s)
+                && !(s.len() == 42 && s[2..].bytes().all(|b| b.is_ascii_hexdigit())) =>
         {
             Err(bad_hash(s))
         }
@@ -269,8 +266,7 @@ fn parse_bitcoin(arg: &str, s: &str) -> Result<Address, AddressArgError> {
     };
     let network = if unchecked.is_valid_for_network(Network::Bitcoin) {
         None
-    } else if unchecked.is_valid_for_network(Network::Regtest) && segwit_hrp(s) == Some("bcrt1")
-    {
+    } else if unchecked.is_valid_for_network(Network::Regtest) && segwit_hrp(s) == Some("bcrt1") {
         Some("regtest")
     } else {
         Some("testnet/signet")
@@ -296,9 +292,14 @@ fn bech32_problem(s: &str) -> Option<String> {
     let u = UncheckedHrpstring::new(s).ok()?;
     let first = *u.data_part_ascii().first()?;
     let version = Fe32::from_char(char::from(first)).ok()?.to_u8();
-    let (is32, is32m) = (u.has_valid_checksum::<Bech32>(), u.has_valid_checksum::<Bech32m>());
+    let (is32, is32m) = (
+        u.has_valid_checksum::<Bech32>(),
+        u.has_valid_checksum::<Bech32m>(),
+    );
     if version > 16 {
-        return Some(format!("witness version {version} does not exist (0 to 16)"));
+        return Some(format!(
+            "witness version {version} does not exist (0 to 16)"
+        ));
     }
     match (version, is32, is32m) {
         (0, false, true) => Some(
@@ -361,7 +362,10 @@ mod tests {
         let e = err("0x098B716B8Aaf21512996dC57EB0615e2383E2F96");
         assert!(e.contains("ADDRESS") && e.contains("EIP-55"), "{e}");
         let s = format!("script:{}", "ab".repeat(32));
-        assert!(matches!(parse_address("A", &s).unwrap(), Address::Script(_)));
+        assert!(matches!(
+            parse_address("A", &s).unwrap(),
+            Address::Script(_)
+        ));
         assert!(err("script:abc").contains("64 hex digits"));
         let t = parse_address("A", "TUCsTq7TofTCJRRoHk6RvhMoS2mJLm5Yzq").unwrap();
         assert!(matches!(t, Address::Evm(_)));
@@ -375,7 +379,10 @@ mod tests {
             "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
         ] {
             let e = parse_address("--provider-address", s).unwrap_err();
-            assert!(matches!(e, AddressArgError::WrongNetwork { .. }), "{s}: {e}");
+            assert!(
+                matches!(e, AddressArgError::WrongNetwork { .. }),
+                "{s}: {e}"
+            );
             let m = e.to_string();
             assert!(m.starts_with("--provider-address: "), "{m}");
             assert!(m.contains("testnet"), "{m}");
@@ -388,7 +395,10 @@ mod tests {
     fn bad_checksums() {
         // last character changed
         let e = err("12cbQLTFMXRnSzktFkuoG3eHoMeFtpTu3T");
-        assert!(e.contains("not a valid Bitcoin address") && e.contains("checksum"), "{e}");
+        assert!(
+            e.contains("not a valid Bitcoin address") && e.contains("checksum"),
+            "{e}"
+        );
         let e = err("bc1qm34lsc65zpw79lxes69zkqmk6ee3ewf0j77s3j");
         assert!(e.contains("checksum"), "{e}");
     }
@@ -397,9 +407,15 @@ mod tests {
     fn wrong_witness_version_checksum() {
         // BIP 350 vectors: v1 with a bech32 checksum, v0 with a bech32m checksum.
         let e = err("bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqh2y7hd");
-        assert!(e.contains("witness version 1 with a bech32 checksum"), "{e}");
+        assert!(
+            e.contains("witness version 1 with a bech32 checksum"),
+            "{e}"
+        );
         let e = err("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kemeawh");
-        assert!(e.contains("witness version 0 with a bech32m checksum"), "{e}");
+        assert!(
+            e.contains("witness version 0 with a bech32m checksum"),
+            "{e}"
+        );
         let e = err("BC130XLXVLHEMJA6C4DQV22UAPCTQUPFHLXM9H8Z3K2E72Q4K9HCZ7VQ7ZWS8R");
         assert!(e.contains("witness version 17"), "{e}");
     }
@@ -436,7 +452,10 @@ mod tests {
             Target::Address(Address::Tx(_))
         ));
         let e = parse_target("seed", "0x1234").unwrap_err().to_string();
-        assert!(e.starts_with("seed: ") && e.contains("4 hex digits is neither 40"), "{e}");
+        assert!(
+            e.starts_with("seed: ") && e.contains("4 hex digits is neither 40"),
+            "{e}"
+        );
         let e = parse_target("seed", "0xabc:x").unwrap_err().to_string();
         assert!(e.contains("INDEX after ':' must be a number"), "{e}");
         let e = parse_target("seed", &format!("0x{}", "Z".repeat(40)))

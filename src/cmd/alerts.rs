@@ -10,6 +10,7 @@ use super::{Context, screen::screen_params};
 use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable};
 use clap::{Args, Subcommand};
+use paytrace_app::address::parse_address;
 use paytrace_config::{Config, WebhookConfig, WebhookFormat};
 use paytrace_indexer::{Address, Direction, Store};
 use paytrace_tracer::{
@@ -18,7 +19,6 @@ use paytrace_tracer::{
     report::{ReportParams, discover_payouts},
     risk::{CachedSource, RiskLevel, screen_all},
 };
-use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{
     collections::BTreeMap,

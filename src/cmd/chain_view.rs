@@ -25,10 +25,7 @@ impl ChainView {
 
     /// A view for an output about Bitcoin (`bitcoin`) or not.
     pub fn new(store: &Store, bitcoin: bool) -> anyhow::Result<Self> {
-        let has_btc = store
-            .chains()?
-            .iter()
-            .any(|c| c.kind == ChainKind::Bitcoin);
+        let has_btc = store.chains()?.iter().any(|c| c.kind == ChainKind::Bitcoin);
         Ok(Self {
             utxo: if has_btc {
                 Some(UtxoStore::open(store)?)
@@ -126,7 +123,11 @@ impl ChainView {
 pub fn print_json<T: serde::Serialize>(value: &T, view: &ChainView) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = crate::output::stdout();
-    writeln!(out, "{}", view.rewrite(&serde_json::to_string_pretty(value)?))?;
+    writeln!(
+        out,
+        "{}",
+        view.rewrite(&serde_json::to_string_pretty(value)?)
+    )?;
     out.flush()?;
     Ok(())
 }

@@ -2,20 +2,17 @@
 //! addresses are (not) together. JSON keys are documented in docs/cli.md.
 
 use super::Context;
+use super::chain_view::ChainView;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use paytrace_app::address::parse_address;
 use paytrace_config::ClusterConfig;
-use paytrace_indexer::{
-    Address, ChainId, Store,
-    labels::LabelStore,
-};
+use paytrace_indexer::{Address, ChainId, Store, labels::LabelStore};
 use paytrace_tracer::cluster::{
     ChangeHeuristic, ChangeRule, ClusterLabel, ClusterParams, ClusterStore, CoinJoinParams,
     CollapseGuard, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge, RunReport,
     exchanges_from_labels,
 };
-use paytrace_app::address::parse_address;
-use super::chain_view::ChainView;
 use serde::Serialize;
 
 /// `writeln!` into a `String` (the text is rewritten for Bitcoin before it is printed).
@@ -306,14 +303,21 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
     }
     let mut buf = String::new();
     match out.cluster {
-        Some(c) => outln!(buf, 
+        Some(c) => outln!(
+            buf,
             "{} is in cluster {c} of {} addresses",
-            out.address, out.size
+            out.address,
+            out.size
         ),
-        None => outln!(buf, "{} is in no cluster (no heuristic merged it)", out.address),
+        None => outln!(
+            buf,
+            "{} is in no cluster (no heuristic merged it)",
+            out.address
+        ),
     }
     if let Some(d) = &out.deposit {
-        outln!(buf, 
+        outln!(
+            buf,
             "deposit address of {} ({}), first sweep {} in block {}",
             d.entity.as_deref().unwrap_or("an exchange"),
             d.exchange,
@@ -326,14 +330,23 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
         outln!(buf, "  {m}");
     }
     if out.members.len() < usize::try_from(out.size).unwrap_or(usize::MAX) {
-        outln!(buf, "  ... ({} more)", out.size as usize - out.members.len());
+        outln!(
+            buf,
+            "  ... ({} more)",
+            out.size as usize - out.members.len()
+        );
     }
     if !out.labels.is_empty() {
         outln!(buf, "labels:");
         for l in &out.labels {
-            outln!(buf, 
+            outln!(
+                buf,
                 "  {} {} ({}, confidence {}) via {}",
-                l.category, l.entity, l.source, l.confidence, l.member
+                l.category,
+                l.entity,
+                l.source,
+                l.confidence,
+                l.member
             );
         }
     }
@@ -343,9 +356,16 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
     if !out.merges.is_empty() {
         outln!(buf, "merges ({}):", out.merges_total);
         for m in &out.merges {
-            outln!(buf, 
+            outln!(
+                buf,
                 "  {} + {}: {} (confidence {}) tx {} block {} on {}",
-                m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
+                m.a,
+                m.b,
+                m.heuristic,
+                m.confidence,
+                m.tx,
+                m.block,
+                m.chain
             );
         }
     }
@@ -391,15 +411,23 @@ fn explain(
     if out.joined {
         outln!(buf, "{} and {} are in one cluster:", out.a, out.b);
         for m in &out.path {
-            outln!(buf, 
+            outln!(
+                buf,
                 "  {} + {}: {} (confidence {}) tx {} block {} on {}",
-                m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
+                m.a,
+                m.b,
+                m.heuristic,
+                m.confidence,
+                m.tx,
+                m.block,
+                m.chain
             );
         }
     } else {
         let show =
             |c: Option<u32>| c.map_or_else(|| "no cluster".to_owned(), |c| format!("cluster {c}"));
-        outln!(buf, 
+        outln!(
+            buf,
             "{} ({}) and {} ({}) are not joined",
             out.a,
             show(out.cluster_a),
@@ -407,7 +435,8 @@ fn explain(
             show(out.cluster_b)
         );
         for r in &out.refused {
-            outln!(buf, 
+            outln!(
+                buf,
                 "  refused by the collapse guard: {} + {}: {} (confidence {}) tx {}, cluster sizes {} and {}",
                 r.merge.a,
                 r.merge.b,

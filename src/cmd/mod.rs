@@ -108,7 +108,6 @@ impl Context {
     }
 }
 
-
 /// The id of the chain named `name` (a `--chain` argument), if given.
 pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
     match name {

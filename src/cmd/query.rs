@@ -3,10 +3,10 @@
 use super::Context;
 use anyhow::Context as _;
 use clap::Args;
+use paytrace_app::address::parse_address;
 use paytrace_indexer::{
     Address, Amount, Asset, ChainId, ChainInfo, Direction, Store, Transfer, TransferKind,
 };
-use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{collections::BTreeMap, process::ExitCode};
 
@@ -271,7 +271,10 @@ impl AddressCmd {
                 let other = if title == "incoming" { &t.from } else { &t.to };
                 // Native Bitcoin amounts in BTC (8 decimals); other amounts in raw units.
                 let amount = match namer.chains.values().find(|c| c.name == t.chain) {
-                    Some(c) if c.kind == paytrace_indexer::ChainKind::Bitcoin && t.asset == "native" => {
+                    Some(c)
+                        if c.kind == paytrace_indexer::ChainKind::Bitcoin
+                            && t.asset == "native" =>
+                    {
                         super::chain_view::native_text(c.kind, &t.amount)
                     }
                     _ => format!("{} {}", t.amount, t.symbol.as_deref().unwrap_or(&t.asset)),

@@ -4,6 +4,7 @@
 use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use paytrace_app::address::parse_address;
 use paytrace_indexer::{Address, Asset, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
@@ -14,7 +15,6 @@ use paytrace_tracer::{
     },
     risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
 };
-use paytrace_app::address::parse_address;
 use serde::Serialize;
 use std::{
     collections::HashMap,

@@ -2,8 +2,10 @@
 //! JSON keys are documented in docs/cli.md.
 
 use super::Context;
+use super::chain_view::ChainView;
 use anyhow::{Context as _, bail};
 use clap::Args;
+use paytrace_app::address::parse_address;
 use paytrace_config::RiskConfig;
 use paytrace_indexer::{Address, ChainId, labels::Date};
 use paytrace_tracer::{
@@ -11,8 +13,6 @@ use paytrace_tracer::{
     patterns::PatternParams,
     risk::{CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, screen_each},
 };
-use super::chain_view::ChainView;
-use paytrace_app::address::parse_address;
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
 /// Exit status when `--fail-on` is given and a result is at or above the level.

@@ -2,10 +2,11 @@
 //! docs/cli.md.
 
 use super::Context;
+use super::chain_view::ChainView;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use super::chain_view::ChainView;
 use paytrace_app::address::Target;
+use paytrace_app::address::{parse_address, parse_target};
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
     model::UTXO_OUTPUT_BASE,
@@ -15,7 +16,6 @@ use paytrace_tracer::{
     StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
     trace_forward_within,
 };
-use paytrace_app::address::{parse_address, parse_target};
 use serde::Serialize;
 use std::{
     fmt::Write as _,
@@ -182,10 +182,7 @@ impl TraceCmd {
             bail!("transaction {tx} has no indexed transfer");
         };
         let name = shown(first);
-        let node = ts
-            .iter()
-            .flat_map(|t| [t.from, t.to])
-            .find(Address::is_tx);
+        let node = ts.iter().flat_map(|t| [t.from, t.to]).find(Address::is_tx);
         if let Some(node) = node {
             let outputs: Vec<&Transfer> = ts.iter().filter(|t| t.from == node).collect();
             let inputs: Vec<TransferKey> =
@@ -201,7 +198,11 @@ impl TraceCmd {
                                 "transaction {name} has no output {i} carrying value (outputs: {})",
                                 outputs
                                     .iter()
-                                    .map(|t| t.key.position.saturating_sub(UTXO_OUTPUT_BASE).to_string())
+                                    .map(|t| t
+                                        .key
+                                        .position
+                                        .saturating_sub(UTXO_OUTPUT_BASE)
+                                        .to_string())
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             )
@@ -389,7 +390,13 @@ pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
         let status = serde_json::to_value(d.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
-            .map(|s| if s == "payee" { "receiver".to_owned() } else { s })
+            .map(|s| {
+                if s == "payee" {
+                    "receiver".to_owned()
+                } else {
+                    s
+                }
+            })
             .unwrap_or_default();
         let _ = writeln!(
             s,

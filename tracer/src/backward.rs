@@ -13,8 +13,8 @@ use crate::{
     merge::merge_dedup,
     model::{mul_div_floor, mul_div_rem},
     result::{
-        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
-        TraceResult, TraceStats, Truncation, sort_destinations,
+        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo,
+        Status, TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, LabelSource},
 };
@@ -291,8 +291,7 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
             self.edges.push(edge(&t, t.amount));
             transfers.push(edge(&t, t.amount));
             let amount = t.amount;
-            self.demands
-                .insert(t.key, (t, Demand { amount, hops: 0 }));
+            self.demands.insert(t.key, (t, Demand { amount, hops: 0 }));
         }
         if transfers.is_empty() {
             return Err(TraceError::EmptySeed(format!("{keys:?}")));

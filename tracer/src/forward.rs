@@ -17,8 +17,8 @@ use crate::{
     merge::merge_dedup,
     model::{Carry, Holding, mul_div_floor},
     result::{
-        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
-        TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
+        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo,
+        Status, TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, HistoryWindow, LabelSource, WINDOW_ENTRIES},
 };

@@ -26,7 +26,12 @@ fn txn(id: u8) -> Address {
 
 /// One UTXO transaction `[id; 32]` in its own block: inputs (spender, value) and outputs
 /// (receiver, value).
-fn utxo_tx(block: u64, id: u8, inputs: &[(Address, u64)], outputs: &[(Address, u64)]) -> Vec<Transfer> {
+fn utxo_tx(
+    block: u64,
+    id: u8,
+    inputs: &[(Address, u64)],
+    outputs: &[(Address, u64)],
+) -> Vec<Transfer> {
     let mk = |position: u32, from: Address, to: Address, v: u64| Transfer {
         key: TransferKey {
             chain: ChainId(1),
@@ -48,7 +53,12 @@ fn utxo_tx(block: u64, id: u8, inputs: &[(Address, u64)], outputs: &[(Address, u
         out.push(mk(u32::try_from(i).unwrap(), *a, txn(id), *v));
     }
     for (i, (a, v)) in outputs.iter().enumerate() {
-        out.push(mk(UTXO_OUTPUT_BASE + u32::try_from(i).unwrap(), txn(id), *a, *v));
+        out.push(mk(
+            UTXO_OUTPUT_BASE + u32::try_from(i).unwrap(),
+            txn(id),
+            *a,
+            *v,
+        ));
     }
     out
 }
@@ -69,7 +79,7 @@ impl Rng {
     }
 }
 
-/// A UTXO graph: funding outputs (blocks 1..), the seed transaction (id 1, block 10) spending
+/// A UTXO graph: funding outputs (blocks 1..), the seed transaction (id 1, block 11) spending
 /// some of them, then `n_txs` transactions each spending random unspent outputs (whole, as
 /// UTXOs are) into 1–4 outputs and a fee. Scripts are reused (8 of them), so one script holds
 /// several outputs, as reused addresses do. Returns the transfers and the seed's txid.
@@ -85,9 +95,8 @@ fn utxo_graph(seed: u64, n_txs: usize) -> Vec<Transfer> {
         ts.extend(utxo_tx(u64::from(i) + 1, 200 + i, &[], &[(to, v)]));
         unspent.push((to, v));
     }
-    let mut next_id = 1u8;
-    let mut block = 10u64;
-    for k in 0..=n_txs {
+    for (k, next_id) in (0..=n_txs).zip(1u8..) {
+        let block = 10 + u64::from(next_id);
         if unspent.is_empty() {
             break;
         }
@@ -106,15 +115,17 @@ fn utxo_graph(seed: u64, n_txs: usize) -> Vec<Transfer> {
             if left == 0 {
                 break;
             }
-            let v = if j + 1 == n_out { left } else { 1 + rng.below(left) };
+            let v = if j + 1 == n_out {
+                left
+            } else {
+                1 + rng.below(left)
+            };
             left -= v;
             let to = script(&mut rng);
             outputs.push((to, v));
         }
         ts.extend(utxo_tx(block, next_id, &inputs, &outputs));
         unspent.extend(outputs);
-        next_id += 1;
-        block += 1;
     }
     ts
 }
@@ -176,17 +187,47 @@ proptest! {
 #[test]
 fn peel_chain_into_a_coinjoin() {
     const BTC: u64 = 100_000_000;
-    let (a, r1, k1, r2, k2, q, q2, r3, k3) = (sc(1), sc(2), sc(3), sc(4), sc(5), sc(6), sc(7), sc(8), sc(9));
+    let (a, r1, k1, r2, k2, q, q2, r3, k3) = (
+        sc(1),
+        sc(2),
+        sc(3),
+        sc(4),
+        sc(5),
+        sc(6),
+        sc(7),
+        sc(8),
+        sc(9),
+    );
     let (p1, p2) = (sc(10), sc(11));
     let mut ts = Vec::new();
     ts.extend(utxo_tx(1, 201, &[], &[(a, 50 * BTC)]));
     ts.extend(utxo_tx(2, 202, &[], &[(p1, 50 * BTC)]));
     ts.extend(utxo_tx(3, 203, &[], &[(p2, 50 * BTC)]));
     ts.extend(utxo_tx(4, 204, &[], &[(q, 50 * BTC)]));
-    ts.extend(utxo_tx(10, 1, &[(a, 50 * BTC)], &[(r1, BTC), (k1, 49 * BTC)]));
-    ts.extend(utxo_tx(11, 2, &[(k1, 49 * BTC)], &[(r2, BTC), (k2, 48 * BTC)]));
-    ts.extend(utxo_tx(12, 3, &[(q, 50 * BTC)], &[(k2, 2 * BTC), (q2, 48 * BTC)]));
-    ts.extend(utxo_tx(13, 4, &[(k2, 50 * BTC)], &[(r3, 250_000_000), (k3, 4_750_000_000)]));
+    ts.extend(utxo_tx(
+        10,
+        1,
+        &[(a, 50 * BTC)],
+        &[(r1, BTC), (k1, 49 * BTC)],
+    ));
+    ts.extend(utxo_tx(
+        11,
+        2,
+        &[(k1, 49 * BTC)],
+        &[(r2, BTC), (k2, 48 * BTC)],
+    ));
+    ts.extend(utxo_tx(
+        12,
+        3,
+        &[(q, 50 * BTC)],
+        &[(k2, 2 * BTC), (q2, 48 * BTC)],
+    ));
+    ts.extend(utxo_tx(
+        13,
+        4,
+        &[(k2, 50 * BTC)],
+        &[(r3, 250_000_000), (k3, 4_750_000_000)],
+    ));
     let cj_out = [
         (sc(20), 10 * BTC),
         (sc(21), 10 * BTC),
@@ -195,9 +236,19 @@ fn peel_chain_into_a_coinjoin() {
         (sc(24), 40 * BTC),
         (sc(25), 40 * BTC),
     ];
-    ts.extend(utxo_tx(14, 5, &[(k3, 4_750_000_000), (p1, 50 * BTC), (p2, 50 * BTC)], &cj_out));
+    ts.extend(utxo_tx(
+        14,
+        5,
+        &[(k3, 4_750_000_000), (p1, 50 * BTC), (p2, 50 * BTC)],
+        &cj_out,
+    ));
     let g = MemoryGraph::from_transfers(ts.clone());
-    let seed = Seed::Transfers(ts.iter().filter(|t| t.from == txn(1)).map(|t| t.key).collect());
+    let seed = Seed::Transfers(
+        ts.iter()
+            .filter(|t| t.from == txn(1))
+            .map(|t| t.key)
+            .collect(),
+    );
     let r = trace_forward(&g, &MemoryLabels::new(), &seed, &params(Model::Haircut)).unwrap();
     let tot = |c: &str| r.totals_by_category.get(c).map(|m| m["native"]);
     assert_eq!(tot("still_at_payee"), Some(amt(BTC)));
@@ -211,8 +262,17 @@ fn peel_chain_into_a_coinjoin() {
     assert_eq!(ev.kind, "joinmarket");
     assert_eq!(ev.denomination, amt(10 * BTC));
     assert_eq!((ev.equal_outputs, ev.distinct_inputs), (3, 3));
-    assert!(r.destinations.iter().all(|d| !cj_out.iter().any(|(a, _)| *a == d.address)));
-    let held = |a: Address| r.destinations.iter().find(|d| d.address == a).map(|d| d.held);
+    assert!(
+        r.destinations
+            .iter()
+            .all(|d| !cj_out.iter().any(|(a, _)| *a == d.address))
+    );
+    let held = |a: Address| {
+        r.destinations
+            .iter()
+            .find(|d| d.address == a)
+            .map(|d| d.held)
+    };
     assert_eq!(held(r3), Some(amt(240_000_000)));
     assert_eq!(held(r1), Some(amt(BTC)));
     // Every model conserves the seed value and stops at the mixer.
@@ -241,7 +301,11 @@ fn peel_chain_into_a_coinjoin() {
         b.totals_by_category.get("mixer").map(|m| m["native"]),
         Some(amt(10 * BTC))
     );
-    assert!(b.destinations.iter().all(|d| d.address != a && d.address != p1));
+    assert!(
+        b.destinations
+            .iter()
+            .all(|d| d.address != a && d.address != p1)
+    );
     // With `mixer` not a stop category the CoinJoin is followed (still labelled `mixer`).
     let mut p = params(Model::Haircut);
     p.stop = StopList::new(["exchange"]);
