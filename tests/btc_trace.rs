@@ -45,6 +45,7 @@ fn block_170_traced_and_screened_by_address() {
     let v = run_json(paytrace(dir.path()).args(["--json", "trace", TX170]));
     assert_eq!(v["seed"]["total"]["native"], "5000000000", "{}", v["seed"]);
     assert_eq!(v["seed"]["transfers"].as_array().unwrap().len(), 2);
+    assert_eq!(v["seed"]["kind"], "transaction");
     assert_eq!(total(&v), 5_000_000_000);
     let d = |a: &str| {
         v["destinations"]

@@ -226,7 +226,14 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                         .ok_or(TraceError::SeedNotFound(*k))?;
                     ts.push(t);
                 }
-                let kind = if ts.len() == 1 { "transfer" } else { "batch" };
+                // The outputs of one Bitcoin transaction node are a `transaction` seed.
+                let kind = match ts.first() {
+                    _ if ts.len() == 1 => "transfer",
+                    Some(f) if f.from.is_tx() && ts.iter().all(|t| t.from == f.from) => {
+                        "transaction"
+                    }
+                    _ => "batch",
+                };
                 let addr = ts.first().map(|t| t.from);
                 (kind, addr, ts)
             }

@@ -344,7 +344,8 @@ pub struct FlowEdge {
 /// What the trace started from.
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedInfo {
-    /// `transfer`, `batch`, `address` (forward) or `address`, `transfer` (backward).
+    /// `transfer`, `batch`, `address` (forward) or `address`, `transfer` (backward);
+    /// `transaction` for the outputs (forward) or inputs (backward) of a Bitcoin transaction.
     pub kind: &'static str,
     /// The seed's address (payer or target).
     pub address: Option<Address>,
