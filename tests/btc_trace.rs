@@ -187,6 +187,10 @@ fn bad_bitcoin_addresses_name_the_argument() {
         ],
         &["--provider-address: ", "testnet"],
     );
+    fails(
+        &["labels", "show", "3NDzzVxiLBUs1WPvVGRfCYDTAD2Ua2PvW5"],
+        &["ADDRESS: ", "checksum"],
+    );
     // A bad line of `screen --file` names the file and the line.
     let file = dir.path().join("list.txt");
     std::fs::write(

@@ -137,6 +137,7 @@ pub fn trace_forward_within<S: FlowSource, L: LabelSource>(
         swap_carry: HashMap::new(),
         swap_pushed: HashSet::new(),
         cursor: None,
+        tx_hist: HashMap::new(),
     };
     let (seed_info, seeds) = e.resolve_seed(seed)?;
     for t in seeds {
@@ -176,6 +177,9 @@ struct Engine<'a, S, L> {
     swap_pushed: HashSet<TransferKey>,
     /// The event being processed.
     cursor: Option<TransferKey>,
+    /// Histories (incoming, outgoing) of transaction nodes read for the CoinJoin check and
+    /// not yet expanded: the expansion takes them instead of reading them again.
+    tx_hist: HashMap<Address, (Vec<Transfer>, Vec<Transfer>)>,
 }
 
 pub(crate) fn edge(t: &Transfer, tainted: Amount) -> FlowEdge {
@@ -380,6 +384,26 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         self.receive(t, carry, hops, is_seed)
     }
 
+    /// The CoinJoin check of transaction node `a`: its whole history (kept for its expansion
+    /// when it is not a CoinJoin).
+    fn coinjoin(&mut self, a: Address) -> Result<Option<CoinJoinEvidence>, TraceError> {
+        let read = |dir| {
+            self.src
+                .address_transfers_range(&a, dir, self.p.chain, None, None)
+                .map_err(TraceError::source)
+        };
+        let inc = read(Direction::Incoming)?;
+        let out = read(Direction::Outgoing)?;
+        self.stats.transfers_read += inc.len() + out.len();
+        let all: Vec<Transfer> =
+            merge_dedup(inc.clone(), out.clone(), |x: &Transfer| x.key).collect();
+        let ev = CoinJoinEvidence::of_transfers(&all)?;
+        if ev.is_none() {
+            self.tx_hist.insert(a, (inc, out));
+        }
+        Ok(ev)
+    }
+
     /// Clean value into an address: only matters if it is followed.
     fn credit_clean(&mut self, t: &Transfer) -> Result<(), TraceError> {
         if let Some(&r) = self.index.get(&t.to) {
@@ -442,12 +466,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             && self.nodes[r].category.is_none()
             && self.nodes[r].credits.len() == 1
             && matches!(self.nodes[r].role, Role::Frontier(_))
-            && let Some(ev) = CoinJoinEvidence::detect(
-                self.src,
-                &t.to,
-                t.key.chain,
-                &mut self.stats.transfers_read,
-            )?
+            && let Some(ev) = self.coinjoin(t.to)?
         {
             self.nodes[r].category = Some(Category::new(CoinJoinEvidence::CATEGORY));
             self.nodes[r].coinjoin = Some(ev);
@@ -455,6 +474,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         let cat = self.nodes[r].category.clone();
         if cat.as_ref().is_some_and(|c| self.p.stop.contains(c)) {
             self.nodes[r].role = Role::Stop;
+            self.tx_hist.remove(&t.to);
             return Ok(());
         }
         if cat.as_ref().is_some_and(|c| self.p.swap.contains(c))
@@ -479,6 +499,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         };
         match reason {
             Some(st) => {
+                self.tx_hist.remove(&t.to);
                 // A frontier keeps the first reason it was stopped for.
                 if self.nodes[r].credits.len() == 1 {
                     self.nodes[r].role = Role::Frontier(st);
@@ -583,27 +604,38 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
     ) -> Result<(), TraceError> {
         let model = self.p.model;
         let addr = self.nodes[r].address;
-        let inc = self
-            .src
-            .address_transfers_range(
-                &addr,
-                Direction::Incoming,
-                self.p.chain,
-                from.as_ref(),
-                end.as_ref(),
-            )
-            .map_err(TraceError::source)?;
-        let out = self
-            .src
-            .address_transfers_range(
-                &addr,
-                Direction::Outgoing,
-                self.p.chain,
-                from.as_ref(),
-                end.as_ref(),
-            )
-            .map_err(TraceError::source)?;
-        self.stats.transfers_read += inc.len() + out.len();
+        // A transaction node's whole history may have been read by its CoinJoin check.
+        let kept = match (from, end) {
+            (None, None) => self.tx_hist.remove(&addr),
+            _ => None,
+        };
+        let (inc, out) = match kept {
+            Some(h) => h,
+            None => {
+                let inc = self
+                    .src
+                    .address_transfers_range(
+                        &addr,
+                        Direction::Incoming,
+                        self.p.chain,
+                        from.as_ref(),
+                        end.as_ref(),
+                    )
+                    .map_err(TraceError::source)?;
+                let out = self
+                    .src
+                    .address_transfers_range(
+                        &addr,
+                        Direction::Outgoing,
+                        self.p.chain,
+                        from.as_ref(),
+                        end.as_ref(),
+                    )
+                    .map_err(TraceError::source)?;
+                self.stats.transfers_read += inc.len() + out.len();
+                (inc, out)
+            }
+        };
         // Both come key-sorted: a linear merge (self-transfers, in both, once) instead of a
         // copy and a sort of the whole history.
         let hist = merge_dedup(inc, out, |x: &Transfer| x.key);

@@ -5,7 +5,7 @@ use crate::{
     source::{Category, FlowSource, LabelSource},
 };
 use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, ChainId, Timestamp, TransferKey, TxHash,
+    Address, Amount, Asset, BlockNumber, ChainId, Timestamp, Transfer, TransferKey, TxHash,
 };
 use serde::{Serialize, Serializer};
 use std::{collections::BTreeMap, fmt::Display};
@@ -156,6 +156,12 @@ impl CoinJoinEvidence {
     /// The category of value that meets a CoinJoin.
     pub const CATEGORY: &'static str = "mixer";
 
+    /// The fewest equal outputs of a CoinJoin that stops a trace. Clustering also flags two
+    /// equal outputs from two spenders (`joinmarket`, n = 2), which costs it one merge at most,
+    /// but an ordinary payment of two equal amounts from two inputs has that shape too and
+    /// would end a trace.
+    pub const MIN_EQUAL_OUTPUTS: u32 = 3;
+
     /// The evidence of a detection.
     pub fn of(m: &crate::cluster::coinjoin::CoinJoinMatch) -> Self {
         Self {
@@ -185,11 +191,17 @@ impl CoinJoinEvidence {
         );
         *read += ts.len();
         ts.sort_by_key(|t| t.key);
-        let txs = crate::cluster::utxo::group(&ts).map_err(TraceError::source)?;
+        Self::of_transfers(&ts)
+    }
+
+    /// Whether the transfers of one transaction node (sorted by key) are a CoinJoin.
+    pub(crate) fn of_transfers(ts: &[Transfer]) -> Result<Option<Self>, TraceError> {
+        let txs = crate::cluster::utxo::group(ts).map_err(TraceError::source)?;
         let params = crate::cluster::coinjoin::CoinJoinParams::default();
         Ok(txs
             .first()
             .and_then(|tx| crate::cluster::utxo::coinjoin_of(tx, &params))
+            .filter(|m| m.equal_outputs >= Self::MIN_EQUAL_OUTPUTS)
             .map(|m| Self::of(&m)))
     }
 }

@@ -312,3 +312,38 @@ fn peel_chain_into_a_coinjoin() {
     let r = trace_forward(&g, &MemoryLabels::new(), &seed, &p).unwrap();
     assert!(r.destinations.iter().any(|d| d.address == sc(20)));
 }
+
+/// Two spenders paying two equal amounts (clustering reads it as a two-party JoinMarket) is an
+/// ordinary payment to a trace: it is followed, not a mixer exit.
+#[test]
+fn two_equal_outputs_from_two_spenders_are_followed() {
+    let mut ts = Vec::new();
+    ts.extend(utxo_tx(1, 201, &[], &[(sc(1), 100)]));
+    ts.extend(utxo_tx(2, 202, &[], &[(sc(2), 100)]));
+    ts.extend(utxo_tx(3, 1, &[(sc(1), 100)], &[(sc(3), 100)]));
+    ts.extend(utxo_tx(
+        4,
+        2,
+        &[(sc(3), 100), (sc(2), 100)],
+        &[(sc(4), 100), (sc(5), 100)],
+    ));
+    let g = MemoryGraph::from_transfers(ts.clone());
+    let seed = Seed::Transfers(
+        ts.iter()
+            .filter(|t| t.from == txn(1))
+            .map(|t| t.key)
+            .collect(),
+    );
+    for model in MODELS {
+        let r = trace_forward(&g, &MemoryLabels::new(), &seed, &params(model)).unwrap();
+        assert!(!r.totals_by_category.contains_key("mixer"), "{model}");
+        // (LIFO pays the clean input, last in, to the first output.)
+        assert!(
+            r.destinations
+                .iter()
+                .any(|d| d.address == sc(4) || d.address == sc(5)),
+            "{model}"
+        );
+        assert_eq!(sum_totals(&r), amt(100), "{model}");
+    }
+}
