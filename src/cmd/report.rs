@@ -379,7 +379,16 @@ impl PayoutsArgs {
                     let addrs = p
                         .addresses
                         .iter()
-                        .map(|a| parse_address(&format!("provider {name:?} address"), a))
+                        // EVM addresses in the config are matched whatever their case (as
+                        // before); Bitcoin addresses are case-sensitive (base58).
+                        .map(|a| {
+                            let a = if a.starts_with("0x") || a.starts_with("0X") {
+                                a.to_ascii_lowercase()
+                            } else {
+                                a.clone()
+                            };
+                            parse_address(&format!("provider {name:?} address"), &a)
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
                     let assets_f = if p.assets.is_empty() {
                         None
