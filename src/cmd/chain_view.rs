@@ -85,38 +85,45 @@ impl ChainView {
         if self.utxo.is_none() {
             return s.to_owned();
         }
-        let b = s.as_bytes();
-        let mut out = String::with_capacity(s.len());
-        let mut i = 0;
-        let mut copied = 0;
-        let hex64 = |at: usize| {
-            b.get(at..at + 64)
-                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-                && !b.get(at + 64).is_some_and(u8::is_ascii_alphanumeric)
-        };
-        while i < b.len() {
-            let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-            if boundary && b[i..].starts_with(b"script:") && hex64(i + 7) {
-                let text = &s[i..i + 71];
-                if let Ok(a) = text.parse::<Address>() {
-                    out.push_str(&s[copied..i]);
-                    out.push_str(&self.address(&a));
-                    i += 71;
-                    copied = i;
-                    continue;
-                }
-            }
-            if bitcoin && boundary && b[i..].starts_with(b"0x") && hex64(i + 2) {
+        rewrite_tokens(s, bitcoin, &|a| self.address(a))
+    }
+}
+
+/// Replaces each `script:<64 hex>` token of `s` by `name` of its address and, when `bitcoin`,
+/// drops the `0x` of each `0x<64 hex>` token. Tokens start and end at non-alphanumeric
+/// characters, so longer hex strings and words that merely contain them are left alone.
+fn rewrite_tokens(s: &str, bitcoin: bool, name: &dyn Fn(&Address) -> String) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut copied = 0;
+    let hex64 = |at: usize| {
+        b.get(at..at + 64)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            && !b.get(at + 64).is_some_and(u8::is_ascii_alphanumeric)
+    };
+    while i < b.len() {
+        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        if boundary && b[i..].starts_with(b"script:") && hex64(i + 7) {
+            // ASCII from `i` to `i + 71`: both are character boundaries.
+            if let Ok(a) = s[i..i + 71].parse::<Address>() {
                 out.push_str(&s[copied..i]);
-                i += 2;
+                out.push_str(&name(&a));
+                i += 71;
                 copied = i;
                 continue;
             }
-            i += 1;
         }
-        out.push_str(&s[copied..]);
-        out
+        if bitcoin && boundary && b[i..].starts_with(b"0x") && hex64(i + 2) {
+            out.push_str(&s[copied..i]);
+            i += 2;
+            copied = i;
+            continue;
+        }
+        i += 1;
     }
+    out.push_str(&s[copied..]);
+    out
 }
 
 /// Prints `value` as indented JSON (as `--json` does), rewritten through `view`.
@@ -143,6 +150,32 @@ pub fn native_text(kind: ChainKind, v: &Amount) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrites_script_ids_and_txids_as_tokens_only() {
+        let id = "ab".repeat(32);
+        let tx = "cd".repeat(32);
+        let name = |a: &Address| match a {
+            Address::Script(b) if b[0] == 0xab => "1Standard".to_owned(),
+            _ => a.to_string(),
+        };
+        let s = format!(
+            "{{\"to\":\"script:{id}\",\"tx_hash\":\"0x{tx}\",\"x\":\"0x{tx}00\",\"w\":\"ascript:{id}\"}} é"
+        );
+        assert_eq!(
+            rewrite_tokens(&s, true, &name),
+            format!(
+                "{{\"to\":\"1Standard\",\"tx_hash\":\"{tx}\",\"x\":\"0x{tx}00\",\"w\":\"ascript:{id}\"}} é"
+            )
+        );
+        // Not Bitcoin: txids keep their 0x; EVM addresses (40 hex digits) are never touched.
+        let evm = format!("0x{} tx 0x{tx}", "12".repeat(20));
+        assert_eq!(rewrite_tokens(&evm, false, &name), evm);
+        assert_eq!(
+            rewrite_tokens(&evm, true, &name),
+            format!("0x{} tx {tx}", "12".repeat(20))
+        );
+    }
 
     #[test]
     fn btc_amounts_have_eight_decimals() {
