@@ -4,4 +4,5 @@
 //! screening and pattern detection, and scored per finding kind; and AMLSim samples scored at
 //! the level of their planted patterns.
 
+pub mod address;
 pub mod eval;

@@ -10,6 +10,7 @@ use super::{Context, screen::screen_params};
 use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable};
 use clap::{Args, Subcommand};
+use paytrace_app::address::parse_address;
 use paytrace_config::{Config, WebhookConfig, WebhookFormat};
 use paytrace_indexer::{Address, Direction, Store};
 use paytrace_tracer::{
@@ -93,10 +94,6 @@ fn parse_state(s: &str) -> Result<AlertState, String> {
     s.parse()
 }
 
-fn parse_address(s: &str) -> anyhow::Result<Address> {
-    s.parse().map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
-}
-
 /// What one evaluation did (`alerts evaluate --json`, and logged after imports and syncs).
 #[derive(Debug, Default, Serialize)]
 pub struct EvalSummary {
@@ -121,7 +118,7 @@ fn subjects(cfg: &Config, store: &Store, alerts: &AlertStore) -> anyhow::Result<
     let mut out: BTreeMap<Address, Role> = BTreeMap::new();
     let mut payers = Vec::new();
     for p in &cfg.alerts.payers {
-        payers.push(parse_address(p).context("alerts.payers")?);
+        payers.push(parse_address("alerts.payers", p)?);
     }
     for w in alerts.watchlist()? {
         if w.payer {
@@ -549,7 +546,7 @@ impl WatchCmd {
                 note,
                 payer,
             } => {
-                let e = alerts.watch(parse_address(address)?, note.clone(), *payer)?;
+                let e = alerts.watch(parse_address("ADDRESS", address)?, note.clone(), *payer)?;
                 if ctx.json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
@@ -561,7 +558,7 @@ impl WatchCmd {
                 }
             }
             Self::Remove { address } => {
-                let a = parse_address(address)?;
+                let a = parse_address("ADDRESS", address)?;
                 let had = alerts.unwatch(&a)?;
                 if ctx.json {
                     println!("{}", serde_json::json!({ "address": a, "removed": had }));

@@ -2,19 +2,26 @@
 //! addresses are (not) together. JSON keys are documented in docs/cli.md.
 
 use super::Context;
+use super::chain_view::ChainView;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use paytrace_app::address::parse_address;
 use paytrace_config::ClusterConfig;
-use paytrace_indexer::{
-    Address, ChainId, Store,
-    labels::{LabelAddress, LabelStore},
-};
+use paytrace_indexer::{Address, ChainId, Store, labels::LabelStore};
 use paytrace_tracer::cluster::{
     ChangeHeuristic, ChangeRule, ClusterLabel, ClusterParams, ClusterStore, CoinJoinParams,
     CollapseGuard, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge, RunReport,
     exchanges_from_labels,
 };
 use serde::Serialize;
+
+/// `writeln!` into a `String` (the text is rewritten for Bitcoin before it is printed).
+macro_rules! outln {
+    ($buf:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($t)*);
+    }};
+}
 use std::{collections::BTreeMap, process::ExitCode};
 
 /// Cluster commands.
@@ -183,18 +190,6 @@ fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_address(s: &str) -> anyhow::Result<Address> {
-    if let Ok(a) = s.parse::<Address>() {
-        return Ok(a);
-    }
-    LabelAddress::parse(s, None)
-        .ok()
-        .and_then(|a| a.indexed())
-        .with_context(|| {
-            format!("{s:?} is not an address (0x + 40 hex digits, script:<64 hex>, or a Bitcoin address)")
-        })
-}
-
 /// One merge as shown in JSON.
 #[derive(Serialize)]
 struct MergeView {
@@ -271,7 +266,7 @@ struct ShowView {
 }
 
 fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow::Result<ExitCode> {
-    let address = parse_address(&a.address)?;
+    let address = parse_address("ADDRESS", &a.address)?;
     let names = chain_names(store)?;
     let labels = LabelStore::open(store).context("opening the label store")?;
     let cluster = cs.cluster_of(&address)?;
@@ -309,19 +304,28 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
         merges_total: usize::try_from(size.saturating_sub(1)).unwrap_or(usize::MAX),
         merges: merges.iter().map(|m| view(m, &names)).collect(),
     };
+    let cv = ChainView::open(store, &address)?;
     if ctx.json {
-        ctx.print_json(&out)?;
+        super::chain_view::print_json(&out, &cv)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut buf = String::new();
     match out.cluster {
-        Some(c) => println!(
+        Some(c) => outln!(
+            buf,
             "{} is in cluster {c} of {} addresses",
-            out.address, out.size
+            out.address,
+            out.size
         ),
-        None => println!("{} is in no cluster (no heuristic merged it)", out.address),
+        None => outln!(
+            buf,
+            "{} is in no cluster (no heuristic merged it)",
+            out.address
+        ),
     }
     if let Some(d) = &out.deposit {
-        println!(
+        outln!(
+            buf,
             "deposit address of {} ({}), first sweep {} in block {}",
             d.entity.as_deref().unwrap_or("an exchange"),
             d.exchange,
@@ -329,34 +333,51 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
             d.block
         );
     }
-    println!("members:");
+    outln!(buf, "members:");
     for m in &out.members {
-        println!("  {m}");
+        outln!(buf, "  {m}");
     }
     if out.members.len() < usize::try_from(out.size).unwrap_or(usize::MAX) {
-        println!("  ... ({} more)", out.size as usize - out.members.len());
+        outln!(
+            buf,
+            "  ... ({} more)",
+            out.size as usize - out.members.len()
+        );
     }
     if !out.labels.is_empty() {
-        println!("labels:");
+        outln!(buf, "labels:");
         for l in &out.labels {
-            println!(
+            outln!(
+                buf,
                 "  {} {} ({}, confidence {}) via {}",
-                l.category, l.entity, l.source, l.confidence, l.member
+                l.category,
+                l.entity,
+                l.source,
+                l.confidence,
+                l.member
             );
         }
     }
     for c in &out.conflicts {
-        println!("conflict: entities {}", c.entities.join(", "));
+        outln!(buf, "conflict: entities {}", c.entities.join(", "));
     }
     if !out.merges.is_empty() {
-        println!("merges ({}):", out.merges_total);
+        outln!(buf, "merges ({}):", out.merges_total);
         for m in &out.merges {
-            println!(
+            outln!(
+                buf,
                 "  {} + {}: {} (confidence {}) tx {} block {} on {}",
-                m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
+                m.a,
+                m.b,
+                m.heuristic,
+                m.confidence,
+                m.tx,
+                m.block,
+                m.chain
             );
         }
     }
+    print!("{}", cv.rewrite(&buf));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -377,7 +398,7 @@ fn explain(
     cs: &ClusterStore,
     a: ExplainArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (x, y) = (parse_address(&a.a)?, parse_address(&a.b)?);
+    let (x, y) = (parse_address("A", &a.a)?, parse_address("B", &a.b)?);
     let names = chain_names(store)?;
     let e = cs.explain(&x, &y)?;
     let out = ExplainView {
@@ -389,22 +410,32 @@ fn explain(
         path: e.path.iter().map(|m| view(m, &names)).collect(),
         refused: e.refused.iter().map(|r| refused_view(r, &names)).collect(),
     };
+    let cv = ChainView::open(store, &x)?;
     if ctx.json {
-        ctx.print_json(&out)?;
+        super::chain_view::print_json(&out, &cv)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let mut buf = String::new();
     if out.joined {
-        println!("{} and {} are in one cluster:", out.a, out.b);
+        outln!(buf, "{} and {} are in one cluster:", out.a, out.b);
         for m in &out.path {
-            println!(
+            outln!(
+                buf,
                 "  {} + {}: {} (confidence {}) tx {} block {} on {}",
-                m.a, m.b, m.heuristic, m.confidence, m.tx, m.block, m.chain
+                m.a,
+                m.b,
+                m.heuristic,
+                m.confidence,
+                m.tx,
+                m.block,
+                m.chain
             );
         }
     } else {
         let show =
             |c: Option<u32>| c.map_or_else(|| "no cluster".to_owned(), |c| format!("cluster {c}"));
-        println!(
+        outln!(
+            buf,
             "{} ({}) and {} ({}) are not joined",
             out.a,
             show(out.cluster_a),
@@ -412,7 +443,8 @@ fn explain(
             show(out.cluster_b)
         );
         for r in &out.refused {
-            println!(
+            outln!(
+                buf,
                 "  refused by the collapse guard: {} + {}: {} (confidence {}) tx {}, cluster sizes {} and {}",
                 r.merge.a,
                 r.merge.b,
@@ -424,5 +456,6 @@ fn explain(
             );
         }
     }
+    print!("{}", cv.rewrite(&buf));
     Ok(ExitCode::SUCCESS)
 }

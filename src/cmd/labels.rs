@@ -200,6 +200,11 @@ impl LabelsCmd {
                 super::alerts::after_labels_change(&ctx.config, &store);
             }
             Self::Show(a) => {
+                // Without --chain the address must be of an indexed chain: the shared parser
+                // says what is wrong with it (network, checksum, witness version).
+                if a.chain.is_none() {
+                    paytrace_app::address::parse_address("ADDRESS", &a.address)?;
+                }
                 let addr = LabelAddress::parse(&a.address, a.chain.as_deref())?;
                 let list = if a.history {
                     labels.history_by_key(&addr.key())?

@@ -3,6 +3,7 @@
 use super::Context;
 use anyhow::Context as _;
 use clap::Args;
+use paytrace_app::address::parse_address;
 use paytrace_indexer::{
     Address, Amount, Asset, ChainId, ChainInfo, Direction, Store, Transfer, TransferKind,
 };
@@ -63,18 +64,6 @@ pub struct Namer {
     btc: Option<paytrace_indexer::btc::UtxoStore>,
 }
 
-/// Parses an address argument: `0x...` (EVM), `script:`/`tx:` ids, or a Bitcoin address
-/// (`1...`, `3...`, `bc1...`), which maps to its script id.
-pub fn parse_address(s: &str) -> anyhow::Result<Address> {
-    match s.parse::<Address>() {
-        Ok(a) => Ok(a),
-        Err(e) => match paytrace_indexer::labels::LabelAddress::parse(s, Some("btc")) {
-            Ok(l) => l.indexed().context("not an indexed address"),
-            Err(_) => Err(e.into()),
-        },
-    }
-}
-
 impl Namer {
     /// Loads chain names from the store and token symbols from the config.
     pub fn new(ctx: &Context, store: &Store) -> anyhow::Result<Self> {
@@ -127,8 +116,13 @@ impl Namer {
     /// Symbol and decimals of an asset on a chain, when known.
     pub fn asset(&self, chain: ChainId, asset: &Asset) -> Option<(String, u8)> {
         match asset {
-            Asset::Native if self.is_bitcoin(chain) => Some(("BTC".to_owned(), 8)),
-            Asset::Native => Some(("ETH".to_owned(), 18)),
+            Asset::Native => {
+                let kind = self
+                    .chains
+                    .get(&chain)
+                    .map_or(paytrace_indexer::ChainKind::Evm, |c| c.kind);
+                Some((kind.native_symbol().to_owned(), kind.native_decimals()))
+            }
             Asset::Token(a) => self.symbols.get(&(self.chain(chain), *a)).cloned(),
         }
     }
@@ -183,7 +177,7 @@ struct AddressOut {
 impl AddressCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let address = parse_address(&self.address)?;
+        let address = parse_address("ADDRESS", &self.address)?;
         let store = ctx.open_store_read()?;
         let chain = match &self.chain {
             Some(name) => Some(
@@ -275,13 +269,22 @@ impl AddressCmd {
             println!("{title}:");
             for t in list {
                 let other = if title == "incoming" { &t.from } else { &t.to };
+                // Native Bitcoin amounts in BTC (8 decimals); other amounts in raw units.
+                let amount = match namer.chains.values().find(|c| c.name == t.chain) {
+                    Some(c)
+                        if c.kind == paytrace_indexer::ChainKind::Bitcoin
+                            && t.asset == "native" =>
+                    {
+                        super::chain_view::native_text(c.kind, &t.amount)
+                    }
+                    _ => format!("{} {}", t.amount, t.symbol.as_deref().unwrap_or(&t.asset)),
+                };
                 println!(
-                    "  {} block {} {} {} {} {} {}",
+                    "  {} block {} {} {} {} {}",
                     t.chain,
                     t.block,
                     t.kind,
-                    t.amount,
-                    t.symbol.as_deref().unwrap_or(&t.asset),
+                    amount,
                     if title == "incoming" { "from" } else { "to" },
                     other
                 );

@@ -4,6 +4,7 @@
 use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use paytrace_app::address::parse_address;
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
@@ -134,17 +135,6 @@ pub fn asset_book(ctx: &Context, flags: &[String]) -> anyhow::Result<AssetBook> 
         b.insert(Asset::Token(a), sym, dec);
     }
     Ok(b)
-}
-
-/// A provider address: an EVM address (any case) or `script:`/`tx:` id, or a Bitcoin mainnet
-/// address.
-fn parse_provider(text: &str) -> anyhow::Result<Address> {
-    let t = text.trim();
-    if t.starts_with("0x") || t.starts_with("0X") {
-        return Ok(t.to_ascii_lowercase().parse::<Address>()?);
-    }
-    t.parse::<Address>()
-        .or_else(|_| batch::parse_bitcoin_address(t).map_err(anyhow::Error::msg))
 }
 
 /// The names of the store's Bitcoin chains (batch rows naming one are Bitcoin rows).
@@ -362,18 +352,6 @@ fn name_payees(store: &Store, payouts: &mut [Payout]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
-    }
-}
-
 impl ReportCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -454,11 +432,17 @@ impl PayoutsArgs {
                     let addrs = p
                         .addresses
                         .iter()
+                        // EVM addresses in the config are matched whatever their case (as
+                        // before); Bitcoin addresses are case-sensitive (base58).
                         .map(|a| {
-                            parse_provider(a)
-                                .with_context(|| format!("provider {name:?}: address {a:?}"))
+                            let a = if a.starts_with("0x") || a.starts_with("0X") {
+                                a.to_ascii_lowercase()
+                            } else {
+                                a.clone()
+                            };
+                            parse_address(&format!("provider {name:?} address"), &a)
                         })
-                        .collect::<anyhow::Result<Vec<_>>>()?;
+                        .collect::<Result<Vec<_>, _>>()?;
                     let assets_f = if p.assets.is_empty() {
                         None
                     } else {
@@ -479,10 +463,8 @@ impl PayoutsArgs {
                     let addrs = self
                         .provider_address
                         .iter()
-                        .map(|a| {
-                            parse_provider(a).with_context(|| format!("--provider-address {a:?}"))
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()?;
+                        .map(|a| parse_address("--provider-address", a))
+                        .collect::<Result<Vec<_>, _>>()?;
                     let title = addrs
                         .iter()
                         .map(ToString::to_string)
@@ -497,7 +479,7 @@ impl PayoutsArgs {
                     }
                 },
             };
-        let chain = chain_id(&store, chain_name.as_deref())?;
+        let chain = super::chain_id(&store, chain_name.as_deref())?;
         let (payouts, issues) = match &self.batch {
             Some(path) => {
                 let file = path.display().to_string();

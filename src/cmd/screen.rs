@@ -2,10 +2,12 @@
 //! JSON keys are documented in docs/cli.md.
 
 use super::Context;
+use super::chain_view::ChainView;
 use anyhow::{Context as _, bail};
 use clap::Args;
+use paytrace_app::address::parse_address;
 use paytrace_config::RiskConfig;
-use paytrace_indexer::{Address, ChainId, Store, labels::Date};
+use paytrace_indexer::{Address, ChainId, labels::Date};
 use paytrace_tracer::{
     StopList,
     patterns::PatternParams,
@@ -57,19 +59,6 @@ fn parse_level(s: &str) -> Result<RiskLevel, String> {
         .map_err(|e: paytrace_tracer::risk::UnknownLevel| e.to_string())
 }
 
-/// The chain id of `name`, if given.
-pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
-    }
-}
-
 /// The screening parameters from the `[risk]` section.
 pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
     let scoring = Scoring::from_config(cfg);
@@ -97,10 +86,8 @@ pub fn read_address_file(path: &std::path::Path) -> anyhow::Result<Vec<Address>>
         if s.is_empty() {
             continue;
         }
-        let a: Address = s
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{}:{}: address {s:?}: {e}", path.display(), i + 1))?;
-        out.push(a);
+        let arg = format!("{}:{}", path.display(), i + 1);
+        out.push(parse_address(&arg, s)?);
     }
     Ok(out)
 }
@@ -118,7 +105,7 @@ fn text_line(r: &ScreenResult) -> String {
     )
 }
 
-fn render_text(r: &ScreenResult) -> String {
+fn render_text(r: &ScreenResult, bitcoin: bool) -> String {
     let mut s = format!(
         "{}: {} (score {:.1}) as of {}, {} hops\n",
         r.address, r.level, r.score, r.as_of, r.hops
@@ -141,11 +128,14 @@ fn render_text(r: &ScreenResult) -> String {
             paytrace_tracer::risk::Flow::Sent => "sent",
             paytrace_tracer::risk::Flow::Received => "received",
         };
+        let amount = if bitcoin && e.asset.to_string() == "native" {
+            super::chain_view::native_text(paytrace_indexer::ChainKind::Bitcoin, &e.amount)
+        } else {
+            format!("{} raw units of {}", e.amount, e.asset)
+        };
         s.push_str(&format!(
-            "  {kind} {dir} {}: {} raw units of {} ({:.2}%), {}, counterparties {}\n",
+            "  {kind} {dir} {}: {amount} ({:.2}%), {}, counterparties {}\n",
             e.category,
-            e.amount,
-            e.asset,
             e.share * 100.0,
             paytrace_tracer::risk::hops_text(e.hops.saturating_add(1)),
             e.counterparties
@@ -187,15 +177,12 @@ impl ScreenCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let addresses = match (&self.address, &self.file) {
-            (Some(a), None) => vec![
-                a.parse::<Address>()
-                    .map_err(|e| anyhow::anyhow!("address {a:?}: {e}"))?,
-            ],
+            (Some(a), None) => vec![parse_address("ADDRESS", a)?],
             (None, Some(f)) => read_address_file(f)?,
             _ => bail!("give an ADDRESS or --file"),
         };
         let store = ctx.open_store_for_queries()?;
-        let chain = chain_id(&store, self.chain.as_deref())?;
+        let chain = super::chain_id(&store, self.chain.as_deref())?;
         let clusters = super::report::StoreClusters::open(&store)?;
         let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
@@ -215,6 +202,9 @@ impl ScreenCmd {
         // screening the addresses one by one.
         let threads = if bulk { self.threads } else { 1 };
         let src = CachedSource::new(&store, HISTORY_CACHE);
+        // Bitcoin results show addresses and txids as Bitcoin does (see `chain_view`).
+        let cv = ChainView::new(&store, true)?;
+        let bitcoin = |i: usize| !matches!(addresses.get(i), Some(Address::Evm(_)) | None);
         let mut failed: Option<anyhow::Error> = None;
         let bar = if bulk {
             super::progress::bar("screen", u64::try_from(addresses.len())?, "addresses")
@@ -230,16 +220,18 @@ impl ScreenCmd {
                 .with_context(|| format!("screening {}", addresses[i]))
                 .and_then(|r| {
                     worst = worst.max(r.level);
+                    let btc = bitcoin(i);
+                    let show = |s: String| cv.rewrite_as(&s, btc);
                     if ctx.json {
                         if bulk {
-                            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                            writeln!(out, "{}", show(serde_json::to_string(&r)?))?;
                         } else {
-                            writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+                            writeln!(out, "{}", show(serde_json::to_string_pretty(&r)?))?;
                         }
                     } else if bulk {
-                        writeln!(out, "{}", text_line(&r))?;
+                        writeln!(out, "{}", show(text_line(&r)))?;
                     } else {
-                        write!(out, "{}", render_text(&r))?;
+                        write!(out, "{}", show(render_text(&r, btc)))?;
                         if r.reasons.is_empty() {
                             writeln!(out, "  {}", searched(&store, &r)?)?;
                         }

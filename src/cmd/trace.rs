@@ -2,9 +2,15 @@
 //! docs/cli.md.
 
 use super::Context;
+use super::chain_view::ChainView;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use paytrace_indexer::{Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, TxHash};
+use paytrace_app::address::Target;
+use paytrace_app::address::{parse_address, parse_target};
+use paytrace_indexer::{
+    Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
+    model::UTXO_OUTPUT_BASE,
+};
 use paytrace_tracer::{
     BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
     StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
@@ -56,7 +62,7 @@ impl LabelArgs {
             let (a, c) = s
                 .split_once('=')
                 .with_context(|| format!("--stop {s:?}: expected ADDR=CATEGORY"))?;
-            let addr: Address = a.parse().with_context(|| format!("--stop {s:?}"))?;
+            let addr = parse_address("--stop", a)?;
             l.insert(addr, c);
         }
         l.set_version("cli");
@@ -135,62 +141,6 @@ fn parse_model(s: &str) -> Result<Model, String> {
         .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
 }
 
-fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
-    }
-}
-
-enum SeedArg {
-    Address(Address),
-    Tx(TxHash, Option<usize>),
-}
-
-/// What a seed argument may be, for error messages.
-const SEED_FORMS: &str = "expected an address (0x + 40 hex digits, a Bitcoin address, or \
-script:/tx: + 64 hex digits) or a transaction hash (0x + 64 hex digits, optionally TX:INDEX)";
-
-fn parse_seed(s: &str) -> anyhow::Result<SeedArg> {
-    if let Ok(a) = super::query::parse_address(s) {
-        return Ok(SeedArg::Address(a));
-    }
-    let (tx, idx) = match s.rsplit_once(':') {
-        Some((t, i)) if !t.starts_with("script") && !t.starts_with("tx") => (
-            t,
-            Some(i.parse::<usize>().with_context(|| {
-                format!("seed {s:?}: INDEX after ':' must be a number (TX:INDEX)")
-            })?),
-        ),
-        _ => (s, None),
-    };
-    let h: alloy_primitives::B256 = tx
-        .parse()
-        .map_err(|_| anyhow::anyhow!("seed {s:?}: {}; {SEED_FORMS}", seed_problem(tx)))?;
-    Ok(SeedArg::Tx(TxHash(h), idx))
-}
-
-/// What is wrong with a seed that is neither an address nor a transaction hash.
-fn seed_problem(s: &str) -> String {
-    let hex = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if let Some((i, c)) = hex.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        let pos = i + s.len() - hex.len();
-        return format!("{c:?} at position {pos} is not a hex digit");
-    }
-    match hex.len() {
-        40 => "not a valid address (mixed case must be the EIP-55 checksum)".to_owned(),
-        n => format!("{n} hex digits is neither 40 (address) nor 64 (transaction hash)"),
-    }
-}
-
 impl TraceCmd {
     fn params(&self, chain: Option<ChainId>) -> anyhow::Result<TraceParams> {
         Ok(TraceParams {
@@ -222,18 +172,117 @@ impl TraceCmd {
         ))
     }
 
+    /// A trace from a transaction. On Bitcoin (a transaction node between inputs and
+    /// outputs) forward follows its outputs' value and backward explains its inputs' value;
+    /// `TX:INDEX` names output INDEX. On EVM chains the seed is the transaction's transfers
+    /// (`TX:INDEX`: the INDEX-th in canonical order).
+    fn tx_seed(
+        &self,
+        store: &Store,
+        chain: Option<ChainId>,
+        tx: TxHash,
+        idx: Option<u32>,
+        back: impl Fn(&BackSeed) -> Result<TraceResult, paytrace_tracer::TraceError>,
+        fwd: impl Fn(&Seed) -> Result<TraceResult, paytrace_tracer::TraceError>,
+    ) -> anyhow::Result<TraceResult> {
+        let ts = store.tx_transfers(&tx, chain, self.block.map(BlockNumber))?;
+        let shown = |t: &Transfer| {
+            if [t.from, t.to].iter().any(Address::is_tx) {
+                format!("{:x}", tx.0)
+            } else {
+                tx.to_string()
+            }
+        };
+        let Some(first) = ts.first() else {
+            bail!("transaction {tx} has no indexed transfer");
+        };
+        let name = shown(first);
+        let node = ts.iter().flat_map(|t| [t.from, t.to]).find(Address::is_tx);
+        if let Some(node) = node {
+            let outputs: Vec<&Transfer> = ts.iter().filter(|t| t.from == node).collect();
+            let inputs: Vec<TransferKey> =
+                ts.iter().filter(|t| t.to == node).map(|t| t.key).collect();
+            return Ok(match idx {
+                Some(i) => {
+                    let pos = UTXO_OUTPUT_BASE.checked_add(i);
+                    let out = outputs
+                        .iter()
+                        .find(|t| Some(t.key.position) == pos)
+                        .with_context(|| {
+                            format!(
+                                "transaction {name} has no output {i} carrying value (outputs: {})",
+                                outputs
+                                    .iter()
+                                    .map(|t| t
+                                        .key
+                                        .position
+                                        .saturating_sub(UTXO_OUTPUT_BASE)
+                                        .to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })?;
+                    if self.backward {
+                        back(&BackSeed::Transfer(out.key))?
+                    } else {
+                        fwd(&Seed::Transfers(vec![out.key]))?
+                    }
+                }
+                None if self.backward => {
+                    if inputs.is_empty() {
+                        bail!("transaction {name} has no indexed input");
+                    }
+                    back(&BackSeed::Transfers(inputs))?
+                }
+                None => {
+                    if outputs.is_empty() {
+                        bail!("transaction {name} has no output carrying value");
+                    }
+                    fwd(&Seed::Transfers(outputs.iter().map(|t| t.key).collect()))?
+                }
+            });
+        }
+        let keys: Vec<TransferKey> = match idx {
+            Some(i) => vec![
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| ts.get(i))
+                    .with_context(|| {
+                        format!("transaction {tx} has {} transfers, no index {i}", ts.len())
+                    })?
+                    .key,
+            ],
+            None => ts.iter().map(|t| t.key).collect(),
+        };
+        Ok(if self.backward {
+            let [k] = keys.as_slice() else {
+                bail!(
+                    "transaction {tx} has {} transfers: pick one with {tx}:INDEX",
+                    keys.len()
+                );
+            };
+            back(&BackSeed::Transfer(*k))?
+        } else {
+            fwd(&Seed::Transfers(keys))?
+        })
+    }
+
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let chain = chain_id(&store, self.chain.as_deref())?;
+        let chain = super::chain_id(&store, self.chain.as_deref())?;
         let params = self.params(chain)?;
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
             .context("opening the label store")?;
         let budget = self.budget_ms.map(Duration::from_millis);
         let back = |seed: &BackSeed| trace_backward_within(&store, &labels, seed, &params, budget);
         let fwd = |seed: &Seed| trace_forward_within(&store, &labels, seed, &params, budget);
-        let result = match parse_seed(&self.seed)? {
-            SeedArg::Address(a) => {
+        let result = match parse_target("seed", &self.seed)? {
+            Target::Address(Address::Tx(internal)) => {
+                let tx = TxHash(paytrace_indexer::btc::utxo::display_b256(&internal));
+                self.tx_seed(&store, chain, tx, None, back, fwd)?
+            }
+            Target::Address(a) => {
                 if self.backward {
                     back(&BackSeed::Address(a))?
                 } else {
@@ -245,42 +294,32 @@ impl TraceCmd {
                     }
                 }
             }
-            SeedArg::Tx(tx, idx) => {
-                let ts = store.tx_transfers(&tx, chain, self.block.map(BlockNumber))?;
-                if ts.is_empty() {
-                    bail!("transaction {tx} has no indexed transfer");
-                }
-                let keys: Vec<_> = match idx {
-                    Some(i) => vec![
-                        ts.get(i)
-                            .with_context(|| {
-                                format!("transaction {tx} has {} transfers, no index {i}", ts.len())
-                            })?
-                            .key,
-                    ],
-                    None => ts.iter().map(|t| t.key).collect(),
-                };
-                if self.backward {
-                    let [k] = keys.as_slice() else {
-                        bail!(
-                            "transaction {tx} has {} transfers: pick one with {tx}:INDEX",
-                            keys.len()
-                        );
-                    };
-                    back(&BackSeed::Transfer(*k))?
-                } else {
-                    fwd(&Seed::Transfers(keys))?
-                }
-            }
+            Target::Tx { hash, index } => self.tx_seed(&store, chain, hash, index, back, fwd)?,
         };
         let format = if ctx.json { Format::Json } else { self.format };
         let pretty = std::io::stdout().is_terminal();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::output::stdout());
+        let subject = result
+            .seed
+            .address
+            .or_else(|| result.seed.transfers.first().map(|e| e.from))
+            .unwrap_or(Address::ZERO_EVM);
+        let view = ChainView::open(&store, &subject)?;
         match format {
+            Format::Json if view.is_bitcoin() => {
+                let s = if pretty {
+                    serde_json::to_string_pretty(&result)?
+                } else {
+                    serde_json::to_string(&result)?
+                };
+                writeln!(out, "{}", view.rewrite(&s))?;
+            }
             Format::Json => write_json(&mut out, &result, pretty)?,
-            Format::Dot => out.write_all(export::to_dot(&result).as_bytes())?,
-            Format::Graphml => out.write_all(export::to_graphml(&result).as_bytes())?,
-            Format::Text => out.write_all(render_text(&result).as_bytes())?,
+            Format::Dot => out.write_all(view.rewrite(&export::to_dot(&result)).as_bytes())?,
+            Format::Graphml => {
+                out.write_all(view.rewrite(&export::to_graphml(&result)).as_bytes())?;
+            }
+            Format::Text => out.write_all(view.rewrite(&render_text(&result, &view)).as_bytes())?,
         }
         out.flush().context("writing the result to stdout")?;
         Ok(ExitCode::SUCCESS)
@@ -305,8 +344,9 @@ pub fn write_json<W: std::io::Write, T: Serialize>(
     Ok(())
 }
 
-/// The text report of a trace.
-pub fn render_text(r: &TraceResult) -> String {
+/// The text report of a trace (amounts through `view`: BTC units on Bitcoin). The seed's
+/// receivers are called receivers here (`payee` in JSON, whose keys are stable).
+pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
     let mut s = String::new();
     let p = &r.parameters;
     let _ = writeln!(
@@ -319,7 +359,7 @@ pub fn render_text(r: &TraceResult) -> String {
         r.seed.transfers.len()
     );
     for (asset, v) in &r.seed.total {
-        let _ = writeln!(s, "  seed value: {v} {}", asset);
+        let _ = writeln!(s, "  seed value: {}", view.amount(v, asset));
     }
     if let Some(by) = r.truncated_by {
         let why = match by {
@@ -344,7 +384,12 @@ pub fn render_text(r: &TraceResult) -> String {
     let _ = writeln!(s, "\nTotals by category:");
     for (cat, m) in &r.totals_by_category {
         for (asset, v) in m {
-            let _ = writeln!(s, "  {cat:<20} {v} {}", asset);
+            let cat = if cat == "still_at_payee" {
+                "still_at_receiver"
+            } else {
+                cat
+            };
+            let _ = writeln!(s, "  {cat:<20} {}", view.amount(v, asset));
         }
     }
     let _ = writeln!(
@@ -365,14 +410,21 @@ pub fn render_text(r: &TraceResult) -> String {
         let status = serde_json::to_value(d.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
+            .map(|s| {
+                if s == "payee" {
+                    "receiver".to_owned()
+                } else {
+                    s
+                }
+            })
             .unwrap_or_default();
         let _ = writeln!(
             s,
             "  {:<44} {:<16} {:>4} {:>30}  {:<20} {}{}",
-            d.address.to_string(),
+            view.address(&d.address),
             status,
             d.hops,
-            format!("{} {}", d.amount, d.asset),
+            view.amount(&d.amount, &d.asset.to_string()),
             super::time_arg::iso(d.first_arrival),
             d.labels.join(", "),
             if d.incomplete_history {
@@ -394,17 +446,22 @@ pub fn render_text(r: &TraceResult) -> String {
         for path in &r.paths {
             let _ = writeln!(
                 s,
-                "  to {} ({}): {} {}",
-                path.to,
+                "  to {} ({}): {}",
+                view.address(&path.to),
                 path.category.as_ref().map_or("unlabelled", |c| c.as_str()),
-                path.amount,
-                path.asset
+                view.amount(&path.amount, &path.asset.to_string()),
             );
+            let asset = path.asset.to_string();
             for h in &path.hops {
                 let _ = writeln!(
                     s,
                     "    {} -> {}  {} of {}  tx {} block {}",
-                    h.from, h.to, h.tainted, h.amount, h.tx_hash, h.block
+                    view.address(&h.from),
+                    view.address(&h.to),
+                    view.number(&h.tainted, &asset),
+                    view.number(&h.amount, &asset),
+                    h.tx_hash,
+                    h.block
                 );
             }
         }
@@ -466,9 +523,9 @@ impl PathCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let from: Address = self.from.parse().context("FROM")?;
+        let from = parse_address("FROM", &self.from)?;
         let target = match (&self.to, &self.to_category) {
-            (Some(t), None) => PathTarget::Address(t.parse().context("TO")?),
+            (Some(t), None) => PathTarget::Address(parse_address("TO", t)?),
             (None, Some(c)) => PathTarget::Category(paytrace_tracer::Category::new(c)),
             _ => bail!("give either TO or --to-category"),
         };
@@ -484,7 +541,7 @@ impl PathCmd {
             min_amount: self.min_amount.parse().context("--min-amount")?,
             max_nodes: self.max_nodes,
             k: self.k,
-            chain: chain_id(&store, self.chain.as_deref())?,
+            chain: super::chain_id(&store, self.chain.as_deref())?,
             asset,
             stop: self.labels.stop_list(),
             ..PathParams::default()
@@ -492,16 +549,17 @@ impl PathCmd {
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
             .context("opening the label store")?;
         let r = find_paths(&store, &labels, &from, &target, &p)?;
+        let view = ChainView::open(&store, &from)?;
         if ctx.json {
-            ctx.print_json(&r)?;
+            super::chain_view::print_json(&r, &view)?;
         } else {
-            print!("{}", render_paths(&r));
+            print!("{}", view.rewrite(&render_paths(&r, &view)));
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn render_paths(r: &PathResult) -> String {
+fn render_paths(r: &PathResult, view: &ChainView) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -511,10 +569,9 @@ fn render_paths(r: &PathResult) -> String {
     let one = |title: &str, p: &paytrace_tracer::FoundPath, s: &mut String| {
         let _ = writeln!(
             s,
-            "{title}: {} hops, value {} {}",
+            "{title}: {} hops, value {}",
             p.hops.len(),
-            p.value,
-            p.asset
+            view.amount(&p.value, &p.asset.to_string()),
         );
         for h in &p.hops {
             let _ = writeln!(
@@ -522,7 +579,7 @@ fn render_paths(r: &PathResult) -> String {
                 "    {} -> {}  {}  {}  tx {}",
                 h.from,
                 h.to,
-                h.amount,
+                view.number(&h.amount, &p.asset.to_string()),
                 super::time_arg::iso(h.time),
                 h.tx_hash
             );

@@ -13,8 +13,8 @@ use crate::{
     merge::merge_dedup,
     model::{mul_div_floor, mul_div_rem},
     result::{
-        Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo, Status, TraceParams,
-        TraceResult, TraceStats, Truncation, sort_destinations,
+        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, SeedInfo,
+        Status, TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, LabelSource},
 };
@@ -31,6 +31,8 @@ use std::{
 pub enum BackSeed {
     /// The sources of this transfer's value.
     Transfer(TransferKey),
+    /// The sources of these transfers' value together (the inputs of a Bitcoin transaction).
+    Transfers(Vec<TransferKey>),
     /// The sources of this address's balance at the end of the window (every asset).
     Address(Address),
 }
@@ -191,6 +193,8 @@ impl Prov {
 #[derive(Default)]
 struct BNode {
     category: Option<Category>,
+    /// A transaction node with a CoinJoin shape (category `mixer`).
+    coinjoin: Option<CoinJoinEvidence>,
     status: Option<Status>,
     per_asset: BTreeMap<Asset, (Amount, u32, Option<Transfer>)>,
     incomplete: bool,
@@ -236,31 +240,8 @@ pub fn trace_backward_within<S: FlowSource, L: LabelSource>(
         incomplete: false,
     };
     let seed_info = match seed {
-        BackSeed::Transfer(k) => {
-            let t = source
-                .transfer(k)
-                .map_err(TraceError::source)?
-                .ok_or(TraceError::SeedNotFound(*k))?;
-            b.demands.insert(
-                t.key,
-                (
-                    t.clone(),
-                    Demand {
-                        amount: t.amount,
-                        hops: 0,
-                    },
-                ),
-            );
-            b.edges.push(edge(&t, t.amount));
-            let mut total = BTreeMap::new();
-            total.insert(t.asset.to_string(), t.amount);
-            SeedInfo {
-                kind: "transfer",
-                address: Some(t.from),
-                transfers: vec![edge(&t, t.amount)],
-                total,
-            }
-        }
+        BackSeed::Transfer(k) => b.seed_transfers(std::slice::from_ref(k))?,
+        BackSeed::Transfers(keys) => b.seed_transfers(keys)?,
         BackSeed::Address(a) => b.seed_address(a)?,
     };
     while let Some((_, (t, d))) = b.demands.pop_last() {
@@ -289,6 +270,44 @@ struct Back<'a, S, L> {
 }
 
 impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
+    /// Demands for the whole of each seed transfer (`transfer` for one, `transaction` for
+    /// several, e.g. the inputs of a Bitcoin transaction).
+    fn seed_transfers(&mut self, keys: &[TransferKey]) -> Result<SeedInfo, TraceError> {
+        let mut transfers = Vec::with_capacity(keys.len());
+        let mut total = BTreeMap::new();
+        let mut address = None;
+        for k in keys {
+            let t = self
+                .src
+                .transfer(k)
+                .map_err(TraceError::source)?
+                .ok_or(TraceError::SeedNotFound(*k))?;
+            if self.demands.contains_key(&t.key) {
+                continue;
+            }
+            address.get_or_insert(if keys.len() == 1 { t.from } else { t.to });
+            let e: &mut Amount = total.entry(t.asset.to_string()).or_default();
+            *e = e.checked_add(t.amount)?;
+            self.edges.push(edge(&t, t.amount));
+            transfers.push(edge(&t, t.amount));
+            let amount = t.amount;
+            self.demands.insert(t.key, (t, Demand { amount, hops: 0 }));
+        }
+        if transfers.is_empty() {
+            return Err(TraceError::EmptySeed(format!("{keys:?}")));
+        }
+        Ok(SeedInfo {
+            kind: if keys.len() == 1 {
+                "transfer"
+            } else {
+                "transaction"
+            },
+            address,
+            transfers,
+            total,
+        })
+    }
+
     /// `a`'s history before `before` (all of it when `None`). Demands are explained in
     /// descending key order and only look at transfers before their own, so the first load of
     /// an address (at its latest demand) holds everything later demands on it need; it is
@@ -445,7 +464,20 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
     /// Explains demand `d` on transfer `t` at its sender.
     fn explain(&mut self, t: &Transfer, d: Demand) -> Result<(), TraceError> {
         let x = t.from;
+        let first_visit = !self.nodes.contains_key(&x);
         self.touch(x, t.asset, d.amount, d.hops, t);
+        // Value that came out of a CoinJoin has a mixer as its source (not followed further
+        // when `mixer` stops the trace, as by default).
+        if first_visit
+            && x.is_tx()
+            && self.nodes.get(&x).is_some_and(|n| n.category.is_none())
+            && let Some(ev) =
+                CoinJoinEvidence::detect(self.src, &x, t.key.chain, &mut self.stats.transfers_read)?
+        {
+            let n = self.nodes.entry(x).or_default();
+            n.category = Some(Category::new(CoinJoinEvidence::CATEGORY));
+            n.coinjoin = Some(ev);
+        }
         let cat = self.nodes.get(&x).and_then(|n| n.category.clone());
         if let Some(c) = cat.filter(|c| self.p.stop.contains(c)) {
             return self.stop(x, Status::Exited, c.as_str(), &t.asset, d.amount);
@@ -541,6 +573,7 @@ impl<S: FlowSource, L: LabelSource> Back<'_, S, L> {
                     first_arrival: first.time,
                     first_arrival_tx: first.tx_hash,
                     incomplete_history: n.incomplete,
+                    coinjoin: n.coinjoin.clone(),
                 });
             }
         }

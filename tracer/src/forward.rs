@@ -17,8 +17,8 @@ use crate::{
     merge::merge_dedup,
     model::{Carry, Holding, mul_div_floor},
     result::{
-        Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status,
-        TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
+        CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo,
+        Status, TraceParams, TraceResult, TraceStats, Truncation, sort_destinations,
     },
     source::{Category, FlowSource, HistoryWindow, LabelSource, WINDOW_ENTRIES},
 };
@@ -75,6 +75,8 @@ struct Node {
     suspended: bool,
     /// The current reading window in blocks (0: whole history).
     window: u64,
+    /// A transaction node with a CoinJoin shape (category `mixer`).
+    coinjoin: Option<CoinJoinEvidence>,
 }
 
 /// Heap entry tags: a node's continuation (its history must be read further before any
@@ -135,6 +137,7 @@ pub fn trace_forward_within<S: FlowSource, L: LabelSource>(
         swap_carry: HashMap::new(),
         swap_pushed: HashSet::new(),
         cursor: None,
+        tx_hist: HashMap::new(),
     };
     let (seed_info, seeds) = e.resolve_seed(seed)?;
     for t in seeds {
@@ -174,6 +177,9 @@ struct Engine<'a, S, L> {
     swap_pushed: HashSet<TransferKey>,
     /// The event being processed.
     cursor: Option<TransferKey>,
+    /// Histories (incoming, outgoing) of transaction nodes read for the CoinJoin check and
+    /// not yet expanded: the expansion takes them instead of reading them again.
+    tx_hist: HashMap<Address, (Vec<Transfer>, Vec<Transfer>)>,
 }
 
 pub(crate) fn edge(t: &Transfer, tainted: Amount) -> FlowEdge {
@@ -224,7 +230,14 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                         .ok_or(TraceError::SeedNotFound(*k))?;
                     ts.push(t);
                 }
-                let kind = if ts.len() == 1 { "transfer" } else { "batch" };
+                // The outputs of one Bitcoin transaction node are a `transaction` seed.
+                let kind = match ts.first() {
+                    _ if ts.len() == 1 => "transfer",
+                    Some(f) if f.from.is_tx() && ts.iter().all(|t| t.from == f.from) => {
+                        "transaction"
+                    }
+                    _ => "batch",
+                };
                 let addr = ts.first().map(|t| t.from);
                 (kind, addr, ts)
             }
@@ -291,6 +304,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
             read_to: None,
             suspended: false,
             window: 0,
+            coinjoin: None,
         });
         self.index.insert(a, i);
         i
@@ -373,6 +387,26 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         self.receive(t, carry, hops, is_seed)
     }
 
+    /// The CoinJoin check of transaction node `a`: its whole history (kept for its expansion
+    /// when it is not a CoinJoin).
+    fn coinjoin(&mut self, a: Address) -> Result<Option<CoinJoinEvidence>, TraceError> {
+        let read = |dir| {
+            self.src
+                .address_transfers_range(&a, dir, self.p.chain, None, None)
+                .map_err(TraceError::source)
+        };
+        let inc = read(Direction::Incoming)?;
+        let out = read(Direction::Outgoing)?;
+        self.stats.transfers_read += inc.len() + out.len();
+        let all: Vec<Transfer> =
+            merge_dedup(inc.clone(), out.clone(), |x: &Transfer| x.key).collect();
+        let ev = CoinJoinEvidence::of_transfers(&all)?;
+        if ev.is_none() {
+            self.tx_hist.insert(a, (inc, out));
+        }
+        Ok(ev)
+    }
+
     /// Clean value into an address: only matters if it is followed.
     fn credit_clean(&mut self, t: &Transfer) -> Result<(), TraceError> {
         if let Some(&r) = self.index.get(&t.to) {
@@ -429,9 +463,21 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         if self.nodes[r].role == Role::Swap {
             return self.swap(r, t, &carry);
         }
+        // A CoinJoin met by the trace is a mixer: an exit (when `mixer` stops the trace, as by
+        // default) with the detection as evidence, not an ordinary transaction to follow.
+        if t.to.is_tx()
+            && self.nodes[r].category.is_none()
+            && self.nodes[r].credits.len() == 1
+            && matches!(self.nodes[r].role, Role::Frontier(_))
+            && let Some(ev) = self.coinjoin(t.to)?
+        {
+            self.nodes[r].category = Some(Category::new(CoinJoinEvidence::CATEGORY));
+            self.nodes[r].coinjoin = Some(ev);
+        }
         let cat = self.nodes[r].category.clone();
         if cat.as_ref().is_some_and(|c| self.p.stop.contains(c)) {
             self.nodes[r].role = Role::Stop;
+            self.tx_hist.remove(&t.to);
             return Ok(());
         }
         if cat.as_ref().is_some_and(|c| self.p.swap.contains(c))
@@ -456,6 +502,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
         };
         match reason {
             Some(st) => {
+                self.tx_hist.remove(&t.to);
                 // A frontier keeps the first reason it was stopped for.
                 if self.nodes[r].credits.len() == 1 {
                     self.nodes[r].role = Role::Frontier(st);
@@ -560,27 +607,38 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
     ) -> Result<(), TraceError> {
         let model = self.p.model;
         let addr = self.nodes[r].address;
-        let inc = self
-            .src
-            .address_transfers_range(
-                &addr,
-                Direction::Incoming,
-                self.p.chain,
-                from.as_ref(),
-                end.as_ref(),
-            )
-            .map_err(TraceError::source)?;
-        let out = self
-            .src
-            .address_transfers_range(
-                &addr,
-                Direction::Outgoing,
-                self.p.chain,
-                from.as_ref(),
-                end.as_ref(),
-            )
-            .map_err(TraceError::source)?;
-        self.stats.transfers_read += inc.len() + out.len();
+        // A transaction node's whole history may have been read by its CoinJoin check.
+        let kept = match (from, end) {
+            (None, None) => self.tx_hist.remove(&addr),
+            _ => None,
+        };
+        let (inc, out) = match kept {
+            Some(h) => h,
+            None => {
+                let inc = self
+                    .src
+                    .address_transfers_range(
+                        &addr,
+                        Direction::Incoming,
+                        self.p.chain,
+                        from.as_ref(),
+                        end.as_ref(),
+                    )
+                    .map_err(TraceError::source)?;
+                let out = self
+                    .src
+                    .address_transfers_range(
+                        &addr,
+                        Direction::Outgoing,
+                        self.p.chain,
+                        from.as_ref(),
+                        end.as_ref(),
+                    )
+                    .map_err(TraceError::source)?;
+                self.stats.transfers_read += inc.len() + out.len();
+                (inc, out)
+            }
+        };
         // Both come key-sorted: a linear merge (self-transfers, in both, once) instead of a
         // copy and a sort of the whole history.
         let hist = merge_dedup(inc, out, |x: &Transfer| x.key);
@@ -889,6 +947,7 @@ impl<S: FlowSource, L: LabelSource> Engine<'_, S, L> {
                     first_arrival: first.transfer.time,
                     first_arrival_tx: first.transfer.tx_hash,
                     incomplete_history: n.incomplete,
+                    coinjoin: n.coinjoin.clone(),
                 });
             }
             for ((st, asset), v) in &n.leaked {

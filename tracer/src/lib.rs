@@ -33,8 +33,8 @@ pub use forward::{trace_forward, trace_forward_within};
 pub use model::{Model, ModelParseError};
 pub use paths::{FoundPath, PathParams, PathResult, PathTarget, find_paths};
 pub use result::{
-    Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo, Status, TraceParams,
-    TraceResult, TraceStats, Truncation,
+    CoinJoinEvidence, Destination, EvidencePath, FlowEdge, Parameters, PathHop, Seed, SeedInfo,
+    Status, TraceParams, TraceResult, TraceStats, Truncation,
 };
 pub use source::{
     Category, Checkpointed, FlowSource, HistoryWindow, LabelSource, MemoryGraph, MemoryLabels,

@@ -5,7 +5,7 @@ use crate::{
     source::{Category, FlowSource, LabelSource},
 };
 use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, ChainId, Timestamp, TransferKey, TxHash,
+    Address, Amount, Asset, BlockNumber, ChainId, Timestamp, Transfer, TransferKey, TxHash,
 };
 use serde::{Serialize, Serializer};
 use std::{collections::BTreeMap, fmt::Display};
@@ -133,6 +133,77 @@ pub struct Destination {
     pub first_arrival_tx: TxHash,
     /// Its history before the index is missing (a balance went negative).
     pub incomplete_history: bool,
+    /// A Bitcoin transaction with a CoinJoin shape: the evidence of its `mixer` category.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coinjoin: Option<CoinJoinEvidence>,
+}
+
+/// Why a transaction node met by a trace is a mixer: the CoinJoin shape clustering detects
+/// (Whirlpool, Wasabi 1.x/2.0, JoinMarket, or many equal outputs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CoinJoinEvidence {
+    /// The shape (`whirlpool`, `wasabi1`, `wasabi2`, `joinmarket`, ...).
+    pub kind: String,
+    /// The most frequent output value, raw units (satoshi).
+    pub denomination: Amount,
+    /// Outputs with that value.
+    pub equal_outputs: u32,
+    /// Distinct input addresses.
+    pub distinct_inputs: u32,
+}
+
+impl CoinJoinEvidence {
+    /// The category of value that meets a CoinJoin.
+    pub const CATEGORY: &'static str = "mixer";
+
+    /// The fewest equal outputs of a CoinJoin that stops a trace. Clustering also flags two
+    /// equal outputs from two spenders (`joinmarket`, n = 2), which costs it one merge at most,
+    /// but an ordinary payment of two equal amounts from two inputs has that shape too and
+    /// would end a trace.
+    pub const MIN_EQUAL_OUTPUTS: u32 = 3;
+
+    /// The evidence of a detection.
+    pub fn of(m: &crate::cluster::coinjoin::CoinJoinMatch) -> Self {
+        Self {
+            kind: m.kind.to_string(),
+            denomination: Amount::from_u64(m.denomination),
+            equal_outputs: m.equal_outputs,
+            distinct_inputs: m.distinct_inputs,
+        }
+    }
+
+    /// Whether transaction node `node` (on `chain`) is a CoinJoin, from its transfers.
+    pub(crate) fn detect<S: FlowSource>(
+        src: &S,
+        node: &Address,
+        chain: ChainId,
+        read: &mut usize,
+    ) -> Result<Option<Self>, TraceError> {
+        if !node.is_tx() {
+            return Ok(None);
+        }
+        let mut ts = src
+            .address_transfers(node, paytrace_indexer::Direction::Incoming, Some(chain))
+            .map_err(TraceError::source)?;
+        ts.extend(
+            src.address_transfers(node, paytrace_indexer::Direction::Outgoing, Some(chain))
+                .map_err(TraceError::source)?,
+        );
+        *read += ts.len();
+        ts.sort_by_key(|t| t.key);
+        Self::of_transfers(&ts)
+    }
+
+    /// Whether the transfers of one transaction node (sorted by key) are a CoinJoin.
+    pub(crate) fn of_transfers(ts: &[Transfer]) -> Result<Option<Self>, TraceError> {
+        let txs = crate::cluster::utxo::group(ts).map_err(TraceError::source)?;
+        let params = crate::cluster::coinjoin::CoinJoinParams::default();
+        Ok(txs
+            .first()
+            .and_then(|tx| crate::cluster::utxo::coinjoin_of(tx, &params))
+            .filter(|m| m.equal_outputs >= Self::MIN_EQUAL_OUTPUTS)
+            .map(|m| Self::of(&m)))
+    }
 }
 
 /// Sorts destinations: largest amount first, then fewer hops, then by address.
@@ -285,7 +356,8 @@ pub struct FlowEdge {
 /// What the trace started from.
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedInfo {
-    /// `transfer`, `batch`, `address` (forward) or `address`, `transfer` (backward).
+    /// `transfer`, `batch`, `address` (forward) or `address`, `transfer` (backward);
+    /// `transaction` for the outputs (forward) or inputs (backward) of a Bitcoin transaction.
     pub kind: &'static str,
     /// The seed's address (payer or target).
     pub address: Option<Address>,

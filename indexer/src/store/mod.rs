@@ -90,6 +90,25 @@ pub enum ChainKind {
     Bitcoin,
 }
 
+impl ChainKind {
+    /// The symbol of the chain's native asset: `ETH` on EVM chains, `BTC` on Bitcoin.
+    pub const fn native_symbol(&self) -> &'static str {
+        match self {
+            Self::Evm => "ETH",
+            Self::Bitcoin => "BTC",
+        }
+    }
+
+    /// The decimals of the chain's native asset: 18 (wei) on EVM chains, 8 (satoshi) on
+    /// Bitcoin.
+    pub const fn native_decimals(&self) -> u8 {
+        match self {
+            Self::Evm => 18,
+            Self::Bitcoin => 8,
+        }
+    }
+}
+
 /// A chain registered in the store.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ChainInfo {

@@ -74,6 +74,23 @@ pub fn group(transfers: &[Transfer]) -> Result<Vec<UtxoTx>, ClusterError> {
     Ok(out)
 }
 
+/// The CoinJoin shape of `tx`, if it has one: at least two distinct spenders (the synthetic
+/// coinbase source does not count) and a shape [`coinjoin::detect`] recognises. Clustering
+/// refuses to merge its inputs; traces stop there (`mixer`).
+pub fn coinjoin_of(tx: &UtxoTx, p: &coinjoin::CoinJoinParams) -> Option<coinjoin::CoinJoinMatch> {
+    let synthetic = synthetic_addresses();
+    let mut distinct: Vec<&Address> = Vec::with_capacity(tx.inputs.len());
+    for (a, _) in &tx.inputs {
+        if !distinct.contains(&a) && !synthetic.contains(a) {
+            distinct.push(a);
+        }
+    }
+    if distinct.len() < 2 {
+        return None;
+    }
+    coinjoin::detect(&tx.inputs, &tx.outputs, p)
+}
+
 /// Applies the UTXO heuristics to one transaction.
 pub fn process_tx(
     state: &mut ClusterState,
@@ -94,9 +111,7 @@ pub fn process_tx(
     let Some(&first) = distinct.first() else {
         return Ok(()); // coinbase: no input, or only the synthetic source
     };
-    if distinct.len() >= 2
-        && let Some(m) = coinjoin::detect(&tx.inputs, &tx.outputs, &params.coinjoin)
-    {
+    if let Some(m) = coinjoin_of(tx, &params.coinjoin) {
         tracing::debug!(tx = %tx.tx, kind = %m.kind, equal_outputs = m.equal_outputs, "coinjoin flagged");
         state.coinjoins.push(CoinJoinFlag {
             chain: tx.chain,
