@@ -5,3 +5,4 @@
 //! the level of their planted patterns.
 
 pub mod eval;
+pub mod units;

@@ -122,30 +122,14 @@ pub fn parse_time(s: &str, end: bool, flag: &str) -> anyhow::Result<Timestamp> {
     Ok(Timestamp(if end { secs + 86_399 } else { secs }))
 }
 
-/// The assets of the config (all chains' token lists) plus `--token` flags.
-pub fn asset_book(ctx: &Context, flags: &[String]) -> anyhow::Result<AssetBook> {
-    let mut b = AssetBook::new();
-    b.insert(Asset::Native, "ETH", 18);
-    for c in ctx.config.chains.values() {
-        for t in &c.tokens {
-            let a: Address = t.address.to_ascii_lowercase().parse()?;
-            b.insert(Asset::Token(a), &t.symbol, t.decimals);
-        }
-    }
-    for f in flags {
-        let (a, rest) = f
-            .split_once('=')
-            .with_context(|| format!("--token {f:?}: expected ADDR=SYMBOL:DECIMALS"))?;
-        let (sym, dec) = rest
-            .split_once(':')
-            .with_context(|| format!("--token {f:?}: expected ADDR=SYMBOL:DECIMALS"))?;
-        let a: Address = a.parse().with_context(|| format!("--token {f:?}"))?;
-        let dec: u8 = dec
-            .parse()
-            .with_context(|| format!("--token {f:?}: decimals"))?;
-        b.insert(Asset::Token(a), sym, dec);
-    }
-    Ok(b)
+/// The token units of the store's chains (its token metadata, the config's token lists) plus
+/// `--token` flags.
+pub fn units(
+    ctx: &Context,
+    store: &Store,
+    flags: &[String],
+) -> anyhow::Result<paytrace_app::units::Units> {
+    Ok(paytrace_app::units::Units::load(store, &ctx.config)?.with_flags(flags)?)
 }
 
 /// Where the files went.
@@ -172,7 +156,7 @@ pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Resul
         let text = match f {
             Format::Html => render::to_html(r),
             Format::Json => serde_json::to_string_pretty(r)? + "\n",
-            Format::Csv => render::to_csv(r),
+            Format::Csv => render::to_csv(r).context("writing the CSV report")?,
         };
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         match f {
@@ -368,7 +352,8 @@ impl ReportCmd {
 impl PayoutsArgs {
     fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let assets = asset_book(ctx, &self.tokens)?;
+        let units = units(ctx, &store, &self.tokens)?;
+        let assets = units.book(None);
         let since = self
             .since
             .as_deref()
@@ -500,7 +485,8 @@ impl PayoutsArgs {
         // config's `[risk]` scoring, as `paytrace screen --as-of` gives them.
         let verdict_day = as_of.unwrap_or_else(paytrace_indexer::labels::today);
         params.as_of = Some(verdict_day);
-        let sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        let mut sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        sp.assets = units.book(chain);
         params.scoring = sp.scoring.clone();
         let report = run_on_store(
             &store,
@@ -508,7 +494,11 @@ impl PayoutsArgs {
             &providers_shown,
             &payouts,
             issues,
-            assets,
+            if chain.is_some() {
+                units.book(chain)
+            } else {
+                assets
+            },
             &params,
             as_of,
             Some(&sp),
@@ -550,7 +540,10 @@ impl PayoutsArgs {
                 match f {
                     Format::Html => print!("{}", render::to_html(&report)),
                     Format::Json => ctx.print_json(&report)?,
-                    Format::Csv => print!("{}", render::to_csv(&report)),
+                    Format::Csv => print!(
+                        "{}",
+                        render::to_csv(&report).context("writing the CSV report")?
+                    ),
                 }
             }
         }

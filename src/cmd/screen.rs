@@ -83,6 +83,7 @@ pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> S
         patterns: cfg.patterns.then(PatternParams::default),
         pattern_neighbours: 10,
         scoring,
+        assets: paytrace_tracer::report::AssetBook::new(),
     }
 }
 
@@ -118,7 +119,7 @@ fn text_line(r: &ScreenResult) -> String {
     )
 }
 
-fn render_text(r: &ScreenResult) -> String {
+fn render_text(r: &ScreenResult, assets: &paytrace_tracer::report::AssetBook) -> String {
     let mut s = format!(
         "{}: {} (score {:.1}) as of {}, {} hops\n",
         r.address, r.level, r.score, r.as_of, r.hops
@@ -142,10 +143,9 @@ fn render_text(r: &ScreenResult) -> String {
             paytrace_tracer::risk::Flow::Received => "received",
         };
         s.push_str(&format!(
-            "  {kind} {dir} {}: {} raw units of {} ({:.2}%), {}, counterparties {}\n",
+            "  {kind} {dir} {}: {} ({:.2}%), {}, counterparties {}\n",
             e.category,
-            e.amount,
-            e.asset,
+            assets.format(&e.asset, e.amount),
             e.share * 100.0,
             paytrace_tracer::risk::hops_text(e.hops.saturating_add(1)),
             e.counterparties
@@ -175,6 +175,7 @@ impl ScreenCmd {
         let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
         let mut p = screen_params(&ctx.config.risk, as_of, chain);
+        p.assets = super::report::units(ctx, &store, &[])?.book(chain);
         if let Some(h) = self.hops {
             anyhow::ensure!((1..=10).contains(&h), "--hops {h}: expected 1 to 10");
             p.hops = h;
@@ -206,7 +207,7 @@ impl ScreenCmd {
                     } else if bulk {
                         writeln!(out, "{}", text_line(&r))?;
                     } else {
-                        write!(out, "{}", render_text(&r))?;
+                        write!(out, "{}", render_text(&r, &p.assets))?;
                     }
                     Ok(())
                 });

@@ -5,6 +5,7 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use paytrace_indexer::{Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, TxHash};
+use paytrace_tracer::report::AssetBook;
 use paytrace_tracer::{
     BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
     StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
@@ -125,6 +126,10 @@ pub struct TraceCmd {
     /// Output format (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Token units for the text output, `ADDR=SYMBOL:DECIMALS` (repeatable; overrides the
+    /// store's token metadata and the config).
+    #[arg(long = "token", value_name = "ADDR=SYMBOL:DECIMALS")]
+    pub tokens: Vec<String>,
     /// Labels and stop rules.
     #[command(flatten)]
     pub labels: LabelArgs,
@@ -260,7 +265,10 @@ impl TraceCmd {
             Format::Json => write_json(&mut out, &result, pretty)?,
             Format::Dot => out.write_all(export::to_dot(&result).as_bytes())?,
             Format::Graphml => out.write_all(export::to_graphml(&result).as_bytes())?,
-            Format::Text => out.write_all(render_text(&result).as_bytes())?,
+            Format::Text => {
+                let book = super::report::units(ctx, &store, &self.tokens)?.book(chain);
+                out.write_all(render_text(&result, &book).as_bytes())?;
+            }
         }
         out.flush().context("writing the result to stdout")?;
         Ok(ExitCode::SUCCESS)
@@ -286,7 +294,7 @@ pub fn write_json<W: std::io::Write, T: Serialize>(
 }
 
 /// The text report of a trace.
-pub fn render_text(r: &TraceResult) -> String {
+pub fn render_text(r: &TraceResult, book: &AssetBook) -> String {
     let mut s = String::new();
     let p = &r.parameters;
     let _ = writeln!(
@@ -299,7 +307,11 @@ pub fn render_text(r: &TraceResult) -> String {
         r.seed.transfers.len()
     );
     for (asset, v) in &r.seed.total {
-        let _ = writeln!(s, "  seed value: {v} {}", asset);
+        let _ = writeln!(
+            s,
+            "  seed value: {}",
+            book.format_str(&asset.to_string(), *v)
+        );
     }
     if let Some(by) = r.truncated_by {
         let why = match by {
@@ -324,7 +336,7 @@ pub fn render_text(r: &TraceResult) -> String {
     let _ = writeln!(s, "\nTotals by category:");
     for (cat, m) in &r.totals_by_category {
         for (asset, v) in m {
-            let _ = writeln!(s, "  {cat:<20} {v} {}", asset);
+            let _ = writeln!(s, "  {cat:<20} {}", book.format_str(&asset.to_string(), *v));
         }
     }
     let _ = writeln!(
@@ -352,7 +364,7 @@ pub fn render_text(r: &TraceResult) -> String {
             d.address.to_string(),
             status,
             d.hops,
-            format!("{} {}", d.amount, d.asset),
+            book.format_str(&d.asset.to_string(), d.amount),
             d.first_arrival.0,
             d.labels.join(", "),
             if d.incomplete_history {
@@ -374,17 +386,22 @@ pub fn render_text(r: &TraceResult) -> String {
         for path in &r.paths {
             let _ = writeln!(
                 s,
-                "  to {} ({}): {} {}",
+                "  to {} ({}): {}",
                 path.to,
                 path.category.as_ref().map_or("unlabelled", |c| c.as_str()),
-                path.amount,
-                path.asset
+                book.format_str(&path.asset.to_string(), path.amount)
             );
+            let asset = path.asset.to_string();
             for h in &path.hops {
                 let _ = writeln!(
                     s,
                     "    {} -> {}  {} of {}  tx {} block {}",
-                    h.from, h.to, h.tainted, h.amount, h.tx_hash, h.block
+                    h.from,
+                    h.to,
+                    book.format_str(&asset, h.tainted),
+                    book.format_str(&asset, h.amount),
+                    h.tx_hash,
+                    h.block
                 );
             }
         }
@@ -431,6 +448,10 @@ pub struct PathCmd {
     /// Only this chain.
     #[arg(long)]
     pub chain: Option<String>,
+    /// Token units for the text output, `ADDR=SYMBOL:DECIMALS` (repeatable; overrides the
+    /// store's token metadata and the config).
+    #[arg(long = "token", value_name = "ADDR=SYMBOL:DECIMALS")]
+    pub tokens: Vec<String>,
     /// Labels and stop rules (stop-category addresses are not expanded).
     #[command(flatten)]
     pub labels: LabelArgs,
@@ -469,13 +490,14 @@ impl PathCmd {
         if ctx.json {
             ctx.print_json(&r)?;
         } else {
-            print!("{}", render_paths(&r));
+            let book = super::report::units(ctx, &store, &self.tokens)?.book(p.chain);
+            print!("{}", render_paths(&r, &book));
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn render_paths(r: &PathResult) -> String {
+fn render_paths(r: &PathResult, book: &AssetBook) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -485,16 +507,20 @@ fn render_paths(r: &PathResult) -> String {
     let one = |title: &str, p: &paytrace_tracer::FoundPath, s: &mut String| {
         let _ = writeln!(
             s,
-            "{title}: {} hops, value {} {}",
+            "{title}: {} hops, value {}",
             p.hops.len(),
-            p.value,
-            p.asset
+            book.format_str(&p.asset.to_string(), p.value)
         );
+        let asset = p.asset.to_string();
         for h in &p.hops {
             let _ = writeln!(
                 s,
                 "    {} -> {}  {}  t={}  tx {}",
-                h.from, h.to, h.amount, h.time.0, h.tx_hash
+                h.from,
+                h.to,
+                book.format_str(&asset, h.amount),
+                h.time.0,
+                h.tx_hash
             );
         }
     };

@@ -136,12 +136,25 @@ impl AssetBook {
             .find(|i| i.symbol.eq_ignore_ascii_case(t))
     }
 
-    /// `amount` in token units with the symbol (`5178.15 USDC`), or raw units and the asset.
+    /// `amount` in token units with the symbol (`5178.15 USDC`), or raw units and the asset
+    /// (`2951546925 raw units of 0x5FbD…`) when the asset's symbol or decimals are unknown.
+    /// Every text output formats amounts through this (see [`format_amount`]).
     pub fn format(&self, asset: &Asset, amount: Amount) -> String {
-        match self.info(asset) {
-            Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
-            None => format!("{amount} {asset}"),
-        }
+        format_amount(self.info(asset), &asset.to_string(), amount)
+    }
+
+    /// [`AssetBook::format`] for an asset given as its string (`native` or a token address).
+    pub fn format_str(&self, asset: &str, amount: Amount) -> String {
+        format_amount(self.assets.get(asset), asset, amount)
+    }
+}
+
+/// The one text form of an amount: `5178.15 USDC` with the asset's info, else
+/// `2951546925 raw units of 0x5FbD…` (never a guessed unit).
+pub fn format_amount(info: Option<&AssetInfo>, asset: &str, amount: Amount) -> String {
+    match info {
+        Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
+        None => format!("{amount} raw units of {asset}"),
     }
 }
 
@@ -149,10 +162,7 @@ impl AssetBook {
     /// Per-asset amounts (asset string → raw) in token units with symbols, `; `-separated.
     pub fn format_amounts(&self, m: &BTreeMap<String, Amount>) -> String {
         m.iter()
-            .map(|(a, v)| match self.assets.get(a) {
-                Some(i) => format!("{} {}", v.to_decimal_string(i.decimals), i.symbol),
-                None => format!("{v} {a}"),
-            })
+            .map(|(a, v)| self.format_str(a, *v))
             .collect::<Vec<_>>()
             .join("; ")
     }

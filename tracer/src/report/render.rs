@@ -33,13 +33,7 @@ fn short_reasons(risk: &super::Risk) -> String {
 
 /// Per-asset amounts in token units, `; `-separated.
 fn amounts(r: &Report, m: &std::collections::BTreeMap<String, Amount>) -> String {
-    m.iter()
-        .map(|(a, v)| match r.assets.assets.get(a) {
-            Some(i) => format!("{} {}", v.to_decimal_string(i.decimals), i.symbol),
-            None => format!("{v} {a}"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    r.assets.format_amounts(m)
 }
 
 fn risk_class(l: RiskLevel) -> &'static str {
@@ -373,48 +367,101 @@ pub fn to_html(r: &Report) -> String {
     s
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+/// An ISO 8601 UTC date-time (`2025-03-06T08:23:00Z`) of a block time.
+pub fn iso_datetime(t: Timestamp) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(|| t.0.to_string(), |ts| ts.to_string())
 }
 
-/// The report as CSV: one row per payout and destination (a payout without destinations has
-/// one row with empty destination fields). Amounts in raw units.
-pub fn to_csv(r: &Report) -> String {
-    let mut s = String::from(
-        "payee,payee_address,payout_tx,payout_time,asset,payout_amount,risk,destination,kind,category,labels,hops,reached,amount,first_arrival_tx\n",
-    );
+/// The columns of [`to_csv`].
+pub const CSV_HEADER: [&str; 21] = [
+    "payee",
+    "payee_address",
+    "payout_tx",
+    "payout_time",
+    "asset",
+    "token",
+    "payout_amount",
+    "risk",
+    "destination",
+    "kind",
+    "category",
+    "labels",
+    "hops",
+    "reached",
+    "amount",
+    "first_arrival_tx",
+    "first_arrival_time",
+    "decimals",
+    "payout_amount_raw",
+    "reached_raw",
+    "amount_raw",
+];
+
+/// The report as a spreadsheet-ready CSV: UTF-8 with a byte-order mark (so that spreadsheet
+/// programs read names as UTF-8) and a header ([`CSV_HEADER`]), one row per payout and
+/// destination (a payout without destinations has one row with empty destination fields).
+/// Amounts in token units (`asset` is the symbol; raw units, and the contract address, when the
+/// asset's decimals are unknown), times in ISO 8601 UTC, raw integer units in the `*_raw`
+/// columns.
+pub fn to_csv(r: &Report) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
+    w.write_record(CSV_HEADER)?;
     for p in &r.payouts {
+        let info = r.assets.info(&p.asset);
+        let units =
+            |a: Amount| info.map_or_else(|| a.to_string(), |i| a.to_decimal_string(i.decimals));
+        let asset = info.map_or_else(|| p.asset.to_string(), |i| i.symbol.clone());
+        let decimals = info.map(|i| i.decimals.to_string()).unwrap_or_default();
         let head = [
-            csv_field(&p.payee),
+            p.payee.clone(),
             p.address.to_string(),
             p.tx_hash.to_string(),
-            p.time.0.to_string(),
+            iso_datetime(p.time),
+            asset,
             p.asset.to_string(),
-            p.amount.to_string(),
+            units(p.amount),
             p.risk.level.as_str().to_owned(),
-        ]
-        .join(",");
+        ];
         if p.destinations.is_empty() {
-            let _ = writeln!(s, "{head},,,,,,,,");
+            let mut row = head.to_vec();
+            row.extend(std::iter::repeat_n(String::new(), 9));
+            row.extend([
+                decimals.clone(),
+                p.amount.to_string(),
+                String::new(),
+                String::new(),
+            ]);
+            w.write_record(&row)?;
         }
         for d in &p.destinations {
-            let _ = writeln!(
-                s,
-                "{head},{},{},{},{},{},{},{},{}",
-                d.address,
-                d.kind.as_str(),
-                d.category.as_ref().map(|c| c.as_str()).unwrap_or(""),
-                csv_field(&d.labels.join("; ")),
-                d.hops,
-                d.reached,
-                d.amount,
-                d.first_arrival_tx
-            );
+            let mut row = head.to_vec();
+            row.extend([
+                d.address.to_string(),
+                d.kind.as_str().to_owned(),
+                d.category
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default(),
+                d.labels.join("; "),
+                d.hops.to_string(),
+                units(d.reached),
+                units(d.amount),
+                d.first_arrival_tx.to_string(),
+                iso_datetime(d.first_arrival),
+                decimals.clone(),
+                p.amount.to_string(),
+                d.reached.to_string(),
+                d.amount.to_string(),
+            ]);
+            w.write_record(&row)?;
         }
     }
-    s
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

@@ -336,7 +336,7 @@ fn html_and_svg_are_self_contained() {
             .layer
     };
     assert_eq!([layer(1), layer(10), layer(20), layer(30)], [0, 1, 2, 3]);
-    let csv = render::to_csv(&r);
+    let csv = render::to_csv(&r).unwrap();
     // A: the deposit; B: the deposit and what it still holds; C: what it holds.
     assert_eq!(csv.lines().count(), 1 + 1 + 2 + 1, "{csv}");
 }
@@ -423,7 +423,11 @@ fn parallel_report_equals_serial_report() {
             &p,
         )
         .unwrap();
-        (serde_json::to_string(&r).unwrap(), render::to_csv(&r), r)
+        (
+            serde_json::to_string(&r).unwrap(),
+            render::to_csv(&r).unwrap(),
+            r,
+        )
     };
     let (json1, csv1, r1) = run(1);
     assert!(!r1.convergence.is_empty());
