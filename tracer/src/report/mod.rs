@@ -81,7 +81,7 @@ impl Payout {
 }
 
 /// Symbols and decimals of the assets a report shows (from the config's token list).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct AssetBook {
     /// Per asset (`native` or token address): symbol and decimals.
     pub assets: BTreeMap<String, AssetInfo>,
