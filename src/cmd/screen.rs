@@ -176,9 +176,9 @@ impl ScreenCmd {
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
         let mut p = screen_params(&ctx.config.risk, as_of, chain);
         p.assets = super::report::units(ctx, &store, &[])?.book(chain);
-    if let Some(pp) = p.patterns.as_mut() {
-        pp.assets = p.assets.clone();
-    }
+        if let Some(pp) = p.patterns.as_mut() {
+            pp.assets = p.assets.clone();
+        }
         if let Some(h) = self.hops {
             anyhow::ensure!((1..=10).contains(&h), "--hops {h}: expected 1 to 10");
             p.hops = h;

@@ -90,7 +90,12 @@ pub fn evaluate_with(
     subjects: &[(Role, ScreenResult)],
     convergence: Option<&[crate::report::Finding]>,
 ) -> Vec<Finding> {
-    evaluate_with_units(rules, subjects, convergence, &crate::report::AssetBook::new())
+    evaluate_with_units(
+        rules,
+        subjects,
+        convergence,
+        &crate::report::AssetBook::new(),
+    )
 }
 
 /// [`evaluate_with`], the alerts' amounts in the token units of `assets` (an asset missing
