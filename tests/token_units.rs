@@ -237,3 +237,36 @@ async fn index_reads_token_metadata_from_the_chain() {
         "{out}"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Before: `alerts evaluate` wrote `… within 2 hops, 2951546925 raw units of 0x5FbD… (9.50%)`.
+#[test]
+fn demo_alerts_show_token_units() {
+    let dir = tempfile::tempdir().unwrap();
+    // A copy: evaluating writes the alerts into the store, which the other tests read.
+    let store = dir.path().join("store");
+    copy_dir(&demo_dir().join("store"), &store);
+    let cfg = dir.path().join("paytrace.toml");
+    let provider = truth()["provider"].as_str().unwrap().to_owned();
+    std::fs::write(&cfg, format!("[alerts]\npayers = [\"{provider}\"]\n")).unwrap();
+    let out = text(&run_ok(
+        paytrace(&store)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["alerts", "evaluate"]),
+    ));
+    assert!(out.contains(" USDC ("), "{out}");
+    assert!(!out.contains("raw units"), "{out}");
+}
