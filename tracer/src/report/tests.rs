@@ -554,3 +554,36 @@ fn one_convergence_finding_per_destination_across_tokens_with_its_onward_path() 
     assert!(alerts[0].text.contains("(A, B)"), "{}", alerts[0].text);
     assert!(alerts[0].text.contains("onward"), "{}", alerts[0].text);
 }
+
+#[test]
+fn html_evidence_is_deduplicated_and_escaped_by_the_template() {
+    let (g, payouts) = converging();
+    let mut r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    let f = r.convergence.first_mut().expect("a convergence finding");
+    let first = f.evidence.first().cloned().expect("evidence");
+    f.evidence.push(first.clone());
+    f.evidence.push(first.clone());
+    f.payees[0].payee = "<img src=x onerror=alert(1)>".into();
+    let html = render::to_html(&r);
+    let tx = first.hop.tx_hash.to_string();
+    let cell = |h: &str| {
+        let i = h.find("Evidence (transactions)").unwrap();
+        let j = i + h[i..].find("</table>").unwrap();
+        h[i..j].matches(&format!("<code title=\"{tx}\">")).count()
+    };
+    assert_eq!(cell(&html), 1, "a repeated hop is listed once");
+    assert!(!html.contains("<img"), "payee names are escaped");
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
