@@ -158,6 +158,24 @@ impl Units {
         b
     }
 
+    /// [`Units::book`] for output about `address`: without a chain, in a store of EVM and
+    /// Bitcoin chains, the native asset is the one of the address's kind (an EVM account or a
+    /// Bitcoin script or transaction node).
+    pub fn book_for(&self, chain: Option<ChainId>, address: &Address) -> AssetBook {
+        let mut b = self.book(chain);
+        if chain.is_none() && b.info(&Asset::Native).is_none() {
+            let kind = match address {
+                Address::Evm(_) => ChainKind::Evm,
+                Address::Script(_) | Address::Tx(_) => ChainKind::Bitcoin,
+            };
+            if self.chains.values().any(|c| c.kind == kind) {
+                let (s, d) = native_units(kind);
+                b.insert(Asset::Native, s, d);
+            }
+        }
+        b
+    }
+
     /// `amount` of `asset` on `chain` as text (`5178.15 USDC`, or raw units of the address).
     pub fn format(&self, chain: ChainId, asset: &Asset, amount: Amount) -> String {
         let info = self.info(chain, asset).map(|(symbol, decimals)| AssetInfo {
@@ -225,6 +243,12 @@ mod tests {
             "two kinds of chain: the native unit is ambiguous"
         );
         assert_eq!(u.format(eth, &Asset::Token(t3), amt), "123.456 CFG");
+        assert_eq!(
+            u.book_for(None, &Address::Script([7; 32]))
+                .format(&Asset::Native, amt),
+            "0.00123456 BTC",
+            "a Bitcoin address: the native unit of the Bitcoin chain"
+        );
         assert!(parse_token_flag("0x12=X:1").is_err());
         assert!(parse_token_flag(&format!("{t1}=X:300")).is_err());
     }

@@ -222,7 +222,12 @@ impl TraceCmd {
         let budget = self.budget_ms.map(Duration::from_millis);
         let back = |seed: &BackSeed| trace_backward_within(&store, &labels, seed, &params, budget);
         let fwd = |seed: &Seed| trace_forward_within(&store, &labels, seed, &params, budget);
-        let result = match parse_seed(&self.seed)? {
+        let seed = parse_seed(&self.seed)?;
+        let seed_address = match &seed {
+            SeedArg::Address(a) => Some(*a),
+            SeedArg::Tx(..) => None,
+        };
+        let result = match seed {
             SeedArg::Address(a) => {
                 if self.backward {
                     back(&BackSeed::Address(a))?
@@ -266,7 +271,11 @@ impl TraceCmd {
             Format::Dot => out.write_all(export::to_dot(&result).as_bytes())?,
             Format::Graphml => out.write_all(export::to_graphml(&result).as_bytes())?,
             Format::Text => {
-                let book = super::report::units(ctx, &store, &self.tokens)?.book(chain);
+                let units = super::report::units(ctx, &store, &self.tokens)?;
+                let book = match seed_address {
+                    Some(a) => units.book_for(chain, &a),
+                    None => units.book(chain),
+                };
                 out.write_all(render_text(&result, &book).as_bytes())?;
             }
         }
@@ -490,7 +499,7 @@ impl PathCmd {
         if ctx.json {
             ctx.print_json(&r)?;
         } else {
-            let book = super::report::units(ctx, &store, &self.tokens)?.book(p.chain);
+            let book = super::report::units(ctx, &store, &self.tokens)?.book_for(p.chain, &from);
             print!("{}", render_paths(&r, &book));
         }
         Ok(ExitCode::SUCCESS)
