@@ -238,15 +238,22 @@ async fn index_reads_token_metadata_from_the_chain() {
     );
 }
 
+/// Copies a store that other tests of this file are reading: the reader lock files those
+/// processes create and remove may vanish while the copy runs (and are not needed).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => copy_dir(&e.path(), &target),
+            Ok(_) => match std::fs::copy(e.path(), &target) {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => panic!("copying {}: {err}", e.path().display()),
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => panic!("{}: {err}", e.path().display()),
         }
     }
 }

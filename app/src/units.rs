@@ -8,7 +8,9 @@
 //! [`paytrace_tracer::report::format_amount`], through the [`AssetBook`]s built here.
 
 use paytrace_config::Config;
-use paytrace_indexer::{Address, Amount, Asset, ChainId, ChainInfo, ChainKind, Store, StoreError};
+use paytrace_indexer::{
+    Address, Amount, Asset, ChainId, ChainInfo, ChainKind, Store, StoreError, store::MetaSource,
+};
 use paytrace_tracer::report::{AssetBook, AssetInfo, format_amount};
 use std::collections::BTreeMap;
 
@@ -67,8 +69,9 @@ pub fn parse_token_flag(s: &str) -> Result<(Address, String, u8), UnitsError> {
 #[derive(Clone, Debug, Default)]
 pub struct Units {
     chains: BTreeMap<ChainId, ChainInfo>,
-    /// Per chain and token: symbol and decimals.
-    tokens: BTreeMap<(ChainId, Address), (String, u8)>,
+    /// Per chain and token: symbol and decimals, and whether only the contract claims them
+    /// (read from the chain rather than configured, declared or well known).
+    tokens: BTreeMap<(ChainId, Address), (String, u8, bool)>,
     /// `--token` flags: every chain.
     flags: BTreeMap<Address, (String, u8)>,
 }
@@ -81,7 +84,8 @@ impl Units {
         let mut tokens = BTreeMap::new();
         for (chain, a, meta) in store.token_metas()? {
             if let Some((s, d)) = meta.units() {
-                tokens.insert((chain, a), (s.to_owned(), d));
+                let claimed = meta.source == MetaSource::Chain;
+                tokens.insert((chain, a), (s.to_owned(), d, claimed));
             }
         }
         for c in chains.values() {
@@ -98,7 +102,7 @@ impl Units {
                             input: t.address.clone(),
                             reason: format!("{e}"),
                         })?;
-                tokens.insert((c.id, a), (t.symbol.clone(), t.decimals));
+                tokens.insert((c.id, a), (t.symbol.clone(), t.decimals, false));
             }
         }
         Ok(Self {
@@ -125,11 +129,11 @@ impl Units {
                 let (s, d) = native_units(c.kind);
                 (s.to_owned(), d)
             }),
-            Asset::Token(a) => self
-                .flags
-                .get(a)
-                .or_else(|| self.tokens.get(&(chain, *a)))
-                .cloned(),
+            Asset::Token(a) => self.flags.get(a).cloned().or_else(|| {
+                self.tokens
+                    .get(&(chain, *a))
+                    .map(|(s, d, _)| (s.clone(), *d))
+            }),
         }
     }
 
@@ -147,9 +151,13 @@ impl Units {
             let (s, d) = native_units(*k);
             b.insert(Asset::Native, s, d);
         }
-        for ((c, a), (s, d)) in &self.tokens {
+        for ((c, a), (s, d, claimed)) in &self.tokens {
             if chain.is_none_or(|x| x == *c) {
-                b.insert(Asset::Token(*a), s, *d);
+                if *claimed {
+                    b.insert_claimed(Asset::Token(*a), s, *d);
+                } else {
+                    b.insert(Asset::Token(*a), s, *d);
+                }
             }
         }
         for (a, (s, d)) in &self.flags {
@@ -190,7 +198,7 @@ impl Units {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paytrace_indexer::store::{MetaSource, TokenMeta};
+    use paytrace_indexer::store::TokenMeta;
 
     #[test]
     fn store_metadata_config_and_flags_override_in_that_order() {
@@ -248,6 +256,27 @@ mod tests {
                 .format(&Asset::Native, amt),
             "0.00123456 BTC",
             "a Bitcoin address: the native unit of the Bitcoin chain"
+        );
+        // A contract calling itself what a declared token is called does not take its symbol.
+        let real = Address::Evm([4; 20]);
+        let fake = Address::Evm([0; 20]);
+        let declared = TokenMeta {
+            source: MetaSource::Declared,
+            ..meta(Some("USDC"), Some(6))
+        };
+        store.put_token_meta(eth, &real, &declared).expect("put");
+        store
+            .put_token_meta(eth, &fake, &meta(Some("USDC"), Some(6)))
+            .expect("put");
+        let u = Units::load(&store, &config).expect("load");
+        assert_eq!(
+            u.book(Some(eth)).resolve("usdc").map(|i| i.asset),
+            Some(Asset::Token(real))
+        );
+        assert_eq!(
+            u.book(Some(eth)).format(&Asset::Token(fake), amt),
+            "0.123456 USDC",
+            "still shown with the symbol it claims; its address is in every JSON output"
         );
         assert!(parse_token_flag("0x12=X:1").is_err());
         assert!(parse_token_flag(&format!("{t1}=X:300")).is_err());

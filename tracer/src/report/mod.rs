@@ -85,6 +85,10 @@ impl Payout {
 pub struct AssetBook {
     /// Per asset (`native` or token address): symbol and decimals.
     pub assets: BTreeMap<String, AssetInfo>,
+    /// Assets whose symbol a contract claimed ([`AssetBook::insert_claimed`]): shown with it,
+    /// but a symbol resolves to one of them only when no other asset has that symbol.
+    #[serde(skip)]
+    claimed: std::collections::BTreeSet<String>,
 }
 
 /// How an asset is shown.
@@ -105,8 +109,17 @@ impl AssetBook {
         Self::default()
     }
 
+    /// Adds an asset whose symbol and decimals a contract claimed (read from the chain): any
+    /// contract may call itself `USDC`, so [`AssetBook::resolve`] prefers assets added with
+    /// [`AssetBook::insert`] (configured, declared or well known) for a symbol.
+    pub fn insert_claimed(&mut self, asset: Asset, symbol: &str, decimals: u8) {
+        self.insert(asset, symbol, decimals);
+        self.claimed.insert(asset.to_string());
+    }
+
     /// Adds an asset.
     pub fn insert(&mut self, asset: Asset, symbol: &str, decimals: u8) {
+        self.claimed.remove(&asset.to_string());
         self.assets.insert(
             asset.to_string(),
             AssetInfo {
@@ -122,7 +135,8 @@ impl AssetBook {
         self.assets.get(&asset.to_string())
     }
 
-    /// Resolves a symbol (case-insensitive) or a token contract address.
+    /// Resolves a symbol (case-insensitive) or a token contract address. Of several assets with
+    /// the symbol, the first one not merely claimed by its contract; `None` when all are.
     pub fn resolve(&self, text: &str) -> Option<&AssetInfo> {
         let t = text.trim();
         if let Ok(a) = t.parse::<Address>() {
@@ -131,9 +145,19 @@ impl AssetBook {
         if t.eq_ignore_ascii_case("native") {
             return self.info(&Asset::Native);
         }
-        self.assets
-            .values()
-            .find(|i| i.symbol.eq_ignore_ascii_case(t))
+        let mut matches = self
+            .assets
+            .iter()
+            .filter(|(_, i)| i.symbol.eq_ignore_ascii_case(t));
+        let first = matches.next()?;
+        let Some(second) = matches.next() else {
+            return Some(first.1);
+        };
+        [first, second]
+            .into_iter()
+            .chain(matches)
+            .find(|(k, _)| !self.claimed.contains(*k))
+            .map(|(_, i)| i)
     }
 
     /// `amount` in token units with the symbol (`5178.15 USDC`), or raw units and the asset
