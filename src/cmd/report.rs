@@ -297,6 +297,7 @@ pub fn run_on_store(
     let mut r = build_report(
         store, &labels, &asof, &clusters, title, providers, payouts, issues, assets, params,
     )?;
+    r.prune_assets();
     if let Some(p) = verdicts {
         let history = screen_history(store, &clusters)?;
         let src = CachedSource::new(store, super::screen::HISTORY_CACHE);

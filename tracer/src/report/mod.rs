@@ -182,6 +182,29 @@ pub fn format_amount(info: Option<&AssetInfo>, asset: &str, amount: Amount) -> S
     }
 }
 
+impl Report {
+    /// Keeps in [`Report::assets`] only the assets the report shows (a book built from a
+    /// store's token metadata may know thousands of tokens).
+    pub fn prune_assets(&mut self) {
+        let mut used: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        used.extend(self.payouts.iter().map(|p| p.asset.to_string()));
+        used.extend(self.summary.paid.keys().cloned());
+        used.extend(self.summary.totals.values().flat_map(|m| m.keys().cloned()));
+        for p in &self.payees {
+            used.extend(p.paid.keys().cloned());
+            used.extend(p.totals.values().flat_map(|m| m.keys().cloned()));
+        }
+        for f in self.convergence.iter().chain(&self.shared_deposits) {
+            used.extend(f.amounts.keys().cloned());
+            used.extend(f.payees.iter().flat_map(|p| p.amounts.keys().cloned()));
+            used.extend(f.onward.iter().flat_map(|o| o.amounts.keys().cloned()));
+            used.extend(f.evidence.iter().map(|e| e.asset.to_string()));
+        }
+        used.extend(self.graph.edges.iter().map(|e| e.asset.to_string()));
+        self.assets.assets.retain(|k, _| used.contains(k));
+    }
+}
+
 impl AssetBook {
     /// Per-asset amounts (asset string → raw) in token units with symbols, `; `-separated.
     pub fn format_amounts(&self, m: &BTreeMap<String, Amount>) -> String {

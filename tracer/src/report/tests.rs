@@ -587,3 +587,32 @@ fn html_evidence_is_deduplicated_and_escaped_by_the_template() {
     assert!(!html.contains("<img"), "payee names are escaped");
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
 }
+
+#[test]
+fn the_report_keeps_the_units_of_the_assets_it_shows_only() {
+    let (g, payouts) = converging();
+    let mut b = book();
+    b.insert(Asset::Token(addr(0x77)), "OTHER", 2);
+    b.insert(Asset::Native, "ETH", 18);
+    let mut r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        b,
+        &ReportParams::default(),
+    )
+    .unwrap();
+    r.prune_assets();
+    let kept: Vec<&str> = r
+        .assets
+        .assets
+        .values()
+        .map(|i| i.symbol.as_str())
+        .collect();
+    assert_eq!(kept, ["USDC"]);
+}
