@@ -6,3 +6,4 @@
 
 pub mod address;
 pub mod eval;
+pub mod units;

@@ -9,13 +9,13 @@
 use crate::{
     evm::FetchedRange,
     evm::{DecodeStats, EvmSource, SourceError, TraceMode},
-    model::{BlockNumber, BlockRef, ChainId, TransferKind},
+    model::{Address, Asset, BlockNumber, BlockRef, ChainId, TransferKind},
     store::{PreparedRange, Store, StoreError, UnwindStats},
 };
 use futures::StreamExt;
 use serde::Serialize;
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashSet},
     future::Future,
     pin::Pin,
     sync::{
@@ -249,7 +249,14 @@ pub struct EvmSync {
     opts: SyncOptions,
     transfers_per_commit: u64,
     stop: StopSignal,
+    /// The tokens of this chain whose metadata is in the store (loaded at the first commit).
+    known_tokens: std::sync::Mutex<Option<HashSet<Address>>>,
+    /// The node's EIP-155 chain id (asked once, when the first new token shows up).
+    evm_chain_id: tokio::sync::OnceCell<Option<u64>>,
 }
+
+/// Token metadata read concurrently when a range brings new tokens.
+const TOKEN_META_IN_FLIGHT: usize = 8;
 
 enum RangeEnd {
     Done,
@@ -274,6 +281,8 @@ impl EvmSync {
             opts,
             transfers_per_commit: TRANSFERS_PER_COMMIT,
             stop,
+            known_tokens: std::sync::Mutex::new(None),
+            evm_chain_id: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -500,10 +509,18 @@ impl EvmSync {
                     AbortOnDrop(tokio::spawn(async move {
                         let r = fetch_unit(&src, a, b, retries).await?;
                         density.add(r.blocks.len(), r.transfers.len());
+                        let tokens: BTreeSet<Address> = r
+                            .transfers
+                            .iter()
+                            .filter_map(|t| match t.asset {
+                                Asset::Token(a) => Some(a),
+                                Asset::Native => None,
+                            })
+                            .collect();
                         // Encoding for the store happens here, in parallel; only the commit is
                         // serial.
                         let prepared = PreparedRange::new(chain, r.blocks, &r.transfers)?;
-                        Ok::<_, SyncError>((prepared, r.stats))
+                        Ok::<_, SyncError>((prepared, r.stats, tokens))
                     }))
                 })
                 .buffered(in_flight);
@@ -545,7 +562,7 @@ impl EvmSync {
                 }
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
             };
-            let (range, stats) = r?;
+            let (range, stats, tokens) = r?;
             if let (Some(p), Some(first)) = (prev, range.blocks().first())
                 && first.parent != p.hash
             {
@@ -559,6 +576,7 @@ impl EvmSync {
                 continue;
             };
             summary.add(&range, &stats);
+            let (range, new_tokens) = self.with_token_meta(range, tokens).await?;
             let transfers = range.len();
             unsynced = unsynced.saturating_add(transfers);
             let store = self.store.clone();
@@ -566,6 +584,7 @@ impl EvmSync {
             tokio::task::spawn_blocking(move || store.write_prepared(range))
                 .await
                 .map_err(|e| SyncError::Task(e.to_string()))??;
+            self.tokens_committed(new_tokens);
             tracing::debug!(
                 write_ms = write_started.elapsed().as_millis(),
                 chain = %self.name, first = first.number.0, last = last.number.0, transfers, "committed range");
@@ -580,6 +599,70 @@ impl EvmSync {
             }
         }
         Ok(RangeEnd::Done)
+    }
+
+    /// Adds the metadata of the tokens of `tokens` not seen before on this chain to `range`'s
+    /// batch, so that a token's metadata commits together with its first transfers. Returns
+    /// the range and those tokens (for [`EvmSync::tokens_committed`] once it is written).
+    async fn with_token_meta(
+        &self,
+        range: PreparedRange,
+        tokens: BTreeSet<Address>,
+    ) -> Result<(PreparedRange, Vec<Address>), SyncError> {
+        if tokens.is_empty() {
+            return Ok((range, Vec::new()));
+        }
+        let new: Vec<Address> = {
+            let mut known = self
+                .known_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if known.is_none() {
+                let stored = self
+                    .store
+                    .token_metas()?
+                    .into_iter()
+                    .filter(|(c, _, _)| *c == self.chain)
+                    .map(|(_, a, _)| a)
+                    .collect();
+                *known = Some(stored);
+            }
+            let known = known.get_or_insert_with(HashSet::new);
+            tokens.into_iter().filter(|t| !known.contains(t)).collect()
+        };
+        if new.is_empty() {
+            return Ok((range, new));
+        }
+        let chain_id = *self
+            .evm_chain_id
+            .get_or_try_init(|| self.source.evm_chain_id())
+            .await?;
+        let source = &self.source;
+        let metas: Vec<_> = futures::stream::iter(new.iter())
+            .map(|t| source.token_meta(chain_id, t))
+            .buffered(TOKEN_META_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let ops = new
+            .iter()
+            .zip(&metas)
+            .map(|(t, m)| self.store.token_meta_op(self.chain, t, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((range.with_extra(ops), new))
+    }
+
+    /// Records tokens whose metadata was committed.
+    fn tokens_committed(&self, tokens: Vec<Address>) {
+        if tokens.is_empty() {
+            return;
+        }
+        self.known_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(HashSet::new)
+            .extend(tokens);
     }
 
     /// Compares the checkpoint block with the node; on a difference walks back to the newest

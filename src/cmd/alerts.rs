@@ -15,7 +15,7 @@ use paytrace_config::{Config, WebhookConfig, WebhookFormat};
 use paytrace_indexer::{Address, Direction, Store};
 use paytrace_tracer::{
     FlowSource,
-    alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate_with},
+    alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate_with_units},
     report::{ReportParams, discover_payouts},
     risk::{CachedSource, RiskLevel, screen_all},
 };
@@ -149,6 +149,11 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
     let rules = cfg.alerts.rules_or_default();
     let today = paytrace_indexer::labels::today();
     let mut p = screen_params(&cfg.risk, today, None);
+    let units = paytrace_app::units::Units::load(store, cfg)?;
+    p.assets = units.book(None);
+    if let Some(pp) = p.patterns.as_mut() {
+        pp.assets = p.assets.clone();
+    }
     let rule_hops = rules.iter().map(|r| r.max_hops).max().unwrap_or(1);
     p.hops = p.hops.max(rule_hops.saturating_sub(1)).clamp(1, 10);
     // Subjects are screened on every core (at most 8) sharing one history cache; the results
@@ -201,7 +206,7 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
             &payers,
             &payouts,
             Vec::new(),
-            paytrace_tracer::report::AssetBook::new(),
+            p.assets.clone(),
             &rp,
             None,
             None,
@@ -209,7 +214,7 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
         .context("building the payout report for the convergence rules")?;
         Some(r.convergence)
     };
-    let findings = evaluate_with(&rules, &results, convergence.as_deref());
+    let findings = evaluate_with_units(&rules, &results, convergence.as_deref(), &p.assets);
     let hooks: Vec<(String, RiskLevel)> = cfg
         .alerts
         .webhooks

@@ -55,25 +55,6 @@ impl ChainView {
         }
     }
 
-    /// An amount of `asset` (`native` or a token) in text: BTC with 8 decimals on Bitcoin,
-    /// else raw units and the asset as before.
-    pub fn amount(&self, v: &Amount, asset: &str) -> String {
-        if self.bitcoin && asset == "native" {
-            native_text(ChainKind::Bitcoin, v)
-        } else {
-            format!("{v} {asset}")
-        }
-    }
-
-    /// An amount without its symbol: BTC units on Bitcoin, else raw units.
-    pub fn number(&self, v: &Amount, asset: &str) -> String {
-        let s = self.amount(v, asset);
-        match s.rsplit_once(' ') {
-            Some((n, _)) => n.to_owned(),
-            None => s,
-        }
-    }
-
     /// Rewrites rendered output (text or JSON): every `script:<64 hex>` becomes its address
     /// when the script is standard, and on Bitcoin every `0x<64 hex>` (a txid) loses its `0x`.
     pub fn rewrite(&self, s: &str) -> String {

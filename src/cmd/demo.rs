@@ -143,8 +143,11 @@ fn screen_scenario(
 ) -> anyhow::Result<Vec<(String, ScreenResult)>> {
     let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(s.end().0)?)
         .context("the scenario's last day")?;
-    let p = super::screen::screen_params(&ctx.config.risk, as_of, chain);
-    let p_btc = super::screen::screen_params(&ctx.config.risk, as_of, btc_chain);
+    let mut p = super::screen::screen_params(&ctx.config.risk, as_of, chain);
+    let mut p_btc = super::screen::screen_params(&ctx.config.risk, as_of, btc_chain);
+    let units = super::report::units(ctx, store, &[])?;
+    p.assets = units.book(chain);
+    p_btc.assets = units.book(btc_chain);
     let clusters = super::report::StoreClusters::open(store)?;
     let history = super::report::screen_history(store, &clusters)?;
     s.payees
@@ -223,6 +226,16 @@ fn fresh_store(dir: &Path) -> anyhow::Result<Store> {
 /// checkpoint, encoded by `PreparedRange` and committed atomically.
 fn ingest_offline(store: &Store, s: &Scenario) -> anyhow::Result<u64> {
     let chain = store.register_chain(DEMO_CHAIN, ChainKind::Evm)?;
+    // The demo deployed its tokens itself: their metadata is declared, as `index evm` would
+    // have read it from the contracts.
+    for t in &s.tokens {
+        let meta = paytrace_indexer::store::TokenMeta {
+            symbol: Some(t.symbol.clone()),
+            decimals: Some(t.decimals),
+            source: paytrace_indexer::store::MetaSource::Declared,
+        };
+        store.put_token_meta(chain, &t.address, &meta)?;
+    }
     let (blocks, transfers) = s.blocks(chain);
     let mut n = 0u64;
     for chunk in blocks.chunks(100) {
@@ -349,7 +362,10 @@ impl DemoCmd {
         // `paytrace screen --as-of` give them.
         let verdict_day = as_of.context("the scenario's last day")?;
         params.as_of = Some(verdict_day);
-        let verdict_params = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        let mut verdict_params = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        // The units of the demo's tokens, as the store records them.
+        let book = super::report::units(ctx, &store, &[])?.book(chain);
+        verdict_params.assets = book.clone();
         params.scoring = verdict_params.scoring.clone();
         let report = run_on_store(
             &store,
@@ -357,7 +373,7 @@ impl DemoCmd {
             &[scenario.provider],
             &payouts,
             Vec::new(),
-            scenario.asset_book(),
+            book,
             &params,
             as_of,
             Some(&verdict_params),
@@ -459,7 +475,7 @@ impl DemoCmd {
             println!(
                 "Bitcoin ({}): the operator withdrew {} from the exchange to {} (tx {}); traced there ({}):",
                 bitcoin.chain,
-                book.format_key(paytrace_tracer::report::BITCOIN_NATIVE, bitcoin.withdrawal),
+                book.format_str(paytrace_tracer::report::BITCOIN_NATIVE, bitcoin.withdrawal),
                 bitcoin.operator,
                 bitcoin.withdrawal_tx,
                 bitcoin.report_file.display()
@@ -469,7 +485,7 @@ impl DemoCmd {
                     "  {} {}: {} ({})",
                     d.kind.replace('_', " "),
                     d.address,
-                    book.format_key(paytrace_tracer::report::BITCOIN_NATIVE, d.amount),
+                    book.format_str(paytrace_tracer::report::BITCOIN_NATIVE, d.amount),
                     paytrace_tracer::risk::hops_text(d.hops)
                 );
             }

@@ -157,8 +157,9 @@ impl PatternsCmd {
 
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let p = self.params(&ctx.config)?;
+        let mut p = self.params(&ctx.config)?;
         let store = ctx.open_store_read()?;
+        p.assets = super::report::units(ctx, &store, &[])?.book(None);
         let chains = match &self.chain {
             Some(n) => vec![
                 store

@@ -53,30 +53,30 @@ pub struct TransferView {
     /// Asset symbol when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
+    /// Decimals of the asset when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
     /// Raw integer units, as a decimal string.
     pub amount: Amount,
+    /// The amount as text output shows it (token units with the symbol).
+    #[serde(skip)]
+    pub shown: String,
 }
 
 /// Names chains and assets for display.
 pub struct Namer {
     chains: BTreeMap<ChainId, ChainInfo>,
-    symbols: BTreeMap<(String, Address), (String, u8)>,
+    units: paytrace_app::units::Units,
     btc: Option<paytrace_indexer::btc::UtxoStore>,
 }
 
 impl Namer {
-    /// Loads chain names from the store and token symbols from the config.
+    /// Loads chain names and token units (the store's token metadata, the config's token
+    /// lists) from the store.
     pub fn new(ctx: &Context, store: &Store) -> anyhow::Result<Self> {
         let chains: BTreeMap<ChainId, ChainInfo> =
             store.chains()?.into_iter().map(|c| (c.id, c)).collect();
-        let mut symbols = BTreeMap::new();
-        for (name, c) in &ctx.config.chains {
-            for t in &c.tokens {
-                if let Ok(a) = t.address.parse::<Address>() {
-                    symbols.insert((name.clone(), a), (t.symbol.clone(), t.decimals));
-                }
-            }
-        }
+        let units = paytrace_app::units::Units::load(store, &ctx.config)?;
         let has_btc = chains
             .values()
             .any(|c: &ChainInfo| c.kind == paytrace_indexer::ChainKind::Bitcoin);
@@ -85,11 +85,7 @@ impl Namer {
         } else {
             None
         };
-        Ok(Self {
-            chains,
-            symbols,
-            btc,
-        })
+        Ok(Self { chains, units, btc })
     }
 
     fn is_bitcoin(&self, chain: ChainId) -> bool {
@@ -115,16 +111,12 @@ impl Namer {
 
     /// Symbol and decimals of an asset on a chain, when known.
     pub fn asset(&self, chain: ChainId, asset: &Asset) -> Option<(String, u8)> {
-        match asset {
-            Asset::Native => {
-                let kind = self
-                    .chains
-                    .get(&chain)
-                    .map_or(paytrace_indexer::ChainKind::Evm, |c| c.kind);
-                Some((kind.native_symbol().to_owned(), kind.native_decimals()))
-            }
-            Asset::Token(a) => self.symbols.get(&(self.chain(chain), *a)).cloned(),
-        }
+        self.units.info(chain, asset)
+    }
+
+    /// `amount` of `asset` on `chain` as text output shows it.
+    pub fn amount(&self, chain: ChainId, asset: &Asset, amount: Amount) -> String {
+        self.units.format(chain, asset, amount)
     }
 
     /// The printable view of a transfer.
@@ -146,7 +138,9 @@ impl Namer {
             to: self.address(&t.to),
             asset: t.asset.to_string(),
             symbol: self.asset(t.key.chain, &t.asset).map(|(s, _)| s),
+            decimals: self.asset(t.key.chain, &t.asset).map(|(_, d)| d),
             amount: t.amount,
+            shown: self.amount(t.key.chain, &t.asset, t.amount),
         }
     }
 }
@@ -164,6 +158,10 @@ struct AssetTotal {
     outgoing: Amount,
     incoming_count: u64,
     outgoing_count: u64,
+    #[serde(skip)]
+    shown_incoming: String,
+    #[serde(skip)]
+    shown_outgoing: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +227,8 @@ impl AddressCmd {
                 outgoing: o,
                 incoming_count: ni,
                 outgoing_count: no,
+                shown_incoming: namer.amount(c, &a, i),
+                shown_outgoing: namer.amount(c, &a, o),
             })
             .collect();
         let out = AddressOut {
@@ -248,17 +248,13 @@ impl AddressCmd {
         for t in &out.totals {
             let name = t.symbol.clone().unwrap_or_else(|| t.asset.clone());
             // Text shows token units when the decimals are known; JSON keeps raw units.
-            let show = |a: &Amount| {
-                t.decimals
-                    .map_or_else(|| a.to_string(), |d| a.to_decimal_string(d))
-            };
             println!(
                 "  {} {}: in {} ({} transfers), out {} ({} transfers)",
                 t.chain,
                 name,
-                show(&t.incoming),
+                t.shown_incoming,
                 t.incoming_count,
-                show(&t.outgoing),
+                t.shown_outgoing,
                 t.outgoing_count
             );
         }
@@ -269,22 +265,12 @@ impl AddressCmd {
             println!("{title}:");
             for t in list {
                 let other = if title == "incoming" { &t.from } else { &t.to };
-                // Native Bitcoin amounts in BTC (8 decimals); other amounts in raw units.
-                let amount = match namer.chains.values().find(|c| c.name == t.chain) {
-                    Some(c)
-                        if c.kind == paytrace_indexer::ChainKind::Bitcoin
-                            && t.asset == "native" =>
-                    {
-                        super::chain_view::native_text(c.kind, &t.amount)
-                    }
-                    _ => format!("{} {}", t.amount, t.symbol.as_deref().unwrap_or(&t.asset)),
-                };
                 println!(
                     "  {} block {} {} {} {} {}",
                     t.chain,
                     t.block,
                     t.kind,
-                    amount,
+                    t.shown,
                     if title == "incoming" { "from" } else { "to" },
                     other
                 );

@@ -110,31 +110,14 @@ fn parse_model(s: &str) -> Result<Model, String> {
         .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
 }
 
-/// The assets of the config (all chains' token lists) plus `--token` flags.
-pub fn asset_book(ctx: &Context, flags: &[String]) -> anyhow::Result<AssetBook> {
-    let mut b = AssetBook::new();
-    b.insert(Asset::Native, "ETH", 18);
-    b.insert_bitcoin();
-    for c in ctx.config.chains.values() {
-        for t in &c.tokens {
-            let a: Address = t.address.to_ascii_lowercase().parse()?;
-            b.insert(Asset::Token(a), &t.symbol, t.decimals);
-        }
-    }
-    for f in flags {
-        let (a, rest) = f
-            .split_once('=')
-            .with_context(|| format!("--token {f:?}: expected ADDR=SYMBOL:DECIMALS"))?;
-        let (sym, dec) = rest
-            .split_once(':')
-            .with_context(|| format!("--token {f:?}: expected ADDR=SYMBOL:DECIMALS"))?;
-        let a: Address = a.parse().with_context(|| format!("--token {f:?}"))?;
-        let dec: u8 = dec
-            .parse()
-            .with_context(|| format!("--token {f:?}: decimals"))?;
-        b.insert(Asset::Token(a), sym, dec);
-    }
-    Ok(b)
+/// The token units of the store's chains (its token metadata, the config's token lists) plus
+/// `--token` flags.
+pub fn units(
+    ctx: &Context,
+    store: &Store,
+    flags: &[String],
+) -> anyhow::Result<paytrace_app::units::Units> {
+    Ok(paytrace_app::units::Units::load(store, &ctx.config)?.with_flags(flags)?)
 }
 
 /// The names of the store's Bitcoin chains (batch rows naming one are Bitcoin rows).
@@ -171,7 +154,7 @@ pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Resul
         let text = match f {
             Format::Html => render::to_html(r),
             Format::Json => serde_json::to_string_pretty(r)? + "\n",
-            Format::Csv => render::to_csv(r),
+            Format::Csv => render::to_csv(r).context("writing the CSV report")?,
         };
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         match f {
@@ -320,6 +303,7 @@ pub fn run_on_store(
     let mut r = build_report(
         store, &labels, &asof, &ties, title, providers, payouts, issues, assets, params,
     )?;
+    r.prune_assets();
     if let Some(p) = verdicts {
         let history = screen_history(store, &clusters)?;
         let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
@@ -418,7 +402,13 @@ impl PayoutsArgs {
 
     fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let assets = asset_book(ctx, &self.tokens)?;
+        let units = units(ctx, &store, &self.tokens)?;
+        let mut assets = units.book(None);
+        if assets.info(&Asset::Native).is_none() {
+            let k = paytrace_indexer::ChainKind::Evm;
+            assets.insert(Asset::Native, k.native_symbol(), k.native_decimals());
+        }
+        assets.insert_bitcoin();
         let since = self.since.map(Timestamp);
         let until = self.until.map(Timestamp);
         let mut chain_name = self.chain.clone();
@@ -548,7 +538,8 @@ impl PayoutsArgs {
         // config's `[risk]` scoring, as `paytrace screen --as-of` gives them.
         let verdict_day = as_of.unwrap_or_else(paytrace_indexer::labels::today);
         params.as_of = Some(verdict_day);
-        let sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        let mut sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
+        sp.assets = units.book(chain);
         params.scoring = sp.scoring.clone();
         let report = run_on_store(
             &store,
@@ -556,7 +547,11 @@ impl PayoutsArgs {
             &providers_shown,
             &payouts,
             issues,
-            assets,
+            if chain.is_some() {
+                units.book(chain)
+            } else {
+                assets
+            },
             &params,
             as_of,
             Some(&sp),
@@ -598,7 +593,10 @@ impl PayoutsArgs {
                 match f {
                     Format::Html => print!("{}", render::to_html(&report)),
                     Format::Json => ctx.print_json(&report)?,
-                    Format::Csv => print!("{}", render::to_csv(&report)),
+                    Format::Csv => print!(
+                        "{}",
+                        render::to_csv(&report).context("writing the CSV report")?
+                    ),
                 }
             }
         }

@@ -72,6 +72,7 @@ pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> S
         patterns: cfg.patterns.then(PatternParams::default),
         pattern_neighbours: 10,
         scoring,
+        assets: paytrace_tracer::report::AssetBook::new(),
     }
 }
 
@@ -105,7 +106,11 @@ fn text_line(r: &ScreenResult) -> String {
     )
 }
 
-fn render_text(r: &ScreenResult, bitcoin: bool) -> String {
+fn render_text(
+    r: &ScreenResult,
+    bitcoin: bool,
+    assets: &paytrace_tracer::report::AssetBook,
+) -> String {
     let mut s = format!(
         "{}: {} (score {:.1}) as of {}, {} hops\n",
         r.address, r.level, r.score, r.as_of, r.hops
@@ -131,7 +136,7 @@ fn render_text(r: &ScreenResult, bitcoin: bool) -> String {
         let amount = if bitcoin && e.asset.to_string() == "native" {
             super::chain_view::native_text(paytrace_indexer::ChainKind::Bitcoin, &e.amount)
         } else {
-            format!("{} raw units of {}", e.amount, e.asset)
+            assets.format(&e.asset, e.amount)
         };
         s.push_str(&format!(
             "  {kind} {dir} {}: {amount} ({:.2}%), {}, counterparties {}\n",
@@ -187,6 +192,10 @@ impl ScreenCmd {
         let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
         let mut p = screen_params(&ctx.config.risk, as_of, chain);
+        p.assets = super::report::units(ctx, &store, &[])?.book(chain);
+        if let Some(pp) = p.patterns.as_mut() {
+            pp.assets = p.assets.clone();
+        }
         if let Some(h) = self.hops {
             anyhow::ensure!((1..=10).contains(&h), "--hops {h}: expected 1 to 10");
             p.hops = h;
@@ -231,7 +240,7 @@ impl ScreenCmd {
                     } else if bulk {
                         writeln!(out, "{}", show(text_line(&r)))?;
                     } else {
-                        write!(out, "{}", show(render_text(&r, btc)))?;
+                        write!(out, "{}", show(render_text(&r, btc, &p.assets)))?;
                         if r.reasons.is_empty() {
                             writeln!(out, "  {}", searched(&store, &r)?)?;
                         }

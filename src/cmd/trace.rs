@@ -11,6 +11,7 @@ use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
     model::UTXO_OUTPUT_BASE,
 };
+use paytrace_tracer::report::AssetBook;
 use paytrace_tracer::{
     BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
     StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
@@ -131,6 +132,10 @@ pub struct TraceCmd {
     /// Output format (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Token units for the text output, `ADDR=SYMBOL:DECIMALS` (repeatable; overrides the
+    /// store's token metadata and the config).
+    #[arg(long = "token", value_name = "ADDR=SYMBOL:DECIMALS")]
+    pub tokens: Vec<String>,
     /// Labels and stop rules.
     #[command(flatten)]
     pub labels: LabelArgs,
@@ -319,7 +324,11 @@ impl TraceCmd {
             Format::Graphml => {
                 out.write_all(view.rewrite(&export::to_graphml(&result)).as_bytes())?;
             }
-            Format::Text => out.write_all(view.rewrite(&render_text(&result, &view)).as_bytes())?,
+            Format::Text => {
+                let book =
+                    super::report::units(ctx, &store, &self.tokens)?.book_for(chain, &subject);
+                out.write_all(view.rewrite(&render_text(&result, &view, &book)).as_bytes())?;
+            }
         }
         out.flush().context("writing the result to stdout")?;
         Ok(ExitCode::SUCCESS)
@@ -344,9 +353,9 @@ pub fn write_json<W: std::io::Write, T: Serialize>(
     Ok(())
 }
 
-/// The text report of a trace (amounts through `view`: BTC units on Bitcoin). The seed's
+/// The text report of a trace (addresses through `view`, amounts in the units of `book`). The seed's
 /// receivers are called receivers here (`payee` in JSON, whose keys are stable).
-pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
+pub fn render_text(r: &TraceResult, view: &ChainView, book: &AssetBook) -> String {
     let mut s = String::new();
     let p = &r.parameters;
     let _ = writeln!(
@@ -359,7 +368,7 @@ pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
         r.seed.transfers.len()
     );
     for (asset, v) in &r.seed.total {
-        let _ = writeln!(s, "  seed value: {}", view.amount(v, asset));
+        let _ = writeln!(s, "  seed value: {}", book.format_str(asset, *v));
     }
     if let Some(by) = r.truncated_by {
         let why = match by {
@@ -389,7 +398,7 @@ pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
             } else {
                 cat
             };
-            let _ = writeln!(s, "  {cat:<20} {}", view.amount(v, asset));
+            let _ = writeln!(s, "  {cat:<20} {}", book.format_str(asset, *v));
         }
     }
     let _ = writeln!(
@@ -424,7 +433,7 @@ pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
             view.address(&d.address),
             status,
             d.hops,
-            view.amount(&d.amount, &d.asset.to_string()),
+            book.format_str(&d.asset.to_string(), d.amount),
             super::time_arg::iso(d.first_arrival),
             d.labels.join(", "),
             if d.incomplete_history {
@@ -449,7 +458,7 @@ pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
                 "  to {} ({}): {}",
                 view.address(&path.to),
                 path.category.as_ref().map_or("unlabelled", |c| c.as_str()),
-                view.amount(&path.amount, &path.asset.to_string()),
+                book.format_str(&path.asset.to_string(), path.amount)
             );
             let asset = path.asset.to_string();
             for h in &path.hops {
@@ -458,8 +467,8 @@ pub fn render_text(r: &TraceResult, view: &ChainView) -> String {
                     "    {} -> {}  {} of {}  tx {} block {}",
                     view.address(&h.from),
                     view.address(&h.to),
-                    view.number(&h.tainted, &asset),
-                    view.number(&h.amount, &asset),
+                    book.format_str(&asset, h.tainted),
+                    book.format_str(&asset, h.amount),
                     h.tx_hash,
                     h.block
                 );
@@ -514,6 +523,10 @@ pub struct PathCmd {
     /// Only this chain.
     #[arg(long)]
     pub chain: Option<String>,
+    /// Token units for the text output, `ADDR=SYMBOL:DECIMALS` (repeatable; overrides the
+    /// store's token metadata and the config).
+    #[arg(long = "token", value_name = "ADDR=SYMBOL:DECIMALS")]
+    pub tokens: Vec<String>,
     /// Labels and stop rules (stop-category addresses are not expanded).
     #[command(flatten)]
     pub labels: LabelArgs,
@@ -553,13 +566,14 @@ impl PathCmd {
         if ctx.json {
             super::chain_view::print_json(&r, &view)?;
         } else {
-            print!("{}", view.rewrite(&render_paths(&r, &view)));
+            let book = super::report::units(ctx, &store, &self.tokens)?.book_for(p.chain, &from);
+            print!("{}", view.rewrite(&render_paths(&r, &book)));
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
-fn render_paths(r: &PathResult, view: &ChainView) -> String {
+fn render_paths(r: &PathResult, book: &AssetBook) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -571,15 +585,16 @@ fn render_paths(r: &PathResult, view: &ChainView) -> String {
             s,
             "{title}: {} hops, value {}",
             p.hops.len(),
-            view.amount(&p.value, &p.asset.to_string()),
+            book.format_str(&p.asset.to_string(), p.value)
         );
+        let asset = p.asset.to_string();
         for h in &p.hops {
             let _ = writeln!(
                 s,
                 "    {} -> {}  {}  {}  tx {}",
                 h.from,
                 h.to,
-                view.number(&h.amount, &p.asset.to_string()),
+                book.format_str(&asset, h.amount),
                 super::time_arg::iso(h.time),
                 h.tx_hash
             );

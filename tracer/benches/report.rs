@@ -125,7 +125,7 @@ fn main() {
     let t2 = Instant::now();
     let html = render::to_html(&r);
     let json = serde_json::to_string(&r).unwrap();
-    let csv = render::to_csv(&r);
+    let csv = render::to_csv(&r).expect("csv");
     let rendering = t2.elapsed();
     println!("store: {n_addr} addresses, {n_tr} transfers, {HUBS} hubs labelled exchange");
     println!(

@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod rpc;
 pub mod source;
+pub mod tokens;
 pub mod types;
 
 pub use decode::{DecodeError, DecodeStats, TRANSFER_TOPIC};

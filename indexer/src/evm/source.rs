@@ -169,6 +169,33 @@ impl EvmSource {
         Ok(BlockNumber(n.to()))
     }
 
+    /// The node's EIP-155 chain id (`eth_chainId`), or `None` when the node does not answer it
+    /// (a node error that is not retryable): only the built-in token list depends on it.
+    pub async fn evm_chain_id(&self) -> Result<Option<u64>, SourceError> {
+        match self
+            .rpc
+            .call::<_, U64>("eth_chainId", json!([]), "chain id")
+            .await
+        {
+            Ok(id) => Ok(Some(id.to())),
+            Err(e @ RpcError::Node { .. }) if !e.is_retryable() => {
+                tracing::warn!(error = %e, "the node has no chain id: the built-in token list is not used");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The metadata of token `token` (see [`super::tokens::fetch_meta`]); `chain_id` from
+    /// [`EvmSource::evm_chain_id`].
+    pub async fn token_meta(
+        &self,
+        chain_id: Option<u64>,
+        token: &crate::model::Address,
+    ) -> Result<crate::store::TokenMeta, SourceError> {
+        Ok(super::tokens::fetch_meta(&self.rpc, chain_id, token).await?)
+    }
+
     /// Header of block `n`.
     pub async fn header(&self, n: BlockNumber) -> Result<BlockRef, SourceError> {
         let h: Option<RpcHeader> = self

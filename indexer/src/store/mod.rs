@@ -15,6 +15,7 @@
 //! | `checkpoints` | chain u16                                       | postcard [`BlockRef`]      |
 //! | `counters`    | chain u16 + kind u8                             | u64                        |
 //! | `balances`    | address key + [`TransferKey`] bytes             | balance checkpoint (`balances.rs`) |
+//! | `token_meta`  | chain u16 + address key                         | postcard [`TokenMeta`] (`tokens.rs`) |
 //!
 //! The address indexes are covering (since schema version 2): their values hold the rest of
 //! the transfer (counterparty, time, tx hash, asset, amount), so an address's history is one
@@ -43,6 +44,7 @@ mod error;
 mod flow;
 pub mod journal;
 pub mod lock;
+mod tokens;
 mod txrow;
 
 pub use balances::{BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, balance_checkpoints};
@@ -53,6 +55,7 @@ pub use check::{
     ChainCheckpoint, CheckReport, DamagedTable, JournalCheck, KeyspaceCheck, RepairReport,
 };
 pub use error::{JournalDamage, StoreError};
+pub use tokens::{MetaSource, TOKEN_KEYSPACE, TokenMeta};
 
 use crate::model::{
     Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind, TxHash,

@@ -90,12 +90,28 @@ pub fn evaluate_with(
     subjects: &[(Role, ScreenResult)],
     convergence: Option<&[crate::report::Finding]>,
 ) -> Vec<Finding> {
+    evaluate_with_units(
+        rules,
+        subjects,
+        convergence,
+        &crate::report::AssetBook::new(),
+    )
+}
+
+/// [`evaluate_with`], the alerts' amounts in the token units of `assets` (an asset missing
+/// from it is shown in raw units with its address).
+pub fn evaluate_with_units(
+    rules: &[RuleConfig],
+    subjects: &[(Role, ScreenResult)],
+    convergence: Option<&[crate::report::Finding]>,
+    assets: &crate::report::AssetBook,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for rule in rules {
         match rule.kind {
             RuleKind::Exposure => {
                 for (role, r) in subjects {
-                    exposure_rule(rule, *role, r, &mut out);
+                    exposure_rule(rule, *role, r, assets, &mut out);
                 }
             }
             RuleKind::Level => {
@@ -172,7 +188,13 @@ pub fn evaluate_with(
     out
 }
 
-fn exposure_rule(rule: &RuleConfig, role: Role, r: &ScreenResult, out: &mut Vec<Finding>) {
+fn exposure_rule(
+    rule: &RuleConfig,
+    role: Role,
+    r: &ScreenResult,
+    assets: &crate::report::AssetBook,
+    out: &mut Vec<Finding>,
+) {
     let Some(cat) = rule
         .category
         .as_deref()
@@ -231,13 +253,12 @@ fn exposure_rule(rule: &RuleConfig, role: Role, r: &ScreenResult, out: &mut Vec<
             role,
             category: Some(e.category.to_string()),
             text: format!(
-                "{} {}: {kind} exposure ({dir}) to {} within {}, {} raw units of {} ({:.2}%){later}",
+                "{} {}: {kind} exposure ({dir}) to {} within {}, {} ({:.2}%){later}",
                 role.as_str(),
                 r.address,
                 e.category,
                 crate::risk::hops_text(transfers),
-                e.amount,
-                e.asset,
+                assets.format(&e.asset, e.amount),
                 e.share * 100.0
             ),
             addresses: e.counterparties.clone(),

@@ -985,8 +985,10 @@ fn structuring(ix: &Index<'_>, p: &PatternParams) -> Vec<PatternInstance> {
             ) {
                 let ts: Vec<&Transfer> = keyed[l..=r].iter().map(|x| x.1).collect();
                 let summary = format!(
-                    "{sender} sent {} amounts of {asset} in [{lo}, {thr}) raw units within {}s",
+                    "{sender} sent {} amounts in [{}, {}) within {}s",
                     ts.len(),
+                    p.assets.format(&asset, lo),
+                    p.assets.format(&asset, thr),
                     p.structuring_window_secs
                 );
                 out.push(PatternInstance::new(

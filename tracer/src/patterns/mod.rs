@@ -288,6 +288,10 @@ pub struct PatternParams {
     pub structuring_window_secs: u64,
     /// Stop after this many instances per detector (the rest are counted, not listed).
     pub max_instances: usize,
+    /// Token units of the amounts in the instances' summaries (not a detector parameter; an
+    /// asset missing from it is shown in raw units with its address).
+    #[serde(skip)]
+    pub assets: crate::report::AssetBook,
 }
 
 /// A structuring threshold for one asset.
@@ -330,6 +334,7 @@ impl Default for PatternParams {
             structuring_min_count: 3,
             structuring_window_secs: 7 * DAY,
             max_instances: 10_000,
+            assets: crate::report::AssetBook::new(),
         }
     }
 }

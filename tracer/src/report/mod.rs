@@ -103,11 +103,15 @@ pub fn asset_key(asset: &Asset, holder: &Address) -> String {
 }
 
 /// Symbols and decimals of the assets a report shows (from the config's token list).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct AssetBook {
     /// Per asset key (`native`, `bitcoin:native` or a token address, see [`asset_key`]): symbol
     /// and decimals.
     pub assets: BTreeMap<String, AssetInfo>,
+    /// Assets whose symbol a contract claimed ([`AssetBook::insert_claimed`]): shown with it,
+    /// but a symbol resolves to one of them only when no other asset has that symbol.
+    #[serde(skip)]
+    claimed: std::collections::BTreeSet<String>,
 }
 
 /// How an asset is shown.
@@ -128,8 +132,17 @@ impl AssetBook {
         Self::default()
     }
 
+    /// Adds an asset whose symbol and decimals a contract claimed (read from the chain): any
+    /// contract may call itself `USDC`, so [`AssetBook::resolve`] prefers assets added with
+    /// [`AssetBook::insert`] (configured, declared or well known) for a symbol.
+    pub fn insert_claimed(&mut self, asset: Asset, symbol: &str, decimals: u8) {
+        self.insert(asset, symbol, decimals);
+        self.claimed.insert(asset.to_string());
+    }
+
     /// Adds an asset.
     pub fn insert(&mut self, asset: Asset, symbol: &str, decimals: u8) {
+        self.claimed.remove(&asset.to_string());
         self.assets.insert(
             asset.to_string(),
             AssetInfo {
@@ -165,19 +178,11 @@ impl AssetBook {
     /// `amount` of `asset` held or moved by `holder` in token units with the symbol
     /// (`0.25000000 BTC` for a Bitcoin address's coin), or raw units and the asset key.
     pub fn format_at(&self, asset: &Asset, holder: &Address, amount: Amount) -> String {
-        self.format_key(&asset_key(asset, holder), amount)
+        self.format_str(&asset_key(asset, holder), amount)
     }
 
-    /// `amount` of the asset with key `key` ([`asset_key`]) in token units with the symbol, or
-    /// raw units and the key.
-    pub fn format_key(&self, key: &str, amount: Amount) -> String {
-        match self.assets.get(key) {
-            Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
-            None => format!("{amount} {key}"),
-        }
-    }
-
-    /// Resolves a symbol (case-insensitive) or a token contract address.
+    /// Resolves a symbol (case-insensitive) or a token contract address. Of several assets with
+    /// the symbol, the first one not merely claimed by its contract; `None` when all are.
     pub fn resolve(&self, text: &str) -> Option<&AssetInfo> {
         let t = text.trim();
         if let Ok(a) = t.parse::<Address>() {
@@ -186,17 +191,68 @@ impl AssetBook {
         if t.eq_ignore_ascii_case("native") {
             return self.info(&Asset::Native);
         }
-        self.assets
-            .values()
-            .find(|i| i.symbol.eq_ignore_ascii_case(t))
+        let mut matches = self
+            .assets
+            .iter()
+            .filter(|(_, i)| i.symbol.eq_ignore_ascii_case(t));
+        let first = matches.next()?;
+        let Some(second) = matches.next() else {
+            return Some(first.1);
+        };
+        [first, second]
+            .into_iter()
+            .chain(matches)
+            .find(|(k, _)| !self.claimed.contains(*k))
+            .map(|(_, i)| i)
     }
 
-    /// `amount` in token units with the symbol (`5178.15 USDC`), or raw units and the asset.
+    /// `amount` in token units with the symbol (`5178.15 USDC`), or raw units and the asset
+    /// (`2951546925 raw units of 0x5FbD…`) when the asset's symbol or decimals are unknown.
+    /// Every text output formats amounts through this (see [`format_amount`]).
     pub fn format(&self, asset: &Asset, amount: Amount) -> String {
-        match self.info(asset) {
-            Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
-            None => format!("{amount} {asset}"),
+        format_amount(self.info(asset), &asset.to_string(), amount)
+    }
+
+    /// [`AssetBook::format`] for an asset given as its string (`native` or a token address).
+    pub fn format_str(&self, asset: &str, amount: Amount) -> String {
+        format_amount(self.assets.get(asset), asset, amount)
+    }
+}
+
+/// The one text form of an amount: `5178.15 USDC` with the asset's info, else
+/// `2951546925 raw units of 0x5FbD…` (never a guessed unit).
+pub fn format_amount(info: Option<&AssetInfo>, asset: &str, amount: Amount) -> String {
+    match info {
+        Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
+        None => format!("{amount} raw units of {asset}"),
+    }
+}
+
+impl Report {
+    /// Keeps in [`Report::assets`] only the assets the report shows (a book built from a
+    /// store's token metadata may know thousands of tokens).
+    pub fn prune_assets(&mut self) {
+        let mut used: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        used.extend(self.payouts.iter().map(|p| asset_key(&p.asset, &p.address)));
+        used.extend(self.summary.paid.keys().cloned());
+        used.extend(self.summary.totals.values().flat_map(|m| m.keys().cloned()));
+        for p in &self.payees {
+            used.extend(p.paid.keys().cloned());
+            used.extend(p.totals.values().flat_map(|m| m.keys().cloned()));
         }
+        for f in self.convergence.iter().chain(&self.shared_deposits) {
+            used.extend(f.amounts.keys().cloned());
+            used.extend(f.payees.iter().flat_map(|p| p.amounts.keys().cloned()));
+            used.extend(f.onward.iter().flat_map(|o| o.amounts.keys().cloned()));
+            used.extend(f.evidence.iter().map(|e| asset_key(&e.asset, &e.hop.to)));
+        }
+        used.extend(
+            self.graph
+                .edges
+                .iter()
+                .map(|e| asset_key(&e.asset, &self.graph.nodes[e.to].address)),
+        );
+        self.assets.assets.retain(|k, _| used.contains(k));
     }
 }
 
@@ -204,7 +260,7 @@ impl AssetBook {
     /// Per-asset amounts (asset key → raw) in token units with symbols, `; `-separated.
     pub fn format_amounts(&self, m: &BTreeMap<String, Amount>) -> String {
         m.iter()
-            .map(|(a, v)| self.format_key(a, *v))
+            .map(|(a, v)| self.format_str(a, *v))
             .collect::<Vec<_>>()
             .join("; ")
     }

@@ -1,8 +1,16 @@
 //! The report as self-contained HTML (inline CSS and SVG, no scripts, no network) and as CSV.
+//!
+//! The HTML page is a `maud` template: every interpolated value is escaped by the template
+//! engine (payee names, labels and token symbols come from users and contracts), only the
+//! constant style sheet is inserted as it is.
 
-use super::{Report, RiskLevel, graph::xml};
-use paytrace_indexer::{Amount, Asset, Timestamp};
-use std::fmt::Write as _;
+use super::{
+    Report, RiskLevel,
+    graph::{FlowGraph, GraphNode, NodeKind, short},
+};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use paytrace_indexer::{Address, Amount, Asset, Timestamp};
+use std::collections::{BTreeSet, HashMap};
 
 /// A UTC date-time `YYYY-MM-DD HH:MM` of a block time.
 pub fn datetime(t: Timestamp) -> String {
@@ -33,17 +41,28 @@ fn short_reasons(risk: &super::Risk) -> String {
 
 /// Per-asset amounts in token units, `; `-separated.
 fn amounts(r: &Report, m: &std::collections::BTreeMap<String, Amount>) -> String {
-    m.iter()
-        .map(|(a, v)| match r.assets.assets.get(a) {
-            Some(i) => format!("{} {}", v.to_decimal_string(i.decimals), i.symbol),
-            None => format!("{v} {a}"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    r.assets.format_amounts(m)
 }
 
-fn risk_class(l: RiskLevel) -> &'static str {
-    l.as_str()
+/// The fill colour of a verdict.
+fn risk_colour(l: RiskLevel) -> Option<&'static str> {
+    match l {
+        RiskLevel::Severe => Some("#d62728"),
+        RiskLevel::High => Some("#ff7f0e"),
+        RiskLevel::Medium => Some("#ffdd57"),
+        RiskLevel::Low => Some("#cde8cd"),
+        RiskLevel::None => None,
+    }
+}
+
+/// A short address (`0x5FbD…0aa3`) with the full one as its hover text.
+fn addr(a: &Address) -> Markup {
+    html! { code title=(a.to_string()) { (short(a)) } }
+}
+
+/// A UTC time with its hover text in ISO 8601.
+fn when(t: Timestamp) -> Markup {
+    html! { time datetime=(iso_datetime(t)) { (datetime(t)) } }
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}\
@@ -51,365 +70,397 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc
 table{border-collapse:collapse;margin:8px 0;font-size:13px}\
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}\
-code{font-size:12px}.risk{padding:1px 6px;border-radius:4px;font-weight:bold}\
+code{font-size:12px}code[title]{cursor:help}.risk{padding:1px 6px;border-radius:4px;font-weight:bold}\
 .severe{background:#d62728;color:#fff}.high{background:#ff7f0e;color:#fff}\
 .medium{background:#ffdd57}.low{background:#e8f4e8}.none{background:#eee}\
-.graph{overflow:auto;border:1px solid #ddd;padding:8px}\
+.graph{border:1px solid #ddd;padding:8px}.flow-graph{display:block;max-width:100%;height:auto}\
 .legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;border:1px solid #333}\
-.small{font-size:12px;color:#555}";
+.small{font-size:12px;color:#555}\
+@page{size:A4 landscape;margin:12mm}\
+@media print{body{margin:0;font-size:11px;color:#000}h2{break-after:avoid}\
+table{font-size:10px;width:100%}tr,.graph{break-inside:avoid}thead{display:table-header-group}\
+.graph{border:none;padding:0}.risk,.legend i{-webkit-print-color-adjust:exact;print-color-adjust:exact}\
+.flow-graph{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
+
+/// Layout of the SVG flow graph: column and row pitch, node size, padding (the gap between
+/// columns holds the amounts written on the edges).
+const COL: usize = 310;
+const ROW: usize = 58;
+const NODE_W: usize = 180;
+const NODE_H: usize = 40;
+const PAD: usize = 20;
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The flow graph as an inline SVG element (no scripts, no external references): every node is
+/// a `<g class="node">` (payees filled by their verdict, short address, the full one in its
+/// hover title), every edge a `<path class="edge">` with its amount written on it. The drawing
+/// scales down to the page width.
+fn svg(g: &FlowGraph, r: &Report) -> Markup {
+    let fmt = |a: &Asset, holder: &Address, v: Amount| r.assets.format_at(a, holder, v);
+    let verdicts: HashMap<Address, RiskLevel> =
+        r.payees.iter().map(|p| (p.address, p.risk.level)).collect();
+    let layers = g.nodes.iter().map(|n| n.layer + 1).max().unwrap_or(1);
+    let rows = g.nodes.iter().map(|n| n.order + 1).max().unwrap_or(1);
+    let width = PAD * 2 + (layers - 1) * COL + NODE_W;
+    let height = PAD * 2 + (rows - 1) * ROW + NODE_H;
+    let xy = |n: &GraphNode| (PAD + n.layer * COL, PAD + n.order * ROW);
+    let max = g.edges.iter().map(|e| e.amount).max().unwrap_or_default();
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" id="flow-graph" class="flow-graph"
+            width=(width) height=(height) viewBox=(format!("0 0 {width} {height}"))
+            preserveAspectRatio="xMinYMin meet" font-family="sans-serif" font-size="11" {
+            defs {
+                marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse"
+                    markerWidth="9" markerHeight="9" orient="auto-start-reverse" {
+                    path d="M 0 0 L 10 5 L 0 10 z" fill="#555" {}
+                }
+            }
+            @for e in &g.edges {
+                @let (a, b) = (&g.nodes[e.from], &g.nodes[e.to]);
+                @let (ax, ay) = xy(a);
+                @let (bx, by) = xy(b);
+                @let (x1, y1) = (ax + NODE_W, ay + NODE_H / 2);
+                @let (x2, y2) = (bx, by + NODE_H / 2);
+                // 1..=9 px by share of the largest edge, in integers.
+                @let stroke = if max.is_zero() {
+                    1
+                } else {
+                    let w = e.amount.raw().saturating_mul(alloy_primitives::U256::from(8u8)) / max.raw();
+                    1 + usize::try_from(w).unwrap_or(8).min(8)
+                };
+                @let mid = x1.max(x2).saturating_sub(x1.min(x2)) / 2;
+                @let (c1, c2) = (x1 + mid.max(30), x2.saturating_sub(mid.max(30)));
+                @let amount = fmt(&e.asset, &b.address, e.amount);
+                path class="edge" d=(format!("M {x1} {y1} C {c1} {y1}, {c2} {y2}, {x2} {y2}"))
+                    fill="none" stroke="#555" stroke-opacity="0.55" stroke-width=(stroke)
+                    marker-end="url(#arrow)" {
+                    title { (a.label) " → " (b.label) ": " (amount) " (" (e.transfers) " transfer(s))" }
+                }
+                text class="edge-amount" x=((x1 + x2) / 2) y=((y1 + y2) / 2 - 4) text-anchor="middle"
+                    font-size="10" fill="#333" stroke="#fff" stroke-width="3" paint-order="stroke" {
+                    (amount)
+                }
+            }
+            @for n in &g.nodes {
+                @let (x, y) = xy(n);
+                @let verdict = (n.kind == NodeKind::Payee).then(|| verdicts.get(&n.address).copied()).flatten();
+                @let fill = verdict.and_then(risk_colour).unwrap_or(n.kind.colour());
+                @let dark_fill = match verdict {
+                    Some(RiskLevel::Severe | RiskLevel::High) => true,
+                    Some(_) => false,
+                    None => !matches!(n.kind, NodeKind::Wallet | NodeKind::Payee | NodeKind::ExchangeDeposit | NodeKind::Labelled),
+                };
+                @let ink = if dark_fill { "#fff" } else { "#000" };
+                @let (outline, outline_w) = if n.convergence { ("#b00000", 3) } else { ("#333", 1) };
+                @let role = match verdict {
+                    Some(v) => format!("payee, {}", v.as_str()),
+                    None => n.kind.as_str().to_owned(),
+                };
+                g class="node" data-kind=(n.kind.as_str()) data-address=(n.address.to_string())
+                    data-risk=[verdict.map(|v| v.as_str())] {
+                    title { (n.address.to_string()) " (" (role) ")" }
+                    rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill=(fill)
+                        stroke=(outline) stroke-width=(outline_w) {}
+                    text x=(x + 8) y=(y + 16) fill=(ink) font-weight="bold" { (truncate(&n.label, 26)) }
+                    text x=(x + 8) y=(y + 32) fill=(ink) { (short(&n.address)) " · " (role) }
+                }
+            }
+        }
+    }
+}
 
 /// The report as one self-contained HTML page.
 pub fn to_html(r: &Report) -> String {
-    let fmt =
-        |a: &Asset, holder: &paytrace_indexer::Address, v: Amount| r.assets.format_at(a, holder, v);
-    let fmt_key = |k: &str, v: Amount| r.assets.format_key(k, v);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Payout report: {}</title><style>{CSS}</style></head><body>",
-        xml(&r.title)
-    );
-    let _ = write!(s, "<h1>Payout report: {}</h1>", xml(&r.title));
+    let fmt = |a: &Asset, holder: &Address, v: Amount| r.assets.format_at(a, holder, v);
+    let fmt_key = |k: &str, v: Amount| r.assets.format_str(k, v);
     let p = &r.parameters;
-    let _ = write!(
-        s,
-        "<p class=\"small\">Model <b>{}</b>, up to {} hops after the payee; exits at {}. \
-         Convergence: at least {} payees within {} hops{}. Providers: {}. Label set: {}. \
-         Checkpoints: {}.</p>",
-        p.model,
-        p.hops,
-        xml(&p
-            .stop_categories
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")),
-        p.convergence.min_payees,
-        p.convergence.max_hops,
-        p.convergence
-            .window_secs
-            .map(|w| format!(" and {} days", w / 86_400))
-            .unwrap_or_default(),
-        r.providers
-            .iter()
-            .map(|a| format!("<code>{a}</code>"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        xml(p.label_set_version.as_deref().unwrap_or("none")),
-        p.checkpoints
-            .iter()
-            .map(|(c, b)| format!("chain {c} block {b}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    // Summary.
     let sm = &r.summary;
-    s.push_str("<h2 id=\"summary\">Summary</h2><table class=\"summary\"><tbody>");
-    let _ = write!(
-        s,
-        "<tr><th>Payouts traced</th><td class=\"num\">{}</td></tr>\
-         <tr><th>Payees</th><td class=\"num\">{}</td></tr>",
-        sm.payouts, sm.payees
-    );
-    for (a, v) in &sm.paid {
-        let _ = write!(
-            s,
-            "<tr><th>Paid</th><td class=\"num\">{}</td></tr>",
-            xml(&fmt_key(a, *v))
-        );
-    }
-    for (cat, m) in &sm.totals {
-        for (a, v) in m {
-            let _ = write!(
-                s,
-                "<tr><th>&rarr; {}</th><td class=\"num\">{}</td></tr>",
-                xml(&cat.replace('_', " ")),
-                xml(&fmt_key(a, *v))
-            );
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Payout report: " (r.title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                h1 { "Payout report: " (r.title) }
+                p.small {
+                    "Model " b { (p.model) } ", up to " (p.hops) " hops after the payee; exits at "
+                    (p.stop_categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "))
+                    ". Convergence: at least " (p.convergence.min_payees) " payees within "
+                    (p.convergence.max_hops) " hops"
+                    @if let Some(w) = p.convergence.window_secs { " and " (w / 86_400) " days" }
+                    ". Providers: "
+                    @for (i, a) in r.providers.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (addr(a))
+                    }
+                    ". Label set: " (p.label_set_version.as_deref().unwrap_or("none"))
+                    ". Checkpoints: "
+                    (p.checkpoints.iter().map(|(c, b)| format!("chain {c} block {b}")).collect::<Vec<_>>().join(", "))
+                    "."
+                }
+                h2 #summary { "Summary" }
+                table.summary { tbody {
+                    tr { th { "Payouts traced" } td.num { (sm.payouts) } }
+                    tr { th { "Payees" } td.num { (sm.payees) } }
+                    @for (a, v) in &sm.paid {
+                        tr { th { "Paid" } td.num { (fmt_key(a, *v)) } }
+                    }
+                    @for (cat, m) in &sm.totals {
+                        @for (a, v) in m {
+                            tr { th { "→ " (cat.replace('_', " ")) } td.num { (fmt_key(a, *v)) } }
+                        }
+                    }
+                    tr { th { "Convergence points" } td.num { (r.convergence.len()) } }
+                    tr { th { "Shared deposit addresses" } td.num { (r.shared_deposits.len()) } }
+                    tr { th { "Payee clusters" } td.num { (r.payee_clusters.len()) } }
+                    tr { th { "Batch rows with issues" } td.num { (r.issues.len()) } }
+                } }
+                @if !sm.flagged_payees.is_empty() {
+                    p { b { "Payees whose money reached sanctioned or high-risk categories:" } " " (sm.flagged_payees.join(", ")) }
+                }
+                h2 #payees { "Per payee" }
+                table.payees {
+                    thead { tr { th { "Payee" } th { "Address" } th { "Payouts" } th { "Paid" } th { "Where it went" } th { "Risk" } } }
+                    tbody { @for x in &r.payees {
+                        tr {
+                            td { (x.payee) }
+                            td { (addr(&x.address)) }
+                            td.num { (x.payouts) }
+                            td.num { @for (i, (a, v)) in x.paid.iter().enumerate() { @if i > 0 { br; } (fmt_key(a, *v)) } }
+                            td {
+                                @for (i, (cat, a, v)) in x.totals.iter().flat_map(|(c, m)| m.iter().map(move |(a, v)| (c, a, v))).enumerate() {
+                                    @if i > 0 { br; }
+                                    (cat.replace('_', " ")) ": " (fmt_key(a, *v))
+                                }
+                            }
+                            td {
+                                span class=(format!("risk {}", x.risk.level.as_str())) { (x.risk.level.as_str()) }
+                                div.small { (short_reasons(&x.risk)) }
+                            }
+                        }
+                    } }
+                }
+                h2 #convergence { "Convergence findings" }
+                @if r.convergence.is_empty() && r.shared_deposits.is_empty() && r.payee_clusters.is_empty() {
+                    p { "No address or cluster received value from several payees." }
+                }
+                @for (title, list) in [("Addresses and clusters receiving from several payees", &r.convergence), ("Exchange deposit addresses shared by payees", &r.shared_deposits)] {
+                    @if !list.is_empty() {
+                        h3 { (title) }
+                        table.convergence {
+                            thead { tr { th { "#" } th { "Address / cluster" } th { "Labels" } th { "Payees" } th { "Tainted amount" } th { "Hops" } th { "Window" } th { "Evidence (transactions)" } } }
+                            tbody { @for f in list.iter() {
+                                tr {
+                                    td { (f.rank) }
+                                    td {
+                                        @match &f.address { Some(a) => (addr(a)), None => code { (f.key) } }
+                                        @for o in &f.onward {
+                                            br; "→ "
+                                            @match &o.address { Some(a) => (addr(a)), None => code { (o.key) } }
+                                            " " (o.labels.join(", ")) " (" (amounts(r, &o.amounts)) ", " (crate::risk::hops_text(o.hops)) ")"
+                                        }
+                                    }
+                                    td { (f.labels.join(", ")) }
+                                    td { @for (i, x) in f.payees.iter().enumerate() { @if i > 0 { br; } (x.payee) " (" (amounts(r, &x.amounts)) ")" } }
+                                    td.num { (amounts(r, &f.amounts)) }
+                                    td.num { (f.hops) }
+                                    td { (when(f.first_arrival)) " – " (when(f.last_arrival)) }
+                                    td.small {
+                                        @let mut seen = BTreeSet::new();
+                                        @for h in f.evidence.iter().filter(|h| seen.insert((h.hop.tx_hash, h.hop.from, h.hop.to, h.asset, h.hop.tainted))) {
+                                            code title=(h.hop.tx_hash.to_string()) { (short_hash(&h.hop.tx_hash.to_string())) }
+                                            " " (addr(&h.hop.from)) " → " (addr(&h.hop.to)) " " (fmt(&h.asset, &h.hop.to, h.hop.tainted))
+                                            br;
+                                        }
+                                    }
+                                }
+                            } }
+                        }
+                    }
+                }
+                @if !r.payee_clusters.is_empty() {
+                    h3 { "Payees in one cluster" }
+                    table {
+                        thead { tr { th { "Cluster" } th { "Payees" } } }
+                        tbody { @for c in &r.payee_clusters {
+                            tr {
+                                td { code { (c.cluster) } }
+                                td { @for (i, x) in c.payees.iter().enumerate() { @if i > 0 { br; } (x.payee) " " (addr(&x.address)) } }
+                            }
+                        } }
+                    }
+                }
+                h2 #graph { "Flow graph" }
+                p.legend.small {
+                    @for k in [NodeKind::Provider, NodeKind::Payee, NodeKind::Wallet, NodeKind::ExchangeDeposit, NodeKind::Exchange, NodeKind::Sanctioned, NodeKind::Mixer, NodeKind::Bridge, NodeKind::Labelled] {
+                        span { i style=(format!("background:{}", k.colour())) {} (k.as_str()) }
+                    }
+                    @for l in [RiskLevel::Severe, RiskLevel::High, RiskLevel::Medium, RiskLevel::Low] {
+                        @if let Some(c) = risk_colour(l) {
+                            span { i style=(format!("background:{c}")) {} "payee " (l.as_str()) }
+                        }
+                    }
+                    span { i style="border:3px solid #b00000" {} "convergence point" }
+                    @if r.graph.omitted_nodes > 0 {
+                        " (" (r.graph.omitted_nodes) " smaller nodes omitted; see the JSON report)"
+                    }
+                }
+                div.graph { (svg(&r.graph, r)) }
+                h2 #payouts { "Payouts" }
+                table.payouts {
+                    thead { tr { th { "Date" } th { "Payee" } th { "Amount" } th { "Transaction" } th { "Destinations (hops)" } th { "Risk" } } }
+                    tbody { @for x in &r.payouts {
+                        tr {
+                            td { (when(x.time)) }
+                            td { (x.payee) }
+                            td.num { (fmt(&x.asset, &x.address, x.amount)) }
+                            td { code title=(x.tx_hash.to_string()) { (short_hash(&x.tx_hash.to_string())) } }
+                            td.small {
+                                @for (i, d) in x.destinations.iter().enumerate() {
+                                    @if i > 0 { br; }
+                                    (d.kind.as_str().replace('_', " ")) " " (addr(&d.address))
+                                    @if let Some(l) = d.labels.first() { " " (l) }
+                                    ": " (fmt(&x.asset, &x.address, d.amount)) " (" (d.hops) ")"
+                                }
+                            }
+                            td { span class=(format!("risk {}", x.risk.level.as_str())) { (x.risk.level.as_str()) } }
+                        }
+                    } }
+                }
+                @if !r.issues.is_empty() {
+                    h2 #issues { "Batch rows not traced" }
+                    table.issues {
+                        thead { tr { th { "Line" } th { "Payee" } th { "Problem" } } }
+                        tbody { @for i in &r.issues {
+                            tr { td.num { (i.line) } td { (i.payee.as_deref().unwrap_or("")) } td { (i.message) } }
+                        } }
+                    }
+                }
+                p.small { "Generated by paytrace. Amounts are exact; taint shares follow the model named above (docs/heuristics.md). Hover a shortened address or hash for the full one." }
+            }
         }
-    }
-    let _ = write!(
-        s,
-        "<tr><th>Convergence points</th><td class=\"num\">{}</td></tr>\
-         <tr><th>Shared deposit addresses</th><td class=\"num\">{}</td></tr>\
-         <tr><th>Payee clusters</th><td class=\"num\">{}</td></tr>\
-         <tr><th>Batch rows with issues</th><td class=\"num\">{}</td></tr>",
-        r.convergence.len(),
-        r.shared_deposits.len(),
-        r.payee_clusters.len(),
-        r.issues.len()
-    );
-    s.push_str("</tbody></table>");
-    if !sm.flagged_payees.is_empty() {
-        let _ = write!(
-            s,
-            "<p><b>Payees whose money reached sanctioned or high-risk categories:</b> {}</p>",
-            xml(&sm.flagged_payees.join(", "))
-        );
-    }
-    // Payees.
-    s.push_str(
-        "<h2 id=\"payees\">Per payee</h2><table class=\"payees\"><thead><tr><th>Payee</th>\
-         <th>Address</th><th>Payouts</th><th>Paid</th><th>Where it went</th><th>Risk</th>\
-         </tr></thead><tbody>",
-    );
-    for p in &r.payees {
-        let paid = p
-            .paid
-            .iter()
-            .map(|(a, v)| fmt_key(a, *v))
-            .collect::<Vec<_>>()
-            .join("<br>");
-        let went = p
-            .totals
-            .iter()
-            .flat_map(|(cat, m)| {
-                m.iter()
-                    .map(move |(a, v)| format!("{}: {}", cat.replace('_', " "), fmt_key(a, *v)))
-            })
-            .collect::<Vec<_>>()
-            .join("<br>");
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td>{}</td><td><span class=\"risk {}\">{}</span>\
-             <div class=\"small\">{}</div></td></tr>",
-            xml(&p.payee),
-            p.address,
-            p.payouts,
-            xml(&paid),
-            went,
-            risk_class(p.risk.level),
-            p.risk.level.as_str(),
-            xml(&short_reasons(&p.risk))
-        );
-    }
-    s.push_str("</tbody></table>");
-    // Convergence.
-    s.push_str("<h2 id=\"convergence\">Convergence findings</h2>");
-    if r.convergence.is_empty() && r.shared_deposits.is_empty() && r.payee_clusters.is_empty() {
-        s.push_str("<p>No address or cluster received value from several payees.</p>");
-    }
-    for (title, list) in [
-        (
-            "Addresses and clusters receiving from several payees",
-            &r.convergence,
-        ),
-        (
-            "Exchange deposit addresses shared by payees",
-            &r.shared_deposits,
-        ),
-    ] {
-        if list.is_empty() {
-            continue;
-        }
-        let _ = write!(
-            s,
-            "<h3>{title}</h3><table class=\"convergence\"><thead><tr><th>#</th><th>Address / cluster</th>\
-             <th>Labels</th><th>Payees</th><th>Tainted amount</th><th>Hops</th><th>Window</th>\
-             <th>Evidence (transactions)</th></tr></thead><tbody>"
-        );
-        for f in list {
-            let payees = f
-                .payees
-                .iter()
-                .map(|p| format!("{} ({})", xml(&p.payee), xml(&amounts(r, &p.amounts))))
-                .collect::<Vec<_>>()
-                .join("<br>");
-            let onward = f
-                .onward
-                .iter()
-                .map(|o| {
-                    format!(
-                        "<br>&rarr; <code>{}</code> {} ({}, {})",
-                        xml(&o.key),
-                        xml(&o.labels.join(", ")),
-                        xml(&amounts(r, &o.amounts)),
-                        xml(&crate::risk::hops_text(o.hops))
-                    )
-                })
-                .collect::<String>();
-            let ev = f
-                .evidence
-                .iter()
-                .map(|h| {
-                    format!(
-                        "<code>{}</code> {} &rarr; {} {}",
-                        h.hop.tx_hash,
-                        super::graph::short(&h.hop.from),
-                        super::graph::short(&h.hop.to),
-                        xml(&fmt(&h.asset, &h.hop.to, h.hop.tainted))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("<br>");
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td><code>{}</code>{onward}</td><td>{}</td><td>{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} &ndash; {}</td>\
-                 <td class=\"small\">{}</td></tr>",
-                f.rank,
-                xml(&f.key),
-                xml(&f.labels.join(", ")),
-                payees,
-                xml(&amounts(r, &f.amounts)),
-                f.hops,
-                datetime(f.first_arrival),
-                datetime(f.last_arrival),
-                ev
-            );
-        }
-        s.push_str("</tbody></table>");
-    }
-    if !r.payee_clusters.is_empty() {
-        s.push_str("<h3>Payees in one cluster</h3><table><thead><tr><th>Cluster</th><th>Payees</th></tr></thead><tbody>");
-        for c in &r.payee_clusters {
-            let _ = write!(
-                s,
-                "<tr><td><code>{}</code></td><td>{}</td></tr>",
-                xml(&c.cluster),
-                c.payees
-                    .iter()
-                    .map(|p| format!("{} <code>{}</code>", xml(&p.payee), p.address))
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            );
-        }
-        s.push_str("</tbody></table>");
-    }
-    // Graph.
-    s.push_str("<h2 id=\"graph\">Flow graph</h2><p class=\"legend small\">");
-    for k in [
-        super::graph::NodeKind::Provider,
-        super::graph::NodeKind::Payee,
-        super::graph::NodeKind::Wallet,
-        super::graph::NodeKind::ExchangeDeposit,
-        super::graph::NodeKind::Exchange,
-        super::graph::NodeKind::Sanctioned,
-        super::graph::NodeKind::Mixer,
-        super::graph::NodeKind::Bridge,
-        super::graph::NodeKind::Labelled,
-    ] {
-        let _ = write!(
-            s,
-            "<span><i style=\"background:{}\"></i>{}</span>",
-            k.colour(),
-            k.as_str()
-        );
-    }
-    s.push_str("<span><i style=\"border:3px solid #b00000\"></i>convergence point</span>");
-    if r.graph.omitted_nodes > 0 {
-        let _ = write!(
-            s,
-            " ({} smaller nodes omitted; see the JSON report)",
-            r.graph.omitted_nodes
-        );
-    }
-    s.push_str("</p><div class=\"graph\">");
-    s.push_str(&r.graph.to_svg(&fmt));
-    s.push_str("</div>");
-    // Payouts.
-    s.push_str(
-        "<h2 id=\"payouts\">Payouts</h2><table class=\"payouts\"><thead><tr><th>Date</th><th>Payee</th>\
-         <th>Amount</th><th>Transaction</th><th>Destinations (hops)</th><th>Risk</th></tr></thead><tbody>",
-    );
-    for p in &r.payouts {
-        let d = p
-            .destinations
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} <code>{}</code>{}: {} ({})",
-                    d.kind.as_str().replace('_', " "),
-                    super::graph::short(&d.address),
-                    d.labels
-                        .first()
-                        .map(|l| format!(" {}", xml(l)))
-                        .unwrap_or_default(),
-                    xml(&fmt(&p.asset, &p.address, d.amount)),
-                    d.hops
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("<br>");
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><code>{}</code></td>\
-             <td class=\"small\">{}</td><td><span class=\"risk {}\">{}</span></td></tr>",
-            datetime(p.time),
-            xml(&p.payee),
-            xml(&fmt(&p.asset, &p.address, p.amount)),
-            p.tx_hash,
-            d,
-            risk_class(p.risk.level),
-            p.risk.level.as_str()
-        );
-    }
-    s.push_str("</tbody></table>");
-    if !r.issues.is_empty() {
-        s.push_str("<h2 id=\"issues\">Batch rows not traced</h2><table class=\"issues\"><thead><tr><th>Line</th><th>Payee</th><th>Problem</th></tr></thead><tbody>");
-        for i in &r.issues {
-            let _ = write!(
-                s,
-                "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                i.line,
-                xml(i.payee.as_deref().unwrap_or("")),
-                xml(&i.message)
-            );
-        }
-        s.push_str("</tbody></table>");
-    }
-    s.push_str(
-        "<p class=\"small\">Generated by paytrace. Amounts are exact; taint shares follow the \
-         model named above (docs/heuristics.md).</p></body></html>\n",
-    );
-    s
+    };
+    let mut out = page.into_string();
+    out.push('\n');
+    out
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
+/// A transaction hash shortened for tables (`0x9ccd03…0c67`); the full one goes in a title.
+fn short_hash(h: &str) -> String {
+    match (h.get(..8), h.get(h.len().saturating_sub(4)..)) {
+        (Some(a), Some(b)) if h.len() > 14 => format!("{a}…{b}"),
+        _ => h.to_owned(),
     }
 }
 
-/// The report as CSV: one row per payout and destination (a payout without destinations has
-/// one row with empty destination fields). Amounts in raw units.
-pub fn to_csv(r: &Report) -> String {
-    let mut s = String::from(
-        "payee,payee_address,payout_tx,payout_time,asset,payout_amount,risk,destination,kind,category,labels,hops,reached,amount,first_arrival_tx\n",
-    );
+/// An ISO 8601 UTC date-time (`2025-03-06T08:23:00Z`) of a block time.
+pub fn iso_datetime(t: Timestamp) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(|| t.0.to_string(), |ts| ts.to_string())
+}
+
+/// The columns of [`to_csv`].
+pub const CSV_HEADER: [&str; 21] = [
+    "payee",
+    "payee_address",
+    "payout_tx",
+    "payout_time",
+    "asset",
+    "token",
+    "payout_amount",
+    "risk",
+    "destination",
+    "kind",
+    "category",
+    "labels",
+    "hops",
+    "reached",
+    "amount",
+    "first_arrival_tx",
+    "first_arrival_time",
+    "decimals",
+    "payout_amount_raw",
+    "reached_raw",
+    "amount_raw",
+];
+
+/// The report as a spreadsheet-ready CSV: UTF-8 with a byte-order mark (so that spreadsheet
+/// programs read names as UTF-8) and a header ([`CSV_HEADER`]), one row per payout and
+/// destination (a payout without destinations has one row with empty destination fields).
+/// Amounts in token units (`asset` is the symbol; raw units, and the contract address, when the
+/// asset's decimals are unknown), times in ISO 8601 UTC, raw integer units in the `*_raw`
+/// columns.
+pub fn to_csv(r: &Report) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
+    w.write_record(CSV_HEADER)?;
     for p in &r.payouts {
+        let info = r.assets.info_at(&p.asset, &p.address);
+        let units =
+            |a: Amount| info.map_or_else(|| a.to_string(), |i| a.to_decimal_string(i.decimals));
+        let asset = info.map_or_else(|| p.asset.to_string(), |i| i.symbol.clone());
+        let decimals = info.map(|i| i.decimals.to_string()).unwrap_or_default();
         let head = [
-            csv_field(&p.payee),
+            p.payee.clone(),
             p.address.to_string(),
             p.tx_hash.to_string(),
-            p.time.0.to_string(),
+            iso_datetime(p.time),
+            asset,
             super::asset_key(&p.asset, &p.address),
-            p.amount.to_string(),
+            units(p.amount),
             p.risk.level.as_str().to_owned(),
-        ]
-        .join(",");
+        ];
         if p.destinations.is_empty() {
-            let _ = writeln!(s, "{head},,,,,,,,");
+            let mut row = head.to_vec();
+            row.extend(std::iter::repeat_n(String::new(), 9));
+            row.extend([
+                decimals.clone(),
+                p.amount.to_string(),
+                String::new(),
+                String::new(),
+            ]);
+            w.write_record(&row)?;
         }
         for d in &p.destinations {
-            let _ = writeln!(
-                s,
-                "{head},{},{},{},{},{},{},{},{}",
-                d.address,
-                d.kind.as_str(),
-                d.category.as_ref().map(|c| c.as_str()).unwrap_or(""),
-                csv_field(&d.labels.join("; ")),
-                d.hops,
-                d.reached,
-                d.amount,
-                d.first_arrival_tx
-            );
+            let mut row = head.to_vec();
+            row.extend([
+                d.address.to_string(),
+                d.kind.as_str().to_owned(),
+                d.category
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default(),
+                d.labels.join("; "),
+                d.hops.to_string(),
+                units(d.reached),
+                units(d.amount),
+                d.first_arrival_tx.to_string(),
+                iso_datetime(d.first_arrival),
+                decimals.clone(),
+                p.amount.to_string(),
+                d.reached.to_string(),
+                d.amount.to_string(),
+            ]);
+            w.write_record(&row)?;
         }
     }
-    s
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

@@ -336,7 +336,7 @@ fn html_and_svg_are_self_contained() {
             .layer
     };
     assert_eq!([layer(1), layer(10), layer(20), layer(30)], [0, 1, 2, 3]);
-    let csv = render::to_csv(&r);
+    let csv = render::to_csv(&r).unwrap();
     // A: the deposit; B: the deposit and what it still holds; C: what it holds.
     assert_eq!(csv.lines().count(), 1 + 1 + 2 + 1, "{csv}");
 }
@@ -423,7 +423,11 @@ fn parallel_report_equals_serial_report() {
             &p,
         )
         .unwrap();
-        (serde_json::to_string(&r).unwrap(), render::to_csv(&r), r)
+        (
+            serde_json::to_string(&r).unwrap(),
+            render::to_csv(&r).unwrap(),
+            r,
+        )
     };
     let (json1, csv1, r1) = run(1);
     assert!(!r1.convergence.is_empty());
@@ -549,4 +553,66 @@ fn one_convergence_finding_per_destination_across_tokens_with_its_onward_path() 
     assert_eq!(alerts[0].addresses, vec![addr(10), addr(11)]);
     assert!(alerts[0].text.contains("(A, B)"), "{}", alerts[0].text);
     assert!(alerts[0].text.contains("onward"), "{}", alerts[0].text);
+}
+
+#[test]
+fn html_evidence_is_deduplicated_and_escaped_by_the_template() {
+    let (g, payouts) = converging();
+    let mut r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        book(),
+        &ReportParams::default(),
+    )
+    .unwrap();
+    let f = r.convergence.first_mut().expect("a convergence finding");
+    let first = f.evidence.first().cloned().expect("evidence");
+    f.evidence.push(first.clone());
+    f.evidence.push(first.clone());
+    f.payees[0].payee = "<img src=x onerror=alert(1)>".into();
+    let html = render::to_html(&r);
+    let tx = first.hop.tx_hash.to_string();
+    let cell = |h: &str| {
+        let i = h.find("Evidence (transactions)").unwrap();
+        let j = i + h[i..].find("</table>").unwrap();
+        h[i..j].matches(&format!("<code title=\"{tx}\">")).count()
+    };
+    assert_eq!(cell(&html), 1, "a repeated hop is listed once");
+    assert!(!html.contains("<img"), "payee names are escaped");
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
+
+#[test]
+fn the_report_keeps_the_units_of_the_assets_it_shows_only() {
+    let (g, payouts) = converging();
+    let mut b = book();
+    b.insert(Asset::Token(addr(0x77)), "OTHER", 2);
+    b.insert(Asset::Native, "ETH", 18);
+    let mut r = build_report(
+        &g,
+        &MemoryLabels::new(),
+        &CurrentLabelsOnly,
+        &NoClusters,
+        "t",
+        &[addr(1)],
+        &payouts,
+        Vec::new(),
+        b,
+        &ReportParams::default(),
+    )
+    .unwrap();
+    r.prune_assets();
+    let kept: Vec<&str> = r
+        .assets
+        .assets
+        .values()
+        .map(|i| i.symbol.as_str())
+        .collect();
+    assert_eq!(kept, ["USDC"]);
 }

@@ -57,6 +57,9 @@ pub struct ScreenParams {
     pub pattern_neighbours: usize,
     /// Scoring.
     pub scoring: Scoring,
+    /// Token units of the amounts in the reasons' text (an asset missing from it is shown
+    /// in raw units with its address).
+    pub assets: crate::report::AssetBook,
 }
 
 /// Default service (stop) categories of indirect exposure.
@@ -85,6 +88,7 @@ impl ScreenParams {
             patterns: Some(PatternParams::default()),
             pattern_neighbours: 10,
             scoring: Scoring::default(),
+            assets: crate::report::AssetBook::new(),
         }
     }
 }
@@ -535,8 +539,9 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
     };
     let models = match e.fifo_amount {
         Some(f) if f != e.amount => format!(
-            "; FIFO gives {f}, haircut {}: {} is the weaker signal",
-            e.amount,
+            "; FIFO gives {}, haircut {}: {} is the weaker signal",
+            p.assets.format(&e.asset, f),
+            p.assets.format(&e.asset, e.amount),
             if f < e.amount { "FIFO" } else { "haircut" }
         ),
         _ => String::new(),
@@ -551,21 +556,19 @@ fn exposure_reason(e: &Exposure, p: &ScreenParams) -> Reason {
     };
     let text = match e.kind {
         ExposureKind::Direct => format!(
-            "directly {dir} {} {} ({}, {} transfers, {} raw units of {}, {:.2}% of the total){when}",
+            "directly {dir} {} {} ({}, {} transfers, {}, {:.2}% of the total){when}",
             e.counterparties.len(),
             e.category,
             hops_text(1),
             e.transfers,
-            e.amount,
-            e.asset,
+            p.assets.format(&e.asset, e.amount),
             e.share * 100.0
         ),
         ExposureKind::Indirect => format!(
-            "indirectly {dir} {} within {} ({} raw units of {}, {:.2}% of the total){when}{floor}{models}",
+            "indirectly {dir} {} within {} ({}, {:.2}% of the total){when}{floor}{models}",
             e.category,
             hops_text(e.hops.saturating_add(1)),
-            e.amount,
-            e.asset,
+            p.assets.format(&e.asset, e.amount),
             e.share * 100.0
         ),
     };
