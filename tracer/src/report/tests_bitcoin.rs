@@ -334,7 +334,7 @@ fn mixed_evm_and_bitcoin_report_keeps_units_apart_and_converges_across_chains() 
     let csv = render::to_csv(&r).expect("csv");
     assert!(
         csv.lines()
-            .any(|l| l.starts_with("Ben,") && l.contains(",BTC,bitcoin:native,0.25000000,")),
+            .any(|l| l.starts_with("Ben,") && l.contains(",BTC,bitcoin:native,0.25,")),
         "{csv}"
     );
 }
