@@ -92,6 +92,20 @@ impl Amount {
         }
     }
 
+    /// Formats with exactly `decimals` decimal places, trailing zeros kept (`50.00000000` for
+    /// 5000000000 with 8 decimals: Bitcoin amounts are written this way).
+    pub fn to_fixed_decimal_string(&self, decimals: u8) -> String {
+        let s = self.to_decimal_string(decimals);
+        let d = usize::from(decimals);
+        if d == 0 {
+            return s;
+        }
+        match s.split_once('.') {
+            Some((i, f)) => format!("{i}.{f:0<d$}"),
+            None => format!("{s}.{}", "0".repeat(d)),
+        }
+    }
+
     /// Compact big-endian bytes (no leading zeros); empty for zero.
     pub fn to_be_trimmed(&self) -> Vec<u8> {
         let b: [u8; 32] = self.0.to_be_bytes();
@@ -182,6 +196,16 @@ mod tests {
         assert_eq!(Amount::from_u64(15).to_decimal_string(6), "0.000015");
         assert_eq!(Amount::from_u64(1_000_000).to_decimal_string(6), "1");
         assert_eq!(Amount::ZERO.to_decimal_string(18), "0");
+    }
+
+    #[test]
+    fn fixed_decimal_display() {
+        let f = |v: u64| Amount::from_u64(v).to_fixed_decimal_string(8);
+        assert_eq!(f(5_000_000_000), "50.00000000");
+        assert_eq!(f(4_560_000_000), "45.60000000");
+        assert_eq!(f(1), "0.00000001");
+        assert_eq!(f(0), "0.00000000");
+        assert_eq!(Amount::from_u64(7).to_fixed_decimal_string(0), "7");
     }
 
     #[test]

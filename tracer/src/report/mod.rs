@@ -221,8 +221,14 @@ impl AssetBook {
 
 /// The one text form of an amount: `5178.15 USDC` with the asset's info, else
 /// `2951546925 raw units of 0x5FbD…` (never a guessed unit).
+/// BTC is written with all 8 decimals (`50.00000000 BTC`), as Bitcoin software does.
 pub fn format_amount(info: Option<&AssetInfo>, asset: &str, amount: Amount) -> String {
     match info {
+        Some(i) if i.symbol == paytrace_indexer::ChainKind::Bitcoin.native_symbol() => format!(
+            "{} {}",
+            amount.to_fixed_decimal_string(i.decimals),
+            i.symbol
+        ),
         Some(i) => format!("{} {}", amount.to_decimal_string(i.decimals), i.symbol),
         None => format!("{amount} raw units of {asset}"),
     }

@@ -287,7 +287,7 @@ fn mixed_evm_and_bitcoin_report_keeps_units_apart_and_converges_across_chains() 
             (usdc.clone(), Amount::from_u64(2_000_000)),
         ])
     );
-    let in_btc = |sat: u64| format!("{} BTC", Amount::from_u64(sat).to_decimal_string(8));
+    let in_btc = |sat: u64| format!("{} BTC", Amount::from_u64(sat).to_fixed_decimal_string(8));
     let in_usdc = |raw: u64| format!("{} USDC", Amount::from_u64(raw).to_decimal_string(6));
     assert_eq!(
         r.assets.format_amounts(&r.summary.paid),
