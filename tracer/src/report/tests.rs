@@ -550,3 +550,66 @@ fn one_convergence_finding_per_destination_across_tokens_with_its_onward_path() 
     assert!(alerts[0].text.contains("(A, B)"), "{}", alerts[0].text);
     assert!(alerts[0].text.contains("onward"), "{}", alerts[0].text);
 }
+
+/// A payee swaps its salary at a DEX router (label `defi`) into another token in one
+/// transaction and sends the proceeds on to a sanctioned address: the sanctioned destination is
+/// in the converted token and counts (it used to be dropped because its asset differs from the
+/// payout's), while the payout's totals stay in the payout's asset (the swap holds it).
+#[test]
+fn value_converted_by_a_swap_is_followed_to_a_sanctioned_address() {
+    const OTHER: u8 = 0xdd;
+    let mut into = t(2, 10, 50, 100);
+    into.key.position = 0;
+    let mut out = tt(2, 50, 12, OTHER, 90);
+    out.key.position = 1;
+    // Liquidity the router already held, and the payee's onward send of the proceeds.
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 100),
+        tt(0, 60, 50, OTHER, 1_000),
+        into,
+        out,
+        tt(3, 12, 40, OTHER, 90),
+    ]);
+    let payouts =
+        discover_payouts(&g, &[addr(1)], None, None, None, None, &HashMap::new()).unwrap();
+    let mut labels = MemoryLabels::new();
+    labels.insert(addr(50), "defi");
+    labels.insert(addr(40), "sanctioned");
+    let listings = MemoryListings(
+        [(addr(40), ("SDN".to_owned(), Timestamp(0)))]
+            .into_iter()
+            .collect(),
+    );
+    for model in [crate::Model::Fifo, crate::Model::Haircut] {
+        let mut params = ReportParams::default();
+        params.trace.model = model;
+        let r = build_report(
+            &g,
+            &labels,
+            &listings,
+            &NoClusters,
+            "t",
+            &[addr(1)],
+            &payouts,
+            Vec::new(),
+            book(),
+            &params,
+        )
+        .unwrap();
+        let p = &r.payouts[0];
+        let s: Vec<_> = p
+            .destinations
+            .iter()
+            .filter(|d| d.kind == DestKind::Sanctioned)
+            .collect();
+        assert_eq!(s.len(), 1, "{model:?}: {:?}", p.destinations);
+        assert_eq!(s[0].asset, Asset::Token(addr(OTHER)));
+        assert_eq!(s[0].amount, Amount::from_u64(90));
+        assert_eq!(s[0].hops, 3);
+        assert!(p.risk.level >= RiskLevel::High, "{model:?}: {:?}", p.risk);
+        // Totals in the payout's asset: the router holds the swapped 100, nothing sanctioned.
+        assert_eq!(p.totals.get("labelled"), Some(&Amount::from_u64(100)));
+        assert!(!p.totals.contains_key("sanctioned"));
+        assert!(render::to_csv(&r).contains(&format!(",{}\n", Asset::Token(addr(OTHER)))));
+    }
+}
