@@ -201,18 +201,28 @@ fn found(r: paytrace_tracer::patterns::PatternReport) -> Vec<FoundPattern> {
         .collect()
 }
 
-/// `patterns` over every transfer of `chain`, default parameters.
+/// `patterns --window-secs HORIZON` over every transfer of `chain`: every window is the
+/// data's horizon (first to last transfer, as `PatternParams::set_horizon` sets it), the rest
+/// are the detectors' defaults, every instance kept.
 pub fn patterns(store: &Store, chain: ChainId) -> Result<Vec<FoundPattern>, EvalError> {
     let e = err("patterns");
     let ts: Vec<Transfer> = store
         .range_transfers(chain, BlockNumber(0), BlockNumber(u64::MAX))
         .collect::<Result<_, _>>()
         .map_err(|x| e(x.to_string()))?;
-    let p = PatternParams {
+    let mut p = PatternParams {
         max_instances: 1_000_000,
         ..PatternParams::default()
     };
+    p.set_horizon(horizon_of(&ts));
     Ok(found(detect(&ts, &p)))
+}
+
+/// The horizon of `transfers`: from the first to the last transfer, in seconds (at least 1).
+pub fn horizon_of(transfers: &[Transfer]) -> u64 {
+    let first = transfers.iter().map(|t| t.time.0).min().unwrap_or(0);
+    let last = transfers.iter().map(|t| t.time.0).max().unwrap_or(0);
+    last.saturating_sub(first).max(1)
 }
 
 /// The horizon-only detector parameters, as `patterns --type fan-in,cycle --window-secs

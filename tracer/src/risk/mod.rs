@@ -614,6 +614,16 @@ fn share_of(total: Amount, min_share: f64) -> Amount {
 }
 
 fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> TraceParams {
+    let swap = StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES);
+    // A swap contract is a service, but the value it converts is the screened party's: the
+    // trace crosses it (its payouts in other assets within the same transaction carry the
+    // value) instead of stopping there, as the payout report does.
+    let stop = StopList::new(
+        p.services
+            .categories()
+            .filter(|c| !swap.contains(c))
+            .map(Category::as_str),
+    );
     TraceParams {
         model: Model::Haircut,
         max_hops: p.hops,
@@ -621,10 +631,64 @@ fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> Trace
         until: Some(until),
         min_amount,
         max_nodes: p.max_nodes,
-        stop: p.services.clone(),
+        stop,
         max_paths: 10,
         chain: p.chain,
-        swap: StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES),
+        swap,
+    }
+}
+
+/// Shares of a forward trace's destinations in the screened address's outflow, across swaps:
+/// in an asset the address sent, the amount over what it sent of that asset; in an asset a
+/// swap converted its value into, the share of its outflow that entered swaps times the
+/// destination's part of everything the trace carried in that asset (an upper bound when
+/// value was swapped into several assets).
+struct OutShares {
+    sent: BTreeMap<Asset, Amount>,
+    swapped: f64,
+    produced: BTreeMap<Asset, Amount>,
+}
+
+impl OutShares {
+    fn new(sent: BTreeMap<Asset, Amount>, r: &crate::TraceResult) -> Result<Self, TraceError> {
+        let mut swapped = 0.0f64;
+        let mut into: BTreeMap<Asset, Amount> = BTreeMap::new();
+        let mut produced: BTreeMap<Asset, Amount> = BTreeMap::new();
+        for d in &r.destinations {
+            if sent.contains_key(&d.asset) {
+                if d.status == crate::Status::Swapped {
+                    let e = into.entry(d.asset).or_default();
+                    *e = e.checked_add(d.amount)?;
+                }
+            } else if d.hops >= 1 {
+                let end = match d.status {
+                    crate::Status::Followed | crate::Status::Payee => d.held,
+                    _ => d.amount,
+                };
+                let e = produced.entry(d.asset).or_default();
+                *e = e.checked_add(end)?;
+            }
+        }
+        for (a, v) in &into {
+            swapped = swapped.max(ratio(*v, sent.get(a).copied().unwrap_or_default()));
+        }
+        Ok(Self {
+            sent,
+            swapped,
+            produced,
+        })
+    }
+
+    fn share(&self, asset: &Asset, amount: Amount) -> f64 {
+        match self.sent.get(asset) {
+            Some(t) => ratio(amount, *t),
+            None => (self.swapped
+                * ratio(
+                    amount,
+                    self.produced.get(asset).copied().unwrap_or_default(),
+                ))
+            .min(1.0),
+        }
     }
 }
 
@@ -715,6 +779,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     stats.transfers_read += r.stats.transfers_read;
     let mut by = BTreeMap::new();
     collect_indirect(history, &r, Flow::Sent, &mut by)?;
+    let shares = OutShares::new(tot.clone(), &r)?;
     let mut reached: Vec<(Address, u32)> = r
         .destinations
         .iter()
@@ -733,7 +798,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
         .iter()
         .filter(|d| d.category.is_none() && d.address != *address)
         .filter_map(|d| {
-            let share = ratio(d.amount, tot.get(&d.asset).copied().unwrap_or_default());
+            let share = shares.share(&d.asset, d.amount);
             (share >= p.scoring.network_min_share).then(|| Wallet {
                 address: d.address,
                 asset: d.asset,
@@ -782,7 +847,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     let exp = by
         .into_values()
         .map(|mut e| {
-            e.share = ratio(e.amount, tot.get(&e.asset).copied().unwrap_or_default());
+            e.share = shares.share(&e.asset, e.amount);
             e.counterparties.sort();
             e
         })
