@@ -1019,7 +1019,7 @@ pub fn build_report<
         )?;
         Ok((
             summarise(p, &r, asof, params)?,
-            convergence::TraceDigest::new(p, &r),
+            convergence::TraceDigest::new(p, &r)?,
             r.parameters.checkpoints,
         ))
     };

@@ -613,3 +613,74 @@ fn value_converted_by_a_swap_is_followed_to_a_sanctioned_address() {
         assert!(render::to_csv(&r).contains(&format!(",{}\n", Asset::Token(addr(OTHER)))));
     }
 }
+
+/// Real payees 10 and 11 each pay merchant 40 a sliver of their salary (0.05 %); the merchant
+/// pays on to 41. Fakes 12 and 13 forward their whole salaries to 20. Only 20 is a finding: a
+/// payout counts toward an address only when a material share of it reached the address
+/// (before, 40 and 41 were findings naming the real payees).
+#[test]
+fn immaterial_shares_do_not_make_payees_meet() {
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 100_000),
+        t(2, 1, 11, 100_000),
+        t(3, 1, 12, 100_000),
+        t(4, 1, 13, 100_000),
+        t(5, 10, 40, 50),
+        t(6, 11, 40, 50),
+        t(7, 40, 41, 100),
+        t(8, 12, 20, 100_000),
+        t(9, 13, 20, 100_000),
+    ]);
+    let r = report_of(&g, &ReportParams::default());
+    let keys: Vec<&str> = r.convergence.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, [addr(20).to_string()]);
+    let payees: Vec<Address> = r.convergence[0].payees.iter().map(|p| p.address).collect();
+    assert_eq!(payees, [addr(12), addr(13)]);
+    // At a floor of zero the merchant meeting is back (41 as its onward path).
+    let mut p = ReportParams::default();
+    p.convergence.min_share = 0.0;
+    let r = report_of(&g, &p);
+    let mut keys: Vec<String> = r.convergence.iter().map(|f| f.key.clone()).collect();
+    keys.sort();
+    let mut want = vec![addr(20).to_string(), addr(40).to_string()];
+    want.sort();
+    assert_eq!(keys, want);
+}
+
+/// Two operators: 10 and 11 consolidate at 20, 12 and 13 at 21 (two hops later, through 22);
+/// both wallets pay the facilitator 30. 30 received all four payees' value, but each through
+/// its operator's wallet: it is on the onward path of both findings, not a third finding that
+/// mixes the two operators' payees.
+#[test]
+fn a_meeting_of_two_findings_downstream_continues_both() {
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 1_000),
+        t(2, 1, 11, 1_000),
+        t(3, 1, 12, 1_000),
+        t(4, 1, 13, 1_000),
+        t(5, 10, 20, 1_000),
+        t(6, 11, 20, 1_000),
+        t(7, 12, 22, 1_000),
+        t(8, 22, 23, 1_000),
+        t(9, 13, 24, 1_000),
+        t(10, 24, 25, 1_000),
+        t(11, 23, 21, 1_000),
+        t(12, 25, 21, 1_000),
+        t(13, 20, 30, 500),
+        t(14, 21, 30, 500),
+    ]);
+    let r = report_of(&g, &ReportParams::default());
+    let mut keys: Vec<String> = r.convergence.iter().map(|f| f.key.clone()).collect();
+    keys.sort();
+    let mut want = vec![addr(20).to_string(), addr(21).to_string()];
+    want.sort();
+    assert_eq!(keys, want, "{:#?}", r.convergence);
+    for f in &r.convergence {
+        assert_eq!(f.payees.len(), 2);
+        assert!(
+            f.onward.iter().any(|o| o.address == Some(addr(30))),
+            "{:#?}",
+            f.onward
+        );
+    }
+}
