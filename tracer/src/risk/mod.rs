@@ -1148,7 +1148,11 @@ fn network_context<S: FlowSource, H: LabelHistory>(
         // holds payees of one of the address's payers (only a wallet with several senders
         // can consolidate).
         let mut best: (usize, f64, Option<Address>, Vec<Address>) = (0, 0.0, None, Vec::new());
-        let senders: BTreeSet<Address> = w_ins.iter().map(|t| t.from).collect();
+        // Distinct senders, a swap router's payouts counted by who paid the router.
+        let mut senders: BTreeSet<Address> = BTreeSet::new();
+        for t in &w_ins {
+            senders.extend(senders_behind(src, labels, t, stats)?);
+        }
         for (payer, payees) in payees_of.iter().filter(|_| senders.len() >= 2) {
             let (found, derived) = upstream_payees(
                 src, labels, p, &w.address, &w_ins, payer, payees, until, stats,
@@ -1208,6 +1212,32 @@ fn network_context<S: FlowSource, H: LabelHistory>(
     Ok(out)
 }
 
+/// The senders behind a transfer: its sender, or, for a swap router's payout, whoever paid the
+/// router in other assets in that transaction (the value it converted).
+fn senders_behind<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    labels: &AsOfLabels<'_, H>,
+    t: &Transfer,
+    stats: &mut ScreenStats,
+) -> Result<Vec<Address>, TraceError> {
+    let swap = StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES);
+    if !labels.category(&t.from).is_some_and(|c| swap.contains(&c)) {
+        return Ok(vec![t.from]);
+    }
+    let tx = src
+        .tx_transfers(&t.tx_hash, Some(t.key.chain), Some(t.key.block))
+        .map_err(TraceError::source)?;
+    stats.transfers_read += tx.len();
+    let mut v: Vec<Address> = tx
+        .iter()
+        .filter(|x| x.to == t.from && x.from != t.from && x.asset != t.asset)
+        .map(|x| x.from)
+        .collect();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
 /// Walks the senders of `wallet` upstream (at most `hops + 1` levels and [`UPSTREAM_NODES`]
 /// addresses, stopping at labelled addresses, the payer and payees) and returns the payees
 /// found and the wallet's direct senders through which a payee was reached.
@@ -1225,15 +1255,19 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
 ) -> Result<(BTreeSet<Address>, BTreeSet<Address>), TraceError> {
     let mut found = BTreeSet::new();
     let mut derived = BTreeSet::new();
+    let senders = |t: &Transfer, stats: &mut ScreenStats| senders_behind(src, labels, t, stats);
     // node -> the wallet's direct sender it was first reached through.
     let mut root: HashMap<Address, Address> = HashMap::new();
     let mut queue: VecDeque<(Address, u32)> = VecDeque::new();
     for t in w_ins {
-        if t.from == *wallet || t.from == *payer || root.contains_key(&t.from) {
-            continue;
+        let direct = t.from;
+        for from in senders(t, stats)? {
+            if from == *wallet || from == *payer || root.contains_key(&from) {
+                continue;
+            }
+            root.insert(from, direct);
+            queue.push_back((from, 0));
         }
-        root.insert(t.from, t.from);
-        queue.push_back((t.from, 0));
     }
     while let Some((a, depth)) = queue.pop_front() {
         let r = root.get(&a).copied().unwrap_or(a);
@@ -1253,14 +1287,16 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
             .iter()
             .filter(|t| t.time <= until && !t.amount.is_zero())
         {
-            if t.from == *wallet || t.from == *payer || root.contains_key(&t.from) {
-                continue;
+            for from in senders(t, stats)? {
+                if from == *wallet || from == *payer || root.contains_key(&from) {
+                    continue;
+                }
+                if root.len() >= UPSTREAM_NODES {
+                    break;
+                }
+                root.insert(from, r);
+                queue.push_back((from, depth + 1));
             }
-            if root.len() >= UPSTREAM_NODES {
-                break;
-            }
-            root.insert(t.from, r);
-            queue.push_back((t.from, depth + 1));
         }
     }
     Ok((found, derived))

@@ -337,3 +337,37 @@ fn a_swap_before_the_consolidation_wallet_does_not_hide_it() {
     assert!(real.level <= RiskLevel::Low, "{:#?}", real.reasons);
     assert!(real.network.is_empty(), "{:#?}", real.network);
 }
+
+/// Fakes 10 and 11 both swap their USDC salaries at the router, which pays the USDT straight
+/// into the consolidation wallet 30 (one transaction each); 30 pays nobody high-risk, it only
+/// consolidates. Looking upstream from 30, the router's payouts lead back to whoever paid the
+/// router in those transactions: both payees, so 30 is a consolidation wallet and each fake is
+/// medium. Real payee 12 keeps its salary.
+#[test]
+fn salaries_swapped_straight_into_the_wallet_still_consolidate() {
+    let g = txs(&[
+        (0, 0, 60, ROUTER, USDT, 100_000_000_000),
+        (1, 0, PROVIDER, 10, USDC, 5_000_000_000),
+        (2, 0, PROVIDER, 11, USDC, 5_000_000_000),
+        (3, 0, PROVIDER, 12, USDC, 5_000_000_000),
+        (10, 0, 10, ROUTER, USDC, 5_000_000_000),
+        (10, 1, ROUTER, 30, USDT, 4_990_000_000),
+        (11, 0, 11, ROUTER, USDC, 5_000_000_000),
+        (11, 1, ROUTER, 30, USDT, 4_990_000_000),
+        (20, 0, 30, 61, USDT, 9_980_000_000),
+    ]);
+    let h = history(&[(ROUTER, "defi")]);
+    for fake in [10, 11] {
+        let r = screen(&g, &h, &addr(fake), &params()).unwrap();
+        assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+        let n = r
+            .network
+            .iter()
+            .find(|n| n.wallet == addr(30))
+            .unwrap_or_else(|| panic!("{fake}: {:#?} {:#?}", r.network, r.reasons));
+        assert_eq!(n.payees, vec![addr(10), addr(11)]);
+        assert!(n.consolidated_share > 0.99, "{}", n.consolidated_share);
+    }
+    let real = screen(&g, &h, &addr(12), &params()).unwrap();
+    assert_eq!(real.level, RiskLevel::None, "{:#?}", real.reasons);
+}
