@@ -802,6 +802,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
             (share >= p.scoring.network_min_share).then(|| Wallet {
                 address: d.address,
                 asset: d.asset,
+                converted: !tot.contains_key(&d.asset),
                 amount: d.amount,
                 share,
                 hops: d.hops,
@@ -942,6 +943,8 @@ pub fn counts_for<H: LabelHistory>(
 struct Wallet {
     address: Address,
     asset: Asset,
+    /// The value reached it in an asset a swap converted it into (the address sent none).
+    converted: bool,
     amount: Amount,
     share: f64,
     hops: u32,
@@ -979,6 +982,8 @@ pub struct NetworkFinding {
     /// Asset of the screened address's value that reached it.
     #[serde(serialize_with = "ser_display")]
     pub asset: Asset,
+    /// Whether that asset is one a swap converted the address's value into (it sent none of it).
+    pub converted: bool,
     /// The screened address's value that reached it (haircut), raw units.
     pub amount: Amount,
     /// Share of the screened address's outflow of the asset, 0..1.
@@ -1042,7 +1047,11 @@ impl NetworkFinding {
             text: format!(
                 "sent {:.2}% of its {} to wallet {} ({} away), which {}",
                 self.share * 100.0,
-                self.asset,
+                if self.converted {
+                    format!("outflow (swapped into {})", self.asset)
+                } else {
+                    self.asset.to_string()
+                },
                 self.wallet,
                 hops_text(self.hops),
                 parts.join(" and ")
@@ -1198,6 +1207,7 @@ fn network_context<S: FlowSource, H: LabelHistory>(
             wallet: w.address,
             hops: w.hops.saturating_add(1),
             asset: w.asset,
+            converted: w.converted,
             amount: w.amount,
             share: w.share,
             payer: best.2,

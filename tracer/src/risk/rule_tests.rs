@@ -321,7 +321,13 @@ fn a_swap_before_the_consolidation_wallet_does_not_hide_it() {
         .find(|n| n.wallet == addr(30))
         .unwrap_or_else(|| panic!("{:#?}", r.network));
     assert_eq!(n.asset, Asset::Token(addr(USDT)));
+    assert!(n.converted);
     assert!(n.share > 0.99, "{}", n.share);
+    assert!(
+        r.reasons[0].text.contains("outflow (swapped into"),
+        "{}",
+        r.reasons[0].text
+    );
     assert!(n.payees.contains(&addr(11)), "{:?}", n.payees);
     assert!(!n.high_risk.is_empty());
     // The path (in the converted asset) runs from the router's payout through the payee's own
