@@ -781,15 +781,29 @@ pub(crate) fn back_chain(
 ) -> Vec<PathHop> {
     let mut hops = Vec::new();
     let mut at = *to;
+    let mut asset = *asset;
     let mut before: Option<TransferKey> = None;
+    let mut before_tx: Option<TxHash> = None;
     for _ in 0..64 {
-        let Some(best) = incoming.get(&at).and_then(|v| {
+        let edges = incoming.get(&at);
+        let same = edges.and_then(|v| {
             v.iter()
-                .filter(|e| e.asset == *asset && before.is_none_or(|b| e.key < b))
+                .filter(|e| e.asset == asset && before.is_none_or(|b| e.key < b))
                 .max_by_key(|e| (e.tainted, std::cmp::Reverse(e.key)))
-        }) else {
+        });
+        // Taint changes asset only at a swap, within the transaction of the swap's payout:
+        // with no arrival in the asset, the path goes on through what the swap was paid with.
+        let best = same.or_else(|| {
+            edges.and_then(|v| {
+                v.iter()
+                    .filter(|e| e.asset != asset && before_tx.is_some_and(|t| e.tx_hash == t))
+                    .max_by_key(|e| (e.tainted, std::cmp::Reverse(e.key)))
+            })
+        });
+        let Some(best) = best else {
             break;
         };
+        asset = best.asset;
         hops.push(PathHop {
             tx_hash: best.tx_hash,
             chain: best.key.chain,
@@ -805,6 +819,7 @@ pub(crate) fn back_chain(
         }
         at = best.from;
         before = Some(best.key);
+        before_tx = Some(best.tx_hash);
     }
     hops.reverse();
     hops

@@ -606,6 +606,17 @@ fn value_converted_by_a_swap_is_followed_to_a_sanctioned_address() {
         assert_eq!(s[0].asset, Asset::Token(addr(OTHER)));
         assert_eq!(s[0].amount, Amount::from_u64(90));
         assert_eq!(s[0].hops, 3);
+        // The evidence path runs from the payout through the swap to the sanctioned address.
+        let ends: Vec<(Address, Address)> = s[0].path.iter().map(|x| (x.from, x.to)).collect();
+        assert_eq!(
+            ends,
+            vec![
+                (addr(1), addr(10)),
+                (addr(10), addr(50)),
+                (addr(50), addr(12)),
+                (addr(12), addr(40))
+            ]
+        );
         assert!(p.risk.level >= RiskLevel::High, "{model:?}: {:?}", p.risk);
         // Totals in the payout's asset: the router holds the swapped 100, nothing sanctioned.
         assert_eq!(p.totals.get("labelled"), Some(&Amount::from_u64(100)));
