@@ -264,3 +264,36 @@ pub fn amlsim_score(sample: &AmlSim, kinds: &[PatternKind]) -> AmlSimScore {
 pub fn models() -> [(Model, &'static str); 2] {
     [(Model::Fifo, "fifo"), (Model::Haircut, "haircut")]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paytrace_indexer::{Timestamp, TransferKey, TransferKind, TxHash};
+
+    fn at(time: u64) -> Transfer {
+        Transfer {
+            key: TransferKey {
+                chain: ChainId(1),
+                block: BlockNumber(time),
+                tx_index: 0,
+                kind: TransferKind::Token,
+                position: 0,
+            },
+            time: Timestamp(time),
+            tx_hash: TxHash::default(),
+            from: Address::Evm([1; 20]),
+            to: Address::Evm([2; 20]),
+            asset: Asset::Native,
+            amount: Amount::from_u64(1),
+            trace_address: Vec::new(),
+        }
+    }
+
+    /// The patterns step's windows are the data's horizon: first to last transfer.
+    #[test]
+    fn the_horizon_runs_from_the_first_to_the_last_transfer() {
+        assert_eq!(horizon_of(&[at(500), at(100), at(9_100)]), 9_000);
+        assert_eq!(horizon_of(&[at(7)]), 1);
+        assert_eq!(horizon_of(&[]), 1);
+    }
+}
