@@ -1223,7 +1223,8 @@ fn network_context<S: FlowSource, H: LabelHistory>(
 }
 
 /// The senders behind a transfer: its sender, or, for a swap router's payout, whoever paid the
-/// router in other assets in that transaction (the value it converted).
+/// router in other assets in that transaction (the value it converted; the router itself when
+/// nobody did).
 fn senders_behind<S: FlowSource, H: LabelHistory>(
     src: &S,
     labels: &AsOfLabels<'_, H>,
@@ -1245,6 +1246,10 @@ fn senders_behind<S: FlowSource, H: LabelHistory>(
         .collect();
     v.sort();
     v.dedup();
+    // Nobody paid the router in that transaction (no swap there): the router is the sender.
+    if v.is_empty() {
+        v.push(t.from);
+    }
     Ok(v)
 }
 
