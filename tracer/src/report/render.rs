@@ -385,7 +385,7 @@ fn csv_field(s: &str) -> String {
 /// one row with empty destination fields). Amounts in raw units.
 pub fn to_csv(r: &Report) -> String {
     let mut s = String::from(
-        "payee,payee_address,payout_tx,payout_time,asset,payout_amount,risk,destination,kind,category,labels,hops,reached,amount,first_arrival_tx,destination_asset\n",
+        "payee,payee_address,payout_tx,payout_time,asset,payout_amount,risk,destination,kind,category,labels,hops,reached,amount,first_arrival_tx\n",
     );
     for p in &r.payouts {
         let head = [
@@ -399,12 +399,12 @@ pub fn to_csv(r: &Report) -> String {
         ]
         .join(",");
         if p.destinations.is_empty() {
-            let _ = writeln!(s, "{head},,,,,,,,,");
+            let _ = writeln!(s, "{head},,,,,,,,");
         }
         for d in &p.destinations {
             let _ = writeln!(
                 s,
-                "{head},{},{},{},{},{},{},{},{},{}",
+                "{head},{},{},{},{},{},{},{},{}",
                 d.address,
                 d.kind.as_str(),
                 d.category.as_ref().map(|c| c.as_str()).unwrap_or(""),
@@ -412,8 +412,7 @@ pub fn to_csv(r: &Report) -> String {
                 d.hops,
                 d.reached,
                 d.amount,
-                d.first_arrival_tx,
-                d.asset
+                d.first_arrival_tx
             );
         }
     }
