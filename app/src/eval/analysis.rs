@@ -201,18 +201,28 @@ fn found(r: paytrace_tracer::patterns::PatternReport) -> Vec<FoundPattern> {
         .collect()
 }
 
-/// `patterns` over every transfer of `chain`, default parameters.
+/// `patterns --window-secs HORIZON` over every transfer of `chain`: every window is the
+/// data's horizon (first to last transfer, as `PatternParams::set_horizon` sets it), the rest
+/// are the detectors' defaults, every instance kept.
 pub fn patterns(store: &Store, chain: ChainId) -> Result<Vec<FoundPattern>, EvalError> {
     let e = err("patterns");
     let ts: Vec<Transfer> = store
         .range_transfers(chain, BlockNumber(0), BlockNumber(u64::MAX))
         .collect::<Result<_, _>>()
         .map_err(|x| e(x.to_string()))?;
-    let p = PatternParams {
+    let mut p = PatternParams {
         max_instances: 1_000_000,
         ..PatternParams::default()
     };
+    p.set_horizon(horizon_of(&ts));
     Ok(found(detect(&ts, &p)))
+}
+
+/// The horizon of `transfers`: from the first to the last transfer, in seconds (at least 1).
+pub fn horizon_of(transfers: &[Transfer]) -> u64 {
+    let first = transfers.iter().map(|t| t.time.0).min().unwrap_or(0);
+    let last = transfers.iter().map(|t| t.time.0).max().unwrap_or(0);
+    last.saturating_sub(first).max(1)
 }
 
 /// The horizon-only detector parameters, as `patterns --type fan-in,cycle --window-secs
@@ -253,4 +263,37 @@ pub fn amlsim_score(sample: &AmlSim, kinds: &[PatternKind]) -> AmlSimScore {
 /// The taint models scored.
 pub fn models() -> [(Model, &'static str); 2] {
     [(Model::Fifo, "fifo"), (Model::Haircut, "haircut")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paytrace_indexer::{Timestamp, TransferKey, TransferKind, TxHash};
+
+    fn at(time: u64) -> Transfer {
+        Transfer {
+            key: TransferKey {
+                chain: ChainId(1),
+                block: BlockNumber(time),
+                tx_index: 0,
+                kind: TransferKind::Token,
+                position: 0,
+            },
+            time: Timestamp(time),
+            tx_hash: TxHash::default(),
+            from: Address::Evm([1; 20]),
+            to: Address::Evm([2; 20]),
+            asset: Asset::Native,
+            amount: Amount::from_u64(1),
+            trace_address: Vec::new(),
+        }
+    }
+
+    /// The patterns step's windows are the data's horizon: first to last transfer.
+    #[test]
+    fn the_horizon_runs_from_the_first_to_the_last_transfer() {
+        assert_eq!(horizon_of(&[at(500), at(100), at(9_100)]), 9_000);
+        assert_eq!(horizon_of(&[at(7)]), 1);
+        assert_eq!(horizon_of(&[]), 1);
+    }
 }

@@ -40,6 +40,10 @@ pub struct ConvergenceParams {
     /// Categories that are common meeting points and not findings (exchange hot wallets,
     /// bridges, DeFi contracts).
     pub ignore_categories: Vec<String>,
+    /// A payout counts toward an address only when at least this share of it reached the
+    /// address (default 0.001, the materiality floor of risk scoring): a payee whose merchant
+    /// later paid a sliver of its business to an address does not meet other payees there.
+    pub min_share: f64,
 }
 
 impl Default for ConvergenceParams {
@@ -49,6 +53,7 @@ impl Default for ConvergenceParams {
             max_hops: 5,
             window_secs: Some(90 * 86_400),
             ignore_categories: vec!["exchange".into(), "bridge".into(), "defi".into()],
+            min_share: 0.001,
         }
     }
 }
@@ -89,11 +94,15 @@ pub struct Arrival {
     pub amount: Amount,
     /// First tainted arrival.
     pub time: Timestamp,
+    /// Share of the payout that reached it, 0..1 (across a swap: the swapped share of the
+    /// payout times the arrival's part of what the swaps produced in its asset).
+    pub share: f64,
 }
 
 impl TraceDigest {
     /// The digest of the trace `r` of payout `p`.
-    pub fn new(p: &Payout, r: &TraceResult) -> Self {
+    pub fn new(p: &Payout, r: &TraceResult) -> Result<Self, TraceError> {
+        let converted = super::Converted::new(p, r)?;
         let arrivals = r
             .destinations
             .iter()
@@ -107,9 +116,10 @@ impl TraceDigest {
                 hops: d.hops,
                 amount: d.amount,
                 time: d.first_arrival,
+                share: converted.share(p, d),
             })
             .collect();
-        Self {
+        Ok(Self {
             payee: p.payee.clone(),
             payee_address: p.address,
             seed: p.key,
@@ -121,7 +131,7 @@ impl TraceDigest {
                 .filter(|e| !e.tainted.is_zero())
                 .cloned()
                 .collect(),
-        }
+        })
     }
 }
 
@@ -512,16 +522,70 @@ fn continues(a: &Candidate<'_>, b: &Candidate<'_>, digests: &[TraceDigest]) -> b
     })
 }
 
+/// The findings whose addresses every hit of `b` came through, each hit through a finding
+/// that names its payee (value of several findings meeting downstream, e.g. two operators'
+/// consolidation wallets paying one facilitator); empty when some hit did not.
+fn continues_several(j: usize, cands: &[Candidate<'_>], digests: &[TraceDigest]) -> Vec<usize> {
+    let b = &cands[j];
+    let mine: BTreeSet<Address> = b.f.addresses.iter().copied().collect();
+    // Per upstream finding: its payees with their hops, and its addresses.
+    type Up = (usize, BTreeMap<Address, u32>, BTreeSet<Address>);
+    let ups: Vec<Up> = cands
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            *i != j && a.f.key != b.f.key && !a.f.addresses.iter().any(|x| mine.contains(x))
+        })
+        .map(|(i, a)| {
+            (
+                i,
+                a.f.payees.iter().map(|p| (p.address, p.hops)).collect(),
+                a.f.addresses.iter().copied().collect(),
+            )
+        })
+        .collect();
+    let mut used = BTreeSet::new();
+    for h in &b.hits {
+        let d = &digests[h.digest];
+        // The payee's value met the upstream finding first (no more hops than here) and
+        // cannot reach this address without passing through it.
+        let through = ups.iter().find(|(_, payees, through)| {
+            payees
+                .get(&d.payee_address)
+                .is_some_and(|&hops| hops <= h.arrival.hops)
+                && !reachable_avoiding(d, d.payee_address, h.arrival.address, through)
+        });
+        match through {
+            Some((i, _, _)) => {
+                used.insert(*i);
+            }
+            None => return Vec::new(),
+        }
+    }
+    // One upstream finding alone is the single-root rule's case.
+    if used.len() < 2 {
+        return Vec::new();
+    }
+    used.into_iter().collect()
+}
+
 /// Folds continuations into the onward path of their root finding; returns the roots.
 fn fold(cands: Vec<Candidate<'_>>, digests: &[TraceDigest]) -> Vec<Finding> {
     let n = cands.len();
     // upstream[j]: the findings j continues.
     let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+    // several[j]: j continues several findings together (each of its payees' value came
+    // through one of them); it is listed on the onward path of each.
+    let mut several: Vec<bool> = vec![false; n];
     for (j, b) in cands.iter().enumerate() {
         for (i, a) in cands.iter().enumerate() {
             if i != j && continues(a, b, digests) {
                 upstream[j].push(i);
             }
+        }
+        if upstream[j].is_empty() {
+            upstream[j] = continues_several(j, &cands, digests);
+            several[j] = !upstream[j].is_empty();
         }
     }
     // Roots continue nothing (of two that continue each other, which only happens when they
@@ -535,32 +599,43 @@ fn fold(cands: Vec<Candidate<'_>>, digests: &[TraceDigest]) -> Vec<Finding> {
         .collect();
     let mut onward: BTreeMap<usize, Vec<Onward>> = BTreeMap::new();
     for j in (0..n).filter(|&j| !is_root[j]) {
-        // The root it continues with the most payees, then the fewest hops, then the key.
-        let root = upstream[j]
-            .iter()
-            .copied()
-            .filter(|&i| is_root[i])
-            .min_by(|&x, &y| {
-                let (a, b) = (&cands[x].f, &cands[y].f);
-                b.payees
-                    .len()
-                    .cmp(&a.payees.len())
-                    .then(a.hops.cmp(&b.hops))
-                    .then(a.key.cmp(&b.key))
-            });
-        let Some(root) = root else { continue };
+        let roots: Vec<usize> = if several[j] {
+            upstream[j]
+                .iter()
+                .copied()
+                .filter(|&i| is_root[i])
+                .collect()
+        } else {
+            // The root it continues with the most payees, then the fewest hops, then the key.
+            upstream[j]
+                .iter()
+                .copied()
+                .filter(|&i| is_root[i])
+                .min_by(|&x, &y| {
+                    let (a, b) = (&cands[x].f, &cands[y].f);
+                    b.payees
+                        .len()
+                        .cmp(&a.payees.len())
+                        .then(a.hops.cmp(&b.hops))
+                        .then(a.key.cmp(&b.key))
+                })
+                .into_iter()
+                .collect()
+        };
         let f = &cands[j].f;
-        onward.entry(root).or_default().push(Onward {
-            key: f.key.clone(),
-            address: f.address,
-            category: f.category.clone(),
-            labels: f.labels.clone(),
-            payees: f.payees.len(),
-            amounts: f.amounts.clone(),
-            hops: f.hops,
-            first_arrival: f.first_arrival,
-            last_arrival: f.last_arrival,
-        });
+        for root in roots {
+            onward.entry(root).or_default().push(Onward {
+                key: f.key.clone(),
+                address: f.address,
+                category: f.category.clone(),
+                labels: f.labels.clone(),
+                payees: f.payees.len(),
+                amounts: f.amounts.clone(),
+                hops: f.hops,
+                first_arrival: f.first_arrival,
+                last_arrival: f.last_arrival,
+            });
+        }
     }
     cands
         .into_iter()
@@ -596,6 +671,7 @@ pub fn detect<C: ClusterLookup>(
         for a in &d.arrivals {
             if a.hops > p.max_hops
                 || a.amount.is_zero()
+                || a.share < p.min_share
                 || a.category.as_ref().is_some_and(|c| ignore.contains(c))
             {
                 continue;

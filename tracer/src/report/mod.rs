@@ -691,6 +691,10 @@ pub struct PayoutDestination {
     pub category: Option<Category>,
     /// Its labels (entity names).
     pub labels: Vec<String>,
+    /// The asset the value is in there: the payout's asset, or the asset a swap converted it
+    /// into (amounts are raw units of this asset).
+    #[serde(serialize_with = "crate::result::ser_display")]
+    pub asset: Asset,
     /// Sanctioned entity as of the arrival (for `sanctioned`).
     pub sanctioned_entity: Option<String>,
     /// The trace status (`exited`, `followed`, ...).
@@ -917,13 +921,13 @@ fn rank_payees(payees: &mut [PayeeSummary], summary: &mut Summary) {
 /// listed at the time or later, recency as of [`ReportParams::as_of`]); `None` when the
 /// category has no severity.
 fn payout_reason(
-    p: &Payout,
     d: &crate::Destination,
     kind: DestKind,
     entity: Option<&str>,
+    share: f64,
     params: &ReportParams,
 ) -> Option<crate::risk::Reason> {
-    use crate::risk::{ExposureKind, Reason, ReasonKind, hops_text, ratio};
+    use crate::risk::{ExposureKind, Reason, ReasonKind, hops_text};
     let (category, at_time) = match kind {
         DestKind::Sanctioned => (Category::new("sanctioned"), true),
         DestKind::SanctionedLater => (Category::new("sanctioned"), false),
@@ -934,7 +938,6 @@ fn payout_reason(
     if sc.severity(&category) == 0 || d.amount.is_zero() {
         return None;
     }
-    let share = ratio(d.amount, p.amount);
     let (ek, hops) = if d.hops <= 1 {
         (ExposureKind::Direct, 0)
     } else {
@@ -1036,15 +1039,29 @@ pub(crate) fn back_chain(
 ) -> Vec<PathHop> {
     let mut hops = Vec::new();
     let mut at = *to;
+    let mut asset = *asset;
     let mut before: Option<TransferKey> = None;
+    let mut before_tx: Option<TxHash> = None;
     for _ in 0..64 {
-        let Some(best) = incoming.get(&at).and_then(|v| {
+        let edges = incoming.get(&at);
+        let same = edges.and_then(|v| {
             v.iter()
-                .filter(|e| e.asset == *asset && before.is_none_or(|b| e.key < b))
+                .filter(|e| e.asset == asset && before.is_none_or(|b| e.key < b))
                 .max_by_key(|e| (e.tainted, std::cmp::Reverse(e.key)))
-        }) else {
+        });
+        // Taint changes asset only at a swap, within the transaction of the swap's payout:
+        // with no arrival in the asset, the path goes on through what the swap was paid with.
+        let best = same.or_else(|| {
+            edges.and_then(|v| {
+                v.iter()
+                    .filter(|e| e.asset != asset && before_tx.is_some_and(|t| e.tx_hash == t))
+                    .max_by_key(|e| (e.tainted, std::cmp::Reverse(e.key)))
+            })
+        });
+        let Some(best) = best else {
             break;
         };
+        asset = best.asset;
         hops.push(PathHop {
             tx_hash: best.tx_hash,
             chain: best.key.chain,
@@ -1060,6 +1077,7 @@ pub(crate) fn back_chain(
         }
         at = best.from;
         before = Some(best.key);
+        before_tx = Some(best.tx_hash);
     }
     hops.reverse();
     hops
@@ -1111,6 +1129,52 @@ fn classify<A: AsOfLabels>(d: &crate::Destination, asof: &A) -> (DestKind, Optio
     }
 }
 
+/// What a payout became in other assets through swaps: per asset, the payout's value that went
+/// into swaps (payout asset, `Swapped` destinations) and everything the trace carries in that
+/// asset; used to express a converted destination's amount as a share of the payout.
+struct Converted {
+    /// Payout value held by swap routers (entered a swap).
+    swapped: Amount,
+    /// Per other asset: the tainted value of all its destinations (what the swaps produced).
+    produced: BTreeMap<Asset, Amount>,
+}
+
+impl Converted {
+    fn new(p: &Payout, r: &TraceResult) -> Result<Self, TraceError> {
+        let mut swapped = Amount::ZERO;
+        let mut produced: BTreeMap<Asset, Amount> = BTreeMap::new();
+        for d in &r.destinations {
+            if d.asset == p.asset {
+                if d.status == Status::Swapped {
+                    swapped = swapped.checked_add(d.amount)?;
+                }
+            } else if d.hops >= 1 {
+                // Where the converted value ended: exits keep what arrived, wallets what they
+                // still hold (as `classify` counts it).
+                let end = match d.status {
+                    Status::Followed | Status::Payee => d.held,
+                    _ => d.amount,
+                };
+                let e = produced.entry(d.asset).or_default();
+                *e = e.checked_add(end)?;
+            }
+        }
+        Ok(Self { swapped, produced })
+    }
+
+    /// Share of the payout that ended at `d`: in the payout's asset its amount over the payout;
+    /// in a converted asset, the swapped share of the payout times `d`'s share of what the swaps
+    /// produced in that asset (an upper bound when one payout was swapped into several assets).
+    fn share(&self, p: &Payout, d: &crate::Destination) -> f64 {
+        use crate::risk::ratio;
+        if d.asset == p.asset {
+            return ratio(d.amount, p.amount);
+        }
+        let of = self.produced.get(&d.asset).copied().unwrap_or_default();
+        (ratio(self.swapped, p.amount) * ratio(d.amount, of)).min(1.0)
+    }
+}
+
 /// Turns one payout's trace into its report entry (risk from its own destinations only,
 /// scored by the screening rules: severity, hops, share of the payout, listing date).
 fn summarise<A: AsOfLabels>(
@@ -1126,13 +1190,16 @@ fn summarise<A: AsOfLabels>(
     let mut destinations = Vec::new();
     let mut totals = BTreeMap::new();
     let mut risk = Risk::default();
+    let converted = Converted::new(p, r)?;
     for d in &r.destinations {
-        if d.asset != p.asset {
-            continue;
-        }
         let (kind, entity, amount) = classify(d, asof);
-        add(&mut totals, kind.as_str(), amount)?;
-        if let Some(reason) = payout_reason(p, d, kind, entity.as_deref(), params) {
+        // Totals are in the payout's asset: value a swap converted is counted once, at the swap
+        // (its destinations in other assets are listed and scored, not added again).
+        if d.asset == p.asset {
+            add(&mut totals, kind.as_str(), amount)?;
+        }
+        let share = converted.share(p, d);
+        if let Some(reason) = payout_reason(d, kind, entity.as_deref(), share, params) {
             risk.raise(reason);
         }
         if kind == DestKind::StillHeld {
@@ -1153,6 +1220,7 @@ fn summarise<A: AsOfLabels>(
             kind,
             category: d.category.clone(),
             labels: d.labels.clone(),
+            asset: d.asset,
             sanctioned_entity: entity,
             status: d.status,
             reached: d.amount,
@@ -1226,7 +1294,7 @@ pub fn build_report<
         )?;
         Ok((
             summarise(p, &r, asof, params)?,
-            convergence::TraceDigest::new(p, &r),
+            convergence::TraceDigest::new(p, &r)?,
             r.parameters.checkpoints,
         ))
     };

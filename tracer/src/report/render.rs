@@ -333,7 +333,7 @@ pub fn to_html(r: &Report) -> String {
                                     @if i > 0 { br; }
                                     (d.kind.as_str().replace('_', " ")) " " (addr(&d.address))
                                     @if let Some(l) = d.labels.first() { " " (l) }
-                                    ": " (fmt(&x.asset, &x.address, d.amount)) " (" (d.hops) ")"
+                                    ": " (fmt(&d.asset, &x.address, d.amount)) " (" (d.hops) ")"
                                 }
                             }
                             td { span class=(format!("risk {}", x.risk.level.as_str())) { (x.risk.level.as_str()) } }
@@ -375,7 +375,7 @@ pub fn iso_datetime(t: Timestamp) -> String {
 }
 
 /// The columns of [`to_csv`].
-pub const CSV_HEADER: [&str; 21] = [
+pub const CSV_HEADER: [&str; 23] = [
     "payee",
     "payee_address",
     "payout_tx",
@@ -397,6 +397,8 @@ pub const CSV_HEADER: [&str; 21] = [
     "payout_amount_raw",
     "reached_raw",
     "amount_raw",
+    "destination_asset",
+    "destination_decimals",
 ];
 
 /// The report as a spreadsheet-ready CSV: UTF-8 with a byte-order mark (so that spreadsheet
@@ -432,10 +434,17 @@ pub fn to_csv(r: &Report) -> Result<String, csv::Error> {
                 p.amount.to_string(),
                 String::new(),
                 String::new(),
+                String::new(),
+                String::new(),
             ]);
             w.write_record(&row)?;
         }
         for d in &p.destinations {
+            // A destination past a swap holds another asset than the payout.
+            let d_info = r.assets.info_at(&d.asset, &p.address);
+            let d_units = |a: Amount| {
+                d_info.map_or_else(|| a.to_string(), |i| a.to_decimal_string(i.decimals))
+            };
             let mut row = head.to_vec();
             row.extend([
                 d.address.to_string(),
@@ -446,14 +455,19 @@ pub fn to_csv(r: &Report) -> Result<String, csv::Error> {
                     .unwrap_or_default(),
                 d.labels.join("; "),
                 d.hops.to_string(),
-                units(d.reached),
-                units(d.amount),
+                d_units(d.reached),
+                d_units(d.amount),
                 d.first_arrival_tx.to_string(),
                 iso_datetime(d.first_arrival),
                 decimals.clone(),
                 p.amount.to_string(),
                 d.reached.to_string(),
                 d.amount.to_string(),
+                d_info.map_or_else(
+                    || super::asset_key(&d.asset, &p.address),
+                    |i| i.symbol.clone(),
+                ),
+                d_info.map(|i| i.decimals.to_string()).unwrap_or_default(),
             ]);
             w.write_record(&row)?;
         }

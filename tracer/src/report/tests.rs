@@ -616,3 +616,147 @@ fn the_report_keeps_the_units_of_the_assets_it_shows_only() {
         .collect();
     assert_eq!(kept, ["USDC"]);
 }
+
+/// A payee swaps its salary at a DEX router (label `defi`) into another token in one
+/// transaction and sends the proceeds on to a sanctioned address: the sanctioned destination is
+/// in the converted token and counts (it used to be dropped because its asset differs from the
+/// payout's), while the payout's totals stay in the payout's asset (the swap holds it).
+#[test]
+fn value_converted_by_a_swap_is_followed_to_a_sanctioned_address() {
+    const OTHER: u8 = 0xdd;
+    let mut into = t(2, 10, 50, 100);
+    into.key.position = 0;
+    let mut out = tt(2, 50, 12, OTHER, 90);
+    out.key.position = 1;
+    // Liquidity the router already held, and the payee's onward send of the proceeds.
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 100),
+        tt(0, 60, 50, OTHER, 1_000),
+        into,
+        out,
+        tt(3, 12, 40, OTHER, 90),
+    ]);
+    let payouts =
+        discover_payouts(&g, &[addr(1)], None, None, None, None, &HashMap::new()).unwrap();
+    let mut labels = MemoryLabels::new();
+    labels.insert(addr(50), "defi");
+    labels.insert(addr(40), "sanctioned");
+    let listings = MemoryListings(
+        [(addr(40), ("SDN".to_owned(), Timestamp(0)))]
+            .into_iter()
+            .collect(),
+    );
+    for model in [crate::Model::Fifo, crate::Model::Haircut] {
+        let mut params = ReportParams::default();
+        params.trace.model = model;
+        let r = build_report(
+            &g,
+            &labels,
+            &listings,
+            &NoClusters,
+            "t",
+            &[addr(1)],
+            &payouts,
+            Vec::new(),
+            book(),
+            &params,
+        )
+        .unwrap();
+        let p = &r.payouts[0];
+        let s: Vec<_> = p
+            .destinations
+            .iter()
+            .filter(|d| d.kind == DestKind::Sanctioned)
+            .collect();
+        assert_eq!(s.len(), 1, "{model:?}: {:?}", p.destinations);
+        assert_eq!(s[0].asset, Asset::Token(addr(OTHER)));
+        assert_eq!(s[0].amount, Amount::from_u64(90));
+        assert_eq!(s[0].hops, 3);
+        // The evidence path runs from the payout through the swap to the sanctioned address.
+        let ends: Vec<(Address, Address)> = s[0].path.iter().map(|x| (x.from, x.to)).collect();
+        assert_eq!(
+            ends,
+            vec![
+                (addr(1), addr(10)),
+                (addr(10), addr(50)),
+                (addr(50), addr(12)),
+                (addr(12), addr(40))
+            ]
+        );
+        assert!(p.risk.level >= RiskLevel::High, "{model:?}: {:?}", p.risk);
+        // Totals in the payout's asset: the router holds the swapped 100, nothing sanctioned.
+        assert_eq!(p.totals.get("labelled"), Some(&Amount::from_u64(100)));
+        assert!(!p.totals.contains_key("sanctioned"));
+    }
+}
+
+/// Real payees 10 and 11 each pay merchant 40 a sliver of their salary (0.05 %); the merchant
+/// pays on to 41. Fakes 12 and 13 forward their whole salaries to 20. Only 20 is a finding: a
+/// payout counts toward an address only when a material share of it reached the address
+/// (before, 40 and 41 were findings naming the real payees).
+#[test]
+fn immaterial_shares_do_not_make_payees_meet() {
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 100_000),
+        t(2, 1, 11, 100_000),
+        t(3, 1, 12, 100_000),
+        t(4, 1, 13, 100_000),
+        t(5, 10, 40, 50),
+        t(6, 11, 40, 50),
+        t(7, 40, 41, 100),
+        t(8, 12, 20, 100_000),
+        t(9, 13, 20, 100_000),
+    ]);
+    let r = report_of(&g, &ReportParams::default());
+    let keys: Vec<&str> = r.convergence.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, [addr(20).to_string()]);
+    let payees: Vec<Address> = r.convergence[0].payees.iter().map(|p| p.address).collect();
+    assert_eq!(payees, [addr(12), addr(13)]);
+    // At a floor of zero the merchant meeting is back (41 as its onward path).
+    let mut p = ReportParams::default();
+    p.convergence.min_share = 0.0;
+    let r = report_of(&g, &p);
+    let mut keys: Vec<String> = r.convergence.iter().map(|f| f.key.clone()).collect();
+    keys.sort();
+    let mut want = vec![addr(20).to_string(), addr(40).to_string()];
+    want.sort();
+    assert_eq!(keys, want);
+}
+
+/// Two operators: 10 and 11 consolidate at 20, 12 and 13 at 21 (two hops later, through 22);
+/// both wallets pay the facilitator 30. 30 received all four payees' value, but each through
+/// its operator's wallet: it is on the onward path of both findings, not a third finding that
+/// mixes the two operators' payees.
+#[test]
+fn a_meeting_of_two_findings_downstream_continues_both() {
+    let g = MemoryGraph::from_transfers([
+        t(1, 1, 10, 1_000),
+        t(2, 1, 11, 1_000),
+        t(3, 1, 12, 1_000),
+        t(4, 1, 13, 1_000),
+        t(5, 10, 20, 1_000),
+        t(6, 11, 20, 1_000),
+        t(7, 12, 22, 1_000),
+        t(8, 22, 23, 1_000),
+        t(9, 13, 24, 1_000),
+        t(10, 24, 25, 1_000),
+        t(11, 23, 21, 1_000),
+        t(12, 25, 21, 1_000),
+        t(13, 20, 30, 500),
+        t(14, 21, 30, 500),
+    ]);
+    let r = report_of(&g, &ReportParams::default());
+    let mut keys: Vec<String> = r.convergence.iter().map(|f| f.key.clone()).collect();
+    keys.sort();
+    let mut want = vec![addr(20).to_string(), addr(21).to_string()];
+    want.sort();
+    assert_eq!(keys, want, "{:#?}", r.convergence);
+    for f in &r.convergence {
+        assert_eq!(f.payees.len(), 2);
+        assert!(
+            f.onward.iter().any(|o| o.address == Some(addr(30))),
+            "{:#?}",
+            f.onward
+        );
+    }
+}

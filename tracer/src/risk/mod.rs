@@ -664,6 +664,16 @@ fn trace_params_for(
 }
 
 fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> TraceParams {
+    let swap = StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES);
+    // A swap contract is a service, but the value it converts is the screened party's: the
+    // trace crosses it (its payouts in other assets within the same transaction carry the
+    // value) instead of stopping there, as the payout report does.
+    let stop = StopList::new(
+        p.services
+            .categories()
+            .filter(|c| !swap.contains(c))
+            .map(Category::as_str),
+    );
     TraceParams {
         model: Model::Haircut,
         max_hops: p.hops,
@@ -671,10 +681,64 @@ fn trace_params(p: &ScreenParams, until: Timestamp, min_amount: Amount) -> Trace
         until: Some(until),
         min_amount,
         max_nodes: p.max_nodes,
-        stop: p.services.clone(),
+        stop,
         max_paths: 10,
         chain: p.chain,
-        swap: StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES),
+        swap,
+    }
+}
+
+/// Shares of a forward trace's destinations in the screened address's outflow, across swaps:
+/// in an asset the address sent, the amount over what it sent of that asset; in an asset a
+/// swap converted its value into, the share of its outflow that entered swaps times the
+/// destination's part of everything the trace carried in that asset (an upper bound when
+/// value was swapped into several assets).
+struct OutShares {
+    sent: BTreeMap<Asset, Amount>,
+    swapped: f64,
+    produced: BTreeMap<Asset, Amount>,
+}
+
+impl OutShares {
+    fn new(sent: BTreeMap<Asset, Amount>, r: &crate::TraceResult) -> Result<Self, TraceError> {
+        let mut swapped = 0.0f64;
+        let mut into: BTreeMap<Asset, Amount> = BTreeMap::new();
+        let mut produced: BTreeMap<Asset, Amount> = BTreeMap::new();
+        for d in &r.destinations {
+            if sent.contains_key(&d.asset) {
+                if d.status == crate::Status::Swapped {
+                    let e = into.entry(d.asset).or_default();
+                    *e = e.checked_add(d.amount)?;
+                }
+            } else if d.hops >= 1 {
+                let end = match d.status {
+                    crate::Status::Followed | crate::Status::Payee => d.held,
+                    _ => d.amount,
+                };
+                let e = produced.entry(d.asset).or_default();
+                *e = e.checked_add(end)?;
+            }
+        }
+        for (a, v) in &into {
+            swapped = swapped.max(ratio(*v, sent.get(a).copied().unwrap_or_default()));
+        }
+        Ok(Self {
+            sent,
+            swapped,
+            produced,
+        })
+    }
+
+    fn share(&self, asset: &Asset, amount: Amount) -> f64 {
+        match self.sent.get(asset) {
+            Some(t) => ratio(amount, *t),
+            None => (self.swapped
+                * ratio(
+                    amount,
+                    self.produced.get(asset).copied().unwrap_or_default(),
+                ))
+            .min(1.0),
+        }
     }
 }
 
@@ -781,6 +845,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     stats.transfers_read += r.stats.transfers_read;
     let mut by = BTreeMap::new();
     collect_indirect(history, &r, Flow::Sent, utxo, &mut by)?;
+    let shares = OutShares::new(tot.clone(), &r)?;
     let mut reached: Vec<(Address, u32)> = r
         .destinations
         .iter()
@@ -800,10 +865,11 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
         .iter()
         .filter(|d| d.category.is_none() && d.address != *address && !d.address.is_tx())
         .filter_map(|d| {
-            let share = ratio(d.amount, tot.get(&d.asset).copied().unwrap_or_default());
+            let share = shares.share(&d.asset, d.amount);
             (share >= p.scoring.network_min_share).then(|| Wallet {
                 address: d.address,
                 asset: d.asset,
+                converted: !tot.contains_key(&d.asset),
                 amount: d.amount,
                 share,
                 hops: d.hops,
@@ -855,7 +921,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     let exp = by
         .into_values()
         .map(|mut e| {
-            e.share = ratio(e.amount, tot.get(&e.asset).copied().unwrap_or_default());
+            e.share = shares.share(&e.asset, e.amount);
             e.counterparties.sort();
             e
         })
@@ -959,6 +1025,8 @@ pub fn counts_for<H: LabelHistory>(
 struct Wallet {
     address: Address,
     asset: Asset,
+    /// The value reached it in an asset a swap converted it into (the address sent none).
+    converted: bool,
     amount: Amount,
     share: f64,
     hops: u32,
@@ -996,6 +1064,8 @@ pub struct NetworkFinding {
     /// Asset of the screened address's value that reached it.
     #[serde(serialize_with = "ser_display")]
     pub asset: Asset,
+    /// Whether that asset is one a swap converted the address's value into (it sent none of it).
+    pub converted: bool,
     /// The screened address's value that reached it (haircut), raw units.
     pub amount: Amount,
     /// Share of the screened address's outflow of the asset, 0..1.
@@ -1059,7 +1129,11 @@ impl NetworkFinding {
             text: format!(
                 "sent {:.2}% of its {} to wallet {} ({} away), which {}",
                 self.share * 100.0,
-                self.asset,
+                if self.converted {
+                    format!("outflow (swapped into {})", self.asset)
+                } else {
+                    self.asset.to_string()
+                },
                 self.wallet,
                 hops_text(self.hops),
                 parts.join(" and ")
@@ -1165,7 +1239,11 @@ fn network_context<S: FlowSource, H: LabelHistory>(
         // holds payees of one of the address's payers (only a wallet with several senders
         // can consolidate).
         let mut best: (usize, f64, Option<Address>, Vec<Address>) = (0, 0.0, None, Vec::new());
-        let senders: BTreeSet<Address> = w_ins.iter().map(|t| t.from).collect();
+        // Distinct senders, a swap router's payouts counted by who paid the router.
+        let mut senders: BTreeSet<Address> = BTreeSet::new();
+        for t in &w_ins {
+            senders.extend(senders_behind(src, labels, t, stats)?);
+        }
         for (payer, payees) in payees_of.iter().filter(|_| senders.len() >= 2) {
             let (found, derived) = upstream_payees(
                 src, labels, p, &w.address, &w_ins, payer, payees, until, stats,
@@ -1211,6 +1289,7 @@ fn network_context<S: FlowSource, H: LabelHistory>(
             wallet: w.address,
             hops: w.hops.saturating_add(1),
             asset: w.asset,
+            converted: w.converted,
             amount: w.amount,
             share: w.share,
             payer: best.2,
@@ -1223,6 +1302,37 @@ fn network_context<S: FlowSource, H: LabelHistory>(
         });
     }
     Ok(out)
+}
+
+/// The senders behind a transfer: its sender, or, for a swap router's payout, whoever paid the
+/// router in other assets in that transaction (the value it converted; the router itself when
+/// nobody did).
+fn senders_behind<S: FlowSource, H: LabelHistory>(
+    src: &S,
+    labels: &AsOfLabels<'_, H>,
+    t: &Transfer,
+    stats: &mut ScreenStats,
+) -> Result<Vec<Address>, TraceError> {
+    let swap = StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES);
+    if !labels.category(&t.from).is_some_and(|c| swap.contains(&c)) {
+        return Ok(vec![t.from]);
+    }
+    let tx = src
+        .tx_transfers(&t.tx_hash, Some(t.key.chain), Some(t.key.block))
+        .map_err(TraceError::source)?;
+    stats.transfers_read += tx.len();
+    let mut v: Vec<Address> = tx
+        .iter()
+        .filter(|x| x.to == t.from && x.from != t.from && x.asset != t.asset)
+        .map(|x| x.from)
+        .collect();
+    v.sort();
+    v.dedup();
+    // Nobody paid the router in that transaction (no swap there): the router is the sender.
+    if v.is_empty() {
+        v.push(t.from);
+    }
+    Ok(v)
 }
 
 /// Walks the senders of `wallet` upstream (at most `hops + 1` levels and [`UPSTREAM_NODES`]
@@ -1242,15 +1352,19 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
 ) -> Result<(BTreeSet<Address>, BTreeSet<Address>), TraceError> {
     let mut found = BTreeSet::new();
     let mut derived = BTreeSet::new();
+    let senders = |t: &Transfer, stats: &mut ScreenStats| senders_behind(src, labels, t, stats);
     // node -> the wallet's direct sender it was first reached through.
     let mut root: HashMap<Address, Address> = HashMap::new();
     let mut queue: VecDeque<(Address, u32)> = VecDeque::new();
     for t in w_ins {
-        if t.from == *wallet || t.from == *payer || root.contains_key(&t.from) {
-            continue;
+        let direct = t.from;
+        for from in senders(t, stats)? {
+            if from == *wallet || from == *payer || root.contains_key(&from) {
+                continue;
+            }
+            root.insert(from, direct);
+            queue.push_back((from, 0));
         }
-        root.insert(t.from, t.from);
-        queue.push_back((t.from, 0));
     }
     while let Some((a, depth)) = queue.pop_front() {
         let r = root.get(&a).copied().unwrap_or(a);
@@ -1270,14 +1384,16 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
             .iter()
             .filter(|t| t.time <= until && !t.amount.is_zero())
         {
-            if t.from == *wallet || t.from == *payer || root.contains_key(&t.from) {
-                continue;
+            for from in senders(t, stats)? {
+                if from == *wallet || from == *payer || root.contains_key(&from) {
+                    continue;
+                }
+                if root.len() >= UPSTREAM_NODES {
+                    break;
+                }
+                root.insert(from, r);
+                queue.push_back((from, depth + 1));
             }
-            if root.len() >= UPSTREAM_NODES {
-                break;
-            }
-            root.insert(t.from, r);
-            queue.push_back((t.from, depth + 1));
         }
     }
     Ok((found, derived))

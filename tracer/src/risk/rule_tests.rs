@@ -246,3 +246,135 @@ fn a_consolidation_wallet_alone_makes_its_payees_medium() {
     assert_eq!(r.network[0].payees, vec![addr(10), addr(11)]);
     assert!(r.network[0].high_risk.is_empty());
 }
+
+/// Transfers with their transaction position: (block, position, from, to, token, amount); the
+/// rows of one block are one transaction (a swap pays out in the transaction it is paid in).
+fn txs(rows: &[(u64, u32, u8, u8, u8, u64)]) -> MemoryGraph {
+    let base = end_of_day("2025-01-09".parse().unwrap()).0 + 1;
+    MemoryGraph::from_transfers(rows.iter().map(|&(b, pos, from, to, token, amount)| {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&b.to_be_bytes());
+        Transfer {
+            key: TransferKey {
+                chain: ChainId(1),
+                block: BlockNumber(b),
+                tx_index: 0,
+                kind: TransferKind::Token,
+                position: pos,
+            },
+            time: Timestamp(base + b * 60),
+            tx_hash: TxHash(B256::from(h)),
+            from: addr(from),
+            to: addr(to),
+            asset: Asset::Token(addr(token)),
+            amount: Amount::from_u64(amount),
+            trace_address: vec![],
+        }
+    }))
+}
+
+const ROUTER: u8 = 50;
+
+/// Fake payee 10 swaps its USDC salary at a DEX router (labelled `defi`) into USDT, which its
+/// own wallet 13 forwards to the consolidation wallet 30; fake 11 sends its USDC there directly;
+/// 30 pays the sanctioned facilitator. Real payee 12 swaps the same way a day later and cashes
+/// out at its own exchange deposit address (21).
+fn swapped_salaries() -> MemoryGraph {
+    txs(&[
+        (0, 0, 60, ROUTER, USDT, 100_000_000_000),
+        (1, 0, PROVIDER, 10, USDC, 5_000_000_000),
+        (2, 0, PROVIDER, 11, USDC, 5_000_000_000),
+        (3, 0, PROVIDER, 12, USDC, 5_000_000_000),
+        // Fake 10: swap, then its own wallet forwards the proceeds.
+        (10, 0, 10, ROUTER, USDC, 5_000_000_000),
+        (10, 1, ROUTER, 13, USDT, 4_990_000_000),
+        (11, 0, 13, 30, USDT, 4_990_000_000),
+        (12, 0, 11, 30, USDC, 5_000_000_000),
+        // The consolidation wallet pays the facilitator in both tokens, keeps the rest.
+        (20, 0, 30, SANCTIONED, USDC, 1_000_000_000),
+        (21, 0, 30, SANCTIONED, USDT, 1_000_000_000),
+        // Real 12: swap, then its own deposit address, swept to the hot wallet.
+        (2_000, 0, 12, ROUTER, USDC, 5_000_000_000),
+        (2_000, 1, ROUTER, 14, USDT, 4_990_000_000),
+        (3_000, 0, 14, 21, USDT, 4_990_000_000),
+        (3_001, 0, 21, HOT, USDT, 4_990_000_000),
+    ])
+}
+
+/// A swap is no end of the screened party's funds: the fake payee that swapped before its
+/// salary met another payee's at a wallet paying a sanctioned address is medium or above with
+/// that wallet as evidence (the trace used to stop at the router, a `defi` service), and the
+/// real payee that swapped and cashed out at its own deposit address stays low.
+#[test]
+fn a_swap_before_the_consolidation_wallet_does_not_hide_it() {
+    let g = swapped_salaries();
+    let h = history(&[
+        (ROUTER, "defi"),
+        (SANCTIONED, "sanctioned"),
+        (21, "exchange_deposit"),
+        (HOT, "exchange"),
+    ]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+    let n = r
+        .network
+        .iter()
+        .find(|n| n.wallet == addr(30))
+        .unwrap_or_else(|| panic!("{:#?}", r.network));
+    assert_eq!(n.asset, Asset::Token(addr(USDT)));
+    assert!(n.converted);
+    assert!(n.share > 0.99, "{}", n.share);
+    assert!(
+        r.reasons[0].text.contains("outflow (swapped into"),
+        "{}",
+        r.reasons[0].text
+    );
+    assert!(n.payees.contains(&addr(11)), "{:?}", n.payees);
+    assert!(!n.high_risk.is_empty());
+    // The path (in the converted asset) runs from the router's payout through the payee's own
+    // wallet.
+    let path = n.path.as_ref().unwrap();
+    let ends: Vec<(Address, Address)> = path.hops.iter().map(|x| (x.from, x.to)).collect();
+    assert_eq!(
+        ends,
+        vec![(addr(ROUTER), addr(13)), (addr(13), addr(30))],
+        "{path:#?}"
+    );
+    let real = screen(&g, &h, &addr(12), &params()).unwrap();
+    assert!(real.level <= RiskLevel::Low, "{:#?}", real.reasons);
+    assert!(real.network.is_empty(), "{:#?}", real.network);
+}
+
+/// Fakes 10 and 11 both swap their USDC salaries at the router, which pays the USDT straight
+/// into the consolidation wallet 30 (one transaction each); 30 pays nobody high-risk, it only
+/// consolidates. Looking upstream from 30, the router's payouts lead back to whoever paid the
+/// router in those transactions: both payees, so 30 is a consolidation wallet and each fake is
+/// medium. Real payee 12 keeps its salary.
+#[test]
+fn salaries_swapped_straight_into_the_wallet_still_consolidate() {
+    let g = txs(&[
+        (0, 0, 60, ROUTER, USDT, 100_000_000_000),
+        (1, 0, PROVIDER, 10, USDC, 5_000_000_000),
+        (2, 0, PROVIDER, 11, USDC, 5_000_000_000),
+        (3, 0, PROVIDER, 12, USDC, 5_000_000_000),
+        (10, 0, 10, ROUTER, USDC, 5_000_000_000),
+        (10, 1, ROUTER, 30, USDT, 4_990_000_000),
+        (11, 0, 11, ROUTER, USDC, 5_000_000_000),
+        (11, 1, ROUTER, 30, USDT, 4_990_000_000),
+        (20, 0, 30, 61, USDT, 9_980_000_000),
+    ]);
+    let h = history(&[(ROUTER, "defi")]);
+    for fake in [10, 11] {
+        let r = screen(&g, &h, &addr(fake), &params()).unwrap();
+        assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+        let n = r
+            .network
+            .iter()
+            .find(|n| n.wallet == addr(30))
+            .unwrap_or_else(|| panic!("{fake}: {:#?} {:#?}", r.network, r.reasons));
+        assert_eq!(n.payees, vec![addr(10), addr(11)]);
+        assert!(n.consolidated_share > 0.99, "{}", n.consolidated_share);
+    }
+    let real = screen(&g, &h, &addr(12), &params()).unwrap();
+    assert_eq!(real.level, RiskLevel::None, "{:#?}", real.reasons);
+}
