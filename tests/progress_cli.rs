@@ -37,10 +37,13 @@ async fn index_without_to_shows_a_fixed_total_from_the_head_at_start() {
     .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
     assert!(out.status.success(), "index failed:\n{screen}");
-    // Blocks 0..=40: one total, from the first frame to the last.
-    let totals: std::collections::BTreeSet<&str> = screen
-        .split_whitespace()
-        .filter_map(|w| w.split_once('/'))
+    // Blocks 0..=40: one total, from the first frame to the last (the balance stage that
+    // follows has its own bar, in entries).
+    let words: Vec<&str> = screen.split_whitespace().collect();
+    let totals: std::collections::BTreeSet<&str> = words
+        .windows(2)
+        .filter(|w| w[1] == "blocks")
+        .filter_map(|w| w[0].split_once('/'))
         .filter(|(pos, len)| pos.parse::<u64>().is_ok() && len.parse::<u64>().is_ok())
         .map(|(_, len)| len)
         .collect();
@@ -121,4 +124,19 @@ fn import_and_bulk_screening_show_a_bar_with_a_fixed_total() {
     // `cluster run`: blocks 0..=1999, one total from the start.
     let screen = on_terminal(&store, "cluster run");
     assert!(screen.contains("/2000 blocks"), "{screen}");
+    // `report payouts`: the provider's 400 payouts, one total from the start.
+    let out = dir.path().join("report");
+    let screen = on_terminal(
+        &store,
+        &format!(
+            "report payouts --provider-address {} --labels-as-of 2025-03-02 --out {}",
+            addr(0x10),
+            out.display()
+        ),
+    );
+    assert!(screen.contains("/400 payouts"), "{screen}");
+    // `index balances --rebuild`: both address indexes, 2 x 20,000 entries.
+    let screen = on_terminal(&store, "index balances --rebuild");
+    assert!(screen.contains("/40000 entries"), "{screen}");
+    assert!(out.join("payout-report.json").exists(), "{screen}");
 }

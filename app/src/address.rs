@@ -15,11 +15,6 @@
 //! is wrong: an address of another Bitcoin network, a bad checksum, a bech32 checksum on a
 //! witness version that needs bech32m (or the reverse).
 
-use bitcoin::{
-    Network,
-    address::NetworkUnchecked,
-    bech32::{Bech32, Bech32m, Fe32, primitives::decode::UncheckedHrpstring},
-};
 use paytrace_indexer::{Address, TxHash, labels::LabelAddress, model::AddressParseError};
 
 /// What every address argument accepts, for error messages.
@@ -225,104 +220,25 @@ fn tx_hash(s: &str) -> Option<TxHash> {
 }
 
 /// Whether `s` is written in the base58 alphabet.
-fn is_base58(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() && !matches!(b, b'0' | b'O' | b'I' | b'l'))
-}
-
-/// The human-readable part of a bech32 segwit string, lower case, when it has one we know.
-fn segwit_hrp(s: &str) -> Option<&'static str> {
-    let lower = s.to_ascii_lowercase();
-    ["bcrt1", "bc1", "tb1"]
-        .into_iter()
-        .find(|p| lower.starts_with(p))
-}
-
 fn parse_bitcoin(arg: &str, s: &str) -> Result<Address, AddressArgError> {
-    let bad = |reason: String| AddressArgError::Bitcoin {
-        arg: arg.to_owned(),
-        input: s.to_owned(),
-        reason,
-    };
-    let unchecked: bitcoin::Address<NetworkUnchecked> = match s.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            if segwit_hrp(s).is_some() {
-                return Err(bad(bech32_problem(s).unwrap_or_else(|| chain_text(&e))));
-            }
-            if is_base58(s)
-                && (25..=36).contains(&s.len())
-                && matches!(s.as_bytes().first(), Some(b'1' | b'3' | b'm' | b'n' | b'2'))
-            {
-                return Err(bad(chain_text(&e)));
-            }
-            return Err(AddressArgError::Unrecognised {
-                arg: arg.to_owned(),
-                input: s.to_owned(),
-                forms: ADDRESS_FORMS.to_owned(),
-            });
-        }
-    };
-    let network = if unchecked.is_valid_for_network(Network::Bitcoin) {
-        None
-    } else if unchecked.is_valid_for_network(Network::Regtest) && segwit_hrp(s) == Some("bcrt1") {
-        Some("regtest")
-    } else {
-        Some("testnet/signet")
-    };
-    if let Some(network) = network {
-        return Err(AddressArgError::WrongNetwork {
+    use paytrace_indexer::btc::address::{BitcoinAddressError, parse_mainnet};
+    parse_mainnet(s).map_err(|e| match e {
+        BitcoinAddressError::NotBitcoin => AddressArgError::Unrecognised {
+            arg: arg.to_owned(),
+            input: s.to_owned(),
+            forms: ADDRESS_FORMS.to_owned(),
+        },
+        BitcoinAddressError::WrongNetwork { network } => AddressArgError::WrongNetwork {
             arg: arg.to_owned(),
             input: s.to_owned(),
             network,
-        });
-    }
-    let addr = unchecked
-        .require_network(Network::Bitcoin)
-        .map_err(|e| bad(chain_text(&e)))?;
-    Ok(Address::Script(paytrace_indexer::btc::script::script_id(
-        addr.script_pubkey().as_bytes(),
-    )))
-}
-
-/// A segwit string whose checksum is valid for the other bech32 variant than its witness
-/// version requires (BIP 350): v0 needs bech32, v1 and later bech32m.
-fn bech32_problem(s: &str) -> Option<String> {
-    let u = UncheckedHrpstring::new(s).ok()?;
-    let first = *u.data_part_ascii().first()?;
-    let version = Fe32::from_char(char::from(first)).ok()?.to_u8();
-    let (is32, is32m) = (
-        u.has_valid_checksum::<Bech32>(),
-        u.has_valid_checksum::<Bech32m>(),
-    );
-    if version > 16 {
-        return Some(format!(
-            "witness version {version} does not exist (0 to 16)"
-        ));
-    }
-    match (version, is32, is32m) {
-        (0, false, true) => Some(
-            "witness version 0 with a bech32m checksum (version 0 needs bech32, BIP 350)".into(),
-        ),
-        (v, true, false) if v > 0 => Some(format!(
-            "witness version {v} with a bech32 checksum (version 1 and later need bech32m, BIP 350)"
-        )),
-        (_, false, false) => Some("bad bech32 checksum".into()),
-        _ => None,
-    }
-}
-
-/// An error and its sources, joined with `: `.
-fn chain_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+        },
+        BitcoinAddressError::Invalid { reason } => AddressArgError::Bitcoin {
+            arg: arg.to_owned(),
+            input: s.to_owned(),
+            reason,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -106,7 +106,20 @@ pub(crate) fn run_stage(
     };
     let start = Instant::now();
     let stats = if build {
-        store.build_balances(Some(chain), interval)
+        // Both address indexes: about two entries per transfer.
+        let entries = store
+            .counters(chain)?
+            .values()
+            .fold(0u64, |a, n| a.saturating_add(*n))
+            .saturating_mul(2);
+        let bar = super::progress::bar(&format!("balances {name}"), entries, "entries");
+        let r = store.build_balances_with_progress(Some(chain), interval, &mut |n| {
+            if let Some(b) = &bar {
+                b.set_position(n.min(entries));
+            }
+        });
+        super::progress::finish(bar.as_ref());
+        r
     } else {
         store.update_balances(chain, interval)
     }

@@ -11,7 +11,8 @@ use paytrace_tracer::{
     cluster::ClusterStore,
     report::{
         AssetBook, ClusterLookup, EntityTies, LabelEntities, MergeEvidence, Payout, Report,
-        ReportParams, WithDeposits, apply_verdicts, batch, build_report, discover_payouts, render,
+        ReportParams, WithDeposits, apply_verdicts, batch, build_report_with_progress,
+        discover_payouts, render,
     },
     risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
 };
@@ -285,6 +286,34 @@ pub fn run_on_store(
     labels_as_of: Option<paytrace_indexer::labels::Date>,
     verdicts: Option<&ScreenParams>,
 ) -> anyhow::Result<Report> {
+    run_on_store_with_progress(
+        store,
+        title,
+        providers,
+        payouts,
+        issues,
+        assets,
+        params,
+        labels_as_of,
+        verdicts,
+        None,
+    )
+}
+
+/// [`run_on_store`] advancing `bar` (one step per payout traced) when there is one.
+#[allow(clippy::too_many_arguments)]
+pub fn run_on_store_with_progress(
+    store: &Store,
+    title: &str,
+    providers: &[Address],
+    payouts: &[Payout],
+    issues: Vec<batch::RowIssue>,
+    assets: AssetBook,
+    params: &ReportParams,
+    labels_as_of: Option<paytrace_indexer::labels::Date>,
+    verdicts: Option<&ScreenParams>,
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<Report> {
     let clusters = StoreClusters::open(store)?;
     let labels = WithDeposits {
         labels: StoreLabels::open(store, labels_as_of, MemoryLabels::new())
@@ -300,11 +329,28 @@ pub fn run_on_store(
             as_of: labels_as_of,
         },
     };
-    let mut r = build_report(
-        store, &labels, &asof, &ties, title, providers, payouts, issues, assets, params,
+    let mut r = build_report_with_progress(
+        store,
+        &labels,
+        &asof,
+        &ties,
+        title,
+        providers,
+        payouts,
+        issues,
+        assets,
+        params,
+        &mut || {
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+        },
     )?;
     r.prune_assets();
     if let Some(p) = verdicts {
+        if let Some(b) = bar {
+            b.set_message("screening the payees");
+        }
         let history = screen_history(store, &clusters)?;
         let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
         apply_verdicts(&mut r, &src, &history, p, params.threads)?;
@@ -541,7 +587,8 @@ impl PayoutsArgs {
         let mut sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
         sp.assets = units.book(chain);
         params.scoring = sp.scoring.clone();
-        let report = run_on_store(
+        let bar = super::progress::bar("report", u64::try_from(payouts.len())?, "payouts");
+        let report = run_on_store_with_progress(
             &store,
             &title,
             &providers_shown,
@@ -555,7 +602,9 @@ impl PayoutsArgs {
             &params,
             as_of,
             Some(&sp),
+            bar.as_ref(),
         )?;
+        super::progress::finish(bar.as_ref());
         for i in &report.issues {
             eprintln!("warning: {i}");
         }

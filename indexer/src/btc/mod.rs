@@ -8,6 +8,7 @@
 //! stays at the tx node. The coinbase is credited by a transfer from the synthetic
 //! [`script::coinbase_source`]; OP_RETURN values go to the synthetic [`script::burn_sink`].
 
+pub mod address;
 pub mod blk;
 pub mod decode;
 pub mod esplora;

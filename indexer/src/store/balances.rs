@@ -415,7 +415,20 @@ impl Store {
         chain: Option<ChainId>,
         interval: u64,
     ) -> Result<BalanceStats, StoreError> {
+        self.build_balances_with_progress(chain, interval, &mut |_| {})
+    }
+
+    /// [`Store::build_balances`], calling `scanned` with the number of address index entries
+    /// read so far (every 65,536 entries and at the end; both indexes together hold about two
+    /// entries per transfer), so a caller can show progress.
+    pub fn build_balances_with_progress(
+        &self,
+        chain: Option<ChainId>,
+        interval: u64,
+        scanned: &mut dyn FnMut(u64),
+    ) -> Result<BalanceStats, StoreError> {
         let interval = interval.max(1);
+        let mut read: u64 = 0;
         let chains: Vec<ChainId> = match chain {
             Some(c) => vec![c],
             None => self.chains()?.into_iter().map(|c| c.id).collect(),
@@ -474,6 +487,10 @@ impl Store {
             let next = if outgoing { outs.next() } else { ins.next() };
             let Some(row) = next else { break };
             let (k, v) = row?;
+            read = read.saturating_add(if both { 2 } else { 1 });
+            if read % 65_536 < 2 {
+                scanned(read);
+            }
             let corrupt = || StoreError::Corrupt {
                 keyspace: "address index",
                 key: hex(&k),
@@ -513,6 +530,7 @@ impl Store {
         if group.is_some() {
             stats.addresses += 1;
         }
+        scanned(read);
         for (c, h) in heights {
             if let Some(h) = h {
                 w.set_progress(c, h);

@@ -127,33 +127,11 @@ pub fn is_bitcoin_chain(chain: &str, bitcoin_chains: &[String]) -> bool {
 /// indexer's address of its output script. The message says what is wrong (another network,
 /// a bad checksum, an EVM address).
 pub fn parse_bitcoin_address(text: &str) -> Result<Address, String> {
-    use bitcoin::{
-        Network,
-        address::NetworkUnchecked,
-        hashes::{Hash as _, sha256},
-    };
     let t = text.trim();
     if t.starts_with("0x") || t.starts_with("0X") {
         return Err(format!("{t:?} is an EVM address, not a Bitcoin address"));
     }
-    let unchecked: bitcoin::Address<NetworkUnchecked> =
-        t.parse().map_err(|e: bitcoin::address::ParseError| {
-            // The parser's own message is short ("base58 error"): add its causes.
-            let mut why = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                why.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            format!("{t:?} is not a valid Bitcoin address: {why}")
-        })?;
-    let addr = unchecked.require_network(Network::Bitcoin).map_err(|_| {
-        format!("{t:?} is an address of another network (testnet, signet or regtest), not Bitcoin mainnet")
-    })?;
-    let script = addr.script_pubkey();
-    Ok(Address::Script(
-        sha256::Hash::hash(script.as_bytes()).to_byte_array(),
-    ))
+    paytrace_indexer::btc::address::parse_mainnet(t).map_err(|e| format!("{t:?} is {e}"))
 }
 
 /// What a `chain = bitcoin` row pays: BTC, 8 decimals.

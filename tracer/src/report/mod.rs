@@ -1278,6 +1278,42 @@ pub fn build_report<
     assets: AssetBook,
     params: &ReportParams,
 ) -> Result<Report, TraceError> {
+    build_report_with_progress(
+        source,
+        labels,
+        asof,
+        clusters,
+        title,
+        providers,
+        payouts,
+        issues,
+        assets,
+        params,
+        &mut || {},
+    )
+}
+
+/// [`build_report`], calling `traced` once per payout traced (in payout order), so a caller
+/// can show progress.
+#[allow(clippy::too_many_arguments)] // build_report's arguments and the progress hook
+pub fn build_report_with_progress<
+    S: FlowSource + Sync,
+    L: LabelSource + Sync,
+    A: AsOfLabels + Sync,
+    C: ClusterLookup,
+>(
+    source: &S,
+    labels: &L,
+    asof: &A,
+    clusters: &C,
+    title: &str,
+    providers: &[Address],
+    payouts: &[Payout],
+    issues: Vec<batch::RowIssue>,
+    assets: AssetBook,
+    params: &ReportParams,
+    traced: &mut dyn FnMut(),
+) -> Result<Report, TraceError> {
     let mut reports = Vec::with_capacity(payouts.len());
     let mut traces = Vec::with_capacity(payouts.len());
     let mut checkpoints = BTreeMap::new();
@@ -1301,6 +1337,7 @@ pub fn build_report<
     let mut failed = None;
     crate::par::for_each_ordered(payouts.len(), params.threads, job, |_, r| match r {
         Ok((report, digest, cp)) => {
+            traced();
             reports.push(report);
             traces.push(digest);
             checkpoints = cp;
