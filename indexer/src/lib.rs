@@ -5,6 +5,7 @@
 //! with its checkpoint; the tracer reads the store.
 
 pub mod btc;
+pub mod chain;
 pub mod evm;
 pub mod labels;
 pub mod model;
