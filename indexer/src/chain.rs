@@ -11,6 +11,7 @@
 
 use crate::{
     model::{BlockNumber, BlockRef, ChainId},
+    stage::Pipeline,
     store::{Store, StoreError, UnwindStats},
     sync::{Commit, FOLLOW_MAX_BACKOFF, StopSignal, follow_backoff},
 };
@@ -117,16 +118,40 @@ pub trait ChainSource: Send + Sync {
     fn unresolved_reorg(&self) -> Option<Self::Error>;
 }
 
-/// The one sync loop: resume, reconcile, reorg walk-back, follow, retries.
+/// The one sync loop: resume, reconcile, reorg walk-back, follow, retries; after each commit
+/// it runs its [`Pipeline`] of stages.
 pub struct ChainSync<S> {
     source: S,
     stop: StopSignal,
+    pipeline: Pipeline,
 }
 
 impl<S: ChainSource> ChainSync<S> {
-    /// A sync of `source`, stopped by `stop`.
+    /// A sync of `source`, stopped by `stop`, without stages.
     pub fn new(source: S, stop: StopSignal) -> Self {
-        Self { source, stop }
+        Self {
+            source,
+            stop,
+            pipeline: Pipeline::new(),
+        }
+    }
+
+    /// Runs `pipeline`'s stages in order after each commit (before `on_commit`).
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// `on_commit` after the pipeline's stages.
+    fn staged<'a>(&'a self, on_commit: &'a (dyn Fn(Commit) + Sync)) -> impl Fn(Commit) + Sync + 'a {
+        move |c| {
+            self.pipeline.after_commit(
+                self.source.store(),
+                self.source.chain(),
+                self.source.name(),
+            );
+            on_commit(c);
+        }
     }
 
     /// The source.
@@ -147,6 +172,8 @@ impl<S: ChainSource> ChainSync<S> {
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<S::Summary, S::Error> {
         let started = Instant::now();
+        let staged = self.staged(on_commit);
+        let on_commit = &staged;
         let mut summary = self.source.new_summary();
         if self.source.reconciles_on_start() {
             self.reconcile_into(&mut summary).await?;
@@ -180,6 +207,8 @@ impl<S: ChainSource> ChainSync<S> {
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<S::Summary, S::Error> {
         let started = Instant::now();
+        let staged = self.staged(on_commit);
+        let on_commit = &staged;
         let mut summary = self.source.new_summary();
         let mut backoff = follow_backoff(poll);
         let mut failures = 0u32;

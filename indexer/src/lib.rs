@@ -9,6 +9,7 @@ pub mod chain;
 pub mod evm;
 pub mod labels;
 pub mod model;
+pub mod stage;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "test-utils")]

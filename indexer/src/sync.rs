@@ -7,6 +7,7 @@
 //! it covers are written in one batch, so the store never claims more than it holds.
 
 use crate::chain::{Absent, ChainSource, ChainSync, RangeEnd, ReorgFailure, RunSummary};
+use crate::stage::Pipeline;
 use crate::{
     evm::FetchedRange,
     evm::{DecodeStats, EvmSource, SourceError, TraceMode},
@@ -303,6 +304,12 @@ impl EvmSync {
     /// The store it writes to (for hooks that read it between steps, e.g. alert rules).
     pub fn store(&self) -> &Store {
         &self.sync.source().store
+    }
+
+    /// Runs `pipeline`'s stages (e.g. balance checkpoints) after each commit.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.sync = self.sync.with_pipeline(pipeline);
+        self
     }
 
     /// Indexes `from..=to` (resuming after the checkpoint). `from` defaults to the block after

@@ -17,6 +17,7 @@ use paytrace_indexer::{
         sync::BlkSource,
     },
     evm::{RpcClient, RpcConfig},
+    stage::{BalanceStage, Pipeline},
     sync::{StopSignal, SyncOptions},
 };
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -363,7 +364,10 @@ impl BtcFollowArgs {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
             let src = RpcSource::new(rpc, 0);
-            let sync = BtcSync::new(utxo, src, chain, &self.chain, opts, stop);
+            // Balance checkpoints of the blocks just committed (touched addresses only), after
+            // each commit.
+            let sync = BtcSync::new(utxo, src, chain, &self.chain, opts, stop)
+                .with_pipeline(Pipeline::new().with_stage(BalanceStage::default()));
             tracing::info!(chain = %self.chain, confirmations, poll_ms = poll.as_millis(), "following the tip");
             let progress = Progress::new(&self.chain, None);
             let counter = std::sync::atomic::AtomicU64::new(0);
@@ -372,8 +376,6 @@ impl BtcFollowArgs {
             let s = sync
                 .follow(self.from, confirmations, poll, &|c| {
                     progress.on_commit(c, &counter);
-                    // Balance checkpoints of the blocks just committed (touched addresses only).
-                    super::balances::after_commit(&store, chain, &self.chain);
                     alerts.committed();
                 })
                 .await;

@@ -11,6 +11,7 @@ use super::{
 use crate::{
     chain::{Absent, ChainSource, ChainSync, RangeEnd, ReorgFailure, RunSummary},
     model::{BlockNumber, BlockRef, ChainId},
+    stage::Pipeline,
     store::{Store, UnwindStats},
     sync::{Commit, StopSignal, SyncOptions},
 };
@@ -133,6 +134,12 @@ impl<S: BtcSource> BtcSync<S> {
         Self {
             sync: ChainSync::new(btc, stop),
         }
+    }
+
+    /// Runs `pipeline`'s stages (e.g. balance checkpoints) after each commit.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.sync = self.sync.with_pipeline(pipeline);
+        self
     }
 
     /// Indexes from after the checkpoint (or `from`) up to `to` (default: the source's tip).
