@@ -470,21 +470,24 @@ impl FollowCmd {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
             let (sync, cfg) = chain.sync(ctx, stop, true).await?;
-            // Balance checkpoints of the blocks just committed (touched addresses only), after
-            // each commit.
-            let sync = sync.with_pipeline(Pipeline::new().with_stage(BalanceStage::default()));
             let confirmations = confirmations.unwrap_or(cfg.confirmations);
             let poll = Duration::from_millis(poll_interval_ms.unwrap_or(cfg.poll_interval_ms).max(10));
+            // Alert rules are evaluated after committed steps (at most once per poll interval).
+            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
+            // After each commit: the balance checkpoints of the blocks just committed (touched
+            // addresses only), then the alert rules.
+            let sync = sync.with_pipeline(
+                Pipeline::new()
+                    .with_stage(BalanceStage::default())
+                    .with_stage(alerts.stage()),
+            );
             tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");
             let progress = Progress::new(&chain.chain, None);
             let counter = std::sync::atomic::AtomicU64::new(0);
-            // Alert rules are evaluated after committed steps (at most once per poll interval).
-            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
             let store = sync.store().clone();
             let summary = sync
                 .follow(from.map(BlockNumber), confirmations, poll, &|c| {
                     progress.on_commit(c, &counter);
-                    alerts.committed();
                 })
                 .await;
             // No write left running, then a store the next read open does not write to.
