@@ -12,7 +12,7 @@
 use crate::{
     model::{BlockNumber, BlockRef, ChainId},
     stage::Pipeline,
-    store::{Store, StoreError, UnwindStats},
+    store::{KeyspaceOp, Store, StoreError, UnwindStats},
     sync::{Commit, FOLLOW_MAX_BACKOFF, StopSignal, follow_backoff},
 };
 use alloy_primitives::B256;
@@ -104,10 +104,12 @@ pub trait ChainSource: Send + Sync {
         summary: &mut Self::Summary,
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> impl Future<Output = Result<RangeEnd, Self::Error>> + Send;
-    /// Removes everything above block `to` (restoring what the family needs restored).
+    /// Removes everything above block `to` (restoring what the family needs restored), with
+    /// `extra` (the stages' unwind) in the same atomic batch.
     fn unwind(
         &self,
         to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
     ) -> impl Future<Output = Result<UnwindStats, Self::Error>> + Send;
     /// What a block the store holds but the source lacks means.
     fn on_absent(&self, n: BlockNumber, at_checkpoint: bool) -> Result<Absent, Self::Error>;
@@ -127,16 +129,19 @@ pub struct ChainSync<S> {
 }
 
 impl<S: ChainSource> ChainSync<S> {
-    /// A sync of `source`, stopped by `stop`, without stages.
+    /// A sync of `source`, stopped by `stop`, that runs no stage after commits but unwinds the
+    /// stored ones ([`Pipeline::unwinding`]).
     pub fn new(source: S, stop: StopSignal) -> Self {
         Self {
             source,
             stop,
-            pipeline: Pipeline::new(),
+            pipeline: Pipeline::unwinding(),
         }
     }
 
-    /// Runs `pipeline`'s stages in order after each commit (before `on_commit`).
+    /// Runs `pipeline`'s stages in order after each commit (before `on_commit`) and unwinds
+    /// them on reorgs. It must hold every stage whose output the store keeps (see
+    /// [`Pipeline::unwinding`]).
     pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
         self.pipeline = pipeline;
         self
@@ -343,7 +348,9 @@ impl<S: ChainSource> ChainSync<S> {
                 if n == cp.number {
                     return Ok(None);
                 }
-                let st = self.source.unwind(n).await?;
+                // The stages' unwind is read before the blocks go, and committed with them.
+                let extra = self.pipeline.unwind_ops(store, chain, n)?;
+                let st = self.source.unwind(n, extra).await?;
                 tracing::info!(chain = %self.source.name(), fork = n.0, removed_blocks = st.blocks, removed_transfers = st.transfers, "unwound orphaned blocks");
                 return Ok(Some((n, st)));
             }

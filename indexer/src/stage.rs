@@ -1,10 +1,12 @@
 //! Stages derived from the indexed transfers, run in order by a [`Pipeline`] after each commit
-//! of the sync (after reth's stages): each has an id and its own progress per chain, and
-//! `execute` brings it up to the chain's indexed checkpoint.
+//! of the sync (after reth's stages): each has an id and its own progress per chain, `execute`
+//! brings it up to the chain's indexed checkpoint and `unwind` gives the writes that undo it
+//! above a block, committed in the same atomic batch as the unwound blocks. The pipeline owns
+//! reorg unwinds: the store's unwind removes the blocks only.
 
 use crate::{
     model::{BlockNumber, ChainId},
-    store::{BALANCE_INTERVAL, BalanceStats, Store, StoreError},
+    store::{BALANCE_INTERVAL, BalanceStats, KeyspaceOp, Store, StoreError, UnwindStats},
 };
 
 /// A stage run after the sync commits blocks.
@@ -15,12 +17,24 @@ pub trait Stage: Send + Sync {
     fn progress(&self, store: &Store, chain: ChainId) -> Result<Option<BlockNumber>, StoreError>;
     /// Brings the stage up to `chain`'s indexed checkpoint (`name`: the chain's name, for logs).
     fn execute(&self, store: &Store, chain: ChainId, name: &str) -> Result<(), StoreError>;
+    /// The writes that undo the stage's output on `chain` above block `to` and move its
+    /// progress back, for the unwind's atomic batch (read before the blocks are removed).
+    fn unwind(
+        &self,
+        store: &Store,
+        chain: ChainId,
+        to: BlockNumber,
+    ) -> Result<Vec<KeyspaceOp>, StoreError> {
+        let _ = (store, chain, to);
+        Ok(Vec::new())
+    }
 }
 
 /// The balance checkpoint stage (`store/balances.rs`): a full build on a chain it never ran
 /// on, otherwise only the addresses the new blocks touched. It never compacts the address
 /// indexes (a follower must not stall for a rewrite; `paytrace index balances` does that).
-/// Its unwind happens in the store's unwind batch, atomically with the transfers it covers.
+/// Its unwind removes the checkpoints of every address the unwound blocks touch, from the
+/// unwind height on, and moves its progress back.
 #[derive(Clone, Copy, Debug)]
 pub struct BalanceStage {
     /// History entries between two checkpoints of an (address, chain).
@@ -70,18 +84,40 @@ impl Stage for BalanceStage {
         );
         Ok(())
     }
+
+    fn unwind(
+        &self,
+        store: &Store,
+        chain: ChainId,
+        to: BlockNumber,
+    ) -> Result<Vec<KeyspaceOp>, StoreError> {
+        store.balance_unwind_ops(chain, to)
+    }
 }
 
-/// Stages run in order after each commit of a sync.
+/// Stages run in order after each commit of a sync, and unwound (last first) with the blocks
+/// on a reorg.
 #[derive(Default)]
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
+    unwind_only: bool,
 }
 
 impl Pipeline {
     /// A pipeline without stages (the sync alone).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The stages whose output the store keeps (the balance checkpoints), unwound with the
+    /// blocks but not run after commits: the pipeline of a sync whose caller runs them once
+    /// after the run (`index`). A sync without a pipeline of its own has this one, so that no
+    /// unwind leaves stale derived data behind.
+    pub fn unwinding() -> Self {
+        Self {
+            stages: vec![Box::new(BalanceStage::default())],
+            unwind_only: true,
+        }
     }
 
     /// Adds `stage` after the stages already there.
@@ -99,10 +135,42 @@ impl Pipeline {
     /// never stops the sync (its progress stays behind, so readers ignore what it did not
     /// write and the next commit catches it up); the stages after it still run.
     pub fn after_commit(&self, store: &Store, chain: ChainId, name: &str) {
+        if self.unwind_only {
+            return;
+        }
         for s in &self.stages {
             if let Err(e) = s.execute(store, chain, name) {
                 tracing::warn!(chain = name, stage = s.id(), error = %e, "stage not updated");
             }
         }
+    }
+
+    /// The writes that unwind every stage on `chain` to block `to`, last stage first, for the
+    /// unwind's atomic batch.
+    pub fn unwind_ops(
+        &self,
+        store: &Store,
+        chain: ChainId,
+        to: BlockNumber,
+    ) -> Result<Vec<KeyspaceOp>, StoreError> {
+        let mut ops = Vec::new();
+        for s in self.stages.iter().rev() {
+            ops.extend(s.unwind(store, chain, to)?);
+        }
+        Ok(ops)
+    }
+
+    /// Unwinds `chain` to block `to`: the blocks above it with their transfers
+    /// ([`Store::unwind_with`]) and every stage's output, in one atomic batch. (A Bitcoin chain
+    /// also restores its UTXO set: its sync passes [`Pipeline::unwind_ops`] to
+    /// `UtxoStore::unwind_with`.)
+    pub fn unwind(
+        &self,
+        store: &Store,
+        chain: ChainId,
+        to: BlockNumber,
+    ) -> Result<UnwindStats, StoreError> {
+        let ops = self.unwind_ops(store, chain, to)?;
+        store.unwind_with(chain, to, ops)
     }
 }

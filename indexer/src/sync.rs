@@ -12,7 +12,7 @@ use crate::{
     evm::FetchedRange,
     evm::{DecodeStats, EvmSource, SourceError, TraceMode},
     model::{Address, Asset, BlockNumber, BlockRef, ChainId, TransferKind},
-    store::{PreparedRange, Store, StoreError, UnwindStats},
+    store::{KeyspaceOp, PreparedRange, Store, StoreError, UnwindStats},
 };
 use alloy_primitives::B256;
 use futures::StreamExt;
@@ -428,10 +428,14 @@ impl ChainSource for EvmChain {
             .await
     }
 
-    async fn unwind(&self, to: BlockNumber) -> Result<UnwindStats, SyncError> {
+    async fn unwind(
+        &self,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, SyncError> {
         let store = self.store.clone();
         let chain = self.chain;
-        tokio::task::spawn_blocking(move || store.unwind(chain, to))
+        tokio::task::spawn_blocking(move || store.unwind_with(chain, to, extra))
             .await
             .map_err(|e| SyncError::Task(e.to_string()))?
             .map_err(SyncError::from)

@@ -12,7 +12,7 @@ use crate::{
     chain::{Absent, ChainSource, ChainSync, RangeEnd, ReorgFailure, RunSummary},
     model::{BlockNumber, BlockRef, ChainId},
     stage::Pipeline,
-    store::{Store, UnwindStats},
+    store::{KeyspaceOp, Store, UnwindStats},
     sync::{Commit, StopSignal, SyncOptions},
 };
 use alloy_primitives::B256;
@@ -261,9 +261,13 @@ impl<S: BtcSource> ChainSource for BtcChain<S> {
             .await
     }
 
-    async fn unwind(&self, to: BlockNumber) -> Result<UnwindStats, BtcError> {
+    async fn unwind(
+        &self,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, BtcError> {
         let (u, c) = (self.utxo.clone(), self.chain);
-        tokio::task::spawn_blocking(move || u.unwind(c, to))
+        tokio::task::spawn_blocking(move || u.unwind_with(c, to, extra))
             .await
             .map_err(task_err)?
     }
