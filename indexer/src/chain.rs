@@ -34,7 +34,7 @@ pub enum RangeEnd {
 /// What the walk back on a reorg found wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReorgFailure {
-    /// The store does not remember block `0` (its data or undo data is gone).
+    /// The store does not remember this block (its data or undo data is gone).
     NotRemembered(u64),
     /// Every block down to height 0 differs: the source is another chain.
     NoCommonAncestor,
