@@ -5,9 +5,11 @@
 //! with its checkpoint; the tracer reads the store.
 
 pub mod btc;
+pub mod chain;
 pub mod evm;
 pub mod labels;
 pub mod model;
+pub mod stage;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "test-utils")]

@@ -6,12 +6,15 @@
 //! `unwind` moves it back to a block, removing everything above it. The checkpoint and the data
 //! it covers are written in one batch, so the store never claims more than it holds.
 
+use crate::chain::{Absent, ChainSource, ChainSync, RangeEnd, ReorgFailure, RunSummary};
+use crate::stage::Pipeline;
 use crate::{
     evm::FetchedRange,
     evm::{DecodeStats, EvmSource, SourceError, TraceMode},
     model::{Address, Asset, BlockNumber, BlockRef, ChainId, TransferKind},
-    store::{PreparedRange, Store, StoreError, UnwindStats},
+    store::{KeyspaceOp, PreparedRange, Store, StoreError, UnwindStats},
 };
+use alloy_primitives::B256;
 use futures::StreamExt;
 use serde::Serialize;
 use std::{
@@ -211,8 +214,20 @@ impl SyncSummary {
         }
         self.skipped.merge(stats);
     }
+}
 
-    fn finish(&mut self, started: Instant, checkpoint: Option<BlockRef>) {
+impl RunSummary for SyncSummary {
+    fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    fn reorged(&mut self, st: &UnwindStats) {
+        self.reorgs += 1;
+        self.unwound_blocks += st.blocks;
+    }
+
+    fn finish(&mut self, started: Instant, checkpoint: Option<BlockRef>, interrupted: bool) {
+        self.interrupted = interrupted;
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.elapsed_ms = ms;
         self.transfers_per_sec = self
@@ -240,8 +255,97 @@ impl<T> Future for AbortOnDrop<T> {
     }
 }
 
-/// Syncs one EVM chain into the store.
+/// Syncs one EVM chain into the store: the generic [`ChainSync`] over an [`EvmChain`].
 pub struct EvmSync {
+    sync: ChainSync<EvmChain>,
+}
+
+impl EvmSync {
+    /// A sync of chain `chain` (named `name`) from `source` into `store`.
+    pub fn new(
+        store: Store,
+        source: EvmSource,
+        chain: ChainId,
+        name: &str,
+        opts: SyncOptions,
+        stop: StopSignal,
+    ) -> Self {
+        let evm = EvmChain {
+            store,
+            source: Arc::new(source),
+            chain,
+            name: name.to_owned(),
+            opts,
+            transfers_per_commit: TRANSFERS_PER_COMMIT,
+            stop: stop.clone(),
+            known_tokens: std::sync::Mutex::new(None),
+            evm_chain_id: tokio::sync::OnceCell::new(),
+        };
+        Self {
+            sync: ChainSync::new(evm, stop),
+        }
+    }
+
+    /// Sets the transfers aimed at per fetch unit and commit (default
+    /// [`TRANSFERS_PER_COMMIT`]). Units are sized from the transfers per block seen so far
+    /// (the first ones are single blocks, so that commits start early), within
+    /// `1..=blocks_per_commit` blocks: memory (at most `in_flight` units) and the commits left
+    /// after the last fetch stay bounded whatever the range and the chain's density.
+    pub fn with_transfers_per_commit(mut self, n: u64) -> Self {
+        self.sync.source_mut().transfers_per_commit = n.max(1);
+        self
+    }
+
+    /// The source.
+    pub fn source(&self) -> &EvmSource {
+        &self.sync.source().source
+    }
+
+    /// The store it writes to (for hooks that read it between steps, e.g. alert rules).
+    pub fn store(&self) -> &Store {
+        &self.sync.source().store
+    }
+
+    /// Runs `pipeline`'s stages (e.g. balance checkpoints) after each commit.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.sync = self.sync.with_pipeline(pipeline);
+        self
+    }
+
+    /// Indexes `from..=to` (resuming after the checkpoint). `from` defaults to the block after
+    /// the checkpoint, else 0; `to` to the node's head.
+    pub async fn index(
+        &self,
+        from: Option<BlockNumber>,
+        to: Option<BlockNumber>,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<SyncSummary, SyncError> {
+        self.sync.index(from, to, on_commit).await
+    }
+
+    /// Follows the head: indexes up to head − `confirmations`, polls every `poll`, handles
+    /// reorgs, until stopped. Retryable failures (node down) are logged and retried.
+    pub async fn follow(
+        &self,
+        from: Option<BlockNumber>,
+        confirmations: u64,
+        poll: Duration,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<SyncSummary, SyncError> {
+        self.sync.follow(from, confirmations, poll, on_commit).await
+    }
+
+    /// Compares the checkpoint block with the node; on a difference walks back to the newest
+    /// common block and unwinds to it. Returns the fork point and what was removed.
+    pub async fn reconcile(&self) -> Result<Option<(BlockNumber, UnwindStats)>, SyncError> {
+        self.sync.reconcile().await
+    }
+}
+
+/// The EVM JSON-RPC source as a [`ChainSource`]: blocks, receipts and traces fetched
+/// concurrently in units sized by the chain's density, new tokens' metadata committed with
+/// their first transfers.
+pub struct EvmChain {
     store: Store,
     source: Arc<EvmSource>,
     chain: ChainId,
@@ -258,52 +362,20 @@ pub struct EvmSync {
 /// Token metadata read concurrently when a range brings new tokens.
 const TOKEN_META_IN_FLIGHT: usize = 8;
 
-enum RangeEnd {
-    Done,
-    Reorg,
-}
+impl ChainSource for EvmChain {
+    type Error = SyncError;
+    type Summary = SyncSummary;
 
-impl EvmSync {
-    /// A sync of chain `chain` (named `name`) from `source` into `store`.
-    pub fn new(
-        store: Store,
-        source: EvmSource,
-        chain: ChainId,
-        name: &str,
-        opts: SyncOptions,
-        stop: StopSignal,
-    ) -> Self {
-        Self {
-            store,
-            source: Arc::new(source),
-            chain,
-            name: name.to_owned(),
-            opts,
-            transfers_per_commit: TRANSFERS_PER_COMMIT,
-            stop,
-            known_tokens: std::sync::Mutex::new(None),
-            evm_chain_id: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// Sets the transfers aimed at per fetch unit and commit (default
-    /// [`TRANSFERS_PER_COMMIT`]). Units are sized from the transfers per block seen so far
-    /// (the first ones are single blocks, so that commits start early), within
-    /// `1..=blocks_per_commit` blocks: memory (at most `in_flight` units) and the commits left
-    /// after the last fetch stay bounded whatever the range and the chain's density.
-    pub fn with_transfers_per_commit(mut self, n: u64) -> Self {
-        self.transfers_per_commit = n.max(1);
-        self
-    }
-
-    /// The source.
-    pub fn source(&self) -> &EvmSource {
-        &self.source
-    }
-
-    /// The store it writes to (for hooks that read it between steps, e.g. alert rules).
-    pub fn store(&self) -> &Store {
+    fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn chain(&self) -> ChainId {
+        self.chain
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn new_summary(&self) -> SyncSummary {
@@ -316,128 +388,76 @@ impl EvmSync {
         }
     }
 
-    /// Indexes `from..=to` (resuming after the checkpoint). `from` defaults to the block after
-    /// the checkpoint, else 0; `to` to the node's head.
-    pub async fn index(
-        &self,
-        from: Option<BlockNumber>,
-        to: Option<BlockNumber>,
-        on_commit: &(dyn Fn(Commit) + Sync),
-    ) -> Result<SyncSummary, SyncError> {
-        let started = Instant::now();
-        let mut summary = self.new_summary();
-        let to = match to {
-            Some(t) => t,
-            None => self.source.head().await?,
-        };
-        self.run_to(from, to, &mut summary, on_commit).await?;
-        summary.interrupted = self.stop.is_stopped();
-        let persist_started = Instant::now();
-        self.store.persist()?;
-        tracing::debug!(
-            persist_ms = persist_started.elapsed().as_millis(),
-            "synced the journal"
-        );
-        summary.finish(started, self.store.checkpoint(self.chain)?);
-        Ok(summary)
+    fn is_retryable(e: &SyncError) -> bool {
+        e.is_retryable()
     }
 
-    /// Follows the head: indexes up to head − `confirmations`, polls every `poll`, handles
-    /// reorgs, until stopped. Retryable failures (node down) are logged and retried.
-    pub async fn follow(
-        &self,
-        from: Option<BlockNumber>,
-        confirmations: u64,
-        poll: Duration,
-        on_commit: &(dyn Fn(Commit) + Sync),
-    ) -> Result<SyncSummary, SyncError> {
-        let started = Instant::now();
-        let mut summary = self.new_summary();
-        let mut backoff = follow_backoff(poll);
-        let mut failures = 0u32;
-        while !self.stop.is_stopped() {
-            let blocks_before = summary.blocks;
-            let step = self
-                .follow_step(from, confirmations, &mut summary, on_commit)
-                .await;
-            if summary.blocks > blocks_before {
-                // A step that committed blocks before it failed: the node works, mostly.
-                failures = 0;
-                backoff = follow_backoff(poll);
-            }
-            match step {
-                Ok(()) => {
-                    failures = 0;
-                    backoff = follow_backoff(poll);
-                    self.store.persist()?;
-                    self.stop.sleep(poll).await;
-                }
-                Err(e) if e.is_retryable() => {
-                    failures = failures.saturating_add(1);
-                    let wait = backoff.next().unwrap_or(FOLLOW_MAX_BACKOFF);
-                    tracing::warn!(
-                        chain = %self.name,
-                        error = %e,
-                        failures,
-                        retry_in_ms = wait.as_millis(),
-                        "follow step failed; retrying"
-                    );
-                    self.stop.sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
+    fn reconciles_on_start(&self) -> bool {
+        false
+    }
+
+    async fn tip(&self) -> Result<Option<BlockNumber>, SyncError> {
+        Ok(Some(self.source.head().await?))
+    }
+
+    async fn hash_at(&self, n: BlockNumber) -> Result<Option<B256>, SyncError> {
+        match self.source.header(n).await {
+            Ok(remote) => Ok(Some(remote.hash)),
+            Err(SourceError::MissingBlock { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        summary.interrupted = true;
-        summary.finish(started, self.store.checkpoint(self.chain)?);
-        Ok(summary)
     }
 
-    async fn follow_step(
+    fn start(
         &self,
+        cp: Option<BlockRef>,
         from: Option<BlockNumber>,
-        confirmations: u64,
-        summary: &mut SyncSummary,
-        on_commit: &(dyn Fn(Commit) + Sync),
-    ) -> Result<(), SyncError> {
-        if let Some((fork, st)) = self.reconcile().await? {
-            summary.reorgs += 1;
-            summary.unwound_blocks += st.blocks;
-            tracing::info!(chain = %self.name, fork = fork.0, unwound_blocks = st.blocks, unwound_transfers = st.transfers, "reorg handled");
-        }
-        let head = self.source.head().await?;
-        let Some(target) = head.0.checked_sub(confirmations).map(BlockNumber) else {
-            return Ok(());
-        };
-        self.run_to(from, target, summary, on_commit).await
+    ) -> Result<BlockNumber, SyncError> {
+        self.start_block(cp, from)
     }
 
-    /// Indexes from the checkpoint (or `from`) up to `to`, unwinding and going on when a reorg
-    /// shows up on the way.
-    async fn run_to(
+    async fn execute(
         &self,
-        from: Option<BlockNumber>,
+        start: BlockNumber,
         to: BlockNumber,
+        checkpoint: Option<BlockRef>,
         summary: &mut SyncSummary,
         on_commit: &(dyn Fn(Commit) + Sync),
-    ) -> Result<(), SyncError> {
-        loop {
-            let cp = self.store.checkpoint(self.chain)?;
-            let start = self.start_block(cp, from)?;
-            if start > to || self.stop.is_stopped() {
-                return Ok(());
-            }
-            match self.execute(start, to, cp, summary, on_commit).await? {
-                RangeEnd::Done => return Ok(()),
-                RangeEnd::Reorg => {
-                    if let Some((_, st)) = self.reconcile().await? {
-                        summary.reorgs += 1;
-                        summary.unwound_blocks += st.blocks;
-                    }
-                }
-            }
+    ) -> Result<RangeEnd, SyncError> {
+        self.execute_range(start, to, checkpoint, summary, on_commit)
+            .await
+    }
+
+    async fn unwind(
+        &self,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, SyncError> {
+        let store = self.store.clone();
+        let chain = self.chain;
+        tokio::task::spawn_blocking(move || store.unwind_with(chain, to, extra))
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))?
+            .map_err(SyncError::from)
+    }
+
+    fn on_absent(&self, _n: BlockNumber, _at_checkpoint: bool) -> Result<Absent, SyncError> {
+        Ok(Absent::Differs)
+    }
+
+    fn reorg_failure(&self, f: ReorgFailure) -> SyncError {
+        match f {
+            ReorgFailure::NotRemembered(block) => SyncError::DeepReorg { block },
+            ReorgFailure::NoCommonAncestor => SyncError::NoCommonAncestor { block: 0 },
         }
     }
 
+    fn unresolved_reorg(&self) -> Option<SyncError> {
+        None
+    }
+}
+
+impl EvmChain {
     fn start_block(
         &self,
         cp: Option<BlockRef>,
@@ -463,7 +483,7 @@ impl EvmSync {
     }
 
     /// Execute: fetch `start..=to` in units, concurrently, and commit them in order.
-    async fn execute(
+    async fn execute_range(
         &self,
         start: BlockNumber,
         to: BlockNumber,
@@ -603,7 +623,7 @@ impl EvmSync {
 
     /// Adds the metadata of the tokens of `tokens` not seen before on this chain to `range`'s
     /// batch, so that a token's metadata commits together with its first transfers. Returns
-    /// the range and those tokens (for [`EvmSync::tokens_committed`] once it is written).
+    /// the range and those tokens (for [`EvmChain::tokens_committed`] once it is written).
     async fn with_token_meta(
         &self,
         range: PreparedRange,
@@ -638,8 +658,8 @@ impl EvmSync {
             .get_or_try_init(|| self.source.evm_chain_id())
             .await?;
         let source = &self.source;
-        let metas: Vec<_> = futures::stream::iter(new.iter())
-            .map(|t| source.token_meta(chain_id, t))
+        let metas: Vec<_> = futures::stream::iter(new.iter().copied())
+            .map(|t| async move { source.token_meta(chain_id, &t).await })
             .buffered(TOKEN_META_IN_FLIGHT)
             .collect::<Vec<_>>()
             .await
@@ -663,41 +683,6 @@ impl EvmSync {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_or_insert_with(HashSet::new)
             .extend(tokens);
-    }
-
-    /// Compares the checkpoint block with the node; on a difference walks back to the newest
-    /// common block and unwinds to it. Returns the fork point and what was removed.
-    pub async fn reconcile(&self) -> Result<Option<(BlockNumber, UnwindStats)>, SyncError> {
-        let Some(cp) = self.store.checkpoint(self.chain)? else {
-            return Ok(None);
-        };
-        let mut n = cp.number;
-        loop {
-            let Some(stored) = self.store.block(self.chain, n)? else {
-                return Err(SyncError::DeepReorg { block: n.0 });
-            };
-            let same = match self.source.header(n).await {
-                Ok(remote) => remote.hash == stored.hash,
-                Err(SourceError::MissingBlock { .. }) => false,
-                Err(e) => return Err(e.into()),
-            };
-            if same {
-                if n == cp.number {
-                    return Ok(None);
-                }
-                let store = self.store.clone();
-                let chain = self.chain;
-                let st = tokio::task::spawn_blocking(move || store.unwind(chain, n))
-                    .await
-                    .map_err(|e| SyncError::Task(e.to_string()))??;
-                tracing::info!(chain = %self.name, fork = n.0, removed_blocks = st.blocks, removed_transfers = st.transfers, "unwound orphaned blocks");
-                return Ok(Some((n, st)));
-            }
-            n = match n.0.checked_sub(1) {
-                Some(p) => BlockNumber(p),
-                None => return Err(SyncError::NoCommonAncestor { block: 0 }),
-            };
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use backon::{ExponentialBuilder, Retryable};
 use clap::{Args, Subcommand};
 use paytrace_app::address::parse_address;
 use paytrace_config::{Config, WebhookConfig, WebhookFormat};
-use paytrace_indexer::{Address, Direction, Store};
+use paytrace_indexer::{Address, BlockNumber, ChainId, Direction, Store, StoreError, stage::Stage};
 use paytrace_tracer::{
     FlowSource,
     alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate_with_units},
@@ -374,8 +374,8 @@ pub fn after_labels_change(cfg: &Config, store: &Store) {
     }
 }
 
-/// Runs rule evaluation and delivery after the `follow` loop commits new blocks: `on_commit`
-/// marks the hook dirty, a background task evaluates at most once per `every`. [`FollowHook::stop`]
+/// Runs rule evaluation and delivery after the `follow` loop commits new blocks: its
+/// [`AlertsStage`] in the sync's pipeline marks the hook dirty, a background task evaluates at most once per `every`. [`FollowHook::stop`]
 /// ends the task cleanly (a last evaluation of what was committed, no write left running), so
 /// that the command can close the store for a write-free next open.
 pub struct FollowHook {
@@ -433,9 +433,11 @@ impl FollowHook {
         Self { dirty, stop, task }
     }
 
-    /// Marks new blocks committed.
-    pub fn committed(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
+    /// The hook as a stage of the sync's pipeline: each commit marks it dirty.
+    pub fn stage(&self) -> AlertsStage {
+        AlertsStage {
+            dirty: Arc::clone(&self.dirty),
+        }
     }
 
     /// Ends the background task: evaluates what was committed since its last round, then
@@ -445,6 +447,29 @@ impl FollowHook {
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "alert task failed");
         }
+    }
+}
+
+/// The alert rules as the last stage of `follow`'s pipeline: after a commit it marks its
+/// [`FollowHook`] dirty, whose background task evaluates the rules and delivers (at most once
+/// per poll interval). It keeps no per-chain progress: each evaluation screens the store as it
+/// is, and an unwind needs nothing undone.
+pub struct AlertsStage {
+    dirty: Arc<AtomicBool>,
+}
+
+impl Stage for AlertsStage {
+    fn id(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn progress(&self, _store: &Store, _chain: ChainId) -> Result<Option<BlockNumber>, StoreError> {
+        Ok(None)
+    }
+
+    fn execute(&self, _store: &Store, _chain: ChainId, _name: &str) -> Result<(), StoreError> {
+        self.dirty.store(true, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -607,7 +632,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let hook = FollowHook::start(Config::default(), store.clone(), Duration::from_secs(3600));
-        hook.committed();
+        // A commit, as the sync's pipeline reports it.
+        hook.stage().execute(&store, ChainId(1), "dev").unwrap();
         let started = std::time::Instant::now();
         tokio::time::timeout(Duration::from_secs(60), hook.stop())
             .await

@@ -1,6 +1,6 @@
 //! `paytrace index balances`: the balance checkpoint stage (docs/architecture.md, "Balance
-//! checkpoints"), and the hook that runs it after `index evm`, `index btc` and each `follow`
-//! step.
+//! checkpoints"), and its run after `index evm` and `index btc` (during `follow` the sync's
+//! pipeline runs it after each commit: `paytrace_indexer::stage::BalanceStage`).
 
 use super::Context;
 use anyhow::Context as _;
@@ -180,15 +180,6 @@ pub(crate) fn after_index<T: Serialize>(
         r.print();
     }
     Ok(())
-}
-
-/// During `follow`: brings the checkpoints of `chain` up to date after a committed step (a
-/// failure is logged, never stops the follower: traces then replay from further back).
-pub(crate) fn after_commit(store: &Store, chain: ChainId, name: &str) {
-    // Never compacts: a follower must not stall for a rewrite of the indexes.
-    if let Err(e) = run_stage(store, chain, name, BALANCE_INTERVAL, false, false) {
-        tracing::warn!(chain = name, error = %format!("{e:#}"), "balance checkpoints not updated");
-    }
 }
 
 impl BalancesArgs {

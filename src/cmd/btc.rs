@@ -17,6 +17,7 @@ use paytrace_indexer::{
         sync::BlkSource,
     },
     evm::{RpcClient, RpcConfig},
+    stage::{BalanceStage, Pipeline},
     sync::{StopSignal, SyncOptions},
 };
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -363,18 +364,21 @@ impl BtcFollowArgs {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
             let src = RpcSource::new(rpc, 0);
-            let sync = BtcSync::new(utxo, src, chain, &self.chain, opts, stop);
+            // Alert rules are evaluated after committed steps (at most once per poll interval).
+            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), store.clone(), poll);
+            // After each commit: the balance checkpoints of the blocks just committed (touched
+            // addresses only), then the alert rules.
+            let sync = BtcSync::new(utxo, src, chain, &self.chain, opts, stop).with_pipeline(
+                Pipeline::new()
+                    .with_stage(BalanceStage::default())
+                    .with_stage(alerts.stage()),
+            );
             tracing::info!(chain = %self.chain, confirmations, poll_ms = poll.as_millis(), "following the tip");
             let progress = Progress::new(&self.chain, None);
             let counter = std::sync::atomic::AtomicU64::new(0);
-            // Alert rules are evaluated after committed steps (at most once per poll interval).
-            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), store.clone(), poll);
             let s = sync
                 .follow(self.from, confirmations, poll, &|c| {
                     progress.on_commit(c, &counter);
-                    // Balance checkpoints of the blocks just committed (touched addresses only).
-                    super::balances::after_commit(&store, chain, &self.chain);
-                    alerts.committed();
                 })
                 .await;
             // No write left running, then a store the next read open does not write to.

@@ -7,6 +7,7 @@ use paytrace_config::{ChainConfig, TraceMode, process_env};
 use paytrace_indexer::{
     BlockNumber, ChainKind,
     evm::{EvmSource, RpcClient, RpcConfig, resolve_trace_mode},
+    stage::{BalanceStage, Pipeline},
     sync::{
         Commit, EvmSync, FOLLOW_MAX_BACKOFF, StopSignal, SyncOptions, SyncSummary, follow_backoff,
     },
@@ -471,22 +472,22 @@ impl FollowCmd {
             let (sync, cfg) = chain.sync(ctx, stop, true).await?;
             let confirmations = confirmations.unwrap_or(cfg.confirmations);
             let poll = Duration::from_millis(poll_interval_ms.unwrap_or(cfg.poll_interval_ms).max(10));
+            // Alert rules are evaluated after committed steps (at most once per poll interval).
+            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
+            // After each commit: the balance checkpoints of the blocks just committed (touched
+            // addresses only), then the alert rules.
+            let sync = sync.with_pipeline(
+                Pipeline::new()
+                    .with_stage(BalanceStage::default())
+                    .with_stage(alerts.stage()),
+            );
             tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");
             let progress = Progress::new(&chain.chain, None);
             let counter = std::sync::atomic::AtomicU64::new(0);
-            // Alert rules are evaluated after committed steps (at most once per poll interval).
-            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
             let store = sync.store().clone();
-            let id = store
-                .chain_by_name(&chain.chain)?
-                .with_context(|| format!("chain {:?} not registered", chain.chain))?
-                .id;
             let summary = sync
                 .follow(from.map(BlockNumber), confirmations, poll, &|c| {
                     progress.on_commit(c, &counter);
-                    // Balance checkpoints of the blocks just committed (touched addresses only).
-                    super::balances::after_commit(&store, id, &chain.chain);
-                    alerts.committed();
                 })
                 .await;
             // No write left running, then a store the next read open does not write to.

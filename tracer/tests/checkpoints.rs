@@ -247,7 +247,10 @@ proptest! {
         }
         // Unwind chain 1 to block 3: its checkpoints past block 3 go, the rest stay exact;
         // re-index and update: exact again.
-        s.unwind(ChainId(1), BlockNumber(3)).unwrap();
+        // The pipeline's unwind: the blocks and the balance stage's output, in one batch.
+        paytrace_indexer::stage::Pipeline::unwinding()
+            .unwind(&s, ChainId(1), BlockNumber(3))
+            .unwrap();
         prop_assert_eq!(s.balances_progress(ChainId(1)).unwrap(), Some(BlockNumber(3)));
         let kept: Vec<Transfer> = ts
             .iter()

@@ -1,6 +1,6 @@
 //! The Bitcoin sync loop: fetch and decode ranges concurrently, resolve inputs and commit them
 //! in order (each range atomically with its checkpoint), detect reorgs by parent hash and
-//! unwind with the undo data. Mirrors [`crate::sync::EvmSync`].
+//! unwind with the undo data: the generic [`ChainSync`] over a [`BtcSource`].
 
 use super::{
     BtcError,
@@ -9,10 +9,13 @@ use super::{
     utxo::{FetchedPrevout, OutPoint, Prevout, RangeStats, UtxoStore, display_b256},
 };
 use crate::{
+    chain::{Absent, ChainSource, ChainSync, RangeEnd, ReorgFailure, RunSummary},
     model::{BlockNumber, BlockRef, ChainId},
-    store::UnwindStats,
+    stage::Pipeline,
+    store::{KeyspaceOp, Store, UnwindStats},
     sync::{Commit, StopSignal, SyncOptions},
 };
+use alloy_primitives::B256;
 use futures::StreamExt;
 use serde::Serialize;
 use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
@@ -78,8 +81,16 @@ pub struct BtcSummary {
     pub interrupted: bool,
 }
 
-/// Syncs one Bitcoin chain from a [`BtcSource`].
+/// Syncs one Bitcoin chain from a [`BtcSource`]: the generic [`ChainSync`] over a
+/// [`BtcChain`].
 pub struct BtcSync<S> {
+    sync: ChainSync<BtcChain<S>>,
+}
+
+/// A Bitcoin [`BtcSource`] as a [`ChainSource`]: decoded blocks fetched concurrently, inputs
+/// resolved against the UTXO set (range N+1 prepared while range N commits), spent outputs
+/// restored on unwind.
+pub struct BtcChain<S> {
     utxo: UtxoStore,
     source: Arc<S>,
     chain: ChainId,
@@ -93,11 +104,6 @@ struct Committed {
     last: u64,
     stats: RangeStats,
     transfers: usize,
-}
-
-enum RangeEnd {
-    Done,
-    Reorg,
 }
 
 fn task_err(e: tokio::task::JoinError) -> BtcError {
@@ -117,14 +123,23 @@ impl<S: BtcSource> BtcSync<S> {
         opts: SyncOptions,
         stop: StopSignal,
     ) -> Self {
-        Self {
+        let btc = BtcChain {
             utxo,
             source: Arc::new(source),
             chain,
             name: name.to_owned(),
             opts,
-            stop,
+            stop: stop.clone(),
+        };
+        Self {
+            sync: ChainSync::new(btc, stop),
         }
+    }
+
+    /// Runs `pipeline`'s stages (e.g. balance checkpoints) after each commit.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.sync = self.sync.with_pipeline(pipeline);
+        self
     }
 
     /// Indexes from after the checkpoint (or `from`) up to `to` (default: the source's tip).
@@ -134,29 +149,16 @@ impl<S: BtcSource> BtcSync<S> {
         to: Option<u64>,
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<BtcSummary, BtcError> {
-        let started = Instant::now();
-        let mut s = BtcSummary {
-            chain: self.name.clone(),
-            ..Default::default()
-        };
-        self.reconcile_into(&mut s).await?;
-        let to = match to {
-            Some(t) => Some(t),
-            None => self.source.tip().await?,
-        };
-        if let Some(to) = to {
-            self.run_to(from, to, &mut s, on_commit).await?;
-        }
-        self.utxo.store().persist()?;
-        self.finish(started, &mut s)?;
-        Ok(s)
+        self.sync
+            .index(from.map(BlockNumber), to.map(BlockNumber), on_commit)
+            .await
     }
 
     /// Keeps indexing new blocks up to the source's tip minus `confirmations`, polling every
     /// `poll`, until the stop signal: each step first compares the checkpoint with the source
     /// (unwinding orphaned blocks), then indexes what is new. Retryable failures (connection
     /// errors, timeouts, 5xx, a block the node does not serve yet) back off and retry; the others
-    /// end the run. Mirrors [`crate::sync::EvmSync::follow`].
+    /// end the run.
     pub async fn follow(
         &self,
         from: Option<u64>,
@@ -164,130 +166,142 @@ impl<S: BtcSource> BtcSync<S> {
         poll: std::time::Duration,
         on_commit: &(dyn Fn(Commit) + Sync),
     ) -> Result<BtcSummary, BtcError> {
-        let started = Instant::now();
-        let mut s = BtcSummary {
+        self.sync
+            .follow(from.map(BlockNumber), confirmations, poll, on_commit)
+            .await
+    }
+
+    /// Compares the checkpoint with the source; on a difference walks back to the newest common
+    /// block and unwinds to it (restoring spent outputs).
+    pub async fn reconcile(&self) -> Result<Option<(BlockNumber, UnwindStats)>, BtcError> {
+        self.sync.reconcile().await
+    }
+}
+
+impl RunSummary for BtcSummary {
+    fn blocks(&self) -> u64 {
+        self.stats.blocks
+    }
+
+    fn reorged(&mut self, st: &UnwindStats) {
+        self.reorgs += 1;
+        self.unwound_blocks += st.blocks;
+    }
+
+    fn finish(&mut self, started: Instant, checkpoint: Option<BlockRef>, interrupted: bool) {
+        self.interrupted = interrupted;
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.elapsed_ms = ms;
+        self.txs_per_sec = self.stats.txs.saturating_mul(1000) / ms.max(1);
+        self.bytes_per_sec = self.stats.bytes.saturating_mul(1000) / ms.max(1);
+        self.checkpoint = checkpoint.map(|c| c.number.0);
+    }
+}
+
+impl<S: BtcSource> ChainSource for BtcChain<S> {
+    type Error = BtcError;
+    type Summary = BtcSummary;
+
+    fn store(&self) -> &Store {
+        self.utxo.store()
+    }
+
+    fn chain(&self) -> ChainId {
+        self.chain
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn new_summary(&self) -> BtcSummary {
+        BtcSummary {
             chain: self.name.clone(),
             ..Default::default()
-        };
-        let mut backoff = crate::sync::follow_backoff(poll);
-        let mut failures = 0u32;
-        while !self.stop.is_stopped() {
-            let blocks_before = s.stats.blocks;
-            let step = self
-                .follow_step(from, confirmations, &mut s, on_commit)
-                .await;
-            if s.stats.blocks > blocks_before {
-                // A step that committed blocks before it failed: the node works, mostly.
-                failures = 0;
-                backoff = crate::sync::follow_backoff(poll);
-            }
-            match step {
-                Ok(()) => {
-                    failures = 0;
-                    backoff = crate::sync::follow_backoff(poll);
-                    self.utxo.store().persist()?;
-                    self.stop.sleep(poll).await;
-                }
-                Err(e) if e.is_retryable() => {
-                    failures = failures.saturating_add(1);
-                    let wait = backoff.next().unwrap_or(crate::sync::FOLLOW_MAX_BACKOFF);
-                    tracing::warn!(
-                        chain = %self.name,
-                        error = %e,
-                        failures,
-                        retry_in_ms = wait.as_millis(),
-                        "follow step failed; retrying"
-                    );
-                    self.stop.sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
         }
-        self.utxo.store().persist()?;
-        self.finish(started, &mut s)?;
-        s.interrupted = true;
-        Ok(s)
     }
 
-    async fn follow_step(
+    fn is_retryable(e: &BtcError) -> bool {
+        e.is_retryable()
+    }
+
+    fn reconciles_on_start(&self) -> bool {
+        true
+    }
+
+    async fn tip(&self) -> Result<Option<BlockNumber>, BtcError> {
+        Ok(self.source.tip().await?.map(BlockNumber))
+    }
+
+    async fn hash_at(&self, n: BlockNumber) -> Result<Option<B256>, BtcError> {
+        Ok(self.source.hash_at(n.0).await?.map(|h| display_b256(&h)))
+    }
+
+    fn start(
         &self,
-        from: Option<u64>,
-        confirmations: u64,
-        s: &mut BtcSummary,
-        on_commit: &(dyn Fn(Commit) + Sync),
-    ) -> Result<(), BtcError> {
-        self.reconcile_into(s).await?;
-        let Some(tip) = self.source.tip().await? else {
-            return Ok(());
-        };
-        let Some(target) = tip.checked_sub(confirmations) else {
-            return Ok(());
-        };
-        self.run_to(from, target, s, on_commit).await
-    }
-
-    /// [`Self::reconcile`], counted in the summary.
-    async fn reconcile_into(&self, s: &mut BtcSummary) -> Result<(), BtcError> {
-        if let Some((fork, st)) = self.reconcile().await? {
-            s.reorgs += 1;
-            s.unwound_blocks += st.blocks;
-            tracing::info!(chain = %self.name, fork = fork.0, unwound_blocks = st.blocks, unwound_transfers = st.transfers, "reorg handled");
-        }
-        Ok(())
-    }
-
-    /// Indexes from after the checkpoint (or `from`) up to `to`, unwinding and going on when a
-    /// reorg shows up on the way.
-    async fn run_to(
-        &self,
-        from: Option<u64>,
-        to: u64,
-        s: &mut BtcSummary,
-        on_commit: &(dyn Fn(Commit) + Sync),
-    ) -> Result<(), BtcError> {
-        loop {
-            let cp = self.utxo.store().checkpoint(self.chain)?;
-            let start = match (cp, from) {
-                (Some(c), _) => c.number.0.saturating_add(1),
-                (None, Some(f)) => f,
-                (None, None) => self.source.first_height(),
-            };
-            if start > to || self.stop.is_stopped() {
-                return Ok(());
-            }
-            match self.execute(start, to, cp, s, on_commit).await? {
-                RangeEnd::Done => return Ok(()),
-                RangeEnd::Reorg => {
-                    if let Some((_, st)) = self.reconcile().await? {
-                        s.reorgs += 1;
-                        s.unwound_blocks += st.blocks;
-                    } else {
-                        return Err(BtcError::Malformed {
-                            what: format!("chain {}", self.name),
-                            message: "parent hash mismatch but the checkpoint block is still on the source's chain".into(),
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    /// Fills the summary's rates, checkpoint and interruption flag at the end of a run.
-    fn finish(&self, started: Instant, s: &mut BtcSummary) -> Result<(), BtcError> {
-        s.interrupted = self.stop.is_stopped();
-        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        s.elapsed_ms = ms;
-        s.txs_per_sec = s.stats.txs.saturating_mul(1000) / ms.max(1);
-        s.bytes_per_sec = s.stats.bytes.saturating_mul(1000) / ms.max(1);
-        s.checkpoint = self
-            .utxo
-            .store()
-            .checkpoint(self.chain)?
-            .map(|c| c.number.0);
-        Ok(())
+        cp: Option<BlockRef>,
+        from: Option<BlockNumber>,
+    ) -> Result<BlockNumber, BtcError> {
+        Ok(BlockNumber(match (cp, from) {
+            (Some(c), _) => c.number.0.saturating_add(1),
+            (None, Some(f)) => f.0,
+            (None, None) => self.source.first_height(),
+        }))
     }
 
     async fn execute(
+        &self,
+        start: BlockNumber,
+        to: BlockNumber,
+        checkpoint: Option<BlockRef>,
+        s: &mut BtcSummary,
+        on_commit: &(dyn Fn(Commit) + Sync),
+    ) -> Result<RangeEnd, BtcError> {
+        self.execute_range(start.0, to.0, checkpoint, s, on_commit)
+            .await
+    }
+
+    async fn unwind(
+        &self,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, BtcError> {
+        let (u, c) = (self.utxo.clone(), self.chain);
+        tokio::task::spawn_blocking(move || u.unwind_with(c, to, extra))
+            .await
+            .map_err(task_err)?
+    }
+
+    fn on_absent(&self, n: BlockNumber, at_checkpoint: bool) -> Result<Absent, BtcError> {
+        if at_checkpoint {
+            // The source does not reach the checkpoint (fewer blk files, a node still
+            // syncing): nothing to compare and nothing to index; never unwind for that.
+            return Ok(Absent::Keep);
+        }
+        Err(BtcError::Malformed {
+            what: format!("block {}", n.0),
+            message: "the source has no block at this height below a fork with the store".into(),
+        })
+    }
+
+    fn reorg_failure(&self, f: ReorgFailure) -> BtcError {
+        match f {
+            ReorgFailure::NotRemembered(block) => BtcError::NoUndo { block },
+            ReorgFailure::NoCommonAncestor => BtcError::NoUndo { block: 0 },
+        }
+    }
+
+    fn unresolved_reorg(&self) -> Option<BtcError> {
+        Some(BtcError::Malformed {
+            what: format!("chain {}", self.name),
+            message: "parent hash mismatch but the checkpoint block is still on the source's chain"
+                .into(),
+        })
+    }
+}
+
+impl<S: BtcSource> BtcChain<S> {
+    async fn execute_range(
         &self,
         start: u64,
         to: u64,
@@ -401,47 +415,6 @@ impl<S: BtcSource> BtcSync<S> {
             last: BlockNumber(c.last),
             transfers: c.transfers,
         });
-    }
-
-    /// Compares the checkpoint with the source; on a difference walks back to the newest common
-    /// block and unwinds to it (restoring spent outputs).
-    pub async fn reconcile(&self) -> Result<Option<(BlockNumber, UnwindStats)>, BtcError> {
-        let store = self.utxo.store();
-        let Some(cp) = store.checkpoint(self.chain)? else {
-            return Ok(None);
-        };
-        let mut n = cp.number.0;
-        loop {
-            let Some(stored) = store.block(self.chain, BlockNumber(n))? else {
-                return Err(BtcError::NoUndo { block: n });
-            };
-            let remote = match self.source.hash_at(n).await? {
-                // The source does not reach the checkpoint (fewer blk files, a node still
-                // syncing): nothing to compare and nothing to index; never unwind for that.
-                None if n == cp.number.0 => return Ok(None),
-                None => {
-                    return Err(BtcError::Malformed {
-                        what: format!("block {n}"),
-                        message:
-                            "the source has no block at this height below a fork with the store"
-                                .into(),
-                    });
-                }
-                Some(h) => h,
-            };
-            if display_b256(&remote) == stored.hash {
-                if n == cp.number.0 {
-                    return Ok(None);
-                }
-                let (u, c) = (self.utxo.clone(), self.chain);
-                let st = tokio::task::spawn_blocking(move || u.unwind(c, BlockNumber(n)))
-                    .await
-                    .map_err(task_err)??;
-                tracing::info!(chain = %self.name, fork = n, removed_blocks = st.blocks, removed_transfers = st.transfers, "unwound orphaned blocks");
-                return Ok(Some((BlockNumber(n), st)));
-            }
-            n = n.checked_sub(1).ok_or(BtcError::NoUndo { block: 0 })?;
-        }
     }
 }
 

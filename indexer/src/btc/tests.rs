@@ -595,3 +595,129 @@ async fn utxo_cache_matches_the_store_across_unwinds_and_eviction() {
         );
     }
 }
+
+/// A stage counting its runs (and failing when asked), to see the pipeline's order and
+/// that a failed stage stops neither the sync nor the stages after it.
+struct Counting {
+    runs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    fail: bool,
+}
+
+impl crate::stage::Stage for Counting {
+    fn id(&self) -> &'static str {
+        "counting"
+    }
+
+    fn progress(
+        &self,
+        _store: &Store,
+        _chain: ChainId,
+    ) -> Result<Option<BlockNumber>, crate::StoreError> {
+        Ok(None)
+    }
+
+    fn execute(
+        &self,
+        _store: &Store,
+        _chain: ChainId,
+        _name: &str,
+    ) -> Result<(), crate::StoreError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail {
+            return Err(crate::StoreError::Corrupt {
+                keyspace: "meta",
+                key: "counting stage".into(),
+                reason: "asked to fail".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_runs_its_stages_after_each_commit_and_matches_a_build() {
+    use crate::stage::{BalanceStage, Pipeline};
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    };
+    const INTERVAL: u64 = 4;
+    // Staged: the balance stage after every commit, between a failing and a counting stage.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let chain = store.register_chain("btc", ChainKind::Bitcoin).unwrap();
+    let idx = BlkIndex::scan(vec![BLOCKS.into()], None).unwrap();
+    let best = idx.best_chain(None, None).unwrap();
+    let (failed, after) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let pipeline = Pipeline::new()
+        .with_stage(Counting {
+            runs: Arc::clone(&failed),
+            fail: true,
+        })
+        .with_stage(BalanceStage { interval: INTERVAL })
+        .with_stage(Counting {
+            runs: Arc::clone(&after),
+            fail: false,
+        });
+    assert_eq!(pipeline.ids(), ["counting", "balances", "counting"]);
+    let sync = BtcSync::new(
+        UtxoStore::open(&store).unwrap(),
+        BlkSource::new(idx, best),
+        chain,
+        "btc",
+        opts(50),
+        StopSignal::new(),
+    )
+    .with_pipeline(pipeline);
+    let commits = AtomicU64::new(0);
+    let s = sync
+        .index(None, None, &|_| {
+            commits.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    let commits = commits.load(Ordering::SeqCst);
+    assert!(commits >= 5, "blocks 0..=255 by 50: {commits} commits");
+    assert_eq!(failed.load(Ordering::SeqCst), commits);
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        commits,
+        "a failed stage stops no other"
+    );
+    assert_eq!(
+        store.balances_progress(chain).unwrap(),
+        s.checkpoint.map(BlockNumber),
+        "the balance stage keeps pace with the checkpoint"
+    );
+    // Reference: the same blocks without stages, checkpoints built once at the end.
+    let dir2 = tempfile::tempdir().unwrap();
+    let reference = Store::open(dir2.path()).unwrap();
+    index_files(&reference, vec![BLOCKS.into()], None, None, 50)
+        .await
+        .unwrap();
+    reference.build_balances(Some(chain), INTERVAL).unwrap();
+    let end = crate::TransferKey {
+        chain,
+        block: BlockNumber(u64::MAX),
+        tx_index: u32::MAX,
+        kind: TransferKind::Utxo,
+        position: u32::MAX,
+    };
+    let mut addresses: Vec<Address> = all_transfers(&store, chain)
+        .into_iter()
+        .flat_map(|t| [t.from, t.to])
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    let mut with_checkpoints = 0;
+    for a in &addresses {
+        let got = store.balance_checkpoint(a, Some(chain), &end).unwrap();
+        with_checkpoints += usize::from(got.is_some());
+        assert_eq!(
+            got,
+            reference.balance_checkpoint(a, Some(chain), &end).unwrap(),
+            "{a:?}"
+        );
+    }
+    assert!(with_checkpoints > 0, "some address has a checkpoint");
+}

@@ -175,10 +175,21 @@ async fn reorg_through_rpc_unwinds_and_matches_a_fresh_index() {
     let store = Store::open(d.path()).unwrap();
     let s = index_rpc(&store, &node.url, None, None).await.unwrap();
     assert_eq!(s.checkpoint, Some(24));
+    // Balance checkpoints every 2 entries, built before the reorg: the sync's pipeline unwinds
+    // them with the orphaned blocks.
+    let c = store.chain_by_name("btc").unwrap().unwrap().id;
+    store.build_balances(Some(c), 2).unwrap();
+    assert_eq!(store.balances_progress(c).unwrap(), Some(BlockNumber(24)));
     node.set_blocks(b.clone());
     let s = index_rpc(&store, &node.url, None, None).await.unwrap();
     assert_eq!((s.reorgs, s.unwound_blocks, s.checkpoint), (1, 5, Some(27)));
     assert_eq!(s.from, Some(20));
+    assert_eq!(
+        store.balances_progress(c).unwrap(),
+        Some(BlockNumber(19)),
+        "the balance stage's progress went back to the fork"
+    );
+    store.update_balances(c, 2).unwrap();
 
     let fresh_node = MockNode::start(MockState::with_blocks(b)).await;
     let d2 = tempfile::tempdir().unwrap();
@@ -186,13 +197,30 @@ async fn reorg_through_rpc_unwinds_and_matches_a_fresh_index() {
     index_rpc(&store2, &fresh_node.url, None, None)
         .await
         .unwrap();
-    let c = store.chain_by_name("btc").unwrap().unwrap().id;
     assert_eq!(transfers(&store, c), transfers(&store2, c));
     assert_eq!(
         UtxoStore::open(&store).unwrap().utxo_set(c).unwrap(),
         UtxoStore::open(&store2).unwrap().utxo_set(c).unwrap()
     );
     assert_eq!(store.counters(c).unwrap(), store2.counters(c).unwrap());
+    // The checkpoints kept through the reorg and updated after it equal a fresh build.
+    store2.build_balances(Some(c), 2).unwrap();
+    let end = crate::TransferKey {
+        chain: c,
+        block: BlockNumber(u64::MAX),
+        tx_index: u32::MAX,
+        kind: crate::TransferKind::Utxo,
+        position: u32::MAX,
+    };
+    let mut checked = 0;
+    for t in transfers(&store2, c) {
+        for a in [t.from, t.to] {
+            let got = store.balance_checkpoint(&a, Some(c), &end).unwrap();
+            checked += usize::from(got.is_some());
+            assert_eq!(got, store2.balance_checkpoint(&a, Some(c), &end).unwrap());
+        }
+    }
+    assert!(checked > 0, "some address has a checkpoint");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -856,13 +856,26 @@ impl UtxoStore {
         Ok(e.stats)
     }
 
-    /// Removes every block above `to`, restoring the outputs they spent, atomically.
+    /// Removes every block above `to`, restoring the outputs they spent, atomically (derived
+    /// data such as balance checkpoints is the pipeline's: see [`UtxoStore::unwind_with`]).
     pub fn unwind(&self, chain: ChainId, to: BlockNumber) -> Result<UnwindStats, BtcError> {
+        self.unwind_with(chain, to, Vec::new())
+    }
+
+    /// [`UtxoStore::unwind`] plus `extra` writes (the stages' unwind, from
+    /// [`crate::stage::Pipeline::unwind_ops`]) in the same atomic batch.
+    pub fn unwind_with(
+        &self,
+        chain: ChainId,
+        to: BlockNumber,
+        extra: Vec<KeyspaceOp>,
+    ) -> Result<UnwindStats, BtcError> {
         let Some(cp) = self.store.checkpoint(chain)? else {
             return Ok(UnwindStats::default());
         };
         self.cache_lock().clear();
-        let ops = self.undo_ops(chain, to.0.saturating_add(1), cp.number.0, true)?;
+        let mut ops = self.undo_ops(chain, to.0.saturating_add(1), cp.number.0, true)?;
+        ops.extend(extra);
         Ok(self.store.unwind_with(chain, to, ops)?)
     }
 

@@ -607,7 +607,7 @@ impl<'a> Writer<'a> {
 
 impl Store {
     /// Adds to `batch` the removal of every balance checkpoint of each address at or after
-    /// its position (on that position's chain): a reorg unwind or a sparse write changed its
+    /// its position (on that position's chain): a sparse write changed its
     /// history there.
     pub(super) fn invalidate_balances(
         &self,
@@ -628,18 +628,55 @@ impl Store {
         Ok(())
     }
 
-    /// Adds to `batch` moving the balance stage's progress of `chain` back to `to` if it is
-    /// beyond (an unwind).
-    pub(super) fn unwind_balances_progress(
+    /// The balance stage's unwind of `chain` to block `to`, as writes for the unwind's atomic
+    /// batch ([`Store::unwind_with`]): every checkpoint of each address that the blocks above
+    /// `to` touch, from the first of those blocks on, removed, and the stage's progress moved
+    /// back to `to` if it is beyond. Read before the unwind (the transfers are still there).
+    pub fn balance_unwind_ops(
         &self,
-        batch: &mut fjall::OwnedWriteBatch,
         chain: ChainId,
         to: BlockNumber,
-    ) -> Result<(), StoreError> {
-        if self.balances_progress(chain)?.is_some_and(|p| p > to) {
-            batch.insert(&self.meta, progress_key(chain), to.0.to_be_bytes().to_vec());
+    ) -> Result<Vec<super::KeyspaceOp>, StoreError> {
+        let mut ops = Vec::new();
+        let Some(start) = to.next() else {
+            return Ok(ops);
+        };
+        let stale_from = TransferKey {
+            chain,
+            block: start,
+            tx_index: 0,
+            kind: crate::model::TransferKind::Native,
+            position: 0,
+        };
+        let mut stale: BTreeSet<Address> = BTreeSet::new();
+        for t in self.range_transfers(chain, start, BlockNumber(u64::MAX)) {
+            let t = t?;
+            for a in [t.from, t.to] {
+                if !a.is_tx() {
+                    stale.insert(a);
+                }
+            }
         }
-        Ok(())
+        for a in &stale {
+            let lo = at_key(a, &stale_from);
+            let (_, hi) = chain_bounds(a, chain);
+            for kv in self.balances.range(lo..hi) {
+                let k = kv.key().map_err(|e| self.io("scan balances", e))?;
+                ops.push(super::KeyspaceOp {
+                    keyspace: self.balances.clone(),
+                    key: k.to_vec(),
+                    value: None,
+                });
+            }
+        }
+        if self.balances_progress(chain)?.is_some_and(|p| p > to) {
+            ops.push(super::KeyspaceOp {
+                keyspace: self.meta.clone(),
+                key: progress_key(chain),
+                value: Some(to.0.to_be_bytes().to_vec()),
+            });
+        }
+        Ok(ops)
     }
 
     /// Brings the balance checkpoints of `chain` up to its indexed checkpoint: a full build

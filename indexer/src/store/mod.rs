@@ -1065,13 +1065,15 @@ impl Store {
 
     /// Removes every block above `to` with its transfers and index entries, and moves the
     /// checkpoint back to `to` (or removes it when `to` is below the first remembered block),
-    /// atomically.
+    /// atomically. Derived data (the stages' output, such as balance checkpoints) is the
+    /// pipeline's to unwind: [`crate::stage::Pipeline::unwind`] passes its writes to
+    /// [`Store::unwind_with`].
     pub fn unwind(&self, chain: ChainId, to: BlockNumber) -> Result<UnwindStats, StoreError> {
         self.unwind_with(chain, to, Vec::new())
     }
 
     /// [`Store::unwind`] plus `extra` writes to other keyspaces (e.g. the Bitcoin UTXO set
-    /// restored from undo data), in the same atomic batch.
+    /// restored from undo data, the stages' unwinds), in the same atomic batch.
     pub fn unwind_with(
         &self,
         chain: ChainId,
@@ -1087,15 +1089,6 @@ impl Store {
         let mut ikey = Vec::with_capacity(64);
         let lo = txrow::block_start(chain, start);
         let hi = chain_end_key(chain);
-        // The unwound transfers' addresses: their checkpoints from the unwind start on are stale.
-        let stale_from = TransferKey {
-            chain,
-            block: start,
-            tx_index: 0,
-            kind: TransferKind::Native,
-            position: 0,
-        };
-        let mut stale: BTreeMap<Address, TransferKey> = BTreeMap::new();
         for kv in self.transfers.range(lo.to_vec()..hi) {
             let (k, v) = kv
                 .into_inner()
@@ -1116,13 +1109,8 @@ impl Store {
                 let c = counts.entry(t.kind()).or_default();
                 *c = c.saturating_sub(1);
                 stats.transfers += 1;
-                for a in [t.from, t.to] {
-                    stale.entry(a).or_insert(stale_from);
-                }
             }
         }
-        self.invalidate_balances(&mut batch, &stale)?;
-        self.unwind_balances_progress(&mut batch, chain, to)?;
         for kv in self.blocks.range(
             block_key(chain, start).to_vec()..=block_key(chain, BlockNumber(u64::MAX)).to_vec(),
         ) {
