@@ -280,7 +280,13 @@ fn xbt_sanctions_screen_bitcoin_addresses_through_transactions_as_of_a_date() {
     let c = setup(dir.path());
     let data = dir.path().join("data");
     let t = |k: &str, d: &str, amount: u64, hops: u64, cp: &str| {
-        (k.to_owned(), d.to_owned(), amount.to_string(), hops, cp.to_owned())
+        (
+            k.to_owned(),
+            d.to_owned(),
+            amount.to_string(),
+            hops,
+            cp.to_owned(),
+        )
     };
     // Ben sent 0.2 BTC to the SDN in one transaction: direct.
     let ben = screen(&data, &c.ben, "2021-03-31");
