@@ -56,8 +56,8 @@ pub use cluster::{
     ExchangeWallet,
 };
 pub use compliance::{
-    AlertsConfig, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind, Thresholds,
-    WebhookConfig, WebhookFormat,
+    AlertsConfig, DEFAULT_SERVICES, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind,
+    Thresholds, WebhookConfig, WebhookFormat,
 };
 pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
 pub use error::ConfigError;

@@ -132,7 +132,7 @@ fn print_text(r: &EvalReport) {
 impl EvalCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let cluster = super::cluster::params(&ctx.config.cluster)?;
+        let cluster = paytrace_app::params::cluster_params(&ctx.config.cluster)?;
         let risk = ctx.config.risk.clone();
         let cfg = AnalysisConfig {
             cluster,

@@ -62,30 +62,22 @@ pub struct ScreenParams {
     pub assets: crate::report::AssetBook,
 }
 
-/// Default service (stop) categories of indirect exposure.
-pub const DEFAULT_SERVICES: [&str; 9] = [
-    "exchange",
-    "exchange_deposit",
-    "bridge",
-    "mixer",
-    "sanctioned",
-    "defi",
-    "wallet_service",
-    "otc",
-    "gambling",
-];
+/// Default service (stop) categories of indirect exposure (`[risk] services`).
+pub use paytrace_config::DEFAULT_SERVICES;
 
 impl ScreenParams {
-    /// Defaults as of `as_of`: 3 hops, default services and scoring, patterns on.
+    /// The defaults of `[risk]` (`paytrace_config::RiskConfig::default`, the one place they
+    /// are set) as of `as_of`; the binary maps a config through `paytrace_app::params`.
     pub fn new(as_of: Date) -> Self {
+        let d = paytrace_config::RiskConfig::default();
         Self {
             as_of,
-            hops: 3,
+            hops: d.hops,
             chain: None,
-            services: StopList::new(DEFAULT_SERVICES),
-            max_nodes: 500,
-            max_backward_seeds: 2,
-            patterns: Some(PatternParams::default()),
+            services: StopList::new(d.services.iter().map(String::as_str)),
+            max_nodes: d.max_nodes,
+            max_backward_seeds: d.max_backward_seeds,
+            patterns: d.patterns.then(PatternParams::default),
             pattern_neighbours: 10,
             scoring: Scoring::default(),
             assets: crate::report::AssetBook::new(),
