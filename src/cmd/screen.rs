@@ -237,12 +237,6 @@ impl ScreenCmd {
             }
         });
         super::progress::finish(bar.as_ref());
-        if history.labels.errors() > 0 {
-            tracing::warn!(
-                errors = history.labels.errors(),
-                "some label reads failed and counted as unlabelled"
-            );
-        }
         if let Some(e) = failed {
             return Err(e);
         }

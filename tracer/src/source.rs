@@ -184,6 +184,14 @@ pub trait LabelSource {
     fn version(&self) -> Option<String> {
         None
     }
+
+    /// The first label read that failed since the last call, if any. A source that reads
+    /// labels from storage answers a failed read as "no label" to the engines above and keeps
+    /// the error here; a caller for which a failed read must not pass as unlabelled
+    /// (screening) takes it and fails. In-memory sources never fail.
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
+        None
+    }
 }
 
 /// Labels held in memory: a category and optional names per address.
@@ -250,6 +258,9 @@ impl<L: LabelSource + ?Sized> LabelSource for &L {
     }
     fn labels(&self, address: &Address) -> Vec<String> {
         (**self).labels(address)
+    }
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
+        (**self).take_failure()
     }
     fn version(&self) -> Option<String> {
         (**self).version()
