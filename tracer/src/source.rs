@@ -117,6 +117,13 @@ impl Category {
     }
 }
 
+impl From<paytrace_indexer::labels::Category> for Category {
+    /// A label store category (the fixed taxonomy) by its snake_case name.
+    fn from(c: paytrace_indexer::labels::Category) -> Self {
+        Self(c.as_str().to_owned())
+    }
+}
+
 impl fmt::Display for Category {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -585,7 +592,7 @@ impl StoreLabels {
                     _ => 5,
                 };
                 ls.sort_by_key(|l| (rank(l.category), std::cmp::Reverse(l.confidence)));
-                let cat = ls.first().map(|l| Category::new(l.category.as_str()));
+                let cat = ls.first().map(|l| Category::from(l.category));
                 let names = ls
                     .iter()
                     .map(|l| format!("{} ({}, {})", l.entity, l.category, l.source))
@@ -703,5 +710,17 @@ impl<S: FlowSource> FlowSource for Checkpointed<S> {
                 .take_while(|c| c.at <= *before)
                 .last(),
         )
+    }
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::Category;
+
+    #[test]
+    fn label_store_categories_convert_to_their_names() {
+        for c in paytrace_indexer::labels::Category::ALL {
+            assert_eq!(Category::from(c), Category::new(c.as_str()));
+        }
     }
 }

@@ -140,7 +140,7 @@ impl LabelHistory for StoreLabelHistory {
             Ok(ls) => ls
                 .into_iter()
                 .map(|l| LabelSpan {
-                    category: Category::new(l.category.as_str()),
+                    category: Category::from(l.category),
                     name: format!("{} ({}, {})", l.entity, l.category.as_str(), l.source),
                     valid_from: l.valid_from,
                     valid_to: l.valid_to,
