@@ -523,8 +523,10 @@ type Labelled = (Category, Vec<String>);
 ///
 /// Labels are those valid on `as_of` (today when `None`). When an address has several, the
 /// category reported is the most severe one (sanctioned, mixer, exchange, exchange deposit,
-/// bridge, then the rest by confidence). Look-ups are cached; a read error counts as unlabelled
-/// and is kept in [`StoreLabels::errors`]. `Sync`: the cache is behind a lock.
+/// bridge, then the rest by confidence). Look-ups are cached; a read error is never cached: it
+/// is counted in [`StoreLabels::errors`] and kept for [`LabelSource::take_failure`], so the
+/// trace engines fail instead of reading the address as unlabelled. `Sync`: the cache is
+/// behind a lock.
 pub struct StoreLabels {
     store: paytrace_indexer::labels::LabelStore,
     as_of: Option<paytrace_indexer::labels::Date>,
@@ -532,6 +534,7 @@ pub struct StoreLabels {
     // Lock and atomic (not `RefCell`/`Cell`): one instance serves the threads of a report.
     cache: std::sync::RwLock<HashMap<Address, Option<Labelled>>>,
     errors: std::sync::atomic::AtomicU64,
+    failure: std::sync::Mutex<Option<paytrace_indexer::labels::LabelError>>,
     version: Option<String>,
 }
 
@@ -559,11 +562,12 @@ impl StoreLabels {
             overrides,
             cache: std::sync::RwLock::new(HashMap::new()),
             errors: std::sync::atomic::AtomicU64::new(0),
+            failure: std::sync::Mutex::new(None),
             version: Some(version),
         })
     }
 
-    /// Number of label reads that failed (treated as unlabelled).
+    /// Number of label reads that failed.
     pub fn errors(&self) -> u64 {
         self.errors.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -600,10 +604,14 @@ impl StoreLabels {
                 cat.map(|c| (c, names))
             }
             Ok(_) => None,
-            Err(_) => {
+            Err(e) => {
                 self.errors
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                None
+                self.failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e);
+                return None;
             }
         };
         self.cache
@@ -621,6 +629,13 @@ impl LabelSource for StoreLabels {
 
     fn labels(&self, address: &Address) -> Vec<String> {
         self.lookup(address).map(|(_, n)| n).unwrap_or_default()
+    }
+
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     fn version(&self) -> Option<String> {
