@@ -1,6 +1,7 @@
 //! Golden outputs: the offline demo (its JSON summary, report JSON/CSV, screening, ground truth
 //! and Bitcoin leg), `report payouts --format json` with the demo's batch, `screen --json` on
-//! the demo's payees, `trace --format json` with every taint model, `cluster show --json`, and
+//! the demo's payees, `trace --format json` with every taint model (the payroll provider's
+//! payouts, and the demo's Bitcoin withdrawal through transaction nodes), `cluster show --json`, and
 //! `index btc` / `stats --json` after indexing the real Bitcoin blocks of the shared data, each
 //! compared byte for byte with the files in `tests/golden/`.
 //!
@@ -125,6 +126,17 @@ fn outputs(tmp: &Path) -> Vec<(String, String)> {
             paytrace(&store).args(["trace", PROVIDER, "--model", model, "--format", "json"]),
         );
         got.push((format!("trace-{model}.json"), trace));
+    }
+    // The demo's Bitcoin leg: the operator's withdrawal traced through transaction nodes with
+    // every model (`tiho` is the Bitcoin transaction-node model).
+    let txid = truth["bitcoin"]["withdrawal_txid"].as_str().unwrap();
+    let seed = format!("tx:{txid}");
+    let btc_chain = truth["bitcoin"]["chain"].as_str().unwrap();
+    for model in ["poison", "haircut", "fifo", "lifo", "tiho"] {
+        let trace = stdout(paytrace(&store).args([
+            "trace", &seed, "--model", model, "--chain", btc_chain, "--format", "json",
+        ]));
+        got.push((format!("trace-btc-{model}.json"), trace));
     }
     let cluster = stdout(paytrace(&store).args(["--json", "cluster", "show", FAKE_PAYEE]));
     got.push(("cluster-show.json".to_owned(), cluster));
