@@ -2,8 +2,8 @@
 //! and Bitcoin leg), `report payouts --format json` with the demo's batch, `screen --json` on
 //! the demo's payees, `trace --format json` with every taint model (the payroll provider's
 //! payouts, and the demo's Bitcoin withdrawal through transaction nodes), `cluster show --json`, and
-//! `index btc` / `stats --json` after indexing the real Bitcoin blocks of the shared data, each
-//! compared byte for byte with the files in `tests/golden/`.
+//! `index btc` / `stats --json` after indexing the real Bitcoin blocks of the shared data, and
+//! `eval --json` on two seeds, each compared byte for byte with the files in `tests/golden/`.
 //!
 //! Only the temporary directory's path and timings (`elapsed_ms`, `*_per_sec`) are masked; the
 //! commands use fixed dates (`--as-of`, `--labels-as-of`) so today's date never enters. A
@@ -148,6 +148,10 @@ fn outputs(tmp: &Path) -> Vec<(String, String)> {
     got.push(("index-btc.json".to_owned(), index));
     let stats = stdout(paytrace(&btc).args(["--json", "stats"]));
     got.push(("stats-btc.json".to_owned(), stats));
+
+    // The findings quality harness on two seeded scenarios: its scores per finding kind.
+    let eval = stdout(paytrace(&tmp.join("eval")).args(["--json", "eval", "--seeds", "2"]));
+    got.push(("eval-2-seeds.json".to_owned(), eval));
 
     got.into_iter()
         .map(|(name, text)| (name, normalize(&text, tmp)))
