@@ -1,9 +1,12 @@
 //! paytrace application layer: what the command-line tool (and later a server) calls on top of
-//! the indexer and the tracer. It starts with the evaluation harness ([`eval`]): seeded payroll
+//! the indexer and the tracer: the config-to-parameter mapping and the argument helpers every
+//! command shares ([`params`]), one address parser ([`address`]), token units ([`units`]), and
+//! the evaluation harness ([`eval`]): seeded payroll
 //! scenarios with exact ground truth, run through indexing, labels, clustering, reports,
 //! screening and pattern detection, and scored per finding kind; and AMLSim samples scored at
 //! the level of their planted patterns.
 
 pub mod address;
 pub mod eval;
+pub mod params;
 pub mod units;

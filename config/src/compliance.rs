@@ -79,25 +79,26 @@ impl Default for Thresholds {
     }
 }
 
+/// Default service categories of `[risk] services`: where indirect exposure stops.
+pub const DEFAULT_SERVICES: [&str; 9] = [
+    "exchange",
+    "exchange_deposit",
+    "bridge",
+    "mixer",
+    "sanctioned",
+    "defi",
+    "wallet_service",
+    "otc",
+    "gambling",
+];
+
 impl Default for RiskConfig {
     fn default() -> Self {
         Self {
             hops: 3,
             max_nodes: 500,
             max_backward_seeds: 2,
-            services: [
-                "exchange",
-                "exchange_deposit",
-                "bridge",
-                "mixer",
-                "sanctioned",
-                "defi",
-                "wallet_service",
-                "otc",
-                "gambling",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            services: DEFAULT_SERVICES.map(str::to_owned).to_vec(),
             severities: BTreeMap::new(),
             hop_decay: 0.8,
             full_share: 0.1,

@@ -56,8 +56,8 @@ pub use cluster::{
     ExchangeWallet,
 };
 pub use compliance::{
-    AlertsConfig, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind, Thresholds,
-    WebhookConfig, WebhookFormat,
+    AlertsConfig, DEFAULT_SERVICES, ExposureScope, FlowScope, RiskConfig, RuleConfig, RuleKind,
+    Thresholds, WebhookConfig, WebhookFormat,
 };
 pub use env::{ENV_DATA_DIR, ENV_RPC_PREFIX, process_env, redact_url, rpc_env_var};
 pub use error::ConfigError;
@@ -154,7 +154,8 @@ pub struct LabelsConfig {
     pub max_shrink_pct: Option<u8>,
 }
 
-/// What kind of chain a section describes.
+/// What kind of chain a section describes, and what kind of chain the store registered under a
+/// chain id (the one definition; the store encodes it by variant order: keep `Evm` first).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChainKind {
@@ -163,6 +164,25 @@ pub enum ChainKind {
     Evm,
     /// A Bitcoin chain (blk files, Bitcoin Core RPC or Esplora; see docs/bitcoin.md).
     Bitcoin,
+}
+
+impl ChainKind {
+    /// The symbol of the chain's native asset: `ETH` on EVM chains, `BTC` on Bitcoin.
+    pub const fn native_symbol(&self) -> &'static str {
+        match self {
+            Self::Evm => "ETH",
+            Self::Bitcoin => "BTC",
+        }
+    }
+
+    /// The decimals of the chain's native asset: 18 (wei) on EVM chains, 8 (satoshi) on
+    /// Bitcoin.
+    pub const fn native_decimals(&self) -> u8 {
+        match self {
+            Self::Evm => 18,
+            Self::Bitcoin => 8,
+        }
+    }
 }
 
 /// How internal transfers are read from an EVM node.

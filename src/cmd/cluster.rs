@@ -9,9 +9,8 @@ use paytrace_app::address::parse_address;
 use paytrace_config::ClusterConfig;
 use paytrace_indexer::{Address, ChainId, Store, labels::LabelStore};
 use paytrace_tracer::cluster::{
-    ChangeHeuristic, ChangeRule, ClusterLabel, ClusterParams, ClusterStore, CoinJoinParams,
-    CollapseGuard, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge, RunReport,
-    exchanges_from_labels,
+    ClusterLabel, ClusterStore, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge,
+    RunReport, exchanges_from_labels,
 };
 use serde::Serialize;
 
@@ -81,53 +80,6 @@ impl ClusterCmd {
     }
 }
 
-/// Clustering parameters from the `[cluster]` config section.
-pub fn params(c: &ClusterConfig) -> anyhow::Result<ClusterParams> {
-    let mut change = Vec::new();
-    for name in &c.change.merge {
-        let heuristic = ChangeHeuristic::from_name(name)
-            .with_context(|| format!("cluster.change.merge: unknown heuristic `{name}`"))?;
-        let confidence = c.change.confidence(name).unwrap_or(50);
-        change.push(ChangeRule {
-            heuristic,
-            confidence,
-        });
-    }
-    let usize_of = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
-    Ok(ClusterParams {
-        multi_input: c.multi_input,
-        multi_input_confidence: c.multi_input_confidence,
-        coinjoin: CoinJoinParams {
-            generic_min_equal_outputs: usize_of(c.coinjoin.generic_min_equal_outputs),
-            wasabi1_min_equal_outputs: usize_of(c.coinjoin.wasabi1_min_equal_outputs),
-            wasabi2_min_inputs: usize_of(c.coinjoin.wasabi2_min_inputs),
-        },
-        change,
-        round_unit_sat: c.change.round_unit_sat,
-        guard: CollapseGuard {
-            min_confidence: c.collapse_min_confidence,
-            size_threshold: c.collapse_size_threshold,
-        },
-        deposit: paytrace_tracer::cluster::DepositParams {
-            enabled: c.deposit.enabled,
-            window_blocks: c.deposit.window_blocks,
-            gas_tolerance_wei: u128::from(c.deposit.gas_tolerance_wei),
-            max_residual_bps: c.deposit.max_residual_bps,
-            confidence: c.deposit.confidence,
-            ..Default::default()
-        },
-        airdrop: paytrace_tracer::cluster::AirdropParams {
-            enabled: c.airdrop.enabled,
-            min_recipients: usize_of(c.airdrop.min_recipients),
-            min_forwarders: usize_of(c.airdrop.min_forwarders),
-            window_blocks: c.airdrop.window_blocks,
-            confidence: c.airdrop.confidence,
-        },
-        batch_blocks: c.batch_blocks,
-        ..ClusterParams::default()
-    })
-}
-
 /// Hot wallets from the label store (category `exchange`) and the config.
 pub fn exchanges(store: &Store, c: &ClusterConfig) -> anyhow::Result<Exchanges> {
     let labels = LabelStore::open(store).context("opening the label store")?;
@@ -143,7 +95,7 @@ pub fn exchanges(store: &Store, c: &ClusterConfig) -> anyhow::Result<Exchanges> 
 }
 
 fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::Result<ExitCode> {
-    let params = params(&ctx.config.cluster)?;
+    let params = paytrace_app::params::cluster_params(&ctx.config.cluster)?;
     let ex = exchanges(store, &ctx.config.cluster)?;
     if a.rebuild {
         cs.reset().context("deleting cluster data")?;

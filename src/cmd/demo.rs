@@ -9,6 +9,7 @@ use super::{
 };
 use anyhow::{Context as _, bail};
 use clap::Args;
+use paytrace_app::params::{ReportOptions, report_params};
 use paytrace_indexer::store::PreparedRange;
 use paytrace_indexer::{
     Address, ChainKind, Store,
@@ -325,7 +326,7 @@ impl DemoCmd {
             .run(
                 &store,
                 DEMO_CHAIN,
-                &super::cluster::params(&cluster_cfg)?,
+                &paytrace_app::params::cluster_params(&cluster_cfg)?,
                 &super::cluster::exchanges(&store, &cluster_cfg)?,
             )
             .context("clustering the demo chain")?;
@@ -353,20 +354,20 @@ impl DemoCmd {
             chain,
             &names,
         )?;
-        let mut params = ReportParams::default();
-        params.trace.chain = chain;
+        let opts = ReportOptions {
+            chain,
+            ..ReportOptions::default()
+        };
         // Labels as of the scenario's last day decide where traces stop, so a scenario
         // shifted into the future (--rpc on a node whose clock is ahead) reads the same.
         let as_of = paytrace_indexer::labels::date_of_unix(i64::try_from(scenario.end().0)?);
         // Payee verdicts: the screening as of the same day, as `screen_scenario` below and
         // `paytrace screen --as-of` give them.
         let verdict_day = as_of.context("the scenario's last day")?;
-        params.as_of = Some(verdict_day);
-        let mut verdict_params = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
         // The units of the demo's tokens, as the store records them.
         let book = super::report::units(ctx, &store, &[])?.book(chain);
-        verdict_params.assets = book.clone();
-        params.scoring = verdict_params.scoring.clone();
+        let (params, verdict_params) =
+            report_params(&ctx.config.risk, &opts, verdict_day, book.clone());
         let report = run_on_store(
             &store,
             &scenario.provider_name,

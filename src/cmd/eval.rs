@@ -132,12 +132,7 @@ fn print_text(r: &EvalReport) {
 impl EvalCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
-        let cluster = super::cluster::params(&ctx.config.cluster)?;
-        let risk = ctx.config.risk.clone();
-        let cfg = AnalysisConfig {
-            cluster,
-            screen: Box::new(move |day, chain| super::screen::screen_params(&risk, day, chain)),
-        };
+        let cfg = AnalysisConfig::from_config(&ctx.config)?;
         let opts = EvalOptions {
             seeds: self.seeds,
             seed_start: self.seed_start,

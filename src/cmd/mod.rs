@@ -26,7 +26,7 @@ pub mod trace;
 use anyhow::Context as _;
 use clap::Args;
 use paytrace_config::{Config, DEFAULT_DATA_DIR};
-use paytrace_indexer::{ChainId, OpenMode, Store};
+use paytrace_indexer::{OpenMode, Store};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -107,19 +107,6 @@ impl Context {
         writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
         out.flush()?;
         Ok(())
-    }
-}
-
-/// The id of the chain named `name` (a `--chain` argument), if given.
-pub(crate) fn chain_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<ChainId>> {
-    match name {
-        None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .chain_by_name(n)?
-                .with_context(|| format!("chain {n:?} is not in the store"))?
-                .id,
-        )),
     }
 }
 

@@ -5,6 +5,7 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use paytrace_app::address::parse_address;
+use paytrace_app::params::{ReportOptions, chain_id, parse_model, report_params};
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
@@ -71,16 +72,16 @@ pub struct PayoutsArgs {
     #[arg(long, value_parser = super::time_arg::parse_until)]
     pub until: Option<u64>,
     /// Taint model.
-    #[arg(long, default_value = "haircut", value_parser = parse_model)]
+    #[arg(long, default_value_t = ReportOptions::default().model, value_parser = parse_model)]
     pub model: Model,
     /// Hops followed after each payee.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = ReportOptions::default().hops)]
     pub hops: u32,
     /// Minimum distinct payees for a convergence finding.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = ReportOptions::default().min_payees)]
     pub min_payees: usize,
     /// Convergence time window in days (0: no limit).
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = ReportOptions::default().window_days)]
     pub window_days: u64,
     /// Only this chain (default: the provider's chain).
     #[arg(long)]
@@ -104,11 +105,6 @@ pub struct PayoutsArgs {
     /// any number.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-}
-
-fn parse_model(s: &str) -> Result<Model, String> {
-    s.parse()
-        .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
 }
 
 /// The token units of the store's chains (its token metadata, the config's token lists) plus
@@ -515,7 +511,7 @@ impl PayoutsArgs {
                     }
                 },
             };
-        let chain = super::chain_id(&store, chain_name.as_deref())?;
+        let chain = chain_id(&store, chain_name.as_deref())?;
         let (payouts, issues) = match &self.batch {
             Some(path) => {
                 let file = path.display().to_string();
@@ -563,14 +559,14 @@ impl PayoutsArgs {
                 self.no_payouts(&store, &title, &providers, asset_filter.as_deref(), chain)?
             );
         }
-        let mut params = ReportParams::default();
-        params.trace.model = self.model;
-        params.trace.max_hops = self.hops;
-        params.trace.chain = chain;
-        params.convergence.min_payees = self.min_payees.max(2);
-        params.convergence.max_hops = self.hops;
-        params.convergence.window_secs = (self.window_days > 0).then(|| self.window_days * 86_400);
-        params.threads = self.threads;
+        let opts = ReportOptions {
+            model: self.model,
+            hops: self.hops,
+            min_payees: self.min_payees,
+            window_days: self.window_days,
+            threads: self.threads,
+            chain,
+        };
         let as_of = self.labels_as_of;
         let providers_shown = if providers.is_empty() {
             let mut v: Vec<Address> = payouts.iter().map(|p| p.from).collect();
@@ -583,10 +579,7 @@ impl PayoutsArgs {
         // Payee verdicts: the screening as of the labels' day (default today), with the
         // config's `[risk]` scoring, as `paytrace screen --as-of` gives them.
         let verdict_day = as_of.unwrap_or_else(paytrace_indexer::labels::today);
-        params.as_of = Some(verdict_day);
-        let mut sp = super::screen::screen_params(&ctx.config.risk, verdict_day, chain);
-        sp.assets = units.book(chain);
-        params.scoring = sp.scoring.clone();
+        let (params, sp) = report_params(&ctx.config.risk, &opts, verdict_day, units.book(chain));
         let bar = super::progress::bar("report", u64::try_from(payouts.len())?, "payouts");
         let report = run_on_store_with_progress(
             &store,

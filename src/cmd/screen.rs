@@ -6,13 +6,8 @@ use super::chain_view::ChainView;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use paytrace_app::address::parse_address;
-use paytrace_config::RiskConfig;
-use paytrace_indexer::{Address, ChainId, labels::Date};
-use paytrace_tracer::{
-    StopList,
-    patterns::PatternParams,
-    risk::{CachedSource, RiskLevel, Scoring, ScreenParams, ScreenResult, screen_each},
-};
+use paytrace_indexer::{Address, labels::Date};
+use paytrace_tracer::risk::{CachedSource, RiskLevel, ScreenResult, screen_each};
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
 /// Exit status when `--fail-on` is given and a result is at or above the level.
@@ -59,22 +54,8 @@ fn parse_level(s: &str) -> Result<RiskLevel, String> {
         .map_err(|e: paytrace_tracer::risk::UnknownLevel| e.to_string())
 }
 
-/// The screening parameters from the `[risk]` section.
-pub fn screen_params(cfg: &RiskConfig, as_of: Date, chain: Option<ChainId>) -> ScreenParams {
-    let scoring = Scoring::from_config(cfg);
-    ScreenParams {
-        as_of,
-        hops: cfg.hops,
-        chain,
-        services: StopList::new(cfg.services.iter().map(String::as_str)),
-        max_nodes: cfg.max_nodes,
-        max_backward_seeds: cfg.max_backward_seeds,
-        patterns: cfg.patterns.then(PatternParams::default),
-        pattern_neighbours: 10,
-        scoring,
-        assets: paytrace_tracer::report::AssetBook::new(),
-    }
-}
+/// The screening parameters from the `[risk]` section (the application layer's mapping).
+pub use paytrace_app::params::screen_params;
 
 /// Reads an address list: one per line, blank lines and `#` comments skipped; a bad line is
 /// an error naming the file and line.
@@ -187,7 +168,7 @@ impl ScreenCmd {
             _ => bail!("give an ADDRESS or --file"),
         };
         let store = ctx.open_store_for_queries()?;
-        let chain = super::chain_id(&store, self.chain.as_deref())?;
+        let chain = paytrace_app::params::chain_id(&store, self.chain.as_deref())?;
         let clusters = super::report::StoreClusters::open(&store)?;
         let history = super::report::screen_history(&store, &clusters)?;
         let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
@@ -256,12 +237,6 @@ impl ScreenCmd {
             }
         });
         super::progress::finish(bar.as_ref());
-        if history.labels.errors() > 0 {
-            tracing::warn!(
-                errors = history.labels.errors(),
-                "some label reads failed and counted as unlabelled"
-            );
-        }
         if let Some(e) = failed {
             return Err(e);
         }

@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use paytrace_app::address::Target;
 use paytrace_app::address::{parse_address, parse_target};
+use paytrace_app::params::{chain_id, parse_model, trace_defaults};
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
     model::UTXO_OUTPUT_BASE,
@@ -97,10 +98,10 @@ pub struct TraceCmd {
     #[arg(long)]
     pub backward: bool,
     /// Taint model.
-    #[arg(long, default_value = "haircut", value_parser = parse_model)]
+    #[arg(long, default_value_t = trace_defaults().model, value_parser = parse_model)]
     pub model: Model,
     /// Maximum hops after the payee (the seed's receiver is hop 0).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = trace_defaults().max_hops)]
     pub hops: u32,
     /// Window start: YYYY-MM-DD (UTC), RFC 3339 or Unix seconds.
     #[arg(long, value_parser = super::time_arg::parse_since)]
@@ -113,7 +114,7 @@ pub struct TraceCmd {
     pub min_amount: String,
     /// Follow (load the history of) at most this many addresses; when the limit stops the
     /// trace, the result says `truncated: true` (`truncated_by: max_nodes`).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = trace_defaults().max_nodes)]
     pub max_nodes: usize,
     /// Time budget in milliseconds (default: none): when it runs out the trace stops
     /// following new addresses and the result says `truncated: true` (`truncated_by:
@@ -121,7 +122,7 @@ pub struct TraceCmd {
     #[arg(long, value_name = "MS")]
     pub budget_ms: Option<u64>,
     /// At most this many evidence paths.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = trace_defaults().max_paths)]
     pub max_paths: usize,
     /// Only this chain (by configured name).
     #[arg(long)]
@@ -139,11 +140,6 @@ pub struct TraceCmd {
     /// Labels and stop rules.
     #[command(flatten)]
     pub labels: LabelArgs,
-}
-
-fn parse_model(s: &str) -> Result<Model, String> {
-    s.parse()
-        .map_err(|e: paytrace_tracer::ModelParseError| e.to_string())
 }
 
 impl TraceCmd {
@@ -275,7 +271,7 @@ impl TraceCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let chain = super::chain_id(&store, self.chain.as_deref())?;
+        let chain = chain_id(&store, self.chain.as_deref())?;
         let params = self.params(chain)?;
         let labels = StoreLabels::open(&store, None, self.labels.labels()?)
             .context("opening the label store")?;
@@ -554,7 +550,7 @@ impl PathCmd {
             min_amount: self.min_amount.parse().context("--min-amount")?,
             max_nodes: self.max_nodes,
             k: self.k,
-            chain: super::chain_id(&store, self.chain.as_deref())?,
+            chain: chain_id(&store, self.chain.as_deref())?,
             asset,
             stop: self.labels.stop_list(),
             ..PathParams::default()

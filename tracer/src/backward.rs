@@ -225,6 +225,21 @@ pub fn trace_backward_within<S: FlowSource, L: LabelSource>(
     p: &TraceParams,
     budget: Option<Duration>,
 ) -> Result<TraceResult, TraceError> {
+    let r = backward_within(source, labels, seed, p, budget);
+    // A label that could not be read makes the trace's stops unknown: fail, never "unlabelled".
+    match labels.take_failure() {
+        Some(e) => Err(TraceError::Labels(e)),
+        None => r,
+    }
+}
+
+fn backward_within<S: FlowSource, L: LabelSource>(
+    source: &S,
+    labels: &L,
+    seed: &BackSeed,
+    p: &TraceParams,
+    budget: Option<Duration>,
+) -> Result<TraceResult, TraceError> {
     let mut b = Back {
         deadline: budget.map(|d| Instant::now() + d),
         truncated: None,

@@ -14,6 +14,10 @@ pub enum TraceError {
     /// The seed selects no transfer.
     #[error("the seed selects no transfer: {0}")]
     EmptySeed(String),
+    /// A label read failed (store I/O, a corrupt label record): the address's labels are
+    /// unknown, which is never read as "unlabelled".
+    #[error("reading labels: {0}")]
+    Labels(#[from] paytrace_indexer::labels::LabelError),
     /// Exact arithmetic failed (an overflow means corrupt amounts).
     #[error("amount arithmetic: {0}")]
     Arithmetic(String),

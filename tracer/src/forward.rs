@@ -105,6 +105,21 @@ pub fn trace_forward_within<S: FlowSource, L: LabelSource>(
     params: &TraceParams,
     budget: Option<Duration>,
 ) -> Result<TraceResult, TraceError> {
+    let r = forward_within(source, labels, seed, params, budget);
+    // A label that could not be read makes the trace's stops unknown: fail, never "unlabelled".
+    match labels.take_failure() {
+        Some(e) => Err(TraceError::Labels(e)),
+        None => r,
+    }
+}
+
+fn forward_within<S: FlowSource, L: LabelSource>(
+    source: &S,
+    labels: &L,
+    seed: &Seed,
+    params: &TraceParams,
+    budget: Option<Duration>,
+) -> Result<TraceResult, TraceError> {
     let deadline = budget.map(|b| Instant::now() + b);
     let win = source.history_window();
     let (win_chain, last_block) = if win == HistoryWindow::Off {

@@ -131,6 +131,22 @@ pub fn find_paths<S: FlowSource, L: LabelSource>(
     target: &PathTarget,
     p: &PathParams,
 ) -> Result<PathResult, TraceError> {
+    let r = paths_of(src, labels, from, target, p);
+    // A label that could not be read makes the stops and targets unknown: fail, never
+    // "unlabelled".
+    match labels.take_failure() {
+        Some(e) => Err(TraceError::Labels(e)),
+        None => r,
+    }
+}
+
+fn paths_of<S: FlowSource, L: LabelSource>(
+    src: &S,
+    labels: &L,
+    from: &Address,
+    target: &PathTarget,
+    p: &PathParams,
+) -> Result<PathResult, TraceError> {
     let sub = load(src, labels, from, target, p)?;
     let Some(&start) = sub.ix.get(from) else {
         return Err(TraceError::EmptySeed(format!("{from} has no outflows")));

@@ -117,6 +117,13 @@ impl Category {
     }
 }
 
+impl From<paytrace_indexer::labels::Category> for Category {
+    /// A label store category (the fixed taxonomy) by its snake_case name.
+    fn from(c: paytrace_indexer::labels::Category) -> Self {
+        Self(c.as_str().to_owned())
+    }
+}
+
 impl fmt::Display for Category {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -182,6 +189,14 @@ pub trait LabelSource {
 
     /// The version of the label set, recorded in results so a trace can be reproduced.
     fn version(&self) -> Option<String> {
+        None
+    }
+
+    /// The first label read that failed since the last call, if any. A source that reads
+    /// labels from storage answers a failed read as "no label" to the engines above and keeps
+    /// the error here; a caller for which a failed read must not pass as unlabelled
+    /// (screening) takes it and fails. In-memory sources never fail.
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
         None
     }
 }
@@ -250,6 +265,9 @@ impl<L: LabelSource + ?Sized> LabelSource for &L {
     }
     fn labels(&self, address: &Address) -> Vec<String> {
         (**self).labels(address)
+    }
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
+        (**self).take_failure()
     }
     fn version(&self) -> Option<String> {
         (**self).version()
@@ -505,8 +523,10 @@ type Labelled = (Category, Vec<String>);
 ///
 /// Labels are those valid on `as_of` (today when `None`). When an address has several, the
 /// category reported is the most severe one (sanctioned, mixer, exchange, exchange deposit,
-/// bridge, then the rest by confidence). Look-ups are cached; a read error counts as unlabelled
-/// and is kept in [`StoreLabels::errors`]. `Sync`: the cache is behind a lock.
+/// bridge, then the rest by confidence). Look-ups are cached; a read error is never cached: it
+/// is counted in [`StoreLabels::errors`] and kept for [`LabelSource::take_failure`], so the
+/// trace engines fail instead of reading the address as unlabelled. `Sync`: the cache is
+/// behind a lock.
 pub struct StoreLabels {
     store: paytrace_indexer::labels::LabelStore,
     as_of: Option<paytrace_indexer::labels::Date>,
@@ -514,6 +534,7 @@ pub struct StoreLabels {
     // Lock and atomic (not `RefCell`/`Cell`): one instance serves the threads of a report.
     cache: std::sync::RwLock<HashMap<Address, Option<Labelled>>>,
     errors: std::sync::atomic::AtomicU64,
+    failure: std::sync::Mutex<Option<paytrace_indexer::labels::LabelError>>,
     version: Option<String>,
 }
 
@@ -541,11 +562,12 @@ impl StoreLabels {
             overrides,
             cache: std::sync::RwLock::new(HashMap::new()),
             errors: std::sync::atomic::AtomicU64::new(0),
+            failure: std::sync::Mutex::new(None),
             version: Some(version),
         })
     }
 
-    /// Number of label reads that failed (treated as unlabelled).
+    /// Number of label reads that failed.
     pub fn errors(&self) -> u64 {
         self.errors.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -574,7 +596,7 @@ impl StoreLabels {
                     _ => 5,
                 };
                 ls.sort_by_key(|l| (rank(l.category), std::cmp::Reverse(l.confidence)));
-                let cat = ls.first().map(|l| Category::new(l.category.as_str()));
+                let cat = ls.first().map(|l| Category::from(l.category));
                 let names = ls
                     .iter()
                     .map(|l| format!("{} ({}, {})", l.entity, l.category, l.source))
@@ -582,10 +604,14 @@ impl StoreLabels {
                 cat.map(|c| (c, names))
             }
             Ok(_) => None,
-            Err(_) => {
+            Err(e) => {
                 self.errors
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                None
+                self.failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e);
+                return None;
             }
         };
         self.cache
@@ -603,6 +629,13 @@ impl LabelSource for StoreLabels {
 
     fn labels(&self, address: &Address) -> Vec<String> {
         self.lookup(address).map(|(_, n)| n).unwrap_or_default()
+    }
+
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     fn version(&self) -> Option<String> {
@@ -692,5 +725,17 @@ impl<S: FlowSource> FlowSource for Checkpointed<S> {
                 .take_while(|c| c.at <= *before)
                 .last(),
         )
+    }
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::Category;
+
+    #[test]
+    fn label_store_categories_convert_to_their_names() {
+        for c in paytrace_indexer::labels::Category::ALL {
+            assert_eq!(Category::from(c), Category::new(c.as_str()));
+        }
     }
 }

@@ -15,20 +15,27 @@ use paytrace_tracer::{
         detect,
     },
     report::{AssetBook, ClusterLookup, DestKind, ReportParams, batch, build_report},
-    risk::{RiskLevel, ScreenParams, StoreLabelHistory, screen},
+    risk::{RiskLevel, StoreLabelHistory, screen},
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// Screening parameters for a day and chain (from the user's `[risk]` configuration).
-pub type ScreenParamsFn = dyn Fn(Date, Option<ChainId>) -> ScreenParams + Send + Sync;
 
 /// The analysis parameters, as the configuration gives them.
 pub struct AnalysisConfig {
     /// Clustering (`[cluster]`).
     pub cluster: ClusterParams,
-    /// Screening (`[risk]`).
-    pub screen: Box<ScreenParamsFn>,
+    /// Screening (`[risk]`), mapped per day and chain by [`crate::params::screen_params`].
+    pub risk: paytrace_config::RiskConfig,
+}
+
+impl AnalysisConfig {
+    /// The analysis parameters of a configuration (`[cluster]`, `[risk]`).
+    pub fn from_config(c: &paytrace_config::Config) -> Result<Self, crate::params::ParamsError> {
+        Ok(Self {
+            cluster: crate::params::cluster_params(&c.cluster)?,
+            risk: c.risk.clone(),
+        })
+    }
 }
 
 /// A token the report shows with its symbol and decimals.
@@ -179,7 +186,7 @@ pub fn screen_levels(
     cfg: &AnalysisConfig,
 ) -> Result<Vec<(&'static str, bool)>, EvalError> {
     let e = err("screen");
-    let p = (cfg.screen)(as_of, Some(chain));
+    let p = crate::params::screen_params(&cfg.risk, as_of, Some(chain));
     let history = StoreLabelHistory::open(store).map_err(|x| e(x.to_string()))?;
     addresses
         .iter()

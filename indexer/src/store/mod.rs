@@ -83,34 +83,9 @@ pub const QUERY_CACHE_BYTES: u64 = 256 << 20;
 /// How many recent block hashes per chain are kept for reorg detection.
 pub const REORG_WINDOW: u64 = 2048;
 
-/// What kind of chain a [`ChainId`] names.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChainKind {
-    /// An EVM chain read over JSON-RPC.
-    Evm,
-    /// A Bitcoin-style UTXO chain.
-    Bitcoin,
-}
-
-impl ChainKind {
-    /// The symbol of the chain's native asset: `ETH` on EVM chains, `BTC` on Bitcoin.
-    pub const fn native_symbol(&self) -> &'static str {
-        match self {
-            Self::Evm => "ETH",
-            Self::Bitcoin => "BTC",
-        }
-    }
-
-    /// The decimals of the chain's native asset: 18 (wei) on EVM chains, 8 (satoshi) on
-    /// Bitcoin.
-    pub const fn native_decimals(&self) -> u8 {
-        match self {
-            Self::Evm => 18,
-            Self::Bitcoin => 8,
-        }
-    }
-}
+/// What kind of chain a [`ChainId`] names: the config's kind, defined once (its variant order
+/// is the store's encoding).
+pub use paytrace_config::ChainKind;
 
 /// A chain registered in the store.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

@@ -330,13 +330,20 @@ impl<L: LabelSource, D: DepositLookup + ?Sized> LabelSource for WithDeposits<'_,
     fn version(&self) -> Option<String> {
         self.labels.version()
     }
+
+    fn take_failure(&self) -> Option<paytrace_indexer::labels::LabelError> {
+        self.labels.take_failure()
+    }
 }
 
 impl<H: crate::risk::LabelHistory, D: DepositLookup + ?Sized> crate::risk::LabelHistory
     for WithDeposits<'_, H, D>
 {
-    fn spans(&self, address: &Address) -> Vec<crate::risk::LabelSpan> {
-        let mut v = self.labels.spans(address);
+    fn spans(
+        &self,
+        address: &Address,
+    ) -> Result<Vec<crate::risk::LabelSpan>, paytrace_indexer::labels::LabelError> {
+        let mut v = self.labels.spans(address)?;
         if v.is_empty()
             && let Some(name) = self.attributed(address)
         {
@@ -347,7 +354,7 @@ impl<H: crate::risk::LabelHistory, D: DepositLookup + ?Sized> crate::risk::Label
                 valid_to: None,
             });
         }
-        v
+        Ok(v)
     }
 
     fn version(&self) -> Option<String> {

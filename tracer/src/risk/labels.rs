@@ -8,7 +8,7 @@ use paytrace_indexer::{
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        PoisonError, RwLock,
+        Mutex, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -36,8 +36,9 @@ impl LabelSpan {
 
 /// Every label an address ever had, with validity: what screening as of a date needs.
 pub trait LabelHistory {
-    /// The labels of `address`, current and past.
-    fn spans(&self, address: &Address) -> Vec<LabelSpan>;
+    /// The labels of `address`, current and past; a failed read is an error, never an empty
+    /// list.
+    fn spans(&self, address: &Address) -> Result<Vec<LabelSpan>, LabelError>;
 
     /// The version of the label set (reported in results).
     fn version(&self) -> Option<String> {
@@ -46,7 +47,7 @@ pub trait LabelHistory {
 }
 
 impl<H: LabelHistory + ?Sized> LabelHistory for &H {
-    fn spans(&self, address: &Address) -> Vec<LabelSpan> {
+    fn spans(&self, address: &Address) -> Result<Vec<LabelSpan>, LabelError> {
         (**self).spans(address)
     }
     fn version(&self) -> Option<String> {
@@ -84,13 +85,13 @@ impl MemoryLabelHistory {
 }
 
 impl LabelHistory for MemoryLabelHistory {
-    fn spans(&self, address: &Address) -> Vec<LabelSpan> {
-        self.map.get(address).cloned().unwrap_or_default()
+    fn spans(&self, address: &Address) -> Result<Vec<LabelSpan>, LabelError> {
+        Ok(self.map.get(address).cloned().unwrap_or_default())
     }
 }
 
 /// The label store as a [`LabelHistory`], with a cache (one point read per address). A read
-/// error counts as unlabelled and is counted in [`StoreLabelHistory::errors`]. `Sync`: one
+/// error is returned (and counted in [`StoreLabelHistory::errors`]), never cached. `Sync`: one
 /// instance (and its cache) serves the threads of a parallel screening.
 pub struct StoreLabelHistory {
     store: LabelStore,
@@ -124,7 +125,7 @@ impl StoreLabelHistory {
 }
 
 impl LabelHistory for StoreLabelHistory {
-    fn spans(&self, address: &Address) -> Vec<LabelSpan> {
+    fn spans(&self, address: &Address) -> Result<Vec<LabelSpan>, LabelError> {
         // A poisoned lock only means a thread panicked while holding it; the map is intact.
         if let Some(v) = self
             .cache
@@ -132,29 +133,29 @@ impl LabelHistory for StoreLabelHistory {
             .unwrap_or_else(PoisonError::into_inner)
             .get(address)
         {
-            return v.clone();
+            return Ok(v.clone());
         }
         let key = paytrace_indexer::labels::address::address_key(address);
         let v: Vec<LabelSpan> = match self.store.history_by_key(&key) {
             Ok(ls) => ls
                 .into_iter()
                 .map(|l| LabelSpan {
-                    category: Category::new(l.category.as_str()),
+                    category: Category::from(l.category),
                     name: format!("{} ({}, {})", l.entity, l.category.as_str(), l.source),
                     valid_from: l.valid_from,
                     valid_to: l.valid_to,
                 })
                 .collect(),
-            Err(_) => {
+            Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
-                Vec::new()
+                return Err(e);
             }
         };
         self.cache
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(*address, v.clone());
-        v
+        Ok(v)
     }
 
     fn version(&self) -> Option<String> {
@@ -163,11 +164,14 @@ impl LabelHistory for StoreLabelHistory {
 }
 
 /// A [`LabelHistory`] seen on one day: a [`LabelSource`] for the trace engines. Of several
-/// labels valid that day the most severe category (by `severity`) is reported.
+/// labels valid that day the most severe category (by `severity`) is reported. A failed read
+/// through the [`LabelSource`] methods is kept ([`LabelSource::take_failure`]) so the caller
+/// fails instead of reading the address as unlabelled.
 pub struct AsOfLabels<'a, H> {
     history: &'a H,
     day: Date,
     severity: &'a BTreeMap<String, u32>,
+    failure: Mutex<Option<LabelError>>,
 }
 
 impl<'a, H: LabelHistory> AsOfLabels<'a, H> {
@@ -177,14 +181,15 @@ impl<'a, H: LabelHistory> AsOfLabels<'a, H> {
             history,
             day,
             severity,
+            failure: Mutex::new(None),
         }
     }
 
     /// The valid labels of `address`, most severe first.
-    pub fn valid(&self, address: &Address) -> Vec<LabelSpan> {
+    pub fn valid(&self, address: &Address) -> Result<Vec<LabelSpan>, LabelError> {
         let mut v: Vec<LabelSpan> = self
             .history
-            .spans(address)
+            .spans(address)?
             .into_iter()
             .filter(|s| s.valid_on(self.day))
             .collect();
@@ -193,21 +198,44 @@ impl<'a, H: LabelHistory> AsOfLabels<'a, H> {
             let sb = self.severity.get(b.category.as_str()).copied().unwrap_or(0);
             sb.cmp(&sa).then(a.category.cmp(&b.category))
         });
-        v
+        Ok(v)
+    }
+
+    /// The valid labels of `address` for the infallible [`LabelSource`] methods: a failed
+    /// read keeps its error (the first one) for [`LabelSource::take_failure`].
+    fn valid_or_keep(&self, address: &Address) -> Vec<LabelSpan> {
+        self.valid(address).unwrap_or_else(|e| {
+            let mut f = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+            f.get_or_insert(e);
+            Vec::new()
+        })
     }
 }
 
 impl<H: LabelHistory> LabelSource for AsOfLabels<'_, H> {
     fn category(&self, address: &Address) -> Option<Category> {
-        self.valid(address).into_iter().next().map(|s| s.category)
+        self.valid_or_keep(address)
+            .into_iter()
+            .next()
+            .map(|s| s.category)
     }
 
     fn labels(&self, address: &Address) -> Vec<String> {
-        self.valid(address).into_iter().map(|s| s.name).collect()
+        self.valid_or_keep(address)
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     fn version(&self) -> Option<String> {
         self.history.version()
+    }
+
+    fn take_failure(&self) -> Option<LabelError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 

@@ -62,30 +62,22 @@ pub struct ScreenParams {
     pub assets: crate::report::AssetBook,
 }
 
-/// Default service (stop) categories of indirect exposure.
-pub const DEFAULT_SERVICES: [&str; 9] = [
-    "exchange",
-    "exchange_deposit",
-    "bridge",
-    "mixer",
-    "sanctioned",
-    "defi",
-    "wallet_service",
-    "otc",
-    "gambling",
-];
+/// Default service (stop) categories of indirect exposure (`[risk] services`).
+pub use paytrace_config::DEFAULT_SERVICES;
 
 impl ScreenParams {
-    /// Defaults as of `as_of`: 3 hops, default services and scoring, patterns on.
+    /// The defaults of `[risk]` (`paytrace_config::RiskConfig::default`, the one place they
+    /// are set) as of `as_of`; the binary maps a config through `paytrace_app::params`.
     pub fn new(as_of: Date) -> Self {
+        let d = paytrace_config::RiskConfig::default();
         Self {
             as_of,
-            hops: 3,
+            hops: d.hops,
             chain: None,
-            services: StopList::new(DEFAULT_SERVICES),
-            max_nodes: 500,
-            max_backward_seeds: 2,
-            patterns: Some(PatternParams::default()),
+            services: StopList::new(d.services.iter().map(String::as_str)),
+            max_nodes: d.max_nodes,
+            max_backward_seeds: d.max_backward_seeds,
+            patterns: d.patterns.then(PatternParams::default),
             pattern_neighbours: 10,
             scoring: Scoring::default(),
             assets: crate::report::AssetBook::new(),
@@ -378,7 +370,7 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
 
     let mut reasons = Vec::new();
     // Own labels.
-    let own = labels.valid(address);
+    let own = labels.valid(address)?;
     for s in &own {
         let score = f64::from(p.scoring.severity(&s.category));
         if score > 0.0 {
@@ -498,6 +490,11 @@ pub fn screen<S: FlowSource, H: LabelHistory>(
         }
     }
 
+    // A label read that failed inside the trace engines (they see "no label") fails the
+    // screening: an unreadable sanctions label must never pass as unlabelled.
+    if let Some(e) = labels.take_failure() {
+        return Err(TraceError::Labels(e));
+    }
     reasons.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.text.cmp(&b.text)));
     // Several instances of one pattern (e.g. the same gather-scatter in overlapping windows) read
     // the same in words: keep the highest-scored reason of each text once (the instances
@@ -612,7 +609,7 @@ fn direct_exposure<H: LabelHistory>(
         let Some(cat) = labels.category(&cp) else {
             continue;
         };
-        let (held, since) = held_at(&history.spans(&cp), &cat, t.time);
+        let (held, since) = held_at(&history.spans(&cp)?, &cat, t.time);
         let e = by.entry((cat.clone(), t.asset)).or_insert_with(|| {
             Exposure::empty(ExposureKind::Direct, flow, cat, t.asset, 0, t.time)
         });
@@ -767,7 +764,7 @@ fn collect_indirect<H: LabelHistory>(
         } else {
             d.hops
         };
-        let spans = history.spans(&d.address);
+        let spans = history.spans(&d.address)?;
         let (mut held, since) = held_at(&spans, cat, d.first_arrival);
         // As for direct exposure, the label counts as held at the time when any tainted
         // arrival (not only the first) happened while it held.
@@ -1220,7 +1217,7 @@ fn network_context<S: FlowSource, H: LabelHistory>(
                     counterparties: Vec::new(),
                     labelled_at_time: false,
                 });
-            e.labelled_at_time |= held_at(&history.spans(&t.to), &e.category, t.time).0;
+            e.labelled_at_time |= held_at(&history.spans(&t.to)?, &e.category, t.time).0;
             e.amount = e.amount.checked_add(t.amount)?;
             if !e.counterparties.contains(&t.to) && e.counterparties.len() < 10 {
                 e.counterparties.push(t.to);
