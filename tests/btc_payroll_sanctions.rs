@@ -370,7 +370,7 @@ fn bitcoin_only_batch_report_in_btc() {
         r["summary"]["paid"],
         serde_json::json!({"bitcoin:native": "75000000"})
     );
-    assert_eq!(r["providers"][0], id(&c.provider));
+    assert_eq!(r["providers"][0], c.provider.as_str());
     let ben = &r["payouts"][0];
     assert_eq!(
         (&ben["payee"], &ben["amount"]),
@@ -388,7 +388,7 @@ fn bitcoin_only_batch_report_in_btc() {
         .iter()
         .find(|d| d["kind"] == "sanctioned")
         .unwrap();
-    assert_eq!(sdn["address"], id(SDN));
+    assert_eq!(sdn["address"], SDN);
     assert_eq!(sdn["sanctioned_entity"], "SECONDEYE SOLUTION");
     assert_eq!(r["summary"]["flagged_payees"], serde_json::json!(["Ben"]));
     // The same payroll found on chain from a config provider paying in BTC: the outputs of
@@ -422,10 +422,7 @@ fn bitcoin_only_batch_report_in_btc() {
         .collect();
     assert_eq!(
         got,
-        [
-            (id(&c.ben).as_str(), "25000000"),
-            (id(&c.cat).as_str(), "50000000")
-        ]
+        [(c.ben.as_str(), "25000000"), (c.cat.as_str(), "50000000")]
     );
     // HTML in BTC units.
     let out = report(

@@ -196,12 +196,19 @@ fn report_bitcoin(
         as_of,
         None,
     )?;
+    let view = super::chain_view::ChainView::new(store, false)?;
     let json = out.join("bitcoin-report.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(
+        &json,
+        view.rewrite_as(&(serde_json::to_string_pretty(&report)? + "\n"), false),
+    )
+    .with_context(|| format!("writing {}", json.display()))?;
     let html = out.join("bitcoin-report.html");
-    std::fs::write(&html, paytrace_tracer::report::render::to_html(&report))
-        .with_context(|| format!("writing {}", html.display()))?;
+    std::fs::write(
+        &html,
+        view.rewrite_as(&paytrace_tracer::report::render::to_html(&report), false),
+    )
+    .with_context(|| format!("writing {}", html.display()))?;
     Ok((report, json))
 }
 
@@ -379,7 +386,13 @@ impl DemoCmd {
             as_of,
             Some(&verdict_params),
         )?;
-        let written = write_report(&report, out, &[Format::Html, Format::Json, Format::Csv])?;
+        let view = super::chain_view::ChainView::new(&store, false)?;
+        let written = write_report(
+            &report,
+            out,
+            &[Format::Html, Format::Json, Format::Csv],
+            &view,
+        )?;
         let btc_chain = store.chain_by_name(&scenario.bitcoin.chain)?.map(|c| c.id);
         let (btc_report, btc_file) = report_bitcoin(&store, &scenario, &params, as_of, out)?;
         let screened = screen_scenario(ctx, &store, &scenario, chain, btc_chain)?;
@@ -388,10 +401,18 @@ impl DemoCmd {
             .iter()
             .map(|(name, r)| serde_json::json!({ "name": name, "result": r }))
             .collect();
-        std::fs::write(&screening_file, serde_json::to_string_pretty(&body)? + "\n")
-            .with_context(|| format!("writing {}", screening_file.display()))?;
+        // Bitcoin parties by their addresses in every file (as the commands print them).
+        let shown = |text: String| view.rewrite_as(&text, false);
+        std::fs::write(
+            &screening_file,
+            shown(serde_json::to_string_pretty(&body)? + "\n"),
+        )
+        .with_context(|| format!("writing {}", screening_file.display()))?;
         let truth_path = out.join("ground-truth.json");
-        std::fs::write(&truth_path, serde_json::to_string_pretty(&scenario)? + "\n")?;
+        std::fs::write(
+            &truth_path,
+            shown(serde_json::to_string_pretty(&scenario)? + "\n"),
+        )?;
         std::fs::write(
             out.join("payroll-batch.csv"),
             scenario.batch_csv(DEMO_CHAIN),
@@ -445,26 +466,29 @@ impl DemoCmd {
             })
             .collect();
         if ctx.json {
-            ctx.print_json(&DemoSummary {
-                mode,
-                store: store_dir.clone(),
-                transfers,
-                payouts: report.summary.payouts,
-                payees: report.summary.payees,
-                flagged_payees: &report.summary.flagged_payees,
-                convergence: report.convergence.iter().map(|f| f.key.clone()).collect(),
-                shared_deposits: report
-                    .shared_deposits
-                    .iter()
-                    .map(|f| f.key.clone())
-                    .collect(),
-                screening,
-                screening_file,
-                files: &written,
-                ground_truth: truth_path.clone(),
-                bitcoin,
-                truth_mismatches: &mismatches,
-            })?;
+            super::chain_view::print_json(
+                &DemoSummary {
+                    mode,
+                    store: store_dir.clone(),
+                    transfers,
+                    payouts: report.summary.payouts,
+                    payees: report.summary.payees,
+                    flagged_payees: &report.summary.flagged_payees,
+                    convergence: report.convergence.iter().map(|f| f.key.clone()).collect(),
+                    shared_deposits: report
+                        .shared_deposits
+                        .iter()
+                        .map(|f| f.key.clone())
+                        .collect(),
+                    screening,
+                    screening_file,
+                    files: &written,
+                    ground_truth: truth_path.clone(),
+                    bitcoin,
+                    truth_mismatches: &mismatches,
+                },
+                &view,
+            )?;
         } else {
             println!(
                 "paytrace demo ({mode}): {} transfers of a payroll scenario written to {}",

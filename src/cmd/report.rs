@@ -138,8 +138,15 @@ pub struct Written {
     pub csv: Option<PathBuf>,
 }
 
-/// Writes the report in `formats` into `dir` as `payout-report.<ext>`.
-pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Result<Written> {
+/// Writes the report in `formats` into `dir` as `payout-report.<ext>`; `view` names the
+/// Bitcoin payees and destinations by their addresses (`script:` ids only for non-standard
+/// scripts; EVM transaction hashes keep their `0x`).
+pub fn write_report(
+    r: &Report,
+    dir: &Path,
+    formats: &[Format],
+    view: &super::chain_view::ChainView,
+) -> anyhow::Result<Written> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut w = Written {
         html: None,
@@ -153,6 +160,7 @@ pub fn write_report(r: &Report, dir: &Path, formats: &[Format]) -> anyhow::Resul
             Format::Json => serde_json::to_string_pretty(r)? + "\n",
             Format::Csv => render::to_csv(r).context("writing the CSV report")?,
         };
+        let text = view.rewrite_as(&text, false);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         match f {
             Format::Html => w.html = Some(path),
@@ -598,6 +606,7 @@ impl PayoutsArgs {
             bar.as_ref(),
         )?;
         super::progress::finish(bar.as_ref());
+        let view = super::chain_view::ChainView::new(&store, false)?;
         for i in &report.issues {
             eprintln!("warning: {i}");
         }
@@ -608,7 +617,7 @@ impl PayoutsArgs {
                 } else {
                     self.format.clone()
                 };
-                let w = write_report(&report, dir, &formats)?;
+                let w = write_report(&report, dir, &formats, &view)?;
                 print_summary(ctx, &report, &w)?;
             }
             None if !ctx.json
@@ -633,11 +642,20 @@ impl PayoutsArgs {
                     self.format.first().copied().unwrap_or(Format::Json)
                 };
                 match f {
-                    Format::Html => print!("{}", render::to_html(&report)),
-                    Format::Json => ctx.print_json(&report)?,
+                    Format::Html => print!("{}", view.rewrite_as(&render::to_html(&report), false)),
+                    Format::Json => {
+                        use std::io::Write as _;
+                        let text = serde_json::to_string_pretty(&report)?;
+                        let mut out = crate::output::stdout();
+                        writeln!(out, "{}", view.rewrite_as(&text, false))?;
+                        out.flush()?;
+                    }
                     Format::Csv => print!(
                         "{}",
-                        render::to_csv(&report).context("writing the CSV report")?
+                        view.rewrite_as(
+                            &render::to_csv(&report).context("writing the CSV report")?,
+                            false
+                        )
                     ),
                 }
             }
