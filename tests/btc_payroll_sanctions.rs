@@ -74,22 +74,7 @@ fn id(addr: &str) -> String {
 }
 
 fn coinbase(height: u64, to: &str, value: u64) -> Transaction {
-    let mut push = vec![0x08];
-    push.extend_from_slice(&height.to_le_bytes());
-    Transaction {
-        version: transaction::Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::null(),
-            script_sig: ScriptBuf::from_bytes(push),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: BtcAmount::from_sat(value),
-            script_pubkey: script_of(to),
-        }],
-    }
+    paytrace_indexer::btc::generate::coinbase(height, script_of(to), value)
 }
 
 fn spend(prev: OutPoint, outputs: &[(&str, u64)]) -> Transaction {

@@ -262,22 +262,11 @@ mod generated {
         let mut blocks = Vec::new();
         let mut coinbases = Vec::new();
         for (h, (m, rest)) in miners.iter().zip(txs).enumerate() {
-            let mut push = vec![0x08];
-            push.extend_from_slice(&u64::try_from(h).unwrap().to_le_bytes());
-            let cb = Transaction {
-                version: transaction::Version::TWO,
-                lock_time: LockTime::ZERO,
-                input: vec![TxIn {
-                    previous_output: OutPoint::null(),
-                    script_sig: ScriptBuf::from_bytes(push),
-                    sequence: Sequence::MAX,
-                    witness: Witness::new(),
-                }],
-                output: vec![TxOut {
-                    value: Amount::from_sat(50 * BTC),
-                    script_pubkey: script(*m),
-                }],
-            };
+            let cb = paytrace_indexer::btc::generate::coinbase(
+                u64::try_from(h).unwrap(),
+                script(*m),
+                50 * BTC,
+            );
             coinbases.push(cb.compute_txid());
             let mut txdata = vec![cb];
             txdata.extend(rest);

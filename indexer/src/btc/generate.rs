@@ -210,22 +210,7 @@ impl ChainGen {
             self.push_outputs(&tx);
             payments.push(tx);
         }
-        let mut height_push = vec![0x08];
-        height_push.extend_from_slice(&height.to_le_bytes());
-        let coinbase = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: OutPoint::null(),
-                script_sig: ScriptBuf::from_bytes(height_push),
-                sequence: Sequence::MAX,
-                witness: Witness::new(),
-            }],
-            output: vec![TxOut {
-                value: Amount::from_sat(50 * 100_000_000 + fees),
-                script_pubkey: self.script(),
-            }],
-        };
+        let coinbase = coinbase(height, self.script(), 50 * 100_000_000 + fees);
         self.push_outputs(&coinbase);
         txs.push(coinbase);
         txs.extend(payments);
@@ -257,6 +242,27 @@ impl ChainGen {
     /// Unspent outputs the generator knows.
     pub fn pool_len(&self) -> usize {
         self.pool.len()
+    }
+}
+
+/// A coinbase transaction of block `height` paying `value` satoshi to `script_pubkey` (the
+/// height pushed in its input script, so every block's coinbase has its own txid).
+pub fn coinbase(height: u64, script_pubkey: ScriptBuf, value: u64) -> Transaction {
+    let mut push = vec![0x08];
+    push.extend_from_slice(&height.to_le_bytes());
+    Transaction {
+        version: transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::from_bytes(push),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(value),
+            script_pubkey,
+        }],
     }
 }
 

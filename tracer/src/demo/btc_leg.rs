@@ -136,22 +136,7 @@ fn spend(prev: OutPoint, outputs: &[(&ScriptBuf, u64)]) -> Transaction {
 }
 
 fn coinbase(height: u64, to: &ScriptBuf, value: u64) -> Transaction {
-    let mut push = vec![0x08];
-    push.extend_from_slice(&height.to_le_bytes());
-    Transaction {
-        version: transaction::Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::null(),
-            script_sig: ScriptBuf::from_bytes(push),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: BtcAmount::from_sat(value),
-            script_pubkey: to.clone(),
-        }],
-    }
+    paytrace_indexer::btc::generate::coinbase(height, to.clone(), value)
 }
 
 impl BitcoinLeg {
