@@ -16,7 +16,7 @@ import time
 
 import duckdb
 
-HUBS = 100
+from duckdb_compare import frontier
 
 
 def main():
@@ -31,38 +31,21 @@ def main():
     print(f"loaded {con.execute('SELECT count(*) FROM t').fetchone()[0]} transfers "
           f"in {time.time() - t0:.1f} s", flush=True)
 
-    def frontier(addr):
-        reached = {addr: -1}
-        front = [(addr, -1)]
-        for _ in range(hops):
-            front = [(a, kk) for a, kk in front if a >= HUBS]
-            if not front:
-                break
-            con.execute("CREATE OR REPLACE TEMP TABLE f(addr BIGINT, k BIGINT)")
-            con.executemany("INSERT INTO f VALUES (?, ?)", front)
-            rows = con.execute(
-                "SELECT t.dst, min(t.k) FROM f JOIN t ON t.src = f.addr AND t.k > f.k "
-                "GROUP BY t.dst"
-            ).fetchall()
-            front = []
-            for d, kk in rows:
-                if d not in reached or kk < reached[d]:
-                    reached[d] = kk
-                    front.append((d, kk))
-        return len(reached) - 1
+    def reach(addr):
+        return frontier(con, addr, -1, hops) - 1
 
     if sys.argv[3] == "--scan":
         for a in range(int(sys.argv[4]), int(sys.argv[5])):
             t1 = time.perf_counter()
-            n = frontier(a)
+            n = reach(a)
             print(f"seed {a}: reached {n} in {(time.perf_counter() - t1) * 1000:.0f} ms", flush=True)
         return
     for a in [int(s) for s in sys.argv[3:]]:
-        frontier(a)  # warm-up
+        reach(a)  # warm-up
         times = []
         for _ in range(5):
             t1 = time.perf_counter()
-            n = frontier(a)
+            n = reach(a)
             times.append(time.perf_counter() - t1)
         ms = sorted(t * 1000 for t in times)
         print(f"seed {a}: reached {n}; 5 runs {' / '.join(f'{x:.0f}' for x in ms)} ms, "
