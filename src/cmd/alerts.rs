@@ -210,6 +210,7 @@ pub fn evaluate_rules(cfg: &Config, store: &Store) -> anyhow::Result<(Vec<Alert>
             &rp,
             None,
             None,
+            None,
         )
         .context("building the payout report for the convergence rules")?;
         Some(r.convergence)

@@ -195,6 +195,7 @@ fn report_bitcoin(
         &params,
         as_of,
         None,
+        None,
     )?;
     let view = super::chain_view::ChainView::new(store, false)?;
     let json = out.join("bitcoin-report.json");
@@ -385,6 +386,7 @@ impl DemoCmd {
             &params,
             as_of,
             Some(&verdict_params),
+            None,
         )?;
         let view = super::chain_view::ChainView::new(&store, false)?;
         let written = write_report(

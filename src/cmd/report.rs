@@ -277,36 +277,10 @@ impl ClusterLookup for StoreClusters {
 
 /// Runs a report on the store: deposit addresses attributed by `cluster run` count as
 /// `exchange_deposit` of their exchange, and with `verdicts` every payee's risk is its
-/// screening verdict as of that day (the same as `paytrace screen --as-of`).
+/// screening verdict as of that day (the same as `paytrace screen --as-of`). `bar`, when
+/// given, advances one step per payout traced.
 #[allow(clippy::too_many_arguments)]
 pub fn run_on_store(
-    store: &Store,
-    title: &str,
-    providers: &[Address],
-    payouts: &[Payout],
-    issues: Vec<batch::RowIssue>,
-    assets: AssetBook,
-    params: &ReportParams,
-    labels_as_of: Option<paytrace_indexer::labels::Date>,
-    verdicts: Option<&ScreenParams>,
-) -> anyhow::Result<Report> {
-    run_on_store_with_progress(
-        store,
-        title,
-        providers,
-        payouts,
-        issues,
-        assets,
-        params,
-        labels_as_of,
-        verdicts,
-        None,
-    )
-}
-
-/// [`run_on_store`] advancing `bar` (one step per payout traced) when there is one.
-#[allow(clippy::too_many_arguments)]
-pub fn run_on_store_with_progress(
     store: &Store,
     title: &str,
     providers: &[Address],
@@ -589,7 +563,7 @@ impl PayoutsArgs {
         let verdict_day = as_of.unwrap_or_else(paytrace_indexer::labels::today);
         let (params, sp) = report_params(&ctx.config.risk, &opts, verdict_day, units.book(chain));
         let bar = super::progress::bar("report", u64::try_from(payouts.len())?, "payouts");
-        let report = run_on_store_with_progress(
+        let report = run_on_store(
             &store,
             &title,
             &providers_shown,
