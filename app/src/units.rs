@@ -32,11 +32,6 @@ pub enum UnitsError {
     },
 }
 
-/// The symbol and decimals of the native asset of a chain kind.
-pub fn native_units(kind: ChainKind) -> (&'static str, u8) {
-    (kind.native_symbol(), kind.native_decimals())
-}
-
 /// Parses a `--token ADDR=SYMBOL:DECIMALS` flag.
 pub fn parse_token_flag(s: &str) -> Result<(Address, String, u8), UnitsError> {
     let bad = |reason: &str| UnitsError::Bad {
@@ -123,7 +118,7 @@ impl Units {
     pub fn info(&self, chain: ChainId, asset: &Asset) -> Option<(String, u8)> {
         match asset {
             Asset::Native => self.chains.get(&chain).map(|c| {
-                let (s, d) = native_units(c.kind);
+                let (s, d) = (c.kind.native_symbol(), c.kind.native_decimals());
                 (s.to_owned(), d)
             }),
             Asset::Token(a) => self.flags.get(a).cloned().or_else(|| {
@@ -145,7 +140,7 @@ impl Units {
         if let Some(k) = kinds.first()
             && kinds.iter().all(|x| x == k)
         {
-            let (s, d) = native_units(*k);
+            let (s, d) = (k.native_symbol(), k.native_decimals());
             b.insert(Asset::Native, s, d);
         }
         for ((c, a), (s, d, claimed)) in &self.tokens {
@@ -174,7 +169,7 @@ impl Units {
                 Address::Script(_) | Address::Tx(_) => ChainKind::Bitcoin,
             };
             if self.chains.values().any(|c| c.kind == kind) {
-                let (s, d) = native_units(kind);
+                let (s, d) = (kind.native_symbol(), kind.native_decimals());
                 b.insert(Asset::Native, s, d);
             }
         }
