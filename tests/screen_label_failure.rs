@@ -3,8 +3,8 @@
 //! error naming the label read, never as "unlabelled" with a lower level and exit status 0;
 //! a trace reaching an address whose label record is unreadable fails the same way.
 //!
-//! The unreadable record is written with the store's own keyspace handle (a garbage value
-//! under the address's key): the real decode path of the label store fails on it, as it would
+//! The unreadable record is written through the label keyspace viewed as raw bytes (a garbage
+//! value under the address's key): the real decode path of the label store fails on it, as it would
 //! on a damaged disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -12,17 +12,22 @@
 mod common;
 
 use common::{paytrace, run_ok};
-use paytrace_indexer::{Address, Store, labels::address::address_key};
+use paytrace_indexer::{
+    Address, Store,
+    labels::address::address_key,
+    store::keyspaces::{self, Keyspace, Raw},
+};
 use std::path::Path;
 
 /// Writes a value under `address`'s key in the label keyspace that no label record decodes
 /// from.
 fn corrupt_label(store_dir: &Path, address: &Address) {
     let store = Store::open(store_dir).unwrap();
+    let raw: Keyspace<Raw, Raw> = Keyspace::new(&keyspaces::LABELS);
     store
-        .keyspace("labels")
+        .table(raw)
         .unwrap()
-        .insert(address_key(address), b"not a label record".as_slice())
+        .insert(address_key(address), &b"not a label record".to_vec())
         .unwrap();
     store.persist_for_reopen().unwrap();
 }

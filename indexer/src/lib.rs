@@ -21,5 +21,5 @@ pub use model::{
 };
 pub use store::{
     BALANCE_INTERVAL, BalanceCheckpoint, BalanceStats, ChainInfo, ChainKind, Direction, KeyspaceOp,
-    MODULE_KEYSPACES, OpenMode, QUERY_CACHE_BYTES, Store, StoreError, balance_checkpoints,
+    OpenMode, QUERY_CACHE_BYTES, Store, StoreError, balance_checkpoints,
 };

@@ -20,6 +20,10 @@ use super::{
     decode::DecodedBlock,
     script::{ScriptKind, burn_sink, coinbase_source, display, synthetic_name},
 };
+use crate::store::{
+    Table,
+    keyspaces::{self, Codec, Keyspace, Postcard, Raw},
+};
 use crate::{
     model::{
         Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
@@ -28,7 +32,6 @@ use crate::{
     store::{KeyspaceOp, PreparedRange, REORG_WINDOW, Store, StoreError, UnwindStats},
 };
 use alloy_primitives::B256;
-use fjall::Keyspace;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -155,10 +158,33 @@ pub struct UtxoStore {
     /// store's point reads ([`UtxoCache`]).
     cache: std::sync::Arc<std::sync::Mutex<UtxoCache>>,
     store: Store,
-    utxo: Keyspace,
-    undo: Keyspace,
-    tx: Keyspace,
-    scripts: Keyspace,
+    utxo: Table<Raw, UtxoValue>,
+    undo: Table<Raw, Postcard<BlockUndo>>,
+    tx: Table<Raw, Postcard<TxMeta>>,
+    scripts: Table<Raw, Raw>,
+}
+
+/// The UTXO set: chain u16 + txid + vout u32 → script id + value u64.
+const UTXO: Keyspace<Raw, UtxoValue> = Keyspace::new(&keyspaces::BTC_UTXO);
+/// Undo data: chain u16 + height u64 → postcard [`BlockUndo`].
+const UNDO: Keyspace<Raw, Postcard<BlockUndo>> = Keyspace::new(&keyspaces::BTC_UNDO);
+/// Transaction metadata: chain u16 + txid → postcard [`TxMeta`].
+const TX: Keyspace<Raw, Postcard<TxMeta>> = Keyspace::new(&keyspaces::BTC_TX);
+/// Scripts: script id → the script.
+const SCRIPTS: Keyspace<Raw, Raw> = Keyspace::new(&keyspaces::BTC_SCRIPTS);
+
+/// The codec of a `btc_utxo` value: script id (32 bytes) and value u64.
+#[derive(Debug)]
+pub struct UtxoValue;
+
+impl Codec for UtxoValue {
+    type Value = Prevout;
+    fn encode(p: &Prevout) -> Result<Vec<u8>, String> {
+        Ok(utxo_value(p))
+    }
+    fn decode(b: &[u8]) -> Result<Prevout, String> {
+        parse_utxo_value(b).ok_or_else(|| "bad utxo record".to_owned())
+    }
 }
 
 /// A bounded map of the unspent outputs that the ranges prepared so far created, valid for the
@@ -290,10 +316,6 @@ pub fn display_b256(internal: &[u8; 32]) -> B256 {
     B256::from(r)
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, BtcError> {
-    postcard::to_allocvec(v).map_err(|e| BtcError::Store(StoreError::Encode(e.to_string())))
-}
-
 /// A range with every input resolved, ready for [`UtxoStore::commit`]: its transfers and
 /// the Bitcoin keyspaces' records, not yet encoded. The encoding ([`PreparedBtcRange::encode`])
 /// is left to the commit, so that it runs beside the resolution of the next range (which
@@ -358,11 +380,6 @@ impl PreparedBtcRange {
             expired_undo,
             ..
         } = self;
-        let op = |ks: &Keyspace, key: Vec<u8>, value: Option<Vec<u8>>| KeyspaceOp {
-            keyspace: ks.clone(),
-            key,
-            value,
-        };
         let (range, ops) = std::thread::scope(|s| {
             let range = s.spawn(|| PreparedRange::new(chain, blocks, &transfers));
             let ops = (|| -> Result<Vec<KeyspaceOp>, BtcError> {
@@ -373,15 +390,15 @@ impl PreparedBtcRange {
                 // keyspaces in this order, and a crash after the undo data is discarded with
                 // its help. Heights ascend: already sorted.
                 for (h, b) in &undo {
-                    ops.push(op(&u.undo, undo_key(chain, *h), Some(encode(b)?)));
+                    ops.push(u.undo.put_op(undo_key(chain, *h), b)?);
                 }
                 let mut tx_ops = Vec::with_capacity(metas.len());
                 for (txid, meta) in &metas {
-                    tx_ops.push(op(&u.tx, tx_key(chain, txid), Some(encode(meta)?)));
+                    tx_ops.push(u.tx.put_op(tx_key(chain, txid), meta)?);
                 }
                 let mut script_ops: Vec<KeyspaceOp> = scripts
                     .into_iter()
-                    .map(|(id, script)| op(&u.scripts, id.to_vec(), Some(script)))
+                    .map(|(id, script)| u.scripts.put_encoded_op(id.to_vec(), script))
                     .collect();
                 for run in [&mut tx_ops, &mut script_ops] {
                     run.sort_by(|a, b| key_order(&a.key, &b.key));
@@ -400,7 +417,10 @@ impl PreparedBtcRange {
                     )
                     .collect();
                 utxo_ops.sort_by(|a, b| key_order(&a.0, &b.0));
-                ops.extend(utxo_ops.into_iter().map(|(k, v)| op(&u.utxo, k, v)));
+                ops.extend(utxo_ops.into_iter().map(|(k, v)| match v {
+                    Some(v) => u.utxo.put_encoded_op(k, v),
+                    None => u.utxo.remove_op(k),
+                }));
                 Ok(ops)
             })();
             let range = range.join().unwrap_or_else(|_| {
@@ -412,7 +432,7 @@ impl PreparedBtcRange {
         // range must not have removed it).
         let final_ops = expired_undo
             .iter()
-            .map(|h| op(&u.undo, undo_key(chain, *h), None))
+            .map(|h| u.undo.remove_op(undo_key(chain, *h)))
             .collect();
         Ok(range?.with_extra(ops?).with_final(final_ops))
     }
@@ -420,17 +440,45 @@ impl PreparedBtcRange {
 
 impl UtxoStore {
     /// Opens the Bitcoin keyspaces of `store`.
+    ///
+    /// On a store opened for writing, the UTXO side of a bulk range that a crash interrupted
+    /// (the store discarded its transfers when it opened, [`Store::pending_bulk_undo`]) is
+    /// undone here from the range's undo data, before anything reads the UTXO set.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
-        Ok(Self {
-            utxo: store.keyspace("btc_utxo")?,
-            undo: store.keyspace("btc_undo")?,
-            tx: store.keyspace("btc_tx")?,
-            scripts: store.keyspace("btc_scripts")?,
+        let u = Self {
+            utxo: store.table(UTXO)?,
+            undo: store.table(UNDO)?,
+            tx: store.table(TX)?,
+            scripts: store.table(SCRIPTS)?,
             scripts_seen: std::sync::Arc::default(),
             cache: std::sync::Arc::new(std::sync::Mutex::new(UtxoCache::new(UTXO_CACHE_MAX))),
             bulk_min_transfers: BULK_MIN_TRANSFERS,
             store: store.clone(),
-        })
+        };
+        if !store.is_read_only() {
+            for c in store.chains()? {
+                if let Some(m) = store.pending_bulk_undo(c.id)? {
+                    let ops =
+                        u.undo_ops(m.chain, m.first.0, m.last.0, false)
+                            .map_err(|e| match e {
+                                BtcError::Store(s) => s,
+                                other => StoreError::Corrupt {
+                                    keyspace: "btc_undo",
+                                    key: format!("blocks {}..={}", m.first.0, m.last.0),
+                                    reason: other.to_string(),
+                                },
+                            })?;
+                    store.finish_bulk_undo(m, ops)?;
+                    tracing::warn!(
+                        chain = m.chain.0,
+                        first = m.first.0,
+                        last = m.last.0,
+                        "restored the UTXO set of a bulk range interrupted by a crash"
+                    );
+                }
+            }
+        }
+        Ok(u)
     }
 
     /// Writes ranges of at least `n` transfers in bulk ([`Store::write_prepared_bulk`];
@@ -471,27 +519,16 @@ impl UtxoStore {
     /// An unspent output, if indexed.
     pub fn utxo(&self, chain: ChainId, op: &OutPoint) -> Result<Option<Prevout>, BtcError> {
         let k = utxo_key(chain, op);
-        match self.utxo.get(&k).map_err(|e| io("read utxo", e))? {
-            None => Ok(None),
-            Some(v) => parse_utxo_value(&v).map(Some).ok_or_else(|| {
-                BtcError::Store(StoreError::Corrupt {
-                    keyspace: "btc_utxo",
-                    key: alloy_primitives::hex::encode(&k),
-                    reason: "bad utxo record".into(),
-                })
-            }),
-        }
+        Ok(self.utxo.get(&k)?)
     }
 
     /// Number of unspent outputs of `chain` and their total value (a full scan).
     pub fn utxo_totals(&self, chain: ChainId) -> Result<(u64, u128), BtcError> {
         let (mut n, mut sum) = (0u64, 0u128);
         for kv in self.utxo.prefix(chain.0.to_be_bytes()) {
-            let v = kv.value().map_err(|e| io("scan utxo", e))?;
-            if let Some((_, value)) = parse_utxo_value(&v) {
-                n += 1;
-                sum += u128::from(value);
-            }
+            let (_, (_, value)) = kv?;
+            n += 1;
+            sum += u128::from(value);
         }
         Ok((n, sum))
     }
@@ -500,14 +537,14 @@ impl UtxoStore {
     pub fn utxo_set(&self, chain: ChainId) -> Result<Vec<(OutPoint, Prevout)>, BtcError> {
         let mut out = Vec::new();
         for kv in self.utxo.prefix(chain.0.to_be_bytes()) {
-            let (k, v) = kv.into_inner().map_err(|e| io("scan utxo", e))?;
+            let (k, p) = kv?;
             let txid: Option<[u8; 32]> = k.get(2..34).and_then(|b| b.try_into().ok());
             let vout = k
                 .get(34..38)
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_be_bytes);
-            match (txid, vout, parse_utxo_value(&v)) {
-                (Some(t), Some(o), Some(p)) => out.push(((t, o), p)),
+            match (txid, vout) {
+                (Some(t), Some(o)) => out.push(((t, o), p)),
                 _ => {
                     return Err(BtcError::Store(StoreError::Corrupt {
                         keyspace: "btc_utxo",
@@ -523,16 +560,7 @@ impl UtxoStore {
     /// The metadata of transaction `txid` (internal byte order).
     pub fn tx_meta(&self, chain: ChainId, txid: &[u8; 32]) -> Result<Option<TxMeta>, BtcError> {
         let k = tx_key(chain, txid);
-        match self.tx.get(&k).map_err(|e| io("read tx meta", e))? {
-            None => Ok(None),
-            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| {
-                BtcError::Store(StoreError::Corrupt {
-                    keyspace: "btc_tx",
-                    key: alloy_primitives::hex::encode(&k),
-                    reason: e.to_string(),
-                })
-            }),
-        }
+        Ok(self.tx.get(&k)?)
     }
 
     /// The readable form of an address: the base58/bech32 address of a script id, `coinbase`
@@ -894,19 +922,12 @@ impl UtxoStore {
         let mut ops = Vec::new();
         for h in (lo..=hi).rev() {
             let k = undo_key(chain, h);
-            let Some(v) = self.undo.get(&k).map_err(|e| io("read undo", e))? else {
+            let Some(undo) = self.undo.get(&k)? else {
                 if required {
                     return Err(BtcError::NoUndo { block: h });
                 }
                 continue;
             };
-            let undo: BlockUndo = postcard::from_bytes(&v).map_err(|e| {
-                BtcError::Store(StoreError::Corrupt {
-                    keyspace: "btc_undo",
-                    key: h.to_string(),
-                    reason: e.to_string(),
-                })
-            })?;
             // Newest block first; inside a block, restore spends before removing creations.
             for (o, p) in &undo.spent {
                 net.insert(utxo_key(chain, o), Some(utxo_value(p)));
@@ -915,48 +936,18 @@ impl UtxoStore {
                 net.insert(utxo_key(chain, o), None);
             }
             for t in &undo.txids {
-                ops.push(KeyspaceOp {
-                    keyspace: self.tx.clone(),
-                    key: tx_key(chain, t),
-                    value: None,
-                });
+                ops.push(self.tx.remove_op(tx_key(chain, t)));
             }
-            ops.push(KeyspaceOp {
-                keyspace: self.undo.clone(),
-                key: k,
-                value: None,
-            });
+            ops.push(self.undo.remove_op(k));
         }
         for (key, value) in net {
-            ops.push(KeyspaceOp {
-                keyspace: self.utxo.clone(),
-                key,
-                value,
+            ops.push(match value {
+                Some(v) => self.utxo.put_encoded_op(key, v),
+                None => self.utxo.remove_op(key),
             });
         }
         Ok(ops)
     }
-}
-
-/// Discards a bulk range a crash interrupted ([`Store::discard_bulk`]): its transfers and index
-/// entries, and, from whatever undo data of its blocks was ingested, the UTXO set restored and
-/// the transactions' metadata removed. Called by [`Store::open`].
-pub(crate) fn discard_bulk_range(
-    store: &Store,
-    m: crate::store::BulkMarker,
-) -> Result<UnwindStats, StoreError> {
-    let u = UtxoStore::open(store)?;
-    let ops = u
-        .undo_ops(m.chain, m.first.0, m.last.0, false)
-        .map_err(|e| match e {
-            BtcError::Store(s) => s,
-            other => StoreError::Corrupt {
-                keyspace: "btc_undo",
-                key: format!("blocks {}..={}", m.first.0, m.last.0),
-                reason: other.to_string(),
-            },
-        })?;
-    store.discard_bulk(m, ops)
 }
 
 /// Groups the extra writes of a range by keyspace (the order inside a keyspace is by key).
@@ -966,10 +957,6 @@ fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     crate::store::key_prefix(a)
         .cmp(&crate::store::key_prefix(b))
         .then_with(|| a.cmp(b))
-}
-
-fn io(op: &'static str, source: fjall::Error) -> BtcError {
-    BtcError::Store(StoreError::Io { op, source })
 }
 
 /// A transaction from an address-centric source (Esplora) that comes with its prevouts.
@@ -1000,11 +987,7 @@ impl UtxoStore {
         let mut seen = HashSet::new();
         let mut script_op = |id: [u8; 32], script: &[u8], ops: &mut Vec<KeyspaceOp>| {
             if seen.insert(id) {
-                ops.push(KeyspaceOp {
-                    keyspace: self.scripts.clone(),
-                    key: id.to_vec(),
-                    value: Some(script.to_vec()),
-                });
+                ops.push(self.scripts.put_encoded_op(id.to_vec(), script.to_vec()));
             }
         };
         for t in txs {
@@ -1094,12 +1077,17 @@ impl UtxoStore {
             if !t.coinbase && meta.unresolved.is_empty() {
                 meta.fee = u64::try_from(input_sum.saturating_sub(output_sum)).ok();
             }
-            ops.push(KeyspaceOp {
-                keyspace: self.tx.clone(),
-                key: tx_key(chain, &t.txid),
-                value: Some(encode(&meta)?),
-            });
+            ops.push(self.tx.put_op(tx_key(chain, &t.txid), &meta)?);
         }
         Ok(self.store.write_sparse(chain, &transfers, ops)?)
+    }
+}
+
+impl Store {
+    /// The canonical output script of Bitcoin script id `id` (an [`Address::Script`] id), when
+    /// indexed: the typed read of `btc_scripts` for modules outside the Bitcoin indexer
+    /// (clustering).
+    pub fn btc_script(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.table(SCRIPTS)?.get(id)
     }
 }

@@ -32,15 +32,6 @@ pub enum LabelError {
     /// The paytrace store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// An I/O failure of the engine.
-    #[error("label store i/o error during {op}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The engine's error.
-        #[source]
-        source: fjall::Error,
-    },
     /// A stored record does not decode.
     #[error("corrupt label record in {keyspace} at key {key}: {reason}")]
     Corrupt {

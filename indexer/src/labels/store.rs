@@ -29,8 +29,13 @@ use super::{
     address::{LabelAddress, address_key},
     model::{Category, Label, SourceInfo, SourceVersion, parse_date, today},
 };
-use crate::{model::Address, store::Store};
-use fjall::{Database, Keyspace, PersistMode};
+use crate::{
+    model::Address,
+    store::{
+        Store, Table,
+        keyspaces::{self, Keyspace, Postcard, Raw, Unit},
+    },
+};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -38,11 +43,11 @@ use std::{
     ops::Bound,
 };
 
-const KS_LABELS: &str = "labels";
-const KS_SOURCES: &str = "label_sources";
-const KS_BY_SOURCE: &str = "label_by_source";
-const KS_STAGING: &str = "label_staging";
-const KS_APPLY: &str = "label_apply";
+const LABELS: Keyspace<Raw, Postcard<Vec<Label>>> = Keyspace::new(&keyspaces::LABELS);
+const SOURCES: Keyspace<Raw, Postcard<SourceInfo>> = Keyspace::new(&keyspaces::LABEL_SOURCES);
+const BY_SOURCE: Keyspace<Raw, Unit> = Keyspace::new(&keyspaces::LABEL_BY_SOURCE);
+const STAGING: Keyspace<Raw, Postcard<Staged>> = Keyspace::new(&keyspaces::LABEL_STAGING);
+const APPLY: Keyspace<Raw, Postcard<ApplyPlan>> = Keyspace::new(&keyspaces::LABEL_APPLY);
 const APPLY_KEY: &[u8] = b"plan";
 
 /// How many distinct addresses an import merges in memory before it stages them to disk.
@@ -178,12 +183,12 @@ pub struct Defaults {
 /// Handle on the label keyspaces of a [`Store`]. Cheap to clone.
 #[derive(Clone)]
 pub struct LabelStore {
-    db: Database,
-    labels: Keyspace,
-    sources: Keyspace,
-    by_source: Keyspace,
-    staging: Keyspace,
-    apply: Keyspace,
+    store: Store,
+    labels: Table<Raw, Postcard<Vec<Label>>>,
+    sources: Table<Raw, Postcard<SourceInfo>>,
+    by_source: Table<Raw, Unit>,
+    staging: Table<Raw, Postcard<Staged>>,
+    apply: Table<Raw, Postcard<ApplyPlan>>,
     stage_chunk: usize,
 }
 
@@ -200,20 +205,8 @@ struct ApplyPlan {
     previously_active: u64,
 }
 
-fn io(op: &'static str) -> impl FnOnce(fjall::Error) -> LabelError {
-    move |source| LabelError::Io { op, source }
-}
-
 fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, LabelError> {
     postcard::to_allocvec(v).map_err(|e| LabelError::Encode(e.to_string()))
-}
-
-fn decode_labels(key: &[u8], v: &[u8]) -> Result<Vec<Label>, LabelError> {
-    postcard::from_bytes(v).map_err(|e| LabelError::Corrupt {
-        keyspace: KS_LABELS,
-        key: alloy_primitives::hex::encode(key),
-        reason: e.to_string(),
-    })
 }
 
 impl LabelStore {
@@ -225,20 +218,15 @@ impl LabelStore {
     /// (readers never look at the staging, and the next import clears it first).
     pub fn open(store: &Store) -> Result<Self, LabelError> {
         let this = Self {
-            db: store.database().clone(),
-            labels: store.keyspace(KS_LABELS)?,
-            sources: store.keyspace(KS_SOURCES)?,
-            by_source: store.keyspace(KS_BY_SOURCE)?,
-            staging: store.keyspace(KS_STAGING)?,
-            apply: store.keyspace(KS_APPLY)?,
+            store: store.clone(),
+            labels: store.table(LABELS)?,
+            sources: store.table(SOURCES)?,
+            by_source: store.table(BY_SOURCE)?,
+            staging: store.table(STAGING)?,
+            apply: store.table(APPLY)?,
             stage_chunk: STAGE_CHUNK,
         };
-        if let Some(v) = this.apply.get(APPLY_KEY).map_err(io("read apply plan"))? {
-            let plan: ApplyPlan = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
-                keyspace: KS_APPLY,
-                key: "plan".to_owned(),
-                reason: e.to_string(),
-            })?;
+        if let Some(plan) = this.apply.get(APPLY_KEY)? {
             tracing::warn!(
                 source = %plan.source,
                 version = %plan.version,
@@ -261,10 +249,10 @@ impl LabelStore {
 
     /// Deletes every staged entry (left by an import that failed or crashed while staging).
     fn clear_staging(&self) -> Result<(), LabelError> {
-        if self.staging.first_key_value().is_none() {
+        if self.staging.keys().next().is_none() {
             return Ok(());
         }
-        self.staging.clear().map_err(io("clear label staging"))
+        Ok(self.staging.clear()?)
     }
 
     /// The apply phase: copies the staged entries to `labels` (closing the labels this version
@@ -279,22 +267,17 @@ impl LabelStore {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let start = after.take().map_or(Bound::Unbounded, Bound::Excluded);
-            let mut batch = self.db.batch();
+            let mut batch = self.store.batch();
             let mut seen_entries = 0usize;
             let mut last = None;
             for kv in self
                 .staging
-                .range::<Vec<u8>, _>((start, Bound::Unbounded))
+                .range((start, Bound::Unbounded))
                 .take(self.stage_chunk)
             {
                 seen_entries += 1;
-                let (key, v) = kv.into_inner().map_err(io("scan label staging"))?;
-                last = Some(key.to_vec());
-                let entry: Staged = postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
-                    keyspace: KS_STAGING,
-                    key: alloy_primitives::hex::encode(&key),
-                    reason: e.to_string(),
-                })?;
+                let (key, entry) = kv?;
+                last = Some(key.clone());
                 let Staged::Changed(entry) = entry else {
                     continue;
                 };
@@ -323,16 +306,16 @@ impl LabelStore {
                 index_key.clear();
                 index_key.extend_from_slice(&prefix);
                 index_key.extend_from_slice(&key);
-                batch.insert(&self.by_source, index_key.clone(), Vec::new());
-                batch.insert(&self.labels, key.to_vec(), value);
+                batch.insert(&self.by_source, &index_key, &())?;
+                batch.insert_encoded(&self.labels, &key, value)?;
             }
-            batch.commit().map_err(io("apply label import"))?;
+            batch.commit()?;
             if seen_entries < self.stage_chunk {
                 break;
             }
             after = last;
         }
-        let mut batch = self.db.batch();
+        let mut batch = self.store.batch_synced();
         let mut info = plan.info;
         let active = (plan.previously_active + plan.added).saturating_sub(removed);
         if plan.same_as_latest && plan.added == 0 && removed == 0 {
@@ -348,38 +331,21 @@ impl LabelStore {
             v.active = active;
             v.removed = removed;
         }
-        batch.insert(
-            &self.sources,
-            plan.source.as_bytes().to_vec(),
-            encode(&info)?,
-        );
-        batch.remove(&self.apply, APPLY_KEY);
-        batch = batch.durability(Some(PersistMode::SyncData));
-        batch.commit().map_err(io("commit label import"))?;
+        batch.insert(&self.sources, plan.source.as_bytes(), &info)?;
+        batch.remove(&self.apply, APPLY_KEY)?;
+        batch.commit()?;
         self.clear_staging()?;
         Ok(removed)
     }
 
     /// Every label ever recorded for the key, current and past, in insertion order.
     pub fn history_by_key(&self, key: &[u8]) -> Result<Vec<Label>, LabelError> {
-        match self.labels.get(key).map_err(io("read labels"))? {
-            Some(v) => decode_labels(key, &v),
-            None => Ok(Vec::new()),
-        }
+        Ok(self.labels.get(key)?.unwrap_or_default())
     }
 
     /// The staged entry of an address key during an import, if any.
     fn staged(&self, key: &[u8]) -> Result<Option<Staged>, LabelError> {
-        match self.staging.get(key).map_err(io("read label staging"))? {
-            Some(v) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| LabelError::Corrupt {
-                    keyspace: KS_STAGING,
-                    key: alloy_primitives::hex::encode(key),
-                    reason: e.to_string(),
-                }),
-            None => Ok(None),
-        }
+        Ok(self.staging.get(key)?)
     }
 
     /// Labels of `address` that hold on `as_of` (today when `None`): one point read.
@@ -409,46 +375,22 @@ impl LabelStore {
 
     /// Every stored label (current and past), in key order.
     pub fn iter(&self) -> impl Iterator<Item = Result<Label, LabelError>> + '_ {
-        self.labels.iter().flat_map(|kv| {
-            let labels = kv
-                .into_inner()
-                .map_err(io("scan labels"))
-                .and_then(|(k, v)| decode_labels(&k, &v));
-            match labels {
+        self.labels
+            .iter()
+            .flat_map(|kv| match kv.map_err(LabelError::from).map(|(_, v)| v) {
                 Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
-            }
-        })
+            })
     }
 
     /// All sources, by name.
     pub fn sources(&self) -> Result<Vec<SourceInfo>, LabelError> {
-        self.sources
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.into_inner().map_err(io("scan sources"))?;
-                postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
-                    keyspace: KS_SOURCES,
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
+        self.sources.iter().map(|kv| Ok(kv?.1)).collect()
     }
 
     /// One source by name.
     pub fn source(&self, name: &str) -> Result<Option<SourceInfo>, LabelError> {
-        self.sources
-            .get(name.as_bytes())
-            .map_err(io("read source"))?
-            .map(|v| {
-                postcard::from_bytes(&v).map_err(|e| LabelError::Corrupt {
-                    keyspace: KS_SOURCES,
-                    key: name.to_owned(),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+        Ok(self.sources.get(name.as_bytes())?)
     }
 
     /// Starts an import of one version of a source. Nothing is written before
@@ -708,7 +650,12 @@ impl ImportSession<'_> {
         };
         match p {
             Pending::Fresh { bytes, count } => {
-                let mut labels: Vec<Label> = decode_labels(b"pending", bytes)?;
+                let mut labels: Vec<Label> =
+                    postcard::from_bytes(bytes).map_err(|e| LabelError::Corrupt {
+                        keyspace: keyspaces::LABELS.name,
+                        key: "pending".to_owned(),
+                        reason: e.to_string(),
+                    })?;
                 if labels.iter().any(|l| l.same_claim(&label)) {
                     self.report.duplicates += 1;
                 } else {
@@ -749,7 +696,7 @@ impl ImportSession<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut batch = self.store.db.batch();
+        let mut batch = self.store.store.batch();
         for (key, p) in self.pending.drain() {
             let unchanged = match &p {
                 Pending::Merged { labels, seen, new } => {
@@ -767,9 +714,9 @@ impl ImportSession<'_> {
                 self.would_remove = self.would_remove.saturating_add(removals(&p, &self.source));
                 Staged::Changed(p)
             };
-            batch.insert(&self.store.staging, key, encode(&staged)?);
+            batch.insert(&self.store.staging, key, &staged)?;
         }
-        batch.commit().map_err(io("stage label import"))
+        Ok(batch.commit()?)
     }
 
     /// The version of this import, fixed at the first row: the explicit version or the first
@@ -839,16 +786,10 @@ impl ImportSession<'_> {
         // seen, so the apply closes them.
         let mut prefix = self.source.as_bytes().to_vec();
         prefix.push(0);
-        for kv in self.store.by_source.prefix(&prefix) {
-            let k = kv.key().map_err(io("scan source index"))?;
+        for k in self.store.by_source.prefix_keys(&prefix) {
+            let k = k?;
             let akey = k.get(prefix.len()..).unwrap_or_default();
-            if self
-                .store
-                .staging
-                .contains_key(akey)
-                .map_err(io("read label staging"))?
-                || self.pending.contains_key(akey)
-            {
+            if self.store.staging.contains_key(akey)? || self.pending.contains_key(akey) {
                 continue;
             }
             let labels = self.store.history_by_key(akey)?;
@@ -908,18 +849,9 @@ impl ImportSession<'_> {
             added: self.report.imported,
             previously_active,
         };
-        self.store
-            .db
-            .persist(PersistMode::SyncAll)
-            .map_err(io("persist label staging"))?;
-        self.store
-            .apply
-            .insert(APPLY_KEY, encode(&plan)?)
-            .map_err(io("write apply plan"))?;
-        self.store
-            .db
-            .persist(PersistMode::SyncAll)
-            .map_err(io("persist apply plan"))?;
+        self.store.store.persist()?;
+        self.store.apply.insert(APPLY_KEY, &plan)?;
+        self.store.store.persist()?;
         Ok(plan)
     }
 }
@@ -1106,32 +1038,21 @@ mod tests {
 
     #[test]
     fn a_read_open_leaves_the_staging_for_the_next_write_open() {
-        assert_eq!(
-            crate::store::LABEL_KEYSPACES,
-            [KS_LABELS, KS_SOURCES, KS_BY_SOURCE, KS_STAGING, KS_APPLY],
-            "write opens create exactly the label keyspaces"
-        );
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
             let l = LabelStore::open(&store).unwrap();
             // what an import that failed while staging leaves behind
-            l.staging.insert(b"k", b"v").unwrap();
+            l.staging.insert(b"k", &Staged::Touched).unwrap();
             store.persist_for_reopen().unwrap();
         }
         {
             let store = Store::open_read(dir.path()).unwrap();
             let l = LabelStore::open(&store).unwrap();
-            assert!(
-                l.staging.first_key_value().is_some(),
-                "a read open cleared it"
-            );
+            assert!(l.staging.first().is_some(), "a read open cleared it");
         }
         let store = Store::open(dir.path()).unwrap();
         let l = LabelStore::open(&store).unwrap();
-        assert!(
-            l.staging.first_key_value().is_none(),
-            "a write open clears it"
-        );
+        assert!(l.staging.first().is_none(), "a write open clears it");
     }
 }

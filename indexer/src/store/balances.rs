@@ -663,7 +663,7 @@ impl Store {
             for kv in self.balances.range(lo..hi) {
                 let k = kv.key().map_err(|e| self.io("scan balances", e))?;
                 ops.push(super::KeyspaceOp {
-                    keyspace: self.balances.clone(),
+                    keyspace: super::TableRef::core(&self.balances, &super::keyspaces::BALANCES),
                     key: k.to_vec(),
                     value: None,
                 });
@@ -671,7 +671,7 @@ impl Store {
         }
         if self.balances_progress(chain)?.is_some_and(|p| p > to) {
             ops.push(super::KeyspaceOp {
-                keyspace: self.meta.clone(),
+                keyspace: super::TableRef::core(&self.meta, &super::keyspaces::META),
                 key: progress_key(chain),
                 value: Some(to.0.to_be_bytes().to_vec()),
             });

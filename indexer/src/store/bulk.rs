@@ -151,9 +151,7 @@ impl Store {
         }
         let started = std::time::Instant::now();
         // 1. The marker, on disk before any table of the range can be.
-        let mut marker = Vec::with_capacity(16);
-        marker.extend_from_slice(&first.0.to_be_bytes());
-        marker.extend_from_slice(&last.0.to_be_bytes());
+        let marker = marker_value(BulkMarker { chain, first, last });
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         batch.insert(&self.meta, marker_key(chain), marker);
         batch
@@ -178,14 +176,17 @@ impl Store {
         {
             // One run per keyspace (later writes stay after earlier ones: the ingestion's sort
             // is stable and keeps the last write of a key).
-            match runs.iter_mut().position(|r| r.0.name() == keyspace.name()) {
+            match runs
+                .iter_mut()
+                .position(|r| r.0.name().as_ref() == keyspace.name())
+            {
                 Some(i) => {
                     runs[i].1.push((key, value));
                     runs[i].2 = false;
                 }
                 None => {
                     first_extra.get_or_insert(runs.len());
-                    runs.push((keyspace, vec![(key, value)], false));
+                    runs.push((keyspace.writable()?.clone(), vec![(key, value)], false));
                 }
             }
         }
@@ -245,43 +246,25 @@ impl Store {
             let chain = k
                 .get(MARKER_PREFIX.len()..)
                 .and_then(|c| <[u8; 2]>::try_from(c).ok())
-                .map(u16::from_be_bytes);
-            let first = v
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes);
-            let last = v
-                .get(8..16)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes);
-            match (chain, first, last, v.len()) {
-                (Some(c), Some(f), Some(l), 16) => out.push(BulkMarker {
-                    chain: ChainId(c),
-                    first: BlockNumber(f),
-                    last: BlockNumber(l),
-                }),
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        keyspace: "meta",
-                        key: hex(&k),
-                        reason: "bad bulk marker".into(),
-                    });
-                }
-            }
+                .map(u16::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt {
+                    keyspace: "meta",
+                    key: hex(&k),
+                    reason: "bad bulk marker".into(),
+                })?;
+            out.push(parse_marker(&k, ChainId(chain), &v)?);
         }
         Ok(out)
     }
 
     /// Discards what an interrupted bulk range ingested: every transfer of the chain from
     /// `m.first` on (none is committed: the checkpoint is below it) with its index and
-    /// `tx_index` entries, plus `extra` (the caller's inverse writes, e.g. the UTXO set
-    /// restored from the range's undo data), and removes the marker, atomically and synced.
-    /// Counters and checkpoint are untouched: the range never reached them.
-    pub fn discard_bulk(
-        &self,
-        m: BulkMarker,
-        extra: Vec<KeyspaceOp>,
-    ) -> Result<UnwindStats, StoreError> {
+    /// `tx_index` entries, and replaces the marker by a `bulk_undo:` record, atomically and
+    /// synced: the range's extra writes (e.g. the Bitcoin UTXO set) are undone by their owner
+    /// the next time it opens the store for writing ([`Store::pending_bulk_undo`],
+    /// [`Store::finish_bulk_undo`]); the store knows nothing of their meaning. Counters and
+    /// checkpoint are untouched: the range never reached them.
+    pub fn discard_bulk(&self, m: BulkMarker) -> Result<UnwindStats, StoreError> {
         let mut stats = UnwindStats::default();
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         if self
@@ -310,7 +293,7 @@ impl Store {
                     stats.transfers += 1;
                 }
             }
-            super::apply_ops(&mut batch, extra);
+            batch.insert(&self.meta, undo_key(m.chain), marker_value(m));
         }
         batch.remove(&self.meta, marker_key(m.chain));
         batch
@@ -324,5 +307,63 @@ impl Store {
             "discarded a bulk range interrupted by a crash"
         );
         Ok(stats)
+    }
+
+    /// The discarded bulk ranges whose extra writes (written by the caller of
+    /// [`Store::write_prepared_bulk`] through [`PreparedRange::with_extra`]) are still to be
+    /// undone by their owner, for `chain`.
+    pub fn pending_bulk_undo(&self, chain: ChainId) -> Result<Option<BulkMarker>, StoreError> {
+        let Some(v) = self
+            .meta
+            .get(undo_key(chain))
+            .map_err(|e| self.io("read bulk undo record", e))?
+        else {
+            return Ok(None);
+        };
+        parse_marker(&undo_key(chain), chain, &v).map(Some)
+    }
+
+    /// Commits the owner's undo of a discarded bulk range's extra writes (`ops`) and removes
+    /// the `bulk_undo:` record, atomically and synced.
+    pub fn finish_bulk_undo(&self, m: BulkMarker, ops: Vec<KeyspaceOp>) -> Result<(), StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        super::apply_ops(&mut batch, ops)?;
+        batch.remove(&self.meta, undo_key(m.chain));
+        batch
+            .commit()
+            .map_err(|e| self.io("undo a discarded bulk range", e))
+    }
+}
+
+/// Prefix of the records of discarded bulk ranges whose extra writes are still to be undone.
+const UNDO_PREFIX: &[u8] = b"bulk_undo:";
+
+fn undo_key(chain: ChainId) -> Vec<u8> {
+    let mut k = UNDO_PREFIX.to_vec();
+    k.extend_from_slice(&chain.0.to_be_bytes());
+    k
+}
+
+fn marker_value(m: BulkMarker) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&m.first.0.to_be_bytes());
+    v.extend_from_slice(&m.last.0.to_be_bytes());
+    v
+}
+
+fn parse_marker(k: &[u8], chain: ChainId, v: &[u8]) -> Result<BulkMarker, StoreError> {
+    let first = v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok());
+    let last = v.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok());
+    match (first, last, v.len()) {
+        (Some(f), Some(l), 16) => Ok(BulkMarker {
+            chain,
+            first: BlockNumber(u64::from_be_bytes(f)),
+            last: BlockNumber(u64::from_be_bytes(l)),
+        }),
+        _ => Err(StoreError::Corrupt {
+            keyspace: "meta",
+            key: hex(k),
+            reason: "bad bulk marker".into(),
+        }),
     }
 }

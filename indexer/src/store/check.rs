@@ -209,7 +209,10 @@ impl Store {
             .collect();
         names.sort();
         for name in names {
-            let ks = store.keyspace(&name)?;
+            let ks = store
+                .db
+                .keyspace(&name, super::opts)
+                .map_err(|e| store.io("open keyspace", e))?;
             let mut check = KeyspaceCheck {
                 name,
                 folder: ks.path().to_path_buf(),

@@ -140,6 +140,23 @@ pub enum StoreError {
         #[source]
         source: fjall::Error,
     },
+    /// An I/O failure of the engine on one keyspace.
+    #[error("store i/o error during {op} of keyspace {keyspace}: {source}")]
+    KeyspaceIo {
+        /// The keyspace.
+        keyspace: &'static str,
+        /// What was being done.
+        op: &'static str,
+        /// The engine's error.
+        #[source]
+        source: fjall::Error,
+    },
+    /// A write to a keyspace that a store opened for reading does not have.
+    #[error("cannot write to keyspace {keyspace}: the store is open for reading only")]
+    ReadOnlyWrite {
+        /// The keyspace.
+        keyspace: &'static str,
+    },
     /// A stored record does not decode.
     #[error("corrupt record in {keyspace} at key {key}: {reason}")]
     Corrupt {
@@ -195,7 +212,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether retrying the same operation may succeed (only transient I/O).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Io { .. })
+        matches!(self, Self::Io { .. } | Self::KeyspaceIo { .. })
     }
 
     /// Whether another process holds the store (retrying after it finishes may succeed).

@@ -1,21 +1,53 @@
 //! The fjall-backed store: transfers, per-address indexes, checkpoints and recent block hashes.
 //!
-//! Layout (all integers big-endian so that byte order is numeric order):
+//! Layout (all integers big-endian so that byte order is numeric order). Every keyspace is
+//! registered once in [`keyspaces`] (name, key, value, writer, readers); modules reach theirs
+//! through typed [`Table`]s ([`Store::table`]), never through the storage engine:
 //!
-//! | keyspace      | key                                             | value                      |
-//! |---------------|-------------------------------------------------|----------------------------|
-//! | `meta`        | `schema_version`                                | u32                        |
-//! | `meta`        | `bulk:` + chain u16 (a bulk range in progress)  | first u64 + last u64 block |
-//! | `chains`      | chain name                                      | postcard [`ChainInfo`]     |
-//! | `transfers`   | chain u16 + block u64 + tx index u32            | the transaction's transfers (`txrow.rs`) |
-//! | `addr_out`    | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
-//! | `addr_in`     | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) |
-//! | `tx_index`    | chain u16 + tx hash (32)                        | block u64 + tx index u32   |
-//! | `blocks`      | chain u16 + block u64                           | postcard [`BlockRef`]      |
-//! | `checkpoints` | chain u16                                       | postcard [`BlockRef`]      |
-//! | `counters`    | chain u16 + kind u8                             | u64                        |
-//! | `balances`    | address key + [`TransferKey`] bytes             | balance checkpoint (`balances.rs`) |
-//! | `token_meta`  | chain u16 + address key                         | postcard [`TokenMeta`] (`tokens.rs`) |
+//! | keyspace               | key                                             | value                      | writer | readers |
+//! |------------------------|-------------------------------------------------|----------------------------|--------|---------|
+//! | `meta`                 | `schema_version`                                | u32                        | store | store |
+//! | `meta`                 | `bulk:` + chain u16 (a bulk range in progress)  | first u64 + last u64 block | store | store |
+//! | `meta`                 | `bulk_undo:` + chain u16 (its extra writes still to undo) | first u64 + last u64 block | store | the owner of the extra writes (`btc::utxo`) |
+//! | `chains`               | chain name                                      | postcard [`ChainInfo`]     | store | store |
+//! | `transfers`            | chain u16 + block u64 + tx index u32            | the transaction's transfers (`txrow.rs`) | store | store |
+//! | `addr_out`             | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) | store | store |
+//! | `addr_in`              | address key + [`TransferKey`] bytes             | covering value (`flow.rs`) | store | store |
+//! | `tx_index`             | chain u16 + tx hash (32)                        | block u64 + tx index u32   | store | store |
+//! | `blocks`               | chain u16 + block u64                           | postcard [`BlockRef`]      | store | store |
+//! | `checkpoints`          | chain u16                                       | postcard [`BlockRef`]      | store | store |
+//! | `counters`             | chain u16 + kind u8                             | u64                        | store | store |
+//! | `balances`             | address key + [`TransferKey`] bytes             | balance checkpoint (`balances.rs`) | balance stage | tracer |
+//! | `token_meta`           | chain u16 + address key                         | postcard [`TokenMeta`] (`tokens.rs`) | EVM sync | units, reports |
+//! | `labels`               | label address key                               | postcard `Vec<Label>`      | `labels::store` | `labels::store` |
+//! | `label_sources`        | source name                                     | postcard `SourceInfo`      | `labels::store` | `labels::store` |
+//! | `label_by_source`      | source name + `0x00` + address key              | empty                      | `labels::store` | `labels::store` |
+//! | `label_staging`        | label address key                               | postcard staged entry      | `labels::store` | `labels::store` |
+//! | `label_apply`          | `plan`                                          | postcard apply plan        | `labels::store` | `labels::store` |
+//! | `btc_utxo`             | chain u16 + txid + vout                         | script id, amount          | `btc::utxo` | `btc::utxo` |
+//! | `btc_undo`             | chain u16 + block u64                           | postcard block undo        | `btc::utxo` | `btc::utxo` |
+//! | `btc_tx`               | chain u16 + txid                                | transaction metadata       | `btc::utxo` | `btc::utxo` |
+//! | `btc_scripts`          | script id (32)                                  | the script                 | `btc::utxo` | `btc::utxo`, [`Store::btc_script`] (clustering) |
+//! | `cluster_ids`          | address key                                     | id u32                     | `paytrace-app` clusters | same |
+//! | `cluster_addrs`        | id u32                                          | address key                | `paytrace-app` clusters | same |
+//! | `cluster_uf`           | chunk u32                                       | (parent u32, size u32) x 4096 | `paytrace-app` clusters | same |
+//! | `cluster_members`      | root u32 + id u32                               | empty                      | `paytrace-app` clusters | same |
+//! | `cluster_merges`       | sequence u64                                    | postcard `MergeRecord`     | `paytrace-app` clusters | same |
+//! | `cluster_merge_index`  | id u32 + sequence u64                           | empty                      | `paytrace-app` clusters | same |
+//! | `cluster_refused`      | sequence u64                                    | postcard `RefusedMerge`    | `paytrace-app` clusters | same |
+//! | `cluster_coinjoins`    | tx hash (32)                                    | postcard `CoinJoinFlag`    | `paytrace-app` clusters | same |
+//! | `cluster_deposits`     | address key                                     | postcard `DepositRecord`   | `paytrace-app` clusters | same |
+//! | `cluster_airdrop_hits` | token key + recipient key                       | postcard `AirdropHit`      | `paytrace-app` clusters | same |
+//! | `cluster_airdrop_fwd`  | token key + aggregator key + from key           | postcard `AirdropForward`  | `paytrace-app` clusters | same |
+//! | `cluster_meta`         | `n_ids`, `merge_seq`, `refused_seq`, `cp` + chain u16 | u32 / u64 / postcard `BlockRef` | `paytrace-app` clusters | same |
+//! | `alerts`               | id u64                                          | alert JSON                 | `paytrace-app` alerts | same |
+//! | `alert_keys`           | deduplication key                               | id u64                     | `paytrace-app` alerts | same |
+//! | `alert_meta`           | `next_id`                                       | u64                        | `paytrace-app` alerts | same |
+//! | `watchlist`            | address key                                     | entry JSON                 | `paytrace-app` alerts | same |
+//! | `webhook_outbox`       | alert id u64 + `0x00` + webhook name            | entry JSON                 | `paytrace-app` alerts | same |
+//!
+//! Keyspaces are opened on first use ([`Store::table`]); a store opened for reading that lacks
+//! one reads it as empty and creates nothing.
 //!
 //! The address indexes are covering (since schema version 2): their values hold the rest of
 //! the transfer (counterparty, time, tx hash, asset, amount), so an address's history is one
@@ -43,6 +75,7 @@ mod check;
 mod error;
 mod flow;
 pub mod journal;
+pub mod keyspaces;
 pub mod lock;
 mod tokens;
 mod txrow;
@@ -55,12 +88,13 @@ pub use check::{
     ChainCheckpoint, CheckReport, DamagedTable, JournalCheck, KeyspaceCheck, RepairReport,
 };
 pub use error::{JournalDamage, StoreError};
-pub use tokens::{MetaSource, TOKEN_KEYSPACE, TokenMeta};
+pub use keyspaces::{Batch, Codec, Keyspace, KeyspaceDef, Table, TableRef};
+pub use tokens::{MetaSource, TokenMeta};
 
 use crate::model::{
     Address, BlockNumber, BlockRef, ChainId, Transfer, TransferKey, TransferKind, TxHash,
 };
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Slice};
+use fjall::{Database, Keyspace as EngineKeyspace, KeyspaceCreateOptions, PersistMode, Slice};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::BTreeMap,
@@ -108,11 +142,12 @@ pub enum Direction {
 }
 
 /// One write to a keyspace owned by another module (the Bitcoin UTXO set, undo data), carried
-/// in the same atomic batch as a range or an unwind.
+/// in the same atomic batch as a range or an unwind. Made by [`Table::put_op`] and
+/// [`Table::remove_op`] (the value already encoded with the keyspace's codec).
 #[derive(Clone)]
 pub struct KeyspaceOp {
-    /// The keyspace (from [`Store::keyspace`]).
-    pub keyspace: Keyspace,
+    /// The keyspace.
+    pub keyspace: TableRef,
     /// The key.
     pub key: Vec<u8>,
     /// The new value, or `None` to remove the key.
@@ -128,19 +163,21 @@ impl std::fmt::Debug for KeyspaceOp {
     }
 }
 
-fn apply_ops(batch: &mut fjall::OwnedWriteBatch, ops: Vec<KeyspaceOp>) {
+fn apply_ops(batch: &mut fjall::OwnedWriteBatch, ops: Vec<KeyspaceOp>) -> Result<(), StoreError> {
     for op in ops {
+        let ks = op.keyspace.writable()?;
         match op.value {
-            Some(v) => batch.insert(&op.keyspace, op.key, v),
-            None => batch.remove(&op.keyspace, op.key),
+            Some(v) => batch.insert(ks, op.key, v),
+            None => batch.remove(ks, op.key),
         }
     }
+    Ok(())
 }
 
 /// A [`KeyspaceOp`] with its key and value already in the storage engine's buffer type
 /// (converted in the parallel part of a sync, so the serial commit only moves them).
 struct PreparedOp {
-    keyspace: Keyspace,
+    keyspace: TableRef,
     key: Slice,
     value: Option<Slice>,
 }
@@ -186,17 +223,20 @@ pub struct UnwindStats {
 pub struct Store {
     path: PathBuf,
     db: Database,
-    meta: Keyspace,
-    chains: Keyspace,
-    transfers: Keyspace,
-    addr_out: Keyspace,
-    addr_in: Keyspace,
-    tx_index: Keyspace,
-    blocks: Keyspace,
-    checkpoints: Keyspace,
-    counters: Keyspace,
+    meta: EngineKeyspace,
+    chains: EngineKeyspace,
+    transfers: EngineKeyspace,
+    addr_out: EngineKeyspace,
+    addr_in: EngineKeyspace,
+    tx_index: EngineKeyspace,
+    blocks: EngineKeyspace,
+    checkpoints: EngineKeyspace,
+    counters: EngineKeyspace,
     /// Balance checkpoints (`balances.rs`); empty when the stage never ran.
-    balances: Keyspace,
+    balances: EngineKeyspace,
+    /// The other registered keyspaces ([`keyspaces::ALL`]), opened on first use by
+    /// [`Store::table`] (`None` inside: absent from a store opened for reading).
+    tables: std::sync::Arc<[std::sync::OnceLock<Option<EngineKeyspace>>]>,
     /// The balance stage's progress and the lowest chain id, read once and cached for the
     /// tracer's look-ups (reset by every write that changes them).
     balances_view: std::sync::Arc<std::sync::RwLock<Option<balances::BalancesView>>>,
@@ -224,44 +264,6 @@ pub enum OpenMode {
     /// engine runs no background flush or compaction).
     Read,
 }
-
-/// The keyspaces of the label store (`labels/store.rs`), created by every write open so that
-/// a later read open finds them and creates nothing.
-pub(crate) const LABEL_KEYSPACES: [&str; 5] = [
-    "labels",
-    "label_sources",
-    "label_by_source",
-    "label_staging",
-    "label_apply",
-];
-
-/// The keyspaces of the other modules (alerts and watchlist, clusters, the Bitcoin UTXO set),
-/// created like the label keyspaces by every write open: a read open of a store that no such
-/// module wrote yet finds them empty instead of creating them (a write). Each module's tests
-/// check that its keyspaces are listed here.
-pub const MODULE_KEYSPACES: [&str; 21] = [
-    "alerts",
-    "alert_keys",
-    "alert_meta",
-    "watchlist",
-    "webhook_outbox",
-    "cluster_ids",
-    "cluster_addrs",
-    "cluster_uf",
-    "cluster_members",
-    "cluster_merges",
-    "cluster_merge_index",
-    "cluster_refused",
-    "cluster_coinjoins",
-    "cluster_deposits",
-    "cluster_airdrop_hits",
-    "cluster_airdrop_fwd",
-    "cluster_meta",
-    "btc_utxo",
-    "btc_undo",
-    "btc_tx",
-    "btc_scripts",
-];
 
 /// The storage engine's version marker: present in every store it created.
 const ENGINE_VERSION_FILE: &str = "version";
@@ -304,6 +306,14 @@ fn opts() -> KeyspaceCreateOptions {
 /// [`opts`] without bloom filters, for keyspaces that are only scanned by prefix.
 fn scan_only_opts() -> KeyspaceCreateOptions {
     opts().filter_policy(fjall::config::FilterPolicy::disabled())
+}
+
+/// The creation options of a registered keyspace: the address indexes are only ever scanned
+/// by prefix, never read by point, so their tables need no bloom filters (building one hashes
+/// every key of every flush and compaction). Fixed when a keyspace is created: older stores
+/// keep theirs.
+fn create_options(def: &KeyspaceDef) -> fn() -> KeyspaceCreateOptions {
+    if def.scan_only { scan_only_opts } else { opts }
 }
 
 impl Store {
@@ -454,26 +464,25 @@ impl Store {
             fjall::Error::Locked => lock::locked_error(&path),
             source => StoreError::open(&path, source),
         })?;
-        let ks_with = |name: &str, options: fn() -> KeyspaceCreateOptions| {
-            db.keyspace(name, options)
+        let ks = |def: &KeyspaceDef| {
+            db.keyspace(def.name, create_options(def))
                 .map_err(|source| StoreError::open(&path, source))
         };
-        let ks = |name: &str| ks_with(name, opts);
-        // The address indexes are only ever scanned by prefix, never read by point, so their
-        // tables need no bloom filters (building one hashes every key of every flush and
-        // compaction). Fixed when a keyspace is created: older stores keep theirs.
-        let scan_only = |name: &str| ks_with(name, scan_only_opts);
         let store = Self {
-            meta: ks("meta")?,
-            chains: ks("chains")?,
-            transfers: ks("transfers")?,
-            addr_out: scan_only("addr_out")?,
-            addr_in: scan_only("addr_in")?,
-            tx_index: ks("tx_index")?,
-            blocks: ks("blocks")?,
-            checkpoints: ks("checkpoints")?,
-            counters: ks("counters")?,
-            balances: ks("balances")?,
+            meta: ks(&keyspaces::META)?,
+            chains: ks(&keyspaces::CHAINS)?,
+            transfers: ks(&keyspaces::TRANSFERS)?,
+            addr_out: ks(&keyspaces::ADDR_OUT)?,
+            addr_in: ks(&keyspaces::ADDR_IN)?,
+            tx_index: ks(&keyspaces::TX_INDEX)?,
+            blocks: ks(&keyspaces::BLOCKS)?,
+            checkpoints: ks(&keyspaces::CHECKPOINTS)?,
+            counters: ks(&keyspaces::COUNTERS)?,
+            balances: ks(&keyspaces::BALANCES)?,
+            tables: keyspaces::ALL
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             balances_view: std::sync::Arc::default(),
             read_only: mode == OpenMode::Read,
             _lock: std::sync::Arc::new(lock),
@@ -482,16 +491,12 @@ impl Store {
         };
         store.check_schema()?;
         if mode == OpenMode::Write {
-            for name in LABEL_KEYSPACES.iter().chain(MODULE_KEYSPACES.iter()) {
-                if !store.db.keyspace_exists(name) {
-                    store.keyspace(name)?;
-                }
-            }
             store.record_keyspace_ids()?;
         }
-        // A bulk range a crash interrupted is discarded before anything reads the store.
+        // A bulk range a crash interrupted is discarded before anything reads the store (the
+        // extra writes of the range are left to their owner: see [`Store::pending_bulk_undo`]).
         for m in store.bulk_markers()? {
-            crate::btc::utxo::discard_bulk_range(&store, m)?;
+            store.discard_bulk(m)?;
         }
         Ok(store)
     }
@@ -685,25 +690,47 @@ impl Store {
         &self.path
     }
 
-    /// The underlying database, for modules that keep their own keyspaces (labels, clusters).
-    pub fn database(&self) -> &Database {
-        &self.db
+    /// The registered keyspace `ks`, opened on first use with its codecs.
+    ///
+    /// On a store opened for reading a keyspace the store does not have is not created: the
+    /// table reads as empty (the module never wrote to this store) and refuses writes.
+    pub fn table<K: Codec, V: Codec>(&self, ks: Keyspace<K, V>) -> Result<Table<K, V>, StoreError> {
+        let def = ks.def();
+        let slot = self
+            .tables
+            .get(def.index)
+            .ok_or(StoreError::Encode(format!(
+                "keyspace {} is not registered",
+                def.name
+            )))?;
+        if let Some(t) = slot.get() {
+            return Ok(Table::new(t.clone(), def));
+        }
+        let opened = if self.read_only && !self.db.keyspace_exists(def.name) {
+            None
+        } else {
+            Some(
+                self.db
+                    .keyspace(def.name, create_options(def))
+                    .map_err(|e| self.io("open keyspace", e))?,
+            )
+        };
+        let _ = slot.set(opened.clone());
+        Ok(Table::new(opened, def))
     }
 
-    /// Opens (or creates) an extra keyspace owned by another module.
-    ///
-    /// On a store opened for reading a missing keyspace is still created (the module never
-    /// ran on this store; an empty keyspace is what it reads), logged at debug level.
-    pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
-        if self.read_only && !self.db.keyspace_exists(name) {
-            tracing::debug!(
-                keyspace = name,
-                "creating a missing keyspace on a read open"
-            );
+    /// A batch of writes to registered keyspaces, committed atomically by [`Batch::commit`].
+    pub fn batch(&self) -> Batch {
+        Batch {
+            inner: self.db.batch(),
         }
-        self.db
-            .keyspace(name, opts)
-            .map_err(|e| self.io("open keyspace", e))
+    }
+
+    /// [`Store::batch`] synced to disk when committed.
+    pub fn batch_synced(&self) -> Batch {
+        Batch {
+            inner: self.db.batch().durability(Some(PersistMode::SyncAll)),
+        }
     }
 
     /// The id of chain `name`, registering it with `kind` on first use.
@@ -839,8 +866,8 @@ impl Store {
         }
         for op in p.extra {
             match op.value {
-                Some(v) => batch.insert(&op.keyspace, op.key, v),
-                None => batch.remove(&op.keyspace, op.key),
+                Some(v) => batch.insert(op.keyspace.writable()?, op.key, v),
+                None => batch.remove(op.keyspace.writable()?, op.key),
             }
         }
         self.range_tail(
@@ -918,8 +945,8 @@ impl Store {
         );
         for op in tail {
             match op.value {
-                Some(v) => batch.insert(&op.keyspace, op.key, v),
-                None => batch.remove(&op.keyspace, op.key),
+                Some(v) => batch.insert(op.keyspace.writable()?, op.key, v),
+                None => batch.remove(op.keyspace.writable()?, op.key),
             }
         }
         Ok(())
@@ -1024,7 +1051,7 @@ impl Store {
                 n.to_be_bytes().to_vec(),
             );
         }
-        apply_ops(&mut batch, extra);
+        apply_ops(&mut batch, extra)?;
         batch.commit().map_err(|e| self.io("commit sparse", e))?;
         Ok(new)
     }
@@ -1108,7 +1135,7 @@ impl Store {
             ),
             None => batch.remove(&self.checkpoints, chain.0.to_be_bytes().to_vec()),
         }
-        apply_ops(&mut batch, extra);
+        apply_ops(&mut batch, extra)?;
         batch.commit().map_err(|e| self.io("commit unwind", e))?;
         self.reset_balances_view();
         Ok(stats)

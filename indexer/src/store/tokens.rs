@@ -7,12 +7,15 @@
 //! Key: chain u16 (big-endian) + address key ([`Address::write_key`]). Value: postcard
 //! [`TokenMeta`].
 
-use super::{KeyspaceOp, Store, StoreError, decode, encode, hex};
+use super::{
+    KeyspaceOp, Store, StoreError, Table, hex,
+    keyspaces::{self, Keyspace, Postcard, Raw},
+};
 use crate::model::{Address, ChainId};
 use serde::{Deserialize, Serialize};
 
 /// The keyspace holding token metadata.
-pub const TOKEN_KEYSPACE: &str = "token_meta";
+const TOKENS: Keyspace<Raw, Postcard<TokenMeta>> = Keyspace::new(&keyspaces::TOKEN_META);
 
 /// Where a token's metadata came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -53,15 +56,10 @@ fn key(chain: ChainId, token: &Address) -> Vec<u8> {
     k
 }
 
-/// The value encoding of a [`TokenMeta`].
-fn encode_meta(m: &TokenMeta) -> Result<Vec<u8>, StoreError> {
-    encode(m)
-}
-
 /// Decodes a key of the keyspace.
 fn decode_key(k: &[u8]) -> Result<(ChainId, Address), StoreError> {
     let bad = || StoreError::Corrupt {
-        keyspace: TOKEN_KEYSPACE,
+        keyspace: keyspaces::TOKEN_META.name,
         key: hex(k),
         reason: "bad token metadata key".into(),
     };
@@ -74,13 +72,8 @@ fn decode_key(k: &[u8]) -> Result<(ChainId, Address), StoreError> {
 }
 
 impl Store {
-    /// The token metadata keyspace, or `None` on a store opened for reading that has none
-    /// (nothing is created by a read).
-    fn token_keyspace(&self) -> Result<Option<fjall::Keyspace>, StoreError> {
-        if self.is_read_only() && !self.db.keyspace_exists(TOKEN_KEYSPACE) {
-            return Ok(None);
-        }
-        self.keyspace(TOKEN_KEYSPACE).map(Some)
+    fn tokens(&self) -> Result<Table<Raw, Postcard<TokenMeta>>, StoreError> {
+        self.table(TOKENS)
     }
 
     /// The metadata of `token` on `chain`, if recorded.
@@ -89,28 +82,16 @@ impl Store {
         chain: ChainId,
         token: &Address,
     ) -> Result<Option<TokenMeta>, StoreError> {
-        let Some(ks) = self.token_keyspace()? else {
-            return Ok(None);
-        };
-        let k = key(chain, token);
-        ks.get(&k)
-            .map_err(|e| self.io("read token metadata", e))?
-            .map(|v| decode(TOKEN_KEYSPACE, &hex(&k), &v))
-            .transpose()
+        self.tokens()?.get(key(chain, token))
     }
 
     /// Every recorded token metadata, ordered by chain and address.
     pub fn token_metas(&self) -> Result<Vec<(ChainId, Address, TokenMeta)>, StoreError> {
-        let Some(ks) = self.token_keyspace()? else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
-        for kv in ks.iter() {
-            let (k, v) = kv
-                .into_inner()
-                .map_err(|e| self.io("list token metadata", e))?;
+        for kv in self.tokens()?.iter() {
+            let (k, meta) = kv?;
             let (chain, a) = decode_key(&k)?;
-            out.push((chain, a, decode(TOKEN_KEYSPACE, &hex(&k), &v)?));
+            out.push((chain, a, meta));
         }
         Ok(out)
     }
@@ -122,10 +103,7 @@ impl Store {
         token: &Address,
         meta: &TokenMeta,
     ) -> Result<(), StoreError> {
-        let op = self.token_meta_op(chain, token, meta)?;
-        op.keyspace
-            .insert(op.key, op.value.unwrap_or_default())
-            .map_err(|e| self.io("write token metadata", e))
+        self.tokens()?.insert(key(chain, token), meta)
     }
 
     /// The write of [`Store::put_token_meta`] as an operation for a range's batch
@@ -137,11 +115,7 @@ impl Store {
         token: &Address,
         meta: &TokenMeta,
     ) -> Result<KeyspaceOp, StoreError> {
-        Ok(KeyspaceOp {
-            keyspace: self.keyspace(TOKEN_KEYSPACE)?,
-            key: key(chain, token),
-            value: Some(encode_meta(meta)?),
-        })
+        self.tokens()?.put_op(key(chain, token), meta)
     }
 }
 
@@ -190,6 +164,6 @@ mod tests {
         drop(Store::open(dir.path()).expect("open"));
         let store = Store::open_read(dir.path()).expect("open read");
         assert!(store.token_metas().expect("list").is_empty());
-        assert!(!store.database().keyspace_exists(TOKEN_KEYSPACE));
+        assert!(!store.db.keyspace_exists(keyspaces::TOKEN_META.name));
     }
 }

@@ -8,8 +8,13 @@
 
 use super::{Finding, Role};
 use crate::risk::RiskLevel;
-use fjall::{Database, Keyspace, PersistMode};
-use paytrace_indexer::{Address, Store, StoreError};
+use paytrace_indexer::{
+    Address, Store, StoreError,
+    store::{
+        Table,
+        keyspaces::{self, Json, Keyspace, Raw, U64Be},
+    },
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -19,51 +24,12 @@ pub enum AlertError {
     /// The paytrace store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// An I/O failure of the engine.
-    #[error("alert store i/o error during {op}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The engine's error.
-        #[source]
-        source: fjall::Error,
-    },
-    /// A stored record does not decode.
-    #[error("corrupt record in {keyspace} at key {key}: {reason}")]
-    Corrupt {
-        /// Keyspace.
-        keyspace: &'static str,
-        /// Key (hex).
-        key: String,
-        /// Decoder message.
-        reason: String,
-    },
     /// No alert with this id.
     #[error("no alert with id {0}")]
     NotFound(u64),
     /// A record does not encode.
     #[error("cannot encode alert record: {0}")]
     Encode(String),
-}
-
-fn io(op: &'static str) -> impl FnOnce(fjall::Error) -> AlertError {
-    move |source| AlertError::Io { op, source }
-}
-
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, AlertError> {
-    serde_json::to_vec(v).map_err(|e| AlertError::Encode(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(
-    keyspace: &'static str,
-    key: &[u8],
-    v: &[u8],
-) -> Result<T, AlertError> {
-    serde_json::from_slice(v).map_err(|e| AlertError::Corrupt {
-        keyspace,
-        key: alloy_primitives::hex::encode(key),
-        reason: e.to_string(),
-    })
 }
 
 /// State of an alert.
@@ -170,15 +136,21 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+const ALERTS: Keyspace<Raw, Json<Alert>> = Keyspace::new(&keyspaces::ALERTS);
+const KEYS: Keyspace<Raw, U64Be> = Keyspace::new(&keyspaces::ALERT_KEYS);
+const META: Keyspace<Raw, U64Be> = Keyspace::new(&keyspaces::ALERT_META);
+const WATCH: Keyspace<Raw, Json<WatchEntry>> = Keyspace::new(&keyspaces::WATCHLIST);
+const OUTBOX: Keyspace<Raw, Json<OutboxEntry>> = Keyspace::new(&keyspaces::WEBHOOK_OUTBOX);
+
 /// The alert keyspaces.
 #[derive(Clone)]
 pub struct AlertStore {
-    db: Database,
-    alerts: Keyspace,
-    keys: Keyspace,
-    meta: Keyspace,
-    watch: Keyspace,
-    outbox: Keyspace,
+    store: Store,
+    alerts: Table<Raw, Json<Alert>>,
+    keys: Table<Raw, U64Be>,
+    meta: Table<Raw, U64Be>,
+    watch: Table<Raw, Json<WatchEntry>>,
+    outbox: Table<Raw, Json<OutboxEntry>>,
 }
 
 fn now() -> String {
@@ -205,29 +177,17 @@ impl AlertStore {
     /// Opens (or creates) the keyspaces in `store`.
     pub fn open(store: &Store) -> Result<Self, AlertError> {
         Ok(Self {
-            db: store.database().clone(),
-            alerts: store.keyspace("alerts")?,
-            keys: store.keyspace("alert_keys")?,
-            meta: store.keyspace("alert_meta")?,
-            watch: store.keyspace("watchlist")?,
-            outbox: store.keyspace("webhook_outbox")?,
+            store: store.clone(),
+            alerts: store.table(ALERTS)?,
+            keys: store.table(KEYS)?,
+            meta: store.table(META)?,
+            watch: store.table(WATCH)?,
+            outbox: store.table(OUTBOX)?,
         })
     }
 
     fn next_id(&self) -> Result<u64, AlertError> {
-        Ok(
-            match self.meta.get(b"next_id").map_err(io("read next id"))? {
-                Some(v) => {
-                    let b: [u8; 8] = v.as_ref().try_into().map_err(|_| AlertError::Corrupt {
-                        keyspace: "alert_meta",
-                        key: "next_id".into(),
-                        reason: "not 8 bytes".into(),
-                    })?;
-                    u64::from_be_bytes(b)
-                }
-                None => 1,
-            },
-        )
+        Ok(self.meta.get(b"next_id")?.unwrap_or(1))
     }
 
     /// Stores the findings never raised before (by key) as new alerts, with one outbox entry
@@ -239,17 +199,11 @@ impl AlertStore {
         webhooks: &[(String, RiskLevel)],
     ) -> Result<Vec<Alert>, AlertError> {
         let mut id = self.next_id()?;
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut batch = self.store.batch_synced();
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for f in findings {
-            if !seen.insert(f.key.clone())
-                || self
-                    .keys
-                    .get(f.key.as_bytes())
-                    .map_err(io("read alert key"))?
-                    .is_some()
-            {
+            if !seen.insert(f.key.clone()) || self.keys.contains_key(f.key.as_bytes())? {
                 continue;
             }
             let t = now();
@@ -269,12 +223,8 @@ impl AlertStore {
                 updated_at: t,
                 delivered_to: Vec::new(),
             };
-            batch.insert(&self.alerts, id.to_be_bytes().to_vec(), encode(&a)?);
-            batch.insert(
-                &self.keys,
-                f.key.as_bytes().to_vec(),
-                id.to_be_bytes().to_vec(),
-            );
+            batch.insert(&self.alerts, id.to_be_bytes(), &a)?;
+            batch.insert(&self.keys, f.key.as_bytes(), &id)?;
             for (name, min) in webhooks {
                 if a.severity >= *min {
                     let e = OutboxEntry {
@@ -284,7 +234,7 @@ impl AlertStore {
                         attempts: 0,
                         last_error: None,
                     };
-                    batch.insert(&self.outbox, outbox_key(id, name), encode(&e)?);
+                    batch.insert(&self.outbox, outbox_key(id, name), &e)?;
                 }
             }
             out.push(a);
@@ -293,36 +243,26 @@ impl AlertStore {
         if out.is_empty() {
             return Ok(out);
         }
-        batch.insert(&self.meta, b"next_id".to_vec(), id.to_be_bytes().to_vec());
-        batch.commit().map_err(io("commit alerts"))?;
+        batch.insert(&self.meta, b"next_id", &id)?;
+        batch.commit()?;
         Ok(out)
     }
 
     /// One alert.
     pub fn get(&self, id: u64) -> Result<Option<Alert>, AlertError> {
-        let k = id.to_be_bytes();
-        self.alerts
-            .get(k)
-            .map_err(io("read alert"))?
-            .map(|v| decode("alerts", &k, &v))
-            .transpose()
+        Ok(self.alerts.get(id.to_be_bytes())?)
     }
 
     fn put(&self, a: &Alert) -> Result<(), AlertError> {
-        self.alerts
-            .insert(a.id.to_be_bytes(), encode(a)?)
-            .map_err(io("write alert"))?;
-        self.db
-            .persist(PersistMode::SyncAll)
-            .map_err(io("sync alert"))
+        self.alerts.insert(a.id.to_be_bytes(), a)?;
+        Ok(self.store.persist()?)
     }
 
     /// Alerts in id order, optionally only those in `state`.
     pub fn list(&self, state: Option<AlertState>) -> Result<Vec<Alert>, AlertError> {
         let mut out = Vec::new();
         for kv in self.alerts.iter() {
-            let (k, v) = kv.into_inner().map_err(io("scan alerts"))?;
-            let a: Alert = decode("alerts", &k, &v)?;
+            let (_, a) = kv?;
             if state.is_none_or(|s| a.state == s) {
                 out.push(a);
             }
@@ -353,22 +293,16 @@ impl AlertStore {
             added_at: now(),
         };
         self.watch
-            .insert(
-                paytrace_indexer::labels::address::address_key(&address),
-                encode(&e)?,
-            )
-            .map_err(io("write watchlist"))?;
-        self.db
-            .persist(PersistMode::SyncAll)
-            .map_err(io("sync watchlist"))?;
+            .insert(paytrace_indexer::labels::address::address_key(&address), &e)?;
+        self.store.persist()?;
         Ok(e)
     }
 
     /// Removes a watchlist entry; whether it was there.
     pub fn unwatch(&self, address: &Address) -> Result<bool, AlertError> {
         let k = paytrace_indexer::labels::address::address_key(address);
-        let had = self.watch.get(&k).map_err(io("read watchlist"))?.is_some();
-        self.watch.remove(k).map_err(io("write watchlist"))?;
+        let had = self.watch.contains_key(&k)?;
+        self.watch.remove(k)?;
         Ok(had)
     }
 
@@ -376,8 +310,7 @@ impl AlertStore {
     pub fn watchlist(&self) -> Result<Vec<WatchEntry>, AlertError> {
         let mut out = Vec::new();
         for kv in self.watch.iter() {
-            let (k, v) = kv.into_inner().map_err(io("scan watchlist"))?;
-            out.push(decode("watchlist", &k, &v)?);
+            out.push(kv?.1);
         }
         Ok(out)
     }
@@ -386,8 +319,7 @@ impl AlertStore {
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, AlertError> {
         let mut out = Vec::new();
         for kv in self.outbox.iter() {
-            let (k, v) = kv.into_inner().map_err(io("scan outbox"))?;
-            out.push(decode("webhook_outbox", &k, &v)?);
+            out.push(kv?.1);
         }
         Ok(out)
     }
@@ -402,24 +334,20 @@ impl AlertStore {
         let mut e = e.clone();
         e.attempts = e.attempts.saturating_add(attempts);
         e.last_error = Some(error.to_owned());
-        self.outbox
-            .insert(outbox_key(e.alert, &e.webhook), encode(&e)?)
-            .map_err(io("write outbox"))?;
-        self.db
-            .persist(PersistMode::SyncAll)
-            .map_err(io("sync outbox"))
+        self.outbox.insert(outbox_key(e.alert, &e.webhook), &e)?;
+        Ok(self.store.persist()?)
     }
 
     /// Records a successful delivery: the outbox entry goes, the alert notes the webhook.
     pub fn delivered(&self, e: &OutboxEntry) -> Result<(), AlertError> {
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut batch = self.store.batch_synced();
         if let Some(mut a) = self.get(e.alert)? {
             if !a.delivered_to.contains(&e.webhook) {
                 a.delivered_to.push(e.webhook.clone());
             }
-            batch.insert(&self.alerts, a.id.to_be_bytes().to_vec(), encode(&a)?);
+            batch.insert(&self.alerts, a.id.to_be_bytes(), &a)?;
         }
-        batch.remove(&self.outbox, outbox_key(e.alert, &e.webhook));
-        batch.commit().map_err(io("commit delivery"))
+        batch.remove(&self.outbox, outbox_key(e.alert, &e.webhook))?;
+        Ok(batch.commit()?)
     }
 }

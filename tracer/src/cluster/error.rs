@@ -14,15 +14,6 @@ pub enum ClusterError {
     /// The label store failed.
     #[error(transparent)]
     Labels(#[from] LabelError),
-    /// A cluster keyspace could not be read or written.
-    #[error("cluster store: {op}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The storage error.
-        #[source]
-        source: fjall::Error,
-    },
     /// A stored cluster record is unreadable.
     #[error("corrupt cluster record in keyspace {keyspace}, key {key}: {reason}")]
     Corrupt {

@@ -34,9 +34,6 @@ pub trait ClusterSource {
     }
 }
 
-/// The store keyspace where the Bitcoin indexer keeps each script id's canonical script.
-const BTC_SCRIPTS: &str = "btc_scripts";
-
 impl ClusterSource for Store {
     type Error = StoreError;
 
@@ -65,14 +62,7 @@ impl ClusterSource for Store {
         let Address::Script(id) = address else {
             return Ok(None);
         };
-        let scripts = self.keyspace(BTC_SCRIPTS)?;
-        scripts
-            .get(id)
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|source| StoreError::Io {
-                op: "read btc_scripts",
-                source,
-            })
+        self.btc_script(id)
     }
 }
 

@@ -23,46 +23,48 @@ use super::{
     DepositRecord, MergeRecord, Persisted, RefusedMerge, RunStats, UnionFind,
     engine::{Exchanges, run_range},
 };
-use fjall::{Database, Keyspace, PersistMode};
 use paytrace_indexer::{
     Address, BlockNumber, BlockRef, ChainId, Store, TxHash,
     labels::{Category, LabelAddress, LabelStore, today},
+    store::{
+        Table,
+        keyspaces::{self as ks, Keyspace, Postcard, Raw, U32Be, Unit},
+    },
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 const CHUNK: u32 = 4096;
-const KEYSPACES: [&str; 12] = [
-    "cluster_ids",
-    "cluster_addrs",
-    "cluster_uf",
-    "cluster_members",
-    "cluster_merges",
-    "cluster_merge_index",
-    "cluster_refused",
-    "cluster_coinjoins",
-    "cluster_deposits",
-    "cluster_airdrop_hits",
-    "cluster_airdrop_fwd",
-    "cluster_meta",
-];
+const IDS: Keyspace<Raw, U32Be> = Keyspace::new(&ks::CLUSTER_IDS);
+const ADDRS: Keyspace<Raw, Raw> = Keyspace::new(&ks::CLUSTER_ADDRS);
+const UF: Keyspace<Raw, Raw> = Keyspace::new(&ks::CLUSTER_UF);
+const MEMBERS: Keyspace<Raw, Unit> = Keyspace::new(&ks::CLUSTER_MEMBERS);
+const MERGES: Keyspace<Raw, Postcard<MergeRecord>> = Keyspace::new(&ks::CLUSTER_MERGES);
+const MERGE_INDEX: Keyspace<Raw, Unit> = Keyspace::new(&ks::CLUSTER_MERGE_INDEX);
+const REFUSED: Keyspace<Raw, Postcard<RefusedMerge>> = Keyspace::new(&ks::CLUSTER_REFUSED);
+const COINJOINS: Keyspace<Raw, Postcard<CoinJoinFlag>> = Keyspace::new(&ks::CLUSTER_COINJOINS);
+const DEPOSITS: Keyspace<Raw, Postcard<DepositRecord>> = Keyspace::new(&ks::CLUSTER_DEPOSITS);
+const AIRDROP_HITS: Keyspace<Raw, Postcard<AirdropHit>> = Keyspace::new(&ks::CLUSTER_AIRDROP_HITS);
+const AIRDROP_FWD: Keyspace<Raw, Postcard<AirdropForward>> =
+    Keyspace::new(&ks::CLUSTER_AIRDROP_FWD);
+const META: Keyspace<Raw, Raw> = Keyspace::new(&ks::CLUSTER_META);
 
 /// Handle on the cluster keyspaces of a [`Store`]. Cheap to clone.
 #[derive(Clone)]
 pub struct ClusterStore {
-    db: Database,
-    ids: Keyspace,
-    addrs: Keyspace,
-    uf: Keyspace,
-    members: Keyspace,
-    merges: Keyspace,
-    merge_index: Keyspace,
-    refused: Keyspace,
-    coinjoins: Keyspace,
-    deposits: Keyspace,
-    airdrop_hits: Keyspace,
-    airdrop_fwd: Keyspace,
-    meta: Keyspace,
+    store: Store,
+    ids: Table<Raw, U32Be>,
+    addrs: Table<Raw, Raw>,
+    uf: Table<Raw, Raw>,
+    members: Table<Raw, Unit>,
+    merges: Table<Raw, Postcard<MergeRecord>>,
+    merge_index: Table<Raw, Unit>,
+    refused: Table<Raw, Postcard<RefusedMerge>>,
+    coinjoins: Table<Raw, Postcard<CoinJoinFlag>>,
+    deposits: Table<Raw, Postcard<DepositRecord>>,
+    airdrop_hits: Table<Raw, Postcard<AirdropHit>>,
+    airdrop_fwd: Table<Raw, Postcard<AirdropForward>>,
+    meta: Table<Raw, Raw>,
 }
 
 /// A label a cluster inherits from one of its members.
@@ -128,10 +130,6 @@ pub struct RunReport {
     pub to: Option<u64>,
     /// Counts.
     pub stats: RunStats,
-}
-
-fn io(op: &'static str) -> impl FnOnce(fjall::Error) -> ClusterError {
-    move |source| ClusterError::Io { op, source }
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ClusterError> {
@@ -201,64 +199,59 @@ fn chunk_bytes(nodes: &[[u32; 2]], c: u32) -> Vec<u8> {
 }
 
 impl ClusterStore {
-    /// Opens (or creates) the cluster keyspaces of `store`.
+    /// Opens the cluster keyspaces of `store` (created by the first run that writes them).
     pub fn open(store: &Store) -> Result<Self, ClusterError> {
-        let ks = |n: &str| store.keyspace(n);
         Ok(Self {
-            db: store.database().clone(),
-            ids: ks(KEYSPACES[0])?,
-            addrs: ks(KEYSPACES[1])?,
-            uf: ks(KEYSPACES[2])?,
-            members: ks(KEYSPACES[3])?,
-            merges: ks(KEYSPACES[4])?,
-            merge_index: ks(KEYSPACES[5])?,
-            refused: ks(KEYSPACES[6])?,
-            coinjoins: ks(KEYSPACES[7])?,
-            deposits: ks(KEYSPACES[8])?,
-            airdrop_hits: ks(KEYSPACES[9])?,
-            airdrop_fwd: ks(KEYSPACES[10])?,
-            meta: ks(KEYSPACES[11])?,
+            store: store.clone(),
+            ids: store.table(IDS)?,
+            addrs: store.table(ADDRS)?,
+            uf: store.table(UF)?,
+            members: store.table(MEMBERS)?,
+            merges: store.table(MERGES)?,
+            merge_index: store.table(MERGE_INDEX)?,
+            refused: store.table(REFUSED)?,
+            coinjoins: store.table(COINJOINS)?,
+            deposits: store.table(DEPOSITS)?,
+            airdrop_hits: store.table(AIRDROP_HITS)?,
+            airdrop_fwd: store.table(AIRDROP_FWD)?,
+            meta: store.table(META)?,
         })
     }
 
-    fn all(&self) -> [&Keyspace; 12] {
-        [
-            &self.ids,
-            &self.addrs,
-            &self.uf,
-            &self.members,
-            &self.merges,
-            &self.merge_index,
-            &self.refused,
-            &self.coinjoins,
-            &self.deposits,
-            &self.airdrop_hits,
-            &self.airdrop_fwd,
-            &self.meta,
-        ]
+    /// Removes every key of `t`, 100,000 per batch.
+    fn clear<V: paytrace_indexer::store::Codec>(
+        &self,
+        t: &Table<Raw, V>,
+    ) -> Result<(), ClusterError> {
+        let mut batch = self.store.batch();
+        for k in t.keys() {
+            batch.remove(t, k?)?;
+            if batch.len() >= 100_000 {
+                std::mem::replace(&mut batch, self.store.batch()).commit()?;
+            }
+        }
+        Ok(batch.commit()?)
     }
 
     /// Deletes every cluster record (before a rebuild from block 0). Indexed data is untouched.
     pub fn reset(&self) -> Result<(), ClusterError> {
-        for ks in self.all() {
-            let mut batch = self.db.batch();
-            let mut n = 0usize;
-            for kv in ks.iter() {
-                let k = kv.key().map_err(io("scan for reset"))?;
-                batch.remove(ks, k);
-                n += 1;
-                if n.is_multiple_of(100_000) {
-                    batch.commit().map_err(io("reset"))?;
-                    batch = self.db.batch();
-                }
-            }
-            batch.commit().map_err(io("reset"))?;
-        }
-        self.db.persist(PersistMode::SyncAll).map_err(io("persist"))
+        self.clear(&self.ids)?;
+        self.clear(&self.addrs)?;
+        self.clear(&self.uf)?;
+        self.clear(&self.members)?;
+        self.clear(&self.merges)?;
+        self.clear(&self.merge_index)?;
+        self.clear(&self.refused)?;
+        self.clear(&self.coinjoins)?;
+        self.clear(&self.deposits)?;
+        self.clear(&self.airdrop_hits)?;
+        self.clear(&self.airdrop_fwd)?;
+        self.clear(&self.meta)?;
+        Ok(self.store.persist()?)
     }
 
     fn meta_u64(&self, key: &[u8]) -> Result<u64, ClusterError> {
-        match self.meta.get(key).map_err(io("read cluster meta"))? {
+        match self.meta.get(key)? {
             Some(v) if v.len() == 4 => u32_of("cluster_meta", key, &v).map(u64::from),
             Some(v) => u64_of("cluster_meta", key, &v),
             None => Ok(0),
@@ -279,19 +272,14 @@ impl ClusterStore {
     pub fn checkpoint(&self, chain: ChainId) -> Result<Option<BlockRef>, ClusterError> {
         let k = cp_key(chain);
         self.meta
-            .get(&k)
-            .map_err(io("read cluster checkpoint"))?
+            .get(&k)?
             .map(|v| decode("cluster_meta", &k, &v))
             .transpose()
     }
 
     fn uf_entry(&self, id: u32) -> Result<Option<(u32, u32)>, ClusterError> {
         let c = id / CHUNK;
-        let Some(v) = self
-            .uf
-            .get(c.to_be_bytes())
-            .map_err(io("read union-find"))?
-        else {
+        let Some(v) = self.uf.get(c.to_be_bytes())? else {
             return Ok(None);
         };
         let off = ((id % CHUNK) as usize) * 8;
@@ -307,7 +295,7 @@ impl ClusterStore {
     /// The address with dense id `id`.
     pub fn address_of(&self, id: u32) -> Result<Option<Address>, ClusterError> {
         let k = id.to_be_bytes();
-        match self.addrs.get(k).map_err(io("read cluster address"))? {
+        match self.addrs.get(k)? {
             None => Ok(None),
             Some(v) => match Address::read_key(&v) {
                 Some((a, n)) if n == v.len() => Ok(Some(a)),
@@ -345,8 +333,8 @@ impl ClusterStore {
     /// sorted; for showing a part of a large cluster without reading all of it.
     pub fn members_limit(&self, c: ClusterId, limit: usize) -> Result<Vec<Address>, ClusterError> {
         let mut out = Vec::new();
-        for kv in self.members.prefix(c.0.to_be_bytes()).take(limit) {
-            let k = kv.key().map_err(io("scan cluster members"))?;
+        for k in self.members.prefix_keys(c.0.to_be_bytes()).take(limit) {
+            let k = k?;
             let id = u32_of("cluster_members", &k, k.get(4..).unwrap_or_default())?;
             if let Some(a) = self.address_of(id)? {
                 out.push(a);
@@ -358,8 +346,8 @@ impl ClusterStore {
 
     fn merge_seqs(&self, id: u32) -> Result<Vec<u64>, ClusterError> {
         let mut out = Vec::new();
-        for kv in self.merge_index.prefix(id.to_be_bytes()) {
-            let k = kv.key().map_err(io("scan merge index"))?;
+        for k in self.merge_index.prefix_keys(id.to_be_bytes()) {
+            let k = k?;
             out.push(u64_of(
                 "cluster_merge_index",
                 &k,
@@ -370,12 +358,7 @@ impl ClusterStore {
     }
 
     fn merge_record(&self, seq: u64) -> Result<Option<MergeRecord>, ClusterError> {
-        let k = seq.to_be_bytes();
-        self.merges
-            .get(k)
-            .map_err(io("read merge"))?
-            .map(|v| decode("cluster_merges", &k, &v))
-            .transpose()
+        Ok(self.merges.get(seq.to_be_bytes())?)
     }
 
     /// The evidence of every merge inside cluster `c`, in the order they happened.
@@ -392,11 +375,11 @@ impl ClusterStore {
         limit: usize,
     ) -> Result<Vec<MergeRecord>, ClusterError> {
         let mut seqs = BTreeSet::new();
-        for kv in self.members.prefix(c.0.to_be_bytes()) {
+        for k in self.members.prefix_keys(c.0.to_be_bytes()) {
             if seqs.len() >= limit {
                 break;
             }
-            let k = kv.key().map_err(io("scan cluster members"))?;
+            let k = k?;
             let id = u32_of("cluster_members", &k, k.get(4..).unwrap_or_default())?;
             seqs.extend(self.merge_seqs(id)?);
         }
@@ -412,33 +395,17 @@ impl ClusterStore {
 
     /// Every merge the collapse guard refused, oldest first.
     pub fn refused_merges(&self) -> Result<Vec<RefusedMerge>, ClusterError> {
-        self.refused
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.into_inner().map_err(io("scan refused merges"))?;
-                decode("cluster_refused", &k, &v)
-            })
-            .collect()
+        self.refused.iter().map(|kv| Ok(kv?.1)).collect()
     }
 
     /// The CoinJoin flag of transaction `tx`, if clustering detected one.
     pub fn coinjoin(&self, tx: &TxHash) -> Result<Option<CoinJoinFlag>, ClusterError> {
-        self.coinjoins
-            .get(tx.0.as_slice())
-            .map_err(io("read coinjoin"))?
-            .map(|v| decode("cluster_coinjoins", tx.0.as_slice(), &v))
-            .transpose()
+        Ok(self.coinjoins.get(tx.0.as_slice())?)
     }
 
     /// Every flagged CoinJoin.
     pub fn coinjoins(&self) -> Result<Vec<CoinJoinFlag>, ClusterError> {
-        self.coinjoins
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.into_inner().map_err(io("scan coinjoins"))?;
-                decode("cluster_coinjoins", &k, &v)
-            })
-            .collect()
+        self.coinjoins.iter().map(|kv| Ok(kv?.1)).collect()
     }
 
     /// Why `a` and `b` are in one cluster (the merges on the path between them), or why not
@@ -683,7 +650,7 @@ impl ClusterStore {
         let n = self.len()?;
         let mut nodes: Vec<[u32; 2]> = Vec::with_capacity(n as usize);
         for kv in self.uf.iter() {
-            let (k, v) = kv.into_inner().map_err(io("load union-find"))?;
+            let (k, v) = kv?;
             let c = u32_of("cluster_uf", &k, &k)?;
             let lo = (c as usize) * (CHUNK as usize);
             if lo != nodes.len() || v.len() % 8 != 0 {
@@ -717,34 +684,29 @@ impl ClusterStore {
         uf.compress_all();
         let n = u32::try_from(uf.len()).map_err(|_| ClusterError::IdSpaceFull)?;
         let chunks = n.div_ceil(CHUNK);
-        let mut batch = self.db.batch();
+        let mut batch = self.store.batch();
         for c in 0..chunks {
-            batch.insert(
-                &self.uf,
-                c.to_be_bytes().to_vec(),
-                chunk_bytes(uf.nodes(), c),
-            );
+            batch.insert(&self.uf, c.to_be_bytes(), &chunk_bytes(uf.nodes(), c))?;
             if (c as usize + 1).is_multiple_of(chunks_per_batch.max(1)) {
-                batch.commit().map_err(io("save union-find"))?;
-                batch = self.db.batch();
+                std::mem::replace(&mut batch, self.store.batch()).commit()?;
             }
         }
-        batch.insert(&self.meta, b"n_ids".to_vec(), n.to_be_bytes().to_vec());
-        batch.commit().map_err(io("save union-find"))?;
-        self.db.persist(PersistMode::SyncAll).map_err(io("persist"))
+        batch.insert(&self.meta, b"n_ids", &n.to_be_bytes().to_vec())?;
+        batch.commit()?;
+        Ok(self.store.persist()?)
     }
 
     /// Commits a run: new ids, changed union-find chunks and member entries, evidence, flags,
     /// heuristic state and checkpoints, in one atomic batch.
     fn commit(&self, mut state: ClusterState) -> Result<UnionFind, ClusterError> {
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut batch = self.store.batch_synced();
         let base = state.base_len;
         for (i, a) in state.new_addrs.iter().enumerate() {
             let id = base
                 .checked_add(u32::try_from(i).map_err(|_| ClusterError::IdSpaceFull)?)
                 .ok_or(ClusterError::IdSpaceFull)?;
-            batch.insert(&self.ids, akey(a), id.to_be_bytes().to_vec());
-            batch.insert(&self.addrs, id.to_be_bytes().to_vec(), akey(a));
+            batch.insert(&self.ids, akey(a), &id)?;
+            batch.insert(&self.addrs, id.to_be_bytes(), &akey(a))?;
         }
         state.uf.compress_all();
         let nodes = state.uf.nodes();
@@ -754,68 +716,60 @@ impl ClusterStore {
             let old = state.orig.get(i).copied();
             if old.map(|o| o[0]) != Some(p) {
                 if let Some([o, _]) = old {
-                    batch.remove(&self.members, pair(o, id.to_be_bytes()));
+                    batch.remove(&self.members, pair(o, id.to_be_bytes()))?;
                 }
-                batch.insert(&self.members, pair(p, id.to_be_bytes()), Vec::new());
+                batch.insert(&self.members, pair(p, id.to_be_bytes()), &())?;
                 dirty.insert(id / CHUNK);
             } else if old.map(|o| o[1]) != Some(size) {
                 dirty.insert(id / CHUNK);
             }
         }
         for c in dirty {
-            batch.insert(&self.uf, c.to_be_bytes().to_vec(), chunk_bytes(nodes, c));
+            batch.insert(&self.uf, c.to_be_bytes(), &chunk_bytes(nodes, c))?;
         }
         let mut seq = self.meta_u64(b"merge_seq")?;
         for r in &state.merges {
             let k = seq.to_be_bytes();
-            batch.insert(&self.merges, k.to_vec(), encode(r)?);
+            batch.insert(&self.merges, k, r)?;
             for a in [&r.a, &r.b] {
                 if let Some(id) = state.lookup(a, self)? {
-                    batch.insert(&self.merge_index, pair(id, k), Vec::new());
+                    batch.insert(&self.merge_index, pair(id, k), &())?;
                 }
             }
             seq += 1;
         }
-        batch.insert(
-            &self.meta,
-            b"merge_seq".to_vec(),
-            seq.to_be_bytes().to_vec(),
-        );
+        batch.insert(&self.meta, b"merge_seq", &seq.to_be_bytes().to_vec())?;
         let mut rseq = self.meta_u64(b"refused_seq")?;
         for r in &state.refused {
-            batch.insert(&self.refused, rseq.to_be_bytes().to_vec(), encode(r)?);
+            batch.insert(&self.refused, rseq.to_be_bytes(), r)?;
             rseq += 1;
         }
-        batch.insert(
-            &self.meta,
-            b"refused_seq".to_vec(),
-            rseq.to_be_bytes().to_vec(),
-        );
+        batch.insert(&self.meta, b"refused_seq", &rseq.to_be_bytes().to_vec())?;
         for f in &state.coinjoins {
-            batch.insert(&self.coinjoins, f.tx.0.to_vec(), encode(f)?);
+            batch.insert(&self.coinjoins, f.tx.0.as_slice(), f)?;
         }
         for (a, d) in &state.deposits {
-            batch.insert(&self.deposits, akey(a), encode(d)?);
+            batch.insert(&self.deposits, akey(a), d)?;
         }
         for ((token, r), h) in &state.airdrop_hits {
             let mut k = akey(token);
             k.extend_from_slice(&akey(r));
-            batch.insert(&self.airdrop_hits, k, encode(h)?);
+            batch.insert(&self.airdrop_hits, k, h)?;
         }
         for ((token, agg), fs) in &state.airdrop_forwards {
             for f in fs {
                 let mut k = akey(token);
                 k.extend_from_slice(&akey(agg));
                 k.extend_from_slice(&akey(&f.from));
-                batch.insert(&self.airdrop_fwd, k, encode(f)?);
+                batch.insert(&self.airdrop_fwd, k, f)?;
             }
         }
         for (chain, b) in &state.checkpoints {
-            batch.insert(&self.meta, cp_key(*chain), encode(b)?);
+            batch.insert(&self.meta, cp_key(*chain), &encode(b)?)?;
         }
         let n = u32::try_from(state.uf.len()).map_err(|_| ClusterError::IdSpaceFull)?;
-        batch.insert(&self.meta, b"n_ids".to_vec(), n.to_be_bytes().to_vec());
-        batch.commit().map_err(io("commit cluster run"))?;
+        batch.insert(&self.meta, b"n_ids", &n.to_be_bytes().to_vec())?;
+        batch.commit()?;
         Ok(state.uf)
     }
 }
@@ -838,20 +792,12 @@ const SERVICE_CATEGORIES: [Category; 11] = [
 impl Persisted for ClusterStore {
     fn id(&self, address: &Address) -> Result<Option<u32>, ClusterError> {
         let k = akey(address);
-        self.ids
-            .get(&k)
-            .map_err(io("read cluster id"))?
-            .map(|v| u32_of("cluster_ids", &k, &v))
-            .transpose()
+        Ok(self.ids.get(&k)?)
     }
 
     fn deposit(&self, address: &Address) -> Result<Option<DepositRecord>, ClusterError> {
         let k = akey(address);
-        self.deposits
-            .get(&k)
-            .map_err(io("read deposit"))?
-            .map(|v| decode("cluster_deposits", &k, &v))
-            .transpose()
+        Ok(self.deposits.get(&k)?)
     }
 
     fn airdrop_hit(
@@ -861,11 +807,7 @@ impl Persisted for ClusterStore {
     ) -> Result<Option<AirdropHit>, ClusterError> {
         let mut k = akey(token);
         k.extend_from_slice(&akey(recipient));
-        self.airdrop_hits
-            .get(&k)
-            .map_err(io("read airdrop"))?
-            .map(|v| decode("cluster_airdrop_hits", &k, &v))
-            .transpose()
+        Ok(self.airdrop_hits.get(&k)?)
     }
 
     fn airdrop_forwards(
@@ -875,13 +817,7 @@ impl Persisted for ClusterStore {
     ) -> Result<Vec<AirdropForward>, ClusterError> {
         let mut k = akey(token);
         k.extend_from_slice(&akey(aggregator));
-        self.airdrop_fwd
-            .prefix(k)
-            .map(|kv| {
-                let (k, v) = kv.into_inner().map_err(io("scan airdrop forwards"))?;
-                decode("cluster_airdrop_fwd", &k, &v)
-            })
-            .collect()
+        self.airdrop_fwd.prefix(k).map(|kv| Ok(kv?.1)).collect()
     }
 }
 
@@ -920,17 +856,4 @@ pub fn exchanges_from_labels(labels: &LabelStore) -> Result<Exchanges, ClusterEr
         }
     }
     Ok(ex)
-}
-
-#[cfg(test)]
-mod keyspace_tests {
-    #[test]
-    fn write_opens_create_the_cluster_keyspaces() {
-        for k in super::KEYSPACES {
-            assert!(
-                paytrace_indexer::MODULE_KEYSPACES.contains(&k),
-                "{k} is not in MODULE_KEYSPACES: a read open would create it"
-            );
-        }
-    }
 }
