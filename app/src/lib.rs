@@ -7,6 +7,7 @@
 //! the level of their planted patterns.
 
 pub mod address;
+pub mod alerts;
 pub mod eval;
 pub mod params;
 pub mod units;

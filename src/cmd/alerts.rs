@@ -10,12 +10,15 @@ use super::{Context, screen::screen_params};
 use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable};
 use clap::{Args, Subcommand};
-use paytrace_app::address::parse_address;
+use paytrace_app::{
+    address::parse_address,
+    alerts::{Alert, AlertState, AlertStore, OutboxEntry},
+};
 use paytrace_config::{Config, WebhookConfig, WebhookFormat};
 use paytrace_indexer::{Address, BlockNumber, ChainId, Direction, Store, StoreError, stage::Stage};
 use paytrace_tracer::{
     FlowSource,
-    alerts::{Alert, AlertState, AlertStore, OutboxEntry, Role, evaluate_with_units},
+    alerts::{Role, evaluate_with_units},
     report::{ReportParams, discover_payouts},
     risk::{CachedSource, RiskLevel, screen_all},
 };

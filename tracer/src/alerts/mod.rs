@@ -1,14 +1,10 @@
-//! Alert rules over screening results, deduplication keys, and the alert store (alerts with
-//! state, watchlist, webhook outbox) in the paytrace store's own keyspaces.
+//! Alert rules over screening results and their deduplication keys.
 //!
 //! Rule evaluation is pure ([`evaluate`]): screening results of the subjects (payees of the
 //! configured payers and watched addresses) in, findings with a stable deduplication key out.
-//! [`AlertStore::raise`] stores only findings whose key was never raised before, so
-//! re-screening after new labels raises only new findings.
-
-mod store;
-
-pub use store::{Alert, AlertError, AlertState, AlertStore, OutboxEntry, WatchEntry};
+//! The alert store of the application layer (`paytrace_app::alerts::AlertStore::raise`)
+//! stores only findings whose key was never raised before, so re-screening after new labels
+//! raises only new findings.
 
 use crate::risk::{ExposureKind, Flow, RiskLevel, ScreenResult};
 use paytrace_config::{ExposureScope, FlowScope, RuleConfig, RuleKind};

@@ -1,4 +1,4 @@
-//! Rule evaluation and the alert store: deduplication, states, watchlist, outbox.
+//! Rule evaluation: findings and their deduplication keys.
 #![allow(clippy::unwrap_used)]
 
 use super::*;
@@ -106,61 +106,4 @@ fn min_share_and_hop_limits_apply() {
     rules[0].max_hops = 4;
     rules[0].min_share = 0.5; // 400 of 900 sent = 44 %
     assert!(evaluate(&rules, &results(&g, &h)).is_empty());
-}
-
-#[test]
-fn store_deduplicates_and_keeps_outbox_until_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = paytrace_indexer::Store::open(dir.path()).unwrap();
-    let a = AlertStore::open(&store).unwrap();
-    let (g, h) = setup();
-    let f = evaluate(
-        &AlertsConfig::default().rules_or_default(),
-        &results(&g, &h),
-    );
-    let hooks = vec![
-        ("ops".to_owned(), RiskLevel::High),
-        ("all".to_owned(), RiskLevel::Low),
-    ];
-    let new = a.raise(&f, &hooks).unwrap();
-    assert_eq!(new.len(), 3);
-    assert_eq!(new.iter().map(|x| x.id).collect::<Vec<_>>(), vec![1, 2, 3]);
-    // Raising the same findings again: nothing new.
-    assert!(a.raise(&f, &hooks).unwrap().is_empty());
-    // Outbox: high alerts to both hooks, the medium one only to `all`.
-    let ob = a.outbox().unwrap();
-    assert_eq!(ob.len(), 5, "{ob:#?}");
-    assert!(ob.iter().all(|e| e.idempotency_key.len() == 64));
-    a.delivery_failed(&ob[0], 3, "503").unwrap();
-    let ob2 = a.outbox().unwrap();
-    assert_eq!(ob2[0].attempts, 3);
-    a.delivered(&ob2[0]).unwrap();
-    assert_eq!(a.outbox().unwrap().len(), 4);
-    assert_eq!(
-        a.get(ob2[0].alert).unwrap().unwrap().delivered_to,
-        vec![ob2[0].webhook.clone()]
-    );
-    // States.
-    let x = a.set_state(2, AlertState::Acknowledged).unwrap();
-    assert_eq!(x.state, AlertState::Acknowledged);
-    assert_eq!(a.list(Some(AlertState::New)).unwrap().len(), 2);
-    assert!(matches!(
-        a.set_state(99, AlertState::Closed),
-        Err(AlertError::NotFound(99))
-    ));
-    // Watchlist.
-    a.watch(addr(7), Some("vip".into()), false).unwrap();
-    a.watch(addr(1), None, true).unwrap();
-    let w = a.watchlist().unwrap();
-    assert_eq!(w.len(), 2);
-    assert!(a.unwatch(&addr(7)).unwrap());
-    assert_eq!(a.watchlist().unwrap().len(), 1);
-    // Everything survives a reopen.
-    drop(a);
-    drop(store);
-    let store = paytrace_indexer::Store::open(dir.path()).unwrap();
-    let a = AlertStore::open(&store).unwrap();
-    assert_eq!(a.list(None).unwrap().len(), 3);
-    assert_eq!(a.outbox().unwrap().len(), 4);
-    assert!(a.raise(&f, &hooks).unwrap().is_empty());
 }

@@ -1,4 +1,6 @@
-//! Alerts, the watchlist and the webhook outbox in their own keyspaces of the paytrace store.
+//! The alert store: alerts, the watchlist and the webhook outbox in their own keyspaces of the
+//! paytrace store (the rules that produce the findings are the tracer's, pure:
+//! [`paytrace_tracer::alerts`]).
 //!
 //! Keyspaces: `alerts` (id, big-endian u64 → alert JSON), `alert_keys` (deduplication key → id),
 //! `alert_meta` (`next_id`), `watchlist` (address key → entry JSON), `webhook_outbox`
@@ -6,14 +8,16 @@
 //! its outbox entries in one atomic batch synced to disk, so a delivery can never be lost
 //! between raising and sending.
 
-use super::{Finding, Role};
-use crate::risk::RiskLevel;
 use paytrace_indexer::{
     Address, Store, StoreError,
     store::{
         Table,
         keyspaces::{self, Json, Keyspace, Raw, U64Be},
     },
+};
+use paytrace_tracer::{
+    alerts::{Finding, Role},
+    risk::RiskLevel,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -349,5 +353,108 @@ impl AlertStore {
         }
         batch.remove(&self.outbox, outbox_key(e.alert, &e.webhook))?;
         Ok(batch.commit()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn addr(n: u8) -> Address {
+        Address::Evm([n; 20])
+    }
+
+    fn finding(n: u8, severity: RiskLevel) -> Finding {
+        Finding {
+            key: format!("rule:{n}"),
+            rule: "rule".into(),
+            severity,
+            subject: addr(n),
+            role: Role::Payee,
+            category: Some("sanctioned".into()),
+            text: format!("finding {n}"),
+            addresses: vec![addr(n + 100)],
+            evidence: serde_json::json!({ "n": n }),
+        }
+    }
+
+    #[test]
+    fn store_deduplicates_and_keeps_outbox_until_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = paytrace_indexer::Store::open(dir.path()).unwrap();
+        let a = AlertStore::open(&store).unwrap();
+        let f = vec![
+            finding(1, RiskLevel::High),
+            finding(2, RiskLevel::High),
+            finding(3, RiskLevel::Medium),
+        ];
+        let hooks = vec![
+            ("ops".to_owned(), RiskLevel::High),
+            ("all".to_owned(), RiskLevel::Low),
+        ];
+        let new = a.raise(&f, &hooks).unwrap();
+        assert_eq!(new.len(), 3);
+        assert_eq!(new.iter().map(|x| x.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        // Raising the same findings again: nothing new.
+        assert!(a.raise(&f, &hooks).unwrap().is_empty());
+        // Outbox: high alerts to both hooks, the medium one only to `all`.
+        let ob = a.outbox().unwrap();
+        assert_eq!(ob.len(), 5, "{ob:#?}");
+        assert!(ob.iter().all(|e| e.idempotency_key.len() == 64));
+        a.delivery_failed(&ob[0], 3, "503").unwrap();
+        let ob2 = a.outbox().unwrap();
+        assert_eq!(ob2[0].attempts, 3);
+        a.delivered(&ob2[0]).unwrap();
+        assert_eq!(a.outbox().unwrap().len(), 4);
+        assert_eq!(
+            a.get(ob2[0].alert).unwrap().unwrap().delivered_to,
+            vec![ob2[0].webhook.clone()]
+        );
+        // States.
+        let x = a.set_state(2, AlertState::Acknowledged).unwrap();
+        assert_eq!(x.state, AlertState::Acknowledged);
+        assert_eq!(a.list(Some(AlertState::New)).unwrap().len(), 2);
+        assert!(matches!(
+            a.set_state(99, AlertState::Closed),
+            Err(AlertError::NotFound(99))
+        ));
+        // Watchlist.
+        a.watch(addr(7), Some("vip".into()), false).unwrap();
+        a.watch(addr(1), None, true).unwrap();
+        let w = a.watchlist().unwrap();
+        assert_eq!(w.len(), 2);
+        assert!(a.unwatch(&addr(7)).unwrap());
+        assert_eq!(a.watchlist().unwrap().len(), 1);
+        // Everything survives a reopen.
+        drop(a);
+        drop(store);
+        let store = paytrace_indexer::Store::open(dir.path()).unwrap();
+        let a = AlertStore::open(&store).unwrap();
+        assert_eq!(a.list(None).unwrap().len(), 3);
+        assert_eq!(a.outbox().unwrap().len(), 4);
+        assert!(a.raise(&f, &hooks).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_read_open_of_a_store_without_alerts_reads_nothing_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(paytrace_indexer::Store::open(dir.path()).unwrap());
+        let store = paytrace_indexer::Store::open_read(dir.path()).unwrap();
+        let a = AlertStore::open(&store).unwrap();
+        assert!(a.list(None).unwrap().is_empty());
+        assert!(a.watchlist().unwrap().is_empty());
+        let dirs = std::fs::read_dir(dir.path().join("keyspaces"))
+            .unwrap()
+            .count();
+        drop(a);
+        drop(store);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("keyspaces"))
+                .unwrap()
+                .count(),
+            dirs
+        );
     }
 }
