@@ -6,6 +6,7 @@
 
 pub mod btc;
 pub mod chain;
+pub mod etl;
 pub mod evm;
 pub mod labels;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "test-utils")]
 pub mod testutil;
+pub mod time;
 
 pub use model::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, Timestamp, Transfer, TransferKey,
