@@ -563,6 +563,19 @@ pub fn evaluate_seed(
     let fakes: Vec<BTreeSet<Address>> = t.operators.iter().map(|o| o.fakes.clone()).collect();
     // The convergence findings of the default model (haircut).
     let convergence = score_convergence(&fakes, &reports[1].convergence);
+    for f in reports[1]
+        .convergence
+        .iter()
+        .filter(|f| !fakes.contains(f))
+    {
+        tracing::debug!(
+            %family,
+            seed,
+            scale,
+            payees = ?f,
+            "convergence finding that names no operator's fakes exactly"
+        );
+    }
     let dep = score_pairs(&t.deposits, &deposits);
     let reach = |i: usize, truth: &dyn Fn(&scenario::TruthPayee) -> u128| {
         let pairs: Vec<(u128, u128)> = t

@@ -44,6 +44,11 @@ pub struct ConvergenceParams {
     /// address (default 0.001, the materiality floor of risk scoring): a payee whose merchant
     /// later paid a sliver of its business to an address does not meet other payees there.
     pub min_share: f64,
+    /// A payout counts toward a finding only when at least this share of it reached the
+    /// address (default 0.5): a wallet that received most of several payees' salaries holds
+    /// their income; one that received a part of each (a landlord, a shop, a friend several
+    /// colleagues pay) is a common counterparty, which ordinary payees have.
+    pub salary_share: f64,
 }
 
 impl Default for ConvergenceParams {
@@ -54,6 +59,7 @@ impl Default for ConvergenceParams {
             window_secs: Some(90 * 86_400),
             ignore_categories: vec!["exchange".into(), "bridge".into(), "defi".into()],
             min_share: 0.001,
+            salary_share: 0.5,
         }
     }
 }
@@ -218,6 +224,10 @@ pub struct Finding {
     /// Downstream addresses whose payees and value all came through this finding, nearest
     /// first.
     pub onward: Vec<Onward>,
+    /// Cluster findings: the merges that joined the finding's addresses (why they are one
+    /// owner), at most 20.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merges: Vec<MergeEvidence>,
 }
 
 /// One merge behind a payee cluster.
@@ -432,6 +442,7 @@ fn finding<'d>(
         last_arrival: last,
         evidence: evidence.into_values().collect(),
         onward: Vec::new(),
+        merges: Vec::new(),
     })
 }
 
@@ -671,7 +682,7 @@ pub fn detect<C: ClusterLookup>(
         for a in &d.arrivals {
             if a.hops > p.max_hops
                 || a.amount.is_zero()
-                || a.share < p.min_share
+                || a.share < p.min_share.max(p.salary_share)
                 || a.category.as_ref().is_some_and(|c| ignore.contains(c))
             {
                 continue;
@@ -684,12 +695,13 @@ pub fn detect<C: ClusterLookup>(
     }
     let mut incoming = HashMap::new();
     let mut cands = Vec::new();
+    // One finding per address or cluster: the arrivals at addresses of a cluster count for
+    // the cluster.
     let mut by_cluster: BTreeMap<String, Vec<Hit<'_>>> = BTreeMap::new();
-    let mut address_payees: BTreeMap<String, Vec<BTreeSet<Address>>> = BTreeMap::new();
     for (addr, hits) in by_addr {
-        let cluster = clusters.cluster_of(&addr);
-        if let Some(c) = &cluster {
-            by_cluster.entry(c.clone()).or_default().extend(hits.iter());
+        if let Some(c) = clusters.cluster_of(&addr) {
+            by_cluster.entry(c).or_default().extend(hits);
+            continue;
         }
         let distinct: BTreeSet<Address> = hits
             .iter()
@@ -702,48 +714,49 @@ pub fn detect<C: ClusterLookup>(
         let f = finding(
             addr.to_string(),
             Some(addr),
-            cluster.clone(),
+            None,
             &hits,
             digests,
             &mut incoming,
         )?;
-        if f.payees.len() < p.min_payees {
-            continue;
+        if f.payees.len() >= p.min_payees {
+            cands.push(Candidate { f, hits });
         }
-        if let Some(c) = &cluster {
-            address_payees
-                .entry(c.clone())
-                .or_default()
-                .push(f.payees.iter().map(|x| x.address).collect());
-        }
-        cands.push(Candidate { f, hits });
     }
     for (c, hits) in by_cluster {
         let distinct: BTreeSet<Address> = hits
             .iter()
             .map(|h| digests[h.digest].payee_address)
             .collect();
-        let members: BTreeSet<Address> = hits.iter().map(|h| h.arrival.address).collect();
-        if distinct.len() < p.min_payees || members.len() < 2 {
+        if distinct.len() < p.min_payees {
             continue;
         }
         let hits = best_window(hits, digests, p.window_secs);
-        let f = finding(
-            format!("cluster:{c}"),
-            None,
-            Some(c.clone()),
-            &hits,
-            digests,
-            &mut incoming,
-        )?;
-        let set: BTreeSet<Address> = f.payees.iter().map(|x| x.address).collect();
-        // Only when the cluster joins more payees than any one of its addresses does.
-        let covered = address_payees
-            .get(&c)
-            .is_some_and(|v| v.iter().any(|s| s.is_superset(&set)));
-        if f.payees.len() >= p.min_payees && !covered {
-            cands.push(Candidate { f, hits });
+        let members: BTreeSet<Address> = hits.iter().map(|h| h.arrival.address).collect();
+        // A cluster reached at one address only is that address's finding.
+        let single = (members.len() == 1)
+            .then(|| members.first().copied())
+            .flatten();
+        let key = single.map_or_else(|| format!("cluster:{c}"), |a| a.to_string());
+        let mut f = finding(key, single, Some(c.clone()), &hits, digests, &mut incoming)?;
+        if f.payees.len() < p.min_payees {
+            continue;
         }
+        if single.is_none() {
+            // Every address reached is an exchange deposit address: a shared deposit.
+            let deposit = Category::new("exchange_deposit");
+            if hits
+                .iter()
+                .all(|h| h.arrival.category.as_ref() == Some(&deposit))
+            {
+                f.category = Some(deposit);
+            }
+            let mut merges =
+                clusters.merge_evidence(&c, &members.iter().copied().collect::<Vec<_>>());
+            merges.truncate(20);
+            f.merges = merges;
+        }
+        cands.push(Candidate { f, hits });
     }
     let (mut shared, mut findings): (Vec<Finding>, Vec<Finding>) = fold(cands, digests)
         .into_iter()

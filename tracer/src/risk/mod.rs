@@ -826,11 +826,22 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     // Shares are of what the address sent to its counterparties (`sent`: for a Bitcoin
     // address, the outputs it paid, change excluded).
     let tot = totals(sent)?;
-    let min = tot
-        .values()
-        .map(|t| share_of(*t, p.scoring.min_share / 10.0))
-        .min()
-        .unwrap_or(Amount::ZERO);
+    // The pruning floor is in raw units of the assets sent; value a swap converts arrives in
+    // another asset whose raw units can be 10^12 times smaller or larger (a stablecoin of 18
+    // decimals swapped into ETH: 0.01 % of the stablecoin sent is more raw units than the
+    // whole swap output), so an address that swapped is traced without the floor.
+    let swap = StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES);
+    let swapped = outs
+        .iter()
+        .any(|t| labels.category(&t.to).is_some_and(|c| swap.contains(&c)));
+    let min = if swapped {
+        Amount::ZERO
+    } else {
+        tot.values()
+            .map(|t| share_of(*t, p.scoring.min_share / 10.0))
+            .min()
+            .unwrap_or(Amount::ZERO)
+    };
     let r = trace_forward(
         src,
         labels,
@@ -1241,7 +1252,14 @@ fn network_context<S: FlowSource, H: LabelHistory>(
         for t in &w_ins {
             senders.extend(senders_behind(src, labels, t, stats)?);
         }
-        for (payer, payees) in payees_of.iter().filter(|_| senders.len() >= 2) {
+        // Only a wallet that took most of the address's outflow (of an asset) holds its
+        // salary; one that got a part of it (a landlord, a shop, a friend several colleagues
+        // pay) is a common counterparty, not a consolidation.
+        let holds_salary = w.share >= sc.consolidation_min_share;
+        for (payer, payees) in payees_of
+            .iter()
+            .filter(|_| senders.len() >= 2 && holds_salary)
+        {
             let (found, derived) = upstream_payees(
                 src, labels, p, &w.address, &w_ins, payer, payees, until, stats,
             )?;
