@@ -224,6 +224,11 @@ pub struct Finding {
     /// Downstream addresses whose payees and value all came through this finding, nearest
     /// first.
     pub onward: Vec<Onward>,
+    /// Meeting points before this finding that fed it: addresses where some of its payees'
+    /// value met first (a forwarder contract, a shared intermediate wallet) and from which all
+    /// that value went on to this finding. Not findings of their own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<Onward>,
     /// Cluster findings: the merges that joined the finding's addresses (why they are one
     /// owner), at most 20.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -442,6 +447,7 @@ fn finding<'d>(
         last_arrival: last,
         evidence: evidence.into_values().collect(),
         onward: Vec::new(),
+        upstream: Vec::new(),
         merges: Vec::new(),
     })
 }
@@ -578,6 +584,135 @@ fn continues_several(j: usize, cands: &[Candidate<'_>], digests: &[TraceDigest])
         return Vec::new();
     }
     used.into_iter().collect()
+}
+
+/// Whether most of arrival `a` (at least `share` of it) left its address again, and every
+/// tainted transfer out of it in digest `d` leads (over `d`'s tainted transfers) to an
+/// address of `into`.
+fn all_goes_on(d: &TraceDigest, a: &Arrival, into: &BTreeSet<Address>, share: f64) -> bool {
+    let from = a.address;
+    let mut out: HashMap<Address, Vec<Address>> = HashMap::new();
+    let mut left = Amount::ZERO;
+    for e in &d.edges {
+        out.entry(e.from).or_default().push(e.to);
+        if e.from == from && e.asset == a.asset {
+            left = Amount::from_raw(left.raw().saturating_add(e.tainted.raw()));
+        }
+    }
+    if crate::risk::ratio(left, a.amount) < share {
+        return false;
+    }
+    let Some(first) = out.get(&from) else {
+        return false;
+    };
+    first.iter().all(|&start| {
+        // `from` may be passed again (a forwarder used twice on one path).
+        let mut seen = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(a) = queue.pop_front() {
+            if into.contains(&a) {
+                return true;
+            }
+            for n in out.get(&a).into_iter().flatten() {
+                if seen.insert(*n) {
+                    queue.push_back(*n);
+                }
+            }
+        }
+        false
+    })
+}
+
+/// The finding candidate `j` feeds: one with more payees, all of `j`'s among them, to which
+/// everything of `j`'s payees' value that reached `j` went on (in every payout's trace).
+fn feeds(
+    j: usize,
+    cands: &[Candidate<'_>],
+    digests: &[TraceDigest],
+    share: f64,
+) -> Option<usize> {
+    let b = &cands[j];
+    let mine: BTreeSet<Address> = b.f.payees.iter().map(|p| p.address).collect();
+    cands
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            *i != j
+                && a.f.payees.len() > mine.len()
+                && mine
+                    .iter()
+                    .all(|x| a.f.payees.iter().any(|p| p.address == *x))
+        })
+        .filter(|(_, a)| {
+            let into: BTreeSet<Address> = a.f.addresses.iter().copied().collect();
+            !b.f.addresses.iter().any(|x| into.contains(x))
+                && b.hits
+                    .iter()
+                    .all(|h| all_goes_on(&digests[h.digest], h.arrival, &into, share))
+        })
+        // The one with the most payees, then the key.
+        .min_by(|(_, x), (_, y)| {
+            y.f.payees
+                .len()
+                .cmp(&x.f.payees.len())
+                .then(x.f.key.cmp(&y.f.key))
+        })
+        .map(|(i, _)| i)
+}
+
+fn onward_of(f: &Finding) -> Onward {
+    Onward {
+        key: f.key.clone(),
+        address: f.address,
+        category: f.category.clone(),
+        labels: f.labels.clone(),
+        payees: f.payees.len(),
+        amounts: f.amounts.clone(),
+        hops: f.hops,
+        first_arrival: f.first_arrival,
+        last_arrival: f.last_arrival,
+    }
+}
+
+/// Takes the candidates that only fed a larger finding out of `cands`: they become the
+/// `upstream` of the finding they fed (by key).
+fn take_feeders<'a>(
+    cands: Vec<Candidate<'a>>,
+    digests: &[TraceDigest],
+    share: f64,
+) -> (Vec<Candidate<'a>>, BTreeMap<String, Vec<Onward>>) {
+    let fed: Vec<Option<usize>> = (0..cands.len())
+        .map(|j| feeds(j, &cands, digests, share))
+        .collect();
+    let mut upstream: BTreeMap<String, Vec<Onward>> = BTreeMap::new();
+    let mut keep = Vec::new();
+    for (j, c) in cands.iter().enumerate() {
+        // A feeder of a feeder feeds the same finding further down.
+        let mut target = fed[j];
+        let mut guard = 0;
+        while let Some(t) = target.and_then(|t| fed[t]) {
+            target = Some(t);
+            guard += 1;
+            if guard > cands.len() {
+                break;
+            }
+        }
+        match target {
+            Some(t) => upstream
+                .entry(cands[t].f.key.clone())
+                .or_default()
+                .push(onward_of(&c.f)),
+            None => keep.push(j),
+        }
+    }
+    let keep: BTreeSet<usize> = keep.into_iter().collect();
+    let cands = cands
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| keep.contains(j))
+        .map(|(_, c)| c)
+        .collect();
+    (cands, upstream)
 }
 
 /// Folds continuations into the onward path of their root finding; returns the roots.
@@ -758,8 +893,17 @@ pub fn detect<C: ClusterLookup>(
         }
         cands.push(Candidate { f, hits });
     }
+    // "Most of it went on": the same share that makes a payout count toward an address.
+    let (cands, mut fed) = take_feeders(cands, digests, p.salary_share.max(0.5));
     let (mut shared, mut findings): (Vec<Finding>, Vec<Finding>) = fold(cands, digests)
         .into_iter()
+        .map(|mut f| {
+            if let Some(mut up) = fed.remove(&f.key) {
+                up.sort_by(|a, b| a.hops.cmp(&b.hops).then(a.key.cmp(&b.key)));
+                f.upstream = up;
+            }
+            f
+        })
         .partition(|f| f.category.as_ref().map(Category::as_str) == Some("exchange_deposit"));
     rank(&mut findings, assets);
     rank(&mut shared, assets);
