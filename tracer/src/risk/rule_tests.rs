@@ -437,3 +437,33 @@ fn value_swapped_into_an_asset_of_other_raw_units_is_not_pruned() {
         r.network
     );
 }
+
+/// Fake 10's salary passes through five wallets of its own (71..75, hours apart) before it
+/// reaches wallet W, which pays the sanctioned facilitator; W is six transfers away, beyond
+/// the screening's three hops. The whole salary is still moving at the hop limit, so the
+/// network context follows it on (material value only) and finds W (before, the payee was
+/// rated none: the context ended about four transfers from the payee).
+#[test]
+fn the_network_context_follows_material_value_past_the_hop_limit() {
+    let g = table(&[
+        (1, PROVIDER, 10, USDC, 5_000_000_000),
+        (100, 10, 71, USDC, 5_000_000_000),
+        (200, 71, 72, USDC, 5_000_000_000),
+        (300, 72, 73, USDC, 5_000_000_000),
+        (400, 73, 74, USDC, 5_000_000_000),
+        (500, 74, 75, USDC, 5_000_000_000),
+        (600, 75, W, USDC, 5_000_000_000),
+        (700, W, SANCTIONED, USDC, 1_000_000_000),
+        (800, W, 61, USDC, 4_000_000_000),
+    ]);
+    let h = history(&[(SANCTIONED, "sanctioned")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+    let n = r
+        .network
+        .iter()
+        .find(|n| n.wallet == addr(W))
+        .unwrap_or_else(|| panic!("{:#?}", r.network));
+    assert_eq!(n.hops, 6);
+    assert!(!n.high_risk.is_empty());
+}
