@@ -7,7 +7,8 @@ use super::Context;
 use anyhow::Context as _;
 use clap::Args;
 use paytrace_app::eval::{
-    AmlSimKind, EvalOptions, EvalReport, Family, KindScore, analysis::AnalysisConfig, run as run_eval,
+    AmlSimKind, EvalOptions, EvalReport, Family, KindScore, analysis::AnalysisConfig,
+    run as run_eval,
 };
 use paytrace_tracer::patterns::PatternKind;
 use std::{path::PathBuf, process::ExitCode};

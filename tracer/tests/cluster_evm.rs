@@ -293,7 +293,15 @@ fn airdrop_forwards_to_a_labelled_service_merge_nothing() {
         ts.push(token(7, 0, i, drop_token, e(40), e(100 + i), 1_000));
     }
     for i in 0..4u32 {
-        ts.push(token(8 + u64::from(i), 0, 0, drop_token, e(100 + i), router, 1_000));
+        ts.push(token(
+            8 + u64::from(i),
+            0,
+            0,
+            drop_token,
+            e(100 + i),
+            router,
+            1_000,
+        ));
     }
     ts.sort_by_key(|t| t.key);
     let src = MemoryTransfers::new(ts);

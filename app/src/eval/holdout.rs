@@ -476,7 +476,14 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
             b.send(t0, zero, h, *a, units(*a, 500_000_000), "mint");
         }
     }
-    b.send(t0, zero, distributor, drop, units(drop, 1_000_000_000), "mint");
+    b.send(
+        t0,
+        zero,
+        distributor,
+        drop,
+        units(drop, 1_000_000_000),
+        "mint",
+    );
     // Bystanders and customers start with exchange withdrawals.
     for &w in noise.iter().chain(&customers).chain(&friends) {
         let a = stable[b.r.pick(2)];
@@ -563,7 +570,10 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
             if plan.steps.is_empty() {
                 // The far fake: straight to the collector.
                 b.send(at, holder, plan.collector, asset, amount, "fake hop");
-                fan_senders.entry(plan.collector).or_default().insert(holder);
+                fan_senders
+                    .entry(plan.collector)
+                    .or_default()
+                    .insert(holder);
             }
         }
         // Collectors: the facilitator's share, the operator's own exchange account, then a peel

@@ -563,11 +563,7 @@ pub fn evaluate_seed(
     let fakes: Vec<BTreeSet<Address>> = t.operators.iter().map(|o| o.fakes.clone()).collect();
     // The convergence findings of the default model (haircut).
     let convergence = score_convergence(&fakes, &reports[1].convergence);
-    for f in reports[1]
-        .convergence
-        .iter()
-        .filter(|f| !fakes.contains(f))
-    {
+    for f in reports[1].convergence.iter().filter(|f| !fakes.contains(f)) {
         tracing::debug!(
             %family,
             seed,

@@ -175,27 +175,28 @@ fn run<L: Ledger>(
         let mut moves: Vec<&Move> = tx.moves.iter().collect();
         moves.sort_by_key(|m| rank(m));
         // Credits `m` with taint `t`, each origin arriving at hop `hop(o)`.
-        let mut credit = |ledger: &mut L,
-                          hops: &mut BTreeMap<(usize, Address), u32>,
-                          m: &Move,
-                          t: &Slices,
-                          from_hop: &dyn Fn(&BTreeMap<(usize, Address), u32>, usize) -> u32| {
-            for &(o, v) in t {
-                if v == 0 {
-                    continue;
-                }
-                let h = from_hop(hops, o);
-                let e = hops.entry((o, m.to)).or_insert(h);
-                *e = (*e).min(h);
-            }
-            if m.to == target {
+        let mut credit =
+            |ledger: &mut L,
+             hops: &mut BTreeMap<(usize, Address), u32>,
+             m: &Move,
+             t: &Slices,
+             from_hop: &dyn Fn(&BTreeMap<(usize, Address), u32>, usize) -> u32| {
                 for &(o, v) in t {
-                    *reached.entry(o).or_default() += v;
+                    if v == 0 {
+                        continue;
+                    }
+                    let h = from_hop(hops, o);
+                    let e = hops.entry((o, m.to)).or_insert(h);
+                    *e = (*e).min(h);
                 }
-            } else if !held(&m.to) {
-                ledger.put(m.to, m.asset, m.amount, t);
-            }
-        };
+                if m.to == target {
+                    for &(o, v) in t {
+                        *reached.entry(o).or_default() += v;
+                    }
+                } else if !held(&m.to) {
+                    ledger.put(m.to, m.asset, m.amount, t);
+                }
+            };
         // Debits `m`; returns the taint it carries (origins whose sender is at the hop limit
         // carry nothing on).
         let carry = |ledger: &mut L, hops: &BTreeMap<(usize, Address), u32>, i: usize, m: &Move| {
@@ -218,7 +219,11 @@ fn run<L: Ledger>(
                 let from = m.from;
                 let seed = payout(i);
                 credit(ledger, &mut hops, m, &t, &|h, o| {
-                    if seed { 0 } else { hop_of(h, o, from).saturating_add(1) }
+                    if seed {
+                        0
+                    } else {
+                        hop_of(h, o, from).saturating_add(1)
+                    }
                 });
             }
             continue;
@@ -269,7 +274,11 @@ fn run<L: Ledger>(
             let from = m.from;
             let seed = payout(i);
             credit(ledger, &mut hops, m, &carried[i], &|h, o| {
-                if seed { 0 } else { hop_of(h, o, from).saturating_add(1) }
+                if seed {
+                    0
+                } else {
+                    hop_of(h, o, from).saturating_add(1)
+                }
             });
         }
     }
@@ -321,7 +330,15 @@ pub fn reach_within(
         }
         v
     };
-    let fifo = run(&mut Fifo::default(), txs, &origins, stops, router, target, limit);
+    let fifo = run(
+        &mut Fifo::default(),
+        txs,
+        &origins,
+        stops,
+        router,
+        target,
+        limit,
+    );
     let haircut = run(
         &mut Haircut::default(),
         txs,

@@ -5,8 +5,13 @@
 //!
 //! Pure over the per-payout trace digests. Rules (docs/heuristics.md, "Convergence"):
 //!
-//! * one finding per destination address (or cluster), whatever asset the payees were paid in
-//!   or the value arrived in, with per-asset amounts;
+//! * one finding per destination address or cluster (the arrivals at a cluster's addresses
+//!   count for the cluster, with the merges that join them), whatever asset the payees were
+//!   paid in or the value arrived in, with per-asset amounts;
+//! * a payout counts toward an address only when most of it (`salary_share`) reached it: a
+//!   common counterparty of parts of salaries is no consolidation;
+//! * a finding that only fed a larger one (its payees among the larger one's, its value all
+//!   gone on there: a forwarder contract) is that finding's `upstream`;
 //! * the window: of the windows of `window_secs` that hold the most distinct payees (then the
 //!   most value, then the earliest), every arrival inside it counts, and its first and last
 //!   arrival are the finding's;
@@ -625,12 +630,7 @@ fn all_goes_on(d: &TraceDigest, a: &Arrival, into: &BTreeSet<Address>, share: f6
 
 /// The finding candidate `j` feeds: one with more payees, all of `j`'s among them, to which
 /// everything of `j`'s payees' value that reached `j` went on (in every payout's trace).
-fn feeds(
-    j: usize,
-    cands: &[Candidate<'_>],
-    digests: &[TraceDigest],
-    share: f64,
-) -> Option<usize> {
+fn feeds(j: usize, cands: &[Candidate<'_>], digests: &[TraceDigest], share: f64) -> Option<usize> {
     let b = &cands[j];
     let mine: BTreeSet<Address> = b.f.payees.iter().map(|p| p.address).collect();
     cands

@@ -404,7 +404,11 @@ fn a_friend_several_colleagues_pay_is_no_consolidation_wallet() {
     for p in [10u8, 11, 12] {
         let r = screen(&g, &h, &addr(p), &params()).unwrap();
         assert!(r.level <= RiskLevel::Low, "{p}: {:#?}", r.reasons);
-        assert!(r.network.iter().all(|n| !n.consolidates()), "{:#?}", r.network);
+        assert!(
+            r.network.iter().all(|n| !n.consolidates()),
+            "{:#?}",
+            r.network
+        );
     }
 }
 
