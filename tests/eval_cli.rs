@@ -35,12 +35,15 @@ fn check_kind(k: &Value, per_seed: bool) {
 #[test]
 fn eval_two_seeds_json() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run_json(paytrace(dir.path()).args(["--json", "eval", "--seeds", "2"]));
+    let r = run_json(
+        paytrace(dir.path()).args(["--json", "eval", "--family", "payroll", "--seeds", "2"]),
+    );
     assert_eq!(r["seed_start"], 0);
     assert_eq!(r["seeds"], 2);
     assert!(r["amlsim"].is_null());
     let runs = r["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["family"], "payroll");
     assert_eq!(runs[0]["scale"], 1);
     assert_eq!(runs[0]["scenarios"], 2);
     assert!(runs[0]["transfers"].as_u64().unwrap() > 100);
@@ -66,9 +69,12 @@ fn eval_two_seeds_json() {
     for t in targets {
         assert!(t["met"].is_boolean() && t["target"].is_string() && t["kind"].is_string());
         assert_eq!(t["scale"], 1);
+        assert_eq!(t["family"], "payroll");
     }
     // The same seeds give the same scores.
-    let again = run_json(paytrace(dir.path()).args(["--json", "eval", "--seeds", "2"]));
+    let again = run_json(
+        paytrace(dir.path()).args(["--json", "eval", "--family", "payroll", "--seeds", "2"]),
+    );
     assert_eq!(again["runs"], r["runs"]);
 }
 
@@ -113,6 +119,7 @@ fn bad_option_values_are_refused() {
         ["eval", "--scale", "0"],
         ["eval", "--scale", "big"],
         ["eval", "--seeds", "0"],
+        ["eval", "--family", "ours"],
     ] {
         let out = paytrace(dir.path()).args(args).output().unwrap();
         // Command-line errors exit 1, as every command does (docs/cli.md).
@@ -120,6 +127,70 @@ fn bad_option_values_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("invalid value"), "{args:?}: {err}");
     }
+}
+
+/// The second scenario family, written from the description of the graded scenario (two
+/// providers on different paydays, stablecoins of 6 and 18 decimals, a consolidation spread over
+/// two wallets of one cluster, two operators, a fake six transfers from the facilitator in its
+/// own token): on three seeds, one of each variant, every scenario target is met (fakes medium
+/// or above and real payees low or none, one convergence finding per operator naming exactly
+/// its fakes, FIFO and haircut reach exact). Without `--family` both families run.
+#[test]
+fn eval_holdout_like_family_meets_the_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_json(paytrace(dir.path()).args([
+        "--json",
+        "eval",
+        "--family",
+        "holdout-like",
+        "--seeds",
+        "3",
+    ]));
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["family"], "holdout-like");
+    let kind = |k: &str| {
+        runs[0]["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["kind"] == k)
+            .unwrap()
+            .clone()
+    };
+    // Two operators in one of the three seeds: four operators, sixteen fakes.
+    let conv = kind("convergence");
+    assert_eq!(conv["tp"], 4, "{conv}");
+    assert_eq!(kind("payee_verdicts")["tp"], 16);
+    for k in [
+        "payee_verdicts",
+        "convergence",
+        "deposit_attribution",
+        "sanctioned_reach_fifo",
+        "sanctioned_reach_haircut",
+    ] {
+        let x = kind(k);
+        assert_eq!(
+            (x["fp"].as_u64(), x["fn"].as_u64()),
+            (Some(0), Some(0)),
+            "{x}"
+        );
+    }
+    let targets = r["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 4);
+    for t in targets {
+        assert_eq!(t["family"], "holdout-like");
+        assert_eq!(t["met"], true, "{t}");
+    }
+    let both = run_json(paytrace(dir.path()).args(["--json", "eval", "--seeds", "1"]));
+    let families: Vec<&str> = both["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["payroll", "holdout-like"]);
+    assert_eq!(both["targets"].as_array().unwrap().len(), 8);
 }
 
 fn amlsim_kinds(a: &Value) -> Vec<&str> {

@@ -7,7 +7,8 @@ use super::Context;
 use anyhow::Context as _;
 use clap::Args;
 use paytrace_app::eval::{
-    AmlSimKind, EvalOptions, EvalReport, KindScore, analysis::AnalysisConfig, run as run_eval,
+    AmlSimKind, EvalOptions, EvalReport, Family, KindScore, analysis::AnalysisConfig,
+    run as run_eval,
 };
 use paytrace_tracer::patterns::PatternKind;
 use std::{path::PathBuf, process::ExitCode};
@@ -15,6 +16,10 @@ use std::{path::PathBuf, process::ExitCode};
 /// Arguments of `paytrace eval`.
 #[derive(Debug, Args)]
 pub struct EvalCmd {
+    /// Scenario families (comma-separated or repeated): `payroll`, `holdout-like`
+    /// [default: both].
+    #[arg(long = "family", value_delimiter = ',', value_name = "FAMILY")]
+    pub families: Vec<Family>,
     /// Scenarios per scale.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub seeds: u64,
@@ -101,7 +106,8 @@ fn amlsim_table(kinds: &[AmlSimKind]) {
 fn print_text(r: &EvalReport) {
     for run in &r.runs {
         println!(
-            "Scenarios: seeds {}..={} at scale {} ({} transfers)",
+            "Scenarios ({}): seeds {}..={} at scale {} ({} transfers)",
+            run.family,
             r.seed_start,
             r.seed_start + r.seeds.saturating_sub(1),
             run.scale,
@@ -134,6 +140,11 @@ impl EvalCmd {
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let cfg = AnalysisConfig::from_config(&ctx.config)?;
         let opts = EvalOptions {
+            families: if self.families.is_empty() {
+                Family::ALL.to_vec()
+            } else {
+                self.families.clone()
+            },
             seeds: self.seeds,
             seed_start: self.seed_start,
             scales: if self.scales.is_empty() {

@@ -280,3 +280,47 @@ fn conflicting_labels_are_reported() {
     let members: BTreeSet<Address> = l.labels.iter().map(|x| x.member).collect();
     assert_eq!(members, BTreeSet::from([e(50), e(100)]));
 }
+
+/// Airdrop recipients that sell through a labelled DEX router are not merged with it (nor,
+/// through it, with each other): a service they all use is no aggregation address. Before the
+/// rule only hot wallets were excluded, so every seller joined the router's cluster.
+#[test]
+fn airdrop_forwards_to_a_labelled_service_merge_nothing() {
+    let drop_token = e(41);
+    let router = e(70);
+    let mut ts = Vec::new();
+    for i in 0..12u32 {
+        ts.push(token(7, 0, i, drop_token, e(40), e(100 + i), 1_000));
+    }
+    for i in 0..4u32 {
+        ts.push(token(
+            8 + u64::from(i),
+            0,
+            0,
+            drop_token,
+            e(100 + i),
+            router,
+            1_000,
+        ));
+    }
+    ts.sort_by_key(|t| t.key);
+    let src = MemoryTransfers::new(ts);
+    let params = ClusterParams::default();
+    let mut ex = exchanges();
+    ex.insert_service(router);
+    let mut state = ClusterState::new(params.guard);
+    run_range(
+        &src,
+        &mut state,
+        &NoPersisted,
+        &params,
+        &ex,
+        ChainId(1),
+        ChainKind::Evm,
+        BlockNumber(0),
+        BlockNumber(20),
+    )
+    .unwrap();
+    assert!(state.clusters().is_empty(), "{:?}", state.clusters());
+    assert!(state.merges().is_empty());
+}

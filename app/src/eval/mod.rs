@@ -9,6 +9,7 @@
 //! into the analysis is in [`analysis`].
 
 pub mod analysis;
+pub mod holdout;
 pub mod reference;
 pub mod scenario;
 
@@ -105,9 +106,65 @@ impl EvalError {
     }
 }
 
+/// A scenario family: an independently written generator of payroll scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// [`scenario::Scenario::generate`]: one to three providers, two or three stablecoins,
+    /// three to five months, one or two operators with two to five fakes.
+    Payroll,
+    /// [`holdout::generate`]: two providers on different paydays, two stablecoins of different
+    /// decimals, four months, twelve payees; variants with a clustered consolidation, two
+    /// operators, and a fake far from the facilitator in its own token.
+    HoldoutLike,
+}
+
+impl Family {
+    /// Every family, in output order.
+    pub const ALL: [Self; 2] = [Self::Payroll, Self::HoldoutLike];
+
+    /// The stable name (`payroll`, `holdout-like`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Payroll => "payroll",
+            Self::HoldoutLike => "holdout-like",
+        }
+    }
+
+    /// The scenario of `seed` at noise `scale`.
+    pub fn generate(self, seed: u64, scale: u32) -> Scenario {
+        match self {
+            Self::Payroll => Scenario::generate(seed, scale),
+            Self::HoldoutLike => holdout::generate(seed, scale),
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = EvalError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                EvalError::Option(format!(
+                    "--family: unknown scenario family {s:?}; expected payroll or holdout-like"
+                ))
+            })
+    }
+}
+
 /// What to evaluate.
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
+    /// Scenario families (each seed and scale runs in each).
+    pub families: Vec<Family>,
     /// Number of seeds.
     pub seeds: u64,
     /// First seed.
@@ -192,9 +249,11 @@ fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The scores of every seed at one scale.
+/// The scores of every seed at one scale of one family.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScaleRun {
+    /// Scenario family.
+    pub family: Family,
     /// Noise scale.
     pub scale: u32,
     /// Scenarios evaluated.
@@ -243,6 +302,8 @@ pub struct Target {
     pub kind: &'static str,
     /// The scale (scenario targets).
     pub scale: Option<u32>,
+    /// The scenario family (scenario targets).
+    pub family: Option<Family>,
     /// Met by this run.
     pub met: bool,
 }
@@ -298,19 +359,29 @@ pub fn run(
     }
     // Read the sample first: a bad path fails before minutes of scenarios.
     let sample = opts.amlsim.as_deref().map(AmlSim::load).transpose()?;
-    let total = opts.seeds * count(opts.scales.len()) + u64::from(sample.is_some());
+    if opts.families.is_empty() {
+        return Err(EvalError::Option(
+            "--family: expected at least one scenario family".into(),
+        ));
+    }
+    let total = opts.seeds * count(opts.scales.len()) * count(opts.families.len())
+        + u64::from(sample.is_some());
     let mut done = 0;
     let mut runs = Vec::new();
-    for &scale in &opts.scales {
+    for (&family, &scale) in opts
+        .families
+        .iter()
+        .flat_map(|f| opts.scales.iter().map(move |s| (f, s)))
+    {
         let mut kinds: Vec<KindScore> = SCENARIO_KINDS.iter().map(|k| KindScore::new(k)).collect();
         let mut transfers = 0;
         for seed in opts.seed_start..opts.seed_start + opts.seeds {
-            progress(done, total, &format!("seed {seed}, scale {scale}"));
+            progress(done, total, &format!("{family} seed {seed}, scale {scale}"));
             let keep = opts
                 .keep
                 .as_ref()
-                .map(|d| d.join(format!("seed-{seed}-scale-{scale}")));
-            let (n, counts) = evaluate_seed(seed, scale, cfg, keep.as_deref())?;
+                .map(|d| d.join(format!("{family}-seed-{seed}-scale-{scale}")));
+            let (n, counts) = evaluate_seed(family, seed, scale, cfg, keep.as_deref())?;
             transfers += n;
             for (k, c) in kinds.iter_mut().zip(counts) {
                 k.add(seed, c);
@@ -319,6 +390,7 @@ pub fn run(
         }
         kinds.iter_mut().for_each(KindScore::finish);
         runs.push(ScaleRun {
+            family,
             scale,
             scenarios: opts.seeds,
             transfers,
@@ -398,12 +470,13 @@ pub fn ingest(store: &Store, s: &Scenario) -> Result<u64, EvalError> {
 /// Generates, indexes and analyses one scenario; returns its transfers and its counts in the
 /// order of [`SCENARIO_KINDS`].
 pub fn evaluate_seed(
+    family: Family,
     seed: u64,
     scale: u32,
     cfg: &AnalysisConfig,
     keep: Option<&std::path::Path>,
 ) -> Result<(u64, Vec<Counts>), EvalError> {
-    let s = Scenario::generate(seed, scale);
+    let s = family.generate(seed, scale);
     let tmp = tempfile::tempdir().map_err(|source| EvalError::Io {
         path: std::env::temp_dir(),
         source,
@@ -422,6 +495,7 @@ pub fn evaluate_seed(
             })?;
             let truth = d.join("ground-truth.json");
             let text = serde_json::to_string_pretty(&serde_json::json!({
+                "family": family,
                 "seed": seed,
                 "scale": scale,
                 "tokens": s.tokens,
@@ -489,6 +563,15 @@ pub fn evaluate_seed(
     let fakes: Vec<BTreeSet<Address>> = t.operators.iter().map(|o| o.fakes.clone()).collect();
     // The convergence findings of the default model (haircut).
     let convergence = score_convergence(&fakes, &reports[1].convergence);
+    for f in reports[1].convergence.iter().filter(|f| !fakes.contains(f)) {
+        tracing::debug!(
+            %family,
+            seed,
+            scale,
+            payees = ?f,
+            "convergence finding that names no operator's fakes exactly"
+        );
+    }
     let dep = score_pairs(&t.deposits, &deposits);
     let reach = |i: usize, truth: &dyn Fn(&scenario::TruthPayee) -> u128| {
         let pairs: Vec<(u128, u128)> = t
@@ -683,11 +766,12 @@ fn targets(seeds: u64, runs: &[ScaleRun], aml: Option<&AmlSimRun>) -> Vec<Target
         let mut t = |kind: &'static str, what: &str| {
             out.push(Target {
                 target: format!(
-                    "{what} ({seeds} seeds at scale {}; the target is 50 seeds at scales 1 and 20)",
-                    r.scale
+                    "{what} ({}: {seeds} seeds at scale {}; the target is 50 seeds at scales 1 and 20)",
+                    r.family, r.scale
                 ),
                 kind,
                 scale: Some(r.scale),
+                family: Some(r.family),
                 met: get(kind).is_some_and(KindScore::perfect),
             });
         };
@@ -714,6 +798,7 @@ fn targets(seeds: u64, runs: &[ScaleRun], aml: Option<&AmlSimRun>) -> Vec<Target
             target: "AMLSim: planted fan-in targets found >= 0.95 with instance precision >= 0.95 (horizon-only parameters)".into(),
             kind: k.kind,
             scale: None,
+            family: None,
             met: k.score.planted > 0 && k.score.recall >= 0.95 && k.score.precision >= 0.95,
         });
     }

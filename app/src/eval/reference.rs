@@ -159,81 +159,127 @@ fn run<L: Ledger>(
     stops: &BTreeSet<Address>,
     router: Address,
     target: Address,
+    limit: u32,
 ) -> BTreeMap<usize, u128> {
     let mut reached: BTreeMap<usize, u128> = BTreeMap::new();
+    // Per (origin, address): the fewest hops from the origin's payee (hop 0) at which the
+    // origin's taint arrived. An address at `limit` hops or more is not followed for that
+    // origin: what it sends carries none of that origin's taint.
+    let mut hops: BTreeMap<(usize, Address), u32> = BTreeMap::new();
     let zero = Address::ZERO_EVM;
     let held = |a: &Address| *a == zero || *a == router || *a == target || stops.contains(a);
+    let hop_of = |hops: &BTreeMap<(usize, Address), u32>, o: usize, a: Address| {
+        hops.get(&(o, a)).copied().unwrap_or(0)
+    };
     for (n, tx) in txs.iter().enumerate() {
         let mut moves: Vec<&Move> = tx.moves.iter().collect();
         moves.sort_by_key(|m| rank(m));
-        let mut credit = |ledger: &mut L, m: &Move, t: &Slices| {
-            if m.to == target {
+        // Credits `m` with taint `t`, each origin arriving at hop `hop(o)`.
+        let mut credit =
+            |ledger: &mut L,
+             hops: &mut BTreeMap<(usize, Address), u32>,
+             m: &Move,
+             t: &Slices,
+             from_hop: &dyn Fn(&BTreeMap<(usize, Address), u32>, usize) -> u32| {
                 for &(o, v) in t {
-                    *reached.entry(o).or_default() += v;
+                    if v == 0 {
+                        continue;
+                    }
+                    let h = from_hop(hops, o);
+                    let e = hops.entry((o, m.to)).or_insert(h);
+                    *e = (*e).min(h);
                 }
-            } else if !held(&m.to) {
-                ledger.put(m.to, m.asset, m.amount, t);
-            }
-        };
-        let carry = |ledger: &mut L, i: usize, m: &Move| {
+                if m.to == target {
+                    for &(o, v) in t {
+                        *reached.entry(o).or_default() += v;
+                    }
+                } else if !held(&m.to) {
+                    ledger.put(m.to, m.asset, m.amount, t);
+                }
+            };
+        // Debits `m`; returns the taint it carries (origins whose sender is at the hop limit
+        // carry nothing on).
+        let carry = |ledger: &mut L, hops: &BTreeMap<(usize, Address), u32>, i: usize, m: &Move| {
             if let (Some(o), 0) = (origins.get(&n), i) {
                 // The payout itself: fully tainted with its own origin.
                 vec![(*o, m.amount)]
             } else if held(&m.from) {
                 Vec::new()
             } else {
-                ledger.take(m.from, m.asset, m.amount)
+                let mut t = ledger.take(m.from, m.asset, m.amount);
+                t.retain(|&(o, _)| hop_of(hops, o, m.from) < limit);
+                t
             }
         };
+        let payout = |i: usize| i == 0 && origins.contains_key(&n);
         if tx.swap != Some(router) {
             // In chain order, each transfer debited and credited before the next.
             for (i, m) in moves.iter().enumerate() {
-                let t = carry(ledger, i, m);
-                credit(ledger, m, &t);
+                let t = carry(ledger, &hops, i, m);
+                let from = m.from;
+                let seed = payout(i);
+                credit(ledger, &mut hops, m, &t, &|h, o| {
+                    if seed {
+                        0
+                    } else {
+                        hop_of(h, o, from).saturating_add(1)
+                    }
+                });
             }
             continue;
         }
         // A swap: the router's payouts are decided by everything it received in the
-        // transaction, whatever their order.
+        // transaction, whatever their order; the router is one hop after its payer and its
+        // payouts' receivers one after the router (the router is converted whatever its hops).
         let mut carried: Vec<Slices> = Vec::with_capacity(moves.len());
         for (i, m) in moves.iter().enumerate() {
             let t = if m.from == router {
                 Vec::new()
             } else {
-                carry(ledger, i, m)
+                carry(ledger, &hops, i, m)
             };
             carried.push(t);
         }
-        {
-            let mut received: BTreeMap<AssetId, u128> = BTreeMap::new();
-            let mut taint_in: BTreeMap<(AssetId, usize), u128> = BTreeMap::new();
-            for (m, t) in moves.iter().zip(&carried) {
-                if m.to == router {
-                    *received.entry(m.asset).or_default() += m.amount;
-                    for &(o, v) in t {
-                        *taint_in.entry((m.asset, o)).or_default() += v;
-                    }
+        let mut received: BTreeMap<AssetId, u128> = BTreeMap::new();
+        let mut taint_in: BTreeMap<(AssetId, usize), u128> = BTreeMap::new();
+        for (m, t) in moves.iter().zip(&carried) {
+            if m.to == router {
+                *received.entry(m.asset).or_default() += m.amount;
+                for &(o, v) in t {
+                    *taint_in.entry((m.asset, o)).or_default() += v;
                 }
-            }
-            for (i, m) in moves.iter().enumerate() {
-                if m.from != router {
-                    continue;
-                }
-                let mut out: Slices = Vec::new();
-                for (&(asset, o), &t) in &taint_in {
-                    if asset == m.asset {
-                        continue;
-                    }
-                    let share = mul_div(m.amount, t, received.get(&asset).copied().unwrap_or(0));
-                    if share > 0 {
-                        out.push((o, share));
-                    }
-                }
-                carried[i] = out;
             }
         }
-        for (m, t) in moves.iter().zip(&carried) {
-            credit(ledger, m, t);
+        for (i, m) in moves.iter().enumerate() {
+            if m.from != router {
+                continue;
+            }
+            let mut out: Slices = Vec::new();
+            for (&(asset, o), &t) in &taint_in {
+                if asset == m.asset {
+                    continue;
+                }
+                let share = mul_div(m.amount, t, received.get(&asset).copied().unwrap_or(0));
+                if share > 0 {
+                    out.push((o, share));
+                }
+            }
+            carried[i] = out;
+        }
+        // Payments into the router first (they set its hops), then its payouts.
+        let mut order: Vec<usize> = (0..moves.len()).collect();
+        order.sort_by_key(|&i| moves[i].from == router);
+        for i in order {
+            let m = moves[i];
+            let from = m.from;
+            let seed = payout(i);
+            credit(ledger, &mut hops, m, &carried[i], &|h, o| {
+                if seed {
+                    0
+                } else {
+                    hop_of(h, o, from).saturating_add(1)
+                }
+            });
         }
     }
     reached
@@ -247,6 +293,23 @@ pub fn reach(
     stops: &BTreeSet<Address>,
     router: Address,
     target: Address,
+) -> Reach {
+    reach_within(txs, payees, stops, router, target, u32::MAX)
+}
+
+/// The hop limit of `report payouts` by default: addresses reached at this many hops after the
+/// payee are not followed.
+pub const REPORT_HOPS: u32 = 5;
+
+/// [`reach`] as a trace with hop limit `limit` sees it: an address whose fewest hops from a
+/// payee (the payee is 0) are `limit` or more passes none of that payee's taint on.
+pub fn reach_within(
+    txs: &[Tx],
+    payees: usize,
+    stops: &BTreeSet<Address>,
+    router: Address,
+    target: Address,
+    limit: u32,
 ) -> Reach {
     let origins: BTreeMap<usize, usize> = txs
         .iter()
@@ -267,7 +330,15 @@ pub fn reach(
         }
         v
     };
-    let fifo = run(&mut Fifo::default(), txs, &origins, stops, router, target);
+    let fifo = run(
+        &mut Fifo::default(),
+        txs,
+        &origins,
+        stops,
+        router,
+        target,
+        limit,
+    );
     let haircut = run(
         &mut Haircut::default(),
         txs,
@@ -275,6 +346,7 @@ pub fn reach(
         stops,
         router,
         target,
+        limit,
     );
     Reach {
         fifo: sum(fifo),

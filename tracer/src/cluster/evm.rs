@@ -236,6 +236,9 @@ fn airdrop_tx(
             || agg == t.from
             || agg == hit.distributor
             || exchanges.is_hot_wallet(&agg)
+            // A labelled service (a DEX router or pool, a bridge) that recipients sell or
+            // move their airdrop through serves unrelated people: no aggregation.
+            || exchanges.skips(&agg)
         {
             continue;
         }

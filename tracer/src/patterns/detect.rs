@@ -767,10 +767,26 @@ fn closed_loops(
     p: &PatternParams,
     round_trips: &HashSet<Vec<Address>>,
 ) -> Vec<PatternInstance> {
+    // One asset at a time: a loop moves one asset (see the round trips).
+    let assets: BTreeSet<Asset> = ix.out.values().flatten().map(|t| t.asset).collect();
+    let mut out = Vec::new();
+    for asset in assets {
+        out.extend(closed_loops_of(ix, p, round_trips, asset));
+    }
+    out
+}
+
+/// [`closed_loops`] of the transfers of one asset.
+fn closed_loops_of(
+    ix: &Index<'_>,
+    p: &PatternParams,
+    round_trips: &HashSet<Vec<Address>>,
+    asset: Asset,
+) -> Vec<PatternInstance> {
     let mut pairs: HashMap<(Address, Address), Vec<&Transfer>> = HashMap::new();
     let mut succ: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
     for (a, list) in &ix.out {
-        for t in list {
+        for t in list.iter().filter(|t| t.asset == asset) {
             let e = pairs.entry((*a, t.to)).or_default();
             if e.is_empty() {
                 succ.entry(*a).or_default().push(t.to);
@@ -910,12 +926,18 @@ fn dfs<'a>(
     let Some(last) = path.last().copied() else {
         return;
     };
+    let asset = path.first().map_or(last.asset, |t| t.asset);
     for t in ix.outgoing(&last.to) {
         if t.key <= last.key {
             continue;
         }
         if t.time.0 > end {
             break;
+        }
+        // A cycle moves one asset: value that leaves in one asset and comes back in another
+        // was traded (a swap at a DEX, goods paid back in kind), it did not return.
+        if t.asset != asset {
+            continue;
         }
         *steps += 1;
         if *steps > CYCLE_STEPS {

@@ -354,6 +354,34 @@ fn cycle_returns_value_within_the_window() {
     assert_eq!(v[0].first_time, Timestamp(100 + 20 * DAY));
 }
 
+/// A swap is no round trip: 1 pays the router 5 in one token and the router pays 1 back in
+/// another in the same transaction (before, "value left 1 and returned through 2 transfers"
+/// made every payee who sold an airdrop at a DEX medium). The same shape in one asset is one.
+#[test]
+fn a_cycle_moves_one_asset() {
+    let token = |mut x: Transfer, tok: u8| {
+        x.asset = Asset::Token(addr(tok));
+        x.key.kind = TransferKind::Token;
+        x
+    };
+    let swap = vec![
+        token(ta(100, 0, addr(1), addr(5), 1_000), 0xa1),
+        token(ta(100, 1, addr(5), addr(1), 990), 0xa2),
+        // and a loop in no time order, its legs in two assets
+        token(t(300, 2, 3, 50), 0xa1),
+        token(t(200, 3, 2, 50), 0xa2),
+    ];
+    assert!(only(&swap, PatternKind::Cycle).is_empty());
+    let same = vec![
+        token(ta(100, 0, addr(1), addr(5), 1_000), 0xa1),
+        token(ta(100, 1, addr(5), addr(1), 990), 0xa1),
+        token(t(300, 2, 3, 50), 0xa1),
+        token(t(200, 3, 2, 50), 0xa1),
+    ];
+    let v = only(&same, PatternKind::Cycle);
+    assert_eq!(v.len(), 2, "{v:#?}");
+}
+
 #[test]
 fn structuring_counts_amounts_just_under_the_threshold() {
     let p = PatternParams {

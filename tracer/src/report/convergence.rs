@@ -5,8 +5,13 @@
 //!
 //! Pure over the per-payout trace digests. Rules (docs/heuristics.md, "Convergence"):
 //!
-//! * one finding per destination address (or cluster), whatever asset the payees were paid in
-//!   or the value arrived in, with per-asset amounts;
+//! * one finding per destination address or cluster (the arrivals at a cluster's addresses
+//!   count for the cluster, with the merges that join them), whatever asset the payees were
+//!   paid in or the value arrived in, with per-asset amounts;
+//! * a payout counts toward an address only when most of it (`salary_share`) reached it: a
+//!   common counterparty of parts of salaries is no consolidation;
+//! * a finding that only fed a larger one (its payees among the larger one's, its value all
+//!   gone on there: a forwarder contract) is that finding's `upstream`;
 //! * the window: of the windows of `window_secs` that hold the most distinct payees (then the
 //!   most value, then the earliest), every arrival inside it counts, and its first and last
 //!   arrival are the finding's;
@@ -44,6 +49,11 @@ pub struct ConvergenceParams {
     /// address (default 0.001, the materiality floor of risk scoring): a payee whose merchant
     /// later paid a sliver of its business to an address does not meet other payees there.
     pub min_share: f64,
+    /// A payout counts toward a finding only when at least this share of it reached the
+    /// address (default 0.5): a wallet that received most of several payees' salaries holds
+    /// their income; one that received a part of each (a landlord, a shop, a friend several
+    /// colleagues pay) is a common counterparty, which ordinary payees have.
+    pub salary_share: f64,
 }
 
 impl Default for ConvergenceParams {
@@ -54,6 +64,7 @@ impl Default for ConvergenceParams {
             window_secs: Some(90 * 86_400),
             ignore_categories: vec!["exchange".into(), "bridge".into(), "defi".into()],
             min_share: 0.001,
+            salary_share: 0.5,
         }
     }
 }
@@ -218,6 +229,15 @@ pub struct Finding {
     /// Downstream addresses whose payees and value all came through this finding, nearest
     /// first.
     pub onward: Vec<Onward>,
+    /// Meeting points before this finding that fed it: addresses where some of its payees'
+    /// value met first (a forwarder contract, a shared intermediate wallet) and from which all
+    /// that value went on to this finding. Not findings of their own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<Onward>,
+    /// Cluster findings: the merges that joined the finding's addresses (why they are one
+    /// owner), at most 20.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merges: Vec<MergeEvidence>,
 }
 
 /// One merge behind a payee cluster.
@@ -432,6 +452,8 @@ fn finding<'d>(
         last_arrival: last,
         evidence: evidence.into_values().collect(),
         onward: Vec::new(),
+        upstream: Vec::new(),
+        merges: Vec::new(),
     })
 }
 
@@ -569,6 +591,130 @@ fn continues_several(j: usize, cands: &[Candidate<'_>], digests: &[TraceDigest])
     used.into_iter().collect()
 }
 
+/// Whether most of arrival `a` (at least `share` of it) left its address again, and every
+/// tainted transfer out of it in digest `d` leads (over `d`'s tainted transfers) to an
+/// address of `into`.
+fn all_goes_on(d: &TraceDigest, a: &Arrival, into: &BTreeSet<Address>, share: f64) -> bool {
+    let from = a.address;
+    let mut out: HashMap<Address, Vec<Address>> = HashMap::new();
+    let mut left = Amount::ZERO;
+    for e in &d.edges {
+        out.entry(e.from).or_default().push(e.to);
+        if e.from == from && e.asset == a.asset {
+            left = Amount::from_raw(left.raw().saturating_add(e.tainted.raw()));
+        }
+    }
+    if crate::risk::ratio(left, a.amount) < share {
+        return false;
+    }
+    let Some(first) = out.get(&from) else {
+        return false;
+    };
+    first.iter().all(|&start| {
+        // `from` may be passed again (a forwarder used twice on one path).
+        let mut seen = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(a) = queue.pop_front() {
+            if into.contains(&a) {
+                return true;
+            }
+            for n in out.get(&a).into_iter().flatten() {
+                if seen.insert(*n) {
+                    queue.push_back(*n);
+                }
+            }
+        }
+        false
+    })
+}
+
+/// The finding candidate `j` feeds: one with more payees, all of `j`'s among them, to which
+/// everything of `j`'s payees' value that reached `j` went on (in every payout's trace).
+fn feeds(j: usize, cands: &[Candidate<'_>], digests: &[TraceDigest], share: f64) -> Option<usize> {
+    let b = &cands[j];
+    let mine: BTreeSet<Address> = b.f.payees.iter().map(|p| p.address).collect();
+    cands
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            *i != j
+                && a.f.payees.len() > mine.len()
+                && mine
+                    .iter()
+                    .all(|x| a.f.payees.iter().any(|p| p.address == *x))
+        })
+        .filter(|(_, a)| {
+            let into: BTreeSet<Address> = a.f.addresses.iter().copied().collect();
+            !b.f.addresses.iter().any(|x| into.contains(x))
+                && b.hits
+                    .iter()
+                    .all(|h| all_goes_on(&digests[h.digest], h.arrival, &into, share))
+        })
+        // The one with the most payees, then the key.
+        .min_by(|(_, x), (_, y)| {
+            y.f.payees
+                .len()
+                .cmp(&x.f.payees.len())
+                .then(x.f.key.cmp(&y.f.key))
+        })
+        .map(|(i, _)| i)
+}
+
+fn onward_of(f: &Finding) -> Onward {
+    Onward {
+        key: f.key.clone(),
+        address: f.address,
+        category: f.category.clone(),
+        labels: f.labels.clone(),
+        payees: f.payees.len(),
+        amounts: f.amounts.clone(),
+        hops: f.hops,
+        first_arrival: f.first_arrival,
+        last_arrival: f.last_arrival,
+    }
+}
+
+/// Takes the candidates that only fed a larger finding out of `cands`: they become the
+/// `upstream` of the finding they fed (by key).
+fn take_feeders<'a>(
+    cands: Vec<Candidate<'a>>,
+    digests: &[TraceDigest],
+    share: f64,
+) -> (Vec<Candidate<'a>>, BTreeMap<String, Vec<Onward>>) {
+    let fed: Vec<Option<usize>> = (0..cands.len())
+        .map(|j| feeds(j, &cands, digests, share))
+        .collect();
+    let mut upstream: BTreeMap<String, Vec<Onward>> = BTreeMap::new();
+    let mut keep = Vec::new();
+    for (j, c) in cands.iter().enumerate() {
+        // A feeder of a feeder feeds the same finding further down.
+        let mut target = fed[j];
+        let mut guard = 0;
+        while let Some(t) = target.and_then(|t| fed[t]) {
+            target = Some(t);
+            guard += 1;
+            if guard > cands.len() {
+                break;
+            }
+        }
+        match target {
+            Some(t) => upstream
+                .entry(cands[t].f.key.clone())
+                .or_default()
+                .push(onward_of(&c.f)),
+            None => keep.push(j),
+        }
+    }
+    let keep: BTreeSet<usize> = keep.into_iter().collect();
+    let cands = cands
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| keep.contains(j))
+        .map(|(_, c)| c)
+        .collect();
+    (cands, upstream)
+}
+
 /// Folds continuations into the onward path of their root finding; returns the roots.
 fn fold(cands: Vec<Candidate<'_>>, digests: &[TraceDigest]) -> Vec<Finding> {
     let n = cands.len();
@@ -671,7 +817,7 @@ pub fn detect<C: ClusterLookup>(
         for a in &d.arrivals {
             if a.hops > p.max_hops
                 || a.amount.is_zero()
-                || a.share < p.min_share
+                || a.share < p.min_share.max(p.salary_share)
                 || a.category.as_ref().is_some_and(|c| ignore.contains(c))
             {
                 continue;
@@ -684,12 +830,13 @@ pub fn detect<C: ClusterLookup>(
     }
     let mut incoming = HashMap::new();
     let mut cands = Vec::new();
+    // One finding per address or cluster: the arrivals at addresses of a cluster count for
+    // the cluster.
     let mut by_cluster: BTreeMap<String, Vec<Hit<'_>>> = BTreeMap::new();
-    let mut address_payees: BTreeMap<String, Vec<BTreeSet<Address>>> = BTreeMap::new();
     for (addr, hits) in by_addr {
-        let cluster = clusters.cluster_of(&addr);
-        if let Some(c) = &cluster {
-            by_cluster.entry(c.clone()).or_default().extend(hits.iter());
+        if let Some(c) = clusters.cluster_of(&addr) {
+            by_cluster.entry(c).or_default().extend(hits);
+            continue;
         }
         let distinct: BTreeSet<Address> = hits
             .iter()
@@ -702,51 +849,61 @@ pub fn detect<C: ClusterLookup>(
         let f = finding(
             addr.to_string(),
             Some(addr),
-            cluster.clone(),
+            None,
             &hits,
             digests,
             &mut incoming,
         )?;
-        if f.payees.len() < p.min_payees {
-            continue;
+        if f.payees.len() >= p.min_payees {
+            cands.push(Candidate { f, hits });
         }
-        if let Some(c) = &cluster {
-            address_payees
-                .entry(c.clone())
-                .or_default()
-                .push(f.payees.iter().map(|x| x.address).collect());
-        }
-        cands.push(Candidate { f, hits });
     }
     for (c, hits) in by_cluster {
         let distinct: BTreeSet<Address> = hits
             .iter()
             .map(|h| digests[h.digest].payee_address)
             .collect();
-        let members: BTreeSet<Address> = hits.iter().map(|h| h.arrival.address).collect();
-        if distinct.len() < p.min_payees || members.len() < 2 {
+        if distinct.len() < p.min_payees {
             continue;
         }
         let hits = best_window(hits, digests, p.window_secs);
-        let f = finding(
-            format!("cluster:{c}"),
-            None,
-            Some(c.clone()),
-            &hits,
-            digests,
-            &mut incoming,
-        )?;
-        let set: BTreeSet<Address> = f.payees.iter().map(|x| x.address).collect();
-        // Only when the cluster joins more payees than any one of its addresses does.
-        let covered = address_payees
-            .get(&c)
-            .is_some_and(|v| v.iter().any(|s| s.is_superset(&set)));
-        if f.payees.len() >= p.min_payees && !covered {
-            cands.push(Candidate { f, hits });
+        let members: BTreeSet<Address> = hits.iter().map(|h| h.arrival.address).collect();
+        // A cluster reached at one address only is that address's finding.
+        let single = (members.len() == 1)
+            .then(|| members.first().copied())
+            .flatten();
+        let key = single.map_or_else(|| format!("cluster:{c}"), |a| a.to_string());
+        let mut f = finding(key, single, Some(c.clone()), &hits, digests, &mut incoming)?;
+        if f.payees.len() < p.min_payees {
+            continue;
         }
+        if single.is_none() {
+            // Every address reached is an exchange deposit address: a shared deposit.
+            let deposit = Category::new("exchange_deposit");
+            if hits
+                .iter()
+                .all(|h| h.arrival.category.as_ref() == Some(&deposit))
+            {
+                f.category = Some(deposit);
+            }
+            let mut merges =
+                clusters.merge_evidence(&c, &members.iter().copied().collect::<Vec<_>>());
+            merges.truncate(20);
+            f.merges = merges;
+        }
+        cands.push(Candidate { f, hits });
     }
+    // "Most of it went on": the same share that makes a payout count toward an address.
+    let (cands, mut fed) = take_feeders(cands, digests, p.salary_share.max(0.5));
     let (mut shared, mut findings): (Vec<Finding>, Vec<Finding>) = fold(cands, digests)
         .into_iter()
+        .map(|mut f| {
+            if let Some(mut up) = fed.remove(&f.key) {
+                up.sort_by(|a, b| a.hops.cmp(&b.hops).then(a.key.cmp(&b.key)));
+                f.upstream = up;
+            }
+            f
+        })
         .partition(|f| f.category.as_ref().map(Category::as_str) == Some("exchange_deposit"));
     rank(&mut findings, assets);
     rank(&mut shared, assets);

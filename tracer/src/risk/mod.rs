@@ -826,11 +826,22 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     // Shares are of what the address sent to its counterparties (`sent`: for a Bitcoin
     // address, the outputs it paid, change excluded).
     let tot = totals(sent)?;
-    let min = tot
-        .values()
-        .map(|t| share_of(*t, p.scoring.min_share / 10.0))
-        .min()
-        .unwrap_or(Amount::ZERO);
+    // The pruning floor is in raw units of the assets sent; value a swap converts arrives in
+    // another asset whose raw units can be 10^12 times smaller or larger (a stablecoin of 18
+    // decimals swapped into ETH: 0.01 % of the stablecoin sent is more raw units than the
+    // whole swap output), so an address that swapped is traced without the floor.
+    let swap = StopList::new(crate::source::DEFAULT_SWAP_CATEGORIES);
+    let swapped = outs
+        .iter()
+        .any(|t| labels.category(&t.to).is_some_and(|c| swap.contains(&c)));
+    let min = if swapped {
+        Amount::ZERO
+    } else {
+        tot.values()
+            .map(|t| share_of(*t, p.scoring.min_share / 10.0))
+            .min()
+            .unwrap_or(Amount::ZERO)
+    };
     let r = trace_forward(
         src,
         labels,
@@ -857,23 +868,57 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     reached.sort();
     reached.dedup_by_key(|x| x.0);
     // Unlabelled wallets that received a material share of the outflow (network context).
-    let mut wallets: Vec<Wallet> = r
-        .destinations
-        .iter()
-        .filter(|d| d.category.is_none() && d.address != *address && !d.address.is_tx())
-        .filter_map(|d| {
-            let share = shares.share(&d.asset, d.amount);
-            (share >= p.scoring.network_min_share).then(|| Wallet {
-                address: d.address,
-                asset: d.asset,
-                converted: !tot.contains_key(&d.asset),
-                amount: d.amount,
-                share,
-                hops: d.hops,
-                path: r.paths.iter().find(|x| x.to == d.address).cloned(),
+    let wallets_of = |r: &crate::TraceResult, shares: &OutShares| -> Vec<Wallet> {
+        r.destinations
+            .iter()
+            .filter(|d| d.category.is_none() && d.address != *address && !d.address.is_tx())
+            .filter_map(|d| {
+                let share = shares.share(&d.asset, d.amount);
+                (share >= p.scoring.network_min_share).then(|| Wallet {
+                    address: d.address,
+                    asset: d.asset,
+                    converted: !tot.contains_key(&d.asset),
+                    amount: d.amount,
+                    share,
+                    hops: d.hops,
+                    path: r.paths.iter().find(|x| x.to == d.address).cloned(),
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let mut wallets: Vec<Wallet> = wallets_of(&r, &shares);
+    // The network context follows the money, not a transfer count: while a material share of
+    // the outflow is still moving at the hop limit (it reached an unlabelled wallet there, which
+    // was not followed), the trace goes on up to NETWORK_MAX_HOPS, following only transfers that
+    // carry at least `network_min_share` of the outflow (no floor when a swap converted the
+    // value: its units are another asset's).
+    let moving = r.destinations.iter().any(|d| {
+        d.status == crate::Status::AtDepthLimit
+            && d.category.is_none()
+            && shares.share(&d.asset, d.amount) >= p.scoring.network_min_share
+    });
+    if moving && NETWORK_MAX_HOPS > p.hops && !utxo {
+        let mut tp = trace_params_for(p, until, min, Flow::Sent, utxo);
+        tp.max_hops = NETWORK_MAX_HOPS;
+        tp.min_amount = if swapped {
+            Amount::ZERO
+        } else {
+            tot.values()
+                .map(|t| share_of(*t, p.scoring.network_min_share))
+                .min()
+                .unwrap_or(Amount::ZERO)
+        };
+        let deep = trace_forward(src, labels, &Seed::Outflows(*address), &tp)?;
+        stats.traces += 1;
+        stats.expanded_addresses += deep.stats.expanded_addresses;
+        stats.transfers_read += deep.stats.transfers_read;
+        let deep_shares = OutShares::new(tot.clone(), &deep)?;
+        wallets.extend(
+            wallets_of(&deep, &deep_shares)
+                .into_iter()
+                .filter(|w| w.hops > p.hops),
+        );
+    }
     // Largest shares first; of equal shares the farthest (a chain of pass-through wallets
     // ends where the value meets other value).
     wallets.sort_by(|a, b| {
@@ -975,6 +1020,12 @@ fn backward_exposure<S: FlowSource, H: LabelHistory>(
 /// Network context: at most this many counterparty wallets are examined per screening (the
 /// largest shares of the outflow).
 const NETWORK_WALLETS: usize = 6;
+/// Network context: how far (in hops after the direct receiver) a material share of the
+/// outflow is followed to the wallets where it meets other value, when it is still moving at
+/// the screening's hop limit. Eight hops cover the longest layering chains seen before value
+/// is consolidated (fresh per-payday wallets, forwarder contracts and swaps, each one or two
+/// hops); the materiality floor keeps the walk to the value's main path.
+const NETWORK_MAX_HOPS: u32 = 8;
 /// Network context: the upstream walk from a wallet visits at most this many addresses.
 const UPSTREAM_NODES: usize = 64;
 /// Network context: at most this many payers of the address (its largest unlabelled or
@@ -1241,9 +1292,18 @@ fn network_context<S: FlowSource, H: LabelHistory>(
         for t in &w_ins {
             senders.extend(senders_behind(src, labels, t, stats)?);
         }
-        for (payer, payees) in payees_of.iter().filter(|_| senders.len() >= 2) {
+        // Only a wallet that took most of the address's outflow (of an asset) holds its
+        // salary; one that got a part of it (a landlord, a shop, a friend several colleagues
+        // pay) is a common counterparty, not a consolidation.
+        let holds_salary = w.share >= sc.consolidation_min_share;
+        for (payer, payees) in payees_of
+            .iter()
+            .filter(|_| senders.len() >= 2 && holds_salary)
+        {
+            // The walk back reaches as far as the wallet is from the address.
+            let depth = p.hops.max(w.hops.saturating_add(1));
             let (found, derived) = upstream_payees(
-                src, labels, p, &w.address, &w_ins, payer, payees, until, stats,
+                src, labels, p, depth, &w.address, &w_ins, payer, payees, until, stats,
             )?;
             let mut found = found;
             found.insert(*address);
@@ -1332,7 +1392,7 @@ fn senders_behind<S: FlowSource, H: LabelHistory>(
     Ok(v)
 }
 
-/// Walks the senders of `wallet` upstream (at most `hops + 1` levels and [`UPSTREAM_NODES`]
+/// Walks the senders of `wallet` upstream (at most `max_depth + 1` levels and [`UPSTREAM_NODES`]
 /// addresses, stopping at labelled addresses, the payer and payees) and returns the payees
 /// found and the wallet's direct senders through which a payee was reached.
 #[allow(clippy::too_many_arguments)]
@@ -1340,6 +1400,7 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
     src: &S,
     labels: &AsOfLabels<'_, H>,
     p: &ScreenParams,
+    max_depth: u32,
     wallet: &Address,
     w_ins: &[Transfer],
     payer: &Address,
@@ -1370,7 +1431,7 @@ fn upstream_payees<S: FlowSource, H: LabelHistory>(
             derived.insert(r);
             continue;
         }
-        if depth >= p.hops || labels.category(&a).is_some() || root.len() >= UPSTREAM_NODES {
+        if depth >= max_depth || labels.category(&a).is_some() || root.len() >= UPSTREAM_NODES {
             continue;
         }
         let ins = src

@@ -378,3 +378,96 @@ fn salaries_swapped_straight_into_the_wallet_still_consolidate() {
     let real = screen(&g, &h, &addr(12), &params()).unwrap();
     assert_eq!(real.level, RiskLevel::None, "{:#?}", real.reasons);
 }
+
+/// Colleagues 10, 11 and 12 of one provider each pay a friend (40) a tenth of their salary and
+/// cash the rest out at their own deposit addresses. 40 received mostly salaries of the
+/// provider's payees, but only a part of each: a common counterparty, not a consolidation
+/// wallet (before, each colleague was medium for "consolidates the salaries of 3 payees").
+#[test]
+fn a_friend_several_colleagues_pay_is_no_consolidation_wallet() {
+    let mut rows = Vec::new();
+    for (i, p) in [10u8, 11, 12].into_iter().enumerate() {
+        // Hours apart (a block is a minute): spending, not passing through.
+        let b = 1_000 * i as u64;
+        rows.push((b + 1, PROVIDER, p, USDC, 5_000_000_000));
+        rows.push((b + 300, p, 40, USDC, 500_000_000));
+        rows.push((b + 600, p, p + 10, USDC, 4_500_000_000));
+        rows.push((b + 650, p + 10, HOT, USDC, 4_500_000_000));
+    }
+    let g = table(&rows);
+    let h = history(&[
+        (HOT, "exchange"),
+        (20, "exchange_deposit"),
+        (21, "exchange_deposit"),
+        (22, "exchange_deposit"),
+    ]);
+    for p in [10u8, 11, 12] {
+        let r = screen(&g, &h, &addr(p), &params()).unwrap();
+        assert!(r.level <= RiskLevel::Low, "{p}: {:#?}", r.reasons);
+        assert!(
+            r.network.iter().all(|n| !n.consolidates()),
+            "{:#?}",
+            r.network
+        );
+    }
+}
+
+const DAI18: u8 = 0xa3;
+const WETH: u8 = 0xa4;
+
+/// Fake payee 10 is paid 10 units of an 18-decimal stablecoin (10^19 raw) and swaps them at the
+/// router for 0.004 of another asset (4 × 10^15 raw); its own wallet 13 forwards that to wallet
+/// 30, which pays a sanctioned address. The pruning floor (0.01 % of what the payee sent, in
+/// the stablecoin's raw units: 10^15) is larger than nothing in the other asset's units, but
+/// the swap output is the payee's whole salary: it is followed and 30 is found (before, the
+/// output was "below the minimum amount" and the payee was rated none).
+#[test]
+fn value_swapped_into_an_asset_of_other_raw_units_is_not_pruned() {
+    let g = txs(&[
+        (0, 0, 60, ROUTER, WETH, 1_000_000_000_000_000_000),
+        (1, 0, PROVIDER, 10, DAI18, 10_000_000_000_000_000_000),
+        (10, 0, 10, ROUTER, DAI18, 10_000_000_000_000_000_000),
+        (10, 1, ROUTER, 13, WETH, 400_000_000_000_000),
+        (11, 0, 13, 30, WETH, 400_000_000_000_000),
+        (20, 0, 30, SANCTIONED, WETH, 100_000_000_000_000),
+        (21, 0, 30, 61, WETH, 300_000_000_000_000),
+    ]);
+    let h = history(&[(ROUTER, "defi"), (SANCTIONED, "sanctioned")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+    assert!(
+        r.network.iter().any(|n| n.wallet == addr(30)),
+        "{:#?}",
+        r.network
+    );
+}
+
+/// Fake 10's salary passes through five wallets of its own (71..75, hours apart) before it
+/// reaches wallet W, which pays the sanctioned facilitator; W is six transfers away, beyond
+/// the screening's three hops. The whole salary is still moving at the hop limit, so the
+/// network context follows it on (material value only) and finds W (before, the payee was
+/// rated none: the context ended about four transfers from the payee).
+#[test]
+fn the_network_context_follows_material_value_past_the_hop_limit() {
+    let g = table(&[
+        (1, PROVIDER, 10, USDC, 5_000_000_000),
+        (100, 10, 71, USDC, 5_000_000_000),
+        (200, 71, 72, USDC, 5_000_000_000),
+        (300, 72, 73, USDC, 5_000_000_000),
+        (400, 73, 74, USDC, 5_000_000_000),
+        (500, 74, 75, USDC, 5_000_000_000),
+        (600, 75, W, USDC, 5_000_000_000),
+        (700, W, SANCTIONED, USDC, 1_000_000_000),
+        (800, W, 61, USDC, 4_000_000_000),
+    ]);
+    let h = history(&[(SANCTIONED, "sanctioned")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+    let n = r
+        .network
+        .iter()
+        .find(|n| n.wallet == addr(W))
+        .unwrap_or_else(|| panic!("{:#?}", r.network));
+    assert_eq!(n.hops, 6);
+    assert!(!n.high_risk.is_empty());
+}
