@@ -7,10 +7,12 @@
 //! and values, and gets a [`Table`] from [`Store::table`](super::Store::table): reads decode
 //! the values, writes encode them, and no storage-engine handle leaves the store module.
 //!
-//! Keyspaces are opened on first use, not when the store opens: a command opens only what it
-//! reads. A keyspace that a store opened for reading does not have (the module never wrote to
-//! this store) reads as empty and is not created, so a read never writes; a writer creates it
-//! on first use.
+//! The store's own keyspaces (`meta` to `balances`) are held from the open; every other one is
+//! opened on first use ([`Store::table`](super::Store::table)). A keyspace that a store opened
+//! for reading does not have (the module never wrote to this store) reads as empty and is not
+//! created, so a read never writes; a writer creates it on first use, so a store holds only the
+//! keyspaces its commands used. (The storage engine itself recovers every keyspace on disk
+//! when the database opens.)
 //!
 //! The full layout (keys and values, all integers big-endian) is [`ALL`]; the module docs of
 //! [`super`] render it as a table.
