@@ -120,7 +120,7 @@ fn generated_chain_clustered_in_steps_equals_once_and_the_reference() {
     // read back through the library API (one process per address would be slow)
     let partition = |data: &std::path::Path| {
         let store = Store::open(data).unwrap();
-        let cs = paytrace_tracer::cluster::ClusterStore::open(&store).unwrap();
+        let cs = paytrace_app::clusters::ClusterStore::open(&store).unwrap();
         let mut by: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
         for a in &all {
             if let Some(id) = cs.cluster_of(a).unwrap() {

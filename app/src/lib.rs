@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod alerts;
+pub mod clusters;
 pub mod eval;
 pub mod params;
 pub mod units;

@@ -6,12 +6,12 @@ use super::chain_view::ChainView;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use paytrace_app::address::parse_address;
+use paytrace_app::clusters::{
+    ClusterLabel, ClusterStore, LabelConflict, RunReport, exchanges_from_labels,
+};
 use paytrace_config::ClusterConfig;
 use paytrace_indexer::{Address, ChainId, Store, labels::LabelStore};
-use paytrace_tracer::cluster::{
-    ClusterLabel, ClusterStore, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge,
-    RunReport, exchanges_from_labels,
-};
+use paytrace_tracer::cluster::{DepositRecord, Exchanges, MergeRecord, RefusedMerge};
 use serde::Serialize;
 
 /// `writeln!` into a `String` (the text is rewritten for Bitcoin before it is printed).

@@ -9,13 +9,13 @@ use super::{
 };
 use anyhow::{Context as _, bail};
 use clap::Args;
+use paytrace_app::clusters::ClusterStore;
 use paytrace_app::params::{ReportOptions, report_params};
 use paytrace_indexer::store::PreparedRange;
 use paytrace_indexer::{
     Address, ChainKind, Store,
     labels::{Format as LabelFormat, ImportOptions, Input, LabelStore, import_inputs},
 };
-use paytrace_tracer::cluster::ClusterStore;
 use paytrace_tracer::{
     demo::{DEFAULT_BASE, Scenario, check},
     report::{ReportParams, discover_payouts},

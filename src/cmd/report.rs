@@ -5,11 +5,11 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use paytrace_app::address::parse_address;
+use paytrace_app::clusters::ClusterStore;
 use paytrace_app::params::{ReportOptions, chain_id, parse_model, report_params};
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
-    cluster::ClusterStore,
     report::{
         AssetBook, ClusterLookup, EntityTies, LabelEntities, MergeEvidence, Payout, Report,
         ReportParams, WithDeposits, apply_verdicts, batch, build_report_with_progress,

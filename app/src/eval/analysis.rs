@@ -3,12 +3,13 @@
 //! harness in one place. The rest of the harness sees only the plain findings below.
 
 use super::EvalError;
+use crate::clusters::{ClusterStore, exchanges_from_labels};
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, ChainId, Store, Transfer, labels::Date, labels::LabelStore,
 };
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
-    cluster::{ClusterParams, ClusterStore, exchanges_from_labels},
+    cluster::ClusterParams,
     patterns::{
         PatternKind, PatternParams,
         amlsim::{AmlSim, AmlSimScore},

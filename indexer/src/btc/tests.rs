@@ -506,6 +506,11 @@ async fn crash_during_bulk_range_is_discarded_on_open() {
         };
         let store = Store::open(dir.path()).unwrap();
         assert!(store.bulk_markers().unwrap().is_empty());
+        // The store discarded its own part; the UTXO side waits for the Bitcoin store (opening
+        // the store runs no Bitcoin code), which restores it when it opens.
+        assert!(store.pending_bulk_undo(c).unwrap().is_some());
+        drop(UtxoStore::open(&store).unwrap());
+        assert!(store.pending_bulk_undo(c).unwrap().is_none());
         assert_eq!(
             snapshot(&store, c, &txids),
             before,

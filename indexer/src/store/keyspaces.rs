@@ -7,10 +7,12 @@
 //! and values, and gets a [`Table`] from [`Store::table`](super::Store::table): reads decode
 //! the values, writes encode them, and no storage-engine handle leaves the store module.
 //!
-//! Keyspaces are opened on first use, not when the store opens: a command opens only what it
-//! reads. A keyspace that a store opened for reading does not have (the module never wrote to
-//! this store) reads as empty and is not created, so a read never writes; a writer creates it
-//! on first use.
+//! The store's own keyspaces (`meta` to `balances`) are held from the open; every other one is
+//! opened on first use ([`Store::table`](super::Store::table)). A keyspace that a store opened
+//! for reading does not have (the module never wrote to this store) reads as empty and is not
+//! created, so a read never writes; a writer creates it on first use, so a store holds only the
+//! keyspaces its commands used. (The storage engine itself recovers every keyspace on disk
+//! when the database opens.)
 //!
 //! The full layout (keys and values, all integers big-endian) is [`ALL`]; the module docs of
 //! [`super`] render it as a table.
@@ -329,12 +331,72 @@ impl<K: Codec, V: Codec> Keyspace<K, V> {
     }
 }
 
+/// Where a registered keyspace is held once it exists, shared by the store and its tables.
+#[derive(Clone)]
+pub(super) struct Slot {
+    cell: std::sync::Arc<std::sync::OnceLock<fjall::Keyspace>>,
+    /// The database, to create the keyspace at its first write; `None` on a store opened for
+    /// reading (which never creates one).
+    db: Option<fjall::Database>,
+    def: &'static KeyspaceDef,
+}
+
+impl Slot {
+    /// An empty slot of `def`; `db` for a writable store.
+    pub(super) fn new(def: &'static KeyspaceDef, db: Option<fjall::Database>) -> Self {
+        Self {
+            cell: std::sync::Arc::default(),
+            db,
+            def,
+        }
+    }
+
+    /// A slot holding `ks` already.
+    pub(super) fn opened(def: &'static KeyspaceDef, ks: &fjall::Keyspace) -> Self {
+        let s = Self::new(def, None);
+        let _ = s.cell.set(ks.clone());
+        s
+    }
+
+    /// The keyspace, if it exists (opened by the store or created by a write).
+    pub(super) fn get(&self) -> Option<&fjall::Keyspace> {
+        self.cell.get()
+    }
+
+    /// Holds `ks` (the existing keyspace, opened by [`Store::table`](super::Store::table)).
+    pub(super) fn set(&self, ks: fjall::Keyspace) {
+        let _ = self.cell.set(ks);
+    }
+
+    /// The keyspace for a write: created on the first write to a writable store.
+    pub(super) fn writable(&self) -> Result<&fjall::Keyspace, StoreError> {
+        if let Some(ks) = self.cell.get() {
+            return Ok(ks);
+        }
+        let read_only = StoreError::ReadOnlyWrite {
+            keyspace: self.def.name,
+        };
+        let Some(db) = &self.db else {
+            return Err(read_only);
+        };
+        let ks = db
+            .keyspace(self.def.name, super::create_options(self.def))
+            .map_err(|source| StoreError::KeyspaceIo {
+                keyspace: self.def.name,
+                op: "create",
+                source,
+            })?;
+        self.set(ks);
+        self.cell.get().ok_or(read_only)
+    }
+}
+
 /// An opened keyspace: typed reads and writes. Cheap to clone.
 ///
-/// On a store opened for reading that does not have the keyspace, every read finds nothing
-/// and every write fails.
+/// A keyspace the store does not have yet reads as empty; on a store opened for writing its
+/// first write creates it, on one opened for reading every write fails.
 pub struct Table<K, V> {
-    pub(super) ks: Option<fjall::Keyspace>,
+    pub(super) slot: Slot,
     pub(super) def: &'static KeyspaceDef,
     _codec: PhantomData<fn() -> (K, V)>,
 }
@@ -342,7 +404,7 @@ pub struct Table<K, V> {
 impl<K, V> Clone for Table<K, V> {
     fn clone(&self) -> Self {
         Self {
-            ks: self.ks.clone(),
+            slot: self.slot.clone(),
             def: self.def,
             _codec: PhantomData,
         }
@@ -353,7 +415,7 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Table")
             .field("keyspace", &self.def.name)
-            .field("present", &self.ks.is_some())
+            .field("present", &self.slot.get().is_some())
             .finish()
     }
 }
@@ -362,10 +424,10 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
 pub type Entry<K, V> = Result<(<K as Codec>::Value, <V as Codec>::Value), StoreError>;
 
 impl<K: Codec, V: Codec> Table<K, V> {
-    pub(super) fn new(ks: Option<fjall::Keyspace>, def: &'static KeyspaceDef) -> Self {
+    pub(super) fn new(slot: Slot) -> Self {
         Self {
-            ks,
-            def,
+            def: slot.def,
+            slot,
             _codec: PhantomData,
         }
     }
@@ -392,9 +454,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
     }
 
     pub(super) fn writable(&self) -> Result<&fjall::Keyspace, StoreError> {
-        self.ks.as_ref().ok_or(StoreError::ReadOnlyWrite {
-            keyspace: self.def.name,
-        })
+        self.slot.writable()
     }
 
     fn decode_value(&self, key: &[u8], v: &[u8]) -> Result<V::Value, StoreError> {
@@ -413,7 +473,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
 
     /// The value at `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<V::Value>, StoreError> {
-        let Some(ks) = &self.ks else {
+        let Some(ks) = self.slot.get() else {
             return Ok(None);
         };
         let key = key.as_ref();
@@ -425,7 +485,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
-        match &self.ks {
+        match self.slot.get() {
             Some(ks) => ks.contains_key(key).map_err(|e| self.io("read", e)),
             None => Ok(false),
         }
@@ -439,16 +499,20 @@ impl<K: Codec, V: Codec> Table<K, V> {
             .map_err(|e| self.io("write", e))
     }
 
-    /// Removes `key` (its own atomic write).
+    /// Removes `key` (its own atomic write; nothing to do in a keyspace that does not exist).
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
-        self.writable()?
-            .remove(key.as_ref())
-            .map_err(|e| self.io("remove", e))
+        match self.slot.get() {
+            Some(ks) => ks.remove(key.as_ref()).map_err(|e| self.io("remove", e)),
+            None if self.slot.db.is_some() => Ok(()),
+            None => Err(StoreError::ReadOnlyWrite {
+                keyspace: self.def.name,
+            }),
+        }
     }
 
     /// Whether the keyspace holds no entry.
     pub fn is_empty(&self) -> Result<bool, StoreError> {
-        match &self.ks {
+        match self.slot.get() {
             Some(ks) => ks.is_empty().map_err(|e| self.io("read", e)),
             None => Ok(true),
         }
@@ -461,7 +525,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
 
     /// The last entry in key order.
     pub fn last(&self) -> Option<Entry<K, V>> {
-        let ks = self.ks.as_ref()?;
+        let ks = self.slot.get()?;
         let kv = ks.last_key_value()?;
         Some(
             kv.into_inner()
@@ -472,7 +536,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
 
     /// Removes every entry.
     pub fn clear(&self) -> Result<(), StoreError> {
-        match &self.ks {
+        match self.slot.get() {
             Some(ks) => ks.clear().map_err(|e| self.io("clear", e)),
             None => Ok(()),
         }
@@ -500,7 +564,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
 
     /// Every entry, in key order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Entry<K, V>> + '_ {
-        self.scan(self.ks.as_ref().map(|ks| ks.iter()))
+        self.scan(self.slot.get().map(|ks| ks.iter()))
     }
 
     /// The entries whose key starts with `prefix`, in key order.
@@ -509,7 +573,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
         prefix: impl AsRef<[u8]>,
     ) -> impl DoubleEndedIterator<Item = Entry<K, V>> + '_ {
         let p = prefix.as_ref().to_vec();
-        self.scan(self.ks.as_ref().map(move |ks| ks.prefix(p)))
+        self.scan(self.slot.get().map(move |ks| ks.prefix(p)))
     }
 
     /// The entries in the key range `range`, in key order.
@@ -517,7 +581,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
         &self,
         range: R,
     ) -> impl DoubleEndedIterator<Item = Entry<K, V>> + '_ {
-        self.scan(self.ks.as_ref().map(move |ks| ks.range(range)))
+        self.scan(self.slot.get().map(move |ks| ks.range(range)))
     }
 
     /// The keys (values not decoded) starting with `prefix`, in key order.
@@ -526,7 +590,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
         prefix: impl AsRef<[u8]>,
     ) -> impl DoubleEndedIterator<Item = Result<K::Value, StoreError>> + '_ {
         let p = prefix.as_ref().to_vec();
-        self.scan_keys(self.ks.as_ref().map(move |ks| ks.prefix(p)))
+        self.scan_keys(self.slot.get().map(move |ks| ks.prefix(p)))
     }
 
     /// The keys (values not decoded) in the key range `range`, in key order.
@@ -534,12 +598,12 @@ impl<K: Codec, V: Codec> Table<K, V> {
         &self,
         range: R,
     ) -> impl DoubleEndedIterator<Item = Result<K::Value, StoreError>> + '_ {
-        self.scan_keys(self.ks.as_ref().map(move |ks| ks.range(range)))
+        self.scan_keys(self.slot.get().map(move |ks| ks.range(range)))
     }
 
     /// Every key (values not decoded), in key order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = Result<K::Value, StoreError>> + '_ {
-        self.scan_keys(self.ks.as_ref().map(|ks| ks.iter()))
+        self.scan_keys(self.slot.get().map(|ks| ks.iter()))
     }
 
     /// A write of `value` at `key`, for an atomic batch of the store
@@ -574,8 +638,7 @@ impl<K: Codec, V: Codec> Table<K, V> {
 
     fn untyped(&self) -> TableRef {
         TableRef {
-            ks: self.ks.clone(),
-            def: self.def,
+            slot: self.slot.clone(),
         }
     }
 }
@@ -583,34 +646,30 @@ impl<K: Codec, V: Codec> Table<K, V> {
 /// The keyspace of a [`KeyspaceOp`](super::KeyspaceOp) (its codecs already applied).
 #[derive(Clone)]
 pub struct TableRef {
-    pub(super) ks: Option<fjall::Keyspace>,
-    pub(super) def: &'static KeyspaceDef,
+    pub(super) slot: Slot,
 }
 
 impl TableRef {
     /// A core keyspace of the store (opened with it).
     pub(super) fn core(ks: &fjall::Keyspace, def: &'static KeyspaceDef) -> Self {
         Self {
-            ks: Some(ks.clone()),
-            def,
+            slot: Slot::opened(def, ks),
         }
     }
 
     /// The keyspace's name.
     pub fn name(&self) -> &'static str {
-        self.def.name
+        self.slot.def.name
     }
 
     pub(super) fn writable(&self) -> Result<&fjall::Keyspace, StoreError> {
-        self.ks.as_ref().ok_or(StoreError::ReadOnlyWrite {
-            keyspace: self.def.name,
-        })
+        self.slot.writable()
     }
 }
 
 impl std::fmt::Debug for TableRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.def.name)
+        f.write_str(self.slot.def.name)
     }
 }
 
@@ -650,13 +709,15 @@ impl Batch {
         Ok(())
     }
 
-    /// Removes `key` of `table`.
+    /// Removes `key` of `table` (nothing to do in a keyspace that does not exist).
     pub fn remove<K: Codec, V: Codec>(
         &mut self,
         table: &Table<K, V>,
         key: impl AsRef<[u8]>,
     ) -> Result<(), StoreError> {
-        self.inner.remove(table.writable()?, key.as_ref());
+        if table.slot.get().is_some() || table.slot.db.is_none() {
+            self.inner.remove(table.writable()?, key.as_ref());
+        }
         Ok(())
     }
 
@@ -686,6 +747,8 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -695,6 +758,39 @@ mod tests {
             assert_eq!(d.index, i, "{}", d.name);
             assert!(names.insert(d.name), "{} registered twice", d.name);
         }
+    }
+
+    #[test]
+    fn a_keyspace_is_created_by_its_first_write_never_by_a_read() {
+        const T: Keyspace<Raw, U64Be> = Keyspace::new(&ALERT_META);
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = super::super::Store::open(dir.path()).unwrap();
+            let t = store.table(T).unwrap();
+            assert_eq!(t.get(b"k").unwrap(), None);
+            assert!(t.iter().next().is_none());
+            t.remove(b"k").unwrap();
+            assert!(
+                !store.db.keyspace_exists(ALERT_META.name),
+                "a read created it"
+            );
+            t.insert(b"k", &7).unwrap();
+            assert!(store.db.keyspace_exists(ALERT_META.name));
+            // Every table of the keyspace sees it.
+            assert_eq!(store.table(T).unwrap().get(b"k").unwrap(), Some(7));
+            store.persist_for_reopen().unwrap();
+        }
+        let store = super::super::Store::open_read(dir.path()).unwrap();
+        assert_eq!(store.table(T).unwrap().get(b"k").unwrap(), Some(7));
+        let other: Keyspace<Raw, U64Be> = Keyspace::new(&ALERT_KEYS);
+        let t = store.table(other).unwrap();
+        assert_eq!(t.get(b"k").unwrap(), None);
+        assert!(matches!(
+            t.insert(b"k", &1),
+            Err(StoreError::ReadOnlyWrite {
+                keyspace: "alert_keys"
+            })
+        ));
     }
 
     #[test]

@@ -46,8 +46,8 @@
 //! | `watchlist`            | address key                                     | entry JSON                 | `paytrace-app` alerts | same |
 //! | `webhook_outbox`       | alert id u64 + `0x00` + webhook name            | entry JSON                 | `paytrace-app` alerts | same |
 //!
-//! Keyspaces are opened on first use ([`Store::table`]); a store opened for reading that lacks
-//! one reads it as empty and creates nothing.
+//! Keyspaces are opened on first use ([`Store::table`]) and created by their first write: a
+//! keyspace a store lacks reads as empty, and a read never creates one.
 //!
 //! The address indexes are covering (since schema version 2): their values hold the rest of
 //! the transfer (counterparty, time, tx hash, asset, amount), so an address's history is one
@@ -235,8 +235,9 @@ pub struct Store {
     /// Balance checkpoints (`balances.rs`); empty when the stage never ran.
     balances: EngineKeyspace,
     /// The other registered keyspaces ([`keyspaces::ALL`]), opened on first use by
-    /// [`Store::table`] (`None` inside: absent from a store opened for reading).
-    tables: std::sync::Arc<[std::sync::OnceLock<Option<EngineKeyspace>>]>,
+    /// [`Store::table`] (empty while the keyspace does not exist: a writer creates it at its
+    /// first write).
+    tables: std::sync::Arc<[keyspaces::Slot]>,
     /// The balance stage's progress and the lowest chain id, read once and cached for the
     /// tracer's look-ups (reset by every write that changes them).
     balances_view: std::sync::Arc<std::sync::RwLock<Option<balances::BalancesView>>>,
@@ -481,7 +482,7 @@ impl Store {
             balances: ks(&keyspaces::BALANCES)?,
             tables: keyspaces::ALL
                 .iter()
-                .map(|_| std::sync::OnceLock::new())
+                .map(|d| keyspaces::Slot::new(d, (mode == OpenMode::Write).then(|| db.clone())))
                 .collect(),
             balances_view: std::sync::Arc::default(),
             read_only: mode == OpenMode::Read,
@@ -692,8 +693,9 @@ impl Store {
 
     /// The registered keyspace `ks`, opened on first use with its codecs.
     ///
-    /// On a store opened for reading a keyspace the store does not have is not created: the
-    /// table reads as empty (the module never wrote to this store) and refuses writes.
+    /// A keyspace the store does not have is not created here: the table reads as empty, and
+    /// on a store opened for writing its first write creates it (a store holds only the
+    /// keyspaces its commands wrote to); on one opened for reading writes fail.
     pub fn table<K: Codec, V: Codec>(&self, ks: Keyspace<K, V>) -> Result<Table<K, V>, StoreError> {
         let def = ks.def();
         let slot = self
@@ -703,20 +705,14 @@ impl Store {
                 "keyspace {} is not registered",
                 def.name
             )))?;
-        if let Some(t) = slot.get() {
-            return Ok(Table::new(t.clone(), def));
-        }
-        let opened = if self.read_only && !self.db.keyspace_exists(def.name) {
-            None
-        } else {
-            Some(
+        if slot.get().is_none() && self.db.keyspace_exists(def.name) {
+            slot.set(
                 self.db
                     .keyspace(def.name, create_options(def))
                     .map_err(|e| self.io("open keyspace", e))?,
-            )
-        };
-        let _ = slot.set(opened.clone());
-        Ok(Table::new(opened, def))
+            );
+        }
+        Ok(Table::new(slot.clone()))
     }
 
     /// A batch of writes to registered keyspaces, committed atomically by [`Batch::commit`].

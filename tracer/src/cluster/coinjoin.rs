@@ -3,7 +3,7 @@
 //! 1.0/1.1, Wasabi 2.0 and JoinMarket. Values are in satoshi.
 //!
 //! Detected CoinJoins are never merged by the multi-input heuristic and are flagged on the
-//! transaction (see [`super::ClusterStore::coinjoin`]). The rules and their failure modes are
+//! transaction (see the cluster store's `coinjoin`). The rules and their failure modes are
 //! written out in `docs/heuristics.md` ("Clustering").
 
 use paytrace_indexer::Address;

@@ -8,8 +8,8 @@
 //!   multi-participation ([`evm`]);
 //! * an engine ([`run_range`]) that is pure over the small read trait [`ClusterSource`] and a
 //!   [`ClusterState`] (tested on in-memory data);
-//! * persistence in the store's own keyspaces and the query API other modules use:
-//!   [`ClusterStore`] (`cluster_of`, `members`, `labels`, `explain`, `coinjoin`, `run`).
+//! * the persisted state the engine reads as a trait ([`Persisted`]); the cluster store itself
+//!   (keyspaces, queries, `run`) is the application layer's (`paytrace_app::clusters`).
 //!
 //! Clusters are derived data: indexing never reads them. Every merge keeps its evidence
 //! ([`MergeRecord`]: heuristic, transaction, confidence); a merge that would join two large
@@ -24,7 +24,6 @@ mod error;
 pub mod evm;
 mod source;
 mod state;
-mod store;
 mod uf;
 pub mod utxo;
 
@@ -34,10 +33,6 @@ pub use engine::{Exchanges, run_range};
 pub use error::ClusterError;
 pub use source::{ClusterSource, MemoryTransfers};
 pub use state::{ClusterState, MergeOutcome, NoPersisted, Persisted};
-pub use store::{
-    ClusterLabel, ClusterLabels, ClusterStore, Explanation, LabelConflict, RunReport,
-    exchanges_from_labels,
-};
 pub use uf::UnionFind;
 
 use paytrace_indexer::{Address, BlockNumber, ChainId, TxHash};
@@ -46,7 +41,7 @@ use serde::{Deserialize, Serialize};
 /// A cluster: the dense id of its representative address.
 ///
 /// Stable between runs of `cluster run`; a run that merges this cluster into a larger one
-/// gives its members the larger cluster's id (ask [`ClusterStore::cluster_of`] again).
+/// gives its members the larger cluster's id (ask the cluster store's `cluster_of` again).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClusterId(pub u32);

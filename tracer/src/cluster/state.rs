@@ -8,7 +8,7 @@ use super::{
 use paytrace_indexer::{Address, BlockRef, ChainId};
 use std::collections::{BTreeMap, HashMap};
 
-/// What earlier runs stored, as the engine needs it. [`super::ClusterStore`] implements it on
+/// What earlier runs stored, as the engine needs it. the cluster store (`paytrace_app::clusters`) implements it on
 /// the store; [`NoPersisted`] is the empty history (in-memory runs).
 pub trait Persisted {
     /// The id of `address`, if it has one.
@@ -66,22 +66,33 @@ pub enum MergeOutcome {
 /// The union-find and the pending results of a run.
 #[derive(Debug, Default)]
 pub struct ClusterState {
-    pub(crate) uf: UnionFind,
+    /// The union-find over every id (stored and new).
+    pub uf: UnionFind,
     /// Ids below this are stored already.
-    pub(crate) base_len: u32,
-    pub(crate) new_ids: HashMap<Address, u32>,
-    pub(crate) new_addrs: Vec<Address>,
-    pub(crate) merges: Vec<MergeRecord>,
-    pub(crate) refused: Vec<RefusedMerge>,
-    pub(crate) coinjoins: Vec<CoinJoinFlag>,
-    pub(crate) deposits: HashMap<Address, DepositRecord>,
-    pub(crate) airdrop_hits: HashMap<(Address, Address), AirdropHit>,
-    pub(crate) airdrop_forwards: BTreeMap<(Address, Address), Vec<AirdropForward>>,
-    pub(crate) checkpoints: BTreeMap<ChainId, BlockRef>,
+    pub base_len: u32,
+    /// Ids given in this run.
+    pub new_ids: HashMap<Address, u32>,
+    /// Addresses given an id in this run, in id order from `base_len`.
+    pub new_addrs: Vec<Address>,
+    /// Merges of this run.
+    pub merges: Vec<MergeRecord>,
+    /// Merges the collapse guard refused in this run.
+    pub refused: Vec<RefusedMerge>,
+    /// CoinJoins flagged in this run.
+    pub coinjoins: Vec<CoinJoinFlag>,
+    /// Deposit addresses found in this run.
+    pub deposits: HashMap<Address, DepositRecord>,
+    /// Airdrop receipts by (token, recipient).
+    pub airdrop_hits: HashMap<(Address, Address), AirdropHit>,
+    /// Airdrop forwards by (token, aggregator).
+    pub airdrop_forwards: BTreeMap<(Address, Address), Vec<AirdropForward>>,
+    /// The last block clustered per chain, as of this run.
+    pub checkpoints: BTreeMap<ChainId, BlockRef>,
     pub(crate) guard: CollapseGuard,
-    pub(crate) stats: RunStats,
+    /// Counts of this run.
+    pub stats: RunStats,
     /// The stored `[parent, size]` entries as loaded (to find what changed at commit).
-    pub(crate) orig: Vec<[u32; 2]>,
+    pub orig: Vec<[u32; 2]>,
 }
 
 impl ClusterState {
@@ -94,7 +105,7 @@ impl ClusterState {
     }
 
     /// A state continuing from a stored union-find of `uf.len()` ids.
-    pub(crate) fn resume(uf: UnionFind, guard: CollapseGuard) -> Result<Self, ClusterError> {
+    pub fn resume(uf: UnionFind, guard: CollapseGuard) -> Result<Self, ClusterError> {
         let base_len = u32::try_from(uf.len()).map_err(|_| ClusterError::IdSpaceFull)?;
         Ok(Self {
             orig: uf.nodes().to_vec(),
@@ -231,7 +242,7 @@ impl ClusterState {
     }
 
     /// Records waiting to be committed.
-    pub(crate) fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.new_addrs.len()
             + self.merges.len()
             + self.refused.len()

@@ -4,11 +4,11 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use alloy_primitives::B256;
+use paytrace_app::clusters::ClusterStore;
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainId, ChainKind, Store, Timestamp, Transfer,
     TransferKey, TransferKind, TxHash, model::UTXO_OUTPUT_BASE,
 };
-use paytrace_tracer::cluster::ClusterStore;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Script address number `n`.

@@ -11,11 +11,12 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)] // benchmark driver
 
 use alloy_primitives::B256;
+use paytrace_app::clusters::ClusterStore;
 use paytrace_indexer::{
     Address, Amount, Asset, BlockNumber, BlockRef, ChainKind, Store, Timestamp, Transfer,
     TransferKey, TransferKind, TxHash, model::UTXO_OUTPUT_BASE,
 };
-use paytrace_tracer::cluster::{ClusterParams, ClusterStore, Exchanges};
+use paytrace_tracer::cluster::{ClusterParams, Exchanges};
 use std::time::Instant;
 
 fn script(n: u64) -> Address {

@@ -6,12 +6,13 @@ mod cluster_util;
 
 use bitcoin::hashes::{Hash, sha256};
 use cluster_util::*;
+use paytrace_app::clusters::ClusterStore;
 use paytrace_indexer::{
     Address, BlockNumber, BlockRef, ChainId, ChainKind, Store, Timestamp, Transfer,
 };
 use paytrace_tracer::cluster::{
-    ChangeHeuristic, ChangeRule, ClusterParams, ClusterState, ClusterStore, CoinJoinKind,
-    CollapseGuard, Exchanges, Heuristic, MemoryTransfers, NoPersisted, run_range,
+    ChangeHeuristic, ChangeRule, ClusterParams, ClusterState, CoinJoinKind, CollapseGuard,
+    Exchanges, Heuristic, MemoryTransfers, NoPersisted, run_range,
 };
 use std::collections::{BTreeSet, HashMap};
 

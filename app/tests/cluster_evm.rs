@@ -6,13 +6,13 @@
 mod cluster_util;
 
 use cluster_util::*;
+use paytrace_app::clusters::{ClusterStore, exchanges_from_labels};
 use paytrace_indexer::{
     Address, Asset, BlockNumber, ChainId, ChainKind, Transfer, TransferKind,
     labels::{Candidate, Category, Defaults, LabelStore},
 };
 use paytrace_tracer::cluster::{
-    ClusterParams, ClusterState, ClusterStore, Exchanges, Heuristic, MemoryTransfers, NoPersisted,
-    exchanges_from_labels, run_range,
+    ClusterParams, ClusterState, Exchanges, Heuristic, MemoryTransfers, NoPersisted, run_range,
 };
 use std::collections::BTreeSet;
 

@@ -1,4 +1,7 @@
-//! Persistence of clusters in the store's own keyspaces, and the query API.
+//! The cluster store: clusters persisted in their registered keyspaces of the paytrace store,
+//! the query API, and `run`, which drives the tracer's clustering engine (pure over
+//! [`ClusterSource`](paytrace_tracer::cluster::ClusterSource) and [`Persisted`]) over the
+//! indexed blocks and commits its results.
 //!
 //! | keyspace               | key                                   | value                          |
 //! |------------------------|---------------------------------------|--------------------------------|
@@ -18,11 +21,6 @@
 //! Integers are big-endian. After every run each stored parent is the root, so
 //! [`ClusterStore::cluster_of`] is two point reads. A run is committed in one atomic batch.
 
-use super::{
-    AirdropForward, AirdropHit, ClusterError, ClusterId, ClusterParams, ClusterState, CoinJoinFlag,
-    DepositRecord, MergeRecord, Persisted, RefusedMerge, RunStats, UnionFind,
-    engine::{Exchanges, run_range},
-};
 use paytrace_indexer::{
     Address, BlockNumber, BlockRef, ChainId, Store, TxHash,
     labels::{Category, LabelAddress, LabelStore, today},
@@ -30,6 +28,10 @@ use paytrace_indexer::{
         Table,
         keyspaces::{self as ks, Keyspace, Postcard, Raw, U32Be, Unit},
     },
+};
+use paytrace_tracer::cluster::{
+    AirdropForward, AirdropHit, ClusterError, ClusterId, ClusterParams, ClusterState, CoinJoinFlag,
+    DepositRecord, Exchanges, MergeRecord, Persisted, RefusedMerge, RunStats, UnionFind, run_range,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -856,4 +858,31 @@ pub fn exchanges_from_labels(labels: &LabelStore) -> Result<Exchanges, ClusterEr
         }
     }
     Ok(ex)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_store_that_never_clustered_reads_as_unclustered_and_a_read_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let count = || {
+            std::fs::read_dir(dir.path().join("keyspaces"))
+                .unwrap()
+                .count()
+        };
+        let before = count();
+        let store = Store::open_read(dir.path()).unwrap();
+        let cs = ClusterStore::open(&store).unwrap();
+        assert!(cs.is_empty().unwrap());
+        assert_eq!(cs.cluster_of(&Address::Evm([1; 20])).unwrap(), None);
+        assert!(cs.refused_merges().unwrap().is_empty());
+        drop(cs);
+        drop(store);
+        assert_eq!(count(), before, "a read open created a keyspace");
+    }
 }

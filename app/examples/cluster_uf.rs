@@ -17,8 +17,9 @@
 //! Results go to docs/benchmarks.md ("Clustering").
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)] // benchmark driver
 
+use paytrace_app::clusters::ClusterStore;
 use paytrace_indexer::Store;
-use paytrace_tracer::cluster::{ClusterStore, UnionFind};
+use paytrace_tracer::cluster::UnionFind;
 use std::time::Instant;
 
 fn main() {
