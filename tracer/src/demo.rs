@@ -1108,7 +1108,15 @@ pub fn check(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
         .iter()
         .filter_map(|f| {
             f.address
-                .map(|a| (a, f.onward.iter().filter_map(|o| o.address).collect()))
+                .map(|a| {
+                    (
+                        a,
+                        f.onward
+                            .iter()
+                            .flat_map(|o| o.addresses.iter().copied())
+                            .collect(),
+                    )
+                })
         })
         .collect();
     if onward != truth.onward {
