@@ -1107,8 +1107,15 @@ pub fn check(report: &crate::report::Report, truth: &Truth) -> Vec<String> {
         .convergence
         .iter()
         .filter_map(|f| {
-            f.address
-                .map(|a| (a, f.onward.iter().filter_map(|o| o.address).collect()))
+            f.address.map(|a| {
+                (
+                    a,
+                    f.onward
+                        .iter()
+                        .flat_map(|o| o.addresses.iter().copied())
+                        .collect(),
+                )
+            })
         })
         .collect();
     if onward != truth.onward {

@@ -150,6 +150,8 @@ impl Step {
 
 struct Builder {
     seed: u64,
+    /// The DEX router.
+    router: Address,
     r: Rand,
     txs: Vec<(u64, usize, Tx)>,
     addresses: BTreeSet<Address>,
@@ -238,7 +240,6 @@ impl Builder {
     fn swap(
         &mut self,
         time: u64,
-        router: Address,
         from: Address,
         to: Address,
         asset: AssetId,
@@ -246,6 +247,7 @@ impl Builder {
         amount: u128,
     ) -> u128 {
         let out = quote(amount, asset, into);
+        let router = self.router;
         let mut pay = Self::mv(router, to, into, out);
         pay.internal = into == AssetId::Native;
         self.tx(
@@ -264,6 +266,7 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
     let variant = seed % 3;
     let mut b = Builder {
         seed,
+        router: Address::ZERO_EVM,
         r: Rand::new(seed),
         txs: Vec::new(),
         addresses: BTreeSet::new(),
@@ -288,6 +291,7 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
     let drop = AssetId::Token(2);
     let hots: Vec<Address> = (0..3).map(|i| b.addr(&format!("cex {i} hot"))).collect();
     let router = b.addr("amm router");
+    b.router = router;
     let sanctioned = b.addr("sanctioned facilitator");
     let distributor = b.addr("airdrop distributor");
     let mut labels: Vec<Label> = hots
@@ -549,7 +553,7 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
                         b.send(at, holder, next, asset, amount, "fake hop");
                     }
                     Step::Swap(into) => {
-                        amount = b.swap(at, router, holder, next, asset, into, amount);
+                        amount = b.swap(at, holder, next, asset, into, amount);
                         asset = into;
                     }
                     Step::Forward => {
@@ -730,7 +734,7 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
                     } else {
                         stable[1 - usize::from(a == stable[1])]
                     };
-                    b.swap(at, router, w, w, a, into, v);
+                    b.swap(at, w, w, a, into, v);
                 }
                 4 => {
                     let v = part(held, b.r.between(5, 20), 100);
@@ -766,7 +770,7 @@ pub fn generate(seed: u64, scale: u32) -> Scenario {
                     b.send(later, r, cons[o][0], drop, amount, "airdrop forward");
                 } else if b.r.percent(80) {
                     let into = stable[b.r.pick(2)];
-                    b.swap(later, router, r, r, drop, into, amount);
+                    b.swap(later, r, r, drop, into, amount);
                 }
             }
         }

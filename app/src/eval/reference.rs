@@ -47,6 +47,9 @@ fn mul_div(a: u128, b: u128, c: u128) -> u128 {
 /// Taint of one transfer: per origin, in the order it leaves (FIFO) or as a set (haircut).
 type Slices = Vec<(usize, u128)>;
 
+/// Per (origin, address): the fewest hops from the origin's payee.
+type Hops = BTreeMap<(usize, Address), u32>;
+
 /// A FIFO holding: (origin, amount) slices in arrival order (`None`: clean).
 type Queue = VecDeque<(Option<usize>, u128)>;
 
@@ -165,41 +168,38 @@ fn run<L: Ledger>(
     // Per (origin, address): the fewest hops from the origin's payee (hop 0) at which the
     // origin's taint arrived. An address at `limit` hops or more is not followed for that
     // origin: what it sends carries none of that origin's taint.
-    let mut hops: BTreeMap<(usize, Address), u32> = BTreeMap::new();
+    let mut hops: Hops = BTreeMap::new();
     let zero = Address::ZERO_EVM;
     let held = |a: &Address| *a == zero || *a == router || *a == target || stops.contains(a);
-    let hop_of = |hops: &BTreeMap<(usize, Address), u32>, o: usize, a: Address| {
-        hops.get(&(o, a)).copied().unwrap_or(0)
-    };
+    let hop_of = |hops: &Hops, o: usize, a: Address| hops.get(&(o, a)).copied().unwrap_or(0);
     for (n, tx) in txs.iter().enumerate() {
         let mut moves: Vec<&Move> = tx.moves.iter().collect();
         moves.sort_by_key(|m| rank(m));
         // Credits `m` with taint `t`, each origin arriving at hop `hop(o)`.
-        let mut credit =
-            |ledger: &mut L,
-             hops: &mut BTreeMap<(usize, Address), u32>,
-             m: &Move,
-             t: &Slices,
-             from_hop: &dyn Fn(&BTreeMap<(usize, Address), u32>, usize) -> u32| {
+        let mut credit = |ledger: &mut L,
+                          hops: &mut Hops,
+                          m: &Move,
+                          t: &Slices,
+                          from_hop: &dyn Fn(&Hops, usize) -> u32| {
+            for &(o, v) in t {
+                if v == 0 {
+                    continue;
+                }
+                let h = from_hop(hops, o);
+                let e = hops.entry((o, m.to)).or_insert(h);
+                *e = (*e).min(h);
+            }
+            if m.to == target {
                 for &(o, v) in t {
-                    if v == 0 {
-                        continue;
-                    }
-                    let h = from_hop(hops, o);
-                    let e = hops.entry((o, m.to)).or_insert(h);
-                    *e = (*e).min(h);
+                    *reached.entry(o).or_default() += v;
                 }
-                if m.to == target {
-                    for &(o, v) in t {
-                        *reached.entry(o).or_default() += v;
-                    }
-                } else if !held(&m.to) {
-                    ledger.put(m.to, m.asset, m.amount, t);
-                }
-            };
+            } else if !held(&m.to) {
+                ledger.put(m.to, m.asset, m.amount, t);
+            }
+        };
         // Debits `m`; returns the taint it carries (origins whose sender is at the hop limit
         // carry nothing on).
-        let carry = |ledger: &mut L, hops: &BTreeMap<(usize, Address), u32>, i: usize, m: &Move| {
+        let carry = |ledger: &mut L, hops: &Hops, i: usize, m: &Move| {
             if let (Some(o), 0) = (origins.get(&n), i) {
                 // The payout itself: fully tainted with its own origin.
                 vec![(*o, m.amount)]

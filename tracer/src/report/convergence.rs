@@ -179,6 +179,8 @@ pub struct Onward {
     pub key: String,
     /// The address (address continuations).
     pub address: Option<Address>,
+    /// The addresses the payees' value reached (one for an address; those of a cluster).
+    pub addresses: Vec<Address>,
     /// Label category.
     pub category: Option<Category>,
     /// Labels.
@@ -238,6 +240,9 @@ pub struct Finding {
     /// owner), at most 20.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub merges: Vec<MergeEvidence>,
+    /// Payees of which most of a payout (`salary_share`) reached the finding.
+    #[serde(skip)]
+    pub salary_payees: usize,
 }
 
 /// One merge behind a payee cluster.
@@ -454,6 +459,7 @@ fn finding<'d>(
         onward: Vec::new(),
         upstream: Vec::new(),
         merges: Vec::new(),
+        salary_payees: 0,
     })
 }
 
@@ -517,6 +523,22 @@ fn reachable_avoiding(
         }
     }
     false
+}
+
+/// A candidate with the number of its payees of which most of a payout reached it.
+fn candidate<'a>(
+    mut f: Finding,
+    hits: Vec<Hit<'a>>,
+    digests: &[TraceDigest],
+    p: &ConvergenceParams,
+) -> Candidate<'a> {
+    let salary: BTreeSet<Address> = hits
+        .iter()
+        .filter(|h| h.arrival.share >= p.salary_share)
+        .map(|h| digests[h.digest].payee_address)
+        .collect();
+    f.salary_payees = salary.len();
+    Candidate { f, hits }
 }
 
 /// A finding with the hits it was built from.
@@ -639,6 +661,7 @@ fn feeds(j: usize, cands: &[Candidate<'_>], digests: &[TraceDigest], share: f64)
         .filter(|(i, a)| {
             *i != j
                 && a.f.payees.len() > mine.len()
+                && a.f.salary_payees >= 2
                 && mine
                     .iter()
                     .all(|x| a.f.payees.iter().any(|p| p.address == *x))
@@ -664,6 +687,7 @@ fn onward_of(f: &Finding) -> Onward {
     Onward {
         key: f.key.clone(),
         address: f.address,
+        addresses: f.addresses.clone(),
         category: f.category.clone(),
         labels: f.labels.clone(),
         payees: f.payees.len(),
@@ -773,6 +797,7 @@ fn fold(cands: Vec<Candidate<'_>>, digests: &[TraceDigest]) -> Vec<Finding> {
             onward.entry(root).or_default().push(Onward {
                 key: f.key.clone(),
                 address: f.address,
+                addresses: f.addresses.clone(),
                 category: f.category.clone(),
                 labels: f.labels.clone(),
                 payees: f.payees.len(),
@@ -817,7 +842,7 @@ pub fn detect<C: ClusterLookup>(
         for a in &d.arrivals {
             if a.hops > p.max_hops
                 || a.amount.is_zero()
-                || a.share < p.min_share.max(p.salary_share)
+                || a.share < p.min_share
                 || a.category.as_ref().is_some_and(|c| ignore.contains(c))
             {
                 continue;
@@ -855,7 +880,7 @@ pub fn detect<C: ClusterLookup>(
             &mut incoming,
         )?;
         if f.payees.len() >= p.min_payees {
-            cands.push(Candidate { f, hits });
+            cands.push(candidate(f, hits, digests, p));
         }
     }
     for (c, hits) in by_cluster {
@@ -891,7 +916,7 @@ pub fn detect<C: ClusterLookup>(
             merges.truncate(20);
             f.merges = merges;
         }
-        cands.push(Candidate { f, hits });
+        cands.push(candidate(f, hits, digests, p));
     }
     // "Most of it went on": the same share that makes a payout count toward an address.
     let (cands, mut fed) = take_feeders(cands, digests, p.salary_share.max(0.5));
@@ -903,6 +928,14 @@ pub fn detect<C: ClusterLookup>(
                 f.upstream = up;
             }
             f
+        })
+        // Salaries meet where most of them went: a finding (not a shared deposit: one exchange
+        // account is one customer, whatever part of a salary went in) needs `min_payees` payees
+        // of which most of a payout reached it. The others were candidates only so that their
+        // downstream addresses are continuations, not findings.
+        .filter(|f| {
+            f.category.as_ref().map(Category::as_str) == Some("exchange_deposit")
+                || f.salary_payees >= p.min_payees
         })
         .partition(|f| f.category.as_ref().map(Category::as_str) == Some("exchange_deposit"));
     rank(&mut findings, assets);
