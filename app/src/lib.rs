@@ -8,5 +8,7 @@
 
 pub mod address;
 pub mod eval;
+pub mod keys;
 pub mod params;
+pub mod query;
 pub mod units;
