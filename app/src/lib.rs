@@ -8,7 +8,16 @@
 
 pub mod address;
 pub mod alerts;
+pub mod chain_view;
+pub mod cluster_view;
 pub mod clusters;
 pub mod eval;
+pub mod explain;
+pub mod keys;
+pub mod labels;
 pub mod params;
+pub mod query;
+pub mod report;
+pub mod screen;
+pub mod trace;
 pub mod units;

@@ -5,17 +5,12 @@ use super::Context;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use paytrace_app::address::parse_address;
-use paytrace_app::clusters::ClusterStore;
 use paytrace_app::params::{ReportOptions, chain_id, parse_model, report_params};
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
-    MemoryLabels, Model, StoreLabels,
-    report::{
-        AssetBook, ClusterLookup, EntityTies, LabelEntities, MergeEvidence, Payout, Report,
-        ReportParams, WithDeposits, apply_verdicts, batch, build_report_with_progress,
-        discover_payouts, render,
-    },
-    risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
+    Model,
+    report::{AssetBook, Payout, Report, ReportParams, batch, discover_payouts, render},
+    risk::{ScreenParams, hops_text},
 };
 use serde::Serialize;
 use std::{
@@ -117,16 +112,6 @@ pub fn units(
     Ok(paytrace_app::units::Units::load(store, &ctx.config)?.with_flags(flags)?)
 }
 
-/// The names of the store's Bitcoin chains (batch rows naming one are Bitcoin rows).
-fn bitcoin_chains(store: &Store) -> anyhow::Result<Vec<String>> {
-    Ok(store
-        .chains()?
-        .into_iter()
-        .filter(|c| c.kind == paytrace_indexer::ChainKind::Bitcoin)
-        .map(|c| c.name)
-        .collect())
-}
-
 /// Where the files went.
 #[derive(Debug, Serialize)]
 pub struct Written {
@@ -171,114 +156,10 @@ pub fn write_report(
     Ok(w)
 }
 
-/// [`ClusterLookup`] and [`DepositLookup`](paytrace_tracer::report::DepositLookup) over the
-/// clusters and deposit attributions `paytrace cluster run` left in the store (addresses never
-/// clustered, or alone in their cluster, have none).
-pub struct StoreClusters(
-    ClusterStore,
-    /// Deposit attributions read so far (traces ask for the same addresses many times).
-    std::sync::RwLock<HashMap<Address, Option<String>>>,
-);
+pub use paytrace_app::screen::{StoreClusters, screen_history};
 
-impl StoreClusters {
-    /// Opens the cluster keyspaces of `store`.
-    pub fn open(store: &Store) -> anyhow::Result<Self> {
-        Ok(Self(
-            ClusterStore::open(store).context("opening the cluster keyspaces")?,
-            std::sync::RwLock::new(HashMap::new()),
-        ))
-    }
-}
-
-/// The label history screening reads: the label store, plus the deposit addresses `cluster run`
-/// attributed (as `exchange_deposit` of their exchange).
-pub type ScreenHistory<'a> = WithDeposits<'a, StoreLabelHistory, StoreClusters>;
-
-/// [`ScreenHistory`] of `store` over `clusters`.
-pub fn screen_history<'a>(
-    store: &Store,
-    clusters: &'a StoreClusters,
-) -> anyhow::Result<ScreenHistory<'a>> {
-    Ok(WithDeposits {
-        labels: StoreLabelHistory::open(store).context("opening the label store")?,
-        deposits: clusters,
-    })
-}
-
-impl paytrace_tracer::report::DepositLookup for StoreClusters {
-    fn deposit_of(&self, a: &Address) -> Option<String> {
-        // A poisoned lock only means a thread panicked while holding it; the map is intact.
-        if let Some(v) = self
-            .1
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(a)
-        {
-            return v.clone();
-        }
-        let v = match self.0.deposit(a) {
-            Ok(d) => d.map(|d| d.entity.unwrap_or_else(|| d.exchange.to_string())),
-            Err(e) => {
-                tracing::warn!(address = %a, error = %e, "deposit look-up failed; treated as not attributed");
-                None
-            }
-        };
-        self.1
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(*a, v.clone());
-        v
-    }
-}
-
-impl ClusterLookup for StoreClusters {
-    fn merge_evidence(&self, _cluster: &str, addresses: &[Address]) -> Vec<MergeEvidence> {
-        let look = || -> Result<Vec<MergeEvidence>, paytrace_tracer::cluster::ClusterError> {
-            let Some(first) = addresses.first() else {
-                return Ok(Vec::new());
-            };
-            let Some(c) = self.0.cluster_of(first)? else {
-                return Ok(Vec::new());
-            };
-            let mut merges = self.0.merges_of_limit(c, 500)?;
-            // The merges that touch the payees first.
-            merges.sort_by_key(|m| !(addresses.contains(&m.a) || addresses.contains(&m.b)));
-            Ok(merges
-                .into_iter()
-                .take(20)
-                .map(|m| MergeEvidence {
-                    a: m.a,
-                    b: m.b,
-                    heuristic: m.heuristic.name(),
-                    tx: m.tx,
-                    related_tx: m.related_tx,
-                })
-                .collect())
-        };
-        look().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cluster merge evidence look-up failed; listed without it");
-            Vec::new()
-        })
-    }
-
-    fn cluster_of(&self, a: &Address) -> Option<String> {
-        let look = || -> Result<Option<String>, paytrace_tracer::cluster::ClusterError> {
-            let Some(c) = self.0.cluster_of(a)? else {
-                return Ok(None);
-            };
-            Ok((self.0.size(c)? > 1).then(|| c.to_string()))
-        };
-        look().unwrap_or_else(|e| {
-            tracing::warn!(address = %a, error = %e, "cluster look-up failed; treated as unclustered");
-            None
-        })
-    }
-}
-
-/// Runs a report on the store: deposit addresses attributed by `cluster run` count as
-/// `exchange_deposit` of their exchange, and with `verdicts` every payee's risk is its
-/// screening verdict as of that day (the same as `paytrace screen --as-of`). `bar`, when
-/// given, advances one step per payout traced.
+/// Runs a report on the store (the application layer's [`paytrace_app::report::run_on_store`])
+/// with `bar`, when given, advanced one step per payout traced.
 #[allow(clippy::too_many_arguments)]
 pub fn run_on_store(
     store: &Store,
@@ -292,48 +173,27 @@ pub fn run_on_store(
     verdicts: Option<&ScreenParams>,
     bar: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<Report> {
-    let clusters = StoreClusters::open(store)?;
-    let labels = WithDeposits {
-        labels: StoreLabels::open(store, labels_as_of, MemoryLabels::new())
-            .context("opening the label store")?,
-        deposits: &clusters,
-    };
-    let asof = paytrace_indexer::labels::LabelStore::open(store)?;
-    // Clusters, and label entities tying addresses across chains.
-    let ties = EntityTies {
-        clusters: &clusters,
-        entities: &LabelEntities {
-            labels: &asof,
-            as_of: labels_as_of,
-        },
-    };
-    let mut r = build_report_with_progress(
+    Ok(paytrace_app::report::run_on_store(
         store,
-        &labels,
-        &asof,
-        &ties,
         title,
         providers,
         payouts,
         issues,
         assets,
         params,
-        &mut || {
+        labels_as_of,
+        verdicts,
+        &mut |step| {
             if let Some(b) = bar {
-                b.inc(1);
+                match step {
+                    paytrace_app::report::Step::Payout => b.inc(1),
+                    paytrace_app::report::Step::Screening => {
+                        b.set_message("screening the payees");
+                    }
+                }
             }
         },
-    )?;
-    r.prune_assets();
-    if let Some(p) = verdicts {
-        if let Some(b) = bar {
-            b.set_message("screening the payees");
-        }
-        let history = screen_history(store, &clusters)?;
-        let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
-        apply_verdicts(&mut r, &src, &history, p, params.threads)?;
-    }
-    Ok(r)
+    )?)
 }
 
 /// Names payees found on chain after the entity of their label, when the label store has one.
@@ -498,28 +358,9 @@ impl PayoutsArgs {
             Some(path) => {
                 let file = path.display().to_string();
                 let f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
-                let (rows, mut issues) =
-                    batch::parse_with_chains(&file, f, &assets, &bitcoin_chains(&store)?)?;
-                let (payouts, unmatched) =
-                    batch::match_rows(&store, &file, &rows, &providers, chain)?;
-                issues.extend(unmatched);
-                issues.sort_by_key(|i| i.line);
-                // --since/--until select the batch's payouts by their on-chain time.
-                let n = payouts.len();
-                let payouts: Vec<_> = payouts
-                    .into_iter()
-                    .filter(|p| {
-                        since.is_none_or(|s| p.time >= s) && until.is_none_or(|u| p.time <= u)
-                    })
-                    .collect();
-                if payouts.len() < n {
-                    tracing::info!(
-                        kept = payouts.len(),
-                        outside = n - payouts.len(),
-                        "batch payouts outside --since/--until left out"
-                    );
-                }
-                (payouts, issues)
+                paytrace_app::report::batch_payouts(
+                    &store, &file, f, &assets, &providers, chain, since, until,
+                )?
             }
             None => {
                 let mut payouts = discover_payouts(

@@ -200,6 +200,14 @@ registry! {
     WEBHOOK_OUTBOX = 36, "webhook_outbox", scan_only: false,
         key: "alert id u64 + 0x00 + webhook name", value: "entry JSON",
         writer: "app::alerts", readers: "app::alerts";
+    /// The server's API keys (salted hashes only).
+    API_KEYS = 37, "api_keys", scan_only: false,
+        key: "key id (16 hex)", value: "key record JSON (role, salt, SHA-256 of salt + secret)",
+        writer: "app::keys", readers: "app::keys";
+    /// The audit log of every mutation made through the server.
+    AUDIT_LOG = 38, "audit_log", scan_only: false,
+        key: "time ns u64 + 8 random bytes", value: "entry JSON (key id, role, action, target, status)",
+        writer: "app::keys", readers: "app::keys";
 }
 
 /// How the keys or values of a keyspace are encoded.

@@ -45,6 +45,8 @@
 //! | `alert_meta`           | `next_id`                                       | u64                        | `paytrace-app` alerts | same |
 //! | `watchlist`            | address key                                     | entry JSON                 | `paytrace-app` alerts | same |
 //! | `webhook_outbox`       | alert id u64 + `0x00` + webhook name            | entry JSON                 | `paytrace-app` alerts | same |
+//! | `api_keys`             | key id (16 hex)                                 | key record JSON (salted hash) | `paytrace-app` keys | same |
+//! | `audit_log`            | time ns u64 + 8 random bytes                    | entry JSON                 | `paytrace-app` keys | same |
 //!
 //! Keyspaces are opened on first use ([`Store::table`]) and created by their first write: a
 //! keyspace a store lacks reads as empty, and a read never creates one.
