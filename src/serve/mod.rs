@@ -444,3 +444,27 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("stop requested; finishing the requests in flight");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn binds_to_this_machine_by_default() {
+        let cli = Cli::try_parse_from(["serve"]).unwrap();
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:8080");
+        assert!(cli.serve.cors_origin.is_empty());
+        assert_eq!(
+            cli.serve.listen,
+            ServeArgs::default().listen,
+            "the Default impl agrees with the flags"
+        );
+    }
+}
