@@ -293,9 +293,12 @@ async fn problem_for_errors(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    // Problem documents, and the JSON answers of `/readyz`, stay as they are.
+    // Problem documents, the JSON answers of `/readyz` and the web UI's HTML error pages stay
+    // as they are.
     let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes() == problem::PROBLEM_JSON.as_bytes() || v.as_bytes() == b"application/json"
+        v.as_bytes() == problem::PROBLEM_JSON.as_bytes()
+            || v.as_bytes() == b"application/json"
+            || v.as_bytes().starts_with(b"text/html")
     });
     if is_json {
         return resp;
