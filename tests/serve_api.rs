@@ -150,3 +150,27 @@ async fn rate_limit_answers_429_with_retry_after() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_is_off_unless_an_origin_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = demo_store(&dir.path().join("demo"));
+    let c = Client::new();
+    let preflight = |srv: &Server| {
+        c.request(reqwest::Method::OPTIONS, srv.url("/v1/stats"))
+            .header("origin", "http://ui.example")
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    {
+        let srv = Server::start(&store, &[]);
+        let r = preflight(&srv).await.unwrap();
+        assert!(!r.headers().contains_key("access-control-allow-origin"));
+    }
+    let srv = Server::start(&store, &["--cors-origin", "http://ui.example"]);
+    let r = preflight(&srv).await.unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://ui.example"
+    );
+}

@@ -293,9 +293,12 @@ async fn problem_for_errors(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    // Problem documents, and the JSON answers of `/readyz`, stay as they are.
+    // Problem documents, the JSON answers of `/readyz` and the web UI's HTML error pages stay
+    // as they are.
     let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes() == problem::PROBLEM_JSON.as_bytes() || v.as_bytes() == b"application/json"
+        v.as_bytes() == problem::PROBLEM_JSON.as_bytes()
+            || v.as_bytes() == b"application/json"
+            || v.as_bytes().starts_with(b"text/html")
     });
     if is_json {
         return resp;
@@ -443,4 +446,28 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stop requested; finishing the requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn binds_to_this_machine_by_default() {
+        let cli = Cli::try_parse_from(["serve"]).unwrap();
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:8080");
+        assert!(cli.serve.cors_origin.is_empty());
+        assert_eq!(
+            cli.serve.listen,
+            ServeArgs::default().listen,
+            "the Default impl agrees with the flags"
+        );
+    }
 }
