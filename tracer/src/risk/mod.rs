@@ -856,8 +856,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     // without the floor.
     let mut min = min;
     if !min.is_zero()
-        && r
-            .destinations
+        && r.destinations
             .iter()
             .any(|d| d.status == crate::Status::Swapped)
     {
