@@ -842,7 +842,7 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
             .min()
             .unwrap_or(Amount::ZERO)
     };
-    let r = trace_forward(
+    let mut r = trace_forward(
         src,
         labels,
         &Seed::Outflows(*address),
@@ -851,6 +851,27 @@ fn forward_exposure<S: FlowSource, H: LabelHistory>(
     stats.traces += 1;
     stats.expanded_addresses += r.stats.expanded_addresses;
     stats.transfers_read += r.stats.transfers_read;
+    // The value met a swap further on (the address paid its own wallets, which swapped): what
+    // the swap paid out is in other raw units, and the floor may have cut it. Traced again
+    // without the floor.
+    let mut min = min;
+    if !min.is_zero()
+        && r.destinations
+            .iter()
+            .any(|d| d.status == crate::Status::Swapped)
+    {
+        min = Amount::ZERO;
+        r = trace_forward(
+            src,
+            labels,
+            &Seed::Outflows(*address),
+            &trace_params_for(p, until, min, Flow::Sent, utxo),
+        )?;
+        stats.traces += 1;
+        stats.expanded_addresses += r.stats.expanded_addresses;
+        stats.transfers_read += r.stats.transfers_read;
+    }
+    let swapped = swapped || min.is_zero();
     let mut by = BTreeMap::new();
     collect_indirect(history, &r, Flow::Sent, utxo, &mut by)?;
     let shares = OutShares::new(tot.clone(), &r)?;

@@ -471,3 +471,23 @@ fn the_network_context_follows_material_value_past_the_hop_limit() {
     assert_eq!(n.hops, 6);
     assert!(!n.high_risk.is_empty());
 }
+
+/// As above, but the payee first pays its own wallet 13, which does the swap: the payee paid
+/// no swap service itself, yet its value met one further on. The floor (in the stablecoin's
+/// raw units) would cut the swap's output; the trace is run again without it.
+#[test]
+fn value_swapped_further_on_into_other_raw_units_is_not_pruned() {
+    let g = txs(&[
+        (0, 0, 60, ROUTER, WETH, 1_000_000_000_000_000_000),
+        (1, 0, PROVIDER, 10, DAI18, 10_000_000_000_000_000_000),
+        (5, 0, 10, 13, DAI18, 10_000_000_000_000_000_000),
+        (10, 0, 13, ROUTER, DAI18, 10_000_000_000_000_000_000),
+        (10, 1, ROUTER, 14, WETH, 400_000_000_000_000),
+        (11, 0, 14, 30, WETH, 400_000_000_000_000),
+        (20, 0, 30, SANCTIONED, WETH, 100_000_000_000_000),
+        (21, 0, 30, 61, WETH, 300_000_000_000_000),
+    ]);
+    let h = history(&[(ROUTER, "defi"), (SANCTIONED, "sanctioned")]);
+    let r = screen(&g, &h, &addr(10), &params()).unwrap();
+    assert!(r.level >= RiskLevel::Medium, "{:#?}", r.reasons);
+}
