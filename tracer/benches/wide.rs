@@ -121,4 +121,3 @@ fn main() {
     }
     println!("peak RSS {} MiB", peak_rss_mib().unwrap_or(0));
 }
-
