@@ -112,6 +112,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return c.run(&cli.global).map(|()| ExitCode::SUCCESS);
     }
     let ctx = cmd::Context::load(&cli.global).context("loading configuration")?;
+    // The read commands allocate their results in fresh memory: with transparent huge pages
+    // the kernel zeroes 2 MiB at every first touch, a sixth of a wide trace's CPU time on the
+    // 10M bench store (docs/benchmarks.md, "Wide traces").
+    if matches!(
+        cli.command,
+        Command::Trace(_)
+            | Command::Path(_)
+            | Command::Screen(_)
+            | Command::Report(_)
+            | Command::Address(_)
+            | Command::Patterns(_)
+    ) {
+        cmd::index::disable_transparent_huge_pages();
+    }
     match cli.command {
         Command::Init(_) => Ok(ExitCode::SUCCESS),
         Command::Index(c) => c.run(&ctx),

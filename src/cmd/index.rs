@@ -251,8 +251,9 @@ impl EvmChainArgs {
 /// Turns transparent huge pages off for this process (Linux). The EVM sync touches fresh memory
 /// at a high rate (response bodies, parsed ranges, memtables): with huge pages the kernel zeroes
 /// 2 MiB at every first touch, which took up to a third of the sync's CPU time on this machine
-/// (see docs/benchmarks.md, EVM indexing). A failure only costs that time.
-fn disable_transparent_huge_pages() {
+/// (see docs/benchmarks.md, EVM indexing); the read commands call it too (src/main.rs). A
+/// failure only costs that time.
+pub(crate) fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::debug!(error = %e, "cannot turn transparent huge pages off");

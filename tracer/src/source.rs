@@ -204,7 +204,7 @@ pub trait LabelSource {
 /// Labels held in memory: a category and optional names per address.
 #[derive(Clone, Default, Debug)]
 pub struct MemoryLabels {
-    map: HashMap<Address, (Category, Vec<String>)>,
+    map: HashMap<Address, (Category, Vec<String>), foldhash::fast::RandomState>,
     version: Option<String>,
 }
 
@@ -532,7 +532,9 @@ pub struct StoreLabels {
     as_of: Option<paytrace_indexer::labels::Date>,
     overrides: MemoryLabels,
     // Lock and atomic (not `RefCell`/`Cell`): one instance serves the threads of a report.
-    cache: std::sync::RwLock<HashMap<Address, Option<Labelled>>>,
+    // foldhash: looked up for every address a trace meets (SipHash was a few per cent of a
+    // wide trace).
+    cache: std::sync::RwLock<HashMap<Address, Option<Labelled>, foldhash::fast::RandomState>>,
     errors: std::sync::atomic::AtomicU64,
     failure: std::sync::Mutex<Option<paytrace_indexer::labels::LabelError>>,
     version: Option<String>,
@@ -560,7 +562,7 @@ impl StoreLabels {
             store: ls,
             as_of,
             overrides,
-            cache: std::sync::RwLock::new(HashMap::new()),
+            cache: std::sync::RwLock::new(HashMap::default()),
             errors: std::sync::atomic::AtomicU64::new(0),
             failure: std::sync::Mutex::new(None),
             version: Some(version),

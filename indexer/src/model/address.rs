@@ -170,7 +170,7 @@ impl fmt::Display for Address {
     /// nodes as `tx:` + the txid in display (reversed) order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Evm(b) => f.write_str(&alloy_primitives::Address::from(*b).to_checksum(None)),
+            Self::Evm(b) => checksummed(b, |s| f.write_str(s)),
             Self::Script(b) => write!(f, "script:{}", hex::encode(b)),
             Self::Tx(b) => {
                 let mut r = *b;
@@ -178,6 +178,41 @@ impl fmt::Display for Address {
                 write!(f, "tx:{}", hex::encode(r))
             }
         }
+    }
+}
+
+/// At most this many EIP-55 forms are cached per thread (about 70 bytes each); a full cache
+/// starts again empty.
+const CHECKSUM_CACHE: usize = 1 << 17;
+
+type ChecksumCache = std::collections::HashMap<[u8; 20], [u8; 42], foldhash::fast::RandomState>;
+
+thread_local! {
+    /// The EIP-55 forms printed on this thread: a trace or report prints each address
+    /// several times (as a destination and in the edges and paths around it), and the
+    /// checksum is a Keccak-256 of its hex, which was half of writing a wide trace's JSON.
+    static CHECKSUMS: std::cell::RefCell<ChecksumCache> =
+        std::cell::RefCell::new(ChecksumCache::default());
+}
+
+/// Calls `f` with the EIP-55 checksum form of `b` (`0x` and 40 mixed-case hex digits).
+fn checksummed<R>(b: &[u8; 20], f: impl FnOnce(&str) -> R) -> R {
+    let form = CHECKSUMS.with_borrow_mut(|c| {
+        if let Some(s) = c.get(b) {
+            return *s;
+        }
+        let mut s = [0u8; 42];
+        let _ = alloy_primitives::Address::from(*b).to_checksum_raw(&mut s, None);
+        if c.len() >= CHECKSUM_CACHE {
+            c.clear();
+        }
+        c.insert(*b, s);
+        s
+    });
+    match std::str::from_utf8(&form) {
+        Ok(s) => f(s),
+        // Never: the form is ASCII.
+        Err(_) => f(&alloy_primitives::Address::from(*b).to_checksum(None)),
     }
 }
 
@@ -224,6 +259,27 @@ impl From<alloy_primitives::Address> for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_checksums_are_the_checksums_of_each_address() {
+        // More addresses than cache slots, printed twice in two orders: every form (from the
+        // cache or not, after a slot was taken by another address) is that address's own.
+        let addrs: Vec<[u8; 20]> = (0u64..10_000)
+            .map(|i| {
+                let mut b = [0u8; 20];
+                b[0] = 0xaa;
+                b[12..].copy_from_slice(&(i * 7919).to_be_bytes());
+                b[3] = u8::try_from(i % 251).unwrap();
+                b
+            })
+            .collect();
+        for b in addrs.iter().chain(addrs.iter().rev()) {
+            assert_eq!(
+                Address::Evm(*b).to_string(),
+                alloy_primitives::Address::from(*b).to_checksum(None)
+            );
+        }
+    }
 
     #[test]
     fn parses_lower_and_checksummed() {
