@@ -8,5 +8,6 @@
 
 pub mod address;
 pub mod eval;
+pub mod explore;
 pub mod params;
 pub mod units;
