@@ -2,6 +2,7 @@
 
 mod cmd;
 mod output;
+mod serve;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -70,6 +71,11 @@ enum Command {
     /// The store itself: verify it, cut a damaged one back to its last intact state.
     #[command(subcommand)]
     Store(cmd::store::StoreCmd),
+    /// Serve the HTTP API and the web UI over the store (optionally following chains).
+    Serve(serve::ServeArgs),
+    /// API keys of the server: create, list, revoke.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCmd),
 }
 
 /// Exit statuses (docs/cli.md): 0 success, 1 any error (a bad command line included: clap's
@@ -125,5 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(c) => c.run(&ctx),
         Command::Watch(c) => c.run(&ctx),
         Command::Store(c) => c.run(&ctx),
+        Command::Serve(c) => c.run(&ctx),
+        Command::Keys(c) => c.run(&ctx),
     }
 }

@@ -9,5 +9,7 @@
 pub mod address;
 pub mod eval;
 pub mod explore;
+pub mod keys;
 pub mod params;
+pub mod query;
 pub mod units;

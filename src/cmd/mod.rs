@@ -13,6 +13,7 @@ pub mod explain;
 pub mod import;
 pub mod index;
 pub mod init;
+pub mod keys;
 pub mod labels;
 pub mod patterns;
 pub mod progress;

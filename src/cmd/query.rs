@@ -285,45 +285,11 @@ impl AddressCmd {
 #[derive(Debug, Args)]
 pub struct StatsCmd {}
 
-#[derive(Debug, Serialize)]
-struct ChainStats {
-    chain: String,
-    kind: paytrace_indexer::ChainKind,
-    last_block: Option<u64>,
-    last_block_hash: Option<String>,
-    transfers: u64,
-    by_kind: BTreeMap<TransferKind, u64>,
-}
-
-#[derive(Debug, Serialize)]
-struct StatsOut {
-    data_dir: String,
-    schema_version: u32,
-    chains: Vec<ChainStats>,
-}
-
 impl StatsCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_read()?;
-        let mut chains = Vec::new();
-        for c in store.chains()? {
-            let by_kind = store.counters(c.id)?;
-            let cp = store.checkpoint(c.id)?;
-            chains.push(ChainStats {
-                chain: c.name,
-                kind: c.kind,
-                last_block: cp.map(|b| b.number.0),
-                last_block_hash: cp.map(|b| format!("{:#x}", b.hash)),
-                transfers: by_kind.values().sum(),
-                by_kind,
-            });
-        }
-        let out = StatsOut {
-            data_dir: store.path().display().to_string(),
-            schema_version: paytrace_indexer::store::SCHEMA_VERSION,
-            chains,
-        };
+        let out = paytrace_app::query::stats(&store)?;
         if ctx.json {
             ctx.print_json(&out)?;
             return Ok(ExitCode::SUCCESS);

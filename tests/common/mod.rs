@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod serve;
+
 use paytrace_indexer::testutil::{Anvil, ChainGenerator};
 use paytrace_indexer::{BlockNumber, ChainId, Store, Transfer, TransferKind};
 use serde_json::Value;

@@ -235,11 +235,12 @@ pub(crate) const LABEL_KEYSPACES: [&str; 5] = [
     "label_apply",
 ];
 
-/// The keyspaces of the other modules (alerts and watchlist, clusters, the Bitcoin UTXO set),
+/// The keyspaces of the other modules (alerts and watchlist, clusters, the Bitcoin UTXO set,
+/// the server's API keys and audit log),
 /// created like the label keyspaces by every write open: a read open of a store that no such
 /// module wrote yet finds them empty instead of creating them (a write). Each module's tests
 /// check that its keyspaces are listed here.
-pub const MODULE_KEYSPACES: [&str; 21] = [
+pub const MODULE_KEYSPACES: [&str; 23] = [
     "alerts",
     "alert_keys",
     "alert_meta",
@@ -261,6 +262,8 @@ pub const MODULE_KEYSPACES: [&str; 21] = [
     "btc_undo",
     "btc_tx",
     "btc_scripts",
+    "api_keys",
+    "audit_log",
 ];
 
 /// The storage engine's version marker: present in every store it created.
