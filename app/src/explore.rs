@@ -36,8 +36,8 @@ pub enum ExploreError {
     Trace {
         /// The seed.
         seed: Address,
-        /// The trace error.
-        source: TraceError,
+        /// The trace error (boxed: it is large).
+        source: Box<TraceError>,
     },
     /// Summing amounts overflowed.
     #[error("summing the transfers between {from} and {to}: {reason}")]
@@ -323,7 +323,10 @@ pub fn explore<L: LabelSource>(
         ..TraceParams::default()
     };
     let r = trace_forward_within(store, labels, &Seed::Outflows(seed), &tp, p.trace_budget)
-        .map_err(|source| ExploreError::Trace { seed, source })?;
+        .map_err(|source| ExploreError::Trace {
+            seed,
+            source: Box::new(source),
+        })?;
     let tainted: HashMap<TransferKey, Amount> = r
         .seed
         .transfers
@@ -355,7 +358,10 @@ pub fn explore<L: LabelSource>(
     let mut omitted: HashMap<(Address, bool), usize> = HashMap::new();
     // (from, to, chain, asset) → edge (from/to filled in after indexing).
     let mut edges: BTreeMap<(Address, Address, ChainId, Asset), ExploreEdge> = BTreeMap::new();
-    for (set, dir) in [(&out_set, Direction::Outgoing), (&in_set, Direction::Incoming)] {
+    for (set, dir) in [
+        (&out_set, Direction::Outgoing),
+        (&in_set, Direction::Incoming),
+    ] {
         for a in set {
             let mut agg: Agg = BTreeMap::new();
             for (n, t) in store.address_transfers(a, dir, p.chain).enumerate() {
@@ -469,14 +475,8 @@ pub fn explore<L: LabelSource>(
                 class,
                 expanded_out: out_set.contains(a),
                 expanded_in: in_set.contains(a),
-                omitted_out: omitted
-                    .get(&(*a, true))
-                    .copied()
-                    .unwrap_or(0),
-                omitted_in: omitted
-                    .get(&(*a, false))
-                    .copied()
-                    .unwrap_or(0),
+                omitted_out: omitted.get(&(*a, true)).copied().unwrap_or(0),
+                omitted_in: omitted.get(&(*a, false)).copied().unwrap_or(0),
                 partial: partial.contains(a),
                 on_sanctioned_path: false,
                 layer: 0,
