@@ -336,6 +336,76 @@ pub fn run_on_store(
     Ok(r)
 }
 
+/// The payouts of a batch CSV (`file` names it in messages): its rows parsed and matched to
+/// their transfers in the store; the rows that could not be traced as issues, by line.
+pub fn batch_payouts(
+    store: &Store,
+    file: &str,
+    input: impl std::io::Read,
+    assets: &AssetBook,
+    providers: &[Address],
+    chain: Option<ChainId>,
+) -> anyhow::Result<(Vec<Payout>, Vec<batch::RowIssue>)> {
+    let (rows, mut issues) =
+        batch::parse_with_chains(file, input, assets, &bitcoin_chains(store)?)?;
+    let (payouts, unmatched) = batch::match_rows(store, file, &rows, providers, chain)?;
+    issues.extend(unmatched);
+    issues.sort_by_key(|i| i.line);
+    Ok((payouts, issues))
+}
+
+/// The report of an uploaded batch CSV as its HTML page, as `paytrace report payouts --batch
+/// FILE --format html` writes it with the default options: every chain, payee verdicts and
+/// labels as of today, the config's `[risk]` scoring.
+pub fn batch_report_html(
+    store: &Store,
+    config: &paytrace_config::Config,
+    file: &str,
+    csv: &[u8],
+) -> anyhow::Result<String> {
+    let units = paytrace_app::units::Units::load(store, config)?;
+    let mut assets = units.book(None);
+    if assets.info(&Asset::Native).is_none() {
+        let k = paytrace_indexer::ChainKind::Evm;
+        assets.insert(Asset::Native, k.native_symbol(), k.native_decimals());
+    }
+    assets.insert_bitcoin();
+    let (payouts, issues) = batch_payouts(store, file, csv, &assets, &[], None)?;
+    if payouts.is_empty() {
+        bail!(
+            "{file}: no row matched a payout in the store ({} row(s) with issues{})",
+            issues.len(),
+            issues
+                .first()
+                .map(|i| format!("; first: {i}"))
+                .unwrap_or_default()
+        );
+    }
+    let mut providers: Vec<Address> = payouts.iter().map(|p| p.from).collect();
+    providers.sort();
+    providers.dedup();
+    let (params, sp) = report_params(
+        &config.risk,
+        &ReportOptions::default(),
+        paytrace_indexer::labels::today(),
+        units.book(None),
+    );
+    let report = run_on_store(
+        store,
+        file,
+        &providers,
+        &payouts,
+        issues,
+        assets,
+        &params,
+        None,
+        Some(&sp),
+        None,
+    )?;
+    let view = super::chain_view::ChainView::new(store, false)?;
+    Ok(view.rewrite_as(&render::to_html(&report), false))
+}
+
 /// Names payees found on chain after the entity of their label, when the label store has one.
 fn name_payees(store: &Store, payouts: &mut [Payout]) -> anyhow::Result<()> {
     let ls = paytrace_indexer::labels::LabelStore::open(store)?;
@@ -498,12 +568,8 @@ impl PayoutsArgs {
             Some(path) => {
                 let file = path.display().to_string();
                 let f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
-                let (rows, mut issues) =
-                    batch::parse_with_chains(&file, f, &assets, &bitcoin_chains(&store)?)?;
-                let (payouts, unmatched) =
-                    batch::match_rows(&store, &file, &rows, &providers, chain)?;
-                issues.extend(unmatched);
-                issues.sort_by_key(|i| i.line);
+                let (payouts, issues) =
+                    batch_payouts(&store, &file, f, &assets, &providers, chain)?;
                 // --since/--until select the batch's payouts by their on-chain time.
                 let n = payouts.len();
                 let payouts: Vec<_> = payouts
