@@ -265,7 +265,12 @@ async fn problem_for_errors(resp: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == problem::PROBLEM_JSON.as_bytes());
-    if is_problem {
+    // The web UI answers its errors as HTML pages.
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_problem || is_html {
         return resp;
     }
     let retry = resp.headers().get(header::RETRY_AFTER).cloned();
@@ -340,7 +345,19 @@ impl ServeArgs {
             Some(paytrace_indexer::QUERY_CACHE_BYTES),
         )
         .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
-        let state = AppState::new(store, ctx.config.clone(), self)?;
+        self.serve_store(store, ctx.config.clone(), |_| {})?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Serves an open `store` until SIGTERM or Ctrl-C; `ready` gets the bound address once the
+    /// server listens (`paytrace demo --serve` prints the UI's URL from it).
+    pub fn serve_store(
+        &self,
+        store: Store,
+        config: Config,
+        ready: impl FnOnce(SocketAddr),
+    ) -> anyhow::Result<()> {
+        let state = AppState::new(store, config, self)?;
         let app = router(state, &self.cors_origin)?;
         crate::cmd::index::runtime()?.block_on(async {
             let listener = tokio::net::TcpListener::bind(self.listen)
@@ -350,14 +367,14 @@ impl ServeArgs {
             tracing::info!(listen = %local, "serving");
             // Scripts and tests read the bound port from this line (`--listen 127.0.0.1:0`).
             eprintln!("listening on http://{local}");
+            ready(local);
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .context("serving HTTP")?;
             tracing::info!("stopped");
             anyhow::Ok(())
-        })?;
-        Ok(ExitCode::SUCCESS)
+        })
     }
 }
 
