@@ -531,3 +531,39 @@ pub fn short_address(a: &Address, names: &Names) -> String {
         _ => short_text(&names.address(a)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taint_shares_in_integers() {
+        assert_eq!(pct(10_000), "100%");
+        assert_eq!(pct(2_537), "25.37%");
+        assert_eq!(pct(2_530), "25.3%");
+        assert_eq!(pct(5), "0.05%");
+        assert_eq!(pct(0), "0%");
+    }
+
+    #[test]
+    fn links_keep_the_exploration_and_encode_values() {
+        let q = GraphQuery {
+            seed: "0xab".into(),
+            out: "0xcd".into(),
+            ..GraphQuery::default()
+        };
+        assert_eq!(q.url("/ui/graph"), "/ui/graph?seed=0xab&out=0xcd");
+        let q2 = q.with(true, "0xef", true);
+        assert_eq!(
+            q2.url("/ui/graph"),
+            "/ui/graph?seed=0xab&out=0xcd,0xef&sel=0xef"
+        );
+        let q3 = q2.with(true, "0xcd", false).with(false, "0x12", true);
+        assert_eq!(
+            q3.url("/ui/graph"),
+            "/ui/graph?seed=0xab&out=0xef&in=0x12&sel=0x12"
+        );
+        assert_eq!(enc("a b&c=d<\"'"), "a%20b%26c%3Dd%3C%22%27");
+        assert_eq!(list(" a, ,b,"), ["a", "b"]);
+    }
+}

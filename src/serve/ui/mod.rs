@@ -247,8 +247,8 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
         while i < b.len() {
             match b[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < b.len() => {
-                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                b'%' => {
+                    let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
                     out.push(u8::from_str_radix(hex, 16).ok()?);
                     i += 2;
                 }
@@ -794,5 +794,31 @@ async fn alert_action(
         ))
         .into_response(),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_are_decoded() {
+        assert_eq!(
+            form_value(b"x=1&key=ptk_a%5Fb+c", "key").as_deref(),
+            Some("ptk_a_b c")
+        );
+        assert_eq!(form_value(b"key=", "key").as_deref(), Some(""));
+        assert_eq!(form_value(b"other=1", "key"), None);
+        // A truncated or bad escape is no value, never a panic.
+        assert_eq!(form_value(b"key=ab%4", "key"), None);
+        assert_eq!(form_value(b"key=%zz", "key"), None);
+        assert_eq!(form_value(b"key=%", "key"), None);
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(hex_decode("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(hex_decode("0"), None);
+        assert_eq!(hex_decode("zz"), None);
     }
 }
