@@ -174,6 +174,29 @@ async fn web_ui_over_http() {
     let page = get(&next, &analyst).await.unwrap().text().await.unwrap();
     assert_eq!(page.matches("href=\"/ui/tx/").count(), 22);
     assert!(!page.contains("id=\"next-page\""));
+    // A transaction from the page, and the search of its hash.
+    let tx = page
+        .split("href=\"/ui/tx/")
+        .nth(1)
+        .and_then(|s| s.split('?').next())
+        .expect("a transaction link")
+        .to_owned();
+    let t = get(&format!("/ui/tx/{tx}?chain=demo"), &analyst)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        t.contains("id=\"tx-transfers\"") && t.contains(provider),
+        "{t}"
+    );
+    let r = get(&format!("/ui/search?q={tx}"), &analyst).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[header::LOCATION],
+        format!("/ui/tx/{tx}").as_str()
+    );
     let r = get(&format!("/ui/address/{provider}?after=zz"), &analyst)
         .await
         .unwrap();
