@@ -39,6 +39,9 @@ pub enum ExploreError {
         /// The trace error (boxed: it is large).
         source: Box<TraceError>,
     },
+    /// A label read failed: the nodes' categories (and the highlighted paths) would be wrong.
+    #[error("reading the labels of the drawn addresses: {0}")]
+    Labels(paytrace_indexer::labels::LabelError),
     /// Summing amounts overflowed.
     #[error("summing the transfers between {from} and {to}: {reason}")]
     Amount {
@@ -56,7 +59,7 @@ impl ExploreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Store { source, .. } => source.is_retryable(),
-            Self::Trace { .. } | Self::Amount { .. } => false,
+            Self::Trace { .. } | Self::Labels(_) | Self::Amount { .. } => false,
         }
     }
 }
@@ -484,6 +487,10 @@ pub fn explore<L: LabelSource>(
             }
         })
         .collect();
+    // A label that could not be read must not pass as "unlabelled".
+    if let Some(e) = labels.take_failure() {
+        return Err(ExploreError::Labels(e));
+    }
     mark_sanctioned_paths(&mut nodes, &mut edges);
     layout(&mut nodes, &edges);
 
@@ -507,6 +514,9 @@ pub fn explore<L: LabelSource>(
             }
         })
         .collect();
+    if let Some(e) = labels.take_failure() {
+        return Err(ExploreError::Labels(e));
+    }
     Ok(ExploreGraph {
         seed,
         nodes,
