@@ -201,7 +201,7 @@ async fn web_ui_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("not a page cursor"));
+    assert!(r.text().await.unwrap().contains("is not a cursor"));
     let r = get("/ui/address/0x12", &analyst).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 

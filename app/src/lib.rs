@@ -7,9 +7,15 @@
 //! the level of their planted patterns.
 
 pub mod address;
+pub mod chain_view;
+pub mod cluster;
 pub mod eval;
+pub mod explain;
 pub mod explore;
 pub mod keys;
+pub mod labels;
 pub mod params;
 pub mod query;
+pub mod screen;
+pub mod trace;
 pub mod units;

@@ -7,12 +7,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use paytrace_app::address::parse_address;
 use paytrace_config::ClusterConfig;
-use paytrace_indexer::{Address, ChainId, Store, labels::LabelStore};
-use paytrace_tracer::cluster::{
-    ClusterLabel, ClusterStore, DepositRecord, Exchanges, LabelConflict, MergeRecord, RefusedMerge,
-    RunReport, exchanges_from_labels,
-};
-use serde::Serialize;
+use paytrace_indexer::{Address, Store, labels::LabelStore};
+use paytrace_tracer::cluster::{ClusterStore, Exchanges, RunReport, exchanges_from_labels};
 
 /// `writeln!` into a `String` (the text is rewritten for Bitcoin before it is printed).
 macro_rules! outln {
@@ -21,7 +17,7 @@ macro_rules! outln {
         let _ = writeln!($buf, $($t)*);
     }};
 }
-use std::{collections::BTreeMap, process::ExitCode};
+use std::process::ExitCode;
 
 /// Cluster commands.
 #[derive(Debug, Subcommand)]
@@ -74,8 +70,8 @@ impl ClusterCmd {
         let cs = ClusterStore::open(&store).context("opening the cluster keyspaces")?;
         match self {
             Self::Run(a) => run(ctx, &store, &cs, a),
-            Self::Show(a) => show(ctx, &store, &cs, a),
-            Self::Explain(a) => explain(ctx, &store, &cs, a),
+            Self::Show(a) => show(ctx, &store, a),
+            Self::Explain(a) => explain(ctx, &store, a),
         }
     }
 }
@@ -142,123 +138,12 @@ fn run(ctx: &Context, store: &Store, cs: &ClusterStore, a: RunArgs) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-/// One merge as shown in JSON.
-#[derive(Serialize)]
-struct MergeView {
-    a: Address,
-    b: Address,
-    heuristic: String,
-    confidence: u8,
-    chain: String,
-    block: u64,
-    tx: String,
-    related_tx: Option<String>,
-}
-
-fn chain_names(store: &Store) -> anyhow::Result<BTreeMap<ChainId, String>> {
-    Ok(store
-        .chains()?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect())
-}
-
-fn view(m: &MergeRecord, names: &BTreeMap<ChainId, String>) -> MergeView {
-    MergeView {
-        a: m.a,
-        b: m.b,
-        heuristic: m.heuristic.name(),
-        confidence: m.confidence,
-        chain: names
-            .get(&m.chain)
-            .cloned()
-            .unwrap_or_else(|| m.chain.0.to_string()),
-        block: m.block.0,
-        tx: m.tx.to_string(),
-        related_tx: m.related_tx.map(|t| t.to_string()),
-    }
-}
-
-#[derive(Serialize)]
-struct RefusedView {
-    #[serde(flatten)]
-    merge: MergeView,
-    size_a: u32,
-    size_b: u32,
-}
-
-fn refused_view(r: &RefusedMerge, names: &BTreeMap<ChainId, String>) -> RefusedView {
-    RefusedView {
-        merge: view(&r.record, names),
-        size_a: r.size_a,
-        size_b: r.size_b,
-    }
-}
-
-#[derive(Serialize)]
-struct DepositView {
-    exchange: Address,
-    entity: Option<String>,
-    chain: String,
-    block: u64,
-    sweep_tx: String,
-}
-
-#[derive(Serialize)]
-struct ShowView {
-    address: Address,
-    cluster: Option<u32>,
-    size: u32,
-    members: Vec<Address>,
-    labels: Vec<ClusterLabel>,
-    conflicts: Vec<LabelConflict>,
-    deposit: Option<DepositView>,
-    merges_total: usize,
-    merges: Vec<MergeView>,
-}
-
-fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow::Result<ExitCode> {
+fn show(ctx: &Context, store: &Store, a: ShowArgs) -> anyhow::Result<ExitCode> {
     let address = parse_address("ADDRESS", &a.address)?;
-    let names = chain_names(store)?;
-    let labels = LabelStore::open(store).context("opening the label store")?;
-    let cluster = cs.cluster_of(&address)?;
-    let (members, size, merges) = match cluster {
-        Some(c) => (
-            cs.members_limit(c, a.limit)?,
-            cs.size(c)?,
-            cs.merges_of_limit(c, a.limit)?,
-        ),
-        None => (vec![address], 1, Vec::new()),
-    };
-    // Labels of every member (not only the listed ones).
-    let inherited = match cluster {
-        Some(c) => cs.labels(c, &labels)?,
-        None => cs.labels_of_members(&members, &labels)?,
-    };
-    let deposit = cs.deposit(&address)?.map(|d: DepositRecord| DepositView {
-        exchange: d.exchange,
-        entity: d.entity,
-        chain: names
-            .get(&d.chain)
-            .cloned()
-            .unwrap_or_else(|| d.chain.0.to_string()),
-        block: d.block.0,
-        sweep_tx: d.sweep_tx.to_string(),
-    });
-    let out = ShowView {
-        address,
-        cluster: cluster.map(|c| c.0),
-        size,
-        members,
-        labels: inherited.labels,
-        conflicts: inherited.conflicts,
-        deposit,
-        merges_total: usize::try_from(size.saturating_sub(1)).unwrap_or(usize::MAX),
-        merges: merges.iter().map(|m| view(m, &names)).collect(),
-    };
+    let out = paytrace_app::cluster::show(store, address, a.limit)?;
     let cv = ChainView::open(store, &address)?;
     if ctx.json {
-        super::chain_view::print_json(&out, &cv)?;
+        super::print_json_view(&out, &cv)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut buf = String::new();
@@ -333,38 +218,12 @@ fn show(ctx: &Context, store: &Store, cs: &ClusterStore, a: ShowArgs) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Serialize)]
-struct ExplainView {
-    a: Address,
-    b: Address,
-    cluster_a: Option<u32>,
-    cluster_b: Option<u32>,
-    joined: bool,
-    path: Vec<MergeView>,
-    refused: Vec<RefusedView>,
-}
-
-fn explain(
-    ctx: &Context,
-    store: &Store,
-    cs: &ClusterStore,
-    a: ExplainArgs,
-) -> anyhow::Result<ExitCode> {
+fn explain(ctx: &Context, store: &Store, a: ExplainArgs) -> anyhow::Result<ExitCode> {
     let (x, y) = (parse_address("A", &a.a)?, parse_address("B", &a.b)?);
-    let names = chain_names(store)?;
-    let e = cs.explain(&x, &y)?;
-    let out = ExplainView {
-        a: e.a,
-        b: e.b,
-        cluster_a: e.cluster_a.map(|c| c.0),
-        cluster_b: e.cluster_b.map(|c| c.0),
-        joined: e.joined,
-        path: e.path.iter().map(|m| view(m, &names)).collect(),
-        refused: e.refused.iter().map(|r| refused_view(r, &names)).collect(),
-    };
+    let out = paytrace_app::cluster::explain(store, x, y)?;
     let cv = ChainView::open(store, &x)?;
     if ctx.json {
-        super::chain_view::print_json(&out, &cv)?;
+        super::print_json_view(&out, &cv)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut buf = String::new();

@@ -481,7 +481,7 @@ impl DemoCmd {
             })
             .collect();
         if ctx.json {
-            super::chain_view::print_json(
+            super::print_json_view(
                 &DemoSummary {
                     mode,
                     store: store_dir.clone(),

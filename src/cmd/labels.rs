@@ -6,9 +6,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use paytrace_indexer::labels::{
     Category, DEFAULT_MAX_SHRINK_PCT, Defaults, Format, ImportOptions, ImportReport, Input,
-    LabelAddress, LabelStore, ShrinkGuard, import_files, import_inputs,
+    LabelStore, ShrinkGuard, import_files, import_inputs,
 };
-use serde::Serialize;
 use std::{path::PathBuf, process::ExitCode};
 
 /// Where `labels fetch ofac` downloads `sdn.csv` and `sdn_comments.csv` from by default.
@@ -164,14 +163,6 @@ fn parse_category(s: &str) -> Result<Category, String> {
     s.parse().map_err(|e| format!("{e}"))
 }
 
-#[derive(Serialize)]
-struct ShowOut<'a> {
-    address: String,
-    chain: String,
-    as_of: Option<String>,
-    labels: &'a [paytrace_indexer::labels::Label],
-}
-
 impl LabelsCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -200,64 +191,44 @@ impl LabelsCmd {
                 super::alerts::after_labels_change(&ctx.config, &store);
             }
             Self::Show(a) => {
-                // Without --chain the address must be of an indexed chain: the shared parser
-                // says what is wrong with it (network, checksum, witness version).
-                if a.chain.is_none() {
-                    paytrace_app::address::parse_address("ADDRESS", &a.address)?;
-                }
-                let addr = LabelAddress::parse(&a.address, a.chain.as_deref())?;
-                let list = if a.history {
-                    labels.history_by_key(&addr.key())?
-                } else {
-                    labels.lookup(&addr, a.as_of)?
-                };
+                let out = paytrace_app::labels::show(
+                    &store,
+                    "ADDRESS",
+                    &a.address,
+                    a.chain.as_deref(),
+                    a.as_of,
+                    a.history,
+                )?;
                 if ctx.json {
-                    ctx.print_json(&ShowOut {
-                        address: addr.to_string(),
-                        chain: addr.chain().name(),
-                        as_of: if a.history {
-                            None
-                        } else {
-                            Some(
-                                a.as_of
-                                    .unwrap_or_else(paytrace_indexer::labels::today)
-                                    .to_string(),
-                            )
-                        },
-                        labels: &list,
-                    })?;
+                    ctx.print_json(&out)?;
                 } else {
-                    println!("{} ({})", addr, addr.chain());
-                    if list.is_empty() {
+                    println!("{} ({})", out.address, out.chain);
+                    if out.labels.is_empty() {
                         println!("  no labels");
                     }
-                    for l in &list {
+                    for l in &out.labels {
                         print_label(l);
                     }
                 }
             }
             Self::List(a) => {
-                let today = paytrace_indexer::labels::today();
-                let mut out = Vec::new();
-                for l in labels.iter() {
-                    let l = l?;
-                    if a.category.is_some_and(|c| c != l.category)
-                        || a.source.as_ref().is_some_and(|s| *s != l.source)
-                        || (!a.all && !l.valid_on(today))
-                    {
-                        continue;
-                    }
-                    if ctx.json {
-                        out.push(l);
-                    } else {
+                let out = paytrace_app::labels::list(
+                    &store,
+                    a.category,
+                    a.source.as_deref(),
+                    a.all,
+                    0,
+                    usize::MAX,
+                )?;
+                if ctx.json {
+                    ctx.print_json(&out)?;
+                } else {
+                    for l in &out {
                         println!(
                             "{}\t{}\t{}\t{}\t{}",
                             l.address, l.chain, l.category, l.entity, l.source
                         );
                     }
-                }
-                if ctx.json {
-                    ctx.print_json(&out)?;
                 }
             }
             Self::Sources => {

@@ -2,14 +2,13 @@
 //! `--json` (stable keys, documented in docs/cli.md).
 
 pub mod alerts;
+pub use paytrace_app::{chain_view, explain};
 pub mod balances;
 pub mod btc;
-pub mod chain_view;
 pub mod cluster;
 pub mod demo;
 mod demo_rpc;
 pub mod eval;
-pub mod explain;
 pub mod import;
 pub mod index;
 pub mod init;
@@ -109,6 +108,23 @@ impl Context {
         out.flush()?;
         Ok(())
     }
+}
+
+/// Prints `value` as indented JSON (as `--json` does), rewritten through `view` (Bitcoin
+/// addresses and txids as Bitcoin shows them).
+pub fn print_json_view<T: Serialize>(
+    value: &T,
+    view: &chain_view::ChainView,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = crate::output::stdout();
+    writeln!(
+        out,
+        "{}",
+        view.rewrite(&serde_json::to_string_pretty(value)?)
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Logs go to stderr: human-readable on a terminal, JSON lines otherwise.

@@ -9,13 +9,11 @@ use paytrace_app::params::{ReportOptions, chain_id, parse_model, report_params};
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
     MemoryLabels, Model, StoreLabels,
-    cluster::ClusterStore,
     report::{
-        AssetBook, ClusterLookup, EntityTies, LabelEntities, MergeEvidence, Payout, Report,
-        ReportParams, WithDeposits, apply_verdicts, batch, build_report_with_progress,
-        discover_payouts, render,
+        AssetBook, EntityTies, LabelEntities, Payout, Report, ReportParams, WithDeposits,
+        apply_verdicts, batch, build_report_with_progress, discover_payouts, render,
     },
-    risk::{CachedSource, ScreenParams, StoreLabelHistory, hops_text},
+    risk::{CachedSource, ScreenParams, hops_text},
 };
 use serde::Serialize;
 use std::{
@@ -171,109 +169,7 @@ pub fn write_report(
     Ok(w)
 }
 
-/// [`ClusterLookup`] and [`DepositLookup`](paytrace_tracer::report::DepositLookup) over the
-/// clusters and deposit attributions `paytrace cluster run` left in the store (addresses never
-/// clustered, or alone in their cluster, have none).
-pub struct StoreClusters(
-    ClusterStore,
-    /// Deposit attributions read so far (traces ask for the same addresses many times).
-    std::sync::RwLock<HashMap<Address, Option<String>>>,
-);
-
-impl StoreClusters {
-    /// Opens the cluster keyspaces of `store`.
-    pub fn open(store: &Store) -> anyhow::Result<Self> {
-        Ok(Self(
-            ClusterStore::open(store).context("opening the cluster keyspaces")?,
-            std::sync::RwLock::new(HashMap::new()),
-        ))
-    }
-}
-
-/// The label history screening reads: the label store, plus the deposit addresses `cluster run`
-/// attributed (as `exchange_deposit` of their exchange).
-pub type ScreenHistory<'a> = WithDeposits<'a, StoreLabelHistory, StoreClusters>;
-
-/// [`ScreenHistory`] of `store` over `clusters`.
-pub fn screen_history<'a>(
-    store: &Store,
-    clusters: &'a StoreClusters,
-) -> anyhow::Result<ScreenHistory<'a>> {
-    Ok(WithDeposits {
-        labels: StoreLabelHistory::open(store).context("opening the label store")?,
-        deposits: clusters,
-    })
-}
-
-impl paytrace_tracer::report::DepositLookup for StoreClusters {
-    fn deposit_of(&self, a: &Address) -> Option<String> {
-        // A poisoned lock only means a thread panicked while holding it; the map is intact.
-        if let Some(v) = self
-            .1
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(a)
-        {
-            return v.clone();
-        }
-        let v = match self.0.deposit(a) {
-            Ok(d) => d.map(|d| d.entity.unwrap_or_else(|| d.exchange.to_string())),
-            Err(e) => {
-                tracing::warn!(address = %a, error = %e, "deposit look-up failed; treated as not attributed");
-                None
-            }
-        };
-        self.1
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(*a, v.clone());
-        v
-    }
-}
-
-impl ClusterLookup for StoreClusters {
-    fn merge_evidence(&self, _cluster: &str, addresses: &[Address]) -> Vec<MergeEvidence> {
-        let look = || -> Result<Vec<MergeEvidence>, paytrace_tracer::cluster::ClusterError> {
-            let Some(first) = addresses.first() else {
-                return Ok(Vec::new());
-            };
-            let Some(c) = self.0.cluster_of(first)? else {
-                return Ok(Vec::new());
-            };
-            let mut merges = self.0.merges_of_limit(c, 500)?;
-            // The merges that touch the payees first.
-            merges.sort_by_key(|m| !(addresses.contains(&m.a) || addresses.contains(&m.b)));
-            Ok(merges
-                .into_iter()
-                .take(20)
-                .map(|m| MergeEvidence {
-                    a: m.a,
-                    b: m.b,
-                    heuristic: m.heuristic.name(),
-                    tx: m.tx,
-                    related_tx: m.related_tx,
-                })
-                .collect())
-        };
-        look().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cluster merge evidence look-up failed; listed without it");
-            Vec::new()
-        })
-    }
-
-    fn cluster_of(&self, a: &Address) -> Option<String> {
-        let look = || -> Result<Option<String>, paytrace_tracer::cluster::ClusterError> {
-            let Some(c) = self.0.cluster_of(a)? else {
-                return Ok(None);
-            };
-            Ok((self.0.size(c)? > 1).then(|| c.to_string()))
-        };
-        look().unwrap_or_else(|e| {
-            tracing::warn!(address = %a, error = %e, "cluster look-up failed; treated as unclustered");
-            None
-        })
-    }
-}
+pub use paytrace_app::screen::{StoreClusters, screen_history};
 
 /// Runs a report on the store: deposit addresses attributed by `cluster run` count as
 /// `exchange_deposit` of their exchange, and with `verdicts` every payee's risk is its

@@ -14,7 +14,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode};
 pub const EXIT_RISK: u8 = 3;
 
 /// Transfers of address histories kept in memory across the screenings of one run.
-pub const HISTORY_CACHE: usize = 1_000_000;
+pub use paytrace_app::screen::HISTORY_CACHE;
 
 /// Screen addresses.
 #[derive(Debug, Args)]
@@ -168,22 +168,18 @@ impl ScreenCmd {
             _ => bail!("give an ADDRESS or --file"),
         };
         let store = ctx.open_store_for_queries()?;
-        let chain = paytrace_app::params::chain_id(&store, self.chain.as_deref())?;
+        let p = paytrace_app::screen::params(
+            &store,
+            &ctx.config,
+            &paytrace_app::screen::ScreenRequest {
+                chain: self.chain.clone(),
+                as_of: self.as_of,
+                hops: self.hops,
+                no_patterns: self.no_patterns,
+            },
+        )?;
         let clusters = super::report::StoreClusters::open(&store)?;
         let history = super::report::screen_history(&store, &clusters)?;
-        let as_of = self.as_of.unwrap_or_else(paytrace_indexer::labels::today);
-        let mut p = screen_params(&ctx.config.risk, as_of, chain);
-        p.assets = super::report::units(ctx, &store, &[])?.book(chain);
-        if let Some(pp) = p.patterns.as_mut() {
-            pp.assets = p.assets.clone();
-        }
-        if let Some(h) = self.hops {
-            anyhow::ensure!((1..=10).contains(&h), "--hops {h}: expected 1 to 10");
-            p.hops = h;
-        }
-        if self.no_patterns {
-            p.patterns = None;
-        }
         let bulk = self.file.is_some();
         let mut worst = RiskLevel::None;
         let mut out = crate::output::stdout();

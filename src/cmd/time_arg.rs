@@ -3,7 +3,7 @@
 //! bad value is refused with the option's accepted formats and what is wrong with it. Times
 //! shown to a user go through [`iso`] (ISO 8601, UTC).
 
-use paytrace_indexer::{Timestamp, labels::Date};
+use paytrace_indexer::labels::Date;
 
 /// The formats every time option accepts, for messages.
 pub const FORMATS: &str =
@@ -89,22 +89,14 @@ pub fn parse_instant_utc(s: &str) -> Result<u64, String> {
     unsigned(secs, s)
 }
 
-/// A block time as ISO 8601 in UTC, `2025-03-07T09:43:00Z` (the number itself when out of
-/// range).
-pub fn iso(t: Timestamp) -> String {
-    i64::try_from(t.0)
-        .ok()
-        .and_then(|s| jiff::Timestamp::from_second(s).ok())
-        .map_or_else(
-            || t.0.to_string(),
-            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
-}
+/// A block time as ISO 8601 UTC (the application layer's formatting).
+pub use paytrace_app::explain::iso;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests only
 mod tests {
     use super::*;
+    use paytrace_indexer::Timestamp;
 
     #[test]
     fn data_file_times_and_iso_output() {

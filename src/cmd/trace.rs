@@ -3,21 +3,13 @@
 
 use super::Context;
 use super::chain_view::ChainView;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use paytrace_app::address::Target;
-use paytrace_app::address::{parse_address, parse_target};
 use paytrace_app::params::{chain_id, parse_model, trace_defaults};
-use paytrace_indexer::{
-    Address, Amount, Asset, BlockNumber, ChainId, Store, Timestamp, Transfer, TransferKey, TxHash,
-    model::UTXO_OUTPUT_BASE,
-};
+use paytrace_app::trace::{PathRequest, TraceRequest};
+use paytrace_indexer::Amount;
 use paytrace_tracer::report::AssetBook;
-use paytrace_tracer::{
-    BackSeed, FlowSource, MemoryLabels, Model, PathParams, PathResult, PathTarget, Seed, StopList,
-    StoreLabels, TraceParams, TraceResult, export, find_paths, trace_backward_within,
-    trace_forward_within,
-};
+use paytrace_tracer::{Model, PathResult, TraceResult, export};
 use serde::Serialize;
 use std::{
     fmt::Write as _,
@@ -58,32 +50,12 @@ pub struct LabelArgs {
 }
 
 impl LabelArgs {
-    fn labels(&self) -> anyhow::Result<MemoryLabels> {
-        let mut l = MemoryLabels::new();
-        for s in &self.stop {
-            let (a, c) = s
-                .split_once('=')
-                .with_context(|| format!("--stop {s:?}: expected ADDR=CATEGORY"))?;
-            let addr = parse_address("--stop", a)?;
-            l.insert(addr, c);
-        }
-        l.set_version("cli");
-        Ok(l)
-    }
-
-    fn swap_list(&self) -> StopList {
-        if self.swap_categories.is_empty() {
-            StopList::new(paytrace_tracer::source::DEFAULT_SWAP_CATEGORIES)
-        } else {
-            StopList::new(self.swap_categories.iter().map(String::as_str))
-        }
-    }
-
-    fn stop_list(&self) -> StopList {
-        if self.stop_categories.is_empty() {
-            StopList::default()
-        } else {
-            StopList::new(self.stop_categories.iter().map(String::as_str))
+    /// The rules as the application layer takes them.
+    pub fn rules(&self) -> paytrace_app::trace::LabelRules {
+        paytrace_app::trace::LabelRules {
+            stop: self.stop.clone(),
+            stop_categories: self.stop_categories.clone(),
+            swap_categories: self.swap_categories.clone(),
         }
     }
 }
@@ -143,168 +115,34 @@ pub struct TraceCmd {
 }
 
 impl TraceCmd {
-    fn params(&self, chain: Option<ChainId>) -> anyhow::Result<TraceParams> {
-        Ok(TraceParams {
+    fn request(&self) -> anyhow::Result<TraceRequest> {
+        Ok(TraceRequest {
+            seed: self.seed.clone(),
+            backward: self.backward,
             model: self.model,
-            max_hops: self.hops,
-            since: self.since.map(Timestamp),
-            until: self.until.map(Timestamp),
+            hops: self.hops,
+            since: self.since,
+            until: self.until,
             min_amount: self.min_amount.parse::<Amount>().context("--min-amount")?,
             max_nodes: self.max_nodes,
-            stop: self.labels.stop_list(),
-            swap: self.labels.swap_list(),
+            budget: self.budget_ms.map(Duration::from_millis),
             max_paths: self.max_paths,
-            chain,
-        })
-    }
-
-    /// Why an address seed selects nothing: what was searched and what the store holds.
-    fn no_outflows(&self, store: &Store, a: &Address) -> anyhow::Result<String> {
-        use super::explain;
-        let chain = self
-            .chain
-            .as_deref()
-            .map_or_else(|| "any chain".to_owned(), |c| format!("chain {c}"));
-        Ok(format!(
-            "nothing to trace: {a} sent no transfer on {chain} {}; {}; {}",
-            explain::window(self.since, self.until),
-            explain::address_activity(store, a, paytrace_indexer::Direction::Outgoing)?,
-            explain::chains_indexed(store)?
-        ))
-    }
-
-    /// A trace from a transaction. On Bitcoin (a transaction node between inputs and
-    /// outputs) forward follows its outputs' value and backward explains its inputs' value;
-    /// `TX:INDEX` names output INDEX. On EVM chains the seed is the transaction's transfers
-    /// (`TX:INDEX`: the INDEX-th in canonical order).
-    fn tx_seed(
-        &self,
-        store: &Store,
-        chain: Option<ChainId>,
-        tx: TxHash,
-        idx: Option<u32>,
-        back: impl Fn(&BackSeed) -> Result<TraceResult, paytrace_tracer::TraceError>,
-        fwd: impl Fn(&Seed) -> Result<TraceResult, paytrace_tracer::TraceError>,
-    ) -> anyhow::Result<TraceResult> {
-        let ts = store.tx_transfers(&tx, chain, self.block.map(BlockNumber))?;
-        let shown = |t: &Transfer| {
-            if [t.from, t.to].iter().any(Address::is_tx) {
-                format!("{:x}", tx.0)
-            } else {
-                tx.to_string()
-            }
-        };
-        let Some(first) = ts.first() else {
-            bail!("transaction {tx} has no indexed transfer");
-        };
-        let name = shown(first);
-        let node = ts.iter().flat_map(|t| [t.from, t.to]).find(Address::is_tx);
-        if let Some(node) = node {
-            let outputs: Vec<&Transfer> = ts.iter().filter(|t| t.from == node).collect();
-            let inputs: Vec<TransferKey> =
-                ts.iter().filter(|t| t.to == node).map(|t| t.key).collect();
-            return Ok(match idx {
-                Some(i) => {
-                    let pos = UTXO_OUTPUT_BASE.checked_add(i);
-                    let out = outputs
-                        .iter()
-                        .find(|t| Some(t.key.position) == pos)
-                        .with_context(|| {
-                            format!(
-                                "transaction {name} has no output {i} carrying value (outputs: {})",
-                                outputs
-                                    .iter()
-                                    .map(|t| t
-                                        .key
-                                        .position
-                                        .saturating_sub(UTXO_OUTPUT_BASE)
-                                        .to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        })?;
-                    if self.backward {
-                        back(&BackSeed::Transfer(out.key))?
-                    } else {
-                        fwd(&Seed::Transfers(vec![out.key]))?
-                    }
-                }
-                None if self.backward => {
-                    if inputs.is_empty() {
-                        bail!("transaction {name} has no indexed input");
-                    }
-                    back(&BackSeed::Transfers(inputs))?
-                }
-                None => {
-                    if outputs.is_empty() {
-                        bail!("transaction {name} has no output carrying value");
-                    }
-                    fwd(&Seed::Transfers(outputs.iter().map(|t| t.key).collect()))?
-                }
-            });
-        }
-        let keys: Vec<TransferKey> = match idx {
-            Some(i) => vec![
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| ts.get(i))
-                    .with_context(|| {
-                        format!("transaction {tx} has {} transfers, no index {i}", ts.len())
-                    })?
-                    .key,
-            ],
-            None => ts.iter().map(|t| t.key).collect(),
-        };
-        Ok(if self.backward {
-            let [k] = keys.as_slice() else {
-                bail!(
-                    "transaction {tx} has {} transfers: pick one with {tx}:INDEX",
-                    keys.len()
-                );
-            };
-            back(&BackSeed::Transfer(*k))?
-        } else {
-            fwd(&Seed::Transfers(keys))?
+            chain: self.chain.clone(),
+            block: self.block,
+            rules: self.labels.rules(),
         })
     }
 
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
+        let req = self.request()?;
         let chain = chain_id(&store, self.chain.as_deref())?;
-        let params = self.params(chain)?;
-        let labels = StoreLabels::open(&store, None, self.labels.labels()?)
-            .context("opening the label store")?;
-        let budget = self.budget_ms.map(Duration::from_millis);
-        let back = |seed: &BackSeed| trace_backward_within(&store, &labels, seed, &params, budget);
-        let fwd = |seed: &Seed| trace_forward_within(&store, &labels, seed, &params, budget);
-        let result = match parse_target("seed", &self.seed)? {
-            Target::Address(Address::Tx(internal)) => {
-                let tx = TxHash(paytrace_indexer::btc::utxo::display_b256(&internal));
-                self.tx_seed(&store, chain, tx, None, back, fwd)?
-            }
-            Target::Address(a) => {
-                if self.backward {
-                    back(&BackSeed::Address(a))?
-                } else {
-                    match fwd(&Seed::Outflows(a)) {
-                        Err(paytrace_tracer::TraceError::EmptySeed(_)) => {
-                            bail!("{}", self.no_outflows(&store, &a)?)
-                        }
-                        r => r?,
-                    }
-                }
-            }
-            Target::Tx { hash, index } => self.tx_seed(&store, chain, hash, index, back, fwd)?,
-        };
+        let result = paytrace_app::trace::trace(&store, &req)?;
         let format = if ctx.json { Format::Json } else { self.format };
         let pretty = std::io::stdout().is_terminal();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::output::stdout());
-        let subject = result
-            .seed
-            .address
-            .or_else(|| result.seed.transfers.first().map(|e| e.from))
-            .unwrap_or(Address::ZERO_EVM);
+        let subject = paytrace_app::trace::subject(&result);
         let view = ChainView::open(&store, &subject)?;
         match format {
             Format::Json if view.is_bitcoin() => {
@@ -532,37 +370,27 @@ impl PathCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let store = ctx.open_store_for_queries()?;
-        let from = parse_address("FROM", &self.from)?;
-        let target = match (&self.to, &self.to_category) {
-            (Some(t), None) => PathTarget::Address(parse_address("TO", t)?),
-            (None, Some(c)) => PathTarget::Category(paytrace_tracer::Category::new(c)),
-            _ => bail!("give either TO or --to-category"),
-        };
-        let asset = match self.asset.as_deref() {
-            None => None,
-            Some("native") => Some(Asset::Native),
-            Some(a) => Some(Asset::Token(a.parse().context("--asset")?)),
-        };
-        let p = PathParams {
-            max_hops: self.hops,
-            since: self.since.map(Timestamp),
-            until: self.until.map(Timestamp),
+        let req = PathRequest {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            to_category: self.to_category.clone(),
+            hops: self.hops,
+            k: self.k,
+            since: self.since,
+            until: self.until,
             min_amount: self.min_amount.parse().context("--min-amount")?,
             max_nodes: self.max_nodes,
-            k: self.k,
-            chain: chain_id(&store, self.chain.as_deref())?,
-            asset,
-            stop: self.labels.stop_list(),
-            ..PathParams::default()
+            asset: self.asset.clone(),
+            chain: self.chain.clone(),
+            rules: self.labels.rules(),
         };
-        let labels = StoreLabels::open(&store, None, self.labels.labels()?)
-            .context("opening the label store")?;
-        let r = find_paths(&store, &labels, &from, &target, &p)?;
+        let (from, r) = paytrace_app::trace::path(&store, &req)?;
+        let chain = chain_id(&store, self.chain.as_deref())?;
         let view = ChainView::open(&store, &from)?;
         if ctx.json {
-            super::chain_view::print_json(&r, &view)?;
+            super::print_json_view(&r, &view)?;
         } else {
-            let book = super::report::units(ctx, &store, &self.tokens)?.book_for(p.chain, &from);
+            let book = super::report::units(ctx, &store, &self.tokens)?.book_for(chain, &from);
             print!("{}", view.rewrite(&render_paths(&r, &book)));
         }
         Ok(ExitCode::SUCCESS)

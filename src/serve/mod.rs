@@ -290,14 +290,25 @@ async fn problem_for_errors(resp: Response) -> Response {
     out
 }
 
+/// Requests that are POSTed because they carry a body, but change nothing.
+const READ_POSTS: [&str; 2] = ["/v1/screen", "/v1/reports/payouts"];
+
 /// Every mutation (a method other than GET/HEAD/OPTIONS under `/v1`) needs a key and is
 /// written to the audit log with the answer's status.
 async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let m = req.method().clone();
     if matches!(m, Method::GET | Method::HEAD | Method::OPTIONS)
         || !req.uri().path().starts_with("/v1/")
+        || READ_POSTS.contains(&req.uri().path())
     {
         return next.run(req).await;
+    }
+    if state.store().is_read_only() {
+        return Problem::new(
+            axum::http::StatusCode::CONFLICT,
+            "the server opened the store for reading only (--read-only): nothing can be changed",
+        )
+        .into_response();
     }
     let action = format!("{m} {}", req.uri().path());
     let (mut parts, body) = req.into_parts();

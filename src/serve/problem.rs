@@ -190,3 +190,57 @@ mod tests {
         assert_eq!(v["limit"], "hops");
     }
 }
+
+/// 400 or 404 for the application layer's input errors, 500 for the rest, with the CLI's
+/// message.
+macro_rules! from_app_error {
+    ($t:ty, $input:expr, $not_found:expr) => {
+        impl From<$t> for Problem {
+            fn from(e: $t) -> Self {
+                let (input, missing): (fn(&$t) -> bool, fn(&$t) -> bool) = ($input, $not_found);
+                if missing(&e) {
+                    Self::not_found(e.to_string())
+                } else if input(&e) {
+                    Self::bad_request(e.to_string())
+                } else {
+                    Self::internal(&anyhow::Error::from(e))
+                }
+            }
+        }
+    };
+}
+
+from_app_error!(
+    paytrace_app::trace::QueryError,
+    paytrace_app::trace::QueryError::is_input,
+    paytrace_app::trace::QueryError::is_not_found
+);
+from_app_error!(
+    paytrace_app::query::QueryError,
+    paytrace_app::query::QueryError::is_input,
+    |_| false
+);
+from_app_error!(
+    paytrace_app::screen::ScreenError,
+    paytrace_app::screen::ScreenError::is_input,
+    |_| false
+);
+from_app_error!(
+    paytrace_app::labels::LabelQueryError,
+    paytrace_app::labels::LabelQueryError::is_input,
+    |_| false
+);
+from_app_error!(paytrace_app::cluster::ClusterQueryError, |_| false, |_| {
+    false
+});
+from_app_error!(paytrace_app::keys::KeyError, |_| false, |e| matches!(
+    e,
+    paytrace_app::keys::KeyError::NotFound(_)
+));
+from_app_error!(paytrace_indexer::StoreError, |_| false, |_| false);
+from_app_error!(paytrace_app::address::AddressArgError, |_| true, |_| false);
+from_app_error!(
+    paytrace_tracer::alerts::AlertError,
+    |_| false,
+    |e| matches!(e, paytrace_tracer::alerts::AlertError::NotFound(_))
+);

@@ -9,8 +9,11 @@ use super::{
 use axum::{
     Json, Router,
     extract::{RawQuery, State},
-    routing::get,
+    routing::{get, post, put},
 };
+
+pub mod extract;
+pub mod handlers;
 use paytrace_app::keys::{AuditEntry, Role};
 use serde::Serialize;
 
@@ -81,4 +84,22 @@ pub fn router() -> Router<AppState> {
         .route("/stats", get(stats))
         .route("/limits", get(limits))
         .route("/audit", get(audit))
+        .route("/address/{address}", get(handlers::address))
+        .route("/address/{address}/transfers", get(handlers::transfers))
+        .route("/trace", get(handlers::trace))
+        .route("/path", get(handlers::path))
+        .route("/screen", post(handlers::screen_bulk))
+        .route("/screen/{address}", get(handlers::screen_one))
+        .route("/cluster/{address}", get(handlers::cluster_show))
+        .route("/cluster-explain", get(handlers::cluster_explain))
+        .route("/labels", get(handlers::labels_list))
+        .route("/labels/{address}", get(handlers::labels_show))
+        .route("/alerts", get(handlers::alerts_list))
+        .route("/alerts/{id}/ack", post(handlers::alert_ack))
+        .route("/alerts/{id}/close", post(handlers::alert_close))
+        .route("/watchlist", get(handlers::watch_list))
+        .route(
+            "/watchlist/{address}",
+            put(handlers::watch_add).delete(handlers::watch_remove),
+        )
 }

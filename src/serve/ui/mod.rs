@@ -16,7 +16,6 @@ pub mod graph;
 pub mod pages;
 
 use super::{AppState, auth::Caller, auth::KEY_COOKIE, problem::Problem};
-use crate::cmd::{Context, query::Namer, query::TransferView};
 use axum::{
     Router,
     body::Bytes,
@@ -30,8 +29,9 @@ use paytrace_app::{
     address::{Target, parse_address, parse_target},
     explore::{ExploreParams, explore},
     keys::{AuditEntry, Role},
+    query::{Namer, TransferView},
 };
-use paytrace_indexer::{Address, Amount, Asset, ChainId, Direction, Store, TransferKey, TxHash};
+use paytrace_indexer::{Address, Amount, Asset, ChainId, Direction, TxHash};
 use paytrace_tracer::{
     FlowSource as _, MemoryLabels, StoreLabels,
     alerts::{AlertState, AlertStore},
@@ -91,11 +91,6 @@ impl Names {
     /// Loads the store's chains and token units (with the config's token lists).
     pub fn load(state: &AppState) -> anyhow::Result<Self> {
         let store = state.store();
-        let ctx = Context {
-            config: state.config().clone(),
-            data_dir: store.path().to_path_buf(),
-            json: false,
-        };
         let bitcoin = store
             .chains()?
             .into_iter()
@@ -103,7 +98,7 @@ impl Names {
             .map(|c| c.id)
             .collect();
         Ok(Self {
-            namer: Namer::new(&ctx, store)?,
+            namer: Namer::new(store, state.config())?,
             units: paytrace_app::units::Units::load(store, state.config())?,
             bitcoin,
         })
@@ -356,46 +351,6 @@ struct AddressQuery {
     after: Option<String>,
 }
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
-}
-
-/// One page of an address's transfers in canonical order after `after` (a transfer key), and
-/// the cursor of the next page.
-fn transfers_page(
-    store: &Store,
-    a: &Address,
-    dir: Direction,
-    after: Option<&TransferKey>,
-    n: usize,
-) -> Result<(Vec<paytrace_indexer::Transfer>, Option<TransferKey>), paytrace_indexer::StoreError> {
-    let after = after.map(TransferKey::to_bytes);
-    let mut out = Vec::with_capacity(n + 1);
-    for t in store.address_transfers(a, dir, None) {
-        let t = t?;
-        if after.is_some_and(|c| t.key.to_bytes() <= c) {
-            continue;
-        }
-        out.push(t);
-        if out.len() > n {
-            break;
-        }
-    }
-    let next = if out.len() > n {
-        out.truncate(n);
-        out.last().map(|t| t.key)
-    } else {
-        None
-    };
-    Ok((out, next))
-}
-
 async fn address(
     State(state): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -420,24 +375,26 @@ async fn address(
             );
         }
     };
-    let after = match q.after.as_deref().map(|c| {
-        hex_decode(c)
-            .and_then(|b| TransferKey::from_bytes(&b))
-            .ok_or_else(|| Problem::bad_field("after", format!("after {c:?}: not a page cursor")))
-    }) {
-        None => None,
-        Some(Ok(k)) => Some(k),
-        Some(Err(p)) => return error_page(Some(&v), &p),
-    };
     let vv = v.clone();
     let body = run(&state, &v, move |s| {
-        let store = s.store();
         let names = Names::load(s).map_err(internal)?;
         let screened = screen(s, &a);
-        let (ts, next) = transfers_page(store, &a, dir, after.as_ref(), PER_PAGE).map_err(|e| {
-            internal(anyhow::Error::from(e).context(format!("reading the transfers of {a}")))
+        let tp = paytrace_app::query::transfers_page(
+            s.store(),
+            s.config(),
+            &a,
+            dir,
+            None,
+            q.after.as_deref(),
+            PER_PAGE,
+        )
+        .map_err(|e| {
+            if e.is_input() {
+                Problem::bad_field("after", e.to_string())
+            } else {
+                internal(anyhow::Error::from(e).context(format!("reading the transfers of {a}")))
+            }
         })?;
-        let views: Vec<TransferView> = ts.iter().map(|t| names.view(t)).collect();
         let page = pages::AddressPage {
             shown: names.address(&a),
             screen: screened.as_ref().map_err(|e| format!("{e:#}")),
@@ -446,8 +403,8 @@ async fn address(
             } else {
                 "out"
             },
-            transfers: &views,
-            next: next.map(|k| k.to_bytes().iter().map(|b| format!("{b:02x}")).collect()),
+            transfers: &tp.transfers,
+            next: tp.next_cursor.clone(),
             per_page: PER_PAGE,
         };
         Ok(pages::address(&vv, &page, &names))
@@ -459,22 +416,18 @@ async fn address(
     }
 }
 
-/// Screens `a` as `paytrace screen ADDRESS` does: as of today, with the config's `[risk]`
-/// section, deposit addresses attributed by clustering, token units of the store.
+/// Screens `a` as `paytrace screen ADDRESS` does (the same application code): as of today,
+/// with the config's `[risk]` section, deposit addresses attributed by clustering, token units
+/// of the store.
 fn screen(s: &AppState, a: &Address) -> anyhow::Result<paytrace_tracer::risk::ScreenResult> {
-    let store = s.store();
-    let clusters = crate::cmd::report::StoreClusters::open(store)?;
-    let history = crate::cmd::report::screen_history(store, &clusters)?;
-    let mut p = paytrace_app::params::screen_params(
-        &s.config().risk,
-        paytrace_indexer::labels::today(),
-        None,
-    );
-    p.assets = paytrace_app::units::Units::load(store, s.config())?.book(None);
-    if let Some(pp) = p.patterns.as_mut() {
-        pp.assets = p.assets.clone();
-    }
-    Ok(paytrace_tracer::risk::screen(store, &history, a, &p)?)
+    let p = paytrace_app::screen::params(
+        s.store(),
+        s.config(),
+        &paytrace_app::screen::ScreenRequest::default(),
+    )?;
+    paytrace_app::screen::screen_many(s.store(), &[*a], &p, 1)?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("screening {a} gave no result"))
 }
 
 #[derive(serde::Deserialize)]
@@ -813,12 +766,5 @@ mod tests {
         assert_eq!(form_value(b"key=ab%4", "key"), None);
         assert_eq!(form_value(b"key=%zz", "key"), None);
         assert_eq!(form_value(b"key=%", "key"), None);
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        assert_eq!(hex_decode("00ff10"), Some(vec![0, 255, 16]));
-        assert_eq!(hex_decode("0"), None);
-        assert_eq!(hex_decode("zz"), None);
     }
 }

@@ -2,8 +2,8 @@
 //! engine (labels, payee names and token symbols come from users and contracts).
 
 use super::{Names, enc, graph};
-use crate::cmd::query::TransferView;
 use maud::{DOCTYPE, Markup, html};
+use paytrace_app::query::TransferView;
 use paytrace_tracer::{
     alerts::{Alert, AlertState},
     risk::{ExposureKind, Flow, ScreenResult, hops_text},

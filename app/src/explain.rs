@@ -2,12 +2,22 @@
 //! instead (the chains indexed, an address's transfers outside the window, the nearest days
 //! with payouts).
 
-use super::time_arg::iso;
-use paytrace_indexer::{Address, Direction, Store, Timestamp};
+use paytrace_indexer::{Address, Direction, Store, StoreError, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A block time as ISO 8601 UTC (`2025-03-01T12:00:00Z`); the raw seconds when out of range.
+pub fn iso(t: Timestamp) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(
+            || t.0.to_string(),
+            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+}
+
 /// `chains indexed: demo (last block 427), ethereum (last block 19000000)`, or that none is.
-pub fn chains_indexed(store: &Store) -> anyhow::Result<String> {
+pub fn chains_indexed(store: &Store) -> Result<String, StoreError> {
     let chains = store.chains()?;
     if chains.is_empty() {
         return Ok("no chain is indexed in this store yet".to_owned());
@@ -46,7 +56,7 @@ pub fn address_activity(
     store: &Store,
     address: &Address,
     dir: Direction,
-) -> anyhow::Result<String> {
+) -> Result<String, StoreError> {
     struct Seen {
         n: u64,
         first: Timestamp,

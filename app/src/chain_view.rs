@@ -6,7 +6,7 @@
 //! rendered text or JSON of one result, so every command (trace, path, screen, cluster show)
 //! shows Bitcoin the same way without each renderer knowing about scripts.
 
-use paytrace_indexer::{Address, Amount, ChainKind, Store, btc::UtxoStore};
+use paytrace_indexer::{Address, Amount, ChainKind, Store, StoreError, btc::UtxoStore};
 use std::{cell::RefCell, collections::HashMap};
 
 /// Renders Bitcoin identities of one output readably.
@@ -19,12 +19,12 @@ pub struct ChainView {
 
 impl ChainView {
     /// A view for an output about `subject` (its address decides the chain family).
-    pub fn open(store: &Store, subject: &Address) -> anyhow::Result<Self> {
+    pub fn open(store: &Store, subject: &Address) -> Result<Self, StoreError> {
         Self::new(store, !matches!(subject, Address::Evm(_)))
     }
 
     /// A view for an output about Bitcoin (`bitcoin`) or not.
-    pub fn new(store: &Store, bitcoin: bool) -> anyhow::Result<Self> {
+    pub fn new(store: &Store, bitcoin: bool) -> Result<Self, StoreError> {
         let has_btc = store.chains()?.iter().any(|c| c.kind == ChainKind::Bitcoin);
         Ok(Self {
             utxo: if has_btc {
@@ -105,19 +105,6 @@ fn rewrite_tokens(s: &str, bitcoin: bool, name: &dyn Fn(&Address) -> String) -> 
     }
     out.push_str(&s[copied..]);
     out
-}
-
-/// Prints `value` as indented JSON (as `--json` does), rewritten through `view`.
-pub fn print_json<T: serde::Serialize>(value: &T, view: &ChainView) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = crate::output::stdout();
-    writeln!(
-        out,
-        "{}",
-        view.rewrite(&serde_json::to_string_pretty(value)?)
-    )?;
-    out.flush()?;
-    Ok(())
 }
 
 /// A native amount in text: the chain's symbol with all its decimals (e.g. `50.00000000 BTC`).
