@@ -13,71 +13,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+#[path = "common/demo_serve.rs"]
+mod demo_serve;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use common::paytrace;
+use demo_serve::start_demo;
 use serde_json::{Value, json};
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
 use webdriver::{Driver, console_errors, requested_urls};
-
-/// `paytrace demo --serve` running (killed on drop).
-struct Demo {
-    child: Child,
-    login_url: String,
-    base: String,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_demo(out: &std::path::Path) -> Demo {
-    let mut child = paytrace(&out.join("unused"))
-        .arg("demo")
-        .arg("--out")
-        .arg(out)
-        .arg("--serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .env("PAYTRACE_NO_BROWSER", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start paytrace demo --serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("Web UI: ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let login_url = rx
-        .recv_timeout(Duration::from_secs(240))
-        .expect("paytrace demo --serve printed no `Web UI:` line");
-    let base = login_url
-        .split("/ui/")
-        .next()
-        .expect("a URL with /ui/")
-        .to_owned();
-    assert!(base.starts_with("http://127.0.0.1:"), "{login_url}");
-    assert!(login_url.contains("/ui/login#key="), "{login_url}");
-    Demo {
-        child,
-        login_url,
-        base,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_ui_on_the_demo_in_headless_chromium() {

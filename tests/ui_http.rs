@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+#[path = "common/demo_serve.rs"]
+mod demo_serve;
 
 use common::{
     paytrace, run_ok,
@@ -350,5 +352,56 @@ async fn web_ui_over_http() {
             .to_str()
             .unwrap()
             .contains("Max-Age=0")
+    );
+}
+
+/// `paytrace demo --serve` stops on SIGTERM with its exit status, and what the server wrote (an
+/// acknowledged alert, its audit record, the demo's key) is in a store the next command opens.
+/// (The server used to write through the demo's own store handle after that handle had emptied
+/// the journal; the next open found the journal damaged.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serve_stops_on_sigterm_and_keeps_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let mut demo = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || demo_serve::start_demo(&out)
+    })
+    .await
+    .unwrap();
+    let key = demo.key();
+    let r = client()
+        .post(format!("{}/ui/alerts/1/ack", demo.base))
+        .header(header::COOKIE, cookie(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let status = tokio::task::spawn_blocking(move || {
+        let s = demo.terminate();
+        drop(demo);
+        s
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "demo --serve exited with {status}");
+    let data = out.join("store");
+    let listed =
+        run_ok(paytrace(&data).args(["--json", "alerts", "list", "--state", "acknowledged"]));
+    let text = String::from_utf8(listed.stdout).unwrap();
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [1], "{text}");
+    let keys = run_ok(paytrace(&data).args(["--json", "keys", "list"]));
+    let keys: Value = serde_json::from_slice(&keys.stdout).unwrap();
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "demo" && k["role"] == "admin"),
+        "{keys}"
     );
 }

@@ -311,6 +311,25 @@ fn import_labels(store: &Store, s: &Scenario, dir: &Path) -> anyhow::Result<()> 
 impl DemoCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let (code, scenario) = self.build(ctx)?;
+        if self.serve {
+            // A fresh open for the server's writes, after every handle of the demo's run is
+            // gone: `persist_for_reopen` emptied the journal under that handle, whose engine
+            // would go on writing at its old offset (the next open would find it damaged).
+            let dir = self.out.join("store");
+            let store = Store::open_with(
+                &dir,
+                paytrace_indexer::OpenMode::Write,
+                Some(paytrace_indexer::QUERY_CACHE_BYTES),
+            )
+            .with_context(|| format!("opening the store in {}", dir.display()))?;
+            self.serve_ui(ctx, store, &scenario)?;
+        }
+        Ok(code)
+    }
+
+    /// Builds, reports, screens and checks the demo; its exit status and scenario.
+    fn build(&self, ctx: &Context) -> anyhow::Result<(ExitCode, Scenario)> {
         let out = &self.out;
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let store_dir = out.join("store");
@@ -568,10 +587,7 @@ impl DemoCmd {
         } else {
             ExitCode::FAILURE
         };
-        if self.serve {
-            self.serve_ui(ctx, store, &scenario)?;
-        }
-        Ok(code)
+        Ok((code, scenario))
     }
 
     /// `--serve`: the provider on the watchlist as a payer and the alert rules evaluated (so
