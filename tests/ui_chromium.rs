@@ -20,6 +20,7 @@ mod webdriver;
 
 use demo_serve::start_demo;
 use serde_json::{Value, json};
+use std::time::Duration;
 use webdriver::{Driver, console_errors, requested_urls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,6 +189,27 @@ async fn web_ui_on_the_demo_in_headless_chromium() {
         .await;
     assert_ne!(before, after, "zoom did not change the view");
     s.click("#zoom-reset").await;
+
+    // SVG export: the drawing as a file, with its own style sheet and the highlighted path.
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    s.downloads_to(&downloads).await;
+    s.click("#export-svg").await;
+    let file = downloads.join("paytrace-graph.svg");
+    let start = std::time::Instant::now();
+    while !file.is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no SVG downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let svg = std::fs::read_to_string(&file).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+    assert!(svg.contains("<style>"), "{svg}");
+    // (The clicked edge is also `selected`.)
+    assert_eq!(svg.matches("class=\"edge on-path").count(), 2, "{svg}");
 
     // GraphML export of the same graph.
     let graphml = s

@@ -247,6 +247,18 @@ impl Session<'_> {
         }
     }
 
+    /// Downloads go to `dir` (Chrome DevTools `Browser.setDownloadBehavior`).
+    pub async fn downloads_to(&self, dir: &Path) {
+        self.driver
+            .post(
+                &self.p("/goog/cdp/execute"),
+                json!({"cmd": "Browser.setDownloadBehavior", "params": {
+                    "behavior": "allow", "downloadPath": dir.display().to_string()
+                }}),
+            )
+            .await;
+    }
+
     pub async fn log(&self, kind: &str) -> Vec<Value> {
         self.driver
             .post(&self.p("/se/log"), json!({ "type": kind }))
