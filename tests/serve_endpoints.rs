@@ -311,3 +311,111 @@ async fn alerts_and_watchlist_need_the_compliance_role_and_are_audited() {
     assert_eq!(log[4]["role"], "compliance");
     assert_eq!(log[4]["target"], KAI);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payout_report_and_label_import_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let store = demo_store(&demo);
+    let batch_path = demo.join("payroll-batch.csv");
+    let batch = std::fs::read(&batch_path).unwrap();
+    let name = batch_path.display().to_string();
+    let cli_report = run_json(
+        paytrace(&store).args(["report", "payouts", "--batch", &name, "--format", "json"]),
+    );
+    let analyst = create_key(&store, "analyst");
+    let admin = create_key(&store, "admin");
+    let srv = Server::start(&store, &[]);
+    let c = Client::new();
+    let url = |q: &str| srv.url(&format!("/v1/reports/payouts?{q}"));
+
+    let (st, r) = send(
+        c.post(url(&format!("name={name}")))
+            .bearer_auth(&analyst)
+            .header("content-type", "text/csv")
+            .body(batch.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    for k in [
+        "title",
+        "summary",
+        "payouts",
+        "payees",
+        "convergence",
+        "shared_deposits",
+        "issues",
+    ] {
+        assert_eq!(r[k], cli_report[k], "{k}");
+    }
+    let resp = c
+        .post(url("format=html"))
+        .bearer_auth(&analyst)
+        .body(batch.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(resp.text().await.unwrap().contains("<html"));
+    let resp = c
+        .post(url("format=csv"))
+        .bearer_auth(&analyst)
+        .body(batch.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // A header without a required column: 400 naming the column and line 1.
+    let (st, p) = send(
+        c.post(url(""))
+            .bearer_auth(&analyst)
+            .body("payee,chain,asset,amount\nA,demo,USDC,1\n"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{p}");
+    assert_eq!(p["field"], "address");
+    assert_eq!(p["line"], 1);
+    // A bad row is an issue of the report, with its line (as the CLI reports it).
+    let (st, r) = send(
+        c.post(url("name=x.csv"))
+            .bearer_auth(&analyst)
+            .body("payee,address,chain,asset,amount\nA,0xnope,demo,USDC,1\n"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["issues"][0]["line"], 2, "{r}");
+
+    // Label import: admin only; the new label is then shown.
+    let csv = format!("address,category,entity\n{UNUSED},mixer,Test Mixer\n");
+    let import = |key: &str| {
+        c.post(srv.url("/v1/labels/import?format=csv&source=upload-test"))
+            .bearer_auth(key)
+            .body(csv.clone())
+    };
+    let (st, _) = send(import(&analyst)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, rep) = send(import(&admin)).await;
+    assert_eq!(st, StatusCode::OK, "{rep}");
+    assert_eq!(rep["imported"], 1, "{rep}");
+    let (st, v) = send(
+        c.get(srv.url(&format!("/v1/labels/{UNUSED}")))
+            .bearer_auth(&analyst),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["labels"][0]["entity"], "Test Mixer", "{v}");
+    let (st, p) = send(
+        c.post(srv.url("/v1/labels/import?format=nonsense"))
+            .bearer_auth(&admin)
+            .body("x"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(p["field"], "format");
+}

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod labels;
 pub mod params;
 pub mod query;
+pub mod report;
 pub mod screen;
 pub mod trace;
 pub mod units;

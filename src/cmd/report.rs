@@ -8,12 +8,9 @@ use paytrace_app::address::parse_address;
 use paytrace_app::params::{ReportOptions, chain_id, parse_model, report_params};
 use paytrace_indexer::{Address, Asset, ChainId, Store, Timestamp};
 use paytrace_tracer::{
-    MemoryLabels, Model, StoreLabels,
-    report::{
-        AssetBook, EntityTies, LabelEntities, Payout, Report, ReportParams, WithDeposits,
-        apply_verdicts, batch, build_report_with_progress, discover_payouts, render,
-    },
-    risk::{CachedSource, ScreenParams, hops_text},
+    Model,
+    report::{AssetBook, Payout, Report, ReportParams, batch, discover_payouts, render},
+    risk::{ScreenParams, hops_text},
 };
 use serde::Serialize;
 use std::{
@@ -115,16 +112,6 @@ pub fn units(
     Ok(paytrace_app::units::Units::load(store, &ctx.config)?.with_flags(flags)?)
 }
 
-/// The names of the store's Bitcoin chains (batch rows naming one are Bitcoin rows).
-fn bitcoin_chains(store: &Store) -> anyhow::Result<Vec<String>> {
-    Ok(store
-        .chains()?
-        .into_iter()
-        .filter(|c| c.kind == paytrace_indexer::ChainKind::Bitcoin)
-        .map(|c| c.name)
-        .collect())
-}
-
 /// Where the files went.
 #[derive(Debug, Serialize)]
 pub struct Written {
@@ -171,10 +158,8 @@ pub fn write_report(
 
 pub use paytrace_app::screen::{StoreClusters, screen_history};
 
-/// Runs a report on the store: deposit addresses attributed by `cluster run` count as
-/// `exchange_deposit` of their exchange, and with `verdicts` every payee's risk is its
-/// screening verdict as of that day (the same as `paytrace screen --as-of`). `bar`, when
-/// given, advances one step per payout traced.
+/// Runs a report on the store (the application layer's [`paytrace_app::report::run_on_store`])
+/// with `bar`, when given, advanced one step per payout traced.
 #[allow(clippy::too_many_arguments)]
 pub fn run_on_store(
     store: &Store,
@@ -188,118 +173,27 @@ pub fn run_on_store(
     verdicts: Option<&ScreenParams>,
     bar: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<Report> {
-    let clusters = StoreClusters::open(store)?;
-    let labels = WithDeposits {
-        labels: StoreLabels::open(store, labels_as_of, MemoryLabels::new())
-            .context("opening the label store")?,
-        deposits: &clusters,
-    };
-    let asof = paytrace_indexer::labels::LabelStore::open(store)?;
-    // Clusters, and label entities tying addresses across chains.
-    let ties = EntityTies {
-        clusters: &clusters,
-        entities: &LabelEntities {
-            labels: &asof,
-            as_of: labels_as_of,
-        },
-    };
-    let mut r = build_report_with_progress(
+    Ok(paytrace_app::report::run_on_store(
         store,
-        &labels,
-        &asof,
-        &ties,
         title,
         providers,
         payouts,
         issues,
         assets,
         params,
-        &mut || {
+        labels_as_of,
+        verdicts,
+        &mut |step| {
             if let Some(b) = bar {
-                b.inc(1);
+                match step {
+                    paytrace_app::report::Step::Payout => b.inc(1),
+                    paytrace_app::report::Step::Screening => {
+                        b.set_message("screening the payees");
+                    }
+                }
             }
         },
-    )?;
-    r.prune_assets();
-    if let Some(p) = verdicts {
-        if let Some(b) = bar {
-            b.set_message("screening the payees");
-        }
-        let history = screen_history(store, &clusters)?;
-        let src = CachedSource::new(store, super::screen::HISTORY_CACHE);
-        apply_verdicts(&mut r, &src, &history, p, params.threads)?;
-    }
-    Ok(r)
-}
-
-/// The payouts of a batch CSV (`file` names it in messages): its rows parsed and matched to
-/// their transfers in the store; the rows that could not be traced as issues, by line.
-pub fn batch_payouts(
-    store: &Store,
-    file: &str,
-    input: impl std::io::Read,
-    assets: &AssetBook,
-    providers: &[Address],
-    chain: Option<ChainId>,
-) -> anyhow::Result<(Vec<Payout>, Vec<batch::RowIssue>)> {
-    let (rows, mut issues) =
-        batch::parse_with_chains(file, input, assets, &bitcoin_chains(store)?)?;
-    let (payouts, unmatched) = batch::match_rows(store, file, &rows, providers, chain)?;
-    issues.extend(unmatched);
-    issues.sort_by_key(|i| i.line);
-    Ok((payouts, issues))
-}
-
-/// The report of an uploaded batch CSV as its HTML page, as `paytrace report payouts --batch
-/// FILE --format html` writes it with the default options: every chain, payee verdicts and
-/// labels as of today, the config's `[risk]` scoring.
-pub fn batch_report_html(
-    store: &Store,
-    config: &paytrace_config::Config,
-    file: &str,
-    csv: &[u8],
-) -> anyhow::Result<String> {
-    let units = paytrace_app::units::Units::load(store, config)?;
-    let mut assets = units.book(None);
-    if assets.info(&Asset::Native).is_none() {
-        let k = paytrace_indexer::ChainKind::Evm;
-        assets.insert(Asset::Native, k.native_symbol(), k.native_decimals());
-    }
-    assets.insert_bitcoin();
-    let (payouts, issues) = batch_payouts(store, file, csv, &assets, &[], None)?;
-    if payouts.is_empty() {
-        bail!(
-            "{file}: no row matched a payout in the store ({} row(s) with issues{})",
-            issues.len(),
-            issues
-                .first()
-                .map(|i| format!("; first: {i}"))
-                .unwrap_or_default()
-        );
-    }
-    let mut providers: Vec<Address> = payouts.iter().map(|p| p.from).collect();
-    providers.sort();
-    providers.dedup();
-    let (params, sp) = report_params(
-        &config.risk,
-        &ReportOptions::default(),
-        paytrace_indexer::labels::today(),
-        units.book(None),
-    );
-    let report = run_on_store(
-        store,
-        file,
-        &providers,
-        &payouts,
-        issues,
-        assets,
-        &params,
-        None,
-        Some(&sp),
-        None,
-    )?;
-    let view = super::chain_view::ChainView::new(store, false)?;
-    Ok(view.rewrite_as(&render::to_html(&report), false))
+    )?)
 }
 
 /// Names payees found on chain after the entity of their label, when the label store has one.
@@ -464,24 +358,9 @@ impl PayoutsArgs {
             Some(path) => {
                 let file = path.display().to_string();
                 let f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
-                let (payouts, issues) =
-                    batch_payouts(&store, &file, f, &assets, &providers, chain)?;
-                // --since/--until select the batch's payouts by their on-chain time.
-                let n = payouts.len();
-                let payouts: Vec<_> = payouts
-                    .into_iter()
-                    .filter(|p| {
-                        since.is_none_or(|s| p.time >= s) && until.is_none_or(|u| p.time <= u)
-                    })
-                    .collect();
-                if payouts.len() < n {
-                    tracing::info!(
-                        kept = payouts.len(),
-                        outside = n - payouts.len(),
-                        "batch payouts outside --since/--until left out"
-                    );
-                }
-                (payouts, issues)
+                paytrace_app::report::batch_payouts(
+                    &store, &file, f, &assets, &providers, chain, since, until,
+                )?
             }
             None => {
                 let mut payouts = discover_payouts(

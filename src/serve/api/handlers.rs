@@ -755,3 +755,227 @@ pub async fn watch_remove(
         })
         .await
 }
+
+/// Query of `POST /v1/reports/payouts` (the options of `report payouts --batch`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    format: Option<String>,
+    name: Option<String>,
+    model: Option<String>,
+    hops: Option<u32>,
+    min_payees: Option<usize>,
+    window_days: Option<u64>,
+    chain: Option<String>,
+    labels_as_of: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `POST /v1/reports/payouts?format=json|csv|html` with a batch CSV as the body
+/// (`payee,address,chain,asset,amount[,tx_hash,date]`): `paytrace report payouts --batch`.
+/// Rows with problems are listed in the report's `issues` (file and line), as the CLI does;
+/// a header without a required column is a 400 naming it.
+pub async fn report_payouts(
+    _c: Caller,
+    State(state): State<AppState>,
+    Params(q): Params<ReportQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let limits = state.limits().clone();
+    let mut req = paytrace_app::report::BatchReportRequest::default();
+    if let Some(m) = &q.model {
+        req.model = paytrace_app::params::parse_model(m)
+            .map_err(|e| Problem::bad_field("model", format!("model: {e}")))?;
+    }
+    if let Some(h) = q.hops {
+        if h > limits.max_hops {
+            return Err(Problem::over_budget(
+                "hops",
+                format!(
+                    "hops {h} is over this server's budget of {} hops",
+                    limits.max_hops
+                ),
+            ));
+        }
+        req.hops = h;
+    }
+    if let Some(m) = q.min_payees {
+        req.min_payees = m;
+    }
+    if let Some(w) = q.window_days {
+        req.window_days = w;
+    }
+    req.chain = q.chain.clone();
+    req.labels_as_of = day_param("labels_as_of", q.labels_as_of.as_deref())?;
+    req.since = time_param("since", q.since.as_deref(), parse_since)?;
+    req.until = time_param("until", q.until.as_deref(), parse_until)?;
+    let format = q.format.clone().unwrap_or_else(|| "json".to_owned());
+    if !matches!(format.as_str(), "json" | "csv" | "html") {
+        return Err(Problem::bad_field(
+            "format",
+            format!("format: {format:?}: expected json, csv or html"),
+        ));
+    }
+    let name = q.name.clone().unwrap_or_else(|| "batch.csv".to_owned());
+    state
+        .blocking(move |s| {
+            let r = paytrace_app::report::batch_report(
+                s.store(),
+                s.config(),
+                &name,
+                std::io::Cursor::new(body),
+                &req,
+            )
+            .map_err(|e| match &e {
+                paytrace_app::report::ReportError::Batch(b) => {
+                    let field = match b {
+                        paytrace_tracer::report::batch::BatchError::MissingColumn {
+                            column,
+                            ..
+                        } => (*column).to_owned(),
+                        paytrace_tracer::report::batch::BatchError::Header { .. } => {
+                            "header".to_owned()
+                        }
+                    };
+                    let mut p = Problem::bad_field(field, e.to_string());
+                    p.line = Some(1);
+                    p
+                }
+                _ if e.is_input() => Problem::bad_request(e.to_string()),
+                _ => Problem::internal(&e.into()),
+            })?;
+            let view = ChainView::new(s.store(), false)?;
+            let (text, ct) = match format.as_str() {
+                "html" => (
+                    paytrace_tracer::report::render::to_html(&r),
+                    "text/html; charset=utf-8",
+                ),
+                "csv" => (
+                    paytrace_tracer::report::render::to_csv(&r).map_err(|e| {
+                        Problem::internal(&anyhow::anyhow!("writing the CSV report: {e}"))
+                    })?,
+                    "text/csv; charset=utf-8",
+                ),
+                _ => (
+                    serde_json::to_string(&r).map_err(|e| Problem::internal(&e.into()))?,
+                    "application/json",
+                ),
+            };
+            Ok((
+                [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+                view.rewrite_as(&text, false),
+            )
+                .into_response())
+        })
+        .await
+}
+
+/// Query of `POST /v1/labels/import` (the options of `labels import`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    format: String,
+    name: Option<String>,
+    source: Option<String>,
+    version: Option<String>,
+    category: Option<String>,
+    entity: Option<String>,
+    chain: Option<String>,
+    confidence: Option<u8>,
+    max_shrink: Option<u8>,
+    #[serde(default)]
+    allow_shrink: bool,
+}
+
+/// `POST /v1/labels/import?format=...` (admin) with the label file as the body: `paytrace
+/// labels import --json`; then the alert rules are evaluated and new alerts delivered, as
+/// after a CLI import.
+pub async fn labels_import(
+    c: Caller,
+    State(state): State<AppState>,
+    Params(q): Params<ImportQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    use paytrace_indexer::labels::{
+        DEFAULT_MAX_SHRINK_PCT, Defaults, Format, ImportOptions, Input, LabelStore, ShrinkGuard,
+        import_inputs,
+    };
+    c.require(Role::Admin)?;
+    let format: Format = q
+        .format
+        .parse()
+        .map_err(|e| Problem::bad_field("format", format!("format: {e}")))?;
+    let category = q
+        .category
+        .as_deref()
+        .map(|c| {
+            c.parse::<paytrace_indexer::labels::Category>()
+                .map_err(|e| Problem::bad_field("category", format!("category: {e}")))
+        })
+        .transpose()?;
+    if q.confidence.is_some_and(|c| c > 100) || q.max_shrink.is_some_and(|c| c > 100) {
+        return Err(Problem::bad_field(
+            if q.confidence.is_some_and(|c| c > 100) {
+                "confidence"
+            } else {
+                "max_shrink"
+            },
+            "confidence and max_shrink are percentages: 0 to 100",
+        ));
+    }
+    let name = q.name.clone().unwrap_or_else(|| "upload".to_owned());
+    let st = state.clone();
+    let report = state
+        .blocking(move |s| {
+            let opts = ImportOptions {
+                source: q.source.clone(),
+                version: q.version.clone(),
+                url: None,
+                defaults: Defaults {
+                    category,
+                    entity: q.entity.clone(),
+                    currency: q.chain.clone(),
+                    confidence: q.confidence,
+                },
+                guard: ShrinkGuard {
+                    max_shrink_pct: q
+                        .max_shrink
+                        .or(s.config().labels.max_shrink_pct)
+                        .unwrap_or(DEFAULT_MAX_SHRINK_PCT),
+                    allow_shrink: q.allow_shrink,
+                },
+            };
+            let labels = LabelStore::open(s.store())
+                .map_err(|e| Problem::internal(&anyhow::anyhow!("opening the label store: {e}")))?;
+            let input = Input::from_bytes(name.clone(), &body);
+            import_inputs(&labels, format, vec![input], &opts)
+                .map_err(|e| Problem::bad_request(e.to_string()))
+        })
+        .await?;
+    // New labels: re-screen payees and watched addresses, raise new findings, deliver.
+    let evaluated = st
+        .blocking(|s| {
+            crate::cmd::alerts::evaluate_rules(s.config(), s.store()).map_err(Problem::from)
+        })
+        .await;
+    match evaluated {
+        Ok((_, summary)) => {
+            tracing::info!(
+                screened = summary.screened,
+                raised = summary.raised,
+                "alert rules evaluated after a label import"
+            );
+            if !st.config().alerts.webhooks.is_empty()
+                && let Err(e) = crate::cmd::alerts::deliver(st.config(), st.store()).await
+            {
+                tracing::error!(error = %e, "alert delivery after a label import failed; left in the outbox");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e.detail, "alert evaluation after a label import failed")
+        }
+    }
+    let target = format!("{} {}", report.source, report.version);
+    Ok(audited(Json(report).into_response(), &target))
+}

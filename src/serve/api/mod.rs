@@ -93,10 +93,12 @@ pub fn router() -> Router<AppState> {
         .route("/cluster/{address}", get(handlers::cluster_show))
         .route("/cluster-explain", get(handlers::cluster_explain))
         .route("/labels", get(handlers::labels_list))
+        .route("/labels/import", post(handlers::labels_import))
         .route("/labels/{address}", get(handlers::labels_show))
         .route("/alerts", get(handlers::alerts_list))
         .route("/alerts/{id}/ack", post(handlers::alert_ack))
         .route("/alerts/{id}/close", post(handlers::alert_close))
+        .route("/reports/payouts", post(handlers::report_payouts))
         .route("/watchlist", get(handlers::watch_list))
         .route(
             "/watchlist/{address}",

@@ -639,8 +639,38 @@ async fn report_run(
     let vv = v.clone();
     let out = state
         .blocking(move |s| {
-            crate::cmd::report::batch_report_html(s.store(), s.config(), &name, &bytes)
-                .map_err(|e| Problem::bad_field("batch", format!("{e:#}")))
+            let store = s.store();
+            let r = paytrace_app::report::batch_report(
+                store,
+                s.config(),
+                &name,
+                &bytes[..],
+                &paytrace_app::report::BatchReportRequest::default(),
+            )
+            .map_err(|e| {
+                if e.is_input() {
+                    Problem::bad_field("batch", e.to_string())
+                } else {
+                    internal(e)
+                }
+            })?;
+            // A file none of whose rows is a payout in the store is refused with its issues
+            // (an empty report would read as "nothing found").
+            if r.payouts.is_empty() {
+                return Err(Problem::bad_field(
+                    "batch",
+                    format!(
+                        "{name}: no row matched a payout in the store ({} row(s) with issues{})",
+                        r.issues.len(),
+                        r.issues
+                            .first()
+                            .map(|i| format!("; first: {i}"))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            let view = paytrace_app::chain_view::ChainView::new(store, false).map_err(internal)?;
+            Ok(view.rewrite_as(&paytrace_tracer::report::render::to_html(&r), false))
         })
         .await;
     match out {
