@@ -158,6 +158,23 @@ async fn web_ui_over_http() {
     );
     assert!(page.contains("BTC"), "amounts in BTC: {page}");
 
+    // A sanctioned address: its label with the day its listing starts.
+    let sanctioned = truth["truth"]["sanctioned"].as_str().unwrap();
+    let page = get(&format!("/ui/address/{sanctioned}"), &analyst)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let history = page
+        .split("id=\"label-history\"")
+        .nth(1)
+        .expect("the label table");
+    assert!(
+        history.contains("sanctioned") && history.contains("2025-04-01 – …"),
+        "{history}"
+    );
+
     // The provider's 72 payouts: 50 on the first page, the rest after the cursor.
     let provider = truth["provider"].as_str().unwrap();
     let page = get(&format!("/ui/address/{provider}?dir=out"), &analyst)

@@ -395,9 +395,13 @@ async fn address(
                 internal(anyhow::Error::from(e).context(format!("reading the transfers of {a}")))
             }
         })?;
+        let shown = names.address(&a);
+        let labels = paytrace_app::labels::show(s.store(), "address", &shown, None, None, true)
+            .map(|o| o.labels);
         let page = pages::AddressPage {
-            shown: names.address(&a),
+            shown,
             screen: screened.as_ref().map_err(|e| format!("{e:#}")),
+            labels: labels.as_deref().map_err(ToString::to_string),
             dir: if dir == Direction::Incoming {
                 "in"
             } else {

@@ -121,6 +121,9 @@ pub struct AddressPage<'a> {
     pub shown: String,
     /// The screening (as `paytrace screen` runs it), or why it failed.
     pub screen: Result<&'a ScreenResult, String>,
+    /// Every label recorded for the address (as `paytrace labels show --history`), or why
+    /// they could not be read.
+    pub labels: Result<&'a [paytrace_indexer::labels::Label], String>,
     /// `in` or `out`.
     pub dir: &'a str,
     /// This page of transfers.
@@ -148,6 +151,29 @@ pub fn address(viewer: &Viewer, p: &AddressPage<'_>, names: &Names) -> Markup {
                 h2 { "Labels" }
                 @if r.labels.is_empty() { p.small #labels { "No label valid on " (r.as_of) "." } }
                 @else { p #labels { @for l in &r.labels { span.chip { (l) } } } }
+                @match &p.labels {
+                    Err(e) => { p.error { "Reading the labels failed: " (e) } }
+                    Ok(list) if list.is_empty() => {}
+                    Ok(list) => {
+                        table #label-history {
+                            thead { tr { th { "Category" } th { "Entity" } th { "Source" } th { "Valid" } th { "Confidence" } } }
+                            tbody { @for l in list.iter() {
+                                tr {
+                                    td { (l.category.to_string().replace('_', " ")) }
+                                    td { (l.entity) @if let Some(n) = &l.name { br; span.small { (n) } } }
+                                    td { (l.source) " " span.small { (l.source_version) } }
+                                    td {
+                                        (l.valid_from.map(|d| d.to_string()).unwrap_or_else(|| "…".into()))
+                                        " – "
+                                        (l.valid_to.map(|d| d.to_string()).unwrap_or_else(|| "…".into()))
+                                        @if let Some(v) = &l.removed_in { br; span.small { "removed in " (v) } }
+                                    }
+                                    td.num { (l.confidence) }
+                                }
+                            } }
+                        }
+                    }
+                }
                 h2 { "Risk" }
                 p #verdict {
                     (risk(r.level.as_str()))
