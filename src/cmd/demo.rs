@@ -613,7 +613,7 @@ impl DemoCmd {
         };
         let raised = summary.raised;
         let json = ctx.json;
-        args.serve_store(store, ctx.config.clone(), move |local| {
+        args.serve_store(ctx, store, move |local| {
             let url = format!("http://{local}/ui/login#key={}", key.key);
             let line = format!(
                 "Web UI: {url}\n  ({raised} alert(s) raised for the demo's payees; admin key {}; Ctrl-C stops the server)",

@@ -109,8 +109,24 @@ fn parse_trace_mode(s: &str) -> Result<TraceMode, String> {
 }
 
 impl EvmChainArgs {
+    /// The arguments of `follow evm --chain NAME` without other flags (the config decides).
+    pub fn for_chain(name: &str) -> Self {
+        Self {
+            chain: name.to_owned(),
+            rpc: None,
+            blocks_per_commit: None,
+            concurrency: None,
+            batch_size: None,
+            rps: None,
+            max_retries: None,
+            timeout_secs: None,
+            deadline_secs: None,
+            trace_mode: None,
+        }
+    }
+
     /// The chain's config section with flags applied.
-    fn resolve(&self, ctx: &Context) -> anyhow::Result<(ChainConfig, String)> {
+    pub fn resolve(&self, ctx: &Context) -> anyhow::Result<(ChainConfig, String)> {
         let mut c = ctx.config.chain_or_default(&self.chain);
         if let Some(v) = self.blocks_per_commit {
             anyhow::ensure!(v >= 1, "--blocks-per-commit must be at least 1");
@@ -163,6 +179,7 @@ impl EvmChainArgs {
         ctx: &Context,
         stop: StopSignal,
         persistent: bool,
+        store: Option<paytrace_indexer::Store>,
     ) -> anyhow::Result<(EvmSync, ChainConfig)> {
         let (cfg, url) = self.resolve(ctx)?;
         disable_transparent_huge_pages();
@@ -206,7 +223,10 @@ impl EvmChainArgs {
                 }
             }
         };
-        let store = ctx.open_store()?;
+        let store = match store {
+            Some(s) => s,
+            None => ctx.open_store()?,
+        };
         let chain = store.register_chain(&self.chain, ChainKind::Evm)?;
         let source = EvmSource::with_trace_mode(
             rpc,
@@ -394,7 +414,7 @@ impl IndexCmd {
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
-            let (sync, _) = chain.sync(ctx, stop, false).await?;
+            let (sync, _) = chain.sync(ctx, stop, false, None).await?;
             let store = sync.store().clone();
             if let (Some(f), Some(t)) = (from, to) {
                 anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
@@ -454,6 +474,61 @@ impl IndexCmd {
     }
 }
 
+/// Where and how `follow_evm` follows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FollowOptions {
+    /// Start block (default: after the checkpoint).
+    pub from: Option<u64>,
+    /// Confirmations [default: the chain's config].
+    pub confirmations: Option<u64>,
+    /// Poll interval [default: the chain's config].
+    pub poll_interval_ms: Option<u64>,
+}
+
+/// Follows the head of an EVM chain until `stop`: the balance checkpoint and alert stages run
+/// after each commit (the alert task is stopped before this returns). On `store` when given
+/// (the server's), else on the store of the data dir. Returns the summary and the store (when
+/// it was opened) for the caller to close.
+pub async fn follow_evm(
+    ctx: &Context,
+    chain: &EvmChainArgs,
+    store: Option<paytrace_indexer::Store>,
+    opts: FollowOptions,
+    stop: StopSignal,
+    on_commit: &(dyn Fn(Commit) + Sync),
+) -> (anyhow::Result<SyncSummary>, Option<paytrace_indexer::Store>) {
+    let (sync, cfg) = match chain.sync(ctx, stop, true, store).await {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let confirmations = opts.confirmations.unwrap_or(cfg.confirmations);
+    let poll = Duration::from_millis(
+        opts.poll_interval_ms
+            .unwrap_or(cfg.poll_interval_ms)
+            .max(10),
+    );
+    // Alert rules are evaluated after committed steps (at most once per poll interval).
+    let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
+    // After each commit: the balance checkpoints of the blocks just committed (touched
+    // addresses only), then the alert rules.
+    let sync = sync.with_pipeline(
+        Pipeline::new()
+            .with_stage(BalanceStage::default())
+            .with_stage(alerts.stage()),
+    );
+    tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");
+    let store = sync.store().clone();
+    let summary = sync
+        .follow(opts.from.map(BlockNumber), confirmations, poll, on_commit)
+        .await;
+    // No write left running.
+    alerts.stop().await;
+    (
+        summary.with_context(|| format!("following chain {:?}", chain.chain)),
+        Some(store),
+    )
+}
+
 impl FollowCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -469,31 +544,26 @@ impl FollowCmd {
         runtime()?.block_on(async {
             let stop = StopSignal::new();
             install_signal_handler(&stop);
-            let (sync, cfg) = chain.sync(ctx, stop, true).await?;
-            let confirmations = confirmations.unwrap_or(cfg.confirmations);
-            let poll = Duration::from_millis(poll_interval_ms.unwrap_or(cfg.poll_interval_ms).max(10));
-            // Alert rules are evaluated after committed steps (at most once per poll interval).
-            let alerts = super::alerts::FollowHook::start(ctx.config.clone(), sync.store().clone(), poll);
-            // After each commit: the balance checkpoints of the blocks just committed (touched
-            // addresses only), then the alert rules.
-            let sync = sync.with_pipeline(
-                Pipeline::new()
-                    .with_stage(BalanceStage::default())
-                    .with_stage(alerts.stage()),
-            );
-            tracing::info!(chain = %chain.chain, confirmations, poll_ms = poll.as_millis(), "following the head");
             let progress = Progress::new(&chain.chain, None);
             let counter = std::sync::atomic::AtomicU64::new(0);
-            let store = sync.store().clone();
-            let summary = sync
-                .follow(from.map(BlockNumber), confirmations, poll, &|c| {
-                    progress.on_commit(c, &counter);
-                })
-                .await;
-            // No write left running, then a store the next read open does not write to.
-            alerts.stop().await;
-            store.persist_for_reopen()?;
-            let summary = summary.with_context(|| format!("following chain {:?}", chain.chain))?;
+            let (summary, store) = follow_evm(
+                ctx,
+                chain,
+                None,
+                FollowOptions {
+                    from: *from,
+                    confirmations: *confirmations,
+                    poll_interval_ms: *poll_interval_ms,
+                },
+                stop,
+                &|c| progress.on_commit(c, &counter),
+            )
+            .await;
+            // A store the next read open does not write to.
+            if let Some(store) = store {
+                store.persist_for_reopen()?;
+            }
+            let summary = summary?;
             progress.finish();
             print_summary(ctx, &summary)?;
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod follow;
+pub mod ops;
 pub mod problem;
 pub mod ui;
 
@@ -66,6 +68,10 @@ pub struct ServeArgs {
     /// Allow cross-origin requests from this origin (repeatable). Without it CORS is off.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origin: Vec<String>,
+    /// `/readyz` answers 503 while a follower is more than this many blocks behind its
+    /// node's head.
+    #[arg(long, default_value_t = 32)]
+    pub ready_lag: u64,
 }
 
 impl Default for ServeArgs {
@@ -81,6 +87,7 @@ impl Default for ServeArgs {
             max_bulk: 1_000,
             rate_per_second: 200,
             cors_origin: Vec::new(),
+            ready_lag: 32,
         }
     }
 }
@@ -111,6 +118,9 @@ struct Inner {
     keys: KeyStore,
     limits: Limits,
     rate: DefaultKeyedRateLimiter<String>,
+    metrics: ops::Metrics,
+    followers: Vec<Arc<follow::FollowerStatus>>,
+    ready_lag: u64,
 }
 
 /// What every handler gets: the one store of the process, the config, the key store and the
@@ -120,7 +130,12 @@ pub struct AppState(Arc<Inner>);
 
 impl AppState {
     /// A state over an open `store`.
-    pub fn new(store: Store, config: Config, args: &ServeArgs) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Store,
+        config: Config,
+        args: &ServeArgs,
+        followers: Vec<Arc<follow::FollowerStatus>>,
+    ) -> anyhow::Result<Self> {
         let keys = KeyStore::open(&store).context("opening the API key keyspaces")?;
         let per_second = NonZeroU32::new(args.rate_per_second)
             .context("--rate-per-second must be at least 1")?;
@@ -136,6 +151,9 @@ impl AppState {
                 max_body_bytes: args.max_body_bytes,
             },
             rate: RateLimiter::keyed(Quota::per_second(per_second)),
+            metrics: ops::Metrics::default(),
+            followers,
+            ready_lag: args.ready_lag,
         })))
     }
 
@@ -144,11 +162,22 @@ impl AppState {
         &self.0.store
     }
 
+    /// The server's metrics.
+    pub fn metrics(&self) -> &ops::Metrics {
+        &self.0.metrics
+    }
+
+    /// The followers running in this process.
+    pub fn followers(&self) -> &[Arc<follow::FollowerStatus>] {
+        &self.0.followers
+    }
+
+    /// The most blocks a follower may lag behind its node's head and be ready.
+    pub fn ready_lag(&self) -> u64 {
+        self.0.ready_lag
+    }
+
     /// The loaded configuration.
-    #[allow(
-        dead_code,
-        reason = "read by the endpoints that build parameters from the config"
-    )]
     pub fn config(&self) -> &Config {
         &self.0.config
     }
@@ -203,10 +232,13 @@ pub fn router(state: AppState, cors: &[String]) -> anyhow::Result<Router> {
     let request_id = HeaderName::from_static("x-request-id");
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .nest("/v1", api::router())
         .merge(ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), audit))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::track))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -261,16 +293,14 @@ async fn problem_for_errors(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == problem::PROBLEM_JSON.as_bytes());
-    // The web UI answers its errors as HTML pages.
-    let is_html = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if is_problem || is_html {
+    // Problem documents, the JSON answers of `/readyz`, and the web UI's HTML error pages stay
+    // as they are.
+    let keep = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes() == problem::PROBLEM_JSON.as_bytes()
+            || v.as_bytes() == b"application/json"
+            || v.as_bytes().starts_with(b"text/html")
+    });
+    if keep {
         return resp;
     }
     let retry = resp.headers().get(header::RETRY_AFTER).cloned();
@@ -356,36 +386,54 @@ impl ServeArgs {
             Some(paytrace_indexer::QUERY_CACHE_BYTES),
         )
         .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
-        self.serve_store(store, ctx.config.clone(), |_| {})?;
+        self.serve_store(ctx, store, |_| {})?;
         Ok(ExitCode::SUCCESS)
     }
 
-    /// Serves an open `store` until SIGTERM or Ctrl-C; `ready` gets the bound address once the
-    /// server listens (`paytrace demo --serve` prints the UI's URL from it).
+    /// Serves an open `store` (with the followers of `--follow`) until SIGTERM or Ctrl-C;
+    /// `ready` gets the bound address once the server listens (`paytrace demo --serve` prints
+    /// the UI's URL from it).
     pub fn serve_store(
         &self,
+        ctx: &Context,
         store: Store,
-        config: Config,
         ready: impl FnOnce(SocketAddr),
     ) -> anyhow::Result<()> {
-        let state = AppState::new(store, config, self)?;
-        let app = router(state, &self.cors_origin)?;
+        let store2 = store.clone();
         crate::cmd::index::runtime()?.block_on(async {
+            let stop = paytrace_indexer::sync::StopSignal::new();
+            let followers = if self.follow.is_empty() {
+                follow::Followers::none()
+            } else {
+                follow::start(ctx, &store, &self.follow, &stop)?
+            };
+            let state = AppState::new(store, ctx.config.clone(), self, followers.status.clone())?;
+            let app = router(state, &self.cors_origin)?;
             let listener = tokio::net::TcpListener::bind(self.listen)
                 .await
                 .with_context(|| format!("binding {}", self.listen))?;
             let local = listener.local_addr().context("reading the bound address")?;
-            tracing::info!(listen = %local, "serving");
+            tracing::info!(listen = %local, follow = ?self.follow, "serving");
             // Scripts and tests read the bound port from this line (`--listen 127.0.0.1:0`).
             eprintln!("listening on http://{local}");
             ready(local);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+            let stop2 = stop.clone();
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    shutdown_signal().await;
+                    // The followers finish their current commit and stop too.
+                    stop2.stop();
+                })
                 .await
-                .context("serving HTTP")?;
+                .context("serving HTTP");
+            stop.stop();
+            followers.join().await;
             tracing::info!("stopped");
-            anyhow::Ok(())
-        })
+            served
+        })?;
+        // Every handle but this one is gone: a store the next read open does not write to.
+        store2.persist_for_reopen()?;
+        Ok(())
     }
 }
 
