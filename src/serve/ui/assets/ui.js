@@ -75,6 +75,14 @@
       .then(function (res) {
         area.classList.remove('loading');
         if (!res) { return; }
+        if (!res.ok) {
+          // An error answer is a whole page: show its message, keep the graph.
+          var doc = new DOMParser().parseFromString(res.text, 'text/html');
+          var msg = doc.querySelector('.error');
+          var box = $('#graph-error');
+          if (box) { box.hidden = false; box.textContent = msg ? msg.textContent : 'The graph could not be loaded.'; }
+          return;
+        }
         area.innerHTML = res.text;
         if (push) { history.pushState({ graph: href }, '', href); }
         init();
