@@ -379,7 +379,7 @@ pub fn alerts(
                             td.num { (x.id) }
                             td { (risk(x.severity.as_str())) }
                             td.state { (x.state.as_str()) }
-                            td { a href=(format!("/ui/address/{}", enc(&subject))) { code { (graph::short_address(&x.subject, names)) } } br; span.small { (format!("{:?}", x.role).to_lowercase()) } }
+                            td { a href=(format!("/ui/address/{}", enc(&subject))) { code { (graph::short_address(&x.subject, names)) } } br; span.small { (format!("{:?}", x.role).to_lowercase()) " · " a href=(format!("/ui/graph?seed={}", enc(&subject))) { "graph" } } }
                             td { (x.rule) }
                             td { (x.text) }
                             td.small { (x.created_at) @if x.updated_at != x.created_at { br; "updated " (x.updated_at) } }
