@@ -24,26 +24,31 @@ struct Api {
 
 impl Api {
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .c
-            .get(self.srv.url(path))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .expect("request");
-        let st = r.status();
-        let text = r.text().await.expect("body");
-        (
-            st,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        send(self.c.get(self.srv.url(path)).bearer_auth(&self.key)).await
     }
 }
 
+/// Sends `r`; the answer must validate against the OpenAPI document.
 async fn send(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let r = r.send().await.expect("request");
+    let (client, req) = r.build_split();
+    let req = req.expect("a request");
+    let (method, path) = (req.method().to_string(), req.url().path().to_owned());
+    let r = client.execute(req).await.expect("request");
     let st = r.status();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
     let text = r.text().await.expect("body");
+    common::serve::check_answer(
+        &common::serve::openapi(),
+        &method,
+        &path,
+        st.as_u16(),
+        &ct,
+        &text,
+    );
     (
         st,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),

@@ -14,6 +14,7 @@ use axum::{
 
 pub mod extract;
 pub mod handlers;
+pub mod spec;
 use paytrace_app::keys::{AuditEntry, Role};
 use serde::Serialize;
 
@@ -80,6 +81,7 @@ async fn audit(
 /// The `/v1` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(spec::openapi))
         .route("/me", get(me))
         .route("/stats", get(stats))
         .route("/limits", get(limits))
