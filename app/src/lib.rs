@@ -13,6 +13,7 @@ pub mod cluster_view;
 pub mod clusters;
 pub mod eval;
 pub mod explain;
+pub mod explore;
 pub mod keys;
 pub mod labels;
 pub mod params;

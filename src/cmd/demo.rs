@@ -46,6 +46,19 @@ pub struct DemoCmd {
     /// The anvil binary for `--rpc` (default: `$PAYTRACE_ANVIL`, else `anvil` on the PATH).
     #[arg(long, value_name = "PATH", requires = "rpc")]
     pub anvil: Option<PathBuf>,
+    /// Then serve the demo's store in the web UI: watch the provider's payees (alerts raised),
+    /// create an admin API key, listen on `--listen` and print (and try to open) the UI's URL,
+    /// logged in. Ctrl-C stops the server.
+    #[arg(long)]
+    pub serve: bool,
+    /// Address the web UI listens on with `--serve` (port 0: a free port).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        requires = "serve"
+    )]
+    pub listen: std::net::SocketAddr,
 }
 
 /// The `--json` output of `paytrace demo`.
@@ -298,6 +311,25 @@ fn import_labels(store: &Store, s: &Scenario, dir: &Path) -> anyhow::Result<()> 
 impl DemoCmd {
     /// Runs the command.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let (code, scenario) = self.build(ctx)?;
+        if self.serve {
+            // A fresh open for the server's writes, after every handle of the demo's run is
+            // gone: `persist_for_reopen` emptied the journal under that handle, whose engine
+            // would go on writing at its old offset (the next open would find it damaged).
+            let dir = self.out.join("store");
+            let store = Store::open_with(
+                &dir,
+                paytrace_indexer::OpenMode::Write,
+                Some(paytrace_indexer::QUERY_CACHE_BYTES),
+            )
+            .with_context(|| format!("opening the store in {}", dir.display()))?;
+            self.serve_ui(ctx, store, &scenario)?;
+        }
+        Ok(code)
+    }
+
+    /// Builds, reports, screens and checks the demo; its exit status and scenario.
+    fn build(&self, ctx: &Context) -> anyhow::Result<(ExitCode, Scenario)> {
         let out = &self.out;
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let store_dir = out.join("store");
@@ -550,10 +582,68 @@ impl DemoCmd {
                 scenario.truth.operator
             );
         }
-        Ok(if mismatches.is_empty() {
+        let code = if mismatches.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
+        };
+        Ok((code, scenario))
+    }
+
+    /// `--serve`: the provider on the watchlist as a payer and the alert rules evaluated (so
+    /// the inbox has the fake payees' alerts), an admin key, then the server on `--listen`;
+    /// the UI's URL carries the key in its fragment (never sent to the server or logged), and
+    /// the login page stores it in the HttpOnly cookie.
+    fn serve_ui(&self, ctx: &Context, store: Store, s: &Scenario) -> anyhow::Result<()> {
+        paytrace_tracer::alerts::AlertStore::open(&store)?
+            .watch(
+                s.provider,
+                Some(format!("{} (demo)", s.provider_name)),
+                true,
+            )
+            .context("adding the demo's provider to the watchlist")?;
+        let (_, summary) = super::alerts::evaluate_rules(&ctx.config, &store)
+            .context("evaluating the alert rules on the demo")?;
+        let key = paytrace_app::keys::KeyStore::open(&store)?
+            .create(paytrace_app::keys::Role::Admin, "demo")
+            .context("creating the demo's admin API key")?;
+        let args = crate::serve::ServeArgs {
+            listen: self.listen,
+            ..crate::serve::ServeArgs::default()
+        };
+        let raised = summary.raised;
+        let json = ctx.json;
+        args.serve_store(ctx, store, move |local| {
+            let url = format!("http://{local}/ui/login#key={}", key.key);
+            let line = format!(
+                "Web UI: {url}\n  ({raised} alert(s) raised for the demo's payees; admin key {}; Ctrl-C stops the server)",
+                key.key
+            );
+            // With --json the summary on stdout stays one JSON document.
+            if json {
+                eprintln!("{line}");
+            } else {
+                use std::io::Write as _;
+                let mut out = crate::output::stdout();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            open_browser(&url);
         })
     }
+}
+
+/// Tries `xdg-open URL` when it is installed; any failure is ignored (the URL is printed).
+fn open_browser(url: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("xdg-open").is_file()));
+    if !found || std::env::var_os("PAYTRACE_NO_BROWSER").is_some() {
+        return;
+    }
+    let _ = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
 }

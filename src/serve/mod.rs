@@ -293,14 +293,14 @@ async fn problem_for_errors(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    // Problem documents, the JSON answers of `/readyz` and the web UI's HTML error pages stay
+    // Problem documents, the JSON answers of `/readyz`, and the web UI's HTML error pages stay
     // as they are.
-    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+    let keep = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
         v.as_bytes() == problem::PROBLEM_JSON.as_bytes()
             || v.as_bytes() == b"application/json"
             || v.as_bytes().starts_with(b"text/html")
     });
-    if is_json {
+    if keep {
         return resp;
     }
     let retry = resp.headers().get(header::RETRY_AFTER).cloned();
@@ -386,6 +386,19 @@ impl ServeArgs {
             Some(paytrace_indexer::QUERY_CACHE_BYTES),
         )
         .with_context(|| format!("opening the store in {}", ctx.data_dir.display()))?;
+        self.serve_store(ctx, store, |_| {})?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Serves an open `store` (with the followers of `--follow`) until SIGTERM or Ctrl-C;
+    /// `ready` gets the bound address once the server listens (`paytrace demo --serve` prints
+    /// the UI's URL from it).
+    pub fn serve_store(
+        &self,
+        ctx: &Context,
+        store: Store,
+        ready: impl FnOnce(SocketAddr),
+    ) -> anyhow::Result<()> {
         let store2 = store.clone();
         crate::cmd::index::runtime()?.block_on(async {
             let stop = paytrace_indexer::sync::StopSignal::new();
@@ -403,6 +416,7 @@ impl ServeArgs {
             tracing::info!(listen = %local, follow = ?self.follow, "serving");
             // Scripts and tests read the bound port from this line (`--listen 127.0.0.1:0`).
             eprintln!("listening on http://{local}");
+            ready(local);
             let stop2 = stop.clone();
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -419,7 +433,7 @@ impl ServeArgs {
         })?;
         // Every handle but this one is gone: a store the next read open does not write to.
         store2.persist_for_reopen()?;
-        Ok(ExitCode::SUCCESS)
+        Ok(())
     }
 }
 
