@@ -1,8 +1,8 @@
 //! `cluster show` and `cluster explain` as the command-line tool and the server answer them:
 //! the views (`--json` keys, docs/cli.md) built from the cluster keyspaces and the labels.
 
-use paytrace_indexer::{Address, ChainId, Store, StoreError, labels::LabelStore};
 use crate::clusters::{ClusterLabel, ClusterStore, LabelConflict};
+use paytrace_indexer::{Address, ChainId, Store, StoreError, labels::LabelStore};
 use paytrace_tracer::cluster::{ClusterError, DepositRecord, MergeRecord, RefusedMerge};
 use serde::Serialize;
 use std::collections::BTreeMap;

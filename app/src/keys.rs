@@ -390,5 +390,4 @@ mod tests {
         assert_eq!(log.len(), 2);
         assert_eq!(log[1].target, "2");
     }
-
 }

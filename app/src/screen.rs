@@ -2,9 +2,9 @@
 //! it: the label history with the deposit attributions of `cluster run`, the `[risk]`
 //! parameters with the request's overrides, and one or many addresses screened over one cache.
 
+use crate::clusters::ClusterStore;
 use paytrace_config::Config;
 use paytrace_indexer::{Address, Store, StoreError, labels::Date};
-use crate::clusters::ClusterStore;
 use paytrace_tracer::{
     report::{ClusterLookup, MergeEvidence, WithDeposits},
     risk::{CachedSource, ScreenParams, ScreenResult, StoreLabelHistory, screen_each},

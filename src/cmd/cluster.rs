@@ -6,9 +6,9 @@ use super::chain_view::ChainView;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use paytrace_app::address::parse_address;
+use paytrace_app::clusters::{ClusterStore, RunReport, exchanges_from_labels};
 use paytrace_config::ClusterConfig;
 use paytrace_indexer::{Address, Store, labels::LabelStore};
-use paytrace_app::clusters::{ClusterStore, RunReport, exchanges_from_labels};
 use paytrace_tracer::cluster::Exchanges;
 
 /// `writeln!` into a `String` (the text is rewritten for Bitcoin before it is printed).

@@ -595,7 +595,7 @@ impl DemoCmd {
     /// the UI's URL carries the key in its fragment (never sent to the server or logged), and
     /// the login page stores it in the HttpOnly cookie.
     fn serve_ui(&self, ctx: &Context, store: Store, s: &Scenario) -> anyhow::Result<()> {
-        paytrace_tracer::alerts::AlertStore::open(&store)?
+        paytrace_app::alerts::AlertStore::open(&store)?
             .watch(
                 s.provider,
                 Some(format!("{} (demo)", s.provider_name)),

@@ -230,17 +230,18 @@ from_app_error!(
     paytrace_app::labels::LabelQueryError::is_input,
     |_| false
 );
-from_app_error!(paytrace_app::cluster_view::ClusterQueryError, |_| false, |_| {
-    false
-});
+from_app_error!(
+    paytrace_app::cluster_view::ClusterQueryError,
+    |_| false,
+    |_| { false }
+);
 from_app_error!(paytrace_app::keys::KeyError, |_| false, |e| matches!(
     e,
     paytrace_app::keys::KeyError::NotFound(_)
 ));
 from_app_error!(paytrace_indexer::StoreError, |_| false, |_| false);
 from_app_error!(paytrace_app::address::AddressArgError, |_| true, |_| false);
-from_app_error!(
-    paytrace_app::alerts::AlertError,
-    |_| false,
-    |e| matches!(e, paytrace_app::alerts::AlertError::NotFound(_))
-);
+from_app_error!(paytrace_app::alerts::AlertError, |_| false, |e| matches!(
+    e,
+    paytrace_app::alerts::AlertError::NotFound(_)
+));

@@ -14,6 +14,7 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
+use paytrace_app::alerts::{AlertState, AlertStore};
 use paytrace_app::{
     address::parse_address,
     chain_view::ChainView,
@@ -21,7 +22,6 @@ use paytrace_app::{
     trace::{LabelRules, PathRequest, TraceRequest},
 };
 use paytrace_indexer::{Amount, Direction, labels::Date};
-use paytrace_app::alerts::{AlertState, AlertStore};
 use serde::Deserialize;
 use std::time::Duration;
 

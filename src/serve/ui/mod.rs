@@ -25,6 +25,7 @@ use axum::{
     routing::{get, post},
 };
 use maud::Markup;
+use paytrace_app::alerts::{AlertState, AlertStore};
 use paytrace_app::{
     address::{Target, parse_address, parse_target},
     explore::{ExploreParams, explore},
@@ -32,10 +33,7 @@ use paytrace_app::{
     query::{Namer, TransferView},
 };
 use paytrace_indexer::{Address, Amount, Asset, ChainId, Direction, TxHash};
-use paytrace_tracer::{
-    FlowSource as _, MemoryLabels, StoreLabels,
-    alerts::{AlertState, AlertStore},
-};
+use paytrace_tracer::{FlowSource as _, MemoryLabels, StoreLabels};
 use std::collections::BTreeSet;
 
 const CSS: &str = include_str!("assets/ui.css");

@@ -3,11 +3,9 @@
 
 use super::{Names, enc, graph};
 use maud::{DOCTYPE, Markup, html};
+use paytrace_app::alerts::{Alert, AlertState};
 use paytrace_app::query::TransferView;
-use paytrace_tracer::{
-    alerts::{Alert, AlertState},
-    risk::{ExposureKind, Flow, ScreenResult, hops_text},
-};
+use paytrace_tracer::risk::{ExposureKind, Flow, ScreenResult, hops_text};
 
 /// Who is looking at the page (shown in the header; decides which buttons are offered).
 #[derive(Clone, Debug)]
