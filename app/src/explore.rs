@@ -28,8 +28,8 @@ pub enum ExploreError {
     Store {
         /// The address being read.
         address: Address,
-        /// The store error.
-        source: StoreError,
+        /// The store error (boxed: it is large).
+        source: Box<StoreError>,
     },
     /// The forward trace from the seed failed.
     #[error("tracing from {seed}: {source}")]
@@ -374,7 +374,7 @@ pub fn explore<L: LabelSource>(
                 }
                 let t = t.map_err(|source| ExploreError::Store {
                     address: *a,
-                    source,
+                    source: Box::new(source),
                 })?;
                 let other = match dir {
                     Direction::Outgoing => t.to,

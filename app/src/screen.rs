@@ -19,7 +19,7 @@ pub const HISTORY_CACHE: usize = 1_000_000;
 pub enum ScreenError {
     /// The cluster keyspaces failed to open.
     #[error("opening the cluster keyspaces: {0}")]
-    Clusters(paytrace_tracer::cluster::ClusterError),
+    Clusters(Box<paytrace_tracer::cluster::ClusterError>),
     /// The label store failed to open.
     #[error("opening the label store: {0}")]
     Labels(paytrace_indexer::labels::LabelError),
@@ -73,7 +73,7 @@ impl StoreClusters {
     /// Opens the cluster keyspaces of `store`.
     pub fn open(store: &Store) -> Result<Self, ScreenError> {
         Ok(Self(
-            ClusterStore::open(store).map_err(ScreenError::Clusters)?,
+            ClusterStore::open(store).map_err(|e| ScreenError::Clusters(Box::new(e)))?,
             std::sync::RwLock::new(HashMap::new()),
         ))
     }
