@@ -6,15 +6,7 @@ use paytrace_indexer::{Address, Direction, Store, StoreError, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A block time as ISO 8601 UTC (`2025-03-01T12:00:00Z`); the raw seconds when out of range.
-pub fn iso(t: Timestamp) -> String {
-    i64::try_from(t.0)
-        .ok()
-        .and_then(|s| jiff::Timestamp::from_second(s).ok())
-        .map_or_else(
-            || t.0.to_string(),
-            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
-}
+pub use paytrace_indexer::time::iso;
 
 /// `chains indexed: demo (last block 427), ethereum (last block 19000000)`, or that none is.
 pub fn chains_indexed(store: &Store) -> Result<String, StoreError> {
