@@ -582,9 +582,12 @@ impl Store {
     /// the next open replays nothing. Bulk writers (index, import, balances, cluster run,
     /// labels import) call it when they finish.
     ///
-    /// Call it when this process has finished writing (no write may run concurrently); writes
-    /// after it are journaled as usual. The journal is left as it is when anything is still
-    /// unflushed. Does nothing on a store opened for reading.
+    /// Call it as the last write of this process, when every other handle has stopped writing.
+    /// **No write may follow it in the same process**: the engine keeps its position in the
+    /// emptied journal, so a later batch lands past a hole of zeros and the next open rejects the
+    /// journal as damaged (a process that must write again reopens the store first, as
+    /// `demo --serve` does). The journal is left as it is when anything is still unflushed.
+    /// Does nothing on a store opened for reading.
     pub fn persist_for_reopen(&self) -> Result<(), StoreError> {
         if self.read_only {
             return Ok(());
