@@ -108,6 +108,36 @@ pub struct Limits {
     pub max_body_bytes: usize,
 }
 
+impl Limits {
+    /// `hops` within the server's hop budget, or the 422 naming `hops`.
+    pub fn check_hops(&self, hops: u32) -> Result<u32, problem::Problem> {
+        if hops > self.max_hops {
+            return Err(problem::Problem::over_budget(
+                "hops",
+                format!(
+                    "hops {hops} is over this server's budget of {} hops",
+                    self.max_hops
+                ),
+            ));
+        }
+        Ok(hops)
+    }
+
+    /// `nodes` within the server's address budget, or the 422 naming `nodes`.
+    pub fn check_nodes(&self, nodes: usize) -> Result<usize, problem::Problem> {
+        if nodes > self.max_nodes {
+            return Err(problem::Problem::over_budget(
+                "nodes",
+                format!(
+                    "max_nodes {nodes} is over this server's budget of {} addresses",
+                    self.max_nodes
+                ),
+            ));
+        }
+        Ok(nodes)
+    }
+}
+
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

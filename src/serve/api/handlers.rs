@@ -204,31 +204,14 @@ pub async fn trace(
     let mut req = TraceRequest::new(q.seed.clone());
     req.backward = q.backward;
     if let Some(m) = &q.model {
-        req.model = paytrace_app::params::parse_model(m)
-            .map_err(|e| Problem::bad_field("model", format!("model: {e}")))?;
+        req.model = model_param(m)?;
     }
     if let Some(h) = q.hops {
         req.hops = h;
     }
-    if req.hops > limits.max_hops {
-        return Err(Problem::over_budget(
-            "hops",
-            format!(
-                "hops {} is over this server's budget of {} hops",
-                req.hops, limits.max_hops
-            ),
-        ));
-    }
-    req.max_nodes = q.max_nodes.unwrap_or(req.max_nodes.min(limits.max_nodes));
-    if req.max_nodes > limits.max_nodes {
-        return Err(Problem::over_budget(
-            "nodes",
-            format!(
-                "max_nodes {} is over this server's budget of {} addresses",
-                req.max_nodes, limits.max_nodes
-            ),
-        ));
-    }
+    req.hops = limits.check_hops(req.hops)?;
+    req.max_nodes =
+        limits.check_nodes(q.max_nodes.unwrap_or(req.max_nodes.min(limits.max_nodes)))?;
     // The trace stops following new addresses (a `truncated` result) before the request's
     // wall-time budget ends it with 422.
     let wall = limits.max_wall.mul_f64(0.8);
@@ -335,29 +318,12 @@ pub async fn path(
     if let Some(h) = q.hops {
         req.hops = h;
     }
-    if req.hops > limits.max_hops {
-        return Err(Problem::over_budget(
-            "hops",
-            format!(
-                "hops {} is over this server's budget of {} hops",
-                req.hops, limits.max_hops
-            ),
-        ));
-    }
+    req.hops = limits.check_hops(req.hops)?;
     if let Some(k) = q.k {
         req.k = k;
     }
     if let Some(n) = q.max_nodes {
-        if n > limits.max_nodes {
-            return Err(Problem::over_budget(
-                "nodes",
-                format!(
-                    "max_nodes {n} is over this server's budget of {} addresses",
-                    limits.max_nodes
-                ),
-            ));
-        }
-        req.max_nodes = n;
+        req.max_nodes = limits.check_nodes(n)?;
     }
     req.since = time_param("since", q.since.as_deref(), parse_since)?;
     req.until = time_param("until", q.until.as_deref(), parse_until)?;
@@ -785,20 +751,10 @@ pub async fn report_payouts(
     let limits = state.limits().clone();
     let mut req = paytrace_app::report::BatchReportRequest::default();
     if let Some(m) = &q.model {
-        req.model = paytrace_app::params::parse_model(m)
-            .map_err(|e| Problem::bad_field("model", format!("model: {e}")))?;
+        req.model = model_param(m)?;
     }
     if let Some(h) = q.hops {
-        if h > limits.max_hops {
-            return Err(Problem::over_budget(
-                "hops",
-                format!(
-                    "hops {h} is over this server's budget of {} hops",
-                    limits.max_hops
-                ),
-            ));
-        }
-        req.hops = h;
+        req.hops = limits.check_hops(h)?;
     }
     if let Some(m) = q.min_payees {
         req.min_payees = m;
@@ -978,4 +934,10 @@ pub async fn labels_import(
     }
     let target = format!("{} {}", report.source, report.version);
     Ok(audited(Json(report).into_response(), &target))
+}
+
+/// The `model` parameter: a taint model name, or the 400 naming `model`.
+fn model_param(m: &str) -> Result<paytrace_tracer::Model, Problem> {
+    paytrace_app::params::parse_model(m)
+        .map_err(|e| Problem::bad_field("model", format!("model: {e}")))
 }
